@@ -24,6 +24,15 @@ func exitCode(err error) int {
 	return 1
 }
 
+// A commandFactory builds one subcommand. Each command's file registers its factory in
+// an init function, so adding a command touches only that command's file.
+type commandFactory func(log *slog.Logger) *cobra.Command
+
+var (
+	rootCommands  []commandFactory // pynqctl X
+	quantCommands []commandFactory // pynqctl quant X
+)
+
 func newRootCmd(log *slog.Logger) *cobra.Command {
 	root := &cobra.Command{
 		Use:           "pynqctl",
@@ -31,6 +40,13 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	_ = log
+	quantCmd := &cobra.Command{Use: "quant", Short: "Convert and quantize models (the quantization guide's steps)"}
+	for _, f := range quantCommands {
+		quantCmd.AddCommand(f(log))
+	}
+	root.AddCommand(quantCmd)
+	for _, f := range rootCommands {
+		root.AddCommand(f(log))
+	}
 	return root
 }
