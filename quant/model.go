@@ -142,10 +142,10 @@ type Head struct {
 
 // LayerQuant annotates a layer for quantized execution. Later passes fill more of it.
 type LayerQuant struct {
-	WeightBits int       // 1 = bipolar (-1,+1); 0 = float
+	WeightBits  int       // 1 = bipolar (-1,+1); 0 = float
 	WeightScale []float32 // per output channel, multiplies the bipolar weights
-	ActBits    int       // bits of this layer's output activation; 0 = float
-	ActScale   float32   // output level k means k*ActScale
+	ActBits     int       // bits of this layer's output activation; 0 = float
+	ActScale    float32   // output level k means k*ActScale
 	// Thresholds[c] holds the 2^ActBits-1 integer thresholds of output channel c
 	// (output = count(acc >= T)); Invert[c] flips the comparison (acc <= T) for
 	// channels whose combined scale is negative.
