@@ -1,0 +1,187 @@
+// Package imageio owns the image side of the darknet-compatible pipeline: decoding JPEG
+// and PNG into darknet's planar float image exactly as Debian's darknet (OpenCV over
+// libjpeg-turbo) sees it, darknet's bilinear resize and letterbox, and drawing detection
+// boxes for annotated output.
+package imageio
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"image"
+	"image/color"
+	_ "image/gif" // registered so Decode accepts what users feed a webcam tool
+	_ "image/jpeg"
+	_ "image/png"
+	"io"
+	"os"
+)
+
+// Image is darknet's image: planar (CHW) float32 samples in [0,1].
+type Image struct {
+	W, H, C int
+	Data    []float32 // C planes of H rows of W values
+}
+
+// NewImage returns a zeroed image.
+func NewImage(w, h, c int) *Image {
+	return &Image{W: w, H: h, C: c, Data: make([]float32, w*h*c)}
+}
+
+// At returns sample (x, y) of channel c.
+func (im *Image) At(x, y, c int) float32 { return im.Data[(c*im.H+y)*im.W+x] }
+
+// Set stores sample (x, y) of channel c.
+func (im *Image) Set(x, y, c int, v float32) { im.Data[(c*im.H+y)*im.W+x] = v }
+
+// Fill sets every sample to v.
+func (im *Image) Fill(v float32) {
+	for i := range im.Data {
+		im.Data[i] = v
+	}
+}
+
+// ErrUnsupported is wrapped when an image has a layout this package cannot read.
+var ErrUnsupported = errors.New("unsupported image")
+
+// maxPixels bounds decoded images so a hostile header cannot exhaust memory.
+const maxPixels = 1 << 27
+
+// Load reads a JPEG or PNG file as a 3-channel image (darknet's load_image_color).
+func Load(path string) (*Image, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load image: %w", err)
+	}
+	defer f.Close()
+	im, err := Decode(f)
+	if err != nil {
+		return nil, fmt.Errorf("load image %s: %w", path, err)
+	}
+	return im, nil
+}
+
+// Decode reads a JPEG or PNG stream as a 3-channel RGB image with values byte/255.
+// JPEG chroma is upsampled and converted the way libjpeg(-turbo) does it by default
+// (fancy upsampling, fixed-point YCbCr->RGB), so the samples match darknet builds that
+// load images through OpenCV or libjpeg.
+func Decode(r io.Reader) (*Image, error) {
+	rgb, err := DecodeRGBA(r)
+	if err != nil {
+		return nil, err
+	}
+	return FromRGBA(rgb), nil
+}
+
+// DecodeRGBA decodes like [Decode] but returns 8-bit RGBA pixels (alpha 255), for
+// drawing and re-encoding.
+func DecodeRGBA(r io.Reader) (*image.RGBA, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read image: %w", err)
+	}
+	// Check the header first so a forged size cannot make the decoder allocate gigabytes.
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("decode image header: %w (want JPEG or PNG)", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > maxPixels {
+		return nil, fmt.Errorf("image is %dx%d: %w", cfg.Width, cfg.Height, ErrUnsupported)
+	}
+	src, _, err := image.Decode(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("decode image: %w", err)
+	}
+	return ToRGBA(src)
+}
+
+// ToRGBA converts any decoded image to 8-bit RGBA the way libjpeg/OpenCV would present
+// it: YCbCr through fancy upsampling and libjpeg's colour tables, grey replicated,
+// alpha dropped (OpenCV's IMREAD_COLOR ignores it), 16-bit samples truncated to 8.
+func ToRGBA(src image.Image) (*image.RGBA, error) {
+	b := src.Bounds()
+	if b.Dx() <= 0 || b.Dy() <= 0 {
+		return nil, fmt.Errorf("image is %dx%d: %w", b.Dx(), b.Dy(), ErrUnsupported)
+	}
+	if b.Dx()*b.Dy() > maxPixels {
+		return nil, fmt.Errorf("image is %dx%d, more than %d pixels: %w", b.Dx(), b.Dy(), maxPixels, ErrUnsupported)
+	}
+	if y, ok := src.(*image.YCbCr); ok {
+		if out, ok := yccToRGBA(y); ok {
+			return out, nil
+		}
+	}
+	out := image.NewRGBA(image.Rect(0, 0, b.Dx(), b.Dy()))
+	for y := 0; y < b.Dy(); y++ {
+		for x := 0; x < b.Dx(); x++ {
+			r, g, bl := sample8(src, b.Min.X+x, b.Min.Y+y)
+			o := out.PixOffset(x, y)
+			out.Pix[o], out.Pix[o+1], out.Pix[o+2], out.Pix[o+3] = r, g, bl, 255
+		}
+	}
+	return out, nil
+}
+
+// sample8 returns the 8-bit RGB of one pixel, un-premultiplied where the image stores
+// alpha, because OpenCV drops alpha rather than compositing.
+func sample8(src image.Image, x, y int) (r, g, b uint8) {
+	switch s := src.(type) {
+	case *image.Gray:
+		v := s.GrayAt(x, y).Y
+		return v, v, v
+	case *image.NRGBA:
+		c := s.NRGBAAt(x, y)
+		return c.R, c.G, c.B
+	case *image.NRGBA64:
+		c := s.NRGBA64At(x, y)
+		return uint8(c.R >> 8), uint8(c.G >> 8), uint8(c.B >> 8)
+	}
+	c := color.NRGBA64Model.Convert(src.At(x, y)).(color.NRGBA64)
+	return uint8(c.R >> 8), uint8(c.G >> 8), uint8(c.B >> 8)
+}
+
+// FromRGBA converts 8-bit pixels to a planar 3-channel float image (byte/255).
+func FromRGBA(src *image.RGBA) *Image {
+	b := src.Bounds()
+	w, h := b.Dx(), b.Dy()
+	im := NewImage(w, h, 3)
+	plane := w * h
+	for y := 0; y < h; y++ {
+		row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+		for x := 0; x < w; x++ {
+			i := y*w + x
+			im.Data[i] = float32(row[4*x]) / 255
+			im.Data[plane+i] = float32(row[4*x+1]) / 255
+			im.Data[2*plane+i] = float32(row[4*x+2]) / 255
+		}
+	}
+	return im
+}
+
+// ToRGBA converts a 1- or 3-channel float image back to 8-bit pixels (clamped,
+// rounded), for drawing a letterboxed or resized image.
+func (im *Image) ToRGBA() *image.RGBA {
+	out := image.NewRGBA(image.Rect(0, 0, im.W, im.H))
+	plane := im.W * im.H
+	for i := 0; i < plane; i++ {
+		for c := 0; c < 3; c++ {
+			ch := c
+			if im.C < 3 {
+				ch = 0
+			}
+			out.Pix[4*i+c] = to8(im.Data[ch*plane+i])
+		}
+		out.Pix[4*i+3] = 255
+	}
+	return out
+}
+
+func to8(v float32) uint8 {
+	switch {
+	case !(v > 0): // also NaN
+		return 0
+	case v >= 1:
+		return 255
+	}
+	return uint8(v*255 + 0.5)
+}

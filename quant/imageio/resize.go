@@ -1,0 +1,80 @@
+package imageio
+
+// Resize scales an image to w x h the way darknet's resize_image does: bilinear in two
+// passes (columns first into an intermediate image of the source height, then rows),
+// with sample positions c*(srcW-1)/(w-1) so that the corner samples map onto each other,
+// all in float32. The float32 conversions below stop the compiler from fusing
+// multiply-adds, which would change the last bit compared with darknet's C.
+func Resize(im *Image, w, h int) *Image {
+	part := NewImage(w, im.H, im.C)
+	wScale := float32(im.W-1) / float32(w-1)
+	hScale := float32(im.H-1) / float32(h-1)
+	for k := 0; k < im.C; k++ {
+		for r := 0; r < im.H; r++ {
+			src := im.Data[(k*im.H+r)*im.W : (k*im.H+r+1)*im.W]
+			dst := part.Data[(k*im.H+r)*w : (k*im.H+r+1)*w]
+			for c := 0; c < w; c++ {
+				if c == w-1 || im.W == 1 {
+					dst[c] = src[im.W-1]
+					continue
+				}
+				sx := float32(c) * wScale
+				ix := int(sx)
+				dx := sx - float32(ix)
+				dst[c] = float32((1-dx)*src[ix]) + float32(dx*src[ix+1])
+			}
+		}
+	}
+	out := NewImage(w, h, im.C)
+	for k := 0; k < im.C; k++ {
+		for r := 0; r < h; r++ {
+			sy := float32(0)
+			if h > 1 { // darknet divides by h-1; a one-row target samples the top row
+				sy = float32(r) * hScale
+			}
+			iy := int(sy)
+			dy := sy - float32(iy)
+			dst := out.Data[(k*h+r)*w : (k*h+r+1)*w]
+			top := part.Data[(k*im.H+iy)*w : (k*im.H+iy+1)*w]
+			for c := range dst {
+				dst[c] = (1 - dy) * top[c]
+			}
+			if r == h-1 || im.H == 1 {
+				continue
+			}
+			bottom := part.Data[(k*im.H+iy+1)*w : (k*im.H+iy+2)*w]
+			for c := range dst {
+				dst[c] += float32(dy * bottom[c])
+			}
+		}
+	}
+	return out
+}
+
+// LetterboxGeometry returns the size of the resized image inside a w x h letterbox and
+// its top-left offset, with darknet's integer arithmetic (letterbox_image): the side
+// that limits the scale is filled exactly, the other is truncated.
+func LetterboxGeometry(srcW, srcH, w, h int) (newW, newH, dx, dy int) {
+	if float32(w)/float32(srcW) < float32(h)/float32(srcH) {
+		newW, newH = w, srcH*w/srcW
+	} else {
+		newW, newH = srcW*h/srcH, h
+	}
+	return newW, newH, (w - newW) / 2, (h - newH) / 2
+}
+
+// Letterbox resizes an image to fit w x h keeping its aspect ratio and centres it on a
+// canvas of 0.5 (darknet's letterbox_image).
+func Letterbox(im *Image, w, h int) *Image {
+	newW, newH, dx, dy := LetterboxGeometry(im.W, im.H, w, h)
+	resized := Resize(im, newW, newH)
+	out := NewImage(w, h, im.C)
+	out.Fill(0.5)
+	for k := 0; k < im.C; k++ {
+		for y := 0; y < newH; y++ {
+			src := resized.Data[(k*newH+y)*newW : (k*newH+y+1)*newW]
+			copy(out.Data[(k*h+y+dy)*w+dx:], src)
+		}
+	}
+	return out
+}
