@@ -1,0 +1,100 @@
+package engine
+
+import (
+	"fmt"
+	"math"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+)
+
+// checkActivation reports activations the engine does not know.
+func checkActivation(a quant.Activation) error {
+	switch a {
+	case quant.ActLinear, quant.ActLeaky, quant.ActReLU, quant.ActLogistic, quant.ActMish, quant.ActSwish:
+		return nil
+	}
+	return fmt.Errorf("activation %q is not supported (use linear, leaky, relu, logistic, mish or swish)", a)
+}
+
+// Logistic is darknet's logistic_activate: 1/(1+e^-x).
+func Logistic(x float32) float32 {
+	return float32(1 / (1 + math.Exp(-float64(x))))
+}
+
+// softplus is darknet's softplus_activate with its threshold.
+func softplus(x, threshold float32) float32 {
+	switch {
+	case x > threshold:
+		return x
+	case x < -threshold:
+		return float32(math.Exp(float64(x)))
+	}
+	return float32(math.Log(math.Exp(float64(x)) + 1))
+}
+
+// Mish is darknet's mish: x * tanh(softplus(x)) with softplus threshold 20.
+func Mish(x float32) float32 {
+	sp := float64(softplus(x, 20))
+	return x * float32(2/(1+math.Exp(-2*sp))-1)
+}
+
+// Activate applies a darknet activation to x in place.
+func Activate(x []float32, a quant.Activation) {
+	switch a {
+	case quant.ActLeaky:
+		for i, v := range x {
+			if !(v > 0) {
+				x[i] = 0.1 * v
+			}
+		}
+	case quant.ActReLU:
+		for i, v := range x {
+			if !(v > 0) {
+				x[i] = 0
+			}
+		}
+	case quant.ActLogistic:
+		for i, v := range x {
+			x[i] = Logistic(v)
+		}
+	case quant.ActMish:
+		for i, v := range x {
+			x[i] = Mish(v)
+		}
+	case quant.ActSwish:
+		for i, v := range x {
+			x[i] = v * Logistic(v)
+		}
+	}
+}
+
+// biasActivate adds bias to x and applies the activation, fused in one pass.
+func biasActivate(x []float32, bias float32, a quant.Activation) {
+	switch a {
+	case quant.ActLinear:
+		for i := range x {
+			x[i] += bias
+		}
+	case quant.ActLeaky:
+		for i, v := range x {
+			v += bias
+			if !(v > 0) {
+				v *= 0.1
+			}
+			x[i] = v
+		}
+	case quant.ActReLU:
+		for i, v := range x {
+			v += bias
+			if !(v > 0) {
+				v = 0
+			}
+			x[i] = v
+		}
+	default:
+		for i := range x {
+			x[i] += bias
+		}
+		Activate(x, a)
+	}
+}

@@ -1,0 +1,266 @@
+package engine
+
+import (
+	"errors"
+	"fmt"
+	"math"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+)
+
+// Conv is a convolutional layer prepared for execution: batch norm (and darknet's
+// binary=1 weight binarization) folded into the weights and biases, weights packed for
+// the GEMM, or kept per channel for the direct depthwise kernel.
+type Conv struct {
+	In, Out                   quant.Shape
+	size, stride, pad, groups int
+	act                       quant.Activation
+	xnor                      bool // binarize the input (x > 0 ? 1 : -1) first
+	bias                      []float32
+	packed                    []*PackedA // one per group (GEMM path)
+	dw                        []float32  // depthwise path: Filters x Size*Size
+}
+
+// NewConv prepares convolutional layer l of model m. It does not modify the model.
+func NewConv(m *quant.Model, l *quant.Layer) (*Conv, error) {
+	c := l.Conv
+	if c == nil {
+		return nil, errors.New("convolutional layer without parameters")
+	}
+	if err := checkActivation(c.Activation); err != nil {
+		return nil, err
+	}
+	cg := l.In.C / c.Groups
+	kk := cg * c.Size * c.Size
+	if len(c.Weights) != c.Filters*kk {
+		return nil, fmt.Errorf("%d weights, want %d (load the .weights file)", len(c.Weights), c.Filters*kk)
+	}
+	if l.Out != (quant.Shape{C: c.Filters, H: (l.In.H+2*c.Pad-c.Size)/c.Stride + 1, W: (l.In.W+2*c.Pad-c.Size)/c.Stride + 1}) {
+		return nil, fmt.Errorf("output shape %v does not match the parameters (run InferShapes)", l.Out)
+	}
+	w, b := foldWeights(m, c, kk)
+	cv := &Conv{In: l.In, Out: l.Out, size: c.Size, stride: c.Stride, pad: c.Pad, groups: c.Groups,
+		act: c.Activation, xnor: c.XNOR, bias: b}
+	if c.Groups == l.In.C && c.Filters == c.Groups && !c.XNOR {
+		cv.dw = w
+		return cv, nil
+	}
+	fg := c.Filters / c.Groups
+	for g := 0; g < c.Groups; g++ {
+		cv.packed = append(cv.packed, PackA(fg, kk, w[g*fg*kk:], kk))
+	}
+	return cv, nil
+}
+
+// foldWeights returns the effective weights and biases of a convolution: darknet's
+// binary/xnor weight binarization (per filter: sign * mean |w|), then batch norm
+// folded in, y = s*(x-mean)/sd + bias with sd = sqrt(var)+eps (pjreddie CPU) or
+// sqrt(var+eps) (AlexeyAB).
+func foldWeights(m *quant.Model, c *quant.Conv, kk int) (w, b []float32) {
+	w = append([]float32(nil), c.Weights...)
+	b = make([]float32, c.Filters)
+	copy(b, c.Bias)
+	if c.Binary || c.XNOR {
+		for f := 0; f < c.Filters; f++ {
+			row := w[f*kk : (f+1)*kk]
+			var sum float32
+			for _, v := range row {
+				sum += float32(math.Abs(float64(v)))
+			}
+			mean := sum / float32(kk)
+			for i, v := range row {
+				if v > 0 {
+					row[i] = mean
+				} else {
+					row[i] = -mean
+				}
+			}
+		}
+	}
+	if bn := c.BN; bn != nil {
+		for f := 0; f < c.Filters; f++ {
+			v := float64(bn.Variance[f])
+			var sd float64
+			if m.BNEpsInside {
+				sd = math.Sqrt(v + float64(m.BNEpsilon))
+			} else {
+				sd = math.Sqrt(v) + float64(m.BNEpsilon)
+			}
+			k := float64(bn.Scale[f]) / sd
+			for i := f * kk; i < (f+1)*kk; i++ {
+				w[i] = float32(float64(w[i]) * k)
+			}
+			b[f] = float32(float64(b[f]) - float64(bn.Mean[f])*k)
+		}
+	}
+	return w, b
+}
+
+// Scratch returns how many floats of scratch [Conv.Forward] needs (the binarized input
+// of an xnor layer), 0 for most layers.
+func (cv *Conv) Scratch() int {
+	if cv.xnor {
+		return cv.In.Size()
+	}
+	return 0
+}
+
+// Forward computes the layer: in holds In.Size() values, out receives Out.Size().
+// scratch must hold [Conv.Scratch] floats.
+func (cv *Conv) Forward(in, out, scratch []float32, w *Workers) {
+	in, out = in[:cv.In.Size()], out[:cv.Out.Size()]
+	if cv.xnor {
+		bin := scratch[:len(in)]
+		for i, v := range in {
+			if v > 0 {
+				bin[i] = 1
+			} else {
+				bin[i] = -1
+			}
+		}
+		in = bin
+	}
+	if cv.dw != nil {
+		cv.depthwise(in, out, w)
+		return
+	}
+	hw := cv.Out.H * cv.Out.W
+	cg := cv.In.C / cv.groups
+	inPlane := cv.In.H * cv.In.W
+	for g, pa := range cv.packed {
+		fg := pa.M
+		o := out[g*fg*hw : (g+1)*fg*hw]
+		src := cv.source(in[g*cg*inPlane : (g+1)*cg*inPlane])
+		bias := cv.bias[g*fg : (g+1)*fg]
+		w.gemm(pa, src, o, hw, func(t tile) {
+			for r := t.m0; r < t.m1; r++ {
+				biasActivate(o[r*hw+t.n0:r*hw+t.n1], bias[r], cv.act)
+			}
+		})
+	}
+}
+
+// source returns the GEMM right-hand side for one group's input channels.
+func (cv *Conv) source(in []float32) bSource {
+	if cv.size == 1 && cv.stride == 1 && cv.pad == 0 {
+		return denseB{in, cv.In.H * cv.In.W}
+	}
+	return im2col{in: in, h: cv.In.H, w: cv.In.W, outW: cv.Out.W, size: cv.size, stride: cv.stride, pad: cv.pad}
+}
+
+// im2col expands an input (channels x h x w) into darknet's column matrix on the fly:
+// row (ch, ky, kx), column (oy, ox) holds in[ch][oy*stride-pad+ky][ox*stride-pad+kx], 0
+// outside the image.
+type im2col struct {
+	in                []float32
+	h, w, outW        int
+	size, stride, pad int
+}
+
+func (s im2col) pack(dst []float32, k0, kc, j0, nc int) {
+	ks2 := s.size * s.size
+	step := kc * nr
+	for kk := 0; kk < kc; kk++ {
+		k := k0 + kk
+		ch, r := k/ks2, k%ks2
+		ky, kx := r/s.size, r%s.size
+		plane := s.in[ch*s.h*s.w : (ch+1)*s.h*s.w]
+		d := dst[kk*nr:]
+		for col := 0; col < nc; {
+			j := j0 + col
+			oy, ox := j/s.outW, j%s.outW
+			cnt := min(s.outW-ox, nc-col)
+			iy := oy*s.stride - s.pad + ky
+			if iy < 0 || iy >= s.h {
+				for c := col; c < col+cnt; c++ {
+					d[(c/nr)*step+c%nr] = 0
+				}
+			} else {
+				row := plane[iy*s.w : (iy+1)*s.w]
+				ix := ox*s.stride - s.pad + kx
+				for c := col; c < col+cnt; c++ {
+					var v float32
+					if uint(ix) < uint(len(row)) {
+						v = row[ix]
+					}
+					d[(c/nr)*step+c%nr] = v
+					ix += s.stride
+				}
+			}
+			col += cnt
+		}
+		if nc%nr != 0 {
+			for c := nc; c%nr != 0; c++ {
+				d[(c/nr)*step+c%nr] = 0
+			}
+		}
+	}
+}
+
+// depthwise runs a groups == channels == filters convolution directly, one channel
+// plane at a time, in parallel over channels.
+func (cv *Conv) depthwise(in, out []float32, w *Workers) {
+	inPlane := cv.In.H * cv.In.W
+	outPlane := cv.Out.H * cv.Out.W
+	ks2 := cv.size * cv.size
+	w.parallelFor(cv.Out.C, func(lo, hi int) {
+		for ch := lo; ch < hi; ch++ {
+			o := out[ch*outPlane : (ch+1)*outPlane]
+			DepthwisePlane(in[ch*inPlane:(ch+1)*inPlane], cv.In.H, cv.In.W, cv.dw[ch*ks2:(ch+1)*ks2],
+				cv.size, cv.stride, cv.pad, o, cv.Out.H, cv.Out.W)
+			biasActivate(o, cv.bias[ch], cv.act)
+		}
+	})
+}
+
+// DepthwisePlane convolves one h x w plane with one size x size kernel k (stride, zero
+// padding pad on each side) into the oh x ow plane out, overwriting it.
+func DepthwisePlane(in []float32, h, w int, k []float32, size, stride, pad int, out []float32, oh, ow int) {
+	// Output columns [ox0, ox1) read only inside the row for every kx: no checks there.
+	ox0 := min(ow, (pad+stride-1)/stride)
+	ox1 := ox0
+	if w-size+pad >= 0 {
+		ox1 = max(ox0, min(ow, (w-size+pad)/stride+1))
+	}
+	for oy := 0; oy < oh; oy++ {
+		orow := out[oy*ow : (oy+1)*ow]
+		clear(orow)
+		for ky := 0; ky < size; ky++ {
+			iy := oy*stride - pad + ky
+			if iy < 0 || iy >= h {
+				continue
+			}
+			row := in[iy*w : (iy+1)*w]
+			for kx := 0; kx < size; kx++ {
+				kv := k[ky*size+kx]
+				edge := func(ox int) {
+					if ix := ox*stride - pad + kx; ix >= 0 && ix < w {
+						orow[ox] += kv * row[ix]
+					}
+				}
+				for ox := 0; ox < ox0; ox++ {
+					edge(ox)
+				}
+				base := ox0*stride - pad + kx
+				switch {
+				case ox1 == ox0: // no interior columns
+				case stride == 1:
+					src := row[base : base+ox1-ox0]
+					dst := orow[ox0:ox1]
+					for i := range dst {
+						dst[i] += kv * src[i]
+					}
+				default:
+					ix := base
+					for ox := ox0; ox < ox1; ox++ {
+						orow[ox] += kv * row[ix]
+						ix += stride
+					}
+				}
+				for ox := ox1; ox < ow; ox++ {
+					edge(ox)
+				}
+			}
+		}
+	}
+}

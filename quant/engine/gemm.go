@@ -1,0 +1,224 @@
+package engine
+
+// The GEMM follows the GotoBLAS scheme: A (weights, constant) is packed once into panels
+// of mr rows; B (activations, or their im2col expansion) is packed per block of kcBlock
+// rows x ncBlock columns into panels of nr columns; a register-tile micro-kernel runs the
+// k loop innermost over one A panel and one B panel. Go has no SIMD, so the tile is sized
+// for the 15 scalar float registers amd64 offers (4x2 keeps 8 accumulators, 4 a and 2 b
+// values live without spills) and written with reslicing so that the compiler removes
+// every bounds check from the k loop.
+
+const (
+	mr      = 4   // rows of a register tile (and of an A panel)
+	nr      = 2   // columns of a register tile (and of a B panel)
+	kcBlock = 256 // depth of a packed block: one B panel (kcBlock*nr floats) stays in L1
+	mcBlock = 64  // rows of A swept per B panel: mcBlock*kcBlock floats stay in L2
+	ncBlock = 256 // columns of a packed B block (per thread)
+)
+
+// bufFloats is the size of one thread's B packing buffer.
+const bufFloats = kcBlock * ncBlock
+
+// PackedA is an m x k row-major matrix packed into panels of mr rows (k-major inside a
+// panel, rows padded with zeros), the layout the GEMM micro-kernel reads.
+type PackedA struct {
+	M, K int
+	data []float32
+}
+
+// PackA packs the m x k matrix a (row stride lda) for [SgemmPacked].
+func PackA(m, k int, a []float32, lda int) *PackedA {
+	panels := (m + mr - 1) / mr
+	p := &PackedA{M: m, K: k, data: make([]float32, panels*mr*k)}
+	for i := 0; i < m; i++ {
+		row := a[i*lda : i*lda+k]
+		panel := p.data[(i/mr)*mr*k:]
+		r := i % mr
+		for kk, v := range row {
+			panel[kk*mr+r] = v
+		}
+	}
+	return p
+}
+
+// panel returns the packed rows [i, i+mr) for depths [k0, k0+kc).
+func (p *PackedA) panel(i, k0, kc int) []float32 {
+	off := (i/mr)*mr*p.K + k0*mr
+	return p.data[off : off+kc*mr]
+}
+
+// bSource produces blocks of the right-hand matrix B (k x n) packed into panels of nr
+// columns: dst[(c/nr)*kc*nr + kk*nr + c%nr] = B[k0+kk][j0+c] for c < nc, and zeros for
+// the padding columns up to a multiple of nr.
+type bSource interface {
+	pack(dst []float32, k0, kc, j0, nc int)
+}
+
+// denseB is a plain row-major k x n matrix.
+type denseB struct {
+	b   []float32
+	ldb int
+}
+
+func (s denseB) pack(dst []float32, k0, kc, j0, nc int) {
+	packRows(dst, s.b, s.ldb, k0, kc, j0, nc)
+}
+
+// packRows packs rows k0.. of a row-major matrix (row stride ld) starting at column j0.
+func packRows(dst, src []float32, ld, k0, kc, j0, nc int) {
+	full := nc &^ (nr - 1)
+	for kk := 0; kk < kc; kk++ {
+		row := src[(k0+kk)*ld+j0 : (k0+kk)*ld+j0+nc]
+		d := dst[kk*nr:]
+		step := kc * nr
+		for c := 0; c+1 < full && c+1 < len(row); c += nr {
+			o := (c / nr) * step
+			d[o], d[o+1] = row[c], row[c+1]
+		}
+		if full < nc {
+			o := (full / nr) * step
+			d[o], d[o+1] = row[full], 0
+		}
+	}
+}
+
+// kernel4x2 returns the 4x2 tile a^T b over the packed panels a (kc*4) and b (kc*2).
+func kernel4x2(a, b []float32) (c00, c01, c10, c11, c20, c21, c30, c31 float32) {
+	for len(a) >= 4 && len(b) >= 2 {
+		a0, a1, a2, a3 := a[0], a[1], a[2], a[3]
+		b0, b1 := b[0], b[1]
+		c00 += a0 * b0
+		c01 += a0 * b1
+		c10 += a1 * b0
+		c11 += a1 * b1
+		c20 += a2 * b0
+		c21 += a2 * b1
+		c30 += a3 * b0
+		c31 += a3 * b1
+		a = a[4:]
+		b = b[2:]
+	}
+	return
+}
+
+// gemmTile computes rows [m0, m1) and columns [n0, n1) of C = A*B (C row stride ldc),
+// overwriting C. m0 must be a multiple of mr. buf holds at least bufFloats values.
+func gemmTile(a *PackedA, src bSource, c []float32, ldc, m0, m1, n0, n1 int, buf []float32) {
+	k := a.K
+	for jc := n0; jc < n1; jc += ncBlock {
+		nc := min(ncBlock, n1-jc)
+		ncp := (nc + nr - 1) &^ (nr - 1)
+		for pc := 0; pc < k; pc += kcBlock {
+			kc := min(kcBlock, k-pc)
+			src.pack(buf[:ncp*kc], pc, kc, jc, nc)
+			for ic := m0; ic < m1; ic += mcBlock {
+				iend := min(ic+mcBlock, m1)
+				for jr := 0; jr < ncp; jr += nr {
+					bp := buf[jr*kc : jr*kc+kc*nr]
+					cols := min(nr, nc-jr)
+					for ir := ic; ir < iend; ir += mr {
+						ap := a.panel(ir, pc, kc)
+						c00, c01, c10, c11, c20, c21, c30, c31 := kernel4x2(ap, bp)
+						o := ir*ldc + jc + jr
+						if rows := iend - ir; rows >= mr && cols == nr {
+							cc := c[o : o+3*ldc+2]
+							if pc == 0 {
+								cc[0], cc[1] = c00, c01
+								cc[ldc], cc[ldc+1] = c10, c11
+								cc[2*ldc], cc[2*ldc+1] = c20, c21
+								cc[3*ldc], cc[3*ldc+1] = c30, c31
+							} else {
+								cc[0] += c00
+								cc[1] += c01
+								cc[ldc] += c10
+								cc[ldc+1] += c11
+								cc[2*ldc] += c20
+								cc[2*ldc+1] += c21
+								cc[3*ldc] += c30
+								cc[3*ldc+1] += c31
+							}
+							continue
+						}
+						t := [mr * nr]float32{c00, c01, c10, c11, c20, c21, c30, c31}
+						for r := 0; r < min(mr, iend-ir); r++ {
+							for q := 0; q < cols; q++ {
+								if pc == 0 {
+									c[o+r*ldc+q] = t[r*nr+q]
+								} else {
+									c[o+r*ldc+q] += t[r*nr+q]
+								}
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// tile is one thread's share of an m x n output.
+type tile struct{ m0, m1, n0, n1 int }
+
+// splitWork divides an m x n output among up to threads workers: by columns when every
+// worker gets a reasonable number of them (so each packs its own B), else by rows.
+func splitWork(m, n, threads int, tiles []tile) []tile {
+	tiles = tiles[:0]
+	const minCols = 32
+	switch {
+	case threads <= 1:
+		tiles = append(tiles, tile{0, m, 0, n})
+	case n >= threads*minCols:
+		per := ((n+threads-1)/threads + nr - 1) &^ (nr - 1)
+		for j := 0; j < n; j += per {
+			tiles = append(tiles, tile{0, m, j, min(j+per, n)})
+		}
+	default:
+		per := ((m+threads-1)/threads + mr - 1) &^ (mr - 1)
+		for i := 0; i < m; i += per {
+			tiles = append(tiles, tile{i, min(i+per, m), 0, n})
+		}
+	}
+	return tiles
+}
+
+// Sgemm computes C = A*B for row-major A (m x k), B (k x n) and C (m x n), overwriting
+// C, on up to threads goroutines (0 or less: GOMAXPROCS). It packs A on every call;
+// callers with constant A should use [PackA] and [SgemmPacked].
+func Sgemm(m, n, k int, a, b, c []float32, threads int) {
+	if m <= 0 || n <= 0 {
+		return
+	}
+	if k <= 0 {
+		clear(c[:m*n])
+		return
+	}
+	SgemmPacked(PackA(m, k, a, k), n, b, c, NewWorkers(threads))
+}
+
+// SgemmPacked computes C = A*B for a packed A (m x k), row-major B (k x n) and C (m x n),
+// overwriting C, using w's goroutines and buffers.
+func SgemmPacked(a *PackedA, n int, b, c []float32, w *Workers) {
+	if a.M <= 0 || n <= 0 {
+		return
+	}
+	if a.K <= 0 {
+		clear(c[:a.M*n])
+		return
+	}
+	_ = b[a.K*n-1]
+	_ = c[a.M*n-1]
+	w.gemm(a, denseB{b, n}, c, n, nil)
+}
+
+// gemm runs C = A*B on the workers; epilogue (if any) runs on each finished tile while it
+// is still in cache.
+func (w *Workers) gemm(a *PackedA, src bSource, c []float32, n int, epilogue func(t tile)) {
+	w.tiles = splitWork(a.M, n, w.n, w.tiles)
+	w.run(len(w.tiles), func(i int) {
+		t := w.tiles[i]
+		gemmTile(a, src, c, n, t.m0, t.m1, t.n0, t.n1, w.bufs[i])
+		if epilogue != nil {
+			epilogue(t)
+		}
+	})
+}
