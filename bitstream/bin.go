@@ -102,4 +102,3 @@ func BinFromPayload(payload []byte) ([]byte, error) {
 	}
 	return bin, nil
 }
-
