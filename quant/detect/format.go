@@ -1,0 +1,120 @@
+package detect
+
+import (
+	"bufio"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"strings"
+
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+)
+
+// ReadNames reads a darknet names file: one class name per line, surrounding
+// whitespace trimmed; trailing empty lines are dropped, an empty line inside the list
+// is an error because it would shift every later class id.
+func ReadNames(r io.Reader) ([]string, error) {
+	var names []string
+	blank := 0 // line number of a pending blank line
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		name := strings.TrimSpace(sc.Text())
+		if name == "" {
+			if blank == 0 {
+				blank = line
+			}
+			continue
+		}
+		if blank != 0 {
+			return nil, fmt.Errorf("names line %d: empty class name (every line is one class)", blank)
+		}
+		names = append(names, name)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, fmt.Errorf("read names: %w", err)
+	}
+	if len(names) == 0 {
+		return nil, fmt.Errorf("names file has no class names")
+	}
+	return names, nil
+}
+
+// LoadNames reads a names file from disk.
+func LoadNames(path string) ([]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("load names: %w", err)
+	}
+	defer f.Close()
+	names, err := ReadNames(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return names, nil
+}
+
+// WriteDarknet prints objects as darknet's detector does: "name: NN%" per line, the
+// percentage rounded by printf's %.0f (half to even on the exact binary value).
+func WriteDarknet(w io.Writer, objs []Detection) error {
+	for _, o := range objs {
+		if _, err := fmt.Fprintf(w, "%s: %.0f%%\n", o.Name, float64(o.Score)*100); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// JSONDetection is one object in the JSON output.
+type JSONDetection struct {
+	Class   string     `json:"class"`
+	ClassID int        `json:"class_id"`
+	Score   float64    `json:"score"`
+	Box     [4]float64 `json:"box"` // x1, y1, x2, y2 pixels
+}
+
+// JSONImage is one line of `pynqctl detect --json`.
+type JSONImage struct {
+	Image      string          `json:"image"`
+	Width      int             `json:"width"`
+	Height     int             `json:"height"`
+	Detections []JSONDetection `json:"detections"`
+}
+
+// NewJSONImage converts objects (from [Objects]) for one image; scores are rounded to 4
+// decimals and boxes to 0.1 pixel to keep lines short.
+func NewJSONImage(image string, width, height int, objs []Detection) JSONImage {
+	out := JSONImage{Image: image, Width: width, Height: height, Detections: []JSONDetection{}}
+	for _, o := range objs {
+		d := JSONDetection{Class: o.Name, ClassID: o.Class, Score: round(float64(o.Score), 1e4)}
+		for i, v := range o.Box {
+			d.Box[i] = round(float64(v), 10)
+		}
+		out.Detections = append(out.Detections, d)
+	}
+	return out
+}
+
+func round(v, scale float64) float64 { return math.Round(v*scale) / scale }
+
+// WriteJSON writes one JSON line for an image.
+func WriteJSON(w io.Writer, img JSONImage) error {
+	b, err := json.Marshal(img)
+	if err != nil {
+		return fmt.Errorf("encode detections: %w", err)
+	}
+	_, err = w.Write(append(b, '\n'))
+	return err
+}
+
+// Labels turns objects into boxes to draw, captioned "name NN%"; classes is the model's
+// class count (it spreads darknet's colours).
+func Labels(objs []Detection, classes int) []imageio.Label {
+	out := make([]imageio.Label, 0, len(objs))
+	for _, o := range objs {
+		out = append(out, imageio.Label{Box: o.Box, Class: o.Class, Classes: classes,
+			Text: fmt.Sprintf("%s %.0f%%", o.Name, float64(o.Score)*100)})
+	}
+	return out
+}
