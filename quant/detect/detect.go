@@ -113,17 +113,13 @@ func decodeRegion(l *quant.Layer, out []float32, thresh float32) ([]relBox, []De
 }
 
 // decodeYolo follows darknet's get_yolo_detections (YOLOv3): anchors in pixels of the
-// network input selected by the mask, prob = objectness * logistic(class). scale_x_y
-// (AlexeyAB) stretches the logistic offsets around the cell centre.
+// network input selected by the mask, prob = objectness * logistic(class). AlexeyAB's
+// scale_x_y is not applied here: like darknet's forward pass, the engine has already
+// stretched the x/y offsets by it.
 func decodeYolo(l *quant.Layer, out []float32, net quant.Shape, thresh float32) ([]relBox, []Detection) {
 	h := l.Head
 	gw, gh := l.Out.W, l.Out.H
 	cells, per := gw*gh, 4+1+h.Classes
-	s := h.ScaleXY
-	if s == 0 {
-		s = 1
-	}
-	shift := -0.5 * (s - 1)
 	var boxes []relBox
 	var dets []Detection
 	for i := 0; i < cells; i++ {
@@ -135,9 +131,6 @@ func decodeYolo(l *quant.Layer, out []float32, net quant.Shape, thresh float32) 
 			}
 			a := h.Mask[n]
 			tx, ty := at(out, per, cells, n, 0, i), at(out, per, cells, n, 1, i)
-			if s != 1 {
-				tx, ty = tx*s+shift, ty*s+shift
-			}
 			boxes = append(boxes, relBox{
 				x: (float32(col) + tx) / float32(gw),
 				y: (float32(row) + ty) / float32(gh),

@@ -109,9 +109,10 @@ func TestDecodeYoloMaskAndScale(t *testing.T) {
 	w, hh := 119.0/320, 199.0/320/0.75
 	checkBox(t, dets[0].Box, [4]float64{(x - w/2) * 640, (y - hh/2) * 480, (x + w/2) * 640, (y + hh/2) * 480})
 
-	// scale_x_y 2 maps logistic 0.75 to 0.75*2-0.5 = 1: the next cell's left edge.
+	// scale_x_y is the engine's business (darknet's forward): an offset of 1 already
+	// stretched by it is decoded as is, to the next cell's left edge.
 	h.ScaleXY = 2
-	setEntry(out, h, 10, 10, 1, 0, 2, 7, 0.75)
+	setEntry(out, h, 10, 10, 1, 0, 2, 7, 1)
 	dets, err = Decode(m, map[int][]float32{0: out}, 320, 320, 0.25)
 	if err != nil {
 		t.Fatal(err)
