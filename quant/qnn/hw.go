@@ -76,7 +76,9 @@ func (l Limits) RecordBytes() int { return l.MaxIFMCh * l.ActBits / 8 }
 
 // WMemWords is the number of 64-bit weight words per PE that a weight load of a layer
 // with kernel k transfers: k*k*MaxOFMCh*MaxIFMCh/(MaxPEConv*MaxSIMD) (576 for k=3).
-func (l Limits) WMemWords(k int) int { return k * k * l.MaxOFMCh * l.MaxIFMCh / (l.MaxPEConv * l.MaxSIMD) }
+func (l Limits) WMemWords(k int) int {
+	return k * k * l.MaxOFMCh * l.MaxIFMCh / (l.MaxPEConv * l.MaxSIMD)
+}
 
 // TMemEntries is the number of 128-bit threshold entries per PE (MaxOFMCh/MaxPEConv = 8).
 func (l Limits) TMemEntries() int { return l.MaxOFMCh / l.MaxPEConv }
@@ -102,8 +104,8 @@ type Run struct {
 	WeightIndex int
 
 	Type, KernelDim, Log2Stride, IFMCh, OFMCh, IFMDim, PaddedDim, OFMDim uint32
-	PoolInDim, PoolOutDim, Log2PoolStride                              uint32
-	OutDim                                                             int // pixels per side of the run's output (after the pool)
+	PoolInDim, PoolOutDim, Log2PoolStride                                uint32
+	OutDim                                                               int // pixels per side of the run's output (after the pool)
 }
 
 // BinparamSkip is the file index of the first engine layer in QNN-MO's binparam
