@@ -98,3 +98,16 @@ func BenchmarkToBin(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkConvertFile is `pynqctl bit tobin` end to end: read the real .bit from disk,
+// convert, write the .bin to a temporary file and rename it (page cache speeds).
+func BenchmarkConvertFile(b *testing.B) {
+	path, data := realBit(b)
+	out := filepath.Join(b.TempDir(), "out.bin")
+	b.SetBytes(int64(len(data)))
+	for b.Loop() {
+		if _, err := ConvertFile(path, out, Options{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -147,6 +147,14 @@ func (m *Manager) State() (State, error) {
 	return parseState(b), nil
 }
 
+// Programmer loads a .bit into the PL. *Manager implements it on a real kernel; the FPGA
+// simulation implements it by instantiating the IP models of the design's .hwh.
+type Programmer interface {
+	Program(ctx context.Context, bitPath string, opt Options) (*Result, error)
+}
+
+var _ Programmer = (*Manager)(nil)
+
 // Options control Program.
 type Options struct {
 	Partial bool   // partial reconfiguration (flags 1); default full (flags 0)
