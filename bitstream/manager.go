@@ -167,7 +167,7 @@ type Result struct {
 	Method   Method
 	Firmware string // name handed to the kernel (relative to the firmware directory)
 	State    State  // the manager's state afterwards ("" when it has no state file)
-	Header   *Header
+	Header   *Header // the .bit header (Program only; nil after Load)
 }
 
 // LoadError is a failed load, with the kernel's state and advice.
