@@ -165,8 +165,8 @@ type Options struct {
 // Result says how a load went.
 type Result struct {
 	Method   Method
-	Firmware string // name handed to the kernel (relative to the firmware directory)
-	State    State  // the manager's state afterwards ("" when it has no state file)
+	Firmware string  // name handed to the kernel (relative to the firmware directory)
+	State    State   // the manager's state afterwards ("" when it has no state file)
 	Header   *Header // the .bit header (Program only; nil after Load)
 }
 
