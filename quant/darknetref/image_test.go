@@ -1,0 +1,103 @@
+//go:build darknet && cgo
+
+package darknetref
+
+import (
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+)
+
+// fixtureImages lists every photo of the shared fixtures.
+func fixtureImages(tb testing.TB) []string {
+	tb.Helper()
+	dir := testutil.FixturesDir(tb)
+	var files []string
+	for _, pat := range []string{"qnn-mo-pynq/images/*.jpg", "chairs/val/*.jpg", "chairs/calibration/*.jpg"} {
+		m, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) == 0 {
+		tb.Skipf("no photos under %s", dir)
+	}
+	return files
+}
+
+// diffStats compares two equally sized images: the share of equal samples and the
+// largest absolute difference.
+func diffStats(tb testing.TB, a, b *imageio.Image) (equal float64, maxDiff float32) {
+	tb.Helper()
+	if a.W != b.W || a.H != b.H || a.C != b.C {
+		tb.Fatalf("image sizes differ: %dx%dx%d vs %dx%dx%d", a.W, a.H, a.C, b.W, b.H, b.C)
+	}
+	n := 0
+	for i := range a.Data {
+		d := float32(math.Abs(float64(a.Data[i] - b.Data[i])))
+		if d == 0 {
+			n++
+		}
+		maxDiff = max(maxDiff, d)
+	}
+	return float64(n) / float64(len(a.Data)), maxDiff
+}
+
+// TestDecodeMatchesDarknet compares imageio.Load with darknet's load_image_color
+// (OpenCV -> libjpeg-turbo in Debian's build) on every fixture photo.
+func TestDecodeMatchesDarknet(t *testing.T) {
+	var equalSum float64
+	var worst float32
+	files := fixtureImages(t)
+	for _, path := range files {
+		ours, err := imageio.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := LoadImageColor(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eq, md := diffStats(t, ours, theirs)
+		equalSum += eq
+		worst = max(worst, md)
+	}
+	share := equalSum / float64(len(files))
+	t.Logf("decode: %.3f%% of samples equal to darknet's load_image_color, max diff %.0f/255 (%d photos)",
+		100*share, worst*255, len(files))
+	if share < 0.98 || worst*255 > 3.5 {
+		t.Errorf("decode differs from darknet: %.3f%% equal, max %.1f/255", 100*share, worst*255)
+	}
+}
+
+// TestLetterboxMatchesDarknet feeds darknet's own decoded pixels to imageio.Resize and
+// imageio.Letterbox and requires darknet's results bit for bit, then compares the whole
+// path (our decode + letterbox against darknet's).
+func TestLetterboxMatchesDarknet(t *testing.T) {
+	var worstPipeline float32
+	for _, path := range fixtureImages(t) {
+		src, err := LoadImageColor(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, size := range [][2]int{{320, 320}, {416, 416}, {300, 200}} {
+			if eq, md := diffStats(t, imageio.Letterbox(src, size[0], size[1]), Letterbox(src, size[0], size[1])); eq != 1 {
+				t.Errorf("%s letterbox %v: %.4f%% equal, max diff %g", filepath.Base(path), size, 100*eq, md)
+			}
+		}
+		if eq, md := diffStats(t, imageio.Resize(src, 211, 97), Resize(src, 211, 97)); eq != 1 {
+			t.Errorf("%s resize: %.4f%% equal, max diff %g", filepath.Base(path), 100*eq, md)
+		}
+		ours, err := imageio.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, md := diffStats(t, imageio.Letterbox(ours, 320, 320), Letterbox(src, 320, 320))
+		worstPipeline = max(worstPipeline, md)
+	}
+	t.Logf("decode+letterbox 320: max diff %.2f/255 against darknet", worstPipeline*255)
+}
