@@ -1,0 +1,440 @@
+package qnn
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"runtime"
+	"sync"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+)
+
+// Engine is the host reference of the offload engine: it computes a model's hidden
+// layers (binary convolutions, thresholds, fused max pools) from packed activation
+// records to packed activation records, bit-exactly as the hardware does.
+//
+// Arithmetic, as the HLS sources define it: input levels are read 64 channels (one SIMD
+// word) at a time from each record, including any bits past the layer's channels; the
+// convolution zero-pads (level 0) around the map; a weight bit 1 subtracts the level, a 0
+// adds it; the sum is a 16-bit two's complement accumulator; output level =
+// count(acc >= T_t) over 7 signed 16-bit thresholds, bitwise negated (7 - level) when
+// the invert flag is set; max pools take the unsigned maximum of levels, the 2/1 pool
+// padding bottom and right with level 0.
+//
+// Internally activations are bit planes: per pixel and 64-channel group three uint64
+// words, word b holding bit b of each channel's level, so a weight word and a plane word
+// give 64 products with one AND and one popcount:
+// acc = sum_b 2^b (popcount(x_b) - 2 popcount(x_b & w)).
+type Engine struct {
+	lim     Limits
+	layers  []*engineLayer
+	threads int
+}
+
+type engineLayer struct {
+	name          string
+	k, pad        int
+	inDim, outDim int // conv input and output side
+	gin, outCh    int
+	sf            int // weight words per output channel: k*k*gin
+	w             []uint64
+	thr           []int16 // 7 per output channel
+	inv           []bool
+	pool          int // 0 none, 2 for 2x2 stride 2, 1 for 2x2 stride 1 padded bottom/right
+	poolDim       int // side after the pool
+
+	// Layers with fewer than 64 input channels (dividing 64) also get a dense weight
+	// copy, taps packed back to back (tap t, channel c at bit t*inC+c), used when the
+	// input's padding lanes are all zero (as QNN-MO's host pads them), which makes the
+	// dense sum equal to the engine's.
+	inC    int
+	dw     int // dense words per output channel
+	wDense []uint64
+}
+
+// NewEngine prepares the hidden layers of m for the host engine. threads <= 0 uses
+// GOMAXPROCS goroutines.
+func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
+	runs, err := Plan(m, lim)
+	if err != nil {
+		return nil, err
+	}
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	e := &Engine{lim: lim, threads: threads}
+	for _, r := range runs {
+		if r.Part != 0 {
+			continue // the host computes all parts of a layer in one pass
+		}
+		l := m.Layers[r.Conv]
+		el := &engineLayer{
+			name: l.Name, k: l.Conv.Size, pad: l.Conv.Pad, inDim: l.In.H, outDim: l.Out.H,
+			gin: lanes(l.In.C), outCh: l.Conv.Filters, w: weightWords(l),
+			thr: make([]int16, 7*l.Conv.Filters), inv: l.Quant.Invert, poolDim: l.Out.H,
+		}
+		el.sf = el.k * el.k * el.gin
+		el.inC = l.In.C
+		if el.inC < 64 && 64%el.inC == 0 {
+			el.densify()
+		}
+		for o, t := range l.Quant.Thresholds {
+			if _, _, err := thresholdEntry(t, false); err != nil {
+				return nil, fmt.Errorf("layer %s channel %d: %w", l.Name, o, err)
+			}
+			for i, v := range t {
+				el.thr[7*o+i] = int16(v)
+			}
+		}
+		if r.Pool >= 0 {
+			el.poolDim = int(r.PoolOutDim)
+			el.pool = 1 + int(r.Log2PoolStride)
+		}
+		e.layers = append(e.layers, el)
+	}
+	return e, nil
+}
+
+// InLayout is the DDR layout of the engine's input (the first hidden layer's input).
+func (e *Engine) InLayout() Layout {
+	return Layout{Channels: 64 * e.layers[0].gin, Dim: e.layers[0].inDim, RecordBytes: e.lim.RecordBytes()}
+}
+
+// OutLayout is the DDR layout of the engine's output (the last hidden layer's output).
+func (e *Engine) OutLayout() Layout {
+	l := e.layers[len(e.layers)-1]
+	return Layout{Channels: l.outCh, Dim: l.poolDim, RecordBytes: e.lim.RecordBytes()}
+}
+
+// Run computes the hidden layers on a packed input (records of any size, as QNN-MO's
+// padTo accepts them: record size = len(in) / pixels; bytes past a short record read as
+// zero) and returns the packed output in the DDR layout (192-byte records).
+func (e *Engine) Run(in []byte) ([]byte, error) {
+	first := e.layers[0]
+	pixels := first.inDim * first.inDim
+	if len(in) == 0 || len(in)%pixels != 0 {
+		return nil, fmt.Errorf("engine input of %d bytes is not a whole number of records for %dx%d pixels", len(in), first.inDim, first.inDim)
+	}
+	x := recordsToPlanes(in, len(in)/pixels, pixels, first.gin)
+	for _, l := range e.layers {
+		x = e.layer(l, x)
+	}
+	last := e.layers[len(e.layers)-1]
+	out := make([]byte, last.poolDim*last.poolDim*e.lim.RecordBytes())
+	planesToRecords(out, e.lim.RecordBytes(), x, last.poolDim*last.poolDim, lanes(last.outCh))
+	return out, nil
+}
+
+// layer runs one convolution (all parts) and its pool on bit planes.
+func (e *Engine) layer(l *engineLayer, in []uint64) []uint64 {
+	gout := lanes(l.outCh)
+	conv := make([]uint64, l.outDim*l.outDim*gout*3)
+	if l.wDense != nil && lanesClean(in, l.inC) {
+		e.parallel(l.outDim, func(r0, r1 int) { l.convRowsDense(in, conv, r0, r1) })
+	} else {
+		e.parallel(l.outDim, func(r0, r1 int) { l.convRows(in, conv, r0, r1) })
+	}
+	switch l.pool {
+	case 0:
+		return conv
+	default:
+		out := make([]uint64, l.poolDim*l.poolDim*gout*3)
+		e.parallel(l.poolDim, func(r0, r1 int) { l.poolRows(conv, out, gout, r0, r1) })
+		return out
+	}
+}
+
+// parallel splits rows 0..n-1 into contiguous chunks over the engine's goroutines.
+func (e *Engine) parallel(n int, f func(r0, r1 int)) {
+	t := min(e.threads, n)
+	if t <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < t; i++ {
+		r0, r1 := n*i/t, n*(i+1)/t
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(r0, r1)
+		}()
+	}
+	wg.Wait()
+}
+
+// convRows computes output rows r0..r1-1 of a convolution into bit planes.
+func (l *engineLayer) convRows(in, out []uint64, r0, r1 int) {
+	k, g, dim := l.k, l.gin, l.inDim
+	gout := lanes(l.outCh)
+	x := make([]uint64, 3*l.sf)
+	levels := make([]uint8, l.outCh)
+	for r := r0; r < r1; r++ {
+		for c := 0; c < l.outDim; c++ {
+			// Gather the window (taps in engine order i*k+j), zeros outside the map.
+			total := 0
+			for i := 0; i < k; i++ {
+				rr := r + i - l.pad
+				for j := 0; j < k; j++ {
+					cc := c + j - l.pad
+					dst := x[3*(i*k+j)*g : 3*(i*k+j+1)*g]
+					if rr < 0 || rr >= dim || cc < 0 || cc >= dim {
+						clear(dst)
+						continue
+					}
+					src := in[3*(rr*dim+cc)*g : 3*(rr*dim+cc+1)*g]
+					copy(dst, src)
+					for q := 0; q < g; q++ {
+						total += bits.OnesCount64(src[3*q]) + 2*bits.OnesCount64(src[3*q+1]) + 4*bits.OnesCount64(src[3*q+2])
+					}
+				}
+			}
+			sf := l.sf
+			for o := 0; o+4 <= l.outCh; o += 4 {
+				d0, d1, d2, d3 := dotMasked4(x, l.w[o*sf:(o+4)*sf], sf)
+				levels[o] = l.threshold(o, total-2*d0)
+				levels[o+1] = l.threshold(o+1, total-2*d1)
+				levels[o+2] = l.threshold(o+2, total-2*d2)
+				levels[o+3] = l.threshold(o+3, total-2*d3)
+			}
+			for o := l.outCh &^ 3; o < l.outCh; o++ {
+				levels[o] = l.threshold(o, total-2*dotMasked(x, l.w[o*sf:(o+1)*sf]))
+			}
+			setPlanes(out[3*(r*l.outDim+c)*gout:3*(r*l.outDim+c+1)*gout], levels)
+		}
+	}
+}
+
+// densify builds the dense weight copy of a layer with one lane word per pixel.
+func (l *engineLayer) densify() {
+	taps := l.k * l.k
+	l.dw = (taps*l.inC + 63) / 64
+	l.wDense = make([]uint64, l.outCh*l.dw)
+	for o := 0; o < l.outCh; o++ {
+		for t := 0; t < taps; t++ {
+			w := l.w[o*l.sf+t]
+			for c := 0; c < l.inC; c++ {
+				if w>>c&1 == 1 {
+					pos := t*l.inC + c
+					l.wDense[o*l.dw+pos/64] |= 1 << (pos % 64)
+				}
+			}
+		}
+	}
+}
+
+// lanesClean reports whether single-group planes hold nothing past channel c.
+func lanesClean(planes []uint64, c int) bool {
+	var junk uint64
+	for _, p := range planes {
+		junk |= p
+	}
+	return junk>>c == 0
+}
+
+// convRowsDense is convRows for a dense layer whose padding lanes are zero.
+func (l *engineLayer) convRowsDense(in, out []uint64, r0, r1 int) {
+	k, dim, dw := l.k, l.inDim, l.dw
+	gout := lanes(l.outCh)
+	x := make([]uint64, 3*dw)
+	levels := make([]uint8, l.outCh)
+	for r := r0; r < r1; r++ {
+		for c := 0; c < l.outDim; c++ {
+			clear(x)
+			total := 0
+			for i := 0; i < k; i++ {
+				rr := r + i - l.pad
+				if rr < 0 || rr >= dim {
+					continue
+				}
+				for j := 0; j < k; j++ {
+					cc := c + j - l.pad
+					if cc < 0 || cc >= dim {
+						continue
+					}
+					src := in[3*(rr*dim+cc) : 3*(rr*dim+cc+1)]
+					pos := (i*k + j) * l.inC
+					q, sh := 3*(pos/64), uint(pos%64)
+					x[q] |= src[0] << sh
+					x[q+1] |= src[1] << sh
+					x[q+2] |= src[2] << sh
+					total += bits.OnesCount64(src[0]) + 2*bits.OnesCount64(src[1]) + 4*bits.OnesCount64(src[2])
+				}
+			}
+			for o := 0; o+4 <= l.outCh; o += 4 {
+				d0, d1, d2, d3 := dotMasked4(x, l.wDense[o*dw:(o+4)*dw], dw)
+				levels[o] = l.threshold(o, total-2*d0)
+				levels[o+1] = l.threshold(o+1, total-2*d1)
+				levels[o+2] = l.threshold(o+2, total-2*d2)
+				levels[o+3] = l.threshold(o+3, total-2*d3)
+			}
+			for o := l.outCh &^ 3; o < l.outCh; o++ {
+				levels[o] = l.threshold(o, total-2*dotMasked(x, l.wDense[o*dw:(o+1)*dw]))
+			}
+			setPlanes(out[3*(r*l.outDim+c)*gout:3*(r*l.outDim+c+1)*gout], levels)
+		}
+	}
+}
+
+// dotMasked returns sum over words of sum_b 2^b popcount(x_b & w): the level sum of the
+// inputs whose weight is -1.
+func dotMasked(x, w []uint64) int {
+	var s0, s1, s2 int
+	x = x[:3*len(w)]
+	for q, wq := range w {
+		s0 += bits.OnesCount64(x[3*q] & wq)
+		s1 += bits.OnesCount64(x[3*q+1] & wq)
+		s2 += bits.OnesCount64(x[3*q+2] & wq)
+	}
+	return s0 + 2*s1 + 4*s2
+}
+
+// dotMasked4 is dotMasked for four consecutive output channels (weights w, sf words
+// each), loading each input word once.
+func dotMasked4(x, w []uint64, sf int) (d0, d1, d2, d3 int) {
+	x = x[:3*sf]
+	w0, w1, w2, w3 := w[:sf], w[sf:2*sf], w[2*sf:3*sf], w[3*sf:4*sf]
+	for q := range w0 {
+		x0, x1, x2 := x[3*q], x[3*q+1], x[3*q+2]
+		a, b, c, d := w0[q], w1[q], w2[q], w3[q]
+		d0 += bits.OnesCount64(x0&a) + 2*bits.OnesCount64(x1&a) + 4*bits.OnesCount64(x2&a)
+		d1 += bits.OnesCount64(x0&b) + 2*bits.OnesCount64(x1&b) + 4*bits.OnesCount64(x2&b)
+		d2 += bits.OnesCount64(x0&c) + 2*bits.OnesCount64(x1&c) + 4*bits.OnesCount64(x2&c)
+		d3 += bits.OnesCount64(x0&d) + 2*bits.OnesCount64(x1&d) + 4*bits.OnesCount64(x2&d)
+	}
+	return
+}
+
+// threshold turns an accumulator into a level; acc wraps to 16 bits like the engine's
+// MAC register. The comparisons are branch-free: 1 + (a-t)>>31 is 1 when a >= t.
+func (l *engineLayer) threshold(o int, acc int) uint8 {
+	a := int32(int16(acc))
+	t := l.thr[7*o : 7*o+7 : 7*o+7]
+	n := 7 + (a-int32(t[0]))>>31 + (a-int32(t[1]))>>31 + (a-int32(t[2]))>>31 + (a-int32(t[3]))>>31 +
+		(a-int32(t[4]))>>31 + (a-int32(t[5]))>>31 + (a-int32(t[6]))>>31
+	if l.inv[o] {
+		n = 7 - n
+	}
+	return uint8(n)
+}
+
+// setPlanes writes levels (one per channel) into a pixel's bit planes.
+func setPlanes(dst []uint64, levels []uint8) {
+	clear(dst)
+	for o, v := range levels {
+		q, b := o/64, uint(o%64)
+		dst[3*q] |= uint64(v&1) << b
+		dst[3*q+1] |= uint64(v>>1&1) << b
+		dst[3*q+2] |= uint64(v>>2) << b
+	}
+}
+
+// poolRows computes rows r0..r1-1 of a 2x2 max pool on bit planes.
+func (l *engineLayer) poolRows(in, out []uint64, g, r0, r1 int) {
+	dim, stride := l.outDim, l.pool // pool 1: stride 1, pool 2: stride 2
+	for r := r0; r < r1; r++ {
+		for c := 0; c < l.poolDim; c++ {
+			dst := out[3*(r*l.poolDim+c)*g : 3*(r*l.poolDim+c+1)*g]
+			clear(dst)
+			for dy := 0; dy < 2; dy++ {
+				for dx := 0; dx < 2; dx++ {
+					y, x := r*stride+dy, c*stride+dx
+					if y >= dim || x >= dim {
+						continue // level-0 padding: the maximum is unchanged
+					}
+					src := in[3*(y*dim+x)*g : 3*(y*dim+x+1)*g]
+					for q := 0; q < g; q++ {
+						maxPlanes(dst[3*q:3*q+3], src[3*q:3*q+3])
+					}
+				}
+			}
+		}
+	}
+}
+
+// maxPlanes sets a to the lane-wise maximum of the 3-bit levels in a and b.
+func maxPlanes(a, b []uint64) {
+	a0, a1, a2 := a[0], a[1], a[2]
+	b0, b1, b2 := b[0], b[1], b[2]
+	eq2, eq1 := ^(a2 ^ b2), ^(a1 ^ b1)
+	bGreater := b2&^a2 | eq2&(b1&^a1|eq1&(b0&^a0))
+	a[0] = a0&^bGreater | b0&bGreater
+	a[1] = a1&^bGreater | b1&bGreater
+	a[2] = a2&^bGreater | b2&bGreater
+}
+
+// Deinterleave and interleave tables for 4 channels (12 record bits <-> 3 nibbles).
+var deinterleave4, interleave4 [4096]uint16
+
+func init() {
+	for v := 0; v < 4096; v++ {
+		var planes uint16
+		for ch := 0; ch < 4; ch++ {
+			for b := 0; b < 3; b++ {
+				if v>>(3*ch+b)&1 == 1 {
+					planes |= 1 << (4*b + ch)
+				}
+			}
+		}
+		deinterleave4[v] = planes
+		interleave4[planes] = uint16(v)
+	}
+}
+
+// recordsToPlanes converts packed records (stride bytes each) into bit planes of g
+// 64-channel groups; record bytes past the stride read as zero.
+func recordsToPlanes(buf []byte, stride, pixels, g int) []uint64 {
+	out := make([]uint64, pixels*g*3)
+	var tmp [24]byte
+	for p := 0; p < pixels; p++ {
+		rec := buf[p*stride : (p+1)*stride]
+		for q := 0; q < g; q++ {
+			chunk := tmp[:]
+			if 24*(q+1) <= len(rec) {
+				chunk = rec[24*q : 24*(q+1)]
+			} else {
+				clear(tmp[:])
+				if 24*q < len(rec) {
+					copy(tmp[:], rec[24*q:])
+				}
+			}
+			var p0, p1, p2 uint64
+			for t := 0; t < 8; t++ { // 8 channels per 3 bytes
+				v := uint32(chunk[3*t]) | uint32(chunk[3*t+1])<<8 | uint32(chunk[3*t+2])<<16
+				lo, hi := deinterleave4[v&0xfff], deinterleave4[v>>12]
+				sh := uint(8 * t)
+				p0 |= uint64(lo&0xf|hi&0xf<<4) << sh
+				p1 |= uint64(lo>>4&0xf|hi>>4&0xf<<4) << sh
+				p2 |= uint64(lo>>8&0xf|hi>>8&0xf<<4) << sh
+			}
+			o := 3 * (p*g + q)
+			out[o], out[o+1], out[o+2] = p0, p1, p2
+		}
+	}
+	return out
+}
+
+// planesToRecords writes bit planes of g groups into records of stride bytes (at least
+// 24*g), zeroing the rest of each record.
+func planesToRecords(dst []byte, stride int, planes []uint64, pixels, g int) {
+	for p := 0; p < pixels; p++ {
+		rec := dst[p*stride : (p+1)*stride]
+		clear(rec)
+		for q := 0; q < g; q++ {
+			o := 3 * (p*g + q)
+			p0, p1, p2 := planes[o], planes[o+1], planes[o+2]
+			for t := 0; t < 8; t++ {
+				sh := uint(8 * t)
+				lo := uint16(p0>>sh&0xf) | uint16(p1>>sh&0xf)<<4 | uint16(p2>>sh&0xf)<<8
+				hi := uint16(p0>>(sh+4)&0xf) | uint16(p1>>(sh+4)&0xf)<<4 | uint16(p2>>(sh+4)&0xf)<<8
+				v := uint32(interleave4[lo]) | uint32(interleave4[hi])<<12
+				rec[24*q+3*t] = byte(v)
+				rec[24*q+3*t+1] = byte(v >> 8)
+				rec[24*q+3*t+2] = byte(v >> 16)
+			}
+		}
+	}
+}
+
+var _ = binary.LittleEndian
