@@ -2,10 +2,10 @@ package qnn
 
 import (
 	"bytes"
-	"syscall"
-	"time"
 	"math/rand/v2"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/fpgadetector/pynq-agent/quant"
 )
@@ -96,7 +96,7 @@ func syntheticModel(tb testing.TB, seed uint64) *quant.Model {
 	m := &quant.Model{Name: "synthetic", Input: quant.Shape{C: 16, H: 12, W: 12}}
 	conv := func(in, out int) *quant.Layer {
 		l := &quant.Layer{Kind: quant.KindConv, Name: "conv", Inputs: []int{len(m.Layers) - 1},
-			Conv: &quant.Conv{Filters: out, Size: 3, Stride: 1, Pad: 1, Groups: 1, Activation: quant.ActReLU, Binary: true},
+			Conv:  &quant.Conv{Filters: out, Size: 3, Stride: 1, Pad: 1, Groups: 1, Activation: quant.ActReLU, Binary: true},
 			Quant: &quant.LayerQuant{WeightBits: 1, ActBits: 3, ActScale: 1}}
 		l.Conv.Weights = make([]float32, out*in*9)
 		for i := range l.Conv.Weights {
