@@ -139,9 +139,20 @@ type irqSource struct {
 	bit        int
 }
 
-// maxIRQDepth bounds tracing through chained xlconcat cells (and breaks cycles in
-// malformed files).
-const maxIRQDepth = 8
+// irqTracer walks interrupt nets backwards. Well-formed designs are small trees; the
+// path set and the visit budget keep malformed files (cycles, fan-in repeated through
+// many xlconcat levels) from looping or exploding.
+type irqTracer struct {
+	d      *Design
+	onPath map[string]bool // xlconcat instances on the current path
+	budget int             // remaining port visits
+}
+
+const irqVisitBudget = 4096
+
+func newIRQTracer(d *Design) *irqTracer {
+	return &irqTracer{d: d, onPath: map[string]bool{}, budget: irqVisitBudget}
+}
 
 // traceInterrupts follows the PS IRQ_F2P input back through xlconcat cells; an axi_intc
 // found there is reported itself and its intr inputs are traced the same way.
@@ -150,8 +161,9 @@ func (d *Design) traceInterrupts(ps *Module) []Interrupt {
 	if !ok {
 		return nil
 	}
+	tr := newIRQTracer(d)
 	var out []Interrupt
-	for _, src := range d.drivers(port, 0, 0) {
+	for _, src := range tr.drivers(port, 0) {
 		gic, _ := GICForIRQF2P(src.bit)
 		m, ok := d.Module(src.inst)
 		if !ok {
@@ -165,7 +177,7 @@ func (d *Design) traceInterrupts(ps *Module) []Interrupt {
 		if !ok {
 			continue
 		}
-		for _, in := range d.drivers(intr, 0, 0) {
+		for _, in := range tr.drivers(intr, 0) {
 			out = append(out, Interrupt{
 				Instance: in.inst, Port: in.port, IRQF2P: src.bit, GIC: gic,
 				Controller: m.Instance, ControllerIndex: in.bit,
@@ -177,13 +189,18 @@ func (d *Design) traceInterrupts(ps *Module) []Interrupt {
 
 // drivers returns the output ports driving an input port, with the bit of the input each
 // lands on (offset by base), looking through xlconcat cells.
-func (d *Design) drivers(in *Port, base, depth int) []irqSource {
-	if depth > maxIRQDepth {
-		return nil
-	}
+func (t *irqTracer) drivers(in *Port, base int) []irqSource {
 	var out []irqSource
+	seen := map[Connection]bool{}
 	for _, c := range in.Connections {
-		m, ok := d.Module(c.Instance)
+		if t.budget--; t.budget < 0 {
+			return out
+		}
+		if seen[c] {
+			continue
+		}
+		seen[c] = true
+		m, ok := t.d.Module(c.Instance)
 		if !ok {
 			continue
 		}
@@ -194,22 +211,27 @@ func (d *Design) drivers(in *Port, base, depth int) []irqSource {
 			out = append(out, irqSource{inst: c.Instance, port: c.Port, bit: base})
 			continue
 		}
+		if t.onPath[m.Instance] {
+			continue // a cycle: malformed, nothing drives it
+		}
+		t.onPath[m.Instance] = true
 		off := 0
 		for k := 0; ; k++ {
 			p, ok := m.Port(fmt.Sprintf("In%d", k))
 			if !ok {
 				break
 			}
-			out = append(out, d.drivers(p, base+off, depth+1)...)
-			off += d.concatWidth(m, k, p)
+			out = append(out, t.drivers(p, base+off)...)
+			off += concatWidth(m, k, p)
 		}
+		t.onPath[m.Instance] = false
 	}
 	return out
 }
 
 // concatWidth is the width of xlconcat input k: the port's LEFT/RIGHT when given, else
 // the INk_WIDTH parameter, else 1.
-func (d *Design) concatWidth(m *Module, k int, p *Port) int {
+func concatWidth(m *Module, k int, p *Port) int {
 	if p.Left != 0 || p.Right != 0 {
 		return p.Width()
 	}
