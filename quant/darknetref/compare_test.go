@@ -1,0 +1,194 @@
+//go:build darknet && cgo
+
+package darknetref
+
+import (
+	"fmt"
+	"math"
+	"path/filepath"
+	"testing"
+
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+)
+
+const (
+	thresh = 0.25
+	nmsIoU = 0.45
+)
+
+// yoloFastest loads Yolo-Fastest-1.1 twice: into the IR (pjreddie dialect forced, as
+// Debian's darknet is pjreddie's) with the float engine, and into libdarknet.
+func yoloFastest(tb testing.TB) (*quant.Model, *engine.Engine, *Net, []string) {
+	tb.Helper()
+	dir := testutil.Fixture(tb, "yolo-fastest")
+	cfg := filepath.Join(dir, "yolo-fastest-1.1.cfg")
+	weights := filepath.Join(dir, "yolo-fastest-1.1.weights")
+	m, err := darknet.Load(cfg, weights, darknet.Options{Dialect: quant.DialectPjreddie})
+	if err != nil {
+		tb.Fatalf("import: %v", err)
+	}
+	e, err := engine.New(m, engine.Options{})
+	if err != nil {
+		tb.Fatalf("engine: %v", err)
+	}
+	ref, err := Load(cfg, weights)
+	if err != nil {
+		tb.Fatalf("darknet: %v", err)
+	}
+	tb.Cleanup(ref.Close)
+	if ref.Layers() != len(m.Layers) {
+		tb.Fatalf("darknet has %d layers, the IR %d", ref.Layers(), len(m.Layers))
+	}
+	names, err := detect.LoadNames(filepath.Join(dir, "coco.names"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return m, e, ref, names
+}
+
+// ourDetections runs the project's pipeline: decode, letterbox, float engine, decode
+// heads, NMS, darknet's per-class list.
+func ourDetections(tb testing.TB, m *quant.Model, e *engine.Engine, names []string, path string) ([]detect.Detection, *imageio.Image) {
+	tb.Helper()
+	im, err := imageio.Load(path)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	in := imageio.Letterbox(im, m.Input.W, m.Input.H)
+	if err := e.Forward(in.Data); err != nil {
+		tb.Fatal(err)
+	}
+	heads := map[int][]float32{}
+	for _, i := range m.Heads() {
+		heads[i] = e.Output(i)
+	}
+	cands, err := detect.Decode(m, heads, im.W, im.H, thresh)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return detect.Objects(detect.NMS(cands, nmsIoU), thresh, names, im.W, im.H), in
+}
+
+// TestYoloFastestMatchesDarknet compares, on every fixture photo, (1) the raw head
+// tensors of the float engine and darknet on the same (darknet-letterboxed) input and
+// (2) the detections of the whole pipelines: ours (imageio, engine, detect) against
+// darknet's (load_image_color, letterbox_image, network_predict, get_network_boxes,
+// do_nms_sort): same class, score within 0.02, IoU >= 0.95.
+func TestYoloFastestMatchesDarknet(t *testing.T) {
+	m, e, ref, names := yoloFastest(t)
+	var worstHead float64
+	var total, matched, borderline int
+	images := fixtureImages(t)
+	if testing.Short() {
+		images = images[:6] // darknet takes about half a second per photo on a shared CPU
+	}
+	for _, path := range images {
+		base := filepath.Base(path)
+		dnImage, err := LoadImageColor(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		dnIn := Letterbox(dnImage, m.Input.W, m.Input.H)
+
+		// Raw tensors, same input.
+		if err := ref.Predict(dnIn.Data); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Forward(dnIn.Data); err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range m.Heads() {
+			want, c, h, w, err := ref.Output(i)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if (quant.Shape{C: c, H: h, W: w}) != m.Layers[i].Out {
+				t.Fatalf("head %d: darknet %dx%dx%d, IR %v", i, c, h, w, m.Layers[i].Out)
+			}
+			d := maxAbsDiff(e.Output(i), want)
+			worstHead = max(worstHead, d)
+			if d > 1e-3 {
+				t.Errorf("%s head %d: engine and darknet differ by %g", base, i, d)
+			}
+		}
+
+		// Whole pipelines.
+		theirs := detect.Objects(ref.Boxes(dnImage.W, dnImage.H, thresh, nmsIoU), thresh, names, dnImage.W, dnImage.H)
+		ours, _ := ourDetections(t, m, e, names, path)
+		total += len(theirs)
+		for _, want := range theirs {
+			if match(ours, want) {
+				matched++
+				continue
+			}
+			if want.Score < thresh+0.02 {
+				borderline++ // may fall on either side of the threshold
+				continue
+			}
+			t.Errorf("%s: darknet's %s %.3f %v has no match in ours %s", base, want.Name, want.Score, want.Box, describe(ours))
+		}
+		for _, got := range ours {
+			if !match(theirs, got) && got.Score >= thresh+0.02 {
+				t.Errorf("%s: our %s %.3f %v is not in darknet's %s", base, got.Name, got.Score, got.Box, describe(theirs))
+			}
+		}
+	}
+	t.Logf("head tensors: max |engine - darknet| = %.3g; detections: %d of darknet's %d matched (%d borderline at the threshold)",
+		worstHead, matched, total, borderline)
+	if total == 0 {
+		t.Error("darknet found nothing on any fixture: the comparison checked nothing")
+	}
+}
+
+func match(list []detect.Detection, want detect.Detection) bool {
+	for _, got := range list {
+		if got.Class == want.Class && math.Abs(float64(got.Score-want.Score)) <= 0.02 && detect.IoU(got.Box, want.Box) >= 0.95 {
+			return true
+		}
+	}
+	return false
+}
+
+func describe(list []detect.Detection) string {
+	s := "["
+	for _, d := range list {
+		s += fmt.Sprintf(" %s %.3f %.0f", d.Name, d.Score, d.Box)
+	}
+	return s + " ]"
+}
+
+func maxAbsDiff(a, b []float32) float64 {
+	if len(a) != len(b) {
+		return math.Inf(1)
+	}
+	var m float64
+	for i := range a {
+		m = max(m, math.Abs(float64(a[i]-b[i])))
+	}
+	return m
+}
+
+// TestPipelineInputMatchesDarknet checks that the tensor our pipeline feeds the network
+// is darknet's up to the JPEG decoder's IDCT rounding.
+func TestPipelineInputMatchesDarknet(t *testing.T) {
+	for _, path := range fixtureImages(t)[:3] {
+		ours, err := imageio.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := LoadImageColor(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		eq, md := diffStats(t, imageio.Letterbox(ours, 320, 320), Letterbox(theirs, 320, 320))
+		t.Logf("%s: %.2f%% of input samples equal, max diff %.2f/255", filepath.Base(path), 100*eq, 255*md)
+		if md > 3.5/255 {
+			t.Errorf("%s: input differs by %.2f/255", filepath.Base(path), 255*md)
+		}
+	}
+}
