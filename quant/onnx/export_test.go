@@ -376,3 +376,57 @@ func FuzzImport(f *testing.F) {
 		}
 	})
 }
+
+// FuzzImportEdits applies one structured edit to an export (op type, attribute values,
+// wiring, initializer dims, metadata) so that the fuzzer reaches the importer's graph
+// logic, which random bytes seldom get past the protobuf decoder to.
+func FuzzImportEdits(f *testing.F) {
+	base, err := proto.Marshal(mustExport(f, smallModel(f, quant.DialectAlexeyAB), ExportOptions{KeepBatchNorm: true}))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(uint16(0), uint8(0), int64(0), "Relu")
+	f.Add(uint16(3), uint8(1), int64(-1), "")
+	f.Add(uint16(7), uint8(2), int64(5), "conv0")
+	f.Add(uint16(2), uint8(4), int64(1<<40), "")
+	f.Add(uint16(0), uint8(5), int64(0), `{"kind":"yolo","num":-1}`)
+	f.Fuzz(func(t *testing.T, node uint16, field uint8, v int64, s string) {
+		mp, err := Unmarshal(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := mp.Graph
+		n := g.Node[int(node)%len(g.Node)]
+		switch field % 7 {
+		case 0:
+			n.OpType = &s
+		case 1:
+			for _, a := range n.Attribute {
+				for i := range a.Ints {
+					a.Ints[i] = v
+				}
+				a.I = &v
+			}
+		case 2:
+			if len(n.Input) > 0 {
+				n.Input[int(uint64(v)%uint64(len(n.Input)))] = s
+			}
+		case 3:
+			n.Output[0] = s
+		case 4:
+			t0 := g.Initializer[int(node)%len(g.Initializer)]
+			if len(t0.Dims) > 0 {
+				t0.Dims[int(uint64(v)%uint64(len(t0.Dims)))] = v
+			}
+		case 5:
+			mp.MetadataProps[int(node)%len(mp.MetadataProps)].Value = &s
+		case 6:
+			g.Node = append(g.Node[:int(node)%len(g.Node)], g.Node[int(node)%len(g.Node)+1:]...)
+		}
+		if m, err := Import(mp); err == nil {
+			if err := m.InferShapes(); err != nil {
+				t.Fatalf("import returned a model that fails shape inference: %v", err)
+			}
+		}
+	})
+}
