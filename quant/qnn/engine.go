@@ -1,11 +1,9 @@
 package qnn
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math/bits"
 	"runtime"
-	"sync"
 
 	"github.com/fpgadetector/pynq-agent/quant"
 )
@@ -146,23 +144,7 @@ func (e *Engine) layer(l *engineLayer, in []uint64) []uint64 {
 }
 
 // parallel splits rows 0..n-1 into contiguous chunks over the engine's goroutines.
-func (e *Engine) parallel(n int, f func(r0, r1 int)) {
-	t := min(e.threads, n)
-	if t <= 1 {
-		f(0, n)
-		return
-	}
-	var wg sync.WaitGroup
-	for i := 0; i < t; i++ {
-		r0, r1 := n*i/t, n*(i+1)/t
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(r0, r1)
-		}()
-	}
-	wg.Wait()
-}
+func (e *Engine) parallel(n int, f func(r0, r1 int)) { parallelRows(n, e.threads, f) }
 
 // convRows computes output rows r0..r1-1 of a convolution into bit planes.
 func (l *engineLayer) convRows(in, out []uint64, r0, r1 int) {
@@ -436,5 +418,3 @@ func planesToRecords(dst []byte, stride int, planes []uint64, pixels, g int) {
 		}
 	}
 }
-
-var _ = binary.LittleEndian

@@ -1,0 +1,281 @@
+package qnn
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math"
+	"runtime"
+	"sync"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+)
+
+// FirstLayer is the float convolution that runs on the CPU before the engine
+// (Tinier-YOLO's conv0, 3->16 3x3/2 on the 416x416 letterboxed image), followed by the
+// 3-bit quantizer level = round-half-even(clip(x, 0, 4)/4*7) (numpy's np.round), in
+// float32 as QNN-MO's numpy code computes it.
+type FirstLayer struct {
+	layer          *quant.Layer
+	cin, cout, k   int
+	stride, pad    int
+	inH, inW, dim  int
+	w              []float32 // [o][c*k*k+ky*k+kx]
+	bias           []float32
+	maxLevel, clip float32
+	threads        int
+}
+
+// NewFirstLayer prepares the float layer that feeds the engine. threads <= 0 uses
+// GOMAXPROCS goroutines.
+func NewFirstLayer(m *quant.Model, threads int) (*FirstLayer, error) {
+	first, _, err := EngineLayers(m)
+	if err != nil {
+		return nil, err
+	}
+	idx := m.Layers[first].Inputs[0]
+	if idx < 0 || m.Layers[idx].Kind != quant.KindConv || m.Layers[idx].Quant == nil || m.Layers[idx].Quant.ActBits == 0 {
+		return nil, fmt.Errorf("the engine's input is not a quantized float convolution")
+	}
+	l := m.Layers[idx]
+	c, q := l.Conv, l.Quant
+	if l.Inputs[0] != -1 || c.Groups != 1 || l.Out.H != l.Out.W || c.Weights == nil || c.BN != nil {
+		return nil, fmt.Errorf("first layer %s: only a square, ungrouped convolution on the network input without batch norm is supported", l.Name)
+	}
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	f := &FirstLayer{
+		layer: l, cin: l.In.C, cout: c.Filters, k: c.Size, stride: c.Stride, pad: c.Pad,
+		inH: l.In.H, inW: l.In.W, dim: l.Out.H, w: c.Weights, bias: c.Bias,
+		maxLevel: float32(int(1)<<q.ActBits - 1), threads: threads,
+	}
+	// In float64 so that 7 * float32(4/7) rounds to exactly 4.
+	f.clip = float32(float64(f.maxLevel) * float64(q.ActScale))
+	if f.bias == nil {
+		f.bias = make([]float32, f.cout)
+	}
+	if 3*f.cout > 192 {
+		return nil, fmt.Errorf("first layer has %d channels; its records hold at most 64", f.cout)
+	}
+	return f, nil
+}
+
+// OutLayout is the DDR layout of the first layer's output (the engine's input).
+func (f *FirstLayer) OutLayout() Layout { return DDRLayout(f.cout, f.dim) }
+
+// Levels returns the quantized output levels, CHW in image order.
+func (f *FirstLayer) Levels(img []float32) ([]uint8, error) {
+	if len(img) != f.cin*f.inH*f.inW {
+		return nil, fmt.Errorf("first layer input has %d values, want %dx%dx%d", len(img), f.cin, f.inH, f.inW)
+	}
+	out := make([]uint8, f.cout*f.dim*f.dim)
+	f.parallel(func(y0, y1 int) {
+		lv := make([]uint8, f.cout)
+		col := make([]float32, f.cin*f.k*f.k)
+		for y := y0; y < y1; y++ {
+			for x := 0; x < f.dim; x++ {
+				f.pixel(img, y, x, col, lv)
+				for o, v := range lv {
+					out[(o*f.dim+y)*f.dim+x] = v
+				}
+			}
+		}
+	})
+	return out, nil
+}
+
+// Run computes the layer on a CHW image in darknet order (values in [0,1]) and writes the
+// output levels as records of layout dst (its Dim and Channels must match) in the
+// engine's transposed pixel order. Only the first ceil(3*C/64) 64-bit words of each
+// record (or the whole record, when shorter) are written: the engine reads the rest of a
+// record as channels C..63, so hand it zeroed buffers.
+func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
+	if l.Channels != f.cout || l.Dim != f.dim || l.check() != nil || len(dst) < l.Size() {
+		return fmt.Errorf("first layer output layout %+v (%d bytes), want %d channels of %dx%d", l, len(dst), f.cout, f.dim, f.dim)
+	}
+	if len(img) != f.cin*f.inH*f.inW {
+		return fmt.Errorf("first layer input has %d values, want %dx%dx%d", len(img), f.cin, f.inH, f.inW)
+	}
+	nb := min(l.RecordBytes, 8*((3*f.cout+63)/64))
+	f.parallel(func(y0, y1 int) {
+		lv := make([]uint8, f.cout)
+		col := make([]float32, f.cin*f.k*f.k)
+		var words [3]uint64
+		var tmp [24]byte
+		for y := y0; y < y1; y++ {
+			for x := 0; x < f.dim; x++ {
+				f.pixel(img, y, x, col, lv)
+				words = [3]uint64{}
+				for o, v := range lv {
+					bit := 3 * o
+					words[bit/64] |= uint64(v) << (bit % 64)
+					if bit%64 > 61 { // a level straddling two words
+						words[bit/64+1] |= uint64(v) >> (64 - bit%64)
+					}
+				}
+				binary.LittleEndian.PutUint64(tmp[0:], words[0])
+				binary.LittleEndian.PutUint64(tmp[8:], words[1])
+				binary.LittleEndian.PutUint64(tmp[16:], words[2])
+				r := recordIndex(y, x, f.dim) * l.RecordBytes
+				copy(dst[r:r+nb], tmp[:nb])
+			}
+		}
+	})
+	return nil
+}
+
+// pixel computes the levels of output pixel (y, x).
+func (f *FirstLayer) pixel(img []float32, y, x int, col []float32, lv []uint8) {
+	k := f.k
+	i := 0
+	for c := 0; c < f.cin; c++ {
+		plane := img[c*f.inH*f.inW : (c+1)*f.inH*f.inW]
+		for ky := 0; ky < k; ky++ {
+			yy := y*f.stride + ky - f.pad
+			for kx := 0; kx < k; kx++ {
+				xx := x*f.stride + kx - f.pad
+				if yy < 0 || yy >= f.inH || xx < 0 || xx >= f.inW {
+					col[i] = 0
+				} else {
+					col[i] = plane[yy*f.inW+xx]
+				}
+				i++
+			}
+		}
+	}
+	n := len(col)
+	for o := range lv {
+		w := f.w[o*n : (o+1)*n : (o+1)*n]
+		var s float32
+		for j, v := range col {
+			s += w[j] * v
+		}
+		lv[o] = f.quantize(s + f.bias[o])
+	}
+}
+
+// quantize is clip(x, 0, clip) / clip * maxLevel rounded half to even, in float32 like
+// numpy's quantize(clip(x, 0, 4)/4, 3)*7.
+func (f *FirstLayer) quantize(x float32) uint8 {
+	x = max(0, min(x, f.clip))
+	v := x / f.clip * f.maxLevel
+	return uint8(math.RoundToEven(float64(v)))
+}
+
+func (f *FirstLayer) parallel(fn func(y0, y1 int)) {
+	parallelRows(f.dim, f.threads, fn)
+}
+
+// parallelRows splits rows 0..n-1 into contiguous chunks over t goroutines.
+func parallelRows(n, t int, f func(r0, r1 int)) {
+	t = min(t, n)
+	if t <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < t; i++ {
+		r0, r1 := n*i/t, n*(i+1)/t
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(r0, r1)
+		}()
+	}
+	wg.Wait()
+}
+
+// LastLayer is the float 1x1 convolution that runs on the CPU after the engine
+// (Tinier-YOLO's conv8, 512->125 plus bias) on the engine's output levels times the
+// last engine layer's ActScale (1 for the published model: QNN-MO feeds the raw levels).
+type LastLayer struct {
+	layer   *quant.Layer
+	cin     int
+	cout    int
+	dim     int
+	wT      []float32 // [c][o]: weights of input channel c for every output
+	bias    []float32
+	scale   float32
+	threads int
+}
+
+// NewLastLayer prepares the float layer that reads the engine's output.
+func NewLastLayer(m *quant.Model, threads int) (*LastLayer, error) {
+	_, last, err := EngineLayers(m)
+	if err != nil {
+		return nil, err
+	}
+	if last+1 >= len(m.Layers) {
+		return nil, fmt.Errorf("no layer after the engine layers")
+	}
+	l := m.Layers[last+1]
+	c := l.Conv
+	if l.Kind != quant.KindConv || c.Size != 1 || c.Stride != 1 || c.Pad != 0 || c.Groups != 1 || c.BN != nil || c.Activation != quant.ActLinear || l.Quant != nil {
+		return nil, fmt.Errorf("layer %s after the engine is not a float linear 1x1 convolution", l.Name)
+	}
+	if len(l.Inputs) != 1 || l.Inputs[0] != last {
+		return nil, fmt.Errorf("layer %s does not read the engine's output", l.Name)
+	}
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	var engineOut *quant.Layer
+	for i := last; i >= 0; i-- {
+		if isEngineConv(m.Layers[i]) {
+			engineOut = m.Layers[i]
+			break
+		}
+	}
+	ll := &LastLayer{layer: l, cin: l.In.C, cout: c.Filters, dim: l.In.H, bias: c.Bias, scale: engineOut.Quant.ActScale, threads: threads}
+	if ll.scale == 0 {
+		ll.scale = 1
+	}
+	if ll.bias == nil {
+		ll.bias = make([]float32, ll.cout)
+	}
+	ll.wT = make([]float32, ll.cin*ll.cout)
+	for o := 0; o < ll.cout; o++ {
+		for ch := 0; ch < ll.cin; ch++ {
+			ll.wT[ch*ll.cout+o] = c.Weights[o*ll.cin+ch]
+		}
+	}
+	return ll, nil
+}
+
+// Run reads engine output records (layout l) and returns the layer's output, CHW in
+// image order.
+func (ll *LastLayer) Run(src []byte, l Layout) ([]float32, error) {
+	if l.Channels != ll.cin || l.Dim != ll.dim || l.check() != nil || len(src) < l.Size() {
+		return nil, fmt.Errorf("last layer input layout %+v (%d bytes), want %d channels of %dx%d", l, len(src), ll.cin, ll.dim, ll.dim)
+	}
+	hw := ll.dim * ll.dim
+	out := make([]float32, ll.cout*hw)
+	parallelRows(ll.dim, ll.threads, func(y0, y1 int) {
+		acc := make([]float32, ll.cout)
+		planes := make([]uint64, 3*lanes(ll.cin))
+		for y := y0; y < y1; y++ {
+			for x := 0; x < ll.dim; x++ {
+				r := recordIndex(y, x, ll.dim) * l.RecordBytes
+				copy(planes, recordsToPlanes(src[r:r+l.RecordBytes], l.RecordBytes, 1, lanes(ll.cin)))
+				clear(acc)
+				// Sum in input-channel order, skipping level 0 (adding 0 changes nothing).
+				for ch := 0; ch < ll.cin; ch++ {
+					q, b := ch/64, uint(ch%64)
+					lv := planes[3*q]>>b&1 | (planes[3*q+1]>>b&1)<<1 | (planes[3*q+2]>>b&1)<<2
+					if lv == 0 {
+						continue
+					}
+					v := float32(lv) * ll.scale
+					w := ll.wT[ch*ll.cout : (ch+1)*ll.cout]
+					for o := range acc {
+						acc[o] += w[o] * v
+					}
+				}
+				for o, a := range acc {
+					out[o*hw+y*ll.dim+x] = a + ll.bias[o]
+				}
+			}
+		}
+	})
+	return out, nil
+}
