@@ -1,0 +1,436 @@
+package deploy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path"
+	"strings"
+	"time"
+
+	"github.com/pkg/sftp"
+)
+
+// Options steer Deploy and Rollback.
+type Options struct {
+	Layout        Layout
+	Keep          int           // complete releases kept on the board, current included; 0 means 3
+	DryRun        bool          // print the plan, change nothing
+	AllowArch     []string      // board architectures accepted; nil means armv7l only
+	HealthTimeout time.Duration // how long the new release has to answer /healthz; 0 means 60 s
+	// Progress receives upload progress (a bar on a terminal); nil is quiet.
+	Progress func(done, total int64)
+	Out      io.Writer        // plan and step lines for the user; nil discards
+	Log      *slog.Logger     // nil discards
+	Now      func() time.Time // release timestamps; nil means time.Now
+}
+
+func (o Options) withDefaults() Options {
+	o.Layout = o.Layout.withDefaults()
+	if o.Keep <= 0 {
+		o.Keep = 3
+	}
+	if o.HealthTimeout <= 0 {
+		o.HealthTimeout = 60 * time.Second
+	}
+	if o.Out == nil {
+		o.Out = io.Discard
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return o
+}
+
+// PlannedFile is one file of a release and how it gets to the board.
+type PlannedFile struct {
+	File
+	LinkFrom string // board path of an identical file from an earlier release; "" uploads
+}
+
+// Result says what Deploy or Rollback did.
+type Result struct {
+	Version       string // the release now current (or planned, in a dry run)
+	Previous      string // the release that was current before
+	Facts         Facts
+	Plan          []PlannedFile
+	Uploaded      int   // files sent over SFTP
+	Linked        int   // files reused from earlier releases on the board
+	BytesUploaded int64 // bytes sent over SFTP
+	Removed       []string
+	Health        string // the /healthz answer of the new release
+	DryRun        bool
+}
+
+// HealthError is a release that did not come up; the board runs Previous again.
+type HealthError struct {
+	Version      string
+	RolledBackTo string // "" when there was nothing to go back to (the service is stopped)
+	Logs         string // the failed release's last journal lines
+	Err          error
+	RollbackErr  error // the old release did not come back either
+}
+
+func (e *HealthError) Error() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "release %s failed its health check: %v", e.Version, e.Err)
+	switch {
+	case e.RollbackErr != nil:
+		fmt.Fprintf(&b, "; rolling back to %s failed too: %v", e.RolledBackTo, e.RollbackErr)
+	case e.RolledBackTo != "":
+		fmt.Fprintf(&b, "; rolled back to %s, which is serving", e.RolledBackTo)
+	default:
+		b.WriteString("; there was no earlier release, the service is stopped")
+	}
+	if e.Logs != "" {
+		fmt.Fprintf(&b, "\nlast log lines of %s:\n%s", e.Version, strings.TrimRight(e.Logs, "\n"))
+	}
+	return b.String()
+}
+
+func (e *HealthError) Unwrap() error { return e.Err }
+
+// board bundles a connection with the layout and what is known about the board.
+type board struct {
+	c     *Conn
+	l     Layout
+	facts Facts
+	opts  Options
+}
+
+// root wraps cmd so that it runs as root.
+func (b *board) root(cmd string) string {
+	if b.facts.UID == 0 {
+		return cmd
+	}
+	return b.l.Sudo + " sh -c " + shq(cmd)
+}
+
+func (b *board) runRoot(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
+	return b.c.Run(ctx, b.root(cmd), stdin)
+}
+
+func (b *board) systemctl(ctx context.Context, args ...string) error {
+	_, err := b.runRoot(ctx, b.l.Systemctl+" "+strings.Join(args, " "), nil)
+	return err
+}
+
+func (b *board) step(format string, args ...any) {
+	fmt.Fprintf(b.opts.Out, format+"\n", args...)
+}
+
+// Deploy makes bundle the board's current release: upload what the board lacks, verify,
+// install the unit, switch, restart and wait for /healthz; a release that does not come
+// up is switched back. c must be a fresh connection; Deploy does not close it.
+func Deploy(ctx context.Context, c *Conn, bundle *Bundle, opts Options) (*Result, error) {
+	opts = opts.withDefaults()
+	if strings.ContainsAny(opts.Layout.BaseDir, " \t\n'\"\\") || !path.IsAbs(opts.Layout.BaseDir) {
+		return nil, fmt.Errorf("base dir %q: want an absolute path without spaces or quotes", opts.Layout.BaseDir)
+	}
+	b, state, err := openBoard(ctx, c, opts)
+	if err != nil {
+		return nil, err
+	}
+	res := &Result{Facts: b.facts, Previous: state.Current, DryRun: opts.DryRun}
+	res.Version = releaseVersion(opts.Now(), bundle.Content)
+	if state.Release(res.Version) != nil {
+		return nil, fmt.Errorf("release %s already exists on the board (deploys less than a millisecond apart?)", res.Version)
+	}
+	res.Plan = plan(bundle, state, b.l)
+	var upload int64
+	for _, p := range res.Plan {
+		if p.LinkFrom == "" {
+			upload += p.Size
+		}
+	}
+	if err := CheckFacts(b.facts, opts.AllowArch, bundle.BinArch, upload); err != nil {
+		return nil, err
+	}
+	partial := partialReleases(state)
+	if opts.DryRun {
+		printPlan(opts.Out, res, partial)
+		return res, nil
+	}
+	if err := b.prepare(ctx, partial); err != nil {
+		return nil, err
+	}
+	res.Removed = append(res.Removed, partial...)
+	if err := b.stage(ctx, res); err != nil {
+		return res, err
+	}
+	if err := b.installUnit(ctx, bundle); err != nil {
+		return res, err
+	}
+	body, err := b.activate(ctx, res.Version, state.Current)
+	if err != nil {
+		return res, err
+	}
+	res.Health = body
+	removed, err := b.prune(ctx, state, res.Version)
+	res.Removed = append(res.Removed, removed...)
+	if err != nil {
+		opts.Log.Warn("removing old releases failed", "err", err)
+	}
+	return res, nil
+}
+
+// openBoard detects the board's facts and reads its releases.
+func openBoard(ctx context.Context, c *Conn, opts Options) (*board, *State, error) {
+	facts, err := c.DetectFacts(ctx, opts.Layout)
+	if err != nil {
+		return nil, nil, err
+	}
+	opts.Log.Info("board", "facts", facts.String())
+	b := &board{c: c, l: opts.Layout, facts: facts, opts: opts}
+	b.step("board: %s", facts)
+	state, err := c.ReadState(ctx, opts.Layout)
+	if err != nil {
+		return nil, nil, err
+	}
+	return b, state, nil
+}
+
+// plan decides, per file, whether the board already has an identical copy. Copies in the
+// current release are preferred; any release whose files all verified will do.
+func plan(bundle *Bundle, state *State, l Layout) []PlannedFile {
+	have := map[string]string{} // digest -> board path
+	addRelease := func(r *Release) {
+		if r == nil || !r.Complete {
+			return
+		}
+		for name, sum := range r.Files {
+			if _, ok := have[sum]; !ok {
+				have[sum] = path.Join(l.releaseDir(r.Name), name)
+			}
+		}
+	}
+	addRelease(state.Release(state.Current))
+	for i := len(state.Releases) - 1; i >= 0; i-- {
+		addRelease(&state.Releases[i])
+	}
+	out := make([]PlannedFile, len(bundle.Files))
+	for i, f := range bundle.Files {
+		out[i] = PlannedFile{File: f, LinkFrom: have[f.SHA256]}
+	}
+	return out
+}
+
+// partialReleases are releases an interrupted upload left behind.
+func partialReleases(state *State) []string {
+	var out []string
+	for _, r := range state.Releases {
+		if !r.Complete && r.Name != state.Current {
+			out = append(out, r.Name)
+		}
+	}
+	return out
+}
+
+func printPlan(w io.Writer, res *Result, partial []string) {
+	fmt.Fprintf(w, "plan: release %s (current: %s)\n", res.Version, orNone(res.Previous))
+	var up, reuse int64
+	for _, p := range res.Plan {
+		action := "upload"
+		if p.LinkFrom != "" {
+			action = "skip (on board: " + p.LinkFrom + ")"
+			reuse += p.Size
+		} else {
+			up += p.Size
+		}
+		fmt.Fprintf(w, "  %-40s %10s  %s\n", p.Name, humanBytes(p.Size), action)
+	}
+	fmt.Fprintf(w, "upload %s, reuse %s\n", humanBytes(up), humanBytes(reuse))
+	for _, r := range partial {
+		fmt.Fprintf(w, "would remove partial release %s\n", r)
+	}
+	fmt.Fprintln(w, "dry run: nothing changed")
+}
+
+func orNone(s string) string {
+	if s == "" {
+		return "none"
+	}
+	return s
+}
+
+// prepare creates the release tree (owned by the login user, so SFTP can write it) and
+// removes releases an interrupted upload left behind.
+func (b *board) prepare(ctx context.Context, partial []string) error {
+	cmd := "mkdir -p " + shq(b.l.releasesDir())
+	if b.facts.UID != 0 {
+		cmd += " && chown " + shq(b.c.User()) + " " + shq(b.l.BaseDir) + " " + shq(b.l.releasesDir())
+	}
+	for _, r := range partial {
+		b.step("removing partial release %s (an earlier upload was interrupted)", r)
+		cmd += " && rm -rf " + shq(b.l.releaseDir(r))
+	}
+	if _, err := b.runRoot(ctx, cmd, nil); err != nil {
+		return fmt.Errorf("prepare %s: %w", b.l.BaseDir, err)
+	}
+	return nil
+}
+
+// stage puts every file of the release on the board under a .part name, verifies all
+// digests there, renames them into place and only then marks the release complete.
+func (b *board) stage(ctx context.Context, res *Result) error {
+	dir := b.l.releaseDir(res.Version)
+	var files []File
+	for _, p := range res.Plan {
+		files = append(files, p.File)
+	}
+	if err := b.linkExisting(ctx, dir, res); err != nil {
+		return err
+	}
+	n, bytes, err := b.upload(ctx, dir, res.Plan)
+	res.Uploaded, res.BytesUploaded = n, bytes
+	if err != nil {
+		return fmt.Errorf("upload release %s: %w (the current release is untouched; the partial one is removed by the next deploy)", res.Version, err)
+	}
+	b.step("uploaded %d files (%s), reused %d from earlier releases", res.Uploaded, humanBytes(bytes), res.Linked)
+	if err := b.verify(ctx, dir, files); err != nil {
+		return err
+	}
+	return b.finalize(ctx, dir, files)
+}
+
+// linkExisting hard-links (or copies, across filesystems) files the board already has.
+func (b *board) linkExisting(ctx context.Context, dir string, res *Result) error {
+	var script strings.Builder
+	script.WriteString("set -e\nmkdir -p " + shq(dir) + "\n")
+	dirs := map[string]bool{}
+	for _, p := range res.Plan {
+		if d := path.Dir(p.Name); d != "." && !dirs[d] {
+			dirs[d] = true
+			script.WriteString("mkdir -p " + shq(path.Join(dir, d)) + "\n")
+		}
+		if p.LinkFrom == "" {
+			continue
+		}
+		dst := shq(path.Join(dir, p.Name) + ".part")
+		fmt.Fprintf(&script, "ln -f %s %s 2>/dev/null || cp -p %s %s\n", shq(p.LinkFrom), dst, shq(p.LinkFrom), dst)
+		res.Linked++
+	}
+	if _, err := b.c.Run(ctx, "sh -s", strings.NewReader(script.String())); err != nil {
+		return fmt.Errorf("create release %s: %w", path.Base(dir), err)
+	}
+	return nil
+}
+
+// upload sends the files not on the board over SFTP.
+func (b *board) upload(ctx context.Context, dir string, plan []PlannedFile) (files int, sent int64, err error) {
+	var total int64
+	for _, p := range plan {
+		if p.LinkFrom == "" {
+			total += p.Size
+		}
+	}
+	if !anyUpload(plan) {
+		return 0, 0, nil
+	}
+	sc, err := b.c.SFTP()
+	if err != nil {
+		return 0, 0, err
+	}
+	progress := func(n int64) {
+		sent += n
+		if b.opts.Progress != nil {
+			b.opts.Progress(sent, total)
+		}
+	}
+	for _, p := range plan {
+		if p.LinkFrom != "" {
+			continue
+		}
+		if err := uploadFile(ctx, sc, p.File, path.Join(dir, p.Name)+".part", progress); err != nil {
+			return files, sent, err
+		}
+		files++
+	}
+	return files, sent, nil
+}
+
+func anyUpload(plan []PlannedFile) bool {
+	for _, p := range plan {
+		if p.LinkFrom == "" {
+			return true
+		}
+	}
+	return false
+}
+
+func uploadFile(ctx context.Context, sc *sftp.Client, f File, remote string, progress func(int64)) error {
+	src, err := os.Open(f.Local)
+	if err != nil {
+		return err
+	}
+	defer src.Close()
+	dst, err := sc.OpenFile(remote, os.O_WRONLY|os.O_CREATE|os.O_TRUNC)
+	if err != nil {
+		return fmt.Errorf("create %s on the board: %w", remote, err)
+	}
+	_, err = dst.ReadFromWithConcurrency(&countingReader{ctx: ctx, r: src, add: progress}, 0)
+	if err == nil {
+		err = dst.Chmod(f.Mode)
+	}
+	if cerr := dst.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("write %s: %w", remote, err)
+	}
+	return nil
+}
+
+// countingReader reports progress and stops a transfer when ctx ends.
+type countingReader struct {
+	ctx context.Context
+	r   io.Reader
+	add func(int64)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.add(int64(n))
+	}
+	return n, err
+}
+
+// verify checks every staged file's SHA-256 on the board.
+func (b *board) verify(ctx context.Context, dir string, files []File) error {
+	out, err := b.c.Run(ctx, "cd "+shq(dir)+" && sha256sum -c --quiet -", strings.NewReader(manifest(files, ".part")))
+	if err != nil {
+		var ce *CommandError
+		if errors.As(err, &ce) && ce.Status > 0 {
+			return fmt.Errorf("verify release %s on the board: digests differ: %s (rerun deploy; if it repeats, check the board's storage)",
+				path.Base(dir), strings.TrimSpace(string(out)+" "+ce.Stderr))
+		}
+		return fmt.Errorf("verify release %s on the board: %w (is sha256sum installed?)", path.Base(dir), err)
+	}
+	return nil
+}
+
+// finalize renames the verified files into place, writes the manifest, flushes, and
+// marks the release complete last.
+func (b *board) finalize(ctx context.Context, dir string, files []File) error {
+	var s strings.Builder
+	s.WriteString("set -e\ncd " + shq(dir) + "\n")
+	for _, f := range files {
+		fmt.Fprintf(&s, "mv -f %s %s\n", shq(f.Name+".part"), shq(f.Name))
+	}
+	fmt.Fprintf(&s, "cat > %s.part <<'PYNQ_MANIFEST_EOF'\n%sPYNQ_MANIFEST_EOF\n", manifestName, manifest(files, ""))
+	fmt.Fprintf(&s, "mv -f %s.part %s\nsync -f . 2>/dev/null || sync\n: > %s\n", manifestName, manifestName, completeName)
+	if _, err := b.c.Run(ctx, "sh -s", strings.NewReader(s.String())); err != nil {
+		return fmt.Errorf("complete release %s: %w", path.Base(dir), err)
+	}
+	return nil
+}

@@ -1,0 +1,283 @@
+package deploy
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+	"testing"
+
+	"golang.org/x/crypto/ssh"
+)
+
+func TestFirstDeploy(t *testing.T) {
+	b := startBoard(t)
+	model := t.TempDir()
+	mustWrite(t, filepath.Join(model, "1-0-weights.bin"), []byte("weights"), 0o644)
+	mustWrite(t, filepath.Join(model, "sub", "1-0-thres.bin"), []byte("thresholds"), 0o644)
+	bundle := b.bundle(model)
+
+	// A dry run reports the plan and changes nothing.
+	var plan bytes.Buffer
+	opts := b.options()
+	opts.DryRun, opts.Out = true, &plan
+	if _, err := b.deploy(bundle, b.target(), opts); err != nil {
+		t.Fatalf("dry run: %v", err)
+	}
+	if !strings.Contains(plan.String(), "model/sub/1-0-thres.bin") || !strings.Contains(plan.String(), "upload") {
+		t.Errorf("dry-run plan lacks the files:\n%s", plan.String())
+	}
+	if _, err := os.Stat(b.layout.BaseDir); !os.IsNotExist(err) {
+		t.Fatalf("dry run created %s (err %v)", b.layout.BaseDir, err)
+	}
+
+	res, err := b.deploy(bundle, b.target(), b.options())
+	if err != nil {
+		t.Fatalf("deploy: %v", err)
+	}
+	if res.Uploaded != len(bundle.Files) || res.Linked != 0 {
+		t.Errorf("uploaded %d, linked %d; want %d, 0", res.Uploaded, res.Linked, len(bundle.Files))
+	}
+	if got := b.current(); got != res.Version {
+		t.Errorf("current -> %s, want %s", got, res.Version)
+	}
+	if !strings.Contains(res.Health, "fake-1") || !strings.Contains(b.healthz(), "ok fake-1") {
+		t.Errorf("health %q, want the new version", res.Health)
+	}
+	rel := filepath.Join(b.layout.BaseDir, "releases", res.Version)
+	for _, f := range []string{"pynq-agent", "agent.toml", "model/1-0-weights.bin", "model/sub/1-0-thres.bin", manifestName, completeName} {
+		if _, err := os.Stat(filepath.Join(rel, f)); err != nil {
+			t.Errorf("release lacks %s: %v", f, err)
+		}
+	}
+	unit, err := os.ReadFile(filepath.Join(b.layout.UnitDir, "pynq-agent.service"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"Type=notify", "Restart=on-failure", "WatchdogSec=", "User=root",
+		"ExecStart=" + b.layout.BaseDir + "/current/pynq-agent -config " + b.layout.BaseDir + "/current/agent.toml"} {
+		if !strings.Contains(string(unit), want) {
+			t.Errorf("unit lacks %q:\n%s", want, unit)
+		}
+	}
+
+	c := b.dial(b.target())
+	st, err := GetStatus(context.Background(), c, b.layout)
+	if err != nil {
+		t.Fatalf("status: %v", err)
+	}
+	if st.Current != res.Version || st.Unit != "active" || st.API["version"] != "fake-1" {
+		t.Errorf("status: current %s unit %q api %v", st.Current, st.Unit, st.API)
+	}
+	var logs bytes.Buffer
+	if err := Logs(context.Background(), c, b.layout, 20, false, &logs); err != nil {
+		t.Fatalf("logs: %v", err)
+	}
+	if !strings.Contains(logs.String(), "fakeagent fake-1 listening") {
+		t.Errorf("logs lack the agent's start line:\n%s", logs.String())
+	}
+}
+
+func TestRedeployUnchangedOnlySwitches(t *testing.T) {
+	b := startBoard(t)
+	bundle := b.bundle("")
+	opts := b.options()
+	opts.Keep = 2
+	first, err := b.deploy(bundle, b.target(), opts)
+	if err != nil {
+		t.Fatalf("first deploy: %v", err)
+	}
+	var versions []string
+	for range 2 {
+		res, err := b.deploy(bundle, b.target(), opts)
+		if err != nil {
+			t.Fatalf("redeploy: %v", err)
+		}
+		if res.Uploaded != 0 || res.BytesUploaded != 0 || res.Linked != len(bundle.Files) {
+			t.Errorf("redeploy uploaded %d files (%d bytes), linked %d; want nothing uploaded", res.Uploaded, res.BytesUploaded, res.Linked)
+		}
+		if b.current() != res.Version {
+			t.Errorf("current -> %s, want %s", b.current(), res.Version)
+		}
+		versions = append(versions, res.Version)
+	}
+	// Keep 2: the first release is gone, the two redeploys stay.
+	if got := b.releases(); !slices.Equal(got, versions) {
+		t.Errorf("releases on the board %v, want %v (first was %s)", got, versions, first.Version)
+	}
+	b.healthz()
+}
+
+func TestFailedHealthCheckRollsBack(t *testing.T) {
+	b := startBoard(t)
+	good, err := b.deploy(b.bundle(""), b.target(), b.options())
+	if err != nil {
+		t.Fatalf("first deploy: %v", err)
+	}
+	opts := b.options()
+	opts.HealthTimeout = 1500 * time.Millisecond
+	res, err := b.deploy(b.bundle("", "fail_health = true"), b.target(), opts)
+	var herr *HealthError
+	if !errors.As(err, &herr) {
+		t.Fatalf("deploy of a failing agent: err %v, want a HealthError", err)
+	}
+	if herr.RolledBackTo != good.Version || herr.RollbackErr != nil {
+		t.Errorf("rolled back to %q (err %v), want %s", herr.RolledBackTo, herr.RollbackErr, good.Version)
+	}
+	if !strings.Contains(err.Error(), "fail_health=true") {
+		t.Errorf("error lacks the failed release's log lines:\n%v", err)
+	}
+	if b.current() != good.Version {
+		t.Errorf("current -> %s, want the old %s", b.current(), good.Version)
+	}
+	b.healthz()
+	if _, err := os.Stat(filepath.Join(b.layout.BaseDir, "releases", res.Version, failedName)); err != nil {
+		t.Errorf("failed release not marked: %v", err)
+	}
+	// Rollback skips the failed release: there is nothing older than the current one.
+	if _, err := Rollback(context.Background(), b.dial(b.target()), b.options()); err == nil {
+		t.Errorf("rollback with no earlier healthy release succeeded")
+	}
+}
+
+func TestConnectionCutDuringUpload(t *testing.T) {
+	b := startBoard(t)
+	good, err := b.deploy(b.bundle(""), b.target(), b.options())
+	if err != nil {
+		t.Fatalf("first deploy: %v", err)
+	}
+	model := t.TempDir()
+	big := make([]byte, 4<<20)
+	_, _ = rand.Read(big)
+	mustWrite(t, filepath.Join(model, "params.bin"), big, 0o644)
+	bundle := b.bundle(model, "label = big")
+
+	proxy := cuttingProxy(t, b.addr, 1<<20)
+	b.trustAddr(proxy)
+	cut := b.target()
+	host, port, _ := net.SplitHostPort(proxy)
+	cut.Host = host
+	cut.Port, _ = strconv.Atoi(port)
+	if _, err := b.deploy(bundle, cut, b.options()); err == nil {
+		t.Fatal("deploy over a cut connection succeeded")
+	} else {
+		t.Logf("cut deploy: %v", err)
+	}
+	if b.current() != good.Version {
+		t.Errorf("current -> %s after a cut upload, want %s", b.current(), good.Version)
+	}
+	b.healthz()
+	var partial string
+	for _, r := range b.releases() {
+		if _, err := os.Stat(filepath.Join(b.layout.BaseDir, "releases", r, completeName)); errors.Is(err, os.ErrNotExist) {
+			partial = r
+		}
+	}
+	if partial == "" {
+		t.Fatalf("no partial release left behind (releases %v): the cut came too late", b.releases())
+	}
+
+	res, err := b.deploy(bundle, b.target(), b.options())
+	if err != nil {
+		t.Fatalf("deploy after the cut: %v", err)
+	}
+	if !slices.Contains(res.Removed, partial) {
+		t.Errorf("removed %v, want the partial %s", res.Removed, partial)
+	}
+	if slices.Contains(b.releases(), partial) {
+		t.Errorf("partial release %s still on the board", partial)
+	}
+}
+
+func TestChangedHostKeyRefused(t *testing.T) {
+	b := startBoard(t)
+	other := writeKey(t, filepath.Join(t.TempDir(), "other"))
+	kh := filepath.Join(t.TempDir(), "known_hosts")
+	b.knownHosts = kh
+	b.hostKey, other = other, b.hostKey
+	b.trustAddr(b.addr)
+	_, err := Dial(context.Background(), b.target())
+	if !errors.Is(err, ErrHostKeyChanged) {
+		t.Fatalf("dial with a changed host key: err %v, want ErrHostKeyChanged", err)
+	}
+	for _, want := range []string{ssh.FingerprintSHA256(other), kh + ":1", "ssh-keygen -R"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q: %v", want, err)
+		}
+	}
+	tgt := b.target()
+	tgt.AcceptNewHostKey = true // trusting new hosts never overrides a changed key
+	if _, err := Dial(context.Background(), tgt); !errors.Is(err, ErrHostKeyChanged) {
+		t.Errorf("--accept-new-host-key accepted a changed key: %v", err)
+	}
+}
+
+func TestUnknownHostKey(t *testing.T) {
+	b := startBoard(t)
+	b.knownHosts = filepath.Join(t.TempDir(), "ssh", "known_hosts")
+	_, err := Dial(context.Background(), b.target())
+	if !errors.Is(err, ErrUnknownHostKey) || !strings.Contains(err.Error(), "--accept-new-host-key") {
+		t.Fatalf("dial to an unknown host: err %v, want ErrUnknownHostKey with a hint", err)
+	}
+	tgt := b.target()
+	tgt.AcceptNewHostKey = true
+	b.dial(tgt)
+	data, _ := os.ReadFile(b.knownHosts)
+	if !strings.Contains(string(data), "[127.0.0.1]:"+strconv.Itoa(b.port)) {
+		t.Errorf("known_hosts after trust on first use: %q", data)
+	}
+	b.dial(b.target()) // now known
+}
+
+func TestRollbackCommand(t *testing.T) {
+	b := startBoard(t)
+	first, err := b.deploy(b.bundle("", "label = a"), b.target(), b.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := b.deploy(b.bundle("", "label = b"), b.target(), b.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Uploaded != 1 || second.Linked != 1 {
+		t.Errorf("second deploy uploaded %d, linked %d; want only the changed config uploaded", second.Uploaded, second.Linked)
+	}
+	res, err := Rollback(context.Background(), b.dial(b.target()), b.options())
+	if err != nil {
+		t.Fatalf("rollback: %v", err)
+	}
+	if res.Version != first.Version || b.current() != first.Version {
+		t.Errorf("rolled back to %s, current %s; want %s", res.Version, b.current(), first.Version)
+	}
+	b.healthz()
+}
+
+func TestRefusesOtherArchitecture(t *testing.T) {
+	b := startBoard(t)
+	opts := b.options()
+	opts.AllowArch = nil // a PYNQ-Z2 only
+	_, err := b.deploy(b.bundle(""), b.target(), opts)
+	if err == nil || !strings.Contains(err.Error(), "want armv7l") {
+		t.Fatalf("deploy to a non-armv7l host: %v", err)
+	}
+	if _, err := os.Stat(b.layout.BaseDir); !os.IsNotExist(err) {
+		t.Errorf("a refused deploy created %s", b.layout.BaseDir)
+	}
+}
+
+func TestCommandErrorStatus(t *testing.T) {
+	b := startBoard(t)
+	c := b.dial(b.target())
+	_, err := c.Run(context.Background(), "echo oops >&2; exit 7", nil)
+	var ce *CommandError
+	if !errors.As(err, &ce) || ce.Status != 7 || !strings.Contains(err.Error(), "oops") {
+		t.Fatalf("err %v, want exit 7 with stderr", err)
+	}
+}
