@@ -107,9 +107,13 @@ func TestYoloFastestForcedPjreddie(t *testing.T) {
 }
 
 func TestQNNTinierCfg(t *testing.T) {
-	m, err := darknet.LoadCfg(qnnTinierCfg(t), darknet.Options{})
+	opt, warns := warnings(t)
+	m, err := darknet.LoadCfg(qnnTinierCfg(t), opt)
 	if err != nil {
 		t.Fatal(err)
+	}
+	if len(*warns) != 0 {
+		t.Errorf("warnings %q", *warns)
 	}
 	if m.Dialect != quant.DialectPjreddie || m.BNEpsilon != 1e-6 || m.BNEpsInside {
 		t.Errorf("dialect %q eps %g inside %v", m.Dialect, m.BNEpsilon, m.BNEpsInside)

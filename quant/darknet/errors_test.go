@@ -3,6 +3,7 @@ package darknet_test
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
 	"reflect"
 	"strings"
@@ -355,38 +356,43 @@ func TestYoloFastestWrongCfg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A cfg with an extra layer: more weights than the file holds.
-	extra := strings.Replace(string(text), "[yolo]", "[convolutional]\nfilters=255\nsize=1\nactivation=linear\n\n[yolo]", 1)
-	m, err := darknet.ParseCfg(strings.NewReader(extra), "extra.cfg", darknet.Options{})
+	st, err := os.Stat(weights)
 	if err != nil {
 		t.Fatal(err)
 	}
-	f, err := os.Open(weights)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	st, _ := f.Stat()
-	_, err = darknet.ReadWeights(f, weights, st.Size(), m)
-	if err == nil || !strings.Contains(err.Error(), "truncated: 1384268 bytes, the cfg needs") {
-		t.Errorf("error %v", err)
-	}
-	// A cfg with a layer missing: the file has bytes left over.
-	fewer := strings.Replace(string(text), "[dropout]\nprobability=.15\n\n[shortcut]\nfrom=-5\nactivation=linear\n\n[convolutional]\nfilters=224\nsize=1\nstride=1\npad=0\nbatch_normalize=1\nactivation=leaky\n", "", 1)
-	if fewer == string(text) {
-		t.Fatal("test edit did not apply")
-	}
-	m, err = darknet.ParseCfg(strings.NewReader(fewer), "fewer.cfg", darknet.Options{})
-	if err == nil {
-		_, err = darknet.Load(cfg, weights, darknet.Options{}) // sanity: the original loads
+	readInto := func(cfgText, name string) error {
+		t.Helper()
+		m, err := darknet.ParseCfg(strings.NewReader(cfgText), name, darknet.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		f.Seek(0, 0)
-		_, err = darknet.ReadWeights(f, weights, st.Size(), m)
-		if err == nil || !strings.Contains(err.Error(), "bytes too many") {
-			t.Errorf("error %v", err)
+		f, err := os.Open(weights)
+		if err != nil {
+			t.Fatal(err)
 		}
+		defer f.Close()
+		_, err = darknet.ReadWeights(f, weights, st.Size(), m)
+		return err
+	}
+	// An extra conv before the first head: the file runs out in the last conv.
+	extra := strings.Replace(string(text), "[yolo]", "[convolutional]\nfilters=255\nsize=1\nactivation=linear\n\n[yolo]", 1)
+	err = readInto(extra, "extra.cfg")
+	if err == nil || !strings.Contains(err.Error(), "truncated: 1384268 bytes, the cfg needs 1645388; data ends in layer 126 (conv126) weights") {
+		t.Errorf("extra layer: %v", err)
+	}
+	// The last conv and head missing: the file has that conv's bytes left over.
+	cut := strings.LastIndex(string(text), "[convolutional]")
+	err = readInto(string(text[:cut]), "fewer.cfg")
+	if want := 4 * (255 + 255*120); err == nil || !strings.Contains(err.Error(), fmt.Sprintf(": %d bytes too many", want)) {
+		t.Errorf("missing layer: %v", err)
+	}
+	// Another model's cfg entirely.
+	tinier, err := os.ReadFile(testutil.Testdata(t, "tinier-yolo-voc.cfg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := readInto(string(tinier), "tinier.cfg"); !errors.Is(err, darknet.ErrSize) {
+		t.Errorf("wrong cfg: %v", err)
 	}
 }
 

@@ -3,6 +3,7 @@ package darknet_test
 import (
 	"bytes"
 	"os"
+	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -67,9 +68,25 @@ func TestRoundTripYoloFastest(t *testing.T) {
 	if !bytes.Equal(weights, orig) {
 		t.Errorf("rewritten weights differ from the file (%d vs %d bytes)", len(weights), len(orig))
 	}
-	// Debian's pjreddie darknet reads the written cfg too (the shapes test covers it).
 	if !strings.Contains(string(cfg), "scale_x_y=1") {
 		t.Error("AlexeyAB cfg lacks scale_x_y")
+	}
+	// Debian's pjreddie darknet reads the written cfg to the same shapes.
+	if testing.Short() {
+		return
+	}
+	written := filepath.Join(t.TempDir(), "written.cfg")
+	if err := os.WriteFile(written, cfg, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	table := darknetTable(t, written)
+	for i, want := range table {
+		if got := m.Layers[i].Out; got != want {
+			t.Errorf("layer %d (%s): %v, darknet reads the written cfg as %v", i, m.Layers[i].Name, got, want)
+		}
+	}
+	if len(table) < 100 {
+		t.Errorf("darknet printed %d shapes", len(table))
 	}
 }
 
