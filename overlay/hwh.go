@@ -211,7 +211,9 @@ type hwhParser struct {
 
 func (p *hwhParser) run() error {
 	for {
-		tok, err := p.dec.Token()
+		// RawToken skips namespace translation (the format has no namespaces); end tags
+		// are matched against the stack here instead.
+		tok, err := p.dec.RawToken()
 		if err == io.EOF {
 			break
 		}
@@ -228,8 +230,15 @@ func (p *hwhParser) run() error {
 			p.stack = append(p.stack, t.Name.Local)
 		case xml.EndElement:
 			n := len(p.stack) - 1
+			if n < 0 || p.stack[n] != t.Name.Local {
+				return p.mismatch(t.Name.Local)
+			}
 			p.stack, p.ctx, p.saved = p.stack[:n], p.saved[n], p.saved[:n]
 		}
+	}
+	if n := len(p.stack); n > 0 {
+		line, _ := p.dec.InputPos()
+		return &ParseError{File: p.d.Name, Line: line, Err: fmt.Errorf("malformed xml: file ends inside <%s> (truncated?)", p.stack[n-1])}
 	}
 	if !p.root {
 		return &ParseError{File: p.d.Name, Err: errors.New("no EDKSYSTEM element: not a Vivado hardware handoff file")}
@@ -249,6 +258,15 @@ func (p *hwhParser) syntaxErr(err error) error {
 		err = errors.New(se.Msg)
 	}
 	return &ParseError{File: p.d.Name, Line: line, Err: fmt.Errorf("malformed xml: %w", err)}
+}
+
+func (p *hwhParser) mismatch(end string) error {
+	line, _ := p.dec.InputPos()
+	if len(p.stack) == 0 {
+		return &ParseError{File: p.d.Name, Line: line, Err: fmt.Errorf("malformed xml: unexpected end element </%s>", end)}
+	}
+	open := p.stack[len(p.stack)-1]
+	return &ParseError{File: p.d.Name, Line: line, Err: fmt.Errorf("malformed xml: element <%s> closed by </%s>", open, end)}
 }
 
 func (p *hwhParser) errf(elem, format string, args ...any) error {
@@ -275,6 +293,9 @@ func attr(se xml.StartElement, name string) string {
 func (p *hwhParser) start(se xml.StartElement) error {
 	name := se.Name.Local
 	if len(p.stack) == 0 {
+		if p.root {
+			return p.errf(name, "second root element after </EDKSYSTEM>")
+		}
 		if name != "EDKSYSTEM" {
 			return p.errf(name, "root element is %s, want EDKSYSTEM (not a Vivado hardware handoff file)", name)
 		}

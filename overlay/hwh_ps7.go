@@ -207,7 +207,7 @@ func (t *irqTracer) drivers(in *Port, base int) []irqSource {
 		if other, ok := m.Port(c.Port); ok && other.Dir == "I" {
 			continue // another sink on the same net, not a driver
 		}
-		if m.Type != "xlconcat" || c.Port != "dout" {
+		if !isConcat(m) || c.Port != "dout" {
 			out = append(out, irqSource{inst: c.Instance, port: c.Port, bit: base})
 			continue
 		}
@@ -228,6 +228,10 @@ func (t *irqTracer) drivers(in *Port, base int) []irqSource {
 	}
 	return out
 }
+
+// isConcat recognises the concat cells Vivado puts on interrupt vectors: the xlconcat IP
+// and the inline ilconcat of newer releases.
+func isConcat(m *Module) bool { return m.Type == "xlconcat" || m.Type == "ilconcat" }
 
 // concatWidth is the width of xlconcat input k: the port's LEFT/RIGHT when given, else
 // the INk_WIDTH parameter, else 1.
