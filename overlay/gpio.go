@@ -36,6 +36,10 @@ type GPIOConfig struct {
 	// Width is the number of pins of channel 1 and 2 (C_GPIO_WIDTH, C_GPIO2_WIDTH; 0 when
 	// the IP is single-channel).
 	Width [2]int
+	// AllInputs / AllOutputs say a channel was built input-only (C_ALL_INPUTS,
+	// C_ALL_INPUTS_2) or output-only (C_ALL_OUTPUTS, C_ALL_OUTPUTS_2): its direction
+	// register does nothing and the other direction is refused.
+	AllInputs, AllOutputs [2]bool
 	// Interrupt says the IP was built with an interrupt output (C_INTERRUPT_PRESENT).
 	Interrupt bool
 	// PollInterval is how often WaitForEdge samples the pins; 1 ms if zero.
@@ -72,6 +76,8 @@ func OpenAXIGPIO(bus Bus, d *Design, instance string) (*AXIGPIO, error) {
 		cfg.Width[1] = paramInt(m, "C_GPIO2_WIDTH", 32)
 	}
 	cfg.Interrupt = paramInt(m, "C_INTERRUPT_PRESENT", 0) == 1
+	cfg.AllInputs = [2]bool{paramInt(m, "C_ALL_INPUTS", 0) == 1, paramInt(m, "C_ALL_INPUTS_2", 0) == 1}
+	cfg.AllOutputs = [2]bool{paramInt(m, "C_ALL_OUTPUTS", 0) == 1, paramInt(m, "C_ALL_OUTPUTS_2", 0) == 1}
 	size := int(min(rng.Size(), gpioSize))
 	r, err := bus.Map(rng.Base, size)
 	if err != nil {
@@ -118,7 +124,14 @@ func NewAXIGPIO(r Region, cfg GPIOConfig) (*AXIGPIO, error) {
 		if w == 0 {
 			continue
 		}
-		g.tri[ch] = r.Read32(triReg(ch))
+		switch {
+		case cfg.AllInputs[ch]:
+			g.tri[ch] = ^uint32(0)
+		case cfg.AllOutputs[ch]:
+			g.tri[ch] = 0
+		default:
+			g.tri[ch] = r.Read32(triReg(ch))
+		}
 		// Seed the latch with the pins' present levels so the first Out of one pin does
 		// not change the others.
 		g.out[ch] = r.Read32(dataReg(ch)) &^ g.tri[ch]
@@ -190,6 +203,9 @@ func (g *AXIGPIO) PendingInterrupts() uint32 {
 func (g *AXIGPIO) setDir(ch, bit int, input bool) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
+	if g.cfg.AllInputs[ch] || g.cfg.AllOutputs[ch] {
+		return // fixed direction: no direction register to write
+	}
 	if input {
 		g.tri[ch] |= 1 << bit
 	} else {
@@ -207,7 +223,7 @@ func (g *AXIGPIO) setOut(ch, bit int, l gpio.Level) {
 		g.out[ch] &^= 1 << bit
 	}
 	g.r.Write32(dataReg(ch), g.out[ch])
-	if g.tri[ch]&(1<<bit) != 0 {
+	if g.tri[ch]&(1<<bit) != 0 && !g.cfg.AllOutputs[ch] {
 		g.tri[ch] &^= 1 << bit
 		g.r.Write32(triReg(ch), g.tri[ch])
 	}
@@ -299,6 +315,9 @@ func (p *GPIOPin) In(pull gpio.Pull, edge gpio.Edge) error {
 	if edge > gpio.BothEdges {
 		return fmt.Errorf("%s: edge %v: %w", p, edge, ErrNotSupported)
 	}
+	if p.g.cfg.AllOutputs[p.ch] {
+		return fmt.Errorf("%s: input: %w (channel %d is built output-only)", p, ErrNotSupported, p.ch+1)
+	}
 	p.g.setDir(p.ch, p.bit, true)
 	p.mu.Lock()
 	p.edge = edge
@@ -366,6 +385,9 @@ func (p *GPIOPin) DefaultPull() gpio.Pull { return gpio.Float }
 // Out makes the pin an output at level l. The other pins of the channel keep the levels
 // this driver last wrote.
 func (p *GPIOPin) Out(l gpio.Level) error {
+	if p.g.cfg.AllInputs[p.ch] {
+		return fmt.Errorf("%s: output: %w (channel %d is built input-only)", p, ErrNotSupported, p.ch+1)
+	}
 	p.g.setOut(p.ch, p.bit, l)
 	return nil
 }

@@ -260,6 +260,30 @@ func TestOpenAXIGPIOFromDesign(t *testing.T) {
 	}
 }
 
+func TestGPIOFixedDirection(t *testing.T) {
+	g, m := newTestGPIO(t, GPIOConfig{Name: "sws", Width: [2]int{2, 4}, AllInputs: [2]bool{true, false}, AllOutputs: [2]bool{false, true}})
+	sw := mustPin(t, g, 1, 0)
+	if err := sw.Out(gpio.High); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("Out on an input-only channel = %v", err)
+	}
+	if err := sw.In(gpio.Float, gpio.BothEdges); err != nil || sw.Func() != gpio.IN {
+		t.Errorf("In on an input-only channel = %v, func %v", err, sw.Func())
+	}
+	led := mustPin(t, g, 2, 3)
+	if led.Func() != gpio.OUT {
+		t.Errorf("output-only pin starts as %v", led.Func())
+	}
+	if err := led.In(gpio.Float, gpio.NoEdge); !errors.Is(err, ErrNotSupported) {
+		t.Errorf("In on an output-only channel = %v", err)
+	}
+	if err := led.Out(gpio.High); err != nil || m.Peek(gpioData2) != 1<<3 {
+		t.Errorf("Out = %v, data %#x", err, m.Peek(gpioData2))
+	}
+	if m.Peek(gpioTri1) != 0xFFFFFFFF || m.Peek(gpioTri2) != 0xFFFFFFFF {
+		t.Errorf("direction registers written on fixed-direction channels: %#x %#x", m.Peek(gpioTri1), m.Peek(gpioTri2))
+	}
+}
+
 // The pins satisfy periph's generic pin contract.
 func TestGPIOPinIsPeriphPin(t *testing.T) {
 	g, _ := newTestGPIO(t, GPIOConfig{Name: "leds", Width: [2]int{1, 0}})
