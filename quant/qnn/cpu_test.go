@@ -1,0 +1,164 @@
+package qnn
+
+import (
+	"bytes"
+	"math"
+	"math/rand/v2"
+	"testing"
+)
+
+// randomImage returns a CHW image with values in [0,1].
+func randomImage(n int, seed uint64) []float32 {
+	rng := rand.New(rand.NewPCG(seed, 3))
+	img := make([]float32, n)
+	for i := range img {
+		img[i] = rng.Float32()
+	}
+	return img
+}
+
+// TestFirstLayerMatchesReference compares the first layer with a float64 direct
+// convolution: levels may differ only where the float64 value sits within float32
+// rounding of a quantization boundary.
+func TestFirstLayerMatchesReference(t *testing.T) {
+	m := loadModel(t)
+	f, err := NewFirstLayer(m, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := randomImage(3*416*416, 1)
+	got, err := f.Levels(img)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Layers[0].Conv
+	ties := 0
+	for o := 0; o < 16; o++ {
+		for y := 0; y < 208; y += 7 {
+			for x := 0; x < 208; x += 5 {
+				s := float64(c.Bias[o])
+				for ch := 0; ch < 3; ch++ {
+					for ky := 0; ky < 3; ky++ {
+						for kx := 0; kx < 3; kx++ {
+							yy, xx := 2*y+ky-1, 2*x+kx-1
+							if yy < 0 || yy >= 416 || xx < 0 || xx >= 416 {
+								continue
+							}
+							s += float64(c.Weights[((o*3+ch)*3+ky)*3+kx]) * float64(img[(ch*416+yy)*416+xx])
+						}
+					}
+				}
+				v := math.Max(0, math.Min(s, 4)) / 4 * 7
+				want := uint8(math.RoundToEven(v))
+				if g := got[(o*208+y)*208+x]; g != want {
+					if math.Abs(v-math.Floor(v)-0.5) > 1e-4 {
+						t.Fatalf("channel %d (%d,%d): level %d, reference %d (%.6f)", o, x, y, g, want, v)
+					}
+					ties++
+				}
+			}
+		}
+	}
+	t.Logf("%d rounding ties differ", ties)
+	// Run packs the same levels into engine records.
+	l := f.OutLayout()
+	buf := make([]byte, l.Size())
+	if err := f.Run(buf, l, img); err != nil {
+		t.Fatal(err)
+	}
+	want, _ := Pack(got, l)
+	if !bytes.Equal(buf, want) {
+		t.Error("Run's records differ from Pack(Levels)")
+	}
+	compact := CompactLayout(16, 208)
+	cbuf := make([]byte, compact.Size())
+	if err := f.Run(cbuf, compact, img); err != nil {
+		t.Fatal(err)
+	}
+	if cw, _ := Pack(got, compact); !bytes.Equal(cbuf, cw) {
+		t.Error("compact records differ")
+	}
+}
+
+func TestQuantizeHalfToEven(t *testing.T) {
+	f := &FirstLayer{maxLevel: 7, clip: float32(float64(7) * float64(FirstActScale))}
+	if f.clip != 4 {
+		t.Fatalf("clip %v, want exactly 4", f.clip)
+	}
+	for _, c := range []struct {
+		x    float32
+		want uint8
+	}{{-1, 0}, {0, 0}, {4.0 / 14, 0}, {3 * 4.0 / 14, 2}, {5 * 4.0 / 14, 2}, {4, 7}, {100, 7}, {0.3, 1}} {
+		if got := f.quantize(c.x); got != c.want {
+			t.Errorf("quantize(%v) = %d, want %d", c.x, got, c.want)
+		}
+	}
+}
+
+func TestLastLayerMatchesReference(t *testing.T) {
+	m := loadModel(t)
+	ll, err := NewLastLayer(m, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	levels := randomLevels(512*169, 4)
+	in, _ := Pack(levels, DDRLayout(512, 13))
+	got, err := ll.Run(in, DDRLayout(512, 13))
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := m.Layers[13].Conv
+	for o := 0; o < 125; o++ {
+		for p := 0; p < 169; p++ {
+			s := float64(c.Bias[o])
+			for ch := 0; ch < 512; ch++ {
+				s += float64(c.Weights[o*512+ch]) * float64(levels[ch*169+p])
+			}
+			if d := math.Abs(s - float64(got[o*169+p])); d > 1e-3*math.Max(1, math.Abs(s)) {
+				t.Fatalf("output %d pixel %d: %v, reference %v", o, p, got[o*169+p], s)
+			}
+		}
+	}
+}
+
+func BenchmarkFirstLayer(b *testing.B) {
+	m := loadModel(b)
+	img := randomImage(3*416*416, 2)
+	for _, threads := range []int{1, 2} {
+		b.Run(map[int]string{1: "threads=1", 2: "threads=2"}[threads], func(b *testing.B) {
+			f, err := NewFirstLayer(m, threads)
+			if err != nil {
+				b.Fatal(err)
+			}
+			l := f.OutLayout()
+			buf := make([]byte, l.Size())
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if err := f.Run(buf, l, img); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric((cpuTime()-cpu0).Seconds()*1000/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
+
+func BenchmarkLastLayer(b *testing.B) {
+	m := loadModel(b)
+	in, _ := Pack(randomLevels(512*169, 6), DDRLayout(512, 13))
+	for _, threads := range []int{1, 2} {
+		b.Run(map[int]string{1: "threads=1", 2: "threads=2"}[threads], func(b *testing.B) {
+			ll, err := NewLastLayer(m, threads)
+			if err != nil {
+				b.Fatal(err)
+			}
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if _, err := ll.Run(in, DDRLayout(512, 13)); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric((cpuTime()-cpu0).Seconds()*1000/float64(b.N), "cpu-ms/op")
+		})
+	}
+}
