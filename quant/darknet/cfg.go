@@ -123,6 +123,9 @@ func readSections(r io.Reader, file string) ([]*section, error) {
 	for sc.Scan() {
 		lineNo++
 		raw := sc.Text()
+		if lineNo == 1 {
+			raw = strings.TrimPrefix(raw, "\ufeff") // a byte-order mark some editors add
+		}
 		if !utf8.ValidString(raw) || strings.ContainsFunc(raw, isBinary) {
 			return nil, &CfgError{File: file, Line: lineNo, Msg: "binary data: this is not a darknet cfg text file"}
 		}

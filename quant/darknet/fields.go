@@ -73,12 +73,7 @@ func (f *fields) int(key string, def, lo, hi int) int {
 	return def
 }
 
-func rangeText(lo, hi int) string {
-	if hi == math.MaxInt32 {
-		return fmt.Sprintf("at least %d", lo)
-	}
-	return fmt.Sprintf("from %d to %d", lo, hi)
-}
+func rangeText(lo, hi int) string { return fmt.Sprintf("from %d to %d", lo, hi) }
 
 // flag returns a 0/1 key as a bool.
 func (f *fields) flag(key string) bool { return f.int(key, 0, 0, 1) == 1 }

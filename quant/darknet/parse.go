@@ -294,7 +294,7 @@ func (b *builder) shortcut(f *fields, idx int) ([]int, *quant.Shortcut) {
 func (b *builder) upsample(f *fields) *quant.Upsample {
 	u := &quant.Upsample{}
 	o := f.find("stride")
-	u.Stride = f.int("stride", 2, math.MinInt32, maxStride)
+	u.Stride = f.int("stride", 2, -maxStride, maxStride)
 	if u.Stride <= 0 && f.err == nil {
 		f.fail(o, "stride", "must be at least 1 (darknet's negative stride downsamples; not supported)")
 	}
@@ -329,7 +329,10 @@ func (b *builder) anchors(f *fields, total int) []float32 {
 
 func (b *builder) region(f *fields) *quant.Head {
 	h := &quant.Head{ScaleXY: 1}
-	h.Coords = f.int("coords", 4, 4, 4)
+	h.Coords = f.int("coords", 4, 0, maxClasses)
+	if h.Coords != 4 && f.err == nil {
+		f.fail(f.find("coords"), "coords", "only 4 box coordinates are supported")
+	}
 	h.Classes = f.int("classes", 20, 1, maxClasses)
 	h.Num = f.int("num", 1, 1, maxAnchors)
 	h.Softmax = f.flag("softmax")

@@ -22,7 +22,7 @@ func WriteCfg(w io.Writer, m *quant.Model) error {
 	}
 	bw := bufio.NewWriter(w)
 	ab := m.Dialect == quant.DialectAlexeyAB
-	fmt.Fprintf(bw, "# %s: written by pynq-agent's darknet exporter", m.Name)
+	fmt.Fprintf(bw, "# %s: written by pynq-agent's darknet exporter", strings.Join(strings.Fields(m.Name), " "))
 	if ab {
 		fmt.Fprint(bw, " (AlexeyAB darknet)")
 	}
