@@ -17,7 +17,7 @@ const (
 	maxLineBytes   = 64 << 10
 	maxLayers      = 4096
 	maxInputDim    = 1 << 14 // [net] width, height, channels
-	maxFilters     = 1 << 14
+	maxFilters     = 1 << 16 // yolo9000 has 28269
 	maxKernel      = 255
 	maxStride      = 64
 	maxPadding     = 255
@@ -114,7 +114,7 @@ const supportedSections = "[net], [convolutional], [maxpool], [route], [shortcut
 // readSections splits a cfg into sections the way darknet's read_cfg does: every line is
 // stripped of all whitespace, empty lines and lines starting with # or ; are comments, a
 // line starting with [ opens a section, any other line is key=value.
-func readSections(r io.Reader, file string) ([]*section, error) {
+func readSections(r io.Reader, file string, warn func(string)) ([]*section, error) {
 	cr := &countingReader{r: io.LimitReader(r, maxCfgBytes+1)}
 	sc := bufio.NewScanner(cr)
 	sc.Buffer(make([]byte, 0, 4096), maxLineBytes)
@@ -151,6 +151,13 @@ func readSections(r io.Reader, file string) ([]*section, error) {
 				return nil, &CfgError{File: file, Line: lineNo, Section: secs[len(secs)-1].name, Msg: fmt.Sprintf("%q is not key=value", clip(line))}
 			}
 			s := secs[len(secs)-1]
+			if val == "" {
+				// darknet's read_option rejects "key=" lines and goes on without them.
+				if warn != nil {
+					warn(fmt.Sprintf("%s:%d: %s %s has no value: darknet skips the line", file, lineNo, s.name, clip(key)))
+				}
+				continue
+			}
 			s.opts = append(s.opts, &option{key: key, val: val, line: lineNo})
 		}
 	}

@@ -38,6 +38,7 @@ func TestCfgErrors(t *testing.T) {
 		{"zero filters", netHead + "[conv]\nfilters=0\n", 6, "filters=0: out of range"},
 		{"negative filters", netHead + "[conv]\nfilters=-3\n", 6, "filters=-3: out of range"},
 		{"absurd filters", netHead + "[conv]\nfilters=100000000\n", 6, "out of range"},
+		{"empty value", netHead + "[conv]\nfilters=\nsize=x\n", 7, "size=x: not an integer"},
 		{"overflow int", netHead + "[conv]\nsize=99999999999999999999\n", 6, "not an integer"},
 		{"bad activation", netHead + "[conv]\nactivation=tanh\n", 6, "activation=tanh: not supported"},
 		{"pjreddie mish", netHead + "[conv]\nactivation=mish\n[route]\nlayers=-1\ngroups=1\n", 0, ""}, // auto: AlexeyAB, fine
@@ -192,7 +193,7 @@ func TestSyntaxAndDefaults(t *testing.T) {
 }
 
 func TestWarnings(t *testing.T) {
-	cfg := netHead + "momentum=0.9\nfoo=1\n[conv]\nfilters=255\nfilters=8\nsizee=3\n[yolo]\nmask=0\nnum=1\nclasses=3\nanchors=10\nignore_thresh=.5\n"
+	cfg := netHead + "momentum=0.9\nfoo=1\nbar=\n[conv]\nfilters=255\nfilters=8\nsizee=3\n[yolo]\nmask=0\nnum=1\nclasses=3\nanchors=10\nignore_thresh=.5\n"
 	opt, warns := warnings(t)
 	if _, err := darknet.ParseCfg(strings.NewReader(cfg), "w.cfg", opt); err == nil {
 		// filters=255 (the first) wins, so the yolo head (needs 8) fails: darknet uses the first.
@@ -203,7 +204,7 @@ func TestWarnings(t *testing.T) {
 	if _, err := darknet.ParseCfg(strings.NewReader(cfg), "w.cfg", opt); err != nil {
 		t.Fatal(err)
 	}
-	want := []string{`w.cfg:6: [net] unknown key "foo"`, `w.cfg:9: [conv] unknown key "sizee"`, "w.cfg:14: [yolo] anchors has 1 values"}
+	want := []string{"w.cfg:7: [net] bar has no value", `w.cfg:6: [net] unknown key "foo"`, `w.cfg:10: [conv] unknown key "sizee"`, "w.cfg:15: [yolo] anchors has 1 values"}
 	if len(*warns) != len(want) {
 		t.Fatalf("warnings %q, want %d", *warns, len(want))
 	}

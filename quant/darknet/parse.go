@@ -46,7 +46,7 @@ func LoadCfg(path string, opt Options) (*quant.Model, error) {
 // test's randomizer) fills them. Layers are named by kind and index ("conv3", "pool4",
 // "route12", "yolo30"); Inputs are absolute layer indices, -1 for the network input.
 func ParseCfg(r io.Reader, name string, opt Options) (*quant.Model, error) {
-	secs, err := readSections(r, name)
+	secs, err := readSections(r, name, opt.Warn)
 	if err != nil {
 		return nil, err
 	}
