@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"fmt"
 	"io"
@@ -52,7 +53,7 @@ func fakeAgent(tb testing.TB) string {
 			return
 		}
 		fakeAgentPath = filepath.Join(fakeAgentDir, "pynq-agent")
-		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-X main.version=fake-1", "-o", fakeAgentPath, "./internal/fakeagent")
+		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -X main.version=fake-1", "-o", fakeAgentPath, "./internal/fakeagent")
 		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fakeAgentErr = fmt.Errorf("build fakeagent: %v\n%s", err, out)
@@ -222,6 +223,21 @@ func (b *testBoard) healthz() string {
 		b.tb.Fatalf("agent /healthz: %d %s", resp.StatusCode, body)
 	}
 	return string(body)
+}
+
+// agentPid asks the stand-in agent for its process id.
+func (b *testBoard) agentPid() float64 {
+	b.tb.Helper()
+	resp, err := http.Get("http://" + b.agentAddr + "/api/status")
+	if err != nil {
+		b.tb.Fatalf("agent not serving: %v", err)
+	}
+	defer resp.Body.Close()
+	var st struct{ Pid float64 }
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Pid == 0 {
+		b.tb.Fatalf("agent /api/status: %v", err)
+	}
+	return st.Pid
 }
 
 func (b *testBoard) releases() []string {

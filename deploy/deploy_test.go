@@ -11,8 +11,8 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"time"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 )
@@ -95,6 +95,7 @@ func TestRedeployUnchangedOnlySwitches(t *testing.T) {
 		t.Fatalf("first deploy: %v", err)
 	}
 	var versions []string
+	pid := b.agentPid()
 	for range 2 {
 		res, err := b.deploy(bundle, b.target(), opts)
 		if err != nil {
@@ -107,6 +108,11 @@ func TestRedeployUnchangedOnlySwitches(t *testing.T) {
 			t.Errorf("current -> %s, want %s", b.current(), res.Version)
 		}
 		versions = append(versions, res.Version)
+		if p := b.agentPid(); p == pid {
+			t.Errorf("agent pid %v unchanged: the switch did not restart it", p)
+		} else {
+			pid = p
+		}
 	}
 	// Keep 2: the first release is gone, the two redeploys stay.
 	if got := b.releases(); !slices.Equal(got, versions) {

@@ -276,7 +276,7 @@ func WaitHealthy(ctx context.Context, c *Conn, addr, want string, timeout time.D
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-time.After(250 * time.Millisecond):
+		case <-time.After(200 * time.Millisecond):
 		}
 	}
 }

@@ -7,15 +7,23 @@ state=$1 unitdir=$2 tool=$3
 shift 3
 mkdir -p "$state"
 
-alive() { [ -f "$state/$1.pid" ] && kill -0 "$(cat "$state/$1.pid")" 2>/dev/null; }
+alive() { [ -f "$state/$1.pid" ] && running "$(cat "$state/$1.pid")"; }
+
+# running treats a zombie as gone: an orphan waits for a slow init to reap it.
+running() {
+	kill -0 "$1" 2>/dev/null || return 1
+	read -r line <"/proc/$1/stat" 2>/dev/null || return 1
+	st=${line##*) }
+	[ "${st%% *}" != Z ]
+}
 
 stop() {
 	if [ -f "$state/$1.pid" ]; then
 		pid=$(cat "$state/$1.pid")
 		kill "$pid" 2>/dev/null
 		i=0
-		while kill -0 "$pid" 2>/dev/null && [ $i -lt 50 ]; do sleep 0.1; i=$((i+1)); done
-		kill -9 "$pid" 2>/dev/null
+		while running "$pid" && [ $i -lt 100 ]; do sleep 0.05; i=$((i+1)); done
+		running "$pid" && kill -9 "$pid" 2>/dev/null
 		rm -f "$state/$1.pid"
 	fi
 }

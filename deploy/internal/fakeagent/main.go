@@ -64,7 +64,7 @@ func run(args []string) error {
 	})
 	mux.HandleFunc("/api/status", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"version": version, "fps": 0.75, "uptime": time.Since(start).Round(time.Second).String(),
+			"version": version, "fps": 0.75, "pid": os.Getpid(), "uptime": time.Since(start).Round(time.Second).String(),
 		})
 	})
 	srv := &http.Server{Addr: listen, Handler: mux}
