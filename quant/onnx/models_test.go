@@ -32,6 +32,13 @@ var realModels = []struct {
 	{"tinier-yolo", func(tb testing.TB) *quant.Model { return testmodel.TinierYOLO(tb) }},
 }
 
+func skipShort(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("-short: full-size models are slow under emulation")
+	}
+}
+
 // engineOutputs runs the Go float engine on input and returns every layer's output.
 func engineOutputs(tb testing.TB, m *quant.Model, input []float32) func(layer int) []float32 {
 	tb.Helper()
@@ -49,6 +56,7 @@ func engineOutputs(tb testing.TB, m *quant.Model, input []float32) func(layer in
 // structure; the folded export must make the engine compute the same heads, the kept-BN
 // export must give back the same parameters.
 func TestRealModelsRoundTrip(t *testing.T) {
+	skipShort(t)
 	for _, rm := range realModels {
 		t.Run(rm.name, func(t *testing.T) {
 			m := rm.load(t)
@@ -97,6 +105,7 @@ func compareParams(t *testing.T, want, got *quant.Model) {
 }
 
 func TestRealModelsONNXChecker(t *testing.T) {
+	skipShort(t)
 	py := onnxPython(t)
 	for _, rm := range realModels {
 		m := rm.load(t)

@@ -69,6 +69,7 @@ func TestORTSmallModel(t *testing.T) {
 // TestORTRealModels compares onnxruntime with the Go float engine on the real models:
 // every head's raw input tensor, folded and kept batch norm.
 func TestORTRealModels(t *testing.T) {
+	skipShort(t)
 	requireORT(t)
 	for _, rm := range realModels {
 		t.Run(rm.name, func(t *testing.T) {
