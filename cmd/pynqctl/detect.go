@@ -1,0 +1,152 @@
+package main
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/qnn"
+)
+
+func init() { rootCommands = append(rootCommands, newDetectCmd) }
+
+type detectFlags struct {
+	cfg, weights, model, names, annotate, dialect string
+	thresh, nms                                    float32
+	json                                           bool
+	threads                                        int
+}
+
+func newDetectCmd(log *slog.Logger) *cobra.Command {
+	var f detectFlags
+	cmd := &cobra.Command{
+		Use:   "detect (--cfg F --weights F | --model DIR) [--names F] IMAGE...",
+		Short: "Detect objects in images with a darknet model or a QNN-MO W1A3 parameter directory",
+		Long: `Runs the model on each image as darknet's detector does (letterbox, network,
+region/yolo decoding, do_nms_sort) and prints darknet-style lines ("chair: 77%"), or with
+--json one JSON object per image with boxes in pixels of the original image.
+
+A darknet model is --cfg + --weights; --model DIR takes a QNN-MO-PYNQ parameter directory
+(the W1A3 Tinier-YOLO: float first layer, engine layers on the host reference engine,
+float last layer).`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runDetect(cmd, f, args)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg, "cfg", "", "darknet cfg file")
+	fl.StringVar(&f.weights, "weights", "", "darknet .weights file")
+	fl.StringVar(&f.model, "model", "", "QNN-MO parameter directory (instead of --cfg/--weights)")
+	fl.StringVar(&f.names, "names", "", "class names file, one per line (default: class numbers)")
+	fl.Float32Var(&f.thresh, "thresh", 0.25, "detection threshold")
+	fl.Float32Var(&f.nms, "nms", detector.NMS, "NMS overlap threshold")
+	fl.BoolVar(&f.json, "json", false, "one JSON object per image instead of darknet-style lines")
+	fl.StringVar(&f.annotate, "annotate", "", "write images with boxes and labels into this directory")
+	fl.StringVar(&f.dialect, "dialect", "", "darknet dialect: pjreddie or alexeyab (default: from the cfg)")
+	fl.IntVar(&f.threads, "threads", 0, "worker goroutines (default: all cores)")
+	return cmd
+}
+
+// loadDetector builds the detector the flags describe.
+func loadDetector(f detectFlags) (*quant.Model, detector.Detector, error) {
+	switch {
+	case f.model != "" && (f.cfg != "" || f.weights != ""):
+		return nil, nil, errors.New("give either --model or --cfg/--weights, not both")
+	case f.model != "":
+		m, err := qnn.LoadDir(f.model)
+		if err != nil {
+			return nil, nil, err
+		}
+		d, err := qnn.NewDetector(m, f.threads)
+		if err != nil {
+			return nil, nil, fmt.Errorf("%s: %w", f.model, err)
+		}
+		return m, d, nil
+	case f.cfg == "" || f.weights == "":
+		return nil, nil, errors.New("need --cfg and --weights (a darknet model) or --model DIR (a QNN-MO parameter directory)")
+	}
+	m, err := darknet.Load(f.cfg, f.weights, darknet.Options{Dialect: quant.Dialect(f.dialect)})
+	if err != nil {
+		return nil, nil, err
+	}
+	d, err := detector.NewFloat(m, f.threads, f.nms)
+	return m, d, err
+}
+
+func runDetect(cmd *cobra.Command, f detectFlags, images []string) error {
+	m, d, err := loadDetector(f)
+	if err != nil {
+		return err
+	}
+	var names []string
+	if f.names != "" {
+		if names, err = detect.LoadNames(f.names); err != nil {
+			return err
+		}
+	}
+	classes := 0
+	if h := m.Heads(); len(h) > 0 {
+		classes = m.Layers[h[0]].Head.Classes
+	}
+	if names != nil && len(names) < classes {
+		return fmt.Errorf("%s has %d names, the model has %d classes", f.names, len(names), classes)
+	}
+	if f.annotate != "" {
+		if err := os.MkdirAll(f.annotate, 0o755); err != nil {
+			return fmt.Errorf("annotate: %w", err)
+		}
+	}
+	out := bufio.NewWriter(cmd.OutOrStdout())
+	defer out.Flush()
+	for _, path := range images {
+		if err := cmd.Context().Err(); err != nil {
+			return err
+		}
+		img, err := imageio.Load(path)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		start := time.Now()
+		cands, err := d.Detect(img, f.thresh)
+		if err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+		objs := detect.Objects(cands, f.thresh, names, img.W, img.H)
+		if f.json {
+			err = detect.WriteJSON(out, detect.NewJSONImage(path, img.W, img.H, objs))
+		} else {
+			fmt.Fprintf(out, "%s: Predicted in %d ms.\n", path, time.Since(start).Milliseconds())
+			err = detect.WriteDarknet(out, objs)
+		}
+		if err != nil {
+			return err
+		}
+		if f.annotate != "" {
+			if err := annotate(f.annotate, path, img, objs, classes); err != nil {
+				return err
+			}
+		}
+	}
+	return out.Flush()
+}
+
+// annotate writes img with boxes and labels drawn into dir, as JPEG, named after path.
+func annotate(dir, path string, img *imageio.Image, objs []detect.Detection, classes int) error {
+	rgba := img.ToRGBA()
+	imageio.Draw(rgba, detect.Labels(objs, classes))
+	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
+	return imageio.Save(filepath.Join(dir, base+".jpg"), rgba)
+}
