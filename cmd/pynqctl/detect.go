@@ -24,9 +24,9 @@ func init() { rootCommands = append(rootCommands, newDetectCmd) }
 
 type detectFlags struct {
 	cfg, weights, model, names, annotate, dialect string
-	thresh, nms                                    float32
-	json                                           bool
-	threads                                        int
+	thresh, nms                                   float32
+	json                                          bool
+	threads                                       int
 }
 
 func newDetectCmd(log *slog.Logger) *cobra.Command {
