@@ -38,7 +38,9 @@
 //	                         "input":[C,H,W] network input, "shape":[C,H,W] of the
 //	                         output, "dialect"}
 //
-// Anchors keep the IR's units: grid cells for region heads, input pixels for yolo heads.
+// Anchors keep the IR's units: grid cells for region heads, input pixels for yolo heads;
+// "num" is the number of anchors this head predicts (len(mask) for yolo, not the cfg's
+// num), "coords" is 4 for region heads and 0 for yolo heads.
 // "bn_epsilon"/"bn_eps_inside" describe the darknet formula the IR's batch-norm
 // parameters were trained with; kept BatchNormalization nodes are converted to ONNX's
 // sqrt(var+epsilon) form so that the graph computes the same values: AlexeyAB's
