@@ -13,22 +13,23 @@ import (
 // Size limits. They are far above any real detector (YOLOv4 has 64 M parameters) and keep a
 // hostile or corrupted cfg from making the importer allocate gigabytes.
 const (
-	maxCfgBytes    = 4 << 20
-	maxLineBytes   = 64 << 10
-	maxLayers      = 4096
-	maxInputDim    = 1 << 14 // [net] width, height, channels
-	maxFilters     = 1 << 16 // yolo9000 has 28269
-	maxKernel      = 255
-	maxStride      = 64
-	maxPadding     = 255
-	maxRouteInputs = 256
-	maxClasses     = 1 << 16
-	maxAnchors     = 1 << 10
-	maxGrowth      = 1 << 10 // product of all upsample strides
-	maxChannels    = 1 << 20 // any activation
-	maxSpatial     = 1 << 16 // any activation height or width
-	maxActivation  = 1 << 28 // elements of any activation
-	maxParams      = 1 << 27 // float32 parameters of the whole model (512 MiB)
+	maxCfgBytes     = 4 << 20
+	maxLineBytes    = 64 << 10
+	maxLayers       = 4096
+	maxInputDim     = 1 << 14 // [net] width, height, channels
+	maxFilters      = 1 << 16 // yolo9000 has 28269
+	maxKernel       = 255
+	maxStride       = 64
+	maxPadding      = 255
+	maxRouteInputs  = 256
+	maxClasses      = 1 << 16
+	maxAnchors      = 1 << 10
+	maxGrowth       = 1 << 10 // product of all upsample strides
+	maxChannels     = 1 << 20 // any activation
+	maxSpatial      = 1 << 16 // any activation height or width
+	maxActivation   = 1 << 28 // elements of any activation
+	maxParams       = 1 << 27 // float32 parameters of the whole model (512 MiB)
+	maxTotalFilters = 1 << 20 // filters of all convolutions
 )
 
 // CfgError is a cfg parse error at a place in the file. Err, when set, is the underlying

@@ -386,7 +386,7 @@ func (b *builder) inferShapes() error {
 		}
 		return &CfgError{File: b.file, Msg: "shapes", Err: err}
 	}
-	params := 0
+	params, filters := 0, 0
 	for i, l := range m.Layers {
 		o := l.Out
 		if o.C > maxChannels || o.H > maxSpatial || o.W > maxSpatial || o.Size() > maxActivation {
@@ -395,9 +395,10 @@ func (b *builder) inferShapes() error {
 		}
 		if c := l.Conv; c != nil {
 			params += c.Filters * (l.In.C/c.Groups*c.Size*c.Size + 4)
-			if params > maxParams {
+			filters += c.Filters // ParseCfg allocates 4 values per filter
+			if params > maxParams || filters > maxTotalFilters {
 				s := b.secs[i]
-				return &CfgError{File: b.file, Line: s.line, Section: s.name, Msg: fmt.Sprintf("more than %d parameters up to layer %d: larger than the importer's limit", maxParams, i)}
+				return &CfgError{File: b.file, Line: s.line, Section: s.name, Msg: fmt.Sprintf("more than %d parameters or %d filters up to layer %d: larger than the importer's limit", maxParams, maxTotalFilters, i)}
 			}
 		}
 	}

@@ -52,6 +52,9 @@ func TestRoundTripYoloFastest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if h != (darknet.Header{Major: 0, Minor: 2, Revision: 5, Seen: 14231680}) {
+		t.Errorf("header %+v", h)
+	}
 	back, cfg, weights := roundTrip(t, m, h)
 	if !reflect.DeepEqual(back, m) {
 		for i := range m.Layers {
