@@ -35,23 +35,35 @@ func fixtureJPEGs(tb testing.TB) []string {
 	return files
 }
 
-// readPPM parses a binary (P6, maxval 255) PPM as written by djpeg.
-func readPPM(data []byte) (w, h int, rgb []byte, err error) {
+// readPNM parses a binary PPM (P6) or PGM (P5), maxval 255, as written by djpeg,
+// returning interleaved RGB (grey replicated).
+func readPNM(data []byte) (w, h int, rgb []byte, err error) {
 	r := bufio.NewReader(bytes.NewReader(data))
 	var magic string
 	var maxval int
 	if _, err := fmt.Fscan(r, &magic, &w, &h, &maxval); err != nil {
-		return 0, 0, nil, fmt.Errorf("ppm header: %w", err)
+		return 0, 0, nil, fmt.Errorf("pnm header: %w", err)
 	}
-	if magic != "P6" || maxval != 255 {
-		return 0, 0, nil, fmt.Errorf("ppm %s maxval %d: want P6 255", magic, maxval)
+	if (magic != "P6" && magic != "P5") || maxval != 255 {
+		return 0, 0, nil, fmt.Errorf("pnm %s maxval %d: want P5/P6 255", magic, maxval)
 	}
 	if _, err := r.ReadByte(); err != nil { // the single whitespace after maxval
 		return 0, 0, nil, err
 	}
+	channels := 3
+	if magic == "P5" {
+		channels = 1
+	}
+	raw := make([]byte, channels*w*h)
+	if _, err := io.ReadFull(r, raw); err != nil {
+		return 0, 0, nil, fmt.Errorf("pnm pixels: %w", err)
+	}
+	if channels == 3 {
+		return w, h, raw, nil
+	}
 	rgb = make([]byte, 3*w*h)
-	if _, err := io.ReadFull(r, rgb); err != nil {
-		return 0, 0, nil, fmt.Errorf("ppm pixels: %w", err)
+	for i, v := range raw {
+		rgb[3*i], rgb[3*i+1], rgb[3*i+2] = v, v, v
 	}
 	return w, h, rgb, nil
 }
@@ -63,14 +75,14 @@ func TestDecodeMatchesLibjpeg(t *testing.T) {
 	if err != nil {
 		t.Skip("djpeg not installed (apt-get install libjpeg-turbo-progs)")
 	}
-	var total, equal, nearest int
+	var total, equal int
 	maxDiff := 0
 	for _, path := range fixtureJPEGs(t) {
 		out, err := exec.Command(djpeg, "-ppm", path).Output()
 		if err != nil {
 			t.Fatalf("djpeg %s: %v", path, err)
 		}
-		w, h, want, err := readPPM(out)
+		w, h, want, err := readPNM(out)
 		if err != nil {
 			t.Fatalf("%s: %v", path, err)
 		}
@@ -85,23 +97,13 @@ func TestDecodeMatchesLibjpeg(t *testing.T) {
 		if got.Bounds().Dx() != w || got.Bounds().Dy() != h {
 			t.Fatalf("%s: decoded %v, djpeg %dx%d", path, got.Bounds(), w, h)
 		}
-		std, err := jpeg.Decode(bytes.NewReader(data))
-		if err != nil {
-			t.Fatal(err)
-		}
 		fileMax := 0
 		for i := 0; i < w*h; i++ {
-			x, y := i%w, i/w
-			r, g, b, _ := std.At(x, y).RGBA()
-			plain := [3]int{int(r >> 8), int(g >> 8), int(b >> 8)}
 			for c := 0; c < 3; c++ {
 				d := absInt(int(got.Pix[4*i+c]) - int(want[3*i+c]))
 				total++
 				if d == 0 {
 					equal++
-				}
-				if plain[c] == int(want[3*i+c]) {
-					nearest++
 				}
 				fileMax = max(fileMax, d)
 			}
@@ -109,13 +111,13 @@ func TestDecodeMatchesLibjpeg(t *testing.T) {
 		maxDiff = max(maxDiff, fileMax)
 	}
 	share := float64(equal) / float64(total)
-	t.Logf("fancy upsampling: %.4f%% of %d samples equal to libjpeg, max diff %d; image/jpeg At(): %.2f%% equal",
-		100*share, total, maxDiff, 100*float64(nearest)/float64(total))
-	// The rest of the difference is the inverse DCT: image/jpeg's IDCT rounds
-	// differently from libjpeg's default integer IDCT (jidctint), which moves about 2% of
-	// luma samples by one level; chroma upsampling and colour conversion are exact.
-	if share < 0.98 || maxDiff > 3 {
-		t.Errorf("decoded samples differ from libjpeg: %.4f%% equal (want >= 98%%), max diff %d (want <= 3)", 100*share, maxDiff)
+	// For the record: image/jpeg's At() (nearest-neighbour chroma, its own IDCT and
+	// colour rounding) matched 68.1% of these samples.
+	t.Logf("own decoder: %.4f%% of %d samples equal to libjpeg, max diff %d", 100*share, total, maxDiff)
+	// With image/jpeg's IDCT (fancy upsampling and libjpeg colour on its planes) the
+	// figures were 98.3% equal, max diff 3; with libjpeg's islow IDCT every sample matches.
+	if equal != total {
+		t.Errorf("decoded samples differ from libjpeg: %.4f%% equal, max diff %d", 100*share, maxDiff)
 	}
 }
 
@@ -223,6 +225,109 @@ func FuzzDecode(f *testing.F) {
 		}
 		if im.C != 3 || len(im.Data) != im.W*im.H*3 {
 			t.Fatalf("bad image %dx%dx%d with %d samples", im.W, im.H, im.C, len(im.Data))
+		}
+	})
+}
+
+// TestDecodeMatchesLibjpegVariants encodes a synthetic picture with cjpeg in every
+// sampling layout, with restart markers, greyscale and progressive, and compares our
+// decode with djpeg's. Sequential files must match exactly; progressive ones go through
+// image/jpeg (its IDCT) and only nearly match.
+func TestDecodeMatchesLibjpegVariants(t *testing.T) {
+	cjpeg, err1 := exec.LookPath("cjpeg")
+	djpeg, err2 := exec.LookPath("djpeg")
+	if err1 != nil || err2 != nil {
+		t.Skip("cjpeg/djpeg not installed (apt-get install libjpeg-turbo-progs)")
+	}
+	const w, h = 53, 37 // not multiples of any MCU size
+	var ppm bytes.Buffer
+	fmt.Fprintf(&ppm, "P6\n%d %d\n255\n", w, h)
+	seed := uint32(7)
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			seed = seed*1103515245 + 12345
+			ppm.Write([]byte{byte(x * 5), byte(y*7 + int(seed>>28)), byte((x * y) ^ int(seed>>24))})
+		}
+	}
+	dir := t.TempDir()
+	src := filepath.Join(dir, "in.ppm")
+	if err := os.WriteFile(src, ppm.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	variants := map[string][]string{
+		"444": {"-sample", "1x1"}, "422": {"-sample", "2x1"}, "420": {"-sample", "2x2"},
+		"440": {"-sample", "1x2"}, "411": {"-sample", "4x1"}, "restart": {"-restart", "1B", "-sample", "2x2"},
+		"optimize": {"-optimize", "-quality", "97"}, "gray": {"-grayscale"}, "progressive": {"-progressive"},
+	}
+	for name, args := range variants {
+		jpg := filepath.Join(dir, name+".jpg")
+		if out, err := exec.Command(cjpeg, append(append(args, "-outfile", jpg), src)...).CombinedOutput(); err != nil {
+			t.Fatalf("cjpeg %s: %v %s", name, err, out)
+		}
+		ref, err := exec.Command(djpeg, "-ppm", jpg).Output()
+		if err != nil {
+			t.Fatalf("djpeg %s: %v", name, err)
+		}
+		data, err := os.ReadFile(jpg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := DecodeRGBA(bytes.NewReader(data))
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		_, _, want, err := readPNM(ref)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		equal, maxDiff := 0, 0
+		for i := 0; i < w*h; i++ {
+			for c := 0; c < 3; c++ {
+				d := absInt(int(got.Pix[4*i+c]) - int(want[3*i+c]))
+				if d == 0 {
+					equal++
+				}
+				maxDiff = max(maxDiff, d)
+			}
+		}
+		_, ownErr := decodeJPEG(data)
+		if name == "progressive" {
+			if ownErr == nil || maxDiff > 3 {
+				t.Errorf("progressive: own decoder error %v, max diff %d", ownErr, maxDiff)
+			}
+			continue
+		}
+		if ownErr != nil || equal != 3*w*h {
+			t.Errorf("%s: own decoder error %v; %d of %d samples equal to libjpeg, max diff %d", name, ownErr, equal, 3*w*h, maxDiff)
+		}
+	}
+}
+
+func FuzzDecodeJPEG(f *testing.F) {
+	for _, size := range []image.Point{{8, 8}, {17, 9}, {33, 40}} {
+		var buf bytes.Buffer
+		img := image.NewYCbCr(image.Rect(0, 0, size.X, size.Y), image.YCbCrSubsampleRatio420)
+		for i := range img.Y {
+			img.Y[i] = uint8(i * 13)
+		}
+		_ = jpeg.Encode(&buf, img, &jpeg.Options{Quality: 60})
+		f.Add(buf.Bytes())
+		f.Add(buf.Bytes()[:buf.Len()*2/3])
+		buf.Reset()
+		_ = jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, size.X, size.Y)), nil)
+		f.Add(buf.Bytes())
+	}
+	f.Add([]byte{0xff, 0xd8, 0xff, 0xd9})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		img, err := decodeJPEG(data)
+		if err != nil {
+			return
+		}
+		if b := img.Bounds(); b.Dx()*b.Dy() > maxPixels || b.Empty() {
+			t.Fatalf("decoded %v", b)
+		}
+		if _, err := ToRGBA(img); err != nil {
+			t.Fatalf("decoded image does not convert: %v", err)
 		}
 	})
 }

@@ -45,7 +45,7 @@ func (im *Image) Fill(v float32) {
 var ErrUnsupported = errors.New("unsupported image")
 
 // maxPixels bounds decoded images so a hostile header cannot exhaust memory.
-const maxPixels = 1 << 27
+const maxPixels = 1 << 25 // 33.5 megapixels: a photo, not a memory bomb
 
 // Load reads a JPEG or PNG file as a 3-channel image (darknet's load_image_color).
 func Load(path string) (*Image, error) {
@@ -62,9 +62,11 @@ func Load(path string) (*Image, error) {
 }
 
 // Decode reads a JPEG or PNG stream as a 3-channel RGB image with values byte/255.
-// JPEG chroma is upsampled and converted the way libjpeg(-turbo) does it by default
-// (fancy upsampling, fixed-point YCbCr->RGB), so the samples match darknet builds that
-// load images through OpenCV or libjpeg.
+// Sequential JPEGs are decoded bit-exactly as libjpeg(-turbo) does by default (islow
+// IDCT, fancy chroma upsampling, fixed-point YCbCr->RGB), so the samples equal those of
+// darknet builds that load images through OpenCV or libjpeg; progressive and other JPEGs
+// go through image/jpeg with the same upsampling and colour conversion (within a few
+// levels).
 func Decode(r io.Reader) (*Image, error) {
 	rgb, err := DecodeRGBA(r)
 	if err != nil {
@@ -87,6 +89,11 @@ func DecodeRGBA(r io.Reader) (*image.RGBA, error) {
 	}
 	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > maxPixels {
 		return nil, fmt.Errorf("image is %dx%d: %w", cfg.Width, cfg.Height, ErrUnsupported)
+	}
+	// Sequential JPEGs go through our decoder, whose inverse DCT is libjpeg's; anything
+	// it does not handle, or finds corrupt, goes to the standard decoders.
+	if src, err := decodeJPEG(data); err == nil {
+		return ToRGBA(src)
 	}
 	src, _, err := image.Decode(bytes.NewReader(data))
 	if err != nil {
