@@ -123,8 +123,9 @@ func ReadWeights(r io.Reader, name string, size int64, m *quant.Model) (Header, 
 	}
 	vals := make([][]float32, len(cs))
 	off := hlen
+	buf := make([]byte, 64<<10)
 	for i, c := range cs {
-		v, err := readFloats(r, c.n)
+		v, err := readFloats(r, c.n, buf)
 		if err != nil {
 			got := off + 4*int64(len(v))
 			if errors.Is(err, io.ErrUnexpectedEOF) {
@@ -164,10 +165,9 @@ func sizeError(name string, m *quant.Model, size, want, hlen int64, cs []chunk) 
 
 // readFloats reads n little-endian float32 values. It grows its result as data arrives,
 // so a short stream cannot make it allocate for values that are not there.
-func readFloats(r io.Reader, n int) ([]float32, error) {
-	const step = 1 << 14
+func readFloats(r io.Reader, n int, buf []byte) ([]float32, error) {
+	step := len(buf) / 4
 	out := make([]float32, 0, min(n, step))
-	var buf [4 * step]byte
 	for len(out) < n {
 		k := min(n-len(out), step)
 		got, err := io.ReadFull(r, buf[:4*k])
