@@ -37,8 +37,9 @@ type engineLayer struct {
 	gin, outCh    int
 	sf            int // weight words per output channel: k*k*gin
 	w             []uint64
-	thr           []int16 // 7 per output channel
-	inv           []bool
+	thr           []int32 // 7 per output channel
+	invMask       []int32 // 7 for inverted channels (level ^ 7 = 7 - level), else 0
+	sorted        bool    // every channel's thresholds ascend: a 3-step search counts them
 	pool          int // 0 none, 2 for 2x2 stride 2, 1 for 2x2 stride 1 padded bottom/right
 	poolDim       int // side after the pool
 
@@ -70,7 +71,8 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 		el := &engineLayer{
 			name: l.Name, k: l.Conv.Size, pad: l.Conv.Pad, inDim: l.In.H, outDim: l.Out.H,
 			gin: lanes(l.In.C), outCh: l.Conv.Filters, w: weightWords(l),
-			thr: make([]int16, 7*l.Conv.Filters), inv: l.Quant.Invert, poolDim: l.Out.H,
+			thr: make([]int32, 7*l.Conv.Filters), invMask: make([]int32, l.Conv.Filters), poolDim: l.Out.H,
+			sorted: true,
 		}
 		el.sf = el.k * el.k * el.gin
 		el.inC = l.In.C
@@ -82,8 +84,17 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 				return nil, fmt.Errorf("layer %s channel %d: %w", l.Name, o, err)
 			}
 			for i, v := range t {
-				el.thr[7*o+i] = int16(v)
+				el.thr[7*o+i] = v
+				if i > 0 && v < t[i-1] {
+					el.sorted = false
+				}
 			}
+			if l.Quant.Invert[o] {
+				el.invMask[o] = 7
+			}
+		}
+		if el.outCh%4 != 0 {
+			return nil, fmt.Errorf("layer %s: %d output channels, the host engine needs a multiple of 4", l.Name, el.outCh)
 		}
 		if r.Pool >= 0 {
 			el.poolDim = int(r.PoolOutDim)
@@ -151,7 +162,6 @@ func (l *engineLayer) convRows(in, out []uint64, r0, r1 int) {
 	k, g, dim := l.k, l.gin, l.inDim
 	gout := lanes(l.outCh)
 	x := make([]uint64, 3*l.sf)
-	levels := make([]uint8, l.outCh)
 	for r := r0; r < r1; r++ {
 		for c := 0; c < l.outDim; c++ {
 			// Gather the window (taps in engine order i*k+j), zeros outside the map.
@@ -172,18 +182,7 @@ func (l *engineLayer) convRows(in, out []uint64, r0, r1 int) {
 					}
 				}
 			}
-			sf := l.sf
-			for o := 0; o+4 <= l.outCh; o += 4 {
-				d0, d1, d2, d3 := dotMasked4(x, l.w[o*sf:(o+4)*sf], sf)
-				levels[o] = l.threshold(o, total-2*d0)
-				levels[o+1] = l.threshold(o+1, total-2*d1)
-				levels[o+2] = l.threshold(o+2, total-2*d2)
-				levels[o+3] = l.threshold(o+3, total-2*d3)
-			}
-			for o := l.outCh &^ 3; o < l.outCh; o++ {
-				levels[o] = l.threshold(o, total-2*dotMasked(x, l.w[o*sf:(o+1)*sf]))
-			}
-			setPlanes(out[3*(r*l.outDim+c)*gout:3*(r*l.outDim+c+1)*gout], levels)
+			l.outputs(x, l.w, l.sf, total, out[3*(r*l.outDim+c)*gout:3*(r*l.outDim+c+1)*gout])
 		}
 	}
 }
@@ -220,7 +219,6 @@ func (l *engineLayer) convRowsDense(in, out []uint64, r0, r1 int) {
 	k, dim, dw := l.k, l.inDim, l.dw
 	gout := lanes(l.outCh)
 	x := make([]uint64, 3*dw)
-	levels := make([]uint8, l.outCh)
 	for r := r0; r < r1; r++ {
 		for c := 0; c < l.outDim; c++ {
 			clear(x)
@@ -244,17 +242,12 @@ func (l *engineLayer) convRowsDense(in, out []uint64, r0, r1 int) {
 					total += bits.OnesCount64(src[0]) + 2*bits.OnesCount64(src[1]) + 4*bits.OnesCount64(src[2])
 				}
 			}
-			for o := 0; o+4 <= l.outCh; o += 4 {
-				d0, d1, d2, d3 := dotMasked4(x, l.wDense[o*dw:(o+4)*dw], dw)
-				levels[o] = l.threshold(o, total-2*d0)
-				levels[o+1] = l.threshold(o+1, total-2*d1)
-				levels[o+2] = l.threshold(o+2, total-2*d2)
-				levels[o+3] = l.threshold(o+3, total-2*d3)
+			dst := out[3*(r*l.outDim+c)*gout : 3*(r*l.outDim+c+1)*gout]
+			if dw == 3 {
+				l.outputs3(x, total, dst)
+			} else {
+				l.outputs(x, l.wDense, dw, total, dst)
 			}
-			for o := l.outCh &^ 3; o < l.outCh; o++ {
-				levels[o] = l.threshold(o, total-2*dotMasked(x, l.wDense[o*dw:(o+1)*dw]))
-			}
-			setPlanes(out[3*(r*l.outDim+c)*gout:3*(r*l.outDim+c+1)*gout], levels)
 		}
 	}
 }
@@ -288,17 +281,79 @@ func dotMasked4(x, w []uint64, sf int) (d0, d1, d2, d3 int) {
 	return
 }
 
-// threshold turns an accumulator into a level; acc wraps to 16 bits like the engine's
-// MAC register. The comparisons are branch-free: 1 + (a-t)>>31 is 1 when a >= t.
-func (l *engineLayer) threshold(o int, acc int) uint8 {
+// outputs computes every output channel of one pixel from its gathered window x (sf
+// words per channel in w) and writes the levels into the pixel's bit planes dst.
+func (l *engineLayer) outputs(x, w []uint64, sf, total int, dst []uint64) {
+	var p0, p1, p2 uint64
+	for o := 0; o < l.outCh; o += 4 {
+		d0, d1, d2, d3 := dotMasked4(x, w[o*sf:(o+4)*sf], sf)
+		v0 := l.threshold(o, total-2*d0)
+		v1 := l.threshold(o+1, total-2*d1)
+		v2 := l.threshold(o+2, total-2*d2)
+		v3 := l.threshold(o+3, total-2*d3)
+		// Four levels -> 4 bits in each plane at lanes o%64 .. o%64+3.
+		sh := uint(o % 64)
+		p0 |= uint64(v0&1|(v1&1)<<1|(v2&1)<<2|(v3&1)<<3) << sh
+		p1 |= uint64(v0>>1&1|(v1>>1&1)<<1|(v2>>1&1)<<2|(v3>>1&1)<<3) << sh
+		p2 |= uint64(v0>>2|(v1>>2)<<1|(v2>>2)<<2|(v3>>2)<<3) << sh
+		if sh == 60 || o+4 == l.outCh {
+			q := 3 * (o / 64)
+			dst[q], dst[q+1], dst[q+2] = p0, p1, p2
+			p0, p1, p2 = 0, 0, 0
+		}
+	}
+}
+
+// outputs3 is outputs for a dense window of exactly 3 words (3x3 taps of 16 channels),
+// with the window held in registers across all output channels.
+func (l *engineLayer) outputs3(x []uint64, total int, dst []uint64) {
+	x = x[:9]
+	a0, a1, a2 := x[0], x[1], x[2]
+	b0, b1, b2 := x[3], x[4], x[5]
+	c0, c1, c2 := x[6], x[7], x[8]
+	w := l.wDense[:3*l.outCh]
+	var p0, p1, p2 uint64
+	for o := 0; o < l.outCh; o++ {
+		wa, wb, wc := w[3*o], w[3*o+1], w[3*o+2]
+		d := bits.OnesCount64(a0&wa) + bits.OnesCount64(b0&wb) + bits.OnesCount64(c0&wc) +
+			2*(bits.OnesCount64(a1&wa)+bits.OnesCount64(b1&wb)+bits.OnesCount64(c1&wc)) +
+			4*(bits.OnesCount64(a2&wa)+bits.OnesCount64(b2&wb)+bits.OnesCount64(c2&wc))
+		v := l.threshold(o, total-2*d)
+		sh := uint(o % 64)
+		p0 |= uint64(v&1) << sh
+		p1 |= uint64(v>>1&1) << sh
+		p2 |= uint64(v>>2) << sh
+		if sh == 63 || o+1 == l.outCh {
+			q := 3 * (o / 64)
+			dst[q], dst[q+1], dst[q+2] = p0, p1, p2
+			p0, p1, p2 = 0, 0, 0
+		}
+	}
+}
+
+// threshold turns an accumulator into a level: count(acc >= T_t), negated for inverted
+// channels. acc wraps to 16 bits like the engine's MAC register.
+func (l *engineLayer) threshold(o int, acc int) int32 {
 	a := int32(int16(acc))
 	t := l.thr[7*o : 7*o+7 : 7*o+7]
-	n := 7 + (a-int32(t[0]))>>31 + (a-int32(t[1]))>>31 + (a-int32(t[2]))>>31 + (a-int32(t[3]))>>31 +
-		(a-int32(t[4]))>>31 + (a-int32(t[5]))>>31 + (a-int32(t[6]))>>31
-	if l.inv[o] {
-		n = 7 - n
+	var n int32
+	if l.sorted {
+		// Ascending thresholds: count those <= a in three steps.
+		if a >= t[3] {
+			n = 4
+		}
+		if a >= t[n+1] {
+			n += 2
+		}
+		if a >= t[n] {
+			n++
+		}
+	} else {
+		// 1 + (a-t)>>31 is 1 when a >= t (no overflow: both fit 16 bits).
+		n = 7 + (a-t[0])>>31 + (a-t[1])>>31 + (a-t[2])>>31 + (a-t[3])>>31 +
+			(a-t[4])>>31 + (a-t[5])>>31 + (a-t[6])>>31
 	}
-	return uint8(n)
+	return n ^ l.invMask[o]
 }
 
 // setPlanes writes levels (one per channel) into a pixel's bit planes.

@@ -94,7 +94,7 @@ func syntheticModel(tb testing.TB, seed uint64) *quant.Model {
 	tb.Helper()
 	rng := rand.New(rand.NewPCG(seed, 1))
 	m := &quant.Model{Name: "synthetic", Input: quant.Shape{C: 16, H: 12, W: 12}}
-	conv := func(in, out int) *quant.Layer {
+	conv := func(in, out int, shuffled bool) *quant.Layer {
 		l := &quant.Layer{Kind: quant.KindConv, Name: "conv", Inputs: []int{len(m.Layers) - 1},
 			Conv:  &quant.Conv{Filters: out, Size: 3, Stride: 1, Pad: 1, Groups: 1, Activation: quant.ActReLU, Binary: true},
 			Quant: &quant.LayerQuant{WeightBits: 1, ActBits: 3, ActScale: 1}}
@@ -110,6 +110,9 @@ func syntheticModel(tb testing.TB, seed uint64) *quant.Model {
 				base += rng.IntN(spread / 2)
 				t[i] = int32(base)
 			}
+			if shuffled && o%3 == 0 { // unsorted thresholds take the engine's general path
+				rng.Shuffle(len(t), func(i, j int) { t[i], t[j] = t[j], t[i] })
+			}
 			l.Quant.Thresholds = append(l.Quant.Thresholds, t)
 			l.Quant.Invert = append(l.Quant.Invert, rng.IntN(5) == 0)
 		}
@@ -120,11 +123,11 @@ func syntheticModel(tb testing.TB, seed uint64) *quant.Model {
 		m.Layers = append(m.Layers, &quant.Layer{Kind: quant.KindMaxPool, Name: "pool", Inputs: []int{len(m.Layers) - 1},
 			Pool: &quant.Pool{Size: 2, Stride: stride, Pad: pad}})
 	}
-	conv(16, 64)
+	conv(16, 64, false)
 	pool(2, 1)
-	conv(64, 320) // two parts of 160
+	conv(64, 320, true) // two parts of 160
 	pool(1, 1)
-	conv(320, 96)
+	conv(320, 96, false)
 	if err := m.InferShapes(); err != nil {
 		tb.Fatal(err)
 	}
