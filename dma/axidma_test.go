@@ -382,3 +382,27 @@ func TestWideAddresses(t *testing.T) {
 		t.Errorf("S2MM DA MSB = %d, want 1", msb)
 	}
 }
+
+// TestChannelsConcurrently receives in one goroutine while another sends, as a
+// pipeline does; run with -race.
+func TestChannelsConcurrently(t *testing.T) {
+	r := newRig(t, simdma.Config{BusyReads: 5})
+	src, dst := r.buffer(t, 1024, 5), r.buffer(t, 1024, 0)
+	for range 20 {
+		clear(dst.Bytes())
+		if err := r.dev.S2MM().Transfer(dst, 0, 1024); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- r.dev.S2MM().Wait(context.Background()) }()
+		if err := r.dev.MM2S().Run(context.Background(), src, 0, 1024); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		if !bytes.Equal(dst.Bytes(), src.Bytes()) {
+			t.Fatal("wrong data")
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -35,7 +36,7 @@ func newFakeUdmabuf(tb testing.TB, class, phys, size, coherent string) *fakeUdma
 			tb.Fatal(err)
 		}
 	}
-	if err := os.WriteFile(filepath.Join(f.dev, "udmabuf0"), make([]byte, 1<<16), 0o644); err != nil {
+	if err := os.WriteFile(filepath.Join(f.dev, "udmabuf0"), make([]byte, max(1<<16, fakeDevSize(size))), 0o644); err != nil {
 		tb.Fatal(err)
 	}
 	return f
@@ -159,5 +160,38 @@ func TestUdmabufOpenErrors(t *testing.T) {
 	os.Remove(filepath.Join(f.dev, "udmabuf0"))
 	if _, err := OpenUdmabuf(f.config()); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing device node: %v", err)
+	}
+}
+
+// fakeDevSize is the byte count in a size attribute, 0 when it is not a number.
+func fakeDevSize(size string) int {
+	n, err := strconv.Atoi(size)
+	if err != nil {
+		return 0
+	}
+	return n
+}
+
+// TestUdmabufRealDevice runs where the u-dma-buf module is loaded.
+func TestUdmabufRealDevice(t *testing.T) {
+	u, err := OpenUdmabuf(UdmabufConfig{})
+	if err != nil {
+		t.Skipf("no usable u-dma-buf here (not shipped on PYNQ images; load the module to run this): %v", err)
+	}
+	defer u.Close()
+	b, err := u.Alloc(4096)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.Bytes()[100] = 42
+	if err := b.SyncForDevice(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.SyncForCPU(); err != nil {
+		t.Fatal(err)
+	}
+	if b.Bytes()[100] != 42 || b.PhysAddr() != u.PhysAddr() {
+		t.Errorf("buffer at 0x%X reads %d", b.PhysAddr(), b.Bytes()[100])
 	}
 }
