@@ -40,8 +40,8 @@ type engineLayer struct {
 	thr           []int32 // 7 per output channel
 	invMask       []int32 // 7 for inverted channels (level ^ 7 = 7 - level), else 0
 	sorted        bool    // every channel's thresholds ascend: a 3-step search counts them
-	pool          int // 0 none, 2 for 2x2 stride 2, 1 for 2x2 stride 1 padded bottom/right
-	poolDim       int // side after the pool
+	pool          int     // 0 none, 2 for 2x2 stride 2, 1 for 2x2 stride 1 padded bottom/right
+	poolDim       int     // side after the pool
 
 	// Layers with fewer than 64 input channels (dividing 64) also get a dense weight
 	// copy, taps packed back to back (tap t, channel c at bit t*inC+c), used when the
