@@ -249,6 +249,9 @@ func OpenAXIDMA(bus overlay.Bus, d *overlay.Design, instance string) (*AXIDMA, e
 	return dma, nil
 }
 
+// Name is the instance name used in messages.
+func (d *AXIDMA) Name() string { return d.name }
+
 // Config returns the configuration in use (defaults filled in).
 func (d *AXIDMA) Config() AXIDMAConfig { return d.cfg }
 
@@ -339,6 +342,9 @@ type transfer struct {
 	n    int
 	gen  uint64
 }
+
+// Present reports whether the DMA includes this channel.
+func (c *Channel) Present() bool { return c.present }
 
 // Direction returns the channel's direction.
 func (c *Channel) Direction() Direction { return c.dir }

@@ -115,6 +115,9 @@ func TestConfigFromModule(t *testing.T) {
 	if cfg != want || cfg.MaxLength() != 16383 {
 		t.Errorf("config %+v (max %d), want %+v", cfg, cfg.MaxLength(), want)
 	}
+	if mc, err := simdma.ConfigFromModule(m); err != nil || mc.LengthWidth != 14 || mc.AddrWidth != 32 {
+		t.Errorf("model config %+v, %v", mc, err)
+	}
 	for _, c := range []struct{ old, new, want string }{
 		{`"c_include_sg" VALUE="0"`, `"c_include_sg" VALUE="1"`, "scatter-gather"},
 		{`"c_sg_length_width" VALUE="14"`, `"c_sg_length_width" VALUE="x"`, `parameter c_sg_length_width (line 13): "x" is not an integer`},

@@ -346,3 +346,14 @@ func TestZoclRealDevice(t *testing.T) {
 		t.Errorf("buffer at 0x%X reads back %d", buf.PhysAddr(), buf.Bytes()[300])
 	}
 }
+
+func TestOpenBoardWithoutHardware(t *testing.T) {
+	a, err := OpenBoard(writeMeminfo(t))
+	if err == nil {
+		a.Close()
+		t.Skip("this machine has a contiguous-memory allocator")
+	}
+	if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), "zocl") || !strings.Contains(err.Error(), "u-dma-buf") {
+		t.Errorf("OpenBoard: %v", err)
+	}
+}

@@ -47,6 +47,18 @@ type Config struct {
 	BusyReads int
 	// ResetReads is how many DMACR reads the Reset bit stays set after a reset.
 	ResetReads int
+	// RegionSize is the register file's size in bytes, default 0x10000 (the usual
+	// 64 KiB range of the IP in the .hwh).
+	RegionSize int
+}
+
+// ConfigFromModule shapes the model like an axi_dma module of a .hwh.
+func ConfigFromModule(m *overlay.Module) (Config, error) {
+	c, err := dma.ConfigFromModule(m)
+	if err != nil {
+		return Config{}, err
+	}
+	return Config{LengthWidth: c.LengthWidth, AddrWidth: c.AddrWidth}, nil
 }
 
 // Model is one simulated AXI DMA. It is safe for concurrent use.
@@ -86,7 +98,10 @@ func New(mem Memory, cfg Config) *Model {
 	if cfg.AddrWidth == 0 {
 		cfg.AddrWidth = 32
 	}
-	m := &Model{cfg: cfg, mem: mem, regs: overlay.NewMemRegion(0x10000)}
+	if cfg.RegionSize < dma.RegisterWindow {
+		cfg.RegionSize = 0x10000
+	}
+	m := &Model{cfg: cfg, mem: mem, regs: overlay.NewMemRegion(cfg.RegionSize)}
 	for i, d := range []dma.Direction{dma.MM2S, dma.S2MM} {
 		m.ch[i] = channel{dir: d, regs: dma.Regs(d)}
 	}
