@@ -6,6 +6,7 @@ import (
 	"math"
 	"os"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 
@@ -103,10 +104,12 @@ func (b *exporter) in(i int) string {
 	return b.tensor[i]
 }
 
-// layerName picks a unique tensor/node name for layer i.
+// layerName picks a unique tensor/node name for layer i. Helper tensors and
+// initializers are "<layer>/..." and "<layer>.<param>", so layer names with '/' or '.'
+// fall back to "layer<i>" to keep all names apart.
 func (b *exporter) layerName(i int, l *quant.Layer) string {
 	name := l.Name
-	if name == "" || b.used[name] || name[0] == '/' {
+	if name == "" || b.used[name] || strings.ContainsAny(name, "/.") {
 		name = "layer" + strconv.Itoa(i)
 	}
 	for b.used[name] {

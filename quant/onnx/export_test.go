@@ -430,3 +430,23 @@ func FuzzImportEdits(f *testing.F) {
 		}
 	})
 }
+
+// TestExportNameFallback checks that empty, duplicate and reserved-character layer
+// names still give a valid, importable graph.
+func TestExportNameFallback(t *testing.T) {
+	m := smallModel(t, quant.DialectAlexeyAB)
+	m.Layers[0].Name = "a/b"
+	m.Layers[1].Name = ""
+	m.Layers[3].Name = "conv2"
+	got, err := Import(mustExport(t, m, ExportOptions{}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, l := range got.Layers[:4] {
+		names = append(names, l.Name)
+	}
+	if want := []string{"layer0", "layer1", "conv2", "layer3"}; !slices.Equal(names, want) {
+		t.Errorf("names %v, want %v", names, want)
+	}
+}
