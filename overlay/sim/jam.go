@@ -1,0 +1,276 @@
+package sim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"github.com/fpgadetector/pynq-agent/overlay"
+	"github.com/fpgadetector/pynq-agent/quant/qnn"
+)
+
+// Register offsets of the BlackBoxJam AXI-lite slave (the .hwh lists them under
+// BlackBoxJam_0's REGISTERS; the HLS top's arguments in this order).
+const (
+	JamCtrl       = 0x00 // ap_ctrl: bit0 ap_start, bit1 ap_done (clear on read), bit2 ap_idle, bit3 ap_ready
+	JamGIER       = 0x04
+	JamIER        = 0x08
+	JamISR        = 0x0C
+	JamIn1        = 0x10 // 64-bit: low word here, high word at +4
+	JamIn2        = 0x1C
+	JamOut        = 0x28
+	JamDoInit     = 0x34
+	JamLayerType  = 0x3C
+	JamKernelDim  = 0x44
+	JamStride     = 0x4C // log2 of the convolution stride
+	JamIFMCh      = 0x54
+	JamOFMCh      = 0x5C
+	JamIFMDim     = 0x64
+	JamPaddedDim  = 0x6C
+	JamOFMDim     = 0x74
+	JamPoolInDim  = 0x7C
+	JamPoolOutDim = 0x84
+	JamPoolStride = 0x8C // log2 of the pool stride
+
+	ctrlStart = 1 << 0
+	ctrlDone  = 1 << 1
+	ctrlIdle  = 1 << 2
+	ctrlReady = 1 << 3
+
+	jamRegSize = 0x10000
+	convLayer  = 1 // layerType value without the pool (the HLS top pools for any other value)
+)
+
+// Memory is what the engine's AXI masters reach: dma.SimMemory implements it.
+type Memory interface {
+	Slice(phys uint64, n int) ([]byte, error)
+}
+
+// Jam is a register-level model of QNN-MO's BlackBoxJam HLS engine. A start with doInit=1
+// streams the two weight buffers at in1 / in2 into the per-PE weight and threshold
+// memories; a start with doInit=0 reads activation records at in1, computes one layer
+// from those memories and the dimension registers, and writes records at out. It is
+// written from the HLS sources' behaviour, independently of quant/qnn's host engine.
+//
+// Register values the hardware cannot process (dimensions beyond the synthesis limits,
+// stream lengths that do not match, addresses outside DDR) make the run hang, as the
+// dataflow pipeline would: done never rises. Hung() says why, for tests.
+type Jam struct {
+	regs    *overlay.MemRegion
+	mem     Memory
+	lim     qnn.Limits
+	threads int
+
+	mu         sync.Mutex
+	busy, done bool
+	isr        uint32
+	hung       string // reason of the current hang, "" when none
+	gen        uint64 // bumps at every reset: a run of an older generation is dropped
+	hangNext   int    // injected: the next n starts hang
+	runs       int    // completed runs
+	wmem       [][]uint64
+	tmem       [][]threshEntry
+}
+
+// threshEntry is one output channel's 128-bit threshold memory word, decoded.
+type threshEntry struct {
+	t      [7]int16
+	invert bool
+}
+
+// NewJam returns an engine model over mem with the synthesis limits lim (qnn.W1A3 for
+// the published overlay). threads <= 0 uses GOMAXPROCS goroutines for a layer.
+func NewJam(mem Memory, lim qnn.Limits, threads int) *Jam {
+	if threads <= 0 {
+		threads = runtime.GOMAXPROCS(0)
+	}
+	j := &Jam{regs: overlay.NewMemRegion(jamRegSize), mem: mem, lim: lim, threads: threads}
+	wmem := lim.WMemWords(lim.MaxK)
+	j.wmem = make([][]uint64, lim.MaxPEConv)
+	j.tmem = make([][]threshEntry, lim.MaxPEConv)
+	for pe := range j.wmem {
+		j.wmem[pe] = make([]uint64, wmem)
+		j.tmem[pe] = make([]threshEntry, lim.TMemEntries())
+	}
+	j.regs.OnWrite = j.write
+	j.regs.OnRead = j.read
+	return j
+}
+
+// Region is the register file (map it at the engine's address).
+func (j *Jam) Region() *overlay.MemRegion { return j.regs }
+
+// InjectHang makes the next n starts hang (done never rises) until a reset.
+func (j *Jam) InjectHang(n int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.hangNext = n
+}
+
+// Hung returns why the engine hangs, "" when it does not.
+func (j *Jam) Hung() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.hung
+}
+
+// Runs is the number of completed runs (weight loads and layers).
+func (j *Jam) Runs() int {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.runs
+}
+
+// Reset is the PL reset (ap_rst_n from the design's proc_sys_reset): the control state
+// returns to idle and a run in flight is abandoned. The weight memories are BRAM and
+// keep their contents, as on the device.
+func (j *Jam) Reset() {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.gen++
+	j.busy, j.done, j.hung, j.isr, j.hangNext = false, false, "", 0, 0
+}
+
+func (j *Jam) read(off, stored uint32) uint32 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	switch off {
+	case JamCtrl:
+		v := stored & 0x80 // auto_restart reads back
+		if j.busy {
+			v |= ctrlStart
+		} else {
+			v |= ctrlIdle
+		}
+		if j.done {
+			v |= ctrlDone | ctrlReady
+			j.done = false // ap_done and ap_ready clear on read (ap_ctrl_hs)
+		}
+		return v
+	case JamISR:
+		return j.isr
+	}
+	return stored
+}
+
+func (j *Jam) write(off, v uint32) {
+	switch off {
+	case JamCtrl:
+		if v&ctrlStart != 0 {
+			j.start()
+		}
+	case JamISR:
+		j.mu.Lock()
+		j.isr ^= v & 3 // toggle on write
+		j.mu.Unlock()
+	}
+}
+
+// jamArgs is the register snapshot a run starts with.
+type jamArgs struct {
+	in1, in2, out                                  uint64
+	doInit                                         bool
+	layerType                                      uint32
+	k, stride, ifmCh, ofmCh, ifmDim, padded, ofmDim uint32
+	poolIn, poolOut, poolStride                    uint32
+}
+
+func (j *Jam) args() jamArgs {
+	r := j.regs.Peek
+	addr := func(off uint32) uint64 { return uint64(r(off)) | uint64(r(off+4))<<32 }
+	return jamArgs{
+		in1: addr(JamIn1), in2: addr(JamIn2), out: addr(JamOut),
+		doInit: r(JamDoInit)&1 == 1, layerType: r(JamLayerType),
+		k: r(JamKernelDim), stride: r(JamStride), ifmCh: r(JamIFMCh), ofmCh: r(JamOFMCh),
+		ifmDim: r(JamIFMDim), padded: r(JamPaddedDim), ofmDim: r(JamOFMDim),
+		poolIn: r(JamPoolInDim), poolOut: r(JamPoolOutDim), poolStride: r(JamPoolStride),
+	}
+}
+
+// start latches the arguments and runs the engine in the background, as ap_start does.
+func (j *Jam) start() {
+	j.mu.Lock()
+	if j.busy {
+		j.mu.Unlock()
+		return // ap_start while running is held until ready; the model ignores it
+	}
+	j.busy, j.done = true, false
+	gen := j.gen
+	if j.hangNext > 0 {
+		j.hangNext--
+		j.hung = "injected hang"
+		j.mu.Unlock()
+		return
+	}
+	a := j.args()
+	j.mu.Unlock()
+	go j.run(gen, a)
+}
+
+func (j *Jam) run(gen uint64, a jamArgs) {
+	var err error
+	if a.doInit {
+		err = j.loadWeights(a)
+	} else {
+		err = j.compute(a)
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if gen != j.gen {
+		return // reset while running
+	}
+	if err != nil {
+		j.hung = err.Error() // busy stays set: the pipeline stalls, done never rises
+		return
+	}
+	j.busy, j.done = false, true
+	j.isr |= 1
+	j.runs++
+}
+
+// loadWeights is StreamingDoMemInit: each memory channel streams, for its half of the PEs,
+// every PE's K*K*MaxOFMCh*MaxIFMCh/(PE*SIMD) weight words, then every PE's threshold
+// entries as two words each, high word first.
+func (j *Jam) loadWeights(a jamArgs) error {
+	lim := j.lim
+	if a.k == 0 || int(a.k) > lim.MaxK {
+		return fmt.Errorf("weight load with KernelDim %d: the weight memories hold kernels up to %d (write past the memory)", a.k, lim.MaxK)
+	}
+	wmem, tmem := lim.WMemWords(int(a.k)), lim.TMemEntries()
+	perCh := lim.MaxPEConv / lim.MemChannels
+	words := perCh * (wmem + 2*tmem)
+	for ch, addr := range []uint64{a.in1, a.in2} {
+		buf, err := j.mem.Slice(addr, 8*words)
+		if err != nil {
+			return fmt.Errorf("weight load channel %d: AXI read error: %w", ch, err)
+		}
+		word := func(i int) uint64 { return binary.LittleEndian.Uint64(buf[8*i:]) }
+		for q := 0; q < perCh; q++ {
+			pe := ch*perCh + q
+			for w := 0; w < wmem; w++ {
+				j.wmem[pe][w] = word(q*wmem + w)
+			}
+			for n := 0; n < tmem; n++ {
+				base := perCh*wmem + (q*tmem+n)*2
+				j.tmem[pe][n] = decodeThreshold(word(base), word(base+1))
+			}
+		}
+	}
+	return nil
+}
+
+// decodeThreshold splits a 128-bit threshold word: seven int16 thresholds from bit 0
+// up, the invert flag at bit 112.
+func decodeThreshold(hi, lo uint64) threshEntry {
+	var e threshEntry
+	for t := 0; t < 7; t++ {
+		v := lo >> (16 * t)
+		if t >= 4 {
+			v = hi >> (16 * (t - 4))
+		}
+		e.t[t] = int16(uint16(v))
+	}
+	e.invert = hi>>48&1 == 1
+	return e
+}

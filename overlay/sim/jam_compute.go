@@ -1,0 +1,263 @@
+package sim
+
+import (
+	"encoding/binary"
+	"fmt"
+	"math/bits"
+	"sync"
+)
+
+// layerShape is a compute run's geometry after the checks the hardware's fixed buffers
+// and stream lengths impose.
+type layerShape struct {
+	k, g, sf, outCh     int // kernel, 64-channel groups, weight words per channel, PE-padded outputs
+	inDim, padded, pad  int // input side, padded side, padding before the first row/column
+	ofm                 int // convolution output side
+	pool                bool
+	poolIn, poolOut     int
+	poolPad, poolStride int
+	outDim              int // side of what is written to DDR
+}
+
+// shape checks a compute run's registers. An error means the hardware would hang: a
+// buffer index past its synthesized size or streams whose lengths disagree stall the
+// dataflow region, so ap_done never rises.
+func (j *Jam) shape(a jamArgs) (layerShape, error) {
+	lim := j.lim
+	var s layerShape
+	switch {
+	case a.k == 0 || int(a.k) > lim.MaxK:
+		return s, fmt.Errorf("KernelDim %d outside 1..%d", a.k, lim.MaxK)
+	case a.stride != 0:
+		return s, fmt.Errorf("Stride register (log2) %d: the window generator is synthesized for stride 1 only", a.stride)
+	case a.ifmCh == 0 || int(a.ifmCh) > lim.MaxIFMCh:
+		return s, fmt.Errorf("IFMCh %d outside 1..%d", a.ifmCh, lim.MaxIFMCh)
+	case a.ofmCh == 0 || int(a.ofmCh) > lim.MaxOFMCh:
+		return s, fmt.Errorf("OFMCh %d outside 1..%d", a.ofmCh, lim.MaxOFMCh)
+	case a.ifmDim == 0 || int(a.ifmDim) > lim.MaxIFMDim:
+		return s, fmt.Errorf("IFMDim %d outside 1..%d", a.ifmDim, lim.MaxIFMDim)
+	case a.padded < a.ifmDim || int(a.padded) > lim.MaxIFMDim:
+		return s, fmt.Errorf("PaddedDim %d outside IFMDim %d..%d", a.padded, a.ifmDim, lim.MaxIFMDim)
+	case a.ofmDim == 0 || int(a.ofmDim) > lim.MaxOFMDim:
+		return s, fmt.Errorf("OFMDim %d outside 1..%d", a.ofmDim, lim.MaxOFMDim)
+	case a.ofmDim-1+a.k != a.padded:
+		return s, fmt.Errorf("OFMDim %d with KernelDim %d consumes %d padded rows, PaddedDim is %d (stream length mismatch)", a.ofmDim, a.k, a.ofmDim-1+a.k, a.padded)
+	}
+	pe := lim.MaxPEConv
+	s.k, s.g = int(a.k), (int(a.ifmCh)+lim.MaxSIMD-1)/lim.MaxSIMD
+	s.sf = s.k * s.k * s.g
+	s.outCh = (int(a.ofmCh) + pe - 1) / pe * pe
+	if nf := s.outCh / pe; nf*s.sf > len(j.wmem[0]) || nf > len(j.tmem[0]) {
+		return s, fmt.Errorf("%d output channels of %d weight words each exceed the PE memories (%d words, %d thresholds)", s.outCh, s.sf, len(j.wmem[0]), len(j.tmem[0]))
+	}
+	s.inDim, s.padded, s.ofm = int(a.ifmDim), int(a.padded), int(a.ofmDim)
+	s.pad = (s.padded - s.inDim) / 2
+	s.outDim = s.ofm
+	if a.layerType == convLayer {
+		return s, nil
+	}
+	maxLog2 := bits.Len(uint(lim.MaxPoolStride)) - 1
+	switch {
+	case int(a.poolStride) > maxLog2:
+		return s, fmt.Errorf("PoolStride (log2) %d exceeds the synthesized maximum %d", a.poolStride, maxLog2)
+	case a.poolIn < a.ofmDim || int(a.poolIn) > lim.MaxOFMDim:
+		return s, fmt.Errorf("PoolInDim %d outside OFMDim %d..%d", a.poolIn, a.ofmDim, lim.MaxOFMDim)
+	case a.poolOut == 0 || (a.poolOut-1)<<a.poolStride+uint32(lim.MaxPoolSize) != a.poolIn:
+		return s, fmt.Errorf("PoolOutDim %d with stride 2^%d does not consume PoolInDim %d (stream length mismatch)", a.poolOut, a.poolStride, a.poolIn)
+	}
+	s.pool = true
+	s.poolIn, s.poolOut, s.poolStride = int(a.poolIn), int(a.poolOut), int(a.poolStride)
+	s.poolPad = (s.poolIn - s.ofm) / 2
+	s.outDim = s.poolOut
+	return s, nil
+}
+
+// compute is DoCompute: records from in1, convolution, thresholds, optional max pool,
+// records to out.
+func (j *Jam) compute(a jamArgs) error {
+	s, err := j.shape(a)
+	if err != nil {
+		return err
+	}
+	recBytes := j.lim.RecordBytes()
+	in, err := j.mem.Slice(a.in1, s.inDim*s.inDim*recBytes)
+	if err != nil {
+		return fmt.Errorf("AXI read error on the input: %w", err)
+	}
+	out, err := j.mem.Slice(a.out, s.outDim*s.outDim*recBytes)
+	if err != nil {
+		return fmt.Errorf("AXI write error on the output: %w", err)
+	}
+	planes := j.inputPlanes(in, s, recBytes)
+	levels := make([]uint8, s.ofm*s.ofm*s.outCh)
+	j.parallel(s.ofm, func(r0, r1 int) { j.convRows(planes, levels, s, r0, r1) })
+	if s.pool {
+		levels = j.maxPool(levels, s)
+	}
+	j.parallel(s.outDim, func(r0, r1 int) {
+		for p := r0 * s.outDim; p < r1*s.outDim; p++ {
+			writeRecord(out[p*recBytes:(p+1)*recBytes], levels[p*s.outCh:(p+1)*s.outCh])
+		}
+	})
+	return nil
+}
+
+// parallel runs f over contiguous row ranges of 0..n-1 on the model's goroutines.
+func (j *Jam) parallel(n int, f func(r0, r1 int)) {
+	t := min(j.threads, n)
+	if t <= 1 {
+		f(0, n)
+		return
+	}
+	var wg sync.WaitGroup
+	for i := 0; i < t; i++ {
+		r0, r1 := n*i/t, n*(i+1)/t
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			f(r0, r1)
+		}()
+	}
+	wg.Wait()
+}
+
+// inputPlanes reads the records into the zero-padded map as bit planes: per padded
+// pixel and 64-channel group three words, word b holding bit b of each lane's level.
+// The engine reads whole SIMD groups, so lanes past IFMCh count as they are in DDR.
+func (j *Jam) inputPlanes(in []byte, s layerShape, recBytes int) []uint64 {
+	stride := 3 * s.g
+	planes := make([]uint64, s.padded*s.padded*stride)
+	for r := 0; r < s.inDim; r++ {
+		for c := 0; c < s.inDim; c++ {
+			rec := in[(r*s.inDim+c)*recBytes:]
+			dst := planes[((r+s.pad)*s.padded+c+s.pad)*stride:]
+			for g := 0; g < s.g; g++ {
+				var w [3]uint64
+				for i := range w {
+					w[i] = binary.LittleEndian.Uint64(rec[24*g+8*i:])
+				}
+				dst[3*g], dst[3*g+1], dst[3*g+2] = lanePlanes(w)
+			}
+		}
+	}
+	return planes
+}
+
+// lanePlanes turns 192 record bits (64 lanes of 3 bits, lane i at bits 3i..3i+2) into
+// three bit planes.
+func lanePlanes(w [3]uint64) (p0, p1, p2 uint64) {
+	for lane := 0; lane < 64; lane++ {
+		pos := 3 * lane
+		v := w[pos/64] >> (pos % 64)
+		if pos%64 > 61 { // the level straddles two words
+			v |= w[pos/64+1] << (64 - pos%64)
+		}
+		p0 |= (v & 1) << lane
+		p1 |= (v >> 1 & 1) << lane
+		p2 |= (v >> 2 & 1) << lane
+	}
+	return
+}
+
+// convRows computes the levels of output rows r0..r1-1. For each output channel o
+// (PE o mod PEs, neuron fold o / PEs) the weights are that PE's words
+// fold*SF .. fold*SF+SF-1, in window order: kernel row, kernel column, SIMD group.
+func (j *Jam) convRows(planes []uint64, levels []uint8, s layerShape, r0, r1 int) {
+	pe := j.lim.MaxPEConv
+	stride := 3 * s.g
+	rowWords := s.k * s.g // weight words per kernel row
+	for r := r0; r < r1; r++ {
+		for c := 0; c < s.ofm; c++ {
+			total := 0
+			for ky := 0; ky < s.k; ky++ {
+				x := planes[((r+ky)*s.padded+c)*stride : ((r+ky)*s.padded+c+s.k)*stride]
+				for q := 0; q < len(x); q += 3 {
+					total += bits.OnesCount64(x[q]) + 2*bits.OnesCount64(x[q+1]) + 4*bits.OnesCount64(x[q+2])
+				}
+			}
+			lv := levels[(r*s.ofm+c)*s.outCh:]
+			for o := 0; o < s.outCh; o++ {
+				w := j.wmem[o%pe][(o/pe)*s.sf:]
+				neg := 0
+				for ky := 0; ky < s.k; ky++ {
+					x := planes[((r+ky)*s.padded+c)*stride : ((r+ky)*s.padded+c+s.k)*stride]
+					neg += maskedSum(x, w[ky*rowWords:(ky+1)*rowWords])
+				}
+				lv[o] = j.tmem[o%pe][o/pe].level(total - 2*neg)
+			}
+		}
+	}
+}
+
+// maskedSum is the level sum of the lanes whose weight bit is 1 (weight -1).
+func maskedSum(x, w []uint64) int {
+	var s0, s1, s2 int
+	x = x[:3*len(w)]
+	for q, wq := range w {
+		s0 += bits.OnesCount64(x[3*q] & wq)
+		s1 += bits.OnesCount64(x[3*q+1] & wq)
+		s2 += bits.OnesCount64(x[3*q+2] & wq)
+	}
+	return s0 + 2*s1 + 4*s2
+}
+
+// level applies the thresholds to the 16-bit MAC register's value.
+func (e *threshEntry) level(acc int) uint8 {
+	a := int16(acc) // the MAC register is 16 bits and wraps
+	n := uint8(0)
+	for _, t := range e.t {
+		if a >= t {
+			n++
+		}
+	}
+	if e.invert {
+		n = 7 - n
+	}
+	return n
+}
+
+// maxPool is StreamPad to PoolInDim (level 0 padding, the extra row/column at the end)
+// followed by the 2x2 max pool with stride 2^PoolStride.
+func (j *Jam) maxPool(levels []uint8, s layerShape) []uint8 {
+	size := j.lim.MaxPoolSize
+	out := make([]uint8, s.poolOut*s.poolOut*s.outCh)
+	at := func(y, x int) []uint8 { // padded coordinates; nil for padding
+		y, x = y-s.poolPad, x-s.poolPad
+		if y < 0 || x < 0 || y >= s.ofm || x >= s.ofm {
+			return nil
+		}
+		return levels[(y*s.ofm+x)*s.outCh : (y*s.ofm+x+1)*s.outCh]
+	}
+	j.parallel(s.poolOut, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			for c := 0; c < s.poolOut; c++ {
+				dst := out[(r*s.poolOut+c)*s.outCh : (r*s.poolOut+c+1)*s.outCh]
+				for ky := 0; ky < size; ky++ {
+					for kx := 0; kx < size; kx++ {
+						src := at(r<<s.poolStride+ky, c<<s.poolStride+kx)
+						for o, v := range src {
+							dst[o] = max(dst[o], v)
+						}
+					}
+				}
+			}
+		}
+	})
+	return out
+}
+
+// writeRecord stores one pixel's levels at record bits 3o..3o+2, zeroing the rest of
+// the record (the engine widens its MaxOFMCh output to MaxIFMCh records with zeros).
+func writeRecord(rec []byte, levels []uint8) {
+	var w [24]uint64
+	for o, v := range levels {
+		pos := 3 * o
+		w[pos/64] |= uint64(v) << (pos % 64)
+		if pos%64 > 61 {
+			w[pos/64+1] |= uint64(v) >> (64 - pos%64)
+		}
+	}
+	for i := 0; i < len(rec)/8; i++ {
+		binary.LittleEndian.PutUint64(rec[8*i:], w[i])
+	}
+}
