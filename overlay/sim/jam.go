@@ -169,11 +169,11 @@ func (j *Jam) write(off, v uint32) {
 
 // jamArgs is the register snapshot a run starts with.
 type jamArgs struct {
-	in1, in2, out                                  uint64
-	doInit                                         bool
-	layerType                                      uint32
+	in1, in2, out                                   uint64
+	doInit                                          bool
+	layerType                                       uint32
 	k, stride, ifmCh, ofmCh, ifmDim, padded, ofmDim uint32
-	poolIn, poolOut, poolStride                    uint32
+	poolIn, poolOut, poolStride                     uint32
 }
 
 func (j *Jam) args() jamArgs {

@@ -75,7 +75,7 @@ type device struct {
 }
 
 var (
-	_ overlay.Bus           = (*Machine)(nil)
+	_ overlay.Bus          = (*Machine)(nil)
 	_ bitstream.Programmer = (*Machine)(nil)
 )
 
