@@ -78,9 +78,19 @@ func (e *AllocError) Error() string {
 		}
 		b.WriteString(")")
 	}
-	fmt.Fprintf(&b, ": %v", e.Err)
-	b.WriteString(" (free buffers you no longer need, use smaller buffers, or enlarge the pool: CMA via the kernel's cma= boot argument)")
+	fmt.Fprintf(&b, ": %v (free buffers you no longer need, use smaller ones, or %s)", e.Err, e.enlarge())
 	return b.String()
+}
+
+// enlarge says how to grow the pool of this allocator.
+func (e *AllocError) enlarge() string {
+	switch {
+	case strings.HasPrefix(e.Allocator, "u-dma-buf"):
+		return "load u-dma-buf with a larger udmabufN= size"
+	case strings.HasPrefix(e.Allocator, "sim"):
+		return "give the simulation more DDR"
+	}
+	return "enlarge CMA with the kernel's cma= boot argument"
 }
 
 func (e *AllocError) Unwrap() error { return e.Err }

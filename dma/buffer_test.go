@@ -280,3 +280,27 @@ func TestSimWriteBack(t *testing.T) {
 		t.Errorf("Free = %d, %d, %d", free, largest, live)
 	}
 }
+
+func TestSimAllocatorPool(t *testing.T) {
+	m, _ := NewSimMemory(0x1000_0000, 1<<16)
+	a, err := NewSimAllocator(m, SimConfig{Base: 0x1000_8000, Size: 0x1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := a.Alloc(0x1000)
+	if err != nil || b.PhysAddr() != 0x1000_8000 {
+		t.Fatalf("pool buffer: %v at 0x%X", err, b.PhysAddr())
+	}
+	copy(b.Bytes(), "pool")
+	if s, _ := m.Slice(0x1000_8000, 4); string(s) != "pool" {
+		t.Errorf("DDR at the pool holds %q", s)
+	}
+	if _, err := a.Alloc(1); !errors.Is(err, ErrNoMemory) || !strings.Contains(err.Error(), "of 4.0 KiB") {
+		t.Errorf("pool exhausted: %v", err)
+	}
+	for _, cfg := range []SimConfig{{Base: 0x1000_F000, Size: 0x2000}, {Base: 0x0F00_0000, Size: 16}, {Base: 0x1000_0020, Size: 64}} {
+		if _, err := NewSimAllocator(m, cfg); err == nil {
+			t.Errorf("pool %+v accepted", cfg)
+		}
+	}
+}

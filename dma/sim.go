@@ -92,11 +92,17 @@ type SimConfig struct {
 	// that forgets a sync then reads or sends stale data, as it would on the board. With
 	// WriteBack false, Bytes aliases DDR directly (a coherent, uncached mapping).
 	WriteBack bool
+	// Base and Size restrict the allocator to part of the memory (a CMA pool inside
+	// DDR); zero means all of it.
+	Base uint64
+	Size int
 }
 
 // SimAllocator hands out buffers carved from a SimMemory.
 type SimAllocator struct {
 	mem   *SimMemory
+	pool  []byte // the part of mem.data the allocator hands out
+	base  uint64 // physical address of pool[0]
 	cfg   SimConfig
 	arena *arena
 	// counters over all buffers, for tests asserting the sync protocol
@@ -104,19 +110,26 @@ type SimAllocator struct {
 	closed          atomic.Bool
 }
 
-// NewSimAllocator carves buffers out of all of mem.
+// NewSimAllocator carves buffers out of mem (or the part cfg names).
 func NewSimAllocator(mem *SimMemory, cfg SimConfig) (*SimAllocator, error) {
 	if cfg.Align == 0 {
 		cfg.Align = 64
 	}
-	if cfg.Align < 0 || mem.base%uint64(cfg.Align) != 0 {
-		return nil, fmt.Errorf("sim allocator: alignment %d must be positive and divide the base 0x%X", cfg.Align, mem.base)
+	if cfg.Base == 0 && cfg.Size == 0 {
+		cfg.Base, cfg.Size = mem.base, len(mem.data)
 	}
-	a, err := newArena(uint64(len(mem.data)), uint64(cfg.Align))
+	pool, err := mem.Slice(cfg.Base, cfg.Size)
+	if err != nil || cfg.Size <= 0 {
+		return nil, fmt.Errorf("sim allocator: pool 0x%X+0x%X is not inside the simulated DDR 0x%X+0x%X", cfg.Base, cfg.Size, mem.base, len(mem.data))
+	}
+	if cfg.Align < 0 || cfg.Base%uint64(cfg.Align) != 0 {
+		return nil, fmt.Errorf("sim allocator: alignment %d must be positive and divide the base 0x%X", cfg.Align, cfg.Base)
+	}
+	a, err := newArena(uint64(cfg.Size), uint64(cfg.Align))
 	if err != nil {
 		return nil, fmt.Errorf("sim allocator: %w", err)
 	}
-	return &SimAllocator{mem: mem, cfg: cfg, arena: a}, nil
+	return &SimAllocator{mem: mem, pool: pool, base: cfg.Base, cfg: cfg, arena: a}, nil
 }
 
 // Memory is the simulated DDR the buffers live in.
@@ -138,12 +151,12 @@ func (s *SimAllocator) AllocSim(size int) (*SimBuffer, error) {
 	off, ok := s.arena.alloc(uint64(size))
 	if !ok {
 		free, largest := s.arena.stats()
-		return nil, &AllocError{Allocator: "sim", Size: size, Free: int64(free), Total: int64(len(s.mem.data)),
+		return nil, &AllocError{Allocator: "sim", Size: size, Free: int64(free), Total: int64(len(s.pool)),
 			Largest: int64(largest), Err: ErrNoMemory}
 	}
-	ddr := s.mem.data[off : off+uint64(size) : off+uint64(size)]
+	ddr := s.pool[off : off+uint64(size) : off+uint64(size)]
 	clear(ddr)
-	b := &SimBuffer{alloc: s, off: off, phys: s.mem.base + off, ddr: ddr, cpu: ddr}
+	b := &SimBuffer{alloc: s, off: off, phys: s.base + off, ddr: ddr, cpu: ddr}
 	if s.cfg.WriteBack {
 		b.cpu = make([]byte, size)
 	}

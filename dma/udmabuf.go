@@ -77,7 +77,7 @@ func OpenUdmabuf(cfg UdmabufConfig) (*UdmabufAllocator, error) {
 	if err != nil {
 		return nil, err
 	}
-	if size == 0 || size > 1<<31 {
+	if size == 0 || size >= 1<<31 { // int is 32 bits on the board
 		return nil, fmt.Errorf("u-dma-buf %s: size %d is not usable", cfg.Name, size)
 	}
 	coherent := cfg.Uncached
