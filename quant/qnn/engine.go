@@ -105,9 +105,11 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 	return e, nil
 }
 
-// InLayout is the DDR layout of the engine's input (the first hidden layer's input).
+// InLayout is the DDR layout of the engine's input (the first hidden layer's input
+// channels; the engine also reads the record bits up to the next multiple of 64
+// channels).
 func (e *Engine) InLayout() Layout {
-	return Layout{Channels: 64 * e.layers[0].gin, Dim: e.layers[0].inDim, RecordBytes: e.lim.RecordBytes()}
+	return Layout{Channels: e.layers[0].inC, Dim: e.layers[0].inDim, RecordBytes: e.lim.RecordBytes()}
 }
 
 // OutLayout is the DDR layout of the engine's output (the last hidden layer's output).
