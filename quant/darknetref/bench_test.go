@@ -3,6 +3,7 @@
 package darknetref
 
 import (
+	"math"
 	"os"
 	"path/filepath"
 	"testing"
@@ -101,28 +102,31 @@ func loadIR(cfg, weights string) (*quant.Model, error) {
 	return m, nil
 }
 
-// fillRandom gives every convolution small pseudo-random weights and neutral batch norm.
+// fillRandom gives every convolution deterministic pseudo-random weights scaled by its
+// fan-in (so activations keep their size through the layers), small biases and neutral
+// batch norm.
 func fillRandom(m *quant.Model) {
 	seed := uint32(1)
-	next := func() float32 {
+	uniform := func() float32 { // in [-1, 1)
 		seed = seed*1664525 + 1013904223
-		return float32(seed>>8)/float32(1<<24)*0.2 - 0.1
+		return float32(seed>>8)/float32(1<<23) - 1
 	}
 	for _, l := range m.Layers {
 		c := l.Conv
 		if c == nil {
 			continue
 		}
-		if len(c.Weights) == 0 {
-			c.Weights = make([]float32, c.Filters*l.In.C/c.Groups*c.Size*c.Size)
-		}
+		fanIn := l.In.C / c.Groups * c.Size * c.Size
+		scale := float32(math.Sqrt(3 / float64(fanIn)))
+		c.Weights = make([]float32, c.Filters*fanIn)
 		for i := range c.Weights {
-			c.Weights[i] = next()
+			c.Weights[i] = scale * uniform()
 		}
-		if len(c.Bias) == 0 {
-			c.Bias = make([]float32, c.Filters)
+		c.Bias = make([]float32, c.Filters)
+		for i := range c.Bias {
+			c.Bias[i] = 0.5 * uniform()
 		}
-		if c.BN != nil && len(c.BN.Scale) == 0 {
+		if c.BN != nil {
 			c.BN.Scale, c.BN.Mean, c.BN.Variance = ones(c.Filters), make([]float32, c.Filters), ones(c.Filters)
 		}
 	}

@@ -19,6 +19,9 @@ static float *dn_output(network *net, int i, int *n, int *w, int *h, int *c) {
 	return l.output;
 }
 static detection *dn_det(detection *d, int i) { return d + i; }
+// darknet's examples take the class count from the last layer: get_region_detections
+// does not fill detection.classes.
+static int dn_classes(network *net) { return net->layers[net->n - 1].classes; }
 */
 import "C"
 
@@ -133,8 +136,8 @@ func (n *Net) Boxes(origW, origH int, thresh, nms float32) []detect.Detection {
 	var num C.int
 	dets := C.get_network_boxes(n.p, C.int(origW), C.int(origH), C.float(thresh), 0.5, nil, 1, &num)
 	defer C.free_detections(dets, num)
+	classes := C.dn_classes(n.p)
 	if num > 0 && nms > 0 {
-		classes := C.dn_det(dets, 0).classes
 		C.do_nms_sort(dets, num, classes, C.float(nms))
 	}
 	var out []detect.Detection
@@ -149,9 +152,9 @@ func (n *Net) Boxes(origW, origH int, thresh, nms float32) []detect.Detection {
 		det := detect.Detection{
 			Objectness: float32(d.objectness),
 			Box:        [4]float32{(x - w/2) * fw, (y - h/2) * fh, (x + w/2) * fw, (y + h/2) * fh},
-			Probs:      make([]float32, int(d.classes)),
+			Probs:      make([]float32, int(classes)),
 		}
-		copy(det.Probs, unsafe.Slice((*float32)(unsafe.Pointer(d.prob)), int(d.classes)))
+		copy(det.Probs, unsafe.Slice((*float32)(unsafe.Pointer(d.prob)), int(classes)))
 		for j, p := range det.Probs {
 			if p > det.Score {
 				det.Class, det.Score = j, p
