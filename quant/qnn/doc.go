@@ -22,5 +22,19 @@
 // form (ceil(3C/8) bytes per pixel) that the library bit-copies into 192-byte records;
 // [Pack] and [Unpack] take the record size as a parameter.
 //
-// Parameter files {L}-{PE}-weights.bin and {L}-{PE}-thres.bin: see [WriteBinparams].
+// Parameter files {L}-{PE}-weights.bin and {L}-{PE}-thres.bin: see binparam.go
+// ([WriteBinparams]); DDR weight buffers: [LayerBuffers].
+//
+// Driving the engine (QNN-MO's host library; [Plan] lists the runs and their register
+// values): for each [Run], first a weight load — in1 (0x10) and in2 (0x1C) = the physical
+// addresses of the run's two [LayerBuffers], doInit (0x34) = 1, layerType (0x3C) = 1,
+// KernelDim (0x44), start, wait for done — then the compute run: doInit = 0, in1 = the
+// input activation buffer, out (0x28) = the output buffer, layerType (1 conv, 2 conv +
+// pool), KernelDim, log2 stride (0x4C), IFMCh, OFMCh (channels of this part), IFMDim,
+// PaddedDim (IFMDim + 2*pad), OFMDim, PoolInDim, PoolOutDim, log2 PoolStride, start, wait.
+// The engine reads IFMDim^2 records and writes PoolOutDim^2 records of 192 bytes (for a
+// plain conv run it ignores the pool registers). A layer with Parts > 1 runs each part on
+// the same input; the CPU merges the part outputs with [Concat] (part j's channels at
+// record bits 3*OFMCh*j ...) into the next layer's input. The stride-1 pool pads the conv
+// output bottom and right with level 0 (PoolInDim = OFMDim + 1).
 package qnn

@@ -137,6 +137,26 @@ func (e *Engine) Run(in []byte) ([]byte, error) {
 	return out, nil
 }
 
+// RunTrace is [Engine.Run] that also returns every engine layer's output (after its
+// fused pool, all parts concatenated) in the DDR layout, for locating a layer where a
+// board or simulation run departs from the host reference.
+func (e *Engine) RunTrace(in []byte) (outs [][]byte, err error) {
+	first := e.layers[0]
+	pixels := first.inDim * first.inDim
+	if len(in) == 0 || len(in)%pixels != 0 {
+		return nil, fmt.Errorf("engine input of %d bytes is not a whole number of records for %dx%d pixels", len(in), first.inDim, first.inDim)
+	}
+	x := recordsToPlanes(in, len(in)/pixels, pixels, first.gin)
+	rb := e.lim.RecordBytes()
+	for _, l := range e.layers {
+		x = e.layer(l, x)
+		out := make([]byte, l.poolDim*l.poolDim*rb)
+		planesToRecords(out, rb, x, l.poolDim*l.poolDim, lanes(l.outCh))
+		outs = append(outs, out)
+	}
+	return outs, nil
+}
+
 // layer runs one convolution (all parts) and its pool on bit planes.
 func (e *Engine) layer(l *engineLayer, in []uint64) []uint64 {
 	gout := lanes(l.outCh)

@@ -185,6 +185,10 @@ func TestEngineMatchesIRReference(t *testing.T) {
 				}
 			}
 		}
+		trace, err := e.RunTrace(packed)
+		if err != nil || len(trace) != 3 || !bytes.Equal(trace[2], out) || len(trace[0]) != 6*6*192 {
+			t.Errorf("RunTrace: %d layers, %v", len(trace), err)
+		}
 		// A compact input gives the same output.
 		compact, _ := Pack(in, CompactLayout(16, 12))
 		out2, err := e.Run(compact)

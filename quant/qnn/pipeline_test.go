@@ -61,6 +61,9 @@ func checkClasses(tb testing.TB, got map[string]float32, tol float64) {
 // by up to 4/255 on 9% of the samples, and this quantized network moves by up to 5
 // points on that (0.6% of the first layer's levels change).
 func TestDogPipeline(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the whole model; skipped in -short")
+	}
 	img, err := imageio.Load(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
 	if err != nil {
 		t.Fatal(err)
