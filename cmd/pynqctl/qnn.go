@@ -83,22 +83,27 @@ instead, the form QNN-MO's Python code hands its library.`,
 func newQNNRunCmd(log *slog.Logger) *cobra.Command {
 	var model, input, output, backend string
 	var threads int
+	var simFlags qnnSimFlags
 	cmd := &cobra.Command{
-		Use:   "run --model DIR --input in.bin -o out.bin [--backend host]",
+		Use:   "run --model DIR --input in.bin -o out.bin [--backend host|sim]",
 		Short: "Run the engine layers on a packed input and write the packed output",
 		Long: `Runs the model's engine layers (binary convolutions, thresholds, max pools) on a
 packed input and writes the packed output in the engine's DDR layout (192-byte records,
 channel c at bits 3c..3c+2, the engine's pixel order). The input may have any record
 size that divides the file evenly over the first engine layer's pixels (192 bytes as in
 DDR, or the compact ceil(3C/8)); short records read as zero past their end.
-Backends: host (the bit-exact host reference engine).`,
+Backends: host (the bit-exact host reference engine); sim (the board driver on the FPGA
+simulation: --bitstream programs a simulated board from the .bit and its .hwh).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if model == "" || input == "" || output == "" {
 				return errors.New("need --model DIR, --input FILE and -o FILE")
 			}
+			if backend == "sim" {
+				return runQNNSim(cmd.Context(), log, model, input, output, threads, simFlags)
+			}
 			if backend != "host" {
-				return fmt.Errorf("backend %q is not available (host)", backend)
+				return fmt.Errorf("backend %q is not available (host, sim)", backend)
 			}
 			m, err := qnn.LoadDir(model)
 			if err != nil {
@@ -132,8 +137,9 @@ Backends: host (the bit-exact host reference engine).`,
 	fl.StringVar(&model, "model", "", "QNN-MO parameter directory")
 	fl.StringVar(&input, "input", "", "packed engine input")
 	fl.StringVarP(&output, "output", "o", "", "output file")
-	fl.StringVar(&backend, "backend", "host", "engine backend: host")
+	fl.StringVar(&backend, "backend", "host", "engine backend: host or sim")
 	fl.IntVar(&threads, "threads", 0, "worker goroutines (default: all cores)")
+	simFlags.register(fl)
 	return cmd
 }
 

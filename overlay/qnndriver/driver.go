@@ -117,7 +117,7 @@ func Open(cfg Config) (*Driver, error) {
 		d.names = append(d.names, cfg.Model.Layers[r.Conv].Name)
 	}
 	first, last := runs[0], runs[len(runs)-1]
-	d.inL = qnn.DDRLayout(roundUp(int(first.IFMCh), cfg.Limits.MaxSIMD), int(first.IFMDim))
+	d.inL = qnn.DDRLayout(int(first.IFMCh), int(first.IFMDim))
 	d.outL = qnn.DDRLayout(int(last.OFMCh)*last.Parts, last.OutDim)
 	if err := d.allocate(); err != nil {
 		d.Close()
@@ -125,8 +125,6 @@ func Open(cfg Config) (*Driver, error) {
 	}
 	return d, nil
 }
-
-func roundUp(n, m int) int { return (n + m - 1) / m * m }
 
 // findEngine returns the BlackBoxJam module and its register range.
 func findEngine(d *overlay.Design, instance string) (*overlay.Module, overlay.AddrRange, error) {
