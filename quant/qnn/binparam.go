@@ -197,7 +197,7 @@ func WriteBinparams(m *quant.Model, dir string, lim Limits) error {
 // readBinparams fills the weights, thresholds and invert flags of the model's engine
 // layers from a binparam directory. The layer shapes must be set.
 func readBinparams(m *quant.Model, dir string, lim Limits) error {
-	runs, err := Plan(m, lim)
+	runs, err := plan(m, lim, false)
 	if err != nil {
 		return err
 	}

@@ -140,7 +140,10 @@ func isEngineConv(l *quant.Layer) bool {
 
 // Plan lists the engine runs for a model's hidden layers, checking every layer against
 // the engine's limits. Shapes must be inferred.
-func Plan(m *quant.Model, lim Limits) ([]Run, error) {
+func Plan(m *quant.Model, lim Limits) ([]Run, error) { return plan(m, lim, true) }
+
+// plan is Plan; without weights it only checks shapes (for loading parameters).
+func plan(m *quant.Model, lim Limits, weights bool) ([]Run, error) {
 	if err := lim.Check(); err != nil {
 		return nil, err
 	}
@@ -164,7 +167,7 @@ func Plan(m *quant.Model, lim Limits) ([]Run, error) {
 		if len(l.Inputs) != 1 || l.Inputs[0] != i-1 {
 			return nil, fmt.Errorf("layer %d (%s): engine layers must form a chain", i, l.Name)
 		}
-		r, err := convRun(m, i, lim)
+		r, err := convRun(m, i, lim, weights)
 		if err != nil {
 			return nil, fmt.Errorf("layer %d (%s): %w", i, l.Name, err)
 		}
@@ -178,7 +181,7 @@ func Plan(m *quant.Model, lim Limits) ([]Run, error) {
 	return runs, nil
 }
 
-func convRun(m *quant.Model, i int, lim Limits) (Run, error) {
+func convRun(m *quant.Model, i int, lim Limits, weights bool) (Run, error) {
 	l := m.Layers[i]
 	c, q := l.Conv, l.Quant
 	r := Run{Conv: i, Pool: -1, Type: TypeConv}
@@ -199,6 +202,8 @@ func convRun(m *quant.Model, i int, lim Limits) (Run, error) {
 		return r, fmt.Errorf("%d-bit activations, the engine computes %d-bit", q.ActBits, lim.ActBits)
 	case len(q.Thresholds) != c.Filters || len(q.Invert) != c.Filters:
 		return r, fmt.Errorf("%d threshold sets and %d invert flags for %d filters", len(q.Thresholds), len(q.Invert), c.Filters)
+	case weights && len(c.Weights) != c.Filters*l.In.C*c.Size*c.Size:
+		return r, fmt.Errorf("%d weights, want %d (weights not loaded?)", len(c.Weights), c.Filters*l.In.C*c.Size*c.Size)
 	}
 	parts := (c.Filters + lim.MaxOFMCh - 1) / lim.MaxOFMCh
 	if c.Filters%parts != 0 || (c.Filters/parts)%lim.MaxPEConv != 0 {

@@ -224,6 +224,10 @@ func (s cfgSection) floats(key string) ([]float32, error) {
 	return out, nil
 }
 
+// maxCfgValue bounds the integers of a cfg (sizes, filters, classes) so that a broken
+// file cannot make the importer allocate without limit.
+const maxCfgValue = 1 << 16
+
 // modelFromCfg builds the layer list of a Tinier-YOLO style cfg: convolutions named
 // conv0, conv1, ..., each max pool named after the convolution before it (pool1 follows
 // conv1), and the region head.
@@ -236,6 +240,9 @@ func modelFromCfg(sections []cfgSection) (*quant.Model, error) {
 	var err error
 	ints := func(s cfgSection, key string, def int) int {
 		v, e := s.int(key, def)
+		if e == nil && (v < 0 || v > maxCfgValue) {
+			e = fmt.Errorf("line %d [%s]: %s=%d is out of range", s.line, s.name, key, v)
+		}
 		if e != nil && err == nil {
 			err = e
 		}
@@ -244,6 +251,9 @@ func modelFromCfg(sections []cfgSection) (*quant.Model, error) {
 	m.Input = quant.Shape{C: ints(net, "channels", 3), H: ints(net, "height", 0), W: ints(net, "width", 0)}
 	convs := 0
 	for _, s := range sections[1:] {
+		if err != nil {
+			return nil, err
+		}
 		idx := len(m.Layers)
 		l := &quant.Layer{Inputs: []int{idx - 1}}
 		switch s.name {

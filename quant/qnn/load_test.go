@@ -149,3 +149,26 @@ func TestBinparamRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+func FuzzModelFromCfg(f *testing.F) {
+	if data, err := os.ReadFile(filepath.Join("..", "..", "..", "shared", "fixtures", "qnn-mo-pynq", "params", "tinier-yolo-bwn-3bit-relu-nomaxpool.cfg")); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("[net]\nwidth=8\nheight=8\n[convolutional]\nbinary=1\nfilters=32\nsize=3\npad=1\n[maxpool]\nsize=2\nstride=1\n"))
+	f.Add([]byte("[net\n"))
+	f.Add([]byte("[region]\nanchors=1,x\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sections, err := parseCfg(data)
+		if err != nil {
+			return
+		}
+		m, err := modelFromCfg(sections)
+		if err != nil {
+			return
+		}
+		if m.InferShapes() != nil {
+			return
+		}
+		_, _ = plan(m, W1A3, false)
+	})
+}
