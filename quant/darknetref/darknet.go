@@ -22,6 +22,7 @@ static detection *dn_det(detection *d, int i) { return d + i; }
 // darknet's examples take the class count from the last layer: get_region_detections
 // does not fill detection.classes.
 static int dn_classes(network *net) { return net->layers[net->n - 1].classes; }
+static void dn_flush(void) { fflush(stdout); fflush(stderr); }
 */
 import "C"
 
@@ -31,6 +32,7 @@ import (
 	"os"
 	"runtime"
 	"sync"
+	"syscall"
 	"unsafe"
 
 	"github.com/fpgadetector/pynq-agent/quant/detect"
@@ -67,7 +69,9 @@ func Load(cfg, weights string) (*Net, error) {
 	}
 	mu.Lock()
 	defer mu.Unlock()
+	restore := silence()
 	p := C.load_network(ccfg, cweights, 0)
+	restore()
 	if p == nil {
 		return nil, errors.New("darknet load: load_network returned nothing")
 	}
@@ -75,6 +79,39 @@ func Load(cfg, weights string) (*Net, error) {
 	n := &Net{p: p}
 	runtime.SetFinalizer(n, (*Net).Close)
 	return n, nil
+}
+
+// silence sends the process's stdout and stderr to /dev/null while darknet prints its
+// layer table and warnings (set DARKNETREF_VERBOSE=1 to see them); the returned
+// function flushes C's buffers and restores both.
+func silence() (restore func()) {
+	if os.Getenv("DARKNETREF_VERBOSE") != "" {
+		return func() {}
+	}
+	null, err := os.OpenFile(os.DevNull, os.O_WRONLY, 0)
+	if err != nil {
+		return func() {}
+	}
+	defer null.Close()
+	var saved []int
+	for _, fd := range []int{1, 2} {
+		dup, err := syscall.Dup(fd)
+		if err != nil {
+			break
+		}
+		if err := syscall.Dup3(int(null.Fd()), fd, 0); err != nil {
+			syscall.Close(dup)
+			break
+		}
+		saved = append(saved, dup)
+	}
+	return func() {
+		C.dn_flush()
+		for i, dup := range saved {
+			_ = syscall.Dup3(dup, i+1, 0)
+			syscall.Close(dup)
+		}
+	}
 }
 
 // Close frees the network.
