@@ -76,20 +76,15 @@ func biasActivate(x []float32, bias float32, a quant.Activation) {
 			x[i] += bias
 		}
 	case quant.ActLeaky:
+		// max(v, 0.1v) is darknet's v > 0 ? v : 0.1v for every non-NaN v, and has no
+		// branch to mispredict on sign-random data.
 		for i, v := range x {
 			v += bias
-			if !(v > 0) {
-				v *= 0.1
-			}
-			x[i] = v
+			x[i] = max(v, 0.1*v)
 		}
 	case quant.ActReLU:
 		for i, v := range x {
-			v += bias
-			if !(v > 0) {
-				v = 0
-			}
-			x[i] = v
+			x[i] = max(v+bias, 0)
 		}
 	default:
 		for i := range x {

@@ -17,8 +17,9 @@ type Conv struct {
 	act                       quant.Activation
 	xnor                      bool // binarize the input (x > 0 ? 1 : -1) first
 	bias                      []float32
-	packed                    []*PackedA // one per group (GEMM path)
-	dw                        []float32  // depthwise path: Filters x Size*Size
+	packed                    []*PackedA     // one per group (GEMM path)
+	wino                      [][16]*PackedA // one set per group (Winograd path)
+	dw                        []float32      // depthwise path: Filters x Size*Size
 }
 
 // NewConv prepares convolutional layer l of model m. It does not modify the model.
@@ -46,6 +47,12 @@ func NewConv(m *quant.Model, l *quant.Layer) (*Conv, error) {
 		return cv, nil
 	}
 	fg := c.Filters / c.Groups
+	if useWinograd(c, l.In.C) {
+		for g := 0; g < c.Groups; g++ {
+			cv.wino = append(cv.wino, winogradFilters(w[g*fg*kk:(g+1)*fg*kk], fg, cg))
+		}
+		return cv, nil
+	}
 	for g := 0; g < c.Groups; g++ {
 		cv.packed = append(cv.packed, PackA(fg, kk, w[g*fg*kk:], kk))
 	}
@@ -122,6 +129,10 @@ func (cv *Conv) Forward(in, out, scratch []float32, w *Workers) {
 	}
 	if cv.dw != nil {
 		cv.depthwise(in, out, w)
+		return
+	}
+	if cv.wino != nil {
+		cv.winograd(in, out, w)
 		return
 	}
 	hw := cv.Out.H * cv.Out.W
@@ -224,6 +235,10 @@ func DepthwisePlane(in []float32, h, w int, k []float32, size, stride, pad int, 
 	}
 	for oy := 0; oy < oh; oy++ {
 		orow := out[oy*ow : (oy+1)*ow]
+		if iy := oy*stride - pad; size == 3 && iy >= 0 && iy+2 < h && ox1 > ox0 {
+			depthwise3x3Row(orow, in[iy*w:(iy+3)*w], w, (*[9]float32)(k), stride, pad, ox0, ox1)
+			continue
+		}
 		clear(orow)
 		for ky := 0; ky < size; ky++ {
 			iy := oy*stride - pad + ky
@@ -262,5 +277,50 @@ func DepthwisePlane(in []float32, h, w int, k []float32, size, stride, pad int, 
 				}
 			}
 		}
+	}
+}
+
+// depthwise3x3Row computes one output row of a 3x3 depthwise convolution whose three
+// input rows rows (3 x w) all lie inside the image: columns [ox0, ox1) with all nine taps
+// in one pass, the border columns tap by tap. Taps are summed in darknet's order.
+func depthwise3x3Row(orow, rows []float32, w int, k *[9]float32, stride, pad, ox0, ox1 int) {
+	r0, r1, r2 := rows[:w], rows[w:2*w], rows[2*w:3*w]
+	border := func(ox int) {
+		var acc float32
+		for kx := 0; kx < 3; kx++ {
+			if ix := ox*stride - pad + kx; ix >= 0 && ix < w {
+				acc += k[kx] * r0[ix]
+				acc += k[3+kx] * r1[ix]
+				acc += k[6+kx] * r2[ix]
+			}
+		}
+		orow[ox] = acc
+	}
+	for ox := 0; ox < ox0; ox++ {
+		border(ox)
+	}
+	base := ox0*stride - pad
+	a, b, c := r0[base:], r1[base:], r2[base:]
+	dst := orow[ox0:ox1]
+	for i := range dst {
+		if len(a) < 3 || len(b) < 3 || len(c) < 3 {
+			break // unreachable: [ox0, ox1) reads inside the rows
+		}
+		acc := k[0] * a[0]
+		acc += k[1] * a[1]
+		acc += k[2] * a[2]
+		acc += k[3] * b[0]
+		acc += k[4] * b[1]
+		acc += k[5] * b[2]
+		acc += k[6] * c[0]
+		acc += k[7] * c[1]
+		acc += k[8] * c[2]
+		dst[i] = acc
+		if len(a) > stride {
+			a, b, c = a[stride:], b[stride:], c[stride:]
+		}
+	}
+	for ox := ox1; ox < len(orow); ox++ {
+		border(ox)
 	}
 }

@@ -98,6 +98,12 @@ func TestConvolutions(t *testing.T) {
 		{c: 5, h: 6, w: 6, filters: 4, size: 3, stride: 1, pad: 1, groups: 1, binary: true, bn: true},
 		{c: 5, h: 6, w: 6, filters: 4, size: 3, stride: 1, pad: 1, groups: 1, xnor: true},
 		{c: 3, h: 4, w: 4, filters: 3, size: 3, stride: 1, pad: 1, groups: 3, xnor: true},
+		// Winograd path: odd output sizes, no padding, 1x1 images, groups, many tiles.
+		{c: 16, h: 7, w: 9, filters: 8, size: 3, stride: 1, pad: 0, groups: 1, bn: true},
+		{c: 16, h: 1, w: 1, filters: 9, size: 3, stride: 1, pad: 1, groups: 1},
+		{c: 32, h: 6, w: 5, filters: 16, size: 3, stride: 1, pad: 1, groups: 2, bn: true},
+		{c: 64, h: 13, w: 13, filters: 301, size: 3, stride: 1, pad: 1, groups: 1, bn: true},
+		{c: 8, h: 40, w: 37, filters: 8, size: 3, stride: 1, pad: 1, groups: 1},
 	}
 	for i, s := range specs {
 		s.act = acts[i%len(acts)]
@@ -111,6 +117,18 @@ func TestConvolutions(t *testing.T) {
 				checkModel(t, r, m, 1e-4)
 			})
 		}
+	}
+}
+
+func TestWinogradChosen(t *testing.T) {
+	r := rand.New(rand.NewPCG(1, 1))
+	m := buildModel(t, quant.Shape{C: 16, H: 5, W: 5}, newConv(r, -1, convSpec{c: 16, filters: 8, size: 3, stride: 1, pad: 1, groups: 1, act: quant.ActLeaky}))
+	e, err := New(m, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.convs[0].wino == nil {
+		t.Fatal("a 16->8 3x3 stride 1 convolution does not take the Winograd path; the tests above would not cover it")
 	}
 }
 

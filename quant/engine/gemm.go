@@ -103,7 +103,8 @@ func kernel4x2(a, b []float32) (c00, c01, c10, c11, c20, c21, c30, c31 float32) 
 
 // gemmTile computes rows [m0, m1) and columns [n0, n1) of C = A*B (C row stride ldc),
 // overwriting C. m0 must be a multiple of mr. buf holds at least bufFloats values.
-func gemmTile(a *PackedA, src bSource, c []float32, ldc, m0, m1, n0, n1 int, buf []float32) {
+// epilogue, if not nil, runs on each finished block of columns while it is in cache.
+func gemmTile(a *PackedA, src bSource, c []float32, ldc, m0, m1, n0, n1 int, buf []float32, epilogue func(tile)) {
 	k := a.K
 	for jc := n0; jc < n1; jc += ncBlock {
 		nc := min(ncBlock, n1-jc)
@@ -152,6 +153,9 @@ func gemmTile(a *PackedA, src bSource, c []float32, ldc, m0, m1, n0, n1 int, buf
 					}
 				}
 			}
+		}
+		if epilogue != nil {
+			epilogue(tile{m0, m1, jc, jc + nc})
 		}
 	}
 }
@@ -210,15 +214,12 @@ func SgemmPacked(a *PackedA, n int, b, c []float32, w *Workers) {
 	w.gemm(a, denseB{b, n}, c, n, nil)
 }
 
-// gemm runs C = A*B on the workers; epilogue (if any) runs on each finished tile while it
-// is still in cache.
+// gemm runs C = A*B on the workers; epilogue (if any) runs on each finished block of
+// the output while it is still in cache.
 func (w *Workers) gemm(a *PackedA, src bSource, c []float32, n int, epilogue func(t tile)) {
 	w.tiles = splitWork(a.M, n, w.n, w.tiles)
 	w.run(len(w.tiles), func(i int) {
 		t := w.tiles[i]
-		gemmTile(a, src, c, n, t.m0, t.m1, t.n0, t.n1, w.bufs[i])
-		if epilogue != nil {
-			epilogue(t)
-		}
+		gemmTile(a, src, c, n, t.m0, t.m1, t.n0, t.n1, w.bufs[i], epilogue)
 	})
 }

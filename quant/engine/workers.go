@@ -10,7 +10,8 @@ import (
 // concurrent use.
 type Workers struct {
 	n     int
-	bufs  [][]float32
+	bufs  [][]float32 // GEMM packing buffers, one per goroutine
+	extra [][]float32 // other per-goroutine scratch (Winograd transforms), grown on demand
 	tiles []tile
 	wg    sync.WaitGroup
 }
@@ -20,7 +21,8 @@ func NewWorkers(threads int) *Workers {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	w := &Workers{n: threads, bufs: make([][]float32, threads), tiles: make([]tile, 0, threads)}
+	w := &Workers{n: threads, bufs: make([][]float32, threads), extra: make([][]float32, threads),
+		tiles: make([]tile, 0, threads)}
 	for i := range w.bufs {
 		w.bufs[i] = make([]float32, bufFloats)
 	}
@@ -51,15 +53,29 @@ func (w *Workers) run(tasks int, f func(i int)) {
 
 // parallelFor splits [0, n) into at most w.n contiguous chunks and runs f on each.
 func (w *Workers) parallelFor(n int, f func(lo, hi int)) {
+	w.parallelForWorker(n, func(_, lo, hi int) { f(lo, hi) })
+}
+
+// parallelForWorker is parallelFor telling f which worker (0..w.n-1) runs the chunk.
+func (w *Workers) parallelForWorker(n int, f func(worker, lo, hi int)) {
 	chunks := min(w.n, n)
 	if chunks <= 1 {
 		if n > 0 {
-			f(0, n)
+			f(0, 0, n)
 		}
 		return
 	}
 	per := (n + chunks - 1) / chunks
 	w.run((n+per-1)/per, func(i int) {
-		f(i*per, min((i+1)*per, n))
+		f(i, i*per, min((i+1)*per, n))
 	})
+}
+
+// scratch returns worker i's extra buffer with at least n floats; it allocates only
+// when a layer needs more than any before.
+func (w *Workers) scratch(i, n int) []float32 {
+	if len(w.extra[i]) < n {
+		w.extra[i] = make([]float32, n)
+	}
+	return w.extra[i][:n]
 }
