@@ -144,8 +144,25 @@ func (f *FirstLayer) pixel(img []float32, y, x int, col []float32, lv []uint8) {
 		}
 	}
 	n := len(col)
-	for o := range lv {
-		w := f.w[o*n : (o+1)*n : (o+1)*n]
+	o := 0
+	// Four outputs at a time share each input load; each sum still runs in input order.
+	for ; o+4 <= len(lv); o += 4 {
+		w := f.w[o*n : (o+4)*n]
+		w0, w1, w2, w3 := w[:n], w[n:2*n], w[2*n:3*n], w[3*n:4*n]
+		var s0, s1, s2, s3 float32
+		for j, v := range col {
+			s0 += w0[j] * v
+			s1 += w1[j] * v
+			s2 += w2[j] * v
+			s3 += w3[j] * v
+		}
+		lv[o] = f.quantize(s0 + f.bias[o])
+		lv[o+1] = f.quantize(s1 + f.bias[o+1])
+		lv[o+2] = f.quantize(s2 + f.bias[o+2])
+		lv[o+3] = f.quantize(s3 + f.bias[o+3])
+	}
+	for ; o < len(lv); o++ {
+		w := f.w[o*n : (o+1)*n]
 		var s float32
 		for j, v := range col {
 			s += w[j] * v
