@@ -47,6 +47,9 @@ var ErrUnsupported = errors.New("unsupported image")
 // maxPixels bounds decoded images so a hostile header cannot exhaust memory.
 const maxPixels = 1 << 25 // 33.5 megapixels: a photo, not a memory bomb
 
+// tooBig says whether w x h exceeds maxPixels, without overflowing a 32-bit int.
+func tooBig(w, h int) bool { return int64(w)*int64(h) > maxPixels }
+
 // Load reads a JPEG or PNG file as a 3-channel image (darknet's load_image_color).
 func Load(path string) (*Image, error) {
 	f, err := os.Open(path)
@@ -87,7 +90,7 @@ func DecodeRGBA(r io.Reader) (*image.RGBA, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode image header: %w (want JPEG or PNG)", err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || cfg.Width*cfg.Height > maxPixels {
+	if cfg.Width <= 0 || cfg.Height <= 0 || tooBig(cfg.Width, cfg.Height) {
 		return nil, fmt.Errorf("image is %dx%d: %w", cfg.Width, cfg.Height, ErrUnsupported)
 	}
 	// Sequential JPEGs go through our decoder, whose inverse DCT is libjpeg's; anything
@@ -110,7 +113,7 @@ func ToRGBA(src image.Image) (*image.RGBA, error) {
 	if b.Dx() <= 0 || b.Dy() <= 0 {
 		return nil, fmt.Errorf("image is %dx%d: %w", b.Dx(), b.Dy(), ErrUnsupported)
 	}
-	if b.Dx()*b.Dy() > maxPixels {
+	if tooBig(b.Dx(), b.Dy()) {
 		return nil, fmt.Errorf("image is %dx%d, more than %d pixels: %w", b.Dx(), b.Dy(), maxPixels, ErrUnsupported)
 	}
 	if y, ok := src.(*image.YCbCr); ok {

@@ -169,7 +169,7 @@ func (d *jpegDecoder) readFrame() error {
 	if d.height == 0 || d.width == 0 || (n != 1 && n != 3) || len(p) < 6+3*n {
 		return errSkip // DNL height, CMYK, odd component counts
 	}
-	if d.width*d.height > maxPixels {
+	if tooBig(d.width, d.height) {
 		return fmt.Errorf("jpeg is %dx%d: %w", d.width, d.height, ErrUnsupported)
 	}
 	for i := 0; i < n; i++ {
