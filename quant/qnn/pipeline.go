@@ -14,7 +14,8 @@ const NMS = 0.45
 
 // Detector runs QNN-MO's whole pipeline on the host: darknet letterbox, the float first
 // layer and 3-bit quantizer, the engine layers (the host reference), the float last layer
-// and the region head.
+// and the region head. Its methods keep no state between calls (every call allocates its
+// own buffers), so one Detector may serve several goroutines.
 type Detector struct {
 	Model  *quant.Model
 	First  *FirstLayer
