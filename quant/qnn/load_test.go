@@ -172,3 +172,28 @@ func FuzzModelFromCfg(f *testing.F) {
 		_, _ = plan(m, W1A3, false)
 	})
 }
+
+func TestRunRegisters(t *testing.T) {
+	runs, err := Plan(loadModel(t), W1A3)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := runs[4] // conv5 part 0 with the 2/1 pool
+	got := r.ComputeRegs()
+	want := []RegWrite{{0x34, 0}, {0x3C, 2}, {0x44, 3}, {0x4C, 0}, {0x54, 256}, {0x5C, 256}, {0x64, 13},
+		{0x6C, 15}, {0x74, 13}, {0x7C, 14}, {0x84, 13}, {0x8C, 0}}
+	if len(got) != len(want) {
+		t.Fatalf("%v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("write %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	if w := r.WeightLoadRegs(); len(w) != 3 || w[0] != (RegWrite{0x34, 1}) || w[2] != (RegWrite{0x44, 3}) {
+		t.Errorf("weight load %v", w)
+	}
+	if runs[0].InBytes(W1A3) != 208*208*192 || runs[0].OutBytes(W1A3) != 104*104*192 {
+		t.Errorf("conv1 moves %d -> %d bytes", runs[0].InBytes(W1A3), runs[0].OutBytes(W1A3))
+	}
+}
