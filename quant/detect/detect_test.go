@@ -222,7 +222,7 @@ func TestObjectsOneLinePerClass(t *testing.T) {
 	if !strings.Contains(buf.String(), `"detections":[]`) {
 		t.Errorf("empty detections not an empty list: %s", buf.String())
 	}
-	if l := Labels(objs, 2); len(l) != 2 || l[1].Text != "chair 77%" {
+	if l := Labels(objs, 2); len(l) != 1 || l[0].Text != "person 30%, chair 77%" || l[0].Class != 0 {
 		t.Errorf("labels %+v", l)
 	}
 }

@@ -109,12 +109,18 @@ func WriteJSON(w io.Writer, img JSONImage) error {
 }
 
 // Labels turns objects into boxes to draw, captioned "name NN%"; classes is the model's
-// class count (it spreads darknet's colours).
+// class count (it spreads darknet's colours). Objects of one candidate (same box, as
+// [Objects] emits them) share one box and caption, "dog 61%, bicycle 43%", as darknet
+// draws them, coloured by the first class.
 func Labels(objs []Detection, classes int) []imageio.Label {
-	out := make([]imageio.Label, 0, len(objs))
+	var out []imageio.Label
 	for _, o := range objs {
-		out = append(out, imageio.Label{Box: o.Box, Class: o.Class, Classes: classes,
-			Text: fmt.Sprintf("%s %.0f%%", o.Name, float64(o.Score)*100)})
+		text := fmt.Sprintf("%s %.0f%%", o.Name, float64(o.Score)*100)
+		if n := len(out); n > 0 && out[n-1].Box == o.Box {
+			out[n-1].Text += ", " + text
+			continue
+		}
+		out = append(out, imageio.Label{Box: o.Box, Class: o.Class, Classes: classes, Text: text})
 	}
 	return out
 }

@@ -55,6 +55,7 @@ func Draw(dst draw.Image, labels []Label) {
 	b := dst.Bounds()
 	thick := max(1, b.Dy()/200)
 	face := basicfont.Face7x13
+	var captions []image.Rectangle // drawn so far, so that captions do not cover each other
 	for _, l := range labels {
 		col := ClassColor(l.Class, l.Classes)
 		x1, y1 := clampInt(int(l.Box[0]), b.Min.X, b.Max.X-1), clampInt(int(l.Box[1]), b.Min.Y, b.Max.Y-1)
@@ -70,12 +71,27 @@ func Draw(dst draw.Image, labels []Label) {
 		if top < b.Min.Y {
 			top = y1 // no room above: put the caption inside the box
 		}
-		strip := image.Rect(x1, top, x1+width, top+face.Height+2).Intersect(b)
+		strip := image.Rect(x1, top, x1+width, top+face.Height+2)
+		for tries := 0; tries < 8 && overlapsAny(strip, captions); tries++ {
+			strip = strip.Add(image.Pt(0, face.Height+2)) // next line down, inside the box
+		}
+		top = strip.Min.Y
+		captions = append(captions, strip)
+		strip = strip.Intersect(b)
 		draw.Draw(dst, strip, image.NewUniform(col), image.Point{}, draw.Src)
 		d := font.Drawer{Dst: dst, Src: image.NewUniform(textColor(col)), Face: face,
 			Dot: fixed.P(x1+2, top+face.Ascent+1)}
 		d.DrawString(l.Text)
 	}
+}
+
+func overlapsAny(r image.Rectangle, others []image.Rectangle) bool {
+	for _, o := range others {
+		if r.Overlaps(o) {
+			return true
+		}
+	}
+	return false
 }
 
 // textColor picks black or white, whichever reads better on the strip colour.
