@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(darknet python3-onnx qemu-user-static openssh-server libjpeg-turbo-progs device-tree-compiler)
+debs=(darknet chromium python3-onnx qemu-user-static openssh-server libjpeg-turbo-progs device-tree-compiler)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
