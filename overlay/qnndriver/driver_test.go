@@ -64,7 +64,9 @@ func buildFixture(dir, chairs string) (*fixture, error) {
 	images := []string{filepath.Join(dir, "images", "dog.jpg")}
 	jpgs, _ := filepath.Glob(filepath.Join(chairs, "*.jpg"))
 	slices.Sort(jpgs)
-	images = append(images, jpgs[:min(3, len(jpgs))]...)
+	if !testing.Short() {
+		images = append(images, jpgs[:min(3, len(jpgs))]...)
+	}
 	for _, p := range images {
 		img, err := imageio.Load(p)
 		if err != nil {
@@ -127,6 +129,9 @@ func names(f *fixture, short bool) []string {
 func TestBoardPathEqualsHost(t *testing.T) {
 	f := loadFixture(t)
 	for _, preload := range []bool{true, false} {
+		if testing.Short() && !preload {
+			continue // -short (qemu-user): one whole-network run
+		}
 		m := board(t, f, sim.Config{WriteBack: true})
 		d := openDriver(t, f, m, preload, 0)
 		if d.InLayout() != f.det.Engine.InLayout() || d.OutLayout() != f.det.Engine.OutLayout() {
@@ -162,6 +167,7 @@ func firstDiff(a, b []byte) int {
 // TestHangRecovers: a hang surfaces as a HangError naming the layer, and the next Run
 // resets the PL through the SLCR and produces the right output.
 func TestHangRecovers(t *testing.T) {
+	skipShort(t)
 	f := loadFixture(t)
 	m := board(t, f, sim.Config{})
 	d := openDriver(t, f, m, true, time.Second)
@@ -188,6 +194,7 @@ func TestHangRecovers(t *testing.T) {
 
 // TestCancelRecovers: a caller's cancelled context ends the wait and the engine is reset.
 func TestCancelRecovers(t *testing.T) {
+	skipShort(t)
 	f := loadFixture(t)
 	m := board(t, f, sim.Config{})
 	d := openDriver(t, f, m, true, 0)
@@ -206,6 +213,7 @@ func TestCancelRecovers(t *testing.T) {
 // TestLoadFailureAndWrongPart: a failed load reports the manager state and leaves no
 // engine; a later load works. A bitstream for another part is refused.
 func TestLoadFailureAndWrongPart(t *testing.T) {
+	skipShort(t)
 	f := loadFixture(t)
 	m, err := sim.New(sim.Config{})
 	if err != nil {
@@ -252,5 +260,13 @@ func TestMissingHWH(t *testing.T) {
 	m, _ := sim.New(sim.Config{})
 	if _, err := m.Program(context.Background(), bit, bitstream.Options{}); err == nil || !strings.Contains(err.Error(), ".hwh") {
 		t.Fatalf("got %v, want a missing .hwh error", err)
+	}
+}
+
+// skipShort skips tests that need whole-network runs after a fault under -short.
+func skipShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: whole-network runs after a fault are heavy under qemu-user")
 	}
 }

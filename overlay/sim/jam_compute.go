@@ -90,7 +90,11 @@ func (j *Jam) compute(a jamArgs) error {
 	}
 	planes := j.inputPlanes(in, s, recBytes)
 	levels := make([]uint8, s.ofm*s.ofm*s.outCh)
-	j.parallel(s.ofm, func(r0, r1 int) { j.convRows(planes, levels, s, r0, r1) })
+	if width := usedLanes(planes, s); width > 0 {
+		j.parallel(s.ofm, func(r0, r1 int) { j.convRowsDense(planes, levels, s, width, r0, r1) })
+	} else {
+		j.parallel(s.ofm, func(r0, r1 int) { j.convRows(planes, levels, s, r0, r1) })
+	}
 	if s.pool {
 		levels = j.maxPool(levels, s)
 	}
@@ -161,31 +165,119 @@ func lanePlanes(w [3]uint64) (p0, p1, p2 uint64) {
 
 // convRows computes the levels of output rows r0..r1-1. For each output channel o
 // (PE o mod PEs, neuron fold o / PEs) the weights are that PE's words
-// fold*SF .. fold*SF+SF-1, in window order: kernel row, kernel column, SIMD group.
+// fold*SF .. fold*SF+SF-1, in window order: kernel row, kernel column, SIMD group, the
+// order the sliding window generator feeds the PEs.
 func (j *Jam) convRows(planes []uint64, levels []uint8, s layerShape, r0, r1 int) {
 	pe := j.lim.MaxPEConv
 	stride := 3 * s.g
-	rowWords := s.k * s.g // weight words per kernel row
+	rowWords := s.k * stride // plane words of one kernel row
+	x := make([]uint64, 3*s.sf)
+	w := make([][]uint64, s.outCh)
+	for o := range w {
+		w[o] = j.wmem[o%pe][(o/pe)*s.sf : (o/pe+1)*s.sf]
+	}
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
+			for ky := 0; ky < s.k; ky++ { // gather the window in the PEs' order
+				at := ((r+ky)*s.padded + c) * stride
+				copy(x[ky*rowWords:(ky+1)*rowWords], planes[at:at+rowWords])
+			}
 			total := 0
-			for ky := 0; ky < s.k; ky++ {
-				x := planes[((r+ky)*s.padded+c)*stride : ((r+ky)*s.padded+c+s.k)*stride]
-				for q := 0; q < len(x); q += 3 {
-					total += bits.OnesCount64(x[q]) + 2*bits.OnesCount64(x[q+1]) + 4*bits.OnesCount64(x[q+2])
+			for q := 0; q < len(x); q += 3 {
+				total += bits.OnesCount64(x[q]) + 2*bits.OnesCount64(x[q+1]) + 4*bits.OnesCount64(x[q+2])
+			}
+			lv := levels[(r*s.ofm+c)*s.outCh:]
+			o := 0
+			for ; o+4 <= s.outCh; o += 4 {
+				n0, n1, n2, n3 := maskedSum4(x, w[o], w[o+1], w[o+2], w[o+3])
+				lv[o] = j.tmem[o%pe][o/pe].level(total - 2*n0)
+				lv[o+1] = j.tmem[(o+1)%pe][(o+1)/pe].level(total - 2*n1)
+				lv[o+2] = j.tmem[(o+2)%pe][(o+2)/pe].level(total - 2*n2)
+				lv[o+3] = j.tmem[(o+3)%pe][(o+3)/pe].level(total - 2*n3)
+			}
+			for ; o < s.outCh; o++ {
+				lv[o] = j.tmem[o%pe][o/pe].level(total - 2*maskedSum(x, w[o]))
+			}
+		}
+	}
+}
+
+// usedLanes returns, for a one-group layer whose input uses only the low lanes (at most
+// 32), how many low lanes hold data; 0 otherwise. Lanes that are zero everywhere add
+// nothing to any sum, so the window can be packed densely (the hardware still spends
+// cycles on them; the result is the same).
+func usedLanes(planes []uint64, s layerShape) int {
+	if s.g != 1 {
+		return 0
+	}
+	var m uint64
+	for _, p := range planes {
+		m |= p
+	}
+	if w := bits.Len64(m); w <= 32 {
+		return max(w, 1)
+	}
+	return 0
+}
+
+// packLanes ORs the low width bits of v into dst at bit position pos.
+func packLanes(dst []uint64, pos, width int, v uint64) {
+	v &= 1<<width - 1
+	dst[pos/64] |= v << (pos % 64)
+	if pos%64+width > 64 {
+		dst[pos/64+1] |= v >> (64 - pos%64)
+	}
+}
+
+// convRowsDense is convRows for one-group inputs using only the low width lanes: tap t's
+// lanes sit at bits t*width.. of the packed window and weight rows.
+func (j *Jam) convRowsDense(planes []uint64, levels []uint8, s layerShape, width, r0, r1 int) {
+	pe, taps := j.lim.MaxPEConv, s.k*s.k
+	words := (taps*width + 63) / 64
+	w := make([][]uint64, s.outCh)
+	for o := range w {
+		src := j.wmem[o%pe][(o/pe)*s.sf : (o/pe+1)*s.sf]
+		w[o] = make([]uint64, words)
+		for t := 0; t < taps; t++ {
+			packLanes(w[o], t*width, width, src[t])
+		}
+	}
+	x := make([]uint64, 3*words)
+	for r := r0; r < r1; r++ {
+		for c := 0; c < s.ofm; c++ {
+			clear(x)
+			total := 0
+			for t := 0; t < taps; t++ {
+				p := planes[3*((r+t/s.k)*s.padded+c+t%s.k):]
+				for b := 0; b < 3; b++ {
+					total += bits.OnesCount64(p[b]) << b
+					packPlane(x, b, t*width, width, p[b])
 				}
 			}
 			lv := levels[(r*s.ofm+c)*s.outCh:]
-			for o := 0; o < s.outCh; o++ {
-				w := j.wmem[o%pe][(o/pe)*s.sf:]
-				neg := 0
-				for ky := 0; ky < s.k; ky++ {
-					x := planes[((r+ky)*s.padded+c)*stride : ((r+ky)*s.padded+c+s.k)*stride]
-					neg += maskedSum(x, w[ky*rowWords:(ky+1)*rowWords])
-				}
-				lv[o] = j.tmem[o%pe][o/pe].level(total - 2*neg)
+			o := 0
+			for ; o+4 <= s.outCh; o += 4 {
+				n0, n1, n2, n3 := maskedSum4(x, w[o], w[o+1], w[o+2], w[o+3])
+				lv[o] = j.tmem[o%pe][o/pe].level(total - 2*n0)
+				lv[o+1] = j.tmem[(o+1)%pe][(o+1)/pe].level(total - 2*n1)
+				lv[o+2] = j.tmem[(o+2)%pe][(o+2)/pe].level(total - 2*n2)
+				lv[o+3] = j.tmem[(o+3)%pe][(o+3)/pe].level(total - 2*n3)
+			}
+			for ; o < s.outCh; o++ {
+				lv[o] = j.tmem[o%pe][o/pe].level(total - 2*maskedSum(x, w[o]))
 			}
 		}
+	}
+}
+
+// packPlane is packLanes into bit plane b of interleaved plane words (word q of plane b
+// at index 3q+b).
+func packPlane(x []uint64, b, pos, width int, v uint64) {
+	v &= 1<<width - 1
+	q := pos / 64
+	x[3*q+b] |= v << (pos % 64)
+	if pos%64+width > 64 {
+		x[3*(q+1)+b] |= v >> (64 - pos%64)
 	}
 }
 
@@ -199,6 +291,21 @@ func maskedSum(x, w []uint64) int {
 		s2 += bits.OnesCount64(x[3*q+2] & wq)
 	}
 	return s0 + 2*s1 + 4*s2
+}
+
+// maskedSum4 is maskedSum for four weight rows, reading each window word once.
+func maskedSum4(x, w0, w1, w2, w3 []uint64) (n0, n1, n2, n3 int) {
+	x = x[:3*len(w0)]
+	w1, w2, w3 = w1[:len(w0)], w2[:len(w0)], w3[:len(w0)]
+	for q, a := range w0 {
+		p0, p1, p2 := x[3*q], x[3*q+1], x[3*q+2]
+		b, c, d := w1[q], w2[q], w3[q]
+		n0 += bits.OnesCount64(p0&a) + 2*bits.OnesCount64(p1&a) + 4*bits.OnesCount64(p2&a)
+		n1 += bits.OnesCount64(p0&b) + 2*bits.OnesCount64(p1&b) + 4*bits.OnesCount64(p2&b)
+		n2 += bits.OnesCount64(p0&c) + 2*bits.OnesCount64(p1&c) + 4*bits.OnesCount64(p2&c)
+		n3 += bits.OnesCount64(p0&d) + 2*bits.OnesCount64(p1&d) + 4*bits.OnesCount64(p2&d)
+	}
+	return
 }
 
 // level applies the thresholds to the 16-bit MAC register's value.
