@@ -52,27 +52,19 @@ func yoloFastest(tb testing.TB) (*quant.Model, *engine.Engine, *Net, []string) {
 	return m, e, ref, names
 }
 
-// ourDetections runs the project's pipeline: decode, letterbox, float engine, decode
-// heads, NMS, darknet's per-class list.
-func ourDetections(tb testing.TB, m *quant.Model, e *engine.Engine, names []string, path string) ([]detect.Detection, *imageio.Image) {
+// ourDetections runs the project's pipeline: imageio decode, then detect.Run (letterbox,
+// float engine, head decode, NMS, darknet's per-class list).
+func ourDetections(tb testing.TB, m *quant.Model, e *engine.Engine, names []string, path string) []detect.Detection {
 	tb.Helper()
 	im, err := imageio.Load(path)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	in := imageio.Letterbox(im, m.Input.W, m.Input.H)
-	if err := e.Forward(in.Data); err != nil {
-		tb.Fatal(err)
-	}
-	heads := map[int][]float32{}
-	for _, i := range m.Heads() {
-		heads[i] = e.Output(i)
-	}
-	cands, err := detect.Decode(m, heads, im.W, im.H, thresh)
+	objs, err := detect.Run(m, e, im, detect.Config{Thresh: thresh, NMS: nmsIoU, Names: names})
 	if err != nil {
 		tb.Fatal(err)
 	}
-	return detect.Objects(detect.NMS(cands, nmsIoU), thresh, names, im.W, im.H), in
+	return objs
 }
 
 // TestYoloFastestMatchesDarknet compares, on every fixture photo, (1) the raw head
@@ -122,7 +114,7 @@ func TestYoloFastestMatchesDarknet(t *testing.T) {
 
 		// Whole pipelines.
 		theirs := detect.Objects(ref.Boxes(dnImage.W, dnImage.H, thresh, nmsIoU), thresh, names, dnImage.W, dnImage.H)
-		ours, _ := ourDetections(t, m, e, names, path)
+		ours := ourDetections(t, m, e, names, path)
 		total += len(theirs)
 		for _, want := range theirs {
 			if st.match(ours, want) {
