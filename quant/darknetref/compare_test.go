@@ -289,3 +289,47 @@ func TestTinierYoloRegionMatchesDarknet(t *testing.T) {
 		t.Error("darknet found nothing: the comparison checked nothing")
 	}
 }
+
+// TestLayerOutputsMatchDarknet compares every layer's output of Yolo-Fastest on one
+// photo (the float engine keeping all outputs) with darknet's, relative to the layer's
+// largest magnitude, to point at the first layer that drifts if the heads ever differ.
+func TestLayerOutputsMatchDarknet(t *testing.T) {
+	m, _, ref, _ := yoloFastest(t)
+	e, err := engine.New(m, engine.Options{KeepAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := LoadImageColor(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Letterbox(im, m.Input.W, m.Input.H)
+	if err := ref.Predict(in.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Forward(in.Data); err != nil {
+		t.Fatal(err)
+	}
+	worst, worstLayer := 0.0, -1
+	for i, l := range m.Layers {
+		want, _, _, _, err := ref.Output(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.Output(i)
+		if len(got) != len(want) {
+			t.Fatalf("layer %d (%s): %d values, darknet %d", i, l.Name, len(got), len(want))
+		}
+		scale := 1e-6
+		for _, v := range want {
+			scale = max(scale, math.Abs(float64(v)))
+		}
+		if rel := maxAbsDiff(got, want) / scale; rel > worst {
+			worst, worstLayer = rel, i
+		}
+	}
+	t.Logf("all %d layers: worst relative difference %.2g (layer %d)", len(m.Layers), worst, worstLayer)
+	if worst > 1e-4 {
+		t.Errorf("layer %d (%s) differs from darknet by %.2g of its range", worstLayer, m.Layers[worstLayer].Name, worst)
+	}
+}
