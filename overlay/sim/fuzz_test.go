@@ -12,9 +12,9 @@ import (
 // contents: it must compute or refuse (hang), never panic. Dimensions are taken modulo
 // small bounds half the time so that runs also complete.
 func FuzzJamRegisters(f *testing.F) {
-	f.Add([]byte{1, 3, 0, 16, 64, 8, 10, 8, 2, 8, 4, 1, 0})       // conv 3x3 pad 1 with a 2/2 pool
-	f.Add([]byte{1, 1, 0, 200, 32, 5, 5, 5, 1, 0, 0, 0, 0})       // 1x1 conv, no pool
-	f.Add([]byte{0, 3, 0, 16, 64, 8, 10, 8, 2, 9, 8, 0, 0})       // 2/1 pool
+	f.Add([]byte{1, 3, 0, 16, 64, 8, 10, 8, 2, 8, 4, 1, 0})         // conv 3x3 pad 1 with a 2/2 pool
+	f.Add([]byte{1, 1, 0, 200, 32, 5, 5, 5, 1, 0, 0, 0, 0})         // 1x1 conv, no pool
+	f.Add([]byte{0, 3, 0, 16, 64, 8, 10, 8, 2, 9, 8, 0, 0})         // 2/1 pool
 	f.Add([]byte{1, 3, 1, 255, 255, 255, 255, 255, 7, 255, 255, 9}) // garbage
 	f.Fuzz(func(t *testing.T, data []byte) {
 		if len(data) < 13 {
