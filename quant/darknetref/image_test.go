@@ -3,6 +3,8 @@
 package darknetref
 
 import (
+	"image"
+	"image/color"
 	"math"
 	"path/filepath"
 	"testing"
@@ -102,5 +104,46 @@ func TestLetterboxMatchesDarknet(t *testing.T) {
 	t.Logf("decode+letterbox 320: max diff %.2g against darknet", worstPipeline)
 	if worstPipeline != 0 {
 		t.Errorf("our decode+letterbox differs from darknet's by up to %g", worstPipeline)
+	}
+}
+
+// TestPNGMatchesDarknet writes PNGs of several colour models and compares imageio.Load
+// with darknet's load_image_color (OpenCV's PNG reader: alpha dropped, grey replicated,
+// 16-bit truncated to 8).
+func TestPNGMatchesDarknet(t *testing.T) {
+	src, err := imageio.Load(fixtureImages(t)[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rgba := src.ToRGBA()
+	b := rgba.Bounds()
+	gray := image.NewGray(b)
+	nrgba := image.NewNRGBA(b)
+	rgb16 := image.NewNRGBA64(b)
+	for y := b.Min.Y; y < b.Max.Y; y++ {
+		for x := b.Min.X; x < b.Max.X; x++ {
+			c := rgba.RGBAAt(x, y)
+			gray.SetGray(x, y, color.Gray{Y: c.G})
+			nrgba.SetNRGBA(x, y, color.NRGBA{R: c.R, G: c.G, B: c.B, A: uint8(x)})
+			rgb16.SetNRGBA64(x, y, color.NRGBA64{R: uint16(c.R)<<8 | uint16(y), G: uint16(c.G) << 8, B: uint16(c.B)<<8 | 0xff, A: 0xffff})
+		}
+	}
+	dir := t.TempDir()
+	for name, img := range map[string]image.Image{"rgb": rgba, "gray": gray, "alpha": nrgba, "rgb16": rgb16} {
+		path := filepath.Join(dir, name+".png")
+		if err := imageio.Save(path, img); err != nil {
+			t.Fatal(err)
+		}
+		ours, err := imageio.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		theirs, err := LoadImageColor(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if eq, md := diffStats(t, ours, theirs); eq != 1 {
+			t.Errorf("%s PNG: %.3f%% equal to darknet, max diff %.0f/255", name, 100*eq, 255*md)
+		}
 	}
 }
