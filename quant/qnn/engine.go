@@ -274,21 +274,9 @@ func (l *engineLayer) convRowsDense(in, out []uint64, r0, r1 int) {
 	}
 }
 
-// dotMasked returns sum over words of sum_b 2^b popcount(x_b & w): the level sum of the
-// inputs whose weight is -1.
-func dotMasked(x, w []uint64) int {
-	var s0, s1, s2 int
-	x = x[:3*len(w)]
-	for q, wq := range w {
-		s0 += bits.OnesCount64(x[3*q] & wq)
-		s1 += bits.OnesCount64(x[3*q+1] & wq)
-		s2 += bits.OnesCount64(x[3*q+2] & wq)
-	}
-	return s0 + 2*s1 + 4*s2
-}
-
-// dotMasked4 is dotMasked for four consecutive output channels (weights w, sf words
-// each), loading each input word once.
+// dotMasked4 returns, for four consecutive output channels (weights w, sf words each),
+// sum over words of sum_b 2^b popcount(x_b & w): the level sum of the inputs whose
+// weight is -1. Each input word is loaded once for the four channels.
 func dotMasked4(x, w []uint64, sf int) (d0, d1, d2, d3 int) {
 	x = x[:3*sf]
 	w0, w1, w2, w3 := w[:sf], w[sf:2*sf], w[2*sf:3*sf], w[3*sf:4*sf]
@@ -376,17 +364,6 @@ func (l *engineLayer) threshold(o int, acc int) int32 {
 			(a-t[4])>>31 + (a-t[5])>>31 + (a-t[6])>>31
 	}
 	return n ^ l.invMask[o]
-}
-
-// setPlanes writes levels (one per channel) into a pixel's bit planes.
-func setPlanes(dst []uint64, levels []uint8) {
-	clear(dst)
-	for o, v := range levels {
-		q, b := o/64, uint(o%64)
-		dst[3*q] |= uint64(v&1) << b
-		dst[3*q+1] |= uint64(v>>1&1) << b
-		dst[3*q+2] |= uint64(v>>2) << b
-	}
 }
 
 // poolRows computes rows r0..r1-1 of a 2x2 max pool on bit planes.

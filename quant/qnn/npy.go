@@ -1,7 +1,6 @@
 package qnn
 
 import (
-	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -226,28 +225,4 @@ func fortranToC(src []float32, shape []int) []float32 {
 		}
 	}
 	return dst
-}
-
-// encodeNpy writes a version 1.0 '<f4' C-order .npy file (tests and exports).
-func encodeNpy(a *Array) []byte {
-	dims := make([]string, len(a.Shape))
-	for i, d := range a.Shape {
-		dims[i] = strconv.Itoa(d)
-	}
-	shape := strings.Join(dims, ", ")
-	if len(dims) == 1 {
-		shape += ","
-	}
-	hdr := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shape)
-	pad := 64 - (10+len(hdr)+1)%64
-	hdr += strings.Repeat(" ", pad%64) + "\n"
-	var b bytes.Buffer
-	b.WriteString(npyMagic)
-	b.Write([]byte{1, 0})
-	binary.Write(&b, binary.LittleEndian, uint16(len(hdr)))
-	b.WriteString(hdr)
-	for _, v := range a.Data {
-		binary.Write(&b, binary.LittleEndian, math.Float32bits(v))
-	}
-	return b.Bytes()
 }

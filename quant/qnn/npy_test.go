@@ -1,9 +1,15 @@
 package qnn
 
 import (
+	"bytes"
+	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 )
 
@@ -103,4 +109,28 @@ func FuzzParseNpy(f *testing.F) {
 			t.Fatalf("shape %v but %d values", a.Shape, len(a.Data))
 		}
 	})
+}
+
+// encodeNpy writes a version 1.0 '<f4' C-order .npy file (tests and exports).
+func encodeNpy(a *Array) []byte {
+	dims := make([]string, len(a.Shape))
+	for i, d := range a.Shape {
+		dims[i] = strconv.Itoa(d)
+	}
+	shape := strings.Join(dims, ", ")
+	if len(dims) == 1 {
+		shape += ","
+	}
+	hdr := fmt.Sprintf("{'descr': '<f4', 'fortran_order': False, 'shape': (%s), }", shape)
+	pad := 64 - (10+len(hdr)+1)%64
+	hdr += strings.Repeat(" ", pad%64) + "\n"
+	var b bytes.Buffer
+	b.WriteString(npyMagic)
+	b.Write([]byte{1, 0})
+	binary.Write(&b, binary.LittleEndian, uint16(len(hdr)))
+	b.WriteString(hdr)
+	for _, v := range a.Data {
+		binary.Write(&b, binary.LittleEndian, math.Float32bits(v))
+	}
+	return b.Bytes()
 }
