@@ -86,29 +86,35 @@
     counters(m);
   }
 
+  // draw paints the last frame at the canvas's displayed resolution (so labels stay
+  // sharp when a small frame is scaled up) and the boxes over it, scaled alike.
   function draw() {
     const bmp = lastBitmap, m = lastMeta;
     if (!bmp) return;
-    if (canvas.width !== bmp.width || canvas.height !== bmp.height) {
-      canvas.width = bmp.width; canvas.height = bmp.height;
-    }
-    ctx.drawImage(bmp, 0, 0);
+    const dpr = window.devicePixelRatio || 1;
+    const cw = Math.max(bmp.width, Math.round(canvas.clientWidth * dpr));
+    const scale = cw / bmp.width, ch = Math.round(bmp.height * scale);
+    if (canvas.width !== cw || canvas.height !== ch) { canvas.width = cw; canvas.height = ch; }
+    state.scale = scale;
+    ctx.imageSmoothingQuality = "high";
+    ctx.drawImage(bmp, 0, 0, cw, ch);
     if (!$("showBoxes").checked) return;
-    const lw = Math.max(2, Math.round(canvas.height / 160));
-    const font = Math.max(11, Math.round(canvas.height / 32));
+    const lw = Math.max(2, Math.round(3 * dpr));
+    const font = Math.round(13 * dpr * Math.max(1, Math.min(scale, 2) / 1.5));
     ctx.font = "600 " + font + "px system-ui, sans-serif";
     ctx.textBaseline = "top";
     for (const d of m.detections || []) {
-      const [x1, y1, x2, y2] = d.box, col = colorFor(d.class_id);
+      const [x1, y1, x2, y2] = d.box.map((v) => v * scale), col = colorFor(d.class_id);
       ctx.strokeStyle = col; ctx.lineWidth = lw;
       ctx.strokeRect(x1, y1, x2 - x1, y2 - y1);
       const text = d.class + " " + Math.round(d.score * 100) + "%";
-      const tw = ctx.measureText(text).width + 8, th = font + 6;
-      const ty = y1 - th >= 0 ? y1 - th : y1;
+      const tw = ctx.measureText(text).width + 10, th = font + 8;
+      const ty = y1 - lw / 2 - th >= 0 ? y1 - lw / 2 - th : y1 + lw / 2;
       ctx.fillStyle = col; ctx.fillRect(x1 - lw / 2, ty, tw, th);
-      ctx.fillStyle = "#000"; ctx.fillText(text, x1 + 4 - lw / 2, ty + 3);
+      ctx.fillStyle = "#101010"; ctx.fillText(text, x1 - lw / 2 + 5, ty + 4);
     }
   }
+  window.addEventListener("resize", draw);
 
   const fmt = (v, digits, unit) => (v === undefined || v === null) ? "–" : Number(v).toFixed(digits) + (unit || "");
   function counters(m) {
@@ -217,7 +223,7 @@
         a.querySelector(".score").textContent = Math.round(d.score * 100) + "%";
         a.querySelector(".cls").textContent = d.class;
         const b = document.createElement("div"); b.className = "muted";
-        b.textContent = "frame " + d.frame_id + " · " + (isNaN(when) ? "" : when.toLocaleTimeString());
+        b.textContent = "frame " + d.frame_id + " · " + (isNaN(when) ? "" : when.toLocaleTimeString([], { hour12: false }));
         text.append(a, b);
         li.append(img, text);
         ul.append(li);
