@@ -297,15 +297,15 @@ func (l *engineLayer) outputs(x, w []uint64, sf, total int, dst []uint64) {
 	var p0, p1, p2 uint64
 	for o := 0; o < l.outCh; o += 4 {
 		d0, d1, d2, d3 := dotMasked4(x, w[o*sf:(o+4)*sf], sf)
-		v0 := l.threshold(o, total-2*d0)
-		v1 := l.threshold(o+1, total-2*d1)
-		v2 := l.threshold(o+2, total-2*d2)
-		v3 := l.threshold(o+3, total-2*d3)
-		// Four levels -> 4 bits in each plane at lanes o%64 .. o%64+3.
+		// Four levels interleaved (3 bits each) -> 4 bits in each plane at lanes
+		// o%64 .. o%64+3.
+		v := l.threshold(o, total-2*d0) | l.threshold(o+1, total-2*d1)<<3 |
+			l.threshold(o+2, total-2*d2)<<6 | l.threshold(o+3, total-2*d3)<<9
+		t := deinterleave4[v&0xfff]
 		sh := uint(o % 64)
-		p0 |= uint64(v0&1|(v1&1)<<1|(v2&1)<<2|(v3&1)<<3) << sh
-		p1 |= uint64(v0>>1&1|(v1>>1&1)<<1|(v2>>1&1)<<2|(v3>>1&1)<<3) << sh
-		p2 |= uint64(v0>>2|(v1>>2)<<1|(v2>>2)<<2|(v3>>2)<<3) << sh
+		p0 |= uint64(t&0xf) << sh
+		p1 |= uint64(t>>4&0xf) << sh
+		p2 |= uint64(t>>8) << sh
 		if sh == 60 || o+4 == l.outCh {
 			q := 3 * (o / 64)
 			dst[q], dst[q+1], dst[q+2] = p0, p1, p2
@@ -322,18 +322,24 @@ func (l *engineLayer) outputs3(x []uint64, total int, dst []uint64) {
 	b0, b1, b2 := x[3], x[4], x[5]
 	c0, c1, c2 := x[6], x[7], x[8]
 	w := l.wDense[:3*l.outCh]
-	var p0, p1, p2 uint64
-	for o := 0; o < l.outCh; o++ {
-		wa, wb, wc := w[3*o], w[3*o+1], w[3*o+2]
-		d := bits.OnesCount64(a0&wa) + bits.OnesCount64(b0&wb) + bits.OnesCount64(c0&wc) +
+	dot := func(o int) int {
+		ws := (*[3]uint64)(w[3*o : 3*o+3])
+		wa, wb, wc := ws[0], ws[1], ws[2]
+		return bits.OnesCount64(a0&wa) + bits.OnesCount64(b0&wb) + bits.OnesCount64(c0&wc) +
 			2*(bits.OnesCount64(a1&wa)+bits.OnesCount64(b1&wb)+bits.OnesCount64(c1&wc)) +
 			4*(bits.OnesCount64(a2&wa)+bits.OnesCount64(b2&wb)+bits.OnesCount64(c2&wc))
-		v := l.threshold(o, total-2*d)
+	}
+	var p0, p1, p2 uint64
+	for o := 0; o < l.outCh; o += 4 {
+		// Four levels interleaved (3 bits each) -> their three plane nibbles.
+		v := l.threshold(o, total-2*dot(o)) | l.threshold(o+1, total-2*dot(o+1))<<3 |
+			l.threshold(o+2, total-2*dot(o+2))<<6 | l.threshold(o+3, total-2*dot(o+3))<<9
+		t := deinterleave4[v&0xfff]
 		sh := uint(o % 64)
-		p0 |= uint64(v&1) << sh
-		p1 |= uint64(v>>1&1) << sh
-		p2 |= uint64(v>>2) << sh
-		if sh == 63 || o+1 == l.outCh {
+		p0 |= uint64(t&0xf) << sh
+		p1 |= uint64(t>>4&0xf) << sh
+		p2 |= uint64(t>>8) << sh
+		if sh == 60 || o+4 == l.outCh {
 			q := 3 * (o / 64)
 			dst[q], dst[q+1], dst[q+2] = p0, p1, p2
 			p0, p1, p2 = 0, 0, 0
