@@ -19,6 +19,7 @@ type Conv struct {
 	bias                      []float32
 	packed                    []*PackedA     // one per group (GEMM path)
 	wino                      [][16]*PackedA // one set per group (Winograd path)
+	eps                       []Epilogue     // one per group (GEMM path)
 	dw                        []float32      // depthwise path: Filters x Size*Size
 }
 
@@ -55,6 +56,7 @@ func NewConv(m *quant.Model, l *quant.Layer) (*Conv, error) {
 	}
 	for g := 0; g < c.Groups; g++ {
 		cv.packed = append(cv.packed, PackA(fg, kk, w[g*fg*kk:], kk))
+		cv.eps = append(cv.eps, Epilogue{Bias: b[g*fg : (g+1)*fg], Activation: c.Activation})
 	}
 	return cv, nil
 }
@@ -142,12 +144,7 @@ func (cv *Conv) Forward(in, out, scratch []float32, w *Workers) {
 		fg := pa.M
 		o := out[g*fg*hw : (g+1)*fg*hw]
 		src := cv.source(in[g*cg*inPlane : (g+1)*cg*inPlane])
-		bias := cv.bias[g*fg : (g+1)*fg]
-		w.gemm(pa, src, o, hw, func(t tile) {
-			for r := t.m0; r < t.m1; r++ {
-				biasActivate(o[r*hw+t.n0:r*hw+t.n1], bias[r], cv.act)
-			}
-		})
+		w.gemm(pa, src, o, hw, &cv.eps[g])
 	}
 }
 
@@ -218,15 +215,14 @@ func (cv *Conv) depthwise(in, out []float32, w *Workers) {
 		for ch := lo; ch < hi; ch++ {
 			o := out[ch*outPlane : (ch+1)*outPlane]
 			DepthwisePlane(in[ch*inPlane:(ch+1)*inPlane], cv.In.H, cv.In.W, cv.dw[ch*ks2:(ch+1)*ks2],
-				cv.size, cv.stride, cv.pad, o, cv.Out.H, cv.Out.W)
-			biasActivate(o, cv.bias[ch], cv.act)
+				cv.size, cv.stride, cv.pad, cv.bias[ch], cv.act, o, cv.Out.H, cv.Out.W)
 		}
 	})
 }
 
 // DepthwisePlane convolves one h x w plane with one size x size kernel k (stride, zero
-// padding pad on each side) into the oh x ow plane out, overwriting it.
-func DepthwisePlane(in []float32, h, w int, k []float32, size, stride, pad int, out []float32, oh, ow int) {
+// padding pad on each side), adds bias and applies act, into the oh x ow plane out.
+func DepthwisePlane(in []float32, h, w int, k []float32, size, stride, pad int, bias float32, act quant.Activation, out []float32, oh, ow int) {
 	// Output columns [ox0, ox1) read only inside the row for every kx: no checks there.
 	ox0 := min(ow, (pad+stride-1)/stride)
 	ox1 := ox0
@@ -236,7 +232,7 @@ func DepthwisePlane(in []float32, h, w int, k []float32, size, stride, pad int, 
 	for oy := 0; oy < oh; oy++ {
 		orow := out[oy*ow : (oy+1)*ow]
 		if iy := oy*stride - pad; size == 3 && iy >= 0 && iy+2 < h && ox1 > ox0 {
-			depthwise3x3Row(orow, in[iy*w:(iy+3)*w], w, (*[9]float32)(k), stride, pad, ox0, ox1)
+			depthwise3x3Row(orow, in[iy*w:(iy+3)*w], w, (*[9]float32)(k), stride, pad, ox0, ox1, bias, act)
 			continue
 		}
 		clear(orow)
@@ -277,13 +273,15 @@ func DepthwisePlane(in []float32, h, w int, k []float32, size, stride, pad int, 
 				}
 			}
 		}
+		biasActivate(orow, bias, act)
 	}
 }
 
 // depthwise3x3Row computes one output row of a 3x3 depthwise convolution whose three
 // input rows rows (3 x w) all lie inside the image: columns [ox0, ox1) with all nine taps
-// in one pass, the border columns tap by tap. Taps are summed in darknet's order.
-func depthwise3x3Row(orow, rows []float32, w int, k *[9]float32, stride, pad, ox0, ox1 int) {
+// in one pass, the border columns tap by tap; then bias and activation. Taps are summed in
+// darknet's order.
+func depthwise3x3Row(orow, rows []float32, w int, k *[9]float32, stride, pad, ox0, ox1 int, bias float32, act quant.Activation) {
 	r0, r1, r2 := rows[:w], rows[w:2*w], rows[2*w:3*w]
 	border := func(ox int) {
 		var acc float32
@@ -294,7 +292,7 @@ func depthwise3x3Row(orow, rows []float32, w int, k *[9]float32, stride, pad, ox
 				acc += k[6+kx] * r2[ix]
 			}
 		}
-		orow[ox] = acc
+		orow[ox] = activate1(acc+bias, act)
 	}
 	for ox := 0; ox < ox0; ox++ {
 		border(ox)
@@ -315,6 +313,16 @@ func depthwise3x3Row(orow, rows []float32, w int, k *[9]float32, stride, pad, ox
 		acc += k[6] * c[0]
 		acc += k[7] * c[1]
 		acc += k[8] * c[2]
+		acc += bias
+		switch act {
+		case quant.ActLeaky:
+			acc = max(acc, 0.1*acc)
+		case quant.ActReLU:
+			acc = max(acc, 0)
+		case quant.ActLinear:
+		default:
+			acc = activate1(acc, act)
+		}
 		dst[i] = acc
 		if len(a) > stride {
 			a, b, c = a[stride:], b[stride:], c[stride:]

@@ -313,3 +313,28 @@ func TestSgemm(t *testing.T) {
 		}
 	}
 }
+
+func TestSgemmEpilogue(t *testing.T) {
+	r := rand.New(rand.NewPCG(13, 14))
+	for _, s := range [][3]int{{7, 9, 5}, {64, 301, 300}, {9, 3, 40}} {
+		m, n, k := s[0], s[1], s[2]
+		a, b, bias := randSlice(r, m*k, -1, 1), randSlice(r, k*n, -1, 1), randSlice(r, m, -1, 1)
+		for _, act := range []quant.Activation{quant.ActLeaky, quant.ActReLU, quant.ActLinear, quant.ActLogistic} {
+			want := make([]float32, m*n)
+			for i := 0; i < m; i++ {
+				for j := 0; j < n; j++ {
+					var sum float64
+					for p := 0; p < k; p++ {
+						sum += float64(a[i*k+p]) * float64(b[p*n+j])
+					}
+					want[i*n+j] = float32(refActivate(sum+float64(bias[i]), act))
+				}
+			}
+			for _, threads := range []int{1, 2} {
+				c := make([]float32, m*n)
+				SgemmEpilogue(PackA(m, k, a, k), n, b, c, &Epilogue{Bias: bias, Activation: act}, NewWorkers(threads))
+				closeEnough(t, fmt.Sprintf("%v %s threads %d", s, act, threads), c, want, 1e-5)
+			}
+		}
+	}
+}
