@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/dma"
@@ -59,9 +60,10 @@ type Config struct {
 	Log   *slog.Logger // nil: slog.Default()
 }
 
-// Driver runs a model's hidden layers on the engine. It is not safe for concurrent Runs
+// Driver runs a model's hidden layers on the engine. Concurrent Runs are serialized
 // (the engine runs one layer at a time).
 type Driver struct {
+	mu     sync.Mutex
 	cfg    Config
 	log    *slog.Logger
 	runs   []qnn.Run
@@ -224,6 +226,8 @@ func (d *Driver) OutLayout() qnn.Layout { return d.outL }
 
 // Close frees the buffers and unmaps the registers.
 func (d *Driver) Close() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.closed {
 		return nil
 	}

@@ -270,3 +270,32 @@ func skipShort(t *testing.T) {
 		t.Skip("-short: whole-network runs after a fault are heavy under qemu-user")
 	}
 }
+
+// TestResetNeedsSLCR: without the SLCR in the bus's ranges the default reset cannot run,
+// and the next Run says so instead of using a hung engine.
+func TestResetNeedsSLCR(t *testing.T) {
+	f := loadFixture(t)
+	m := board(t, f, sim.Config{})
+	d, err := qnndriver.Open(qnndriver.Config{
+		Bus: overlay.NewCheckedBus(m, m.Design()), Alloc: m.Allocator(), Design: m.Design(), Model: f.model,
+		Timeout: 100 * time.Millisecond, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	jam, _ := m.Jam("BlackBoxJam_0")
+	jam.InjectHang(1)
+	if _, err := d.Run(context.Background(), f.inputs["dog.jpg"]); !errors.Is(err, qnndriver.ErrHang) {
+		t.Fatalf("got %v, want a hang", err)
+	}
+	_, err = d.Run(context.Background(), f.inputs["dog.jpg"])
+	if err == nil || !strings.Contains(err.Error(), "SLCR") || !strings.Contains(err.Error(), "reprogram") {
+		t.Fatalf("got %v, want a failed reset naming the SLCR", err)
+	}
+	t.Log(err)
+	d.Close()
+	if _, err := d.Run(context.Background(), f.inputs["dog.jpg"]); err == nil {
+		t.Fatal("Run after Close succeeded")
+	}
+}

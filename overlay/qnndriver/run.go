@@ -72,8 +72,13 @@ func (d *Driver) write64(name string, v uint64) {
 // (InLayout; other record sizes are repacked as QNN-MO's padTo does), the result is the
 // last layer's output records (OutLayout).
 func (d *Driver) Run(ctx context.Context, in []byte) ([]byte, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.closed {
 		return nil, errors.New("qnn driver: closed")
+	}
+	if err := ctx.Err(); err != nil {
+		return nil, err
 	}
 	if d.broken != nil {
 		if err := d.recover(ctx); err != nil {
@@ -244,7 +249,7 @@ func (d *Driver) recover(ctx context.Context) error {
 func (d *Driver) pulsePLReset(ctx context.Context) error {
 	r, err := d.cfg.Bus.Map(overlay.SLCRBase, 0x1000)
 	if err != nil {
-		return fmt.Errorf("map SLCR for the PL reset: %w", err)
+		return fmt.Errorf("map SLCR for the PL reset (the bus must include overlay.SLCRRange): %w", err)
 	}
 	defer r.Close()
 	r.Write32(slcrUnlock, slcrUnlockKey)
@@ -256,4 +261,8 @@ func (d *Driver) pulsePLReset(ctx context.Context) error {
 }
 
 // LastWait is how long the last engine run took to signal done (for diagnostics).
-func (d *Driver) LastWait() time.Duration { return d.lastWait }
+func (d *Driver) LastWait() time.Duration {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.lastWait
+}
