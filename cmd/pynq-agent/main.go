@@ -5,33 +5,109 @@ package main
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
-	"log/slog"
+	"io"
 	"os"
 	"os/signal"
 	"syscall"
+
+	"github.com/fpgadetector/pynq-agent/agent"
 )
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:])
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
+	if errors.Is(err, flag.ErrHelp) {
+		return
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "pynq-agent:", err)
 		os.Exit(1)
 	}
 }
 
-func run(ctx context.Context, args []string) error {
+// flags are the command line; set ones override the config.
+type flags struct {
+	config, source, listen, model string
+	sim, version                  bool
+}
+
+func parseFlags(args []string, stderr io.Writer) (flags, *flag.FlagSet, error) {
+	var f flags
 	fs := flag.NewFlagSet("pynq-agent", flag.ContinueOnError)
-	sim := fs.Bool("sim", false, "run against the FPGA simulation instead of the board")
-	if err := fs.Parse(args); err != nil {
+	fs.SetOutput(stderr)
+	fs.StringVar(&f.config, "config", "", "TOML config file (see configs/pynq-agent.toml)")
+	fs.BoolVar(&f.sim, "sim", false, "run against the FPGA simulation instead of the board (without -config: the shared fixtures' model, bitstream and photos)")
+	fs.StringVar(&f.source, "source", "", "frame source: image dir, glob, file, http(s):// MJPEG URL or /dev/videoN (overrides source.input)")
+	fs.StringVar(&f.listen, "listen", "", "HTTP listen address host:port (overrides server.listen)")
+	fs.StringVar(&f.model, "model", "", "QNN-MO parameter directory (overrides model.dir)")
+	fs.BoolVar(&f.version, "version", false, "print the version and exit")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "usage: pynq-agent [-config FILE] [-sim] [-source SRC] [-listen ADDR] [-model DIR]\n\n")
+		fs.PrintDefaults()
+	}
+	err := fs.Parse(args)
+	if err == nil && fs.NArg() > 0 {
+		err = fmt.Errorf("unexpected arguments %q (flags only)", fs.Args())
+	}
+	return f, fs, err
+}
+
+// loadConfig reads the config (or the -sim defaults) and applies the flags.
+func loadConfig(f flags, set map[string]bool) (*agent.Config, error) {
+	var cfg *agent.Config
+	switch {
+	case f.config != "":
+		c, err := agent.LoadConfig(f.config)
+		if err != nil {
+			return nil, err
+		}
+		cfg = c
+	case f.sim:
+		cfg = agent.SimDefaults()
+		if cfg.Model.Dir == "" && f.model == "" {
+			return nil, errors.New("no model: pass -config FILE or -model DIR (a QNN-MO parameter directory) with a bitstream in the config; " +
+				"the shared fixtures that -sim uses by default were not found (../shared/fixtures beside the checkout, or set PYNQ_FIXTURES)")
+		}
+	default:
+		return nil, errors.New("no config: pass -config FILE (see configs/pynq-agent.toml), or -sim to run the simulation")
+	}
+	if f.sim {
+		cfg.Backend = agent.BackendSim
+	}
+	if set["source"] {
+		cfg.Source.Input = f.source
+	}
+	if set["listen"] {
+		cfg.Server.Listen = f.listen
+	}
+	if set["model"] {
+		cfg.Model.Kind, cfg.Model.Dir = agent.ModelQNN, f.model
+	}
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("after flags: %w", err)
+	}
+	return cfg, nil
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	f, fs, err := parseFlags(args, stderr)
+	if err != nil {
 		return err
 	}
-	log := slog.New(slog.NewTextHandler(os.Stderr, nil))
-	_ = ctx
-	_ = sim
-	log.Error("the board daemon is not built yet (issue 6)")
-	return fmt.Errorf("not available yet: see issue 6 (board daemon)")
+	if f.version {
+		fmt.Fprintln(stdout, "pynq-agent", agent.Version)
+		return nil
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	cfg, err := loadConfig(f, set)
+	if err != nil {
+		return err
+	}
+	log := cfg.NewLogger(os.Stderr)
+	return agent.Run(ctx, cfg, log)
 }

@@ -1,0 +1,431 @@
+package agent
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"slices"
+	"sort"
+	"sync/atomic"
+	"time"
+
+	"github.com/fpgadetector/pynq-agent/bitstream"
+	"github.com/fpgadetector/pynq-agent/dma"
+	"github.com/fpgadetector/pynq-agent/overlay"
+	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
+	"github.com/fpgadetector/pynq-agent/overlay/sim"
+	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
+	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/web"
+)
+
+// Version is the daemon's version, set at link time (-ldflags "-X ...agent.Version=v1").
+var Version = "dev"
+
+// EngineVLNV identifies the QNN offload engine in a .hwh.
+const EngineVLNV = qnndriver.VLNV
+
+// Agent is the started daemon: the bitstream programmed, the engine mapped, the model
+// loaded. It implements web.Backend.
+type Agent struct {
+	cfg   *Config
+	log   *slog.Logger
+	start time.Time
+
+	bitInfo, modelInfo map[string]any
+	names              []string // class names of every class (named "class N" when unnamed)
+	model              Model
+	pipe               *Pipeline
+	led                *statusLED
+	closers            []func() error
+
+	ready   atomic.Bool
+	viewers atomic.Pointer[func() int]
+}
+
+var _ web.Backend = (*Agent)(nil)
+
+// Overridable for tests: the board checks read these.
+var (
+	geteuid = os.Geteuid
+	// openBoard returns the board's register bus and DMA allocator.
+	openBoard = func() (overlay.Bus, dma.Allocator, error) {
+		alloc, err := dma.OpenBoard("")
+		if err != nil {
+			return nil, nil, err
+		}
+		return overlay.DevMem{}, alloc, nil
+	}
+	// boardProgrammer is the FPGA manager.
+	boardProgrammer bitstream.Programmer = &bitstream.Manager{}
+)
+
+// New starts the daemon up to the point of processing frames: it programs the
+// bitstream (board: FPGA manager; sim: the simulated one), maps the engine, allocates
+// its buffers and loads the weights. On failure everything opened so far is closed.
+func New(ctx context.Context, cfg *Config, log *slog.Logger) (a *Agent, err error) {
+	a = &Agent{cfg: cfg, log: log, start: time.Now()}
+	defer func() {
+		if err != nil {
+			a.Close()
+			a = nil
+		}
+	}()
+	if err := a.loadNames(); err != nil {
+		return nil, err
+	}
+	switch cfg.Model.Kind {
+	case ModelDarknet:
+		err = a.startFloat()
+	default:
+		err = a.startQNN(ctx)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(a.names) < a.model.Classes() {
+		for i := len(a.names); i < a.model.Classes(); i++ {
+			a.names = append(a.names, detect.ClassName(nil, i))
+		}
+	}
+	for _, c := range cfg.Model.Classes {
+		if !slices.Contains(a.names, c) {
+			return nil, a.cfg.keyErr("model.classes", "%q is not a class of the model (names: %s)", c, cfg.Model.Names)
+		}
+	}
+	a.pipe = NewPipeline(a.model, PipelineOptions{
+		Names: a.names, Thresh: float32(cfg.Model.Thresh), Classes: cfg.Model.Classes,
+		Queues: cfg.Queues, Source: cfg.Source, Log: log, OnDetect: a.led.detected,
+	})
+	return a, nil
+}
+
+func (a *Agent) loadNames() error {
+	if a.cfg.Model.Names == "" {
+		return nil
+	}
+	n, err := detect.LoadNames(a.cfg.Path(a.cfg.Model.Names))
+	if err != nil {
+		return fmt.Errorf("model.names: %w", err)
+	}
+	a.names = n
+	return nil
+}
+
+func (a *Agent) onClose(f func() error) { a.closers = append(a.closers, f) }
+
+// Close releases the engine, buffers and LED (in reverse order of opening).
+func (a *Agent) Close() error {
+	var errs []error
+	for i := len(a.closers) - 1; i >= 0; i-- {
+		errs = append(errs, a.closers[i]())
+	}
+	a.closers = nil
+	return errors.Join(errs...)
+}
+
+// startFloat loads a darknet model that runs on the CPU; no bitstream is used.
+func (a *Agent) startFloat() error {
+	c := a.cfg.Model
+	m, err := darknet.Load(a.cfg.Path(c.Cfg), a.cfg.Path(c.Weights), darknet.Options{})
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	d, err := detector.NewFloat(m, c.Threads, float32(c.NMS))
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	a.model = &FloatModel{M: m, Det: d}
+	a.modelInfo = map[string]any{"kind": ModelDarknet, "cfg": c.Cfg, "weights": c.Weights}
+	if sum, err := hashFiles(a.cfg.Path(c.Cfg), a.cfg.Path(c.Weights)); err == nil {
+		a.modelInfo["sha256"] = sum
+	}
+	a.log.Info("float model loaded; it runs on the CPU, the bitstream is not used", "cfg", c.Cfg)
+	return nil
+}
+
+// startQNN programs the overlay, opens the engine driver and loads the model.
+func (a *Agent) startQNN(ctx context.Context) error {
+	c := a.cfg
+	if c.Model.Dir == "" {
+		return c.keyErr("model.dir", "no model: set model.dir (a QNN-MO parameter directory) or pass -model")
+	}
+	if c.Bitstream.Path == "" {
+		return c.keyErr("bitstream.path", "no bitstream: set bitstream.path (the .bit; its .hwh beside it)")
+	}
+	dir := c.Path(c.Model.Dir)
+	t := time.Now()
+	m, err := qnn.LoadDir(dir)
+	if err != nil {
+		return fmt.Errorf("model: %w", err)
+	}
+	det, err := qnn.NewDetector(m, c.Model.Threads)
+	if err != nil {
+		return fmt.Errorf("model %s: %w", dir, err)
+	}
+	a.modelInfo = map[string]any{"kind": ModelQNN, "dir": dir, "name": m.Name}
+	if sum, err := hashDir(dir); err == nil {
+		a.modelInfo["sha256"] = sum
+	}
+	a.log.Info("model loaded", "dir", dir, "layers", len(m.Layers), "took", time.Since(t).Round(time.Millisecond))
+
+	var bus overlay.Bus
+	var alloc dma.Allocator
+	var design *overlay.Design
+	switch c.Backend {
+	case BackendSim:
+		bus, alloc, design, err = a.programSim(ctx, m)
+	default:
+		bus, alloc, design, err = a.programBoard(ctx)
+	}
+	if err != nil {
+		return err
+	}
+	checked := overlay.NewCheckedBus(bus, design, overlay.SLCRRange)
+	drv, err := qnndriver.Open(qnndriver.Config{
+		Bus: checked, Alloc: alloc, Design: design, Model: m,
+		Instance: c.Bitstream.Engine, Preload: true, Log: a.log,
+	})
+	if err != nil {
+		return fmt.Errorf("engine: %w", err)
+	}
+	a.onClose(drv.Close)
+	if a.model, err = NewQNNModel(det, drv, float32(c.Model.NMS)); err != nil {
+		return err
+	}
+	a.led = openLED(checked, design, c.LED, a.log)
+	a.onClose(a.led.Close)
+	a.log.Info("engine ready", "backend", c.Backend, "design", design.Name)
+	return nil
+}
+
+// readBit parses the .bit header and records the bitstream's identity.
+func (a *Agent) readBit() (*bitstream.Header, error) {
+	path := a.cfg.Path(a.cfg.Bitstream.Path)
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("bitstream: %w", err)
+	}
+	bit, err := bitstream.Parse(data)
+	if err != nil {
+		return nil, fmt.Errorf("bitstream %s: %w", path, err)
+	}
+	sum := sha256.Sum256(data)
+	h := bit.Header
+	a.bitInfo = map[string]any{
+		"path": path, "hwh": a.cfg.HWHPath(), "design": h.DesignName, "part": h.Part,
+		"date": h.Date + " " + h.Time, "vivado": h.Version, "sha256": hex.EncodeToString(sum[:]),
+	}
+	return &h, nil
+}
+
+// loadDesign reads the .hwh and requires the engine in it.
+func (a *Agent) loadDesign() (*overlay.Design, error) {
+	d, err := overlay.LoadHWH(a.cfg.HWHPath())
+	if err != nil {
+		return nil, fmt.Errorf("bitstream: %w (bitstream.hwh names it when it is not beside the .bit)", err)
+	}
+	if len(d.FindByVLNV(EngineVLNV)) == 0 {
+		return nil, fmt.Errorf("bitstream: %s has no QNN engine (no module with VLNV %s*): use the QNN-MO W1A3 overlay", d.Name, EngineVLNV)
+	}
+	return d, nil
+}
+
+// programSim "programs" the simulated board: its manager checks the .bit and
+// instantiates the IP models the .hwh beside it describes.
+func (a *Agent) programSim(ctx context.Context, m *quant.Model) (overlay.Bus, dma.Allocator, *overlay.Design, error) {
+	if _, err := a.readBit(); err != nil {
+		return nil, nil, nil, err
+	}
+	if _, err := a.loadDesign(); err != nil {
+		return nil, nil, nil, err
+	}
+	machine, err := sim.New(sim.Config{Threads: a.cfg.Model.Threads})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("sim: %w", err)
+	}
+	bit := a.cfg.Path(a.cfg.Bitstream.Path)
+	if _, err := machine.Program(ctx, bit, bitstream.Options{}); err != nil {
+		return nil, nil, nil, fmt.Errorf("sim: %w", err)
+	}
+	a.log.Info("bitstream programmed (simulated)", "bit", bit, "design", a.bitInfo["design"])
+	return machine, machine.Allocator(), machine.Design(), nil
+}
+
+// programBoard checks the board, programs the PL through the FPGA manager and sets the
+// fabric clocks the design wants.
+func (a *Agent) programBoard(ctx context.Context) (overlay.Bus, dma.Allocator, *overlay.Design, error) {
+	design, err := a.checkBoard()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bit := a.cfg.Path(a.cfg.Bitstream.Path)
+	res, err := boardProgrammer.Program(ctx, bit, bitstream.Options{})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("program bitstream: %w", err)
+	}
+	a.log.Info("bitstream programmed", "bit", bit, "method", res.Method, "state", res.State)
+	bus, alloc, err := openBoard()
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("board: %w", err)
+	}
+	a.onClose(alloc.Close)
+	clocks, err := overlay.OpenClocks(overlay.NewCheckedBus(bus, design, overlay.SLCRRange))
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("board clocks: %w", err)
+	}
+	defer clocks.Close()
+	if err := clocks.Apply(design); err != nil {
+		return nil, nil, nil, fmt.Errorf("board: %w", err)
+	}
+	return bus, alloc, design, nil
+}
+
+// checkBoard refuses to start when the daemon cannot work: not root, a .bit for another
+// part, or a .hwh without the engine.
+func (a *Agent) checkBoard() (*overlay.Design, error) {
+	if geteuid() != 0 {
+		return nil, errors.New("board backend needs root (the FPGA manager, /dev/mem and the DMA allocator are root-only): run as root or under the systemd unit, or use -sim")
+	}
+	h, err := a.readBit()
+	if err != nil {
+		return nil, err
+	}
+	if err := h.CheckPart(bitstream.PartPYNQZ2, false); err != nil {
+		return nil, fmt.Errorf("bitstream %s: %w", a.cfg.Bitstream.Path, err)
+	}
+	return a.loadDesign()
+}
+
+// hashDir is the sha256 over a directory's regular files: relative path, NUL, size,
+// NUL, content, in path order, so renames and edits both change it.
+func hashDir(dir string) (string, error) {
+	var files []string
+	err := filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.Type().IsRegular() {
+			files = append(files, p)
+		}
+		return nil
+	})
+	if err != nil {
+		return "", err
+	}
+	sort.Strings(files)
+	h := sha256.New()
+	for _, p := range files {
+		rel, _ := filepath.Rel(dir, p)
+		if err := hashOne(h, rel, p); err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func hashFiles(paths ...string) (string, error) {
+	h := sha256.New()
+	for _, p := range paths {
+		if err := hashOne(h, filepath.Base(p), p); err != nil {
+			return "", err
+		}
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func hashOne(h io.Writer, name, path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(h, "%s\x00%d\x00", filepath.ToSlash(name), fi.Size())
+	_, err = io.Copy(h, f)
+	return err
+}
+
+// Serve runs the pipeline on the configured source until ctx ends, then drains.
+func (a *Agent) Serve(ctx context.Context, pub Publisher) error {
+	input := a.cfg.SourceInput()
+	open := func(ctx context.Context) (Source, error) { return OpenSource(ctx, input, a.cfg.Source) }
+	return a.ServeSource(ctx, open, pub)
+}
+
+// ServeSource is Serve with another source (tests, embedding).
+func (a *Agent) ServeSource(ctx context.Context, open Opener, pub Publisher) error {
+	a.led.running(true)
+	a.ready.Store(true)
+	err := a.pipe.Run(ctx, open, pub)
+	a.ready.Store(false)
+	a.led.running(false)
+	return err
+}
+
+// SetViewers tells Status how to count feed viewers (the hub's Viewers).
+func (a *Agent) SetViewers(f func() int) { a.viewers.Store(&f) }
+
+// Pipeline is the running pipeline (for figures and tests).
+func (a *Agent) Pipeline() *Pipeline { return a.pipe }
+
+// Names are the model's class names.
+func (a *Agent) Names() []string { return slices.Clone(a.names) }
+
+// Ready reports that start-up finished and frames are being processed.
+func (a *Agent) Ready() bool { return a.ready.Load() }
+
+// Status is the JSON of /api/status.
+func (a *Agent) Status() web.Status {
+	sn := a.pipe.Stats()
+	thresh, classes, paused := a.pipe.controlState()
+	st := web.Status{
+		Version: Version, Backend: a.cfg.Backend, Bitstream: a.bitInfo, Model: a.modelInfo,
+		Source: a.cfg.SourceInput(), Paused: paused, Ready: a.Ready(),
+		FPSIn: sn.FPSIn, FPSOut: sn.FPSOut, StagesMS: web.StageTimes(sn.StagesMS),
+		LatencyMS: sn.LatencyMS, Dropped: sn.Dropped, UptimeS: time.Since(a.start).Seconds(),
+		Thresh: thresh, Classes: classes,
+		Extra: map[string]any{
+			"frames_in": sn.FramesIn, "frames_out": sn.FramesOut, "frame_errors": sn.Errors,
+			"paused_frames": sn.Paused, "detections": sn.Detections,
+			"source_state": sn.SourceState, "source_error": sn.SourceError, "source_errors": sn.SourceErrors,
+			"stages_last_ms": sn.LastMS, "latency_last_ms": sn.LastLatencyMS,
+		},
+	}
+	if a.cfg.Model.Kind == ModelDarknet {
+		st.Backend = "cpu"
+	}
+	if f := a.viewers.Load(); f != nil {
+		st.Viewers = (*f)()
+	}
+	return st
+}
+
+// Control validates a change and applies it atomically (all fields or none).
+func (a *Agent) Control(c web.Control) error {
+	if err := a.pipe.Control(c, a.names); err != nil {
+		return err
+	}
+	a.log.Info("control applied", "thresh", ptrString(c.Thresh), "classes", ptrString(c.Classes), "paused", ptrString(c.Paused))
+	return nil
+}
+
+func ptrString[T any](p *T) string {
+	if p == nil {
+		return "-"
+	}
+	return fmt.Sprint(*p)
+}

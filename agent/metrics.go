@@ -1,0 +1,78 @@
+package agent
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"time"
+)
+
+// WriteMetrics writes the daemon's metrics in the Prometheus text format (0.0.4).
+func (a *Agent) WriteMetrics(w io.Writer) error {
+	bw := bufio.NewWriter(w)
+	sn := a.pipe.Stats()
+	m := promWriter{bw}
+	m.one("pynq_agent_info", "gauge", "Build and backend of the daemon (value 1).",
+		fmt.Sprintf(`version=%q,backend=%q`, Version, a.cfg.Backend), 1)
+	m.one("pynq_agent_ready", "gauge", "1 when start-up finished and frames are processed.", "", b2f(a.Ready()))
+	_, _, paused := a.pipe.controlState()
+	m.one("pynq_agent_paused", "gauge", "1 while processing is paused by control.", "", b2f(paused))
+	m.one("pynq_agent_uptime_seconds", "gauge", "Seconds since start-up began.", "", time.Since(a.start).Seconds())
+	m.one("pynq_agent_frames_in_total", "counter", "Frames accepted from the source.", "", float64(sn.FramesIn))
+	m.one("pynq_agent_frames_out_total", "counter", "Frames processed and published.", "", float64(sn.FramesOut))
+	m.one("pynq_agent_frames_dropped_total", "counter", "Captured frames dropped (oldest first) because the pipeline was busy.", "", float64(sn.Dropped))
+	m.one("pynq_agent_frames_paused_total", "counter", "Captured frames discarded while paused.", "", float64(sn.Paused))
+	m.one("pynq_agent_frame_errors_total", "counter", "Frames that failed in a stage.", "", float64(sn.Errors))
+	m.one("pynq_agent_detections_total", "counter", "Detections published (after threshold and class filter).", "", float64(sn.Detections))
+	m.one("pynq_agent_source_errors_total", "counter", "Frame source failures (each is retried).", "", float64(sn.SourceErrors))
+	m.one("pynq_agent_fps_in", "gauge", "Frames per second accepted from the source.", "", sn.FPSIn)
+	m.one("pynq_agent_fps_out", "gauge", "Frames per second published.", "", sn.FPSOut)
+	m.one("pynq_agent_latency_seconds", "gauge", "Capture-to-publish latency, moving average.", "", sn.LatencyMS/1000)
+	m.family("pynq_agent_stage_seconds", "gauge", "Per-stage time per frame, moving average.")
+	names := slices.Sorted(func(yield func(string) bool) {
+		for k := range sn.StagesMS {
+			if !yield(k) {
+				return
+			}
+		}
+	})
+	for _, k := range names {
+		m.sample("pynq_agent_stage_seconds", fmt.Sprintf("stage=%q", k), sn.StagesMS[k]/1000)
+	}
+	m.family("pynq_agent_stage_last_seconds", "gauge", "Per-stage time of the last frame.")
+	for _, k := range names {
+		m.sample("pynq_agent_stage_last_seconds", fmt.Sprintf("stage=%q", k), sn.LastMS[k]/1000)
+	}
+	return bw.Flush()
+}
+
+type promWriter struct{ w *bufio.Writer }
+
+func (m promWriter) family(name, kind, help string) {
+	fmt.Fprintf(m.w, "# HELP %s %s\n# TYPE %s %s\n", name, escapeHelp(help), name, kind)
+}
+
+func (m promWriter) sample(name, labels string, v float64) {
+	if labels != "" {
+		name += "{" + labels + "}"
+	}
+	fmt.Fprintf(m.w, "%s %g\n", name, v)
+}
+
+func (m promWriter) one(name, kind, help, labels string, v float64) {
+	m.family(name, kind, help)
+	m.sample(name, labels, v)
+}
+
+func escapeHelp(s string) string {
+	return strings.NewReplacer(`\`, `\\`, "\n", `\n`).Replace(s)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,509 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/web"
+)
+
+// Publisher receives every processed frame; it must not block (web.Hub drops frames for
+// slow viewers itself).
+type Publisher interface{ Publish(*web.Frame) }
+
+// Model is the network split at the accelerator: CPU work before it (Prepare), the
+// accelerator (Infer), CPU work after it (Finish). The pipeline runs the three in
+// separate goroutines so the CPU stages of one frame overlap the engine's work on
+// another. Each method records its stages' durations in the job.
+type Model interface {
+	Prepare(j *Job) error
+	Infer(ctx context.Context, j *Job) error
+	Finish(j *Job) error
+	// Classes is the number of classes of the head.
+	Classes() int
+}
+
+// Job is one frame in flight.
+type Job struct {
+	ID       uint64
+	Captured time.Time
+	RGBA     *image.RGBA    // the frame as captured, published to the feed
+	Image    *imageio.Image // the same pixels as planar floats (darknet's image)
+	Thresh   float32        // detection threshold when the frame entered the pipeline
+
+	EngineIn, EngineOut []byte
+	Candidates          []detect.Detection // after NMS, before the per-class threshold
+	Stages              []StageTime
+}
+
+// StageTime is the duration of one stage for one frame.
+type StageTime struct {
+	Name string
+	D    time.Duration
+}
+
+// Time runs f as stage name and records its duration.
+func (j *Job) Time(name string, f func() error) error {
+	t := time.Now()
+	err := f()
+	j.Stages = append(j.Stages, StageTime{name, time.Since(t)})
+	return err
+}
+
+// QNNModel runs a QNN-MO model: letterbox and the float first layer on the CPU, the
+// hidden layers on an Accelerator (the board's engine, the simulated one or the host
+// reference), the last layer, region decode and NMS on the CPU.
+type QNNModel struct {
+	Det   *qnn.Detector // its First and Last layers; its Engine is not used
+	Accel qnn.Accelerator
+	NMS   float32
+	head  int
+}
+
+// NewQNNModel checks that the accelerator's buffers match the model's CPU layers.
+func NewQNNModel(det *qnn.Detector, acc qnn.Accelerator, nms float32) (*QNNModel, error) {
+	if in, want := acc.InLayout().Size(), det.First.OutLayout().Size(); in != want {
+		return nil, fmt.Errorf("accelerator input is %d bytes (%+v), the first layer writes %d (%+v): the bitstream does not fit this model",
+			in, acc.InLayout(), want, det.First.OutLayout())
+	}
+	if acc.OutLayout() != det.Engine.OutLayout() {
+		return nil, fmt.Errorf("accelerator output layout %+v, the last layer reads %+v: the bitstream does not fit this model", acc.OutLayout(), det.Engine.OutLayout())
+	}
+	heads := det.Model.Heads()
+	if len(heads) != 1 {
+		return nil, fmt.Errorf("model has %d heads, want one region head", len(heads))
+	}
+	if nms <= 0 {
+		nms = qnn.NMS
+	}
+	return &QNNModel{Det: det, Accel: acc, NMS: nms, head: heads[0]}, nil
+}
+
+// Prepare letterboxes and runs the first layer into the engine's input records.
+func (q *QNNModel) Prepare(j *Job) error {
+	in := q.Det.Model.Input
+	var lb *imageio.Image
+	j.Time(StageLetterbox, func() error { lb = imageio.Letterbox(j.Image, in.W, in.H); return nil })
+	return j.Time(StageFirst, func() error {
+		l := q.Det.First.OutLayout()
+		j.EngineIn = make([]byte, l.Size())
+		return q.Det.First.Run(j.EngineIn, l, lb.Data)
+	})
+}
+
+// Infer runs the hidden layers on the accelerator.
+func (q *QNNModel) Infer(ctx context.Context, j *Job) error {
+	return j.Time(StageEngine, func() (err error) {
+		j.EngineOut, err = q.Accel.Run(ctx, j.EngineIn)
+		return err
+	})
+}
+
+// Finish runs the last layer, region decode and NMS.
+func (q *QNNModel) Finish(j *Job) error {
+	var head []float32
+	if err := j.Time(StageLast, func() (err error) { head, err = q.Det.Output(j.EngineOut); return err }); err != nil {
+		return err
+	}
+	return j.Time(StageNMS, func() error {
+		d, err := detect.Decode(q.Det.Model, map[int][]float32{q.head: head}, j.Image.W, j.Image.H, j.Thresh)
+		j.Candidates = detect.NMS(d, q.NMS)
+		return err
+	})
+}
+
+// Classes is the head's class count.
+func (q *QNNModel) Classes() int { return q.Det.Model.Layers[q.head].Head.Classes }
+
+// FloatModel runs a float darknet model entirely on the CPU as one stage.
+type FloatModel struct {
+	M   *quant.Model
+	Det *detector.Float
+}
+
+func (f *FloatModel) Prepare(*Job) error { return nil }
+
+// Infer runs the whole network, decode and NMS.
+func (f *FloatModel) Infer(_ context.Context, j *Job) error {
+	return j.Time(StageDetect, func() (err error) { j.Candidates, err = f.Det.Detect(j.Image, j.Thresh); return err })
+}
+
+func (f *FloatModel) Finish(*Job) error { return nil }
+
+// Classes is the first head's class count.
+func (f *FloatModel) Classes() int {
+	if h := f.M.Heads(); len(h) > 0 {
+		return f.M.Layers[h[0]].Head.Classes
+	}
+	return 0
+}
+
+// control is the state Control changes; swapped as a whole so a frame sees one version.
+type control struct {
+	thresh  float32
+	classes []string // filter; empty = all
+	filter  map[string]bool
+	paused  bool
+}
+
+// PipelineOptions configure a Pipeline.
+type PipelineOptions struct {
+	Names    []string // class names (nil: "class N")
+	Thresh   float32
+	Classes  []string
+	Queues   QueueConfig
+	Source   SourceConfig
+	OnDetect func(n int) // called after each published frame with its detection count (LED)
+	Log      *slog.Logger
+}
+
+// Pipeline runs frames from a source through a Model to a Publisher.
+type Pipeline struct {
+	model Model
+	opt   PipelineOptions
+	log   *slog.Logger
+	st    *stats
+	ctl   atomic.Pointer[control]
+	ctlMu sync.Mutex // serialises Control's read-modify-write
+	ids   atomic.Uint64
+}
+
+// NewPipeline prepares a pipeline; Run starts it.
+func NewPipeline(m Model, opt PipelineOptions) *Pipeline {
+	if opt.Log == nil {
+		opt.Log = slog.New(slog.DiscardHandler)
+	}
+	def := Defaults()
+	if opt.Queues.Frames <= 0 {
+		opt.Queues.Frames = def.Queues.Frames
+	}
+	if opt.Queues.Engine <= 0 {
+		opt.Queues.Engine = def.Queues.Engine
+	}
+	if opt.Queues.Output <= 0 {
+		opt.Queues.Output = def.Queues.Output
+	}
+	if opt.Source.Retry.Duration <= 0 {
+		opt.Source.Retry = def.Source.Retry
+	}
+	if opt.Source.RetryMax.Duration < opt.Source.Retry.Duration {
+		opt.Source.RetryMax = Duration{max(def.Source.RetryMax.Duration, opt.Source.Retry.Duration)}
+	}
+	p := &Pipeline{model: m, opt: opt, log: opt.Log, st: newStats()}
+	p.ctl.Store(newControl(opt.Thresh, opt.Classes, false))
+	return p
+}
+
+func newControl(thresh float32, classes []string, paused bool) *control {
+	c := &control{thresh: thresh, classes: slices.Clone(classes), paused: paused}
+	if len(classes) > 0 {
+		c.filter = map[string]bool{}
+		for _, n := range classes {
+			c.filter[n] = true
+		}
+	}
+	return c
+}
+
+// Stats returns the pipeline's figures.
+func (p *Pipeline) Stats() Snapshot { return p.st.snapshot(time.Now()) }
+
+// Opener opens the frame source; the pipeline calls it again after a failure.
+type Opener func(ctx context.Context) (Source, error)
+
+// Run pumps frames until ctx ends, then drains: frames past the first CPU stage finish
+// and are published, queued captures are dropped. It returns nil after a clean drain.
+func (p *Pipeline) Run(ctx context.Context, open Opener, pub Publisher) error {
+	captures := newDropQueue(p.opt.Queues.Frames, func() { p.st.count(&p.st.dropped) })
+	toEngine := make(chan *Job, p.opt.Queues.Engine)
+	toFinish := make(chan *Job, p.opt.Queues.Output)
+	var wg sync.WaitGroup
+	wg.Go(func() { p.runSource(ctx, open, captures) })
+	wg.Go(func() { p.prepareLoop(ctx, captures, toEngine) })
+	wg.Go(func() { p.engineLoop(ctx, toEngine, toFinish) })
+	wg.Go(func() { p.finishLoop(toFinish, pub) })
+	wg.Wait()
+	return nil
+}
+
+// dropQueue is a bounded queue whose push never blocks: when full, the oldest capture
+// is dropped (a live feed wants the newest frame, not a backlog).
+type dropQueue struct {
+	ch     chan *Capture
+	onDrop func()
+}
+
+func newDropQueue(n int, onDrop func()) *dropQueue {
+	return &dropQueue{ch: make(chan *Capture, n), onDrop: onDrop}
+}
+
+// push adds c, dropping the oldest entries while full. One producer only.
+func (q *dropQueue) push(c *Capture) {
+	for {
+		select {
+		case q.ch <- c:
+			return
+		default:
+		}
+		select {
+		case <-q.ch:
+			q.onDrop()
+		default:
+		}
+	}
+}
+
+// runSource opens the source, pumps it, and reopens it with a doubling delay when it
+// fails.
+func (p *Pipeline) runSource(ctx context.Context, open Opener, q *dropQueue) {
+	delay := p.opt.Source.Retry.Duration
+	for ctx.Err() == nil {
+		src, err := open(ctx)
+		if err == nil {
+			p.st.source("running", nil)
+			p.log.Info("frame source running", "source", src.String())
+			var n int
+			n, err = p.pump(ctx, src, q)
+			src.Close()
+			if n > 0 {
+				delay = p.opt.Source.Retry.Duration // it worked for a while: start over
+			}
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if errors.Is(err, io.EOF) {
+			p.st.source("ended", nil)
+			p.log.Info("frame source ended (source.loop = false)")
+			<-ctx.Done()
+			return
+		}
+		p.st.source("retrying", err)
+		p.log.Warn("frame source failed; retrying", "err", err, "retry_in", delay)
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, p.opt.Source.RetryMax.Duration)
+	}
+}
+
+// pump reads frames at the fps limit: file sources wait for their turn (or, without a
+// limit, for room in the queue); live sources skip frames that come too early.
+func (p *Pipeline) pump(ctx context.Context, src Source, q *dropQueue) (int, error) {
+	var interval time.Duration
+	if p.opt.Source.FPS > 0 {
+		interval = time.Duration(float64(time.Second) / p.opt.Source.FPS)
+	}
+	live := src.Live()
+	var next time.Time
+	n := 0
+	for {
+		if !live && interval > 0 {
+			if d := time.Until(next); d > 0 {
+				select {
+				case <-ctx.Done():
+					return n, ctx.Err()
+				case <-time.After(d):
+				}
+			}
+			next = time.Now().Add(interval)
+		}
+		c, err := src.Next(ctx)
+		if err != nil {
+			return n, err
+		}
+		if live && interval > 0 {
+			if c.Time.Before(next) {
+				continue
+			}
+			next = c.Time.Add(interval)
+		}
+		n++
+		p.st.frameIn(c.Time)
+		if !live && interval == 0 {
+			// Files have no real time: without a limit they go as fast as the
+			// pipeline takes them instead of being read just to be dropped.
+			select {
+			case q.ch <- c:
+			case <-ctx.Done():
+				return n, ctx.Err()
+			}
+			continue
+		}
+		q.push(c)
+	}
+}
+
+// prepareLoop decodes captures and runs the CPU stages before the engine. It stops
+// taking captures when ctx ends; what it already handed on still finishes.
+func (p *Pipeline) prepareLoop(ctx context.Context, q *dropQueue, out chan<- *Job) {
+	defer close(out)
+	for {
+		var c *Capture
+		select {
+		case <-ctx.Done():
+			return
+		case c = <-q.ch:
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		ctl := p.ctl.Load()
+		if ctl.paused {
+			p.st.count(&p.st.paused)
+			continue
+		}
+		j := &Job{ID: p.ids.Add(1), Captured: c.Time, Thresh: ctl.thresh}
+		if err := p.decode(j, c); err != nil {
+			p.frameError(j, "decode", err)
+			continue
+		}
+		if err := p.model.Prepare(j); err != nil {
+			p.frameError(j, "prepare", err)
+			continue
+		}
+		// Blocking hand-off: drops happen at the capture queue, before any work was
+		// spent on a frame, and the engine never waits for the CPU's next frame.
+		out <- j
+	}
+}
+
+func (p *Pipeline) decode(j *Job, c *Capture) error {
+	return j.Time(StageDecode, func() error {
+		rgba := c.Image
+		if rgba == nil {
+			var err error
+			if rgba, err = imageio.DecodeRGBA(bytes.NewReader(c.Data)); err != nil {
+				return err
+			}
+		}
+		j.RGBA, j.Image = rgba, imageio.FromRGBA(rgba)
+		return nil
+	})
+}
+
+// engineLoop runs the accelerator. It drains its queue after ctx ends, without
+// cancelling runs in progress (a cancelled engine run would need a PL reset).
+func (p *Pipeline) engineLoop(ctx context.Context, in <-chan *Job, out chan<- *Job) {
+	defer close(out)
+	ectx := context.WithoutCancel(ctx)
+	for j := range in {
+		if err := p.model.Infer(ectx, j); err != nil {
+			p.frameError(j, "engine", err)
+			continue
+		}
+		j.EngineIn = nil // let the GC have it while the last layer runs
+		out <- j
+	}
+}
+
+// finishLoop runs the CPU stages after the engine and publishes.
+func (p *Pipeline) finishLoop(in <-chan *Job, pub Publisher) {
+	for j := range in {
+		if err := p.model.Finish(j); err != nil {
+			p.frameError(j, "finish", err)
+			continue
+		}
+		p.publish(j, pub)
+	}
+}
+
+func (p *Pipeline) publish(j *Job, pub Publisher) {
+	ctl := p.ctl.Load()
+	boxes := p.boxes(j, ctl)
+	f := &web.Frame{ID: j.ID, Captured: j.Captured, Image: j.RGBA, Detections: boxes}
+	stages := web.StageTimes{}
+	for _, s := range j.Stages {
+		stages[s.Name] += float64(s.D) / float64(time.Millisecond)
+	}
+	pubStart := time.Now()
+	f.Published = pubStart
+	sn := p.st.snapshot(pubStart)
+	f.Stats = web.FrameStats{
+		SourceFPS: sn.FPSIn, DetectFPS: sn.FPSOut, Dropped: sn.Dropped,
+		InferenceMS: stages[StageEngine] + stages[StageDetect],
+		LatencyMS:   float64(pubStart.Sub(j.Captured)) / float64(time.Millisecond),
+		Stages:      stages,
+	}
+	if pub != nil {
+		pub.Publish(f)
+	}
+	done := time.Now()
+	for _, s := range j.Stages {
+		p.st.stage(s.Name, s.D)
+	}
+	p.st.stage(StagePublish, done.Sub(pubStart))
+	p.st.frameOut(done, done.Sub(j.Captured), len(boxes))
+	if p.opt.OnDetect != nil {
+		p.opt.OnDetect(len(boxes))
+	}
+}
+
+// boxes applies the threshold and class filter to the job's candidates.
+func (p *Pipeline) boxes(j *Job, ctl *control) []web.Box {
+	objs := detect.Objects(j.Candidates, j.Thresh, p.opt.Names, j.Image.W, j.Image.H)
+	boxes := make([]web.Box, 0, len(objs))
+	for _, o := range objs {
+		if ctl.filter != nil && !ctl.filter[o.Name] {
+			continue
+		}
+		boxes = append(boxes, web.Box{Class: o.Name, ClassID: o.Class, Score: o.Score, Box: o.Box})
+	}
+	return boxes
+}
+
+func (p *Pipeline) frameError(j *Job, stage string, err error) {
+	p.st.count(&p.st.errors)
+	p.log.Warn("frame failed", "frame", j.ID, "stage", stage, "err", err)
+}
+
+// Control changes the running pipeline; names is the model's class list used to check
+// the class filter (nil: any name).
+func (p *Pipeline) Control(c web.Control, names []string) error {
+	p.ctlMu.Lock()
+	defer p.ctlMu.Unlock()
+	cur := p.ctl.Load()
+	thresh, classes, paused := cur.thresh, cur.classes, cur.paused
+	if c.Thresh != nil {
+		t := *c.Thresh
+		if !(t > 0 && t < 1) {
+			return fmt.Errorf("thresh %v must be between 0 and 1", t)
+		}
+		thresh = t
+	}
+	if c.Classes != nil {
+		for _, n := range *c.Classes {
+			if names != nil && !slices.Contains(names, n) {
+				return fmt.Errorf("class %q is not one of the model's classes", n)
+			}
+		}
+		classes = *c.Classes
+	}
+	if c.Paused != nil {
+		paused = *c.Paused
+	}
+	p.ctl.Store(newControl(thresh, classes, paused))
+	return nil
+}
+
+// controlState returns the current threshold, class filter and pause flag.
+func (p *Pipeline) controlState() (float32, []string, bool) {
+	c := p.ctl.Load()
+	return c.thresh, slices.Clone(c.classes), c.paused
+}

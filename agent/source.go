@@ -1,0 +1,235 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"mime"
+	"mime/multipart"
+	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// Capture is one frame from a source: encoded bytes (JPEG or PNG) or, for raw camera
+// formats, pixels already converted to RGBA.
+type Capture struct {
+	Data  []byte
+	Image *image.RGBA
+	Time  time.Time // when it was captured (read)
+	Name  string    // file name for file sources, else ""
+}
+
+// Source produces frames. Next blocks until a frame is there; it returns io.EOF when a
+// non-looping file source is done, and any other error when the source failed (the
+// pipeline closes it and opens it again after a delay).
+type Source interface {
+	Next(ctx context.Context) (*Capture, error)
+	// Live says frames arrive in real time (cameras, streams): the pipeline then skips
+	// frames above the fps limit instead of waiting for them.
+	Live() bool
+	Close() error
+	String() string
+}
+
+// maxFrameBytes bounds one encoded frame from a stream or file.
+const maxFrameBytes = 32 << 20
+
+// OpenSource opens the source input names: an http(s):// MJPEG stream, a V4L2 device
+// (/dev/video*), a directory of images, a glob, or one image file.
+func OpenSource(ctx context.Context, input string, cfg SourceConfig) (Source, error) {
+	switch {
+	case input == "":
+		return nil, errors.New("no frame source (set source.input or -source)")
+	case strings.HasPrefix(input, "http://") || strings.HasPrefix(input, "https://"):
+		return OpenMJPEG(ctx, input, http.DefaultClient)
+	case strings.HasPrefix(input, "/dev/video") || strings.HasPrefix(input, "v4l2:"):
+		return OpenV4L2(strings.TrimPrefix(input, "v4l2:"), V4L2Options{Width: cfg.Width, Height: cfg.Height, Format: cfg.Format})
+	}
+	files, err := listImages(input)
+	if err != nil {
+		return nil, err
+	}
+	return &fileSource{spec: input, files: files, loop: cfg.Looping()}, nil
+}
+
+// imageExts are the file types file sources pick from directories.
+var imageExts = []string{".jpg", ".jpeg", ".png"}
+
+// listImages expands a directory (its images, sorted), a glob or a single file.
+func listImages(input string) ([]string, error) {
+	if strings.ContainsAny(input, "*?[") {
+		m, err := filepath.Glob(input)
+		if err != nil {
+			return nil, fmt.Errorf("source %s: %w", input, err)
+		}
+		if len(m) == 0 {
+			return nil, fmt.Errorf("source %s: no files match", input)
+		}
+		slices.Sort(m)
+		return m, nil
+	}
+	fi, err := os.Stat(input)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	if !fi.IsDir() {
+		return []string{input}, nil
+	}
+	ents, err := os.ReadDir(input)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	var files []string
+	for _, e := range ents {
+		if !e.IsDir() && slices.Contains(imageExts, strings.ToLower(filepath.Ext(e.Name()))) {
+			files = append(files, filepath.Join(input, e.Name()))
+		}
+	}
+	if len(files) == 0 {
+		return nil, fmt.Errorf("source %s: no .jpg, .jpeg or .png files in the directory", input)
+	}
+	return files, nil
+}
+
+// fileSource plays image files in order, looping when asked.
+type fileSource struct {
+	spec  string
+	files []string
+	loop  bool
+	next  int
+}
+
+func (f *fileSource) Next(ctx context.Context) (*Capture, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	if f.next >= len(f.files) {
+		if !f.loop {
+			return nil, io.EOF
+		}
+		f.next = 0
+	}
+	path := f.files[f.next]
+	f.next++
+	data, err := readLimited(path)
+	if err != nil {
+		return nil, err
+	}
+	return &Capture{Data: data, Time: time.Now(), Name: filepath.Base(path)}, nil
+}
+
+func readLimited(path string) ([]byte, error) {
+	fh, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("source: %w", err)
+	}
+	defer fh.Close()
+	data, err := io.ReadAll(io.LimitReader(fh, maxFrameBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("source %s: %w", path, err)
+	}
+	if len(data) > maxFrameBytes {
+		return nil, fmt.Errorf("source %s: larger than %d MiB", path, maxFrameBytes>>20)
+	}
+	return data, nil
+}
+
+func (f *fileSource) Live() bool     { return false }
+func (f *fileSource) Close() error   { return nil }
+func (f *fileSource) String() string { return f.spec }
+
+// mjpegSource reads a multipart/x-mixed-replace stream of JPEGs (IP cameras,
+// mjpg-streamer, ffmpeg's mpjpeg muxer).
+type mjpegSource struct {
+	url    string
+	body   io.ReadCloser
+	parts  *multipart.Reader
+	cancel context.CancelFunc
+}
+
+// OpenMJPEG connects to an MJPEG-over-HTTP URL.
+func OpenMJPEG(ctx context.Context, url string, client *http.Client) (Source, error) {
+	// The stream outlives Open's caller context only through its own cancel, which
+	// Close calls; the pipeline's context still ends it via Next.
+	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, url, nil)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("mjpeg source: %w", err)
+	}
+	resp, err := client.Do(req)
+	if err != nil {
+		cancel()
+		return nil, fmt.Errorf("mjpeg source: %w", err)
+	}
+	fail := func(format string, args ...any) (Source, error) {
+		resp.Body.Close()
+		cancel()
+		return nil, fmt.Errorf("mjpeg source %s: "+format, append([]any{url}, args...)...)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return fail("HTTP %s", resp.Status)
+	}
+	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	if err != nil || !strings.HasPrefix(mt, "multipart/") {
+		return fail("Content-Type %q is not a multipart stream (want multipart/x-mixed-replace; boundary=...)", resp.Header.Get("Content-Type"))
+	}
+	boundary := params["boundary"]
+	if boundary == "" {
+		return fail("Content-Type has no boundary")
+	}
+	// Some cameras declare "boundary=--x" and then write "--x" lines; mime/multipart
+	// adds its own "--", so drop a declared one.
+	boundary = strings.TrimPrefix(boundary, "--")
+	return &mjpegSource{url: url, body: resp.Body, parts: multipart.NewReader(resp.Body, boundary), cancel: cancel}, nil
+}
+
+func (m *mjpegSource) Next(ctx context.Context) (*Capture, error) {
+	stop := context.AfterFunc(ctx, m.cancel) // unblock a read when the pipeline stops
+	defer stop()
+	for {
+		p, err := m.parts.NextPart()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			if err == io.EOF {
+				err = io.ErrUnexpectedEOF // a live stream does not end
+			}
+			return nil, fmt.Errorf("mjpeg source %s: %w", m.url, err)
+		}
+		ct := p.Header.Get("Content-Type")
+		if ct != "" && !strings.HasPrefix(ct, "image/") {
+			p.Close()
+			continue // skip non-image parts (some servers interleave metadata)
+		}
+		data, err := io.ReadAll(io.LimitReader(p, maxFrameBytes+1))
+		p.Close()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil, ctx.Err()
+			}
+			return nil, fmt.Errorf("mjpeg source %s: %w", m.url, err)
+		}
+		if len(data) > maxFrameBytes {
+			return nil, fmt.Errorf("mjpeg source %s: frame larger than %d MiB", m.url, maxFrameBytes>>20)
+		}
+		if len(data) == 0 {
+			continue
+		}
+		return &Capture{Data: data, Time: time.Now()}, nil
+	}
+}
+
+func (m *mjpegSource) Live() bool { return true }
+func (m *mjpegSource) Close() error {
+	m.cancel()
+	return m.body.Close()
+}
+func (m *mjpegSource) String() string { return m.url }

@@ -1,0 +1,174 @@
+package agent
+
+import (
+	"sync"
+	"time"
+)
+
+// ewmaAlpha weighs the newest sample of a moving average: about the last 10 frames count.
+const ewmaAlpha = 0.1
+
+// movingAvg is an exponentially weighted moving average plus the last sample.
+type movingAvg struct {
+	avg, last float64
+	n         uint64
+}
+
+func (m *movingAvg) add(v float64) {
+	if m.n == 0 {
+		m.avg = v
+	} else {
+		m.avg += ewmaAlpha * (v - m.avg)
+	}
+	m.last = v
+	m.n++
+}
+
+// rateMeter measures events per second over the last rateWindow events.
+type rateMeter struct {
+	times [rateWindow]time.Time
+	n     int // events recorded, saturating at rateWindow
+	next  int
+}
+
+const rateWindow = 16
+
+// rateIdle is how long without events makes the rate read 0.
+const rateIdle = 5 * time.Second
+
+func (r *rateMeter) add(t time.Time) {
+	r.times[r.next] = t
+	r.next = (r.next + 1) % rateWindow
+	r.n = min(r.n+1, rateWindow)
+}
+
+func (r *rateMeter) rate(now time.Time) float64 {
+	if r.n < 2 {
+		return 0
+	}
+	newest := r.times[(r.next+rateWindow-1)%rateWindow]
+	oldest := r.times[(r.next+rateWindow-r.n)%rateWindow]
+	span := newest.Sub(oldest).Seconds()
+	// An idle pipeline reads 0, and a long gap since the last event lowers the rate
+	// rather than freezing it at its last value.
+	if gap := now.Sub(newest); gap > rateIdle {
+		return 0
+	} else if gap.Seconds() > span/float64(r.n-1) {
+		span += gap.Seconds()
+	}
+	if span <= 0 {
+		return 0
+	}
+	return float64(r.n-1) / span
+}
+
+// Stage names, in pipeline order. Float models use decode, detect and publish.
+const (
+	StageDecode    = "decode"    // JPEG/PNG/YUYV -> RGB
+	StageLetterbox = "letterbox" // resize onto the network canvas
+	StageFirst     = "first"     // float first layer + 3-bit quantize + pack (CPU)
+	StageEngine    = "engine"    // hidden layers (accelerator)
+	StageLast      = "last"      // float last layer + region activation (CPU)
+	StageNMS       = "nms"       // region decode, NMS, class filter
+	StageDetect    = "detect"    // float models: the whole network on the CPU
+	StagePublish   = "publish"   // hand-off to the feed
+)
+
+// stats collects the pipeline's counters and timings; one mutex, taken a few times per
+// frame, is far below the cost of any stage.
+type stats struct {
+	mu        sync.Mutex
+	stages    map[string]*movingAvg
+	order     []string
+	latency   movingAvg
+	in, out   rateMeter
+	framesIn  uint64 // accepted from the source
+	framesOut uint64 // published
+	dropped   uint64 // dropped from full queues (oldest first)
+	paused    uint64 // discarded while paused
+	errors    uint64 // frames that failed in a stage
+	detected  uint64 // detections published
+	srcErrors uint64 // source failures (each retried)
+	srcState  string
+	srcErr    string
+}
+
+func newStats() *stats { return &stats{stages: map[string]*movingAvg{}} }
+
+func (s *stats) stage(name string, d time.Duration) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	m, ok := s.stages[name]
+	if !ok {
+		m = &movingAvg{}
+		s.stages[name] = m
+		s.order = append(s.order, name)
+	}
+	m.add(float64(d) / float64(time.Millisecond))
+}
+
+func (s *stats) frameIn(t time.Time) {
+	s.mu.Lock()
+	s.framesIn++
+	s.in.add(t)
+	s.mu.Unlock()
+}
+
+func (s *stats) frameOut(t time.Time, latency time.Duration, dets int) {
+	s.mu.Lock()
+	s.framesOut++
+	s.detected += uint64(dets)
+	s.out.add(t)
+	s.latency.add(float64(latency) / float64(time.Millisecond))
+	s.mu.Unlock()
+}
+
+func (s *stats) count(p *uint64) {
+	s.mu.Lock()
+	*p++
+	s.mu.Unlock()
+}
+
+func (s *stats) source(state string, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.srcState = state
+	if err != nil {
+		s.srcErr = err.Error()
+		s.srcErrors++
+	} else if state == "running" {
+		s.srcErr = ""
+	}
+}
+
+// Snapshot is a consistent copy of the pipeline's figures.
+type Snapshot struct {
+	FramesIn, FramesOut, Dropped, Paused, Errors, Detections, SourceErrors uint64
+
+	FPSIn, FPSOut float64
+	StagesMS      map[string]float64 // moving averages
+	LastMS        map[string]float64 // last frame
+	StageOrder    []string
+	LatencyMS     float64
+	LastLatencyMS float64
+	SourceState   string
+	SourceError   string
+}
+
+func (s *stats) snapshot(now time.Time) Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sn := Snapshot{
+		FramesIn: s.framesIn, FramesOut: s.framesOut, Dropped: s.dropped, Paused: s.paused,
+		Errors: s.errors, Detections: s.detected, SourceErrors: s.srcErrors,
+		FPSIn: s.in.rate(now), FPSOut: s.out.rate(now),
+		StagesMS: map[string]float64{}, LastMS: map[string]float64{},
+		StageOrder: append([]string(nil), s.order...),
+		LatencyMS:  s.latency.avg, LastLatencyMS: s.latency.last,
+		SourceState: s.srcState, SourceError: s.srcErr,
+	}
+	for k, m := range s.stages {
+		sn.StagesMS[k], sn.LastMS[k] = m.avg, m.last
+	}
+	return sn
+}

@@ -1,0 +1,284 @@
+package agent
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"image"
+	"image/jpeg"
+	"strings"
+	"sync"
+)
+
+// V4L2 facts (linux/videodev2.h): the ioctls the capture path uses, encoded with the
+// kernel's _IOC scheme, and the structs they take. The structs hold pointers and a
+// struct timeval, so their size differs between 64-bit hosts and armv7; they are
+// encoded by hand for a given word size instead of relying on Go struct layout.
+
+// ErrNotSupported is returned where the system lacks a feature (V4L2 off Linux).
+var ErrNotSupported = errors.New("not supported on this system")
+
+// V4L2Options choose the capture format.
+type V4L2Options struct {
+	Width, Height int    // 0: 640x480
+	Format        string // "mjpeg" (default) or "yuyv"
+	Buffers       int    // mmap buffers; 0: 4
+}
+
+// Pixel formats and constants.
+const (
+	v4l2PixMJPEG = 'M' | 'J'<<8 | 'P'<<16 | 'G'<<24
+	v4l2PixYUYV  = 'Y' | 'U'<<8 | 'Y'<<16 | 'V'<<24
+
+	v4l2BufTypeVideoCapture = 1
+	v4l2MemoryMMAP          = 1
+	v4l2FieldAny            = 0
+
+	v4l2CapVideoCapture = 0x00000001
+	v4l2CapStreaming    = 0x04000000
+	v4l2CapDeviceCaps   = 0x80000000
+
+	v4l2CapabilitySize  = 104
+	v4l2ReqBuffersSize  = 20
+	v4l2FmtUnionSize    = 200
+	v4l2TimecodeSize    = 16
+	v4l2PixFormatFields = 12 // u32 fields of struct v4l2_pix_format
+)
+
+// ioctl direction bits (asm-generic/ioctl.h).
+const (
+	iocWrite = 1
+	iocRead  = 2
+)
+
+func ioc(dir, typ, nr, size uintptr) uintptr { return dir<<30 | size<<16 | typ<<8 | nr }
+
+// v4l2ABI is the struct layout for one word size (4: armv7 and other 32-bit; 8: amd64,
+// arm64).
+type v4l2ABI struct{ word int }
+
+func alignTo(n, a int) int { return (n + a - 1) / a * a }
+
+// formatSize: __u32 type, then a union of 200 bytes that contains pointers (struct
+// v4l2_window), so it is aligned to the word.
+func (a v4l2ABI) formatUnionOff() int { return alignTo(4, a.word) }
+func (a v4l2ABI) formatSize() int     { return a.formatUnionOff() + v4l2FmtUnionSize }
+
+// struct v4l2_buffer: index, type, bytesused, flags, field (5 x u32), struct timeval
+// (2 longs), struct v4l2_timecode (16), sequence, memory, union m (offset / userptr /
+// planes / fd: a long), length, reserved2, request_fd.
+func (a v4l2ABI) bufTimestampOff() int { return alignTo(20, a.word) }
+func (a v4l2ABI) bufSequenceOff() int  { return a.bufTimestampOff() + 2*a.word + v4l2TimecodeSize }
+func (a v4l2ABI) bufMemoryOff() int    { return a.bufSequenceOff() + 4 }
+func (a v4l2ABI) bufMOff() int         { return alignTo(a.bufMemoryOff()+4, a.word) }
+func (a v4l2ABI) bufLengthOff() int    { return a.bufMOff() + a.word }
+func (a v4l2ABI) bufferSize() int      { return alignTo(a.bufLengthOff()+12, a.word) }
+
+// The ioctl request numbers for this ABI.
+func (a v4l2ABI) querycap() uintptr {
+	return ioc(iocRead, 'V', 0, v4l2CapabilitySize)
+}
+func (a v4l2ABI) sFmt() uintptr { return ioc(iocRead|iocWrite, 'V', 5, uintptr(a.formatSize())) }
+func (a v4l2ABI) reqbufs() uintptr {
+	return ioc(iocRead|iocWrite, 'V', 8, v4l2ReqBuffersSize)
+}
+func (a v4l2ABI) querybuf() uintptr { return ioc(iocRead|iocWrite, 'V', 9, uintptr(a.bufferSize())) }
+func (a v4l2ABI) qbuf() uintptr     { return ioc(iocRead|iocWrite, 'V', 15, uintptr(a.bufferSize())) }
+func (a v4l2ABI) dqbuf() uintptr    { return ioc(iocRead|iocWrite, 'V', 17, uintptr(a.bufferSize())) }
+func (a v4l2ABI) streamon() uintptr { return ioc(iocWrite, 'V', 18, 4) }
+func (a v4l2ABI) streamoff() uintptr {
+	return ioc(iocWrite, 'V', 19, 4)
+}
+
+var le = binary.LittleEndian // both targets are little-endian
+
+// v4l2Capability is the decoded part of struct v4l2_capability.
+type v4l2Capability struct {
+	Driver, Card, BusInfo string
+	Caps, DeviceCaps      uint32
+}
+
+func decodeCapability(b []byte) v4l2Capability {
+	cstr := func(s []byte) string { return strings.TrimRight(string(s), "\x00") }
+	return v4l2Capability{
+		Driver: cstr(b[0:16]), Card: cstr(b[16:48]), BusInfo: cstr(b[48:80]),
+		Caps: le.Uint32(b[84:]), DeviceCaps: le.Uint32(b[88:]),
+	}
+}
+
+// effective returns the capabilities of this device node.
+func (c v4l2Capability) effective() uint32 {
+	if c.Caps&v4l2CapDeviceCaps != 0 {
+		return c.DeviceCaps
+	}
+	return c.Caps
+}
+
+// v4l2PixFormat is struct v4l2_pix_format's leading fields.
+type v4l2PixFormat struct {
+	Width, Height, PixelFormat, Field, BytesPerLine, SizeImage uint32
+}
+
+func (a v4l2ABI) encodeFormat(p v4l2PixFormat) []byte {
+	b := make([]byte, a.formatSize())
+	le.PutUint32(b, v4l2BufTypeVideoCapture)
+	o := a.formatUnionOff()
+	for i, v := range []uint32{p.Width, p.Height, p.PixelFormat, p.Field, p.BytesPerLine, p.SizeImage} {
+		le.PutUint32(b[o+4*i:], v)
+	}
+	return b
+}
+
+func (a v4l2ABI) decodeFormat(b []byte) v4l2PixFormat {
+	o := a.formatUnionOff()
+	u := func(i int) uint32 { return le.Uint32(b[o+4*i:]) }
+	return v4l2PixFormat{u(0), u(1), u(2), u(3), u(4), u(5)}
+}
+
+func encodeReqBufs(count uint32) []byte {
+	b := make([]byte, v4l2ReqBuffersSize)
+	le.PutUint32(b[0:], count)
+	le.PutUint32(b[4:], v4l2BufTypeVideoCapture)
+	le.PutUint32(b[8:], v4l2MemoryMMAP)
+	return b
+}
+
+// v4l2Buffer is the part of struct v4l2_buffer the mmap capture path uses.
+type v4l2Buffer struct {
+	Index, BytesUsed, Flags, Sequence, Offset, Length uint32
+}
+
+func (a v4l2ABI) encodeBuffer(v v4l2Buffer) []byte {
+	b := make([]byte, a.bufferSize())
+	le.PutUint32(b[0:], v.Index)
+	le.PutUint32(b[4:], v4l2BufTypeVideoCapture)
+	le.PutUint32(b[8:], v.BytesUsed)
+	le.PutUint32(b[12:], v.Flags)
+	le.PutUint32(b[a.bufSequenceOff():], v.Sequence)
+	le.PutUint32(b[a.bufMemoryOff():], v4l2MemoryMMAP)
+	le.PutUint32(b[a.bufMOff():], v.Offset) // union m.offset: the low 32 bits on little-endian
+	le.PutUint32(b[a.bufLengthOff():], v.Length)
+	return b
+}
+
+func (a v4l2ABI) decodeBuffer(b []byte) v4l2Buffer {
+	return v4l2Buffer{
+		Index: le.Uint32(b[0:]), BytesUsed: le.Uint32(b[8:]), Flags: le.Uint32(b[12:]),
+		Sequence: le.Uint32(b[a.bufSequenceOff():]), Offset: le.Uint32(b[a.bufMOff():]),
+		Length: le.Uint32(b[a.bufLengthOff():]),
+	}
+}
+
+// pixelFormat maps the config's format name to a fourcc.
+func pixelFormat(name string) (uint32, error) {
+	switch strings.ToLower(name) {
+	case "", "mjpeg", "mjpg":
+		return v4l2PixMJPEG, nil
+	case "yuyv", "yuy2":
+		return v4l2PixYUYV, nil
+	}
+	return 0, fmt.Errorf("v4l2: format %q not supported (want mjpeg or yuyv)", name)
+}
+
+func fourcc(v uint32) string {
+	return string([]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
+}
+
+// yuyvToRGBA converts packed YUYV 4:2:2 (Y0 U Y1 V per pixel pair, BT.601 limited
+// range, as UVC cameras send it) to RGBA. stride is bytes per line (>= 2*w).
+func yuyvToRGBA(src []byte, w, h, stride int) (*image.RGBA, error) {
+	if w <= 0 || h <= 0 || w%2 != 0 || stride < 2*w || len(src) < stride*(h-1)+2*w {
+		return nil, fmt.Errorf("yuyv frame: %d bytes for %dx%d (stride %d)", len(src), w, h, stride)
+	}
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		row := src[y*stride : y*stride+2*w]
+		dst := out.Pix[y*out.Stride:]
+		for x := 0; x < w; x += 2 {
+			y0, u, y1, v := int(row[2*x]), int(row[2*x+1]), int(row[2*x+2]), int(row[2*x+3])
+			putYUV(dst[4*x:], y0, u, v)
+			putYUV(dst[4*x+4:], y1, u, v)
+		}
+	}
+	return out, nil
+}
+
+// putYUV writes one BT.601 limited-range pixel in 16.16 fixed point.
+func putYUV(dst []byte, y, u, v int) {
+	c := (y - 16) * 76309 // 1.164 * 65536
+	d, e := u-128, v-128
+	dst[0] = clip8((c + 104597*e + 32768) >> 16)
+	dst[1] = clip8((c - 25675*d - 53279*e + 32768) >> 16)
+	dst[2] = clip8((c + 132201*d + 32768) >> 16)
+	dst[3] = 255
+}
+
+func clip8(v int) uint8 { return uint8(max(0, min(255, v))) }
+
+// UVC cameras often send MJPEG frames without Huffman tables (DHT), relying on the
+// standard tables of the JPEG spec (ITU T.81 K.3), which decoders must then insert.
+// image/jpeg's encoder writes exactly those tables, so the segment is taken from a tiny
+// encoded image once.
+var stdDHT = sync.OnceValue(func() []byte {
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, 8, 8)), nil); err != nil {
+		return nil
+	}
+	b := buf.Bytes()
+	var dht []byte
+	walkJPEG(b, func(marker byte, seg []byte) bool {
+		if marker == 0xC4 {
+			dht = append(dht, seg...)
+		}
+		return marker != 0xDA
+	})
+	return dht
+})
+
+// walkJPEG calls f with each marker segment (marker and its bytes, including FF xx and
+// the length) up to and including SOS; f returns false to stop. It stops quietly at the
+// first malformed segment.
+func walkJPEG(b []byte, f func(marker byte, seg []byte) bool) (sos int) {
+	if len(b) < 4 || b[0] != 0xFF || b[1] != 0xD8 {
+		return -1
+	}
+	for i := 2; i+4 <= len(b); {
+		if b[i] != 0xFF {
+			return -1
+		}
+		m := b[i+1]
+		if m == 0xFF { // fill byte
+			i++
+			continue
+		}
+		n := int(b[i+2])<<8 | int(b[i+3])
+		if n < 2 || i+2+n > len(b) {
+			return -1
+		}
+		if !f(m, b[i:i+2+n]) || m == 0xDA {
+			return i
+		}
+		i += 2 + n
+	}
+	return -1
+}
+
+// withHuffmanTables returns the JPEG with the standard tables inserted before its scan
+// when it has none, else the bytes unchanged (copied: the caller's buffer is reused).
+func withHuffmanTables(frame []byte) []byte {
+	has := false
+	sos := walkJPEG(frame, func(marker byte, _ []byte) bool {
+		if marker == 0xC4 {
+			has = true
+		}
+		return !has
+	})
+	if has || sos < 0 || len(stdDHT()) == 0 {
+		return bytes.Clone(frame)
+	}
+	out := make([]byte, 0, len(frame)+len(stdDHT()))
+	out = append(out, frame[:sos]...)
+	out = append(out, stdDHT()...)
+	return append(out, frame[sos:]...)
+}
