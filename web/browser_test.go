@@ -151,7 +151,7 @@ func TestBrowserFeed(t *testing.T) {
 	if r := eval(`String(document.getElementById("view").width / window.feedState.scale)`); r != "320" {
 		t.Fatalf("canvas width / scale = %s, want the frame's 320", r)
 	}
-	boxCol := color.RGBA{0xff, 0x2b, 0xd6, 255} // app.js palette[0], class 0
+	boxCol := boxColor(0) // darknet's colour for class 0, as the snapshot draws it
 	if p := pixel(80, 120); colorDist(p, boxCol) > 40 {
 		t.Errorf("box edge pixel %v, want box colour %v", p, boxCol)
 	}

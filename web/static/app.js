@@ -4,8 +4,20 @@
 (function () {
   const $ = (id) => document.getElementById(id);
   const canvas = $("view"), ctx = canvas.getContext("2d");
-  const palette = ["#ff2bd6", "#2bd9ff", "#ffd42b", "#5cff2b", "#ff7a2b", "#9b6bff", "#2bff9f", "#ff2b55"];
-  const colorFor = (id) => palette[((id % palette.length) + palette.length) % palette.length];
+  // Box colours follow darknet's get_color spread over 80 classes, as the server-side
+  // snapshot (?boxes=1) draws them, so both show a class in the same colour.
+  const ramp = [[1, 0, 1], [0, 0, 1], [0, 1, 1], [0, 1, 0], [1, 1, 0], [1, 0, 0]];
+  function classRGB(id, classes = 80) {
+    const offset = (((id * 123457) % classes) + classes) % classes;
+    return [2, 1, 0].map((x) => {
+      let ratio = offset / classes * 5;
+      const i = Math.floor(ratio), j = Math.min(i + 1, 5);
+      ratio -= i;
+      return Math.floor(((1 - ratio) * ramp[i][x] + ratio * ramp[j][x]) * 255);
+    });
+  }
+  const colorFor = (id) => "rgb(" + classRGB(id).join(",") + ")";
+  const textFor = (id) => { const [r, g, b] = classRGB(id); return 0.299 * r + 0.587 * g + 0.114 * b > 128 ? "#101010" : "#ffffff"; };
 
   // state is read by the browser test too.
   const state = window.feedState = {
@@ -111,7 +123,7 @@
       const tw = ctx.measureText(text).width + 10, th = font + 8;
       const ty = y1 - lw / 2 - th >= 0 ? y1 - lw / 2 - th : y1 + lw / 2;
       ctx.fillStyle = col; ctx.fillRect(x1 - lw / 2, ty, tw, th);
-      ctx.fillStyle = "#101010"; ctx.fillText(text, x1 - lw / 2 + 5, ty + 4);
+      ctx.fillStyle = textFor(d.class_id); ctx.fillText(text, x1 - lw / 2 + 5, ty + 4);
     }
   }
   window.addEventListener("resize", draw);
