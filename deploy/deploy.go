@@ -186,7 +186,7 @@ func openBoard(ctx context.Context, c *Conn, opts Options) (*board, *State, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	opts.Log.Info("board", "facts", facts.String())
+	opts.Log.Debug("board", "facts", facts.String())
 	b := &board{c: c, l: opts.Layout, facts: facts, opts: opts}
 	b.step("board: %s", facts)
 	state, err := c.ReadState(ctx, opts.Layout)
@@ -292,7 +292,7 @@ func (b *board) stage(ctx context.Context, res *Result) error {
 	if err != nil {
 		return fmt.Errorf("upload release %s: %w (the current release is untouched; the partial one is removed by the next deploy)", res.Version, err)
 	}
-	b.step("uploaded %d files (%s), reused %d from earlier releases", res.Uploaded, humanBytes(bytes), res.Linked)
+	b.step("uploaded %d file(s) (%s), reused %d from earlier releases", res.Uploaded, humanBytes(bytes), res.Linked)
 	if err := b.verify(ctx, dir, files); err != nil {
 		return err
 	}

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 )
 
 func TestFirstDeploy(t *testing.T) {
@@ -285,5 +286,71 @@ func TestCommandErrorStatus(t *testing.T) {
 	var ce *CommandError
 	if !errors.As(err, &ce) || ce.Status != 7 || !strings.Contains(err.Error(), "oops") {
 		t.Fatalf("err %v, want exit 7 with stderr", err)
+	}
+}
+
+func TestAgentAuthentication(t *testing.T) {
+	b := startBoard(t)
+	data, err := os.ReadFile(b.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := ssh.ParseRawPrivateKey(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyring := agent.NewKeyring()
+	if err := keyring.Add(agent.AddedKey{PrivateKey: raw}); err != nil {
+		t.Fatal(err)
+	}
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	ln, err := net.Listen("unix", sock)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				_ = agent.ServeAgent(keyring, c)
+			}()
+		}
+	}()
+	tgt := b.target()
+	tgt.Identities = []string{filepath.Join(t.TempDir(), "missing")} // skipped: absent
+	tgt.AgentSocket = sock
+	b.dial(tgt)
+
+	tgt.AgentSocket = ""
+	tgt.Password = func() (string, error) { return "", errors.New("no password in this test") }
+	if _, err := Dial(context.Background(), tgt); err == nil || !strings.Contains(err.Error(), "--identity") {
+		t.Errorf("dial without keys: %v, want an authentication error with a hint", err)
+	}
+}
+
+func TestCollectNeedsHWHBesideBit(t *testing.T) {
+	dir := t.TempDir()
+	bit := filepath.Join(dir, "w1a3.bit")
+	mustWrite(t, bit, []byte("bit"), 0o644)
+	_, err := Collect(Sources{AgentBinary: fakeAgent(t), Bitstream: bit})
+	if err == nil || !strings.Contains(err.Error(), ".hwh") {
+		t.Fatalf("bitstream without .hwh: %v", err)
+	}
+	mustWrite(t, filepath.Join(dir, "w1a3.hwh"), []byte("<xml/>"), 0o644)
+	bundle, err := Collect(Sources{AgentBinary: fakeAgent(t), Bitstream: bit})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range bundle.Files {
+		names = append(names, f.Name)
+	}
+	if !slices.Equal(names, []string{"pynq-agent", "w1a3.bit", "w1a3.hwh"}) {
+		t.Errorf("release files %v", names)
 	}
 }

@@ -57,6 +57,7 @@ type Conn struct {
 	sftp *sftp.Client
 	user string
 	addr string
+	log  *slog.Logger
 }
 
 // Dial connects and authenticates to the target, checking its host key.
@@ -97,7 +98,7 @@ func Dial(ctx context.Context, t Target) (*Conn, error) {
 	}
 	_ = tcp.SetDeadline(time.Time{})
 	log.Debug("ssh connected", "addr", addr, "user", t.User)
-	return &Conn{ssh: ssh.NewClient(cc, chans, reqs), user: t.User, addr: addr}, nil
+	return &Conn{ssh: ssh.NewClient(cc, chans, reqs), user: t.User, addr: addr, log: log}, nil
 }
 
 // dialError keeps host-key errors as they are and adds a hint to authentication failures.
@@ -265,6 +266,8 @@ func (c *Conn) Run(ctx context.Context, cmd string, stdin io.Reader) ([]byte, er
 // Stream runs a shell command on the board, copying its stdout to w as it arrives.
 // Cancelling ctx closes the session.
 func (c *Conn) Stream(ctx context.Context, cmd string, stdin io.Reader, w io.Writer) error {
+	start := time.Now()
+	defer func() { c.log.Debug("remote command", "cmd", shortCmd(cmd), "took", time.Since(start)) }()
 	s, err := c.ssh.NewSession()
 	if err != nil {
 		return fmt.Errorf("ssh session on %s: %w (connection lost?)", c.addr, err)

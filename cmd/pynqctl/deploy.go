@@ -167,7 +167,7 @@ come up is switched back and its last log lines are shown.`,
 				return err
 			}
 			if !res.DryRun {
-				fmt.Printf("deployed %s in %s (uploaded %d files, %s; reused %d)\n",
+				fmt.Printf("deployed %s in %s (uploaded %d file(s), %s; reused %d)\n",
 					res.Version, time.Since(start).Round(time.Millisecond), res.Uploaded, byteCount(res.BytesUploaded), res.Linked)
 			}
 			return nil
