@@ -178,6 +178,23 @@ func TestDetectionsRing(t *testing.T) {
 	if len(chairs) != 2 || chairs[0].FrameID != 6 || chairs[1].FrameID != 5 || !strings.HasPrefix(chairs[0].Thumb, "data:image/jpeg;base64,") {
 		t.Fatalf("chairs: %+v", chairs)
 	}
+	_, body = get(t, e.srv.URL+"/api/detections?thumbs=1")
+	var thumbs []Detection
+	json.Unmarshal([]byte(body), &thumbs)
+	if len(thumbs) != 4 || thumbs[3].FrameID != 3 {
+		t.Fatalf("thumbs=1: %d entries %+v, want the 4 chairs left in the ring", len(thumbs), thumbs)
+	}
+	resp, err := http.Get(e.srv.URL + "/api/detections?thumbs=1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	req, _ := http.NewRequest("GET", e.srv.URL+"/api/detections?thumbs=1", nil)
+	req.Header.Set("If-None-Match", resp.Header.Get("ETag"))
+	if resp, err = http.DefaultClient.Do(req); err != nil || resp.StatusCode != http.StatusNotModified {
+		t.Fatalf("unchanged ring with its ETag: %v %v, want 304", err, resp)
+	}
+	resp.Body.Close()
 	if code, _ := get(t, e.srv.URL+"/api/detections?limit=-1"); code != 400 {
 		t.Fatalf("limit=-1: %d", code)
 	}

@@ -22,6 +22,7 @@ type detectionRing struct {
 	items []Detection
 	next  int
 	full  bool
+	added uint64 // detections ever added: the version of the list, for ETags
 }
 
 func newDetectionRing(n int) *detectionRing { return &detectionRing{items: make([]Detection, n)} }
@@ -46,6 +47,7 @@ func (r *detectionRing) add(f *Frame, wantThumb func(string) bool, size, perFram
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	r.added += uint64(len(recs))
 	for _, rec := range recs {
 		r.items[r.next] = rec
 		r.next = (r.next + 1) % len(r.items)
@@ -55,8 +57,16 @@ func (r *detectionRing) add(f *Frame, wantThumb func(string) bool, size, perFram
 	}
 }
 
-// list returns up to limit detections, newest first, of one class or all ("").
-func (r *detectionRing) list(class string, limit int) []Detection {
+// version changes whenever detections are added.
+func (r *detectionRing) version() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.added
+}
+
+// list returns up to limit detections, newest first, of one class or all ("");
+// thumbsOnly keeps those with a thumbnail.
+func (r *detectionRing) list(class string, limit int, thumbsOnly bool) []Detection {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	n := r.next
@@ -69,7 +79,7 @@ func (r *detectionRing) list(class string, limit int) []Detection {
 	out := make([]Detection, 0, limit)
 	for i := 1; i <= n && len(out) < limit; i++ {
 		d := r.items[(r.next-i+len(r.items))%len(r.items)]
-		if class == "" || d.Class == class {
+		if (class == "" || d.Class == class) && (!thumbsOnly || d.Thumb != "") {
 			out = append(out, d)
 		}
 	}

@@ -64,6 +64,22 @@ func TestEncodeOnce(t *testing.T) {
 	}
 }
 
+// TestLatestOnJoin: a viewer that joins gets the latest frame at once (the pipeline may
+// be paused or slow), encoded once however many join.
+func TestLatestOnJoin(t *testing.T) {
+	e := newFeedEnv(t, HubOptions{}, ServerOptions{})
+	e.hub.Publish(solidFrame(1, 64, 48, grey))
+	waitFor(t, "frame recorded", func() bool { return len(e.hub.Recent("", 1)) == 1 })
+	for range 3 {
+		if m, _ := readFrame(t, e.dial(t, nil)); m.ID != 1 {
+			t.Fatalf("joining viewer got frame %d, want the latest (1)", m.ID)
+		}
+	}
+	if st := e.hub.Stats(); st.Encoded != 1 {
+		t.Fatalf("stats %+v: want one encode for three joining viewers", st)
+	}
+}
+
 func TestNoEncodeWithoutViewers(t *testing.T) {
 	e := newFeedEnv(t, HubOptions{}, ServerOptions{})
 	const frames = 30

@@ -76,6 +76,7 @@ type Hub struct {
 	all    bool
 
 	in     chan *Frame
+	joined chan *viewer // new viewers, sent the latest frame at once (the feed may be slow or paused)
 	done   chan struct{}
 	closed sync.Once
 	wg     sync.WaitGroup
@@ -120,7 +121,8 @@ func NewHub(opt HubOptions) *Hub {
 	opt.defaults()
 	h := &Hub{
 		opt:  opt,
-		in:   make(chan *Frame, opt.InputQueue),
+		in:     make(chan *Frame, opt.InputQueue),
+		joined: make(chan *viewer, 16),
 		done: make(chan struct{}),
 		ring: newDetectionRing(opt.RecentDetections),
 	}
@@ -172,7 +174,7 @@ func (h *Hub) Viewers() int { return len(*h.viewers.Load()) }
 
 // Recent returns up to limit recent detections, newest first, optionally of one class
 // (empty = all). limit <= 0 means the whole ring.
-func (h *Hub) Recent(class string, limit int) []Detection { return h.ring.list(class, limit) }
+func (h *Hub) Recent(class string, limit int) []Detection { return h.ring.list(class, limit, false) }
 
 // Stats returns the hub's counters.
 func (h *Hub) Stats() HubStats {
@@ -214,12 +216,15 @@ func (h *Hub) run() {
 			if h.Viewers() == 0 {
 				continue // nobody watches: no encode
 			}
-			m, err := h.encode(f)
-			if err != nil {
-				h.opt.Logger.Warn("feed: encode frame", "id", f.ID, "err", err)
-				continue
+			if m := h.encodeOnce(f); m != nil {
+				h.fanout(m)
 			}
-			h.fanout(m)
+		case v := <-h.joined:
+			if f := h.latest.Load(); f != nil {
+				if m := h.encodeOnce(f); m != nil {
+					h.offer(v, m)
+				}
+			}
 		case <-h.done:
 			return
 		}
@@ -227,6 +232,20 @@ func (h *Hub) run() {
 }
 
 func (h *Hub) wantThumb(class string) bool { return h.all || h.thumbs[class] }
+
+// encodeOnce returns the feed message of f, encoding it unless it is the last one encoded
+// (a frame sent to a new viewer before the hub got to it in its queue).
+func (h *Hub) encodeOnce(f *Frame) *feedMessage {
+	if m := h.encoded.Load(); m != nil && m.id == f.ID && m.published.Equal(f.Published) {
+		return m
+	}
+	m, err := h.encode(f)
+	if err != nil {
+		h.opt.Logger.Warn("feed: encode frame", "id", f.ID, "err", err)
+		return nil
+	}
+	return m
+}
 
 // frameMeta is the JSON text message that accompanies each frame's JPEG on the feed.
 type frameMeta struct {
@@ -291,19 +310,23 @@ func encodeJPEG(img image.Image, quality int) ([]byte, error) {
 // message, which is counted as that viewer's drop.
 func (h *Hub) fanout(m *feedMessage) {
 	for _, v := range *h.viewers.Load() {
-		for {
-			select {
-			case v.queue <- m:
-			default:
-				select {
-				case <-v.queue:
-					v.dropped.Add(1)
-					h.drops.Add(1)
-				default:
-				}
-				continue
-			}
-			break
+		h.offer(v, m)
+	}
+}
+
+// offer queues m to one viewer, dropping the viewer's oldest queued message when full.
+func (h *Hub) offer(v *viewer, m *feedMessage) {
+	for {
+		select {
+		case v.queue <- m:
+			return
+		default:
+		}
+		select {
+		case <-v.queue:
+			v.dropped.Add(1)
+			h.drops.Add(1)
+		default:
 		}
 	}
 }
@@ -322,6 +345,10 @@ func (h *Hub) addViewer() (*viewer, error) {
 	list = append(append(list, old...), v)
 	h.viewers.Store(&list)
 	h.viewersTotal.Add(1)
+	select { // the hub sends it the latest frame; when 16 join at once, the rest wait for the next
+	case h.joined <- v:
+	default:
+	}
 	return v, nil
 }
 

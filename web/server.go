@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"image"
 	"image/draw"
 	"io"
@@ -139,7 +140,16 @@ func (s *server) detections(w http.ResponseWriter, r *http.Request) {
 		}
 		limit = n
 	}
-	writeJSON(w, http.StatusOK, s.hub.Recent(r.URL.Query().Get("class"), limit))
+	// Pages poll this: answer 304 while nothing was added (the thumbnails make it heavy).
+	etag := fmt.Sprintf(`"%d-%x"`, s.hub.ring.version(), crc32.ChecksumIEEE([]byte(r.URL.RawQuery)))
+	w.Header().Set("ETag", etag)
+	w.Header().Set("Cache-Control", "no-cache") // keep it, but revalidate every time
+	if r.Header.Get("If-None-Match") == etag {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	q := r.URL.Query()
+	writeJSON(w, http.StatusOK, s.hub.ring.list(q.Get("class"), limit, q.Get("thumbs") == "1"))
 }
 
 // snapshot serves the latest frame as JPEG; ?boxes=1 draws the detections on a copy.
@@ -335,7 +345,9 @@ func (s *server) upgradeError(w http.ResponseWriter, _ *http.Request, status int
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
 	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
+	if w.Header().Get("Cache-Control") == "" {
+		w.Header().Set("Cache-Control", "no-store")
+	}
 	w.WriteHeader(code)
 	enc := json.NewEncoder(w)
 	enc.Encode(v)

@@ -70,9 +70,14 @@ func (s *server) writeLoop(conn *websocket.Conn, v *viewer, readDone <-chan stru
 	if err := s.write(conn, websocket.TextMessage, hi); err != nil {
 		return err
 	}
+	var last *feedMessage
 	for {
 		select {
 		case m := <-v.queue:
+			if m == last {
+				continue // the latest frame sent on joining, then again by the fan-out
+			}
+			last = m
 			if err := s.writePrepared(conn, m.meta); err != nil {
 				return err
 			}

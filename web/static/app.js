@@ -185,6 +185,7 @@
     }
     paused = !!st.paused;
     $("pause").textContent = paused ? "Resume" : "Pause";
+    if (state.connected) setConn(paused ? "reconnecting" : "live", paused ? "live · paused" : "live");
     if (document.activeElement !== $("classes")) $("classes").value = (st.classes || []).join(", ");
     const tel = st.extra && st.extra.telemetry;
     $("telemetryCard").hidden = !tel;
@@ -219,9 +220,10 @@
 
   async function pollRecent() {
     try {
-      const r = await fetch("api/detections?limit=64", { cache: "no-store" });
-      if (!r.ok) return;
-      const list = (await r.json()).filter((d) => d.thumb).slice(0, 12);
+      // The browser revalidates with the ETag: 304 while no detection was added.
+      const r = await fetch("api/detections?thumbs=1&limit=12", { cache: "no-cache" });
+      if (!r.ok || r.status === 304) return;
+      const list = await r.json();
       const ul = $("recent");
       ul.replaceChildren();
       if (!list.length) { const li = document.createElement("li"); li.className = "muted"; li.textContent = "none yet"; ul.append(li); return; }
