@@ -120,11 +120,11 @@ var errHubClosed = errors.New("hub closed")
 func NewHub(opt HubOptions) *Hub {
 	opt.defaults()
 	h := &Hub{
-		opt:  opt,
+		opt:    opt,
 		in:     make(chan *Frame, opt.InputQueue),
 		joined: make(chan *viewer, 16),
-		done: make(chan struct{}),
-		ring: newDetectionRing(opt.RecentDetections),
+		done:   make(chan struct{}),
+		ring:   newDetectionRing(opt.RecentDetections),
 	}
 	h.thumbs = map[string]bool{}
 	for _, c := range opt.ThumbClasses {
