@@ -93,3 +93,17 @@ func biasActivate(x []float32, bias float32, a quant.Activation) {
 		Activate(x, a)
 	}
 }
+
+// slopeOf returns s such that max(v, s*v) is the activation (linear 1, leaky 0.1, relu 0)
+// and ok; ok is false for activations that need [activate1].
+func slopeOf(a quant.Activation) (s float32, ok bool) {
+	switch a {
+	case quant.ActLinear, "":
+		return 1, true
+	case quant.ActLeaky:
+		return 0.1, true
+	case quant.ActReLU:
+		return 0, true
+	}
+	return 0, false
+}

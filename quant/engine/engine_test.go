@@ -163,6 +163,7 @@ func TestMaxPool(t *testing.T) {
 		{13, 13, 9, 1, 8},   // SPP pools
 		{13, 13, 13, 1, 12}, // SPP pools
 		{7, 9, 2, 2, 0},     // odd, no padding: last row and column dropped
+		{7, 9, 2, 2, 1},     // odd with padding: last window half outside
 		{7, 9, 3, 2, 2},
 		{5, 5, 3, 3, 0},
 	}

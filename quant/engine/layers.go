@@ -15,6 +15,10 @@ func MaxPool(in []float32, c, h, w int, size, stride, pad int, out []float32, oh
 		plane := in[ch*h*w : (ch+1)*h*w]
 		o := out[ch*oh*ow : (ch+1)*oh*ow]
 		for oy := 0; oy < oh; oy++ {
+			if size == 2 && stride == 2 && off == 0 && 2*oy+1 < h {
+				maxPool2x2Row(o[oy*ow:(oy+1)*ow], plane[2*oy*w:(2*oy+1)*w], plane[(2*oy+1)*w:(2*oy+2)*w])
+				continue
+			}
 			y0 := oy*stride + off
 			ylo, yhi := max(y0, 0), min(y0+size, h)
 			for ox := 0; ox < ow; ox++ {
@@ -31,6 +35,19 @@ func MaxPool(in []float32, c, h, w int, size, stride, pad int, out []float32, oh
 				o[oy*ow+ox] = m
 			}
 		}
+	}
+}
+
+// maxPool2x2Row is one output row of a size 2 stride 2 pool whose two input rows r0, r1
+// exist; a last column whose window sticks out of the row takes the one in-row column.
+func maxPool2x2Row(o, r0, r1 []float32) {
+	for ox := range o {
+		x := 2 * ox
+		if x+1 >= len(r0) || x+1 >= len(r1) {
+			o[ox] = max(r0[x], r1[x])
+			continue
+		}
+		o[ox] = max(max(r0[x], r0[x+1]), max(r1[x], r1[x+1]))
 	}
 }
 

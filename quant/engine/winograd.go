@@ -144,6 +144,7 @@ func (cv *Conv) winogradInput(in []float32, c, t0, nt, tw int, v []float32) {
 func (cv *Conv) winogradOutput(m []float32, f0, f, t0, nt, tw int, out []float32) {
 	oh, ow := cv.Out.H, cv.Out.W
 	stride := f * nt
+	slope, simple := slopeOf(cv.act)
 	for o := 0; o < f; o++ {
 		plane := out[(f0+o)*oh*ow : (f0+o+1)*oh*ow]
 		bias := cv.bias[f0+o]
@@ -168,9 +169,14 @@ func (cv *Conv) winogradOutput(m []float32, f0, f, t0, nt, tw int, out []float32
 				}
 				v0 := a[r][0] + a[r][1] + a[r][2] + bias
 				v1 := a[r][1] - a[r][2] - a[r][3] + bias
-				plane[y*ow+x0] = activate1(v0, cv.act)
+				if simple {
+					v0, v1 = max(v0, slope*v0), max(v1, slope*v1)
+				} else {
+					v0, v1 = activate1(v0, cv.act), activate1(v1, cv.act)
+				}
+				plane[y*ow+x0] = v0
 				if x0+1 < ow {
-					plane[y*ow+x0+1] = activate1(v1, cv.act)
+					plane[y*ow+x0+1] = v1
 				}
 			}
 		}
