@@ -18,7 +18,7 @@ type Layout struct {
 	UnitDir    string // where the unit file goes; default /etc/systemd/system
 	Systemctl  string // command prefix for systemctl; default "systemctl"
 	Journalctl string // command prefix for journalctl; default "journalctl"
-	Sudo       string // prefix to become root when the login user is not; default "sudo -n"
+	Sudo       string // sudo command for a login user who is not root (deploy adds -n or -S); default "sudo"
 	AgentAddr  string // the agent's HTTP address as seen on the board; default 127.0.0.1:8080
 }
 
@@ -30,7 +30,7 @@ func DefaultLayout() Layout {
 		UnitDir:    "/etc/systemd/system",
 		Systemctl:  "systemctl",
 		Journalctl: "journalctl",
-		Sudo:       "sudo -n",
+		Sudo:       "sudo",
 		AgentAddr:  "127.0.0.1:8080",
 	}
 }
@@ -57,13 +57,15 @@ func (l Layout) unitPath() string           { return path.Join(l.UnitDir, l.Serv
 
 // Facts are what deploy learns about the board before changing anything.
 type Facts struct {
-	Arch      string // uname -m, "armv7l" on a PYNQ-Z2
-	Kernel    string // uname -r
-	UID       int    // id -u of the login user
-	Sudo      bool   // the login user can run Layout.Sudo without a password
-	Systemd   bool   // Layout.Systemctl --version works
-	FreeBytes int64  // available on the filesystem that holds (or will hold) BaseDir
-	Mount     string // that filesystem's mount point
+	Arch   string // uname -m, "armv7l" on a PYNQ-Z2
+	Kernel string // uname -r
+	UID    int    // id -u of the login user
+	Sudo   bool   // the login user can become root with sudo
+	// SudoPassword: sudo asks for the user's password (checked with Options.SudoPassword).
+	SudoPassword bool
+	Systemd      bool   // Layout.Systemctl --version works
+	FreeBytes    int64  // available on the filesystem that holds (or will hold) BaseDir
+	Mount        string // that filesystem's mount point
 }
 
 // CanBeRoot says whether service commands can run as root.
@@ -74,6 +76,8 @@ func (f Facts) String() string {
 	switch {
 	case f.UID == 0:
 		root = "yes (logged in as root)"
+	case f.Sudo && f.SudoPassword:
+		root = "yes (sudo with password)"
 	case f.Sudo:
 		root = "yes (sudo)"
 	}
@@ -94,7 +98,7 @@ echo "uid=$(id -u)"
 d=%s; while [ ! -e "$d" ]; do d=$(dirname "$d"); done
 echo "df=$(df -Pk "$d" | tail -n 1)"
 if %s --version >/dev/null 2>&1; then echo systemd=yes; else echo systemd=no; fi
-if [ "$(id -u)" != 0 ] && %s true >/dev/null 2>&1; then echo sudo=yes; else echo sudo=no; fi
+if [ "$(id -u)" != 0 ] && %s -n true >/dev/null 2>&1; then echo sudo=yes; else echo sudo=no; fi
 `, shq(l.BaseDir), l.Systemctl, l.Sudo)
 	out, err := c.Run(ctx, "sh -s", strings.NewReader(script))
 	if err != nil {
@@ -173,7 +177,7 @@ func CheckFacts(f Facts, allowArch []string, binArch string, need int64) error {
 		return fmt.Errorf("systemd not found on the board (systemctl --version failed): the agent runs as a systemd service")
 	}
 	if !f.CanBeRoot() {
-		return fmt.Errorf("the login user cannot become root (uid %d, sudo -n true failed): the agent needs root for /dev/mem and the FPGA manager; allow passwordless sudo for this user or log in as root", f.UID)
+		return fmt.Errorf("the login user cannot become root (uid %d: sudo -n true failed and no sudo password worked): the agent needs root for /dev/mem and the FPGA manager; give the password (PYNQ_SUDO_PASSWORD or the prompt), allow passwordless sudo for this user, or log in as root", f.UID)
 	}
 	const margin = 1 << 20
 	if need+margin > f.FreeBytes {

@@ -26,6 +26,9 @@ type Options struct {
 	Out      io.Writer        // plan and step lines for the user; nil discards
 	Log      *slog.Logger     // nil discards
 	Now      func() time.Time // release timestamps; nil means time.Now
+	// SudoPassword is asked when the login user is not root and sudo wants a password
+	// (the PYNQ image's xilinx user); nil refuses such boards.
+	SudoPassword func() (string, error)
 }
 
 func (o Options) withDefaults() Options {
@@ -98,22 +101,60 @@ func (e *HealthError) Unwrap() error { return e.Err }
 
 // board bundles a connection with the layout and what is known about the board.
 type board struct {
-	c     *Conn
-	l     Layout
-	facts Facts
-	opts  Options
+	c        *Conn
+	l        Layout
+	facts    Facts
+	opts     Options
+	sudoPass string // sudo's password when it needs one
 }
 
 // root wraps cmd so that it runs as root.
 func (b *board) root(cmd string) string {
-	if b.facts.UID == 0 {
+	switch {
+	case b.facts.UID == 0:
 		return cmd
+	case b.sudoPass != "":
+		return b.l.Sudo + " -S -p '' sh -c " + shq(cmd)
 	}
-	return b.l.Sudo + " sh -c " + shq(cmd)
+	return b.l.Sudo + " -n sh -c " + shq(cmd)
+}
+
+// rootStdin puts sudo's password in front of a root command's input: sudo -S reads one
+// line and leaves the rest to the command.
+func (b *board) rootStdin(stdin io.Reader) io.Reader {
+	if b.facts.UID == 0 || b.sudoPass == "" {
+		return stdin
+	}
+	if stdin == nil {
+		stdin = strings.NewReader("")
+	}
+	return io.MultiReader(strings.NewReader(b.sudoPass+"\n"), stdin)
 }
 
 func (b *board) runRoot(ctx context.Context, cmd string, stdin io.Reader) ([]byte, error) {
-	return b.c.Run(ctx, b.root(cmd), stdin)
+	return b.c.Run(ctx, b.root(cmd), b.rootStdin(stdin))
+}
+
+// trySudoPassword checks whether sudo takes the password Options.SudoPassword gives.
+func (b *board) trySudoPassword(ctx context.Context) error {
+	if b.facts.UID == 0 || b.facts.Sudo || b.opts.SudoPassword == nil {
+		return nil
+	}
+	pw, err := b.opts.SudoPassword()
+	if err != nil {
+		return fmt.Errorf("sudo password: %w", err)
+	}
+	if strings.ContainsAny(pw, "\n") {
+		return fmt.Errorf("sudo password: contains a newline")
+	}
+	_, err = b.c.Run(ctx, b.l.Sudo+" -S -p '' true", strings.NewReader(pw+"\n"))
+	if err != nil {
+		b.opts.Log.Warn("sudo refused the password", "err", err)
+		return nil // CheckFacts reports that the user cannot become root
+	}
+	b.sudoPass = pw
+	b.facts.Sudo, b.facts.SudoPassword = true, true
+	return nil
 }
 
 func (b *board) systemctl(ctx context.Context, args ...string) error {
@@ -186,9 +227,12 @@ func openBoard(ctx context.Context, c *Conn, opts Options) (*board, *State, erro
 	if err != nil {
 		return nil, nil, err
 	}
-	opts.Log.Debug("board", "facts", facts.String())
 	b := &board{c: c, l: opts.Layout, facts: facts, opts: opts}
-	b.step("board: %s", facts)
+	if err := b.trySudoPassword(ctx); err != nil {
+		return nil, nil, err
+	}
+	opts.Log.Debug("board", "facts", b.facts.String())
+	b.step("board: %s", b.facts)
 	state, err := c.ReadState(ctx, opts.Layout)
 	if err != nil {
 		return nil, nil, err

@@ -78,7 +78,7 @@ func TestFirstDeploy(t *testing.T) {
 		t.Errorf("status: current %s unit %q api %v", st.Current, st.Unit, st.API)
 	}
 	var logs bytes.Buffer
-	if err := Logs(context.Background(), c, b.layout, 20, false, &logs); err != nil {
+	if err := Logs(context.Background(), c, Options{Layout: b.layout}, 20, false, &logs); err != nil {
 		t.Fatalf("logs: %v", err)
 	}
 	if !strings.Contains(logs.String(), "fakeagent fake-1 listening") {
@@ -352,5 +352,44 @@ func TestCollectNeedsHWHBesideBit(t *testing.T) {
 	}
 	if !slices.Equal(names, []string{"pynq-agent", "w1a3.bit", "w1a3.hwh"}) {
 		t.Errorf("release files %v", names)
+	}
+}
+
+func TestSudoWithPassword(t *testing.T) {
+	b := startBoard(t)
+	c := b.dial(b.target())
+	fake, err := filepath.Abs("testdata/fakesudo.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	layout := b.layout
+	layout.Sudo = "sh " + fake
+	for _, tc := range []struct {
+		password string
+		root     bool
+	}{{"secret", true}, {"wrong", false}} {
+		opts := Options{Layout: layout, SudoPassword: func() (string, error) { return tc.password, nil }}.withDefaults()
+		// A login user that is not root, as on a PYNQ image (xilinx, uid 1000).
+		bd := &board{c: c, l: opts.Layout, facts: Facts{Arch: "armv7l", Systemd: true, UID: 1000, FreeBytes: 1 << 30}, opts: opts}
+		if err := bd.trySudoPassword(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		if bd.facts.CanBeRoot() != tc.root {
+			t.Fatalf("password %q: can be root %v, want %v", tc.password, bd.facts.CanBeRoot(), tc.root)
+		}
+		if !tc.root {
+			if err := CheckFacts(bd.facts, nil, "", 0); err == nil || !strings.Contains(err.Error(), "cannot become root") {
+				t.Errorf("CheckFacts without root: %v", err)
+			}
+			continue
+		}
+		// The command after sudo still gets its own input.
+		out := filepath.Join(t.TempDir(), "unit")
+		if _, err := bd.runRoot(context.Background(), "cat > "+shq(out), strings.NewReader("[Unit]\n")); err != nil {
+			t.Fatalf("root command through sudo -S: %v", err)
+		}
+		if got, _ := os.ReadFile(out); string(got) != "[Unit]\n" {
+			t.Errorf("root command's input: %q", got)
+		}
 	}
 }

@@ -350,14 +350,23 @@ func (s *Status) Format(w io.Writer) {
 
 // Logs copies the service's journal to w: the last n lines, and with follow the new
 // ones until ctx ends.
-func Logs(ctx context.Context, c *Conn, l Layout, n int, follow bool, w io.Writer) error {
-	l = l.withDefaults()
+func Logs(ctx context.Context, c *Conn, opts Options, n int, follow bool, w io.Writer) error {
+	opts = opts.withDefaults()
+	l := opts.Layout
 	facts, err := c.DetectFacts(ctx, l)
 	if err != nil {
 		return err
 	}
-	b := &board{c: c, l: l, facts: facts}
-	err = c.Stream(ctx, b.root(journalCmd(l, n, follow)), nil, w)
+	b := &board{c: c, l: l, facts: facts, opts: opts}
+	if err := b.trySudoPassword(ctx); err != nil {
+		return err
+	}
+	// Without root the journal may still be readable (adm or systemd-journal group).
+	cmd, stdin := journalCmd(l, n, follow), io.Reader(nil)
+	if b.facts.CanBeRoot() {
+		cmd, stdin = b.root(cmd), b.rootStdin(nil)
+	}
+	err = c.Stream(ctx, cmd, stdin, w)
 	if follow && errors.Is(err, context.Canceled) {
 		return nil
 	}

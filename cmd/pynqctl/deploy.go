@@ -46,7 +46,7 @@ func (f *boardFlags) register(cmd *cobra.Command) {
 	fs.StringVar(&f.layout.UnitDir, "unit-dir", d.UnitDir, "directory for the unit file on the board")
 	fs.StringVar(&f.layout.Systemctl, "systemctl", d.Systemctl, "service manager command prefix on the board")
 	fs.StringVar(&f.layout.Journalctl, "journalctl", d.Journalctl, "journal command prefix on the board")
-	fs.StringVar(&f.layout.Sudo, "sudo", d.Sudo, "prefix that makes a non-root login user root")
+	fs.StringVar(&f.layout.Sudo, "sudo", d.Sudo, "sudo command for a non-root login user (deploy adds -n, or -S with the password)")
 	fs.StringVar(&f.layout.AgentAddr, "agent-addr", d.AgentAddr, "the agent's HTTP address as seen on the board")
 	fs.StringSliceVar(&f.allowArch, "allow-arch", []string{"armv7l"}, "board architectures (uname -m) to accept")
 	fs.DurationVar(&f.healthTimeout, "health-timeout", 60*time.Second, "how long a new release has to answer /healthz")
@@ -104,7 +104,23 @@ func (f *boardFlags) options(log *slog.Logger) deploy.Options {
 		HealthTimeout: f.healthTimeout,
 		Out:           os.Stdout,
 		Log:           log,
+		SudoPassword:  f.sudoPassword,
 	}
+}
+
+// sudoPassword comes from PYNQ_SUDO_PASSWORD, else PYNQ_SSH_PASSWORD (on a PYNQ image
+// both are the xilinx user's), else a terminal prompt.
+func (f *boardFlags) sudoPassword() (string, error) {
+	for _, env := range []string{"PYNQ_SUDO_PASSWORD", "PYNQ_SSH_PASSWORD"} {
+		if pw, ok := os.LookupEnv(env); ok {
+			return pw, nil
+		}
+	}
+	if !term.IsTerminal(int(os.Stdin.Fd())) {
+		return "", fmt.Errorf("sudo on the board wants a password: set PYNQ_SUDO_PASSWORD, or allow passwordless sudo for %s", f.user)
+	}
+	pw, err := prompt(fmt.Sprintf("[sudo] password for %s on %s: ", f.user, f.host))
+	return string(pw), err
 }
 
 func (f *boardFlags) dial(ctx context.Context, log *slog.Logger) (*deploy.Conn, error) {
@@ -289,7 +305,7 @@ func newLogsCmd(log *slog.Logger) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			return deploy.Logs(cmd.Context(), c, bf.layout, lines, follow, os.Stdout)
+			return deploy.Logs(cmd.Context(), c, bf.options(log), lines, follow, os.Stdout)
 		},
 	}
 	bf.register(cmd)
