@@ -283,6 +283,7 @@ func DepthwisePlane(in []float32, h, w int, k []float32, size, stride, pad int, 
 // darknet's order.
 func depthwise3x3Row(orow, rows []float32, w int, k *[9]float32, stride, pad, ox0, ox1 int, bias float32, act quant.Activation) {
 	r0, r1, r2 := rows[:w], rows[w:2*w], rows[2*w:3*w]
+	slope, simple := slopeOf(act)
 	border := func(ox int) {
 		var acc float32
 		for kx := 0; kx < 3; kx++ {
@@ -300,7 +301,46 @@ func depthwise3x3Row(orow, rows []float32, w int, k *[9]float32, stride, pad, ox
 	base := ox0*stride - pad
 	a, b, c := r0[base:], r1[base:], r2[base:]
 	dst := orow[ox0:ox1]
-	for i := range dst {
+	// Two outputs per iteration: their tap chains are independent, so they overlap.
+	i := 0
+	for ; i+1 < len(dst); i += 2 {
+		if len(a) < stride+3 || len(b) < stride+3 || len(c) < stride+3 {
+			break // only near the row end; the loop below finishes
+		}
+		a2, b2, c2 := a[stride:stride+3], b[stride:stride+3], c[stride:stride+3]
+		acc := k[0] * a[0]
+		acc2 := k[0] * a2[0]
+		acc += k[1] * a[1]
+		acc2 += k[1] * a2[1]
+		acc += k[2] * a[2]
+		acc2 += k[2] * a2[2]
+		acc += k[3] * b[0]
+		acc2 += k[3] * b2[0]
+		acc += k[4] * b[1]
+		acc2 += k[4] * b2[1]
+		acc += k[5] * b[2]
+		acc2 += k[5] * b2[2]
+		acc += k[6] * c[0]
+		acc2 += k[6] * c2[0]
+		acc += k[7] * c[1]
+		acc2 += k[7] * c2[1]
+		acc += k[8] * c[2]
+		acc2 += k[8] * c2[2]
+		acc += bias
+		acc2 += bias
+		if simple {
+			acc, acc2 = max(acc, slope*acc), max(acc2, slope*acc2)
+		} else {
+			acc, acc2 = activate1(acc, act), activate1(acc2, act)
+		}
+		dst[i], dst[i+1] = acc, acc2
+		if len(a) < 2*stride || len(b) < 2*stride || len(c) < 2*stride {
+			i += 2
+			break
+		}
+		a, b, c = a[2*stride:], b[2*stride:], c[2*stride:]
+	}
+	for ; i < len(dst); i++ {
 		if len(a) < 3 || len(b) < 3 || len(c) < 3 {
 			break // unreachable: [ox0, ox1) reads inside the rows
 		}
@@ -314,13 +354,9 @@ func depthwise3x3Row(orow, rows []float32, w int, k *[9]float32, stride, pad, ox
 		acc += k[7] * c[1]
 		acc += k[8] * c[2]
 		acc += bias
-		switch act {
-		case quant.ActLeaky:
-			acc = max(acc, 0.1*acc)
-		case quant.ActReLU:
-			acc = max(acc, 0)
-		case quant.ActLinear:
-		default:
+		if simple {
+			acc = max(acc, slope*acc)
+		} else {
 			acc = activate1(acc, act)
 		}
 		dst[i] = acc

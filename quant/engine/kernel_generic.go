@@ -15,6 +15,7 @@ func KernelName() string { return "scalar 4x2" }
 // register tile. accumulate (pc > 0) adds to C; last applies bias and the fused
 // activation.
 func macroKernel(a *PackedA, pc, kc int, buf []float32, ncp, nc int, c []float32, ldc, jc, ic, iend int, last bool, bias []float32, act quant.Activation) {
+	slope, _ := slopeOf(act) // gemmTile passes only linear, leaky or relu
 	for jr := 0; jr < ncp; jr += nr {
 		bp := buf[jr*kc : jr*kc+kc*nr]
 		cols := min(nr, nc-jr)
@@ -50,13 +51,9 @@ func macroKernel(a *PackedA, pc, kc int, buf []float32, ncp, nc int, c []float32
 					c30 += b[3]
 					c31 += b[3]
 				}
-				switch act {
-				case quant.ActLeaky: // max(v, 0.1v) == v > 0 ? v : 0.1v, without branches
-					c00, c01, c10, c11 = max(c00, 0.1*c00), max(c01, 0.1*c01), max(c10, 0.1*c10), max(c11, 0.1*c11)
-					c20, c21, c30, c31 = max(c20, 0.1*c20), max(c21, 0.1*c21), max(c30, 0.1*c30), max(c31, 0.1*c31)
-				case quant.ActReLU:
-					c00, c01, c10, c11 = max(c00, 0), max(c01, 0), max(c10, 0), max(c11, 0)
-					c20, c21, c30, c31 = max(c20, 0), max(c21, 0), max(c30, 0), max(c31, 0)
+				if slope != 1 { // max(v, slope*v): leaky (0.1) or relu (0), without branches
+					c00, c01, c10, c11 = max(c00, slope*c00), max(c01, slope*c01), max(c10, slope*c10), max(c11, slope*c11)
+					c20, c21, c30, c31 = max(c20, slope*c20), max(c21, slope*c21), max(c30, slope*c30), max(c31, slope*c31)
 				}
 			}
 			cc[0], cc[1] = c00, c01
