@@ -301,8 +301,13 @@ func depthwise3x3Row(orow, rows []float32, w int, k *[9]float32, stride, pad, ox
 	base := ox0*stride - pad
 	a, b, c := r0[base:], r1[base:], r2[base:]
 	dst := orow[ox0:ox1]
-	// Two outputs per iteration: their tap chains are independent, so they overlap.
 	i := 0
+	if stride == 1 && simple {
+		// Vector lanes where the build has them (GOEXPERIMENT=simd); 0 outputs otherwise.
+		i = depthwise3x3Vec(dst, a, b, c, k, bias, slope)
+		a, b, c = a[i:], b[i:], c[i:]
+	}
+	// Two outputs per iteration: their tap chains are independent, so they overlap.
 	for ; i+1 < len(dst); i += 2 {
 		if len(a) < stride+3 || len(b) < stride+3 || len(c) < stride+3 {
 			break // only near the row end; the loop below finishes

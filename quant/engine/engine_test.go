@@ -98,6 +98,8 @@ func TestConvolutions(t *testing.T) {
 		{c: 5, h: 6, w: 6, filters: 4, size: 3, stride: 1, pad: 1, groups: 1, binary: true, bn: true},
 		{c: 5, h: 6, w: 6, filters: 4, size: 3, stride: 1, pad: 1, groups: 1, xnor: true},
 		{c: 3, h: 4, w: 4, filters: 3, size: 3, stride: 1, pad: 1, groups: 3, xnor: true},
+		{c: 4, h: 5, w: 37, filters: 4, size: 3, stride: 1, pad: 1, groups: 4, bn: true}, // long depthwise rows (vector path)
+		{c: 4, h: 5, w: 37, filters: 4, size: 3, stride: 2, pad: 1, groups: 4},           // long depthwise rows, stride 2
 		// Winograd path: odd output sizes, no padding, 1x1 images, groups, many tiles.
 		{c: 16, h: 7, w: 9, filters: 8, size: 3, stride: 1, pad: 0, groups: 1, bn: true},
 		{c: 16, h: 1, w: 1, filters: 9, size: 3, stride: 1, pad: 1, groups: 1},

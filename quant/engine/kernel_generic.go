@@ -168,3 +168,6 @@ func kernel4x2(a, b []float32) (c00, c01, c10, c11, c20, c21, c30, c31 float32) 
 	}
 	return
 }
+
+// depthwise3x3Vec computes no outputs in builds without SIMD; see the simd build.
+func depthwise3x3Vec(dst, a, b, c []float32, k *[9]float32, bias, slope float32) int { return 0 }

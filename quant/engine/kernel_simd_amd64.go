@@ -173,3 +173,33 @@ func storeFull(c []float32, ldc int, t *[mr * nr]float32, accumulate, last bool,
 		c[r*ldc], c[r*ldc+1] = v0, v1
 	}
 }
+
+// depthwise3x3Vec computes the first multiple of 8 outputs of a stride-1 3x3 depthwise
+// row, dst[i] = max(v, slope*v) with v = bias + the nine taps of rows a, b, c at i..i+2,
+// eight outputs per vector, and returns how many it computed.
+func depthwise3x3Vec(dst, a, b, c []float32, k *[9]float32, bias, slope float32) int {
+	if !haveFMA {
+		return 0
+	}
+	k0, k1, k2 := archsimd.BroadcastFloat32x8(k[0]), archsimd.BroadcastFloat32x8(k[1]), archsimd.BroadcastFloat32x8(k[2])
+	k3, k4, k5 := archsimd.BroadcastFloat32x8(k[3]), archsimd.BroadcastFloat32x8(k[4]), archsimd.BroadcastFloat32x8(k[5])
+	k6, k7, k8 := archsimd.BroadcastFloat32x8(k[6]), archsimd.BroadcastFloat32x8(k[7]), archsimd.BroadcastFloat32x8(k[8])
+	vb, vs := archsimd.BroadcastFloat32x8(bias), archsimd.BroadcastFloat32x8(slope)
+	n := 0
+	for n+8 <= len(dst) && n+10 <= len(a) && n+10 <= len(b) && n+10 <= len(c) {
+		acc := archsimd.LoadFloat32x8Slice(a[n:]).Mul(k0)
+		acc = archsimd.LoadFloat32x8Slice(a[n+1:]).MulAdd(k1, acc)
+		acc = archsimd.LoadFloat32x8Slice(a[n+2:]).MulAdd(k2, acc)
+		acc = archsimd.LoadFloat32x8Slice(b[n:]).MulAdd(k3, acc)
+		acc = archsimd.LoadFloat32x8Slice(b[n+1:]).MulAdd(k4, acc)
+		acc = archsimd.LoadFloat32x8Slice(b[n+2:]).MulAdd(k5, acc)
+		acc = archsimd.LoadFloat32x8Slice(c[n:]).MulAdd(k6, acc)
+		acc = archsimd.LoadFloat32x8Slice(c[n+1:]).MulAdd(k7, acc)
+		acc = archsimd.LoadFloat32x8Slice(c[n+2:]).MulAdd(k8, acc)
+		acc = acc.Add(vb)
+		acc = acc.Max(acc.Mul(vs))
+		acc.StoreSlice(dst[n:])
+		n += 8
+	}
+	return n
+}
