@@ -49,6 +49,8 @@ type Agent struct {
 	led                *statusLED
 	closers            []func() error
 
+	machine *sim.Machine // the simulated board (sim backend), for tests
+
 	ready   atomic.Bool
 	viewers atomic.Pointer[func() int]
 }
@@ -73,16 +75,19 @@ var (
 // New starts the daemon up to the point of processing frames: it programs the
 // bitstream (board: FPGA manager; sim: the simulated one), maps the engine, allocates
 // its buffers and loads the weights. On failure everything opened so far is closed.
-func New(ctx context.Context, cfg *Config, log *slog.Logger) (a *Agent, err error) {
-	a = &Agent{cfg: cfg, log: log, start: time.Now()}
-	defer func() {
-		if err != nil {
-			a.Close()
-			a = nil
-		}
-	}()
-	if err := a.loadNames(); err != nil {
+func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Agent, error) {
+	a := &Agent{cfg: cfg, log: log, start: time.Now()}
+	if err := a.startUp(ctx); err != nil {
+		a.Close()
 		return nil, err
+	}
+	return a, nil
+}
+
+func (a *Agent) startUp(ctx context.Context) (err error) {
+	cfg := a.cfg
+	if err := a.loadNames(); err != nil {
+		return err
 	}
 	switch cfg.Model.Kind {
 	case ModelDarknet:
@@ -91,7 +96,7 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (a *Agent, err erro
 		err = a.startQNN(ctx)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if len(a.names) < a.model.Classes() {
 		for i := len(a.names); i < a.model.Classes(); i++ {
@@ -100,14 +105,14 @@ func New(ctx context.Context, cfg *Config, log *slog.Logger) (a *Agent, err erro
 	}
 	for _, c := range cfg.Model.Classes {
 		if !slices.Contains(a.names, c) {
-			return nil, a.cfg.keyErr("model.classes", "%q is not a class of the model (names: %s)", c, cfg.Model.Names)
+			return a.cfg.keyErr("model.classes", "%q is not a class of the model (names: %s)", c, cfg.Model.Names)
 		}
 	}
 	a.pipe = NewPipeline(a.model, PipelineOptions{
 		Names: a.names, Thresh: float32(cfg.Model.Thresh), Classes: cfg.Model.Classes,
-		Queues: cfg.Queues, Source: cfg.Source, Log: log, OnDetect: a.led.detected,
+		Queues: cfg.Queues, Source: cfg.Source, Log: a.log, OnDetect: a.led.detected,
 	})
-	return a, nil
+	return nil
 }
 
 func (a *Agent) loadNames() error {
@@ -258,6 +263,7 @@ func (a *Agent) programSim(ctx context.Context, m *quant.Model) (overlay.Bus, dm
 	if _, err := machine.Program(ctx, bit, bitstream.Options{}); err != nil {
 		return nil, nil, nil, fmt.Errorf("sim: %w", err)
 	}
+	a.machine = machine
 	a.log.Info("bitstream programmed (simulated)", "bit", bit, "design", a.bitInfo["design"])
 	return machine, machine.Allocator(), machine.Design(), nil
 }

@@ -9,6 +9,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"regexp"
+	"strconv"
 	"strings"
 	"time"
 
@@ -160,6 +162,8 @@ func (e *ConfigError) Error() string {
 	return fmt.Sprintf("%s: %s: %s", where, e.Key, e.Msg)
 }
 
+var tomlErrRE = regexp.MustCompile(`^toml: (?:line (\d+) )?\(last key "([^"]*)"\): (.*)$`)
+
 // LoadConfig reads a TOML config over the defaults. Unknown keys and bad values are
 // errors naming the key and its line.
 func LoadConfig(path string) (*Config, error) {
@@ -181,7 +185,14 @@ func ParseConfig(data []byte, name string) (*Config, error) {
 		if errors.As(err, &pe) {
 			return nil, &ConfigError{File: name, Line: pe.Position.Line, Key: pe.LastKey, Msg: pe.Message}
 		}
-		// Type mismatches carry "line N (last key ...)" in the text already.
+		// Type mismatches come as text: "toml: line N (last key "k"): message".
+		if m := tomlErrRE.FindStringSubmatch(err.Error()); m != nil {
+			line, _ := strconv.Atoi(m[1])
+			if line == 0 {
+				line = keyLine(data, m[2])
+			}
+			return nil, &ConfigError{File: name, Line: line, Key: m[2], Msg: m[3]}
+		}
 		return nil, &ConfigError{File: name, Msg: strings.TrimPrefix(err.Error(), "toml: ")}
 	}
 	if und := md.Undecoded(); len(und) > 0 {

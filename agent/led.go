@@ -37,7 +37,7 @@ func openLED(bus overlay.Bus, d *overlay.Design, cfg LEDConfig, log *slog.Logger
 		log.Warn("status LED unavailable; continuing without it", "instance", cfg.Instance, "err", err)
 		return nil
 	}
-	pin, err := g.Pin(cfg.Channel-1, cfg.Pin)
+	pin, err := g.Pin(cfg.Channel, cfg.Pin)
 	if err != nil {
 		g.Close()
 		log.Warn("status LED unavailable; continuing without it", "instance", cfg.Instance, "channel", cfg.Channel, "pin", cfg.Pin, "err", err)

@@ -44,6 +44,7 @@ type Job struct {
 	RGBA     *image.RGBA    // the frame as captured, published to the feed
 	Image    *imageio.Image // the same pixels as planar floats (darknet's image)
 	Thresh   float32        // detection threshold when the frame entered the pipeline
+	Name     string         // the capture's name (file name for file sources)
 
 	EngineIn, EngineOut []byte
 	Candidates          []detect.Detection // after NMS, before the per-class threshold
@@ -369,7 +370,7 @@ func (p *Pipeline) prepareLoop(ctx context.Context, q *dropQueue, out chan<- *Jo
 			p.st.count(&p.st.paused)
 			continue
 		}
-		j := &Job{ID: p.ids.Add(1), Captured: c.Time, Thresh: ctl.thresh}
+		j := &Job{ID: p.ids.Add(1), Captured: c.Time, Thresh: ctl.thresh, Name: c.Name}
 		if err := p.decode(j, c); err != nil {
 			p.frameError(j, "decode", err)
 			continue

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -163,31 +166,45 @@ func OpenMJPEG(ctx context.Context, url string, client *http.Client) (Source, er
 		cancel()
 		return nil, fmt.Errorf("mjpeg source: %w", err)
 	}
+	stop := context.AfterFunc(ctx, cancel) // until Open returns, the caller's ctx ends it
+	defer stop()
 	resp, err := client.Do(req)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("mjpeg source: %w", err)
 	}
-	fail := func(format string, args ...any) (Source, error) {
+	if resp.StatusCode != http.StatusOK {
 		resp.Body.Close()
 		cancel()
-		return nil, fmt.Errorf("mjpeg source %s: "+format, append([]any{url}, args...)...)
+		return nil, fmt.Errorf("mjpeg source %s: HTTP %s", url, resp.Status)
 	}
-	if resp.StatusCode != http.StatusOK {
-		return fail("HTTP %s", resp.Status)
+	src, err := newMJPEGSource(url, resp.Header.Get("Content-Type"), resp.Body, cancel)
+	if err != nil {
+		resp.Body.Close()
+		cancel()
+		return nil, err
 	}
-	mt, params, err := mime.ParseMediaType(resp.Header.Get("Content-Type"))
+	return src, nil
+}
+
+// newMJPEGSource reads a multipart stream from body, given its Content-Type.
+func newMJPEGSource(url, contentType string, body io.ReadCloser, cancel context.CancelFunc) (*mjpegSource, error) {
+	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil || !strings.HasPrefix(mt, "multipart/") {
-		return fail("Content-Type %q is not a multipart stream (want multipart/x-mixed-replace; boundary=...)", resp.Header.Get("Content-Type"))
+		return nil, fmt.Errorf("mjpeg source %s: Content-Type %q is not a multipart stream (want multipart/x-mixed-replace; boundary=...)", url, contentType)
 	}
 	boundary := params["boundary"]
 	if boundary == "" {
-		return fail("Content-Type has no boundary")
+		return nil, fmt.Errorf("mjpeg source %s: Content-Type has no boundary", url)
 	}
-	// Some cameras declare "boundary=--x" and then write "--x" lines; mime/multipart
-	// adds its own "--", so drop a declared one.
-	boundary = strings.TrimPrefix(boundary, "--")
-	return &mjpegSource{url: url, body: resp.Body, parts: multipart.NewReader(resp.Body, boundary), cancel: cancel}, nil
+	// Some cameras declare "boundary=--x" and then write "--x" lines instead of
+	// "----x"; mime/multipart adds its own "--", so look at the stream to decide.
+	br := bufio.NewReaderSize(body, 8<<10)
+	head, _ := br.Peek(4 << 10)
+	if strings.HasPrefix(boundary, "--") && !bytes.Contains(head, []byte("--"+boundary)) {
+		boundary = boundary[2:]
+	}
+	return &mjpegSource{url: url, body: body, parts: multipart.NewReader(br, boundary), cancel: cancel}, nil
 }
 
 func (m *mjpegSource) Next(ctx context.Context) (*Capture, error) {
@@ -199,8 +216,8 @@ func (m *mjpegSource) Next(ctx context.Context) (*Capture, error) {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
 			}
-			if err == io.EOF {
-				err = io.ErrUnexpectedEOF // a live stream does not end
+			if errors.Is(err, io.EOF) { // a live stream does not end: retry, not "ended"
+				return nil, fmt.Errorf("mjpeg source %s: stream ended (%v): %w", m.url, err, io.ErrUnexpectedEOF)
 			}
 			return nil, fmt.Errorf("mjpeg source %s: %w", m.url, err)
 		}
@@ -209,8 +226,7 @@ func (m *mjpegSource) Next(ctx context.Context) (*Capture, error) {
 			p.Close()
 			continue // skip non-image parts (some servers interleave metadata)
 		}
-		data, err := io.ReadAll(io.LimitReader(p, maxFrameBytes+1))
-		p.Close()
+		data, err := readPart(p)
 		if err != nil {
 			if ctx.Err() != nil {
 				return nil, ctx.Err()
@@ -225,6 +241,24 @@ func (m *mjpegSource) Next(ctx context.Context) (*Capture, error) {
 		}
 		return &Capture{Data: data, Time: time.Now()}, nil
 	}
+}
+
+// readPart reads one frame. With a Content-Length it reads exactly that and returns at
+// once; without, the end of the frame is only known when the next boundary arrives,
+// which delays each frame by one frame interval. The part is not closed: Close would
+// wait for the next boundary too, and NextPart skips the rest anyway.
+func readPart(p *multipart.Part) ([]byte, error) {
+	if n, err := strconv.Atoi(p.Header.Get("Content-Length")); err == nil && n > 0 {
+		if n > maxFrameBytes {
+			return nil, fmt.Errorf("frame of %d bytes is larger than %d MiB", n, maxFrameBytes>>20)
+		}
+		data := make([]byte, n)
+		if _, err := io.ReadFull(p, data); err != nil {
+			return nil, err
+		}
+		return data, nil
+	}
+	return io.ReadAll(io.LimitReader(p, maxFrameBytes+1))
 }
 
 func (m *mjpegSource) Live() bool { return true }

@@ -222,7 +222,8 @@ func clip8(v int) uint8 { return uint8(max(0, min(255, v))) }
 // encoded image once.
 var stdDHT = sync.OnceValue(func() []byte {
 	var buf bytes.Buffer
-	if err := jpeg.Encode(&buf, image.NewGray(image.Rect(0, 0, 8, 8)), nil); err != nil {
+	// A colour image: a grey one would carry only the luminance tables.
+	if err := jpeg.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 8, 8)), nil); err != nil {
 		return nil
 	}
 	b := buf.Bytes()

@@ -1,0 +1,367 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fpgadetector/pynq-agent/bitstream"
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/web"
+)
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+// simConfig is the -sim configuration on the shared fixtures.
+func simConfig(tb testing.TB) *Config {
+	tb.Helper()
+	dir := testutil.Fixture(tb, "qnn-mo-pynq")
+	c := Defaults()
+	c.Backend = BackendSim
+	c.Bitstream.Path = filepath.Join(dir, "bitstream", "W1A3-pynqZ1-Z2.bit")
+	c.Model.Dir = filepath.Join(dir, "params")
+	c.Model.Names = filepath.Join(dir, "voc.names")
+	c.Source.Input = filepath.Join(dir, "images")
+	noLoop := false
+	c.Source.Loop = &noLoop
+	c.Server.Listen = "127.0.0.1:0"
+	if err := c.Validate(); err != nil {
+		tb.Fatal(err)
+	}
+	return c
+}
+
+// hostReference is the model run by the host pipeline (qnn.Detector.Detect +
+// detect.Objects), shared by the tests of one binary.
+var hostReference = sync.OnceValues(func() (*qnn.Detector, error) {
+	dir := os.Getenv("AGENT_TEST_PARAMS")
+	m, err := qnn.LoadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	return qnn.NewDetector(m, 0)
+})
+
+// TestSimEndToEndEqualsHost runs the agent in sim mode (simulated bitstream load, the
+// engine driver over the simulated bus, DDR and BlackBoxJam) on the fixtures' photos
+// and requires the published detections to equal the host pipeline's on each image.
+func TestSimEndToEndEqualsHost(t *testing.T) {
+	cfg := simConfig(t)
+	t.Setenv("AGENT_TEST_PARAMS", cfg.Model.Dir)
+	ctx := context.Background()
+	a, err := New(ctx, cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	pub := newCollector()
+	sctx, cancel := context.WithCancel(ctx)
+	done := make(chan error)
+	go func() { done <- a.Serve(sctx, pub) }()
+	files, _ := listImages(cfg.SourceInput())
+	waitFor(t, "every photo", func() bool { return pub.count() == len(files) })
+	if !a.Ready() {
+		t.Error("not ready while serving")
+	}
+	st := a.Status()
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if a.Ready() {
+		t.Error("still ready after the drain")
+	}
+
+	det, err := hostReference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	thresh := float32(cfg.Model.Thresh)
+	for i, path := range files {
+		img, err := imageio.Load(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cands, err := det.Detect(img, thresh)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := detect.Objects(cands, thresh, a.Names(), img.W, img.H)
+		got := pub.frames[i].Detections
+		if len(got) != len(want) || len(want) == 0 {
+			t.Fatalf("%s: %d detections, host %d", filepath.Base(path), len(got), len(want))
+		}
+		for k := range want {
+			w := web.Box{Class: want[k].Name, ClassID: want[k].Class, Score: want[k].Score, Box: want[k].Box}
+			if got[k] != w {
+				t.Errorf("%s detection %d: agent %+v, host %+v", filepath.Base(path), k, got[k], w)
+			}
+		}
+		if f := pub.frames[i]; f.Image.Bounds().Dx() != img.W || f.Stats.InferenceMS <= 0 || f.Stats.Stages[StageFirst] <= 0 {
+			t.Errorf("%s: frame %dx? stats %+v", filepath.Base(path), f.Image.Bounds().Dx(), f.Stats)
+		}
+		t.Logf("%s: %v", filepath.Base(path), got)
+	}
+
+	if st.Backend != "sim" || st.Bitstream["part"] != "7z020clg400" || len(st.Bitstream["sha256"].(string)) != 64 ||
+		len(st.Model["sha256"].(string)) != 64 || !st.Ready {
+		t.Errorf("status identity: %+v", st)
+	}
+	for _, s := range []string{StageDecode, StageLetterbox, StageFirst, StageEngine, StageLast, StageNMS, StagePublish} {
+		if _, ok := st.StagesMS[s]; !ok {
+			t.Errorf("status lacks stage %s: %v", s, st.StagesMS)
+		}
+	}
+	var m bytes.Buffer
+	if err := a.WriteMetrics(&m); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"# TYPE pynq_agent_frames_out_total counter\npynq_agent_frames_out_total 3\n",
+		`pynq_agent_stage_seconds{stage="engine"}`, "# HELP pynq_agent_fps_in ", `pynq_agent_info{version="dev",backend="sim"} 1`} {
+		if !strings.Contains(m.String(), want) {
+			t.Errorf("metrics lack %q:\n%s", want, m.String())
+		}
+	}
+	checkPromText(t, m.String())
+}
+
+// checkPromText checks the exposition format: every sample's family has HELP and TYPE
+// before it, and sample lines are "name{labels} value".
+func checkPromText(tb testing.TB, text string) {
+	tb.Helper()
+	typed := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSuffix(text, "\n"), "\n") {
+		if strings.HasPrefix(line, "# TYPE ") {
+			f := strings.Fields(line)
+			typed[f[2]] = true
+			continue
+		}
+		if strings.HasPrefix(line, "# HELP ") {
+			continue
+		}
+		name, _, _ := strings.Cut(line, " ")
+		name, _, _ = strings.Cut(name, "{")
+		if !typed[name] {
+			tb.Errorf("sample without TYPE: %q", line)
+		}
+		if f := strings.Fields(line); len(f) != 2 {
+			tb.Errorf("bad sample line %q", line)
+		}
+	}
+}
+
+// TestSimControlAndLED: control changes are validated and applied; a status LED on an
+// AXI GPIO of the overlay is on while running and the sim GPIO model sees it.
+func TestSimControlAndLED(t *testing.T) {
+	cfg := simConfig(t)
+	cfg.Bitstream.Path = overlayWithLEDs(t, cfg.Bitstream.Path)
+	cfg.LED = LEDConfig{Instance: "leds", Channel: 1, Pin: 2}
+	var logs syncBuffer
+	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.led == nil {
+		t.Fatalf("LED not opened: %s", logs.String())
+	}
+	gpio, ok := a.machine.GPIO("leds")
+	if !ok {
+		t.Fatal("the simulated overlay has no leds GPIO")
+	}
+	bad := float32(2)
+	if err := a.Control(web.Control{Thresh: &bad}); err == nil {
+		t.Error("thresh 2 accepted")
+	}
+	chair := []string{"chair"}
+	if err := a.Control(web.Control{Classes: &chair}); err != nil {
+		t.Fatal(err)
+	}
+	bogus := []string{"unicorn"}
+	if err := a.Control(web.Control{Classes: &bogus}); err == nil {
+		t.Error("unknown class accepted")
+	}
+	pub := newCollector()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Serve(ctx, pub) }()
+	waitFor(t, "a frame", func() bool { return pub.count() > 0 })
+	if lv, _ := gpio.Outputs(0); lv&(1<<2) == 0 && !a.led.blinking {
+		t.Errorf("LED off while running (outputs %#x)", lv)
+	}
+	cancel()
+	<-done
+	a.Close()
+	if lv, _ := gpio.Outputs(0); lv&(1<<2) != 0 {
+		t.Errorf("LED on after stop (outputs %#x)", lv)
+	}
+	if st := a.Status(); len(st.Classes) != 1 || st.Classes[0] != "chair" {
+		t.Errorf("status classes %v", st.Classes)
+	}
+	for _, f := range pub.frames {
+		for _, d := range f.Detections {
+			if d.Class != "chair" {
+				t.Errorf("class filter let %s through", d.Class)
+			}
+		}
+	}
+}
+
+// TestLEDAbsentIsNotFatal: the W1A3 overlay has no GPIO; naming one logs and starts.
+func TestLEDAbsentIsNotFatal(t *testing.T) {
+	cfg := simConfig(t)
+	cfg.LED = LEDConfig{Instance: "leds", Channel: 1}
+	var logs bytes.Buffer
+	a, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.led != nil || !strings.Contains(logs.String(), "status LED unavailable") {
+		t.Errorf("led %v, logs %s", a.led, logs.String())
+	}
+}
+
+// overlayWithLEDs copies the fixture overlay into a temp dir with an AXI GPIO "leds"
+// added to its .hwh (module and address), as the base overlay has one. It is declared
+// bidirectional: the sim's GPIO model ignores C_ALL_OUTPUTS (its pins start as inputs),
+// while the driver skips the direction register of output-only channels.
+func overlayWithLEDs(tb testing.TB, bit string) string {
+	tb.Helper()
+	dir := tb.TempDir()
+	data, err := os.ReadFile(bit)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	out := filepath.Join(dir, "ov.bit")
+	os.WriteFile(out, data, 0o644)
+	hwh, err := os.ReadFile(strings.TrimSuffix(bit, ".bit") + ".hwh")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	s := string(hwh)
+	jam := `INSTANCE="BlackBoxJam_0" IS_DATA="TRUE" IS_INSTRUCTION="TRUE" MASTERBUSINTERFACE="M_AXI_GP0" MEMTYPE="REGISTER" SLAVEBUSINTERFACE="s_axi_control"/>`
+	i := strings.Index(s, jam)
+	if i < 0 {
+		tb.Fatal("fixture .hwh changed: no BlackBoxJam MEMRANGE")
+	}
+	i += len(jam)
+	s = s[:i] + "\n" + `        <MEMRANGE ADDRESSBLOCK="Reg" BASENAME="C_BASEADDR" BASEVALUE="0x41210000" HIGHNAME="C_HIGHADDR" HIGHVALUE="0x4121FFFF" INSTANCE="leds" IS_DATA="TRUE" IS_INSTRUCTION="TRUE" MASTERBUSINTERFACE="M_AXI_GP0" MEMTYPE="REGISTER" SLAVEBUSINTERFACE="S_AXI"/>` + s[i:]
+	j := strings.LastIndex(s, "</MODULES>")
+	s = s[:j] + `<MODULE FULLNAME="/leds" INSTANCE="leds" MODTYPE="axi_gpio" VLNV="xilinx.com:ip:axi_gpio:2.0"><PARAMETERS>` +
+		`<PARAMETER NAME="C_GPIO_WIDTH" VALUE="4"/></PARAMETERS></MODULE>` + "\n" + s[j:]
+	os.WriteFile(filepath.Join(dir, "ov.hwh"), []byte(s), 0o644)
+	return out
+}
+
+// TestBoardRefusals: the board backend refuses to start when not root, for a .bit of
+// another part, and for a .hwh without the engine; each message says what to do.
+func TestBoardRefusals(t *testing.T) {
+	base := simConfig(t)
+	base.Backend = BackendBoard
+	defer func(f func() int) { geteuid = f }(geteuid)
+	programmed := false
+	defer func(p bitstream.Programmer) { boardProgrammer = p }(boardProgrammer)
+	boardProgrammer = programmerFunc(func() { programmed = true })
+
+	geteuid = func() int { return 1000 }
+	if _, err := New(context.Background(), base, quietLog()); err == nil || !strings.Contains(err.Error(), "root") {
+		t.Errorf("not root: %v", err)
+	}
+	geteuid = func() int { return 0 }
+
+	dir := t.TempDir()
+	data, _ := os.ReadFile(base.Bitstream.Path)
+	wrong := bytes.Replace(data, []byte("7z020clg400"), []byte("7z010clg400"), 1)
+	os.WriteFile(filepath.Join(dir, "z1.bit"), wrong, 0o644)
+	cfg := *base
+	cfg.Bitstream.Path = filepath.Join(dir, "z1.bit")
+	cfg.Bitstream.HWH = strings.TrimSuffix(base.Bitstream.Path, ".bit") + ".hwh"
+	_, err := New(context.Background(), &cfg, quietLog())
+	if !errors.Is(err, bitstream.ErrWrongPart) || !strings.Contains(err.Error(), "7z010clg400") {
+		t.Errorf("wrong part: %v", err)
+	}
+
+	noEngine := filepath.Join(dir, "plain.hwh")
+	os.WriteFile(noEngine, []byte(`<?xml version="1.0"?><EDKSYSTEM><SYSTEMINFO DEVICE="7z020" PACKAGE="clg400"/><MODULES>`+
+		`<MODULE FULLNAME="/ps7" INSTANCE="ps7" MODTYPE="processing_system7" VLNV="xilinx.com:ip:processing_system7:5.5"/></MODULES></EDKSYSTEM>`), 0o644)
+	cfg = *base
+	cfg.Bitstream.HWH = noEngine
+	_, err = New(context.Background(), &cfg, quietLog())
+	if err == nil || !strings.Contains(err.Error(), "BlackBoxJam") {
+		t.Errorf("hwh without engine: %v", err)
+	}
+	if programmed {
+		t.Error("a refused start programmed the FPGA")
+	}
+}
+
+type programmerFunc func()
+
+func (f programmerFunc) Program(context.Context, string, bitstream.Options) (*bitstream.Result, error) {
+	f()
+	return nil, errors.New("fake programmer")
+}
+
+func TestNoModelIsClear(t *testing.T) {
+	c := Defaults()
+	c.Backend = BackendSim
+	_, err := New(context.Background(), c, quietLog())
+	if err == nil || !strings.Contains(err.Error(), "model.dir") {
+		t.Errorf("got %v", err)
+	}
+}
+
+// TestRunDrainsOnCancel runs the whole daemon (HTTP server, hub, pipeline) and stops it
+// like SIGTERM does.
+func TestRunDrainsOnCancel(t *testing.T) {
+	cfg := simConfig(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan error)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil))) }()
+	waitFor(t, "a published frame", func() bool { return strings.Contains(logs.String(), "frame source running") })
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(60 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+	if !strings.Contains(logs.String(), "msg=stopped") {
+		t.Errorf("logs: %s", logs.String())
+	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+var _ io.Writer = (*syncBuffer)(nil)

@@ -1,0 +1,134 @@
+package agent
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
+)
+
+func TestExampleConfigLoads(t *testing.T) {
+	path := filepath.Join(testutil.RepoRoot(t), "configs", "pynq-agent.toml")
+	c, err := LoadConfig(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Backend != BackendBoard || c.Model.Kind != ModelQNN || c.Source.Input != "/dev/video0" ||
+		c.Server.Listen != "127.0.0.1:8080" || c.Source.Retry.Duration != 500*time.Millisecond || c.Queues.Frames != 2 {
+		t.Errorf("example config decoded as %+v", c)
+	}
+	// Every key of the example is documented by a comment line right above it (or above
+	// its group), and every key the decoder knows appears in the example.
+	data, _ := os.ReadFile(path)
+	for _, key := range []string{"backend", "path", "hwh", "engine", "kind", "dir", "cfg", "weights", "names", "thresh", "nms",
+		"classes", "threads", "input", "fps", "loop", "width", "height", "format", "retry", "retry_max", "listen", "token",
+		"token_file", "allowed_origins", "jpeg_quality", "shutdown_timeout", "instance", "channel", "pin", "level", "frames", "output"} {
+		if !strings.Contains(string(data), "\n"+key+" =") {
+			t.Errorf("example config lacks key %s", key)
+		}
+	}
+}
+
+func TestConfigDefaultsAndPaths(t *testing.T) {
+	c, err := ParseConfig([]byte("backend = \"sim\"\n[bitstream]\npath = \"ov/x.bit\"\n[model]\ndir = \"params\"\n"), "/etc/pynq/agent.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Model.Thresh != 0.3 || c.Server.Listen != "127.0.0.1:8080" || !c.Source.Looping() {
+		t.Errorf("defaults not applied: %+v", c)
+	}
+	if got := c.HWHPath(); got != "/etc/pynq/ov/x.hwh" {
+		t.Errorf("hwh %s", got)
+	}
+	if got := c.Path(c.Model.Dir); got != "/etc/pynq/params" {
+		t.Errorf("model dir %s", got)
+	}
+	c.Source.Input = "/dev/video1"
+	if c.SourceInput() != "/dev/video1" {
+		t.Error(c.SourceInput())
+	}
+}
+
+// TestConfigErrorsNameKeyAndLine: every kind of mistake names the key and its line.
+func TestConfigErrorsNameKeyAndLine(t *testing.T) {
+	cases := []struct {
+		name, toml, key string
+		line            int
+	}{
+		{"unknown top key", "backend = \"sim\"\nbakend = \"board\"\n", "bakend", 2},
+		{"unknown table key", "[model]\nthresh = 0.4\nthreshold = 0.5\n", "model.threshold", 3},
+		{"unknown table", "[modle]\ndir = \"x\"\n", "modle", 1},
+		{"bad backend", "\n\nbackend = \"fpga\"\n", "backend", 3},
+		{"thresh range", "[model]\n# c\nthresh = 1.5\n", "model.thresh", 3},
+		{"bad listen", "[server]\nlisten = \"8080\"\n", "server.listen", 2},
+		{"bad duration", "[source]\nretry = \"soon\"\n", "source.retry", 2},
+		{"wrong type", "[source]\n\nfps = \"fast\"\n", "source.fps", 3},
+		{"queue size", "[queues]\nframes = 0\n", "queues.frames", 2},
+		{"log level", "[log]\nlevel = \"loud\"\n", "log.level", 2},
+		{"led pin", "[led]\ninstance = \"leds\"\nchannel = 3\npin = 1\n", "led.pin", 4},
+		{"darknet without weights", "[model]\nkind = \"darknet\"\ncfg = \"a.cfg\"\n", "model.weights", 0},
+		{"syntax", "[model]\nthresh = = 1\n", "", 2},
+		{"dotted key", "model.nms = 2.0\n", "model.nms", 1},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := ParseConfig([]byte(tc.toml), "agent.toml")
+			var ce *ConfigError
+			if !errors.As(err, &ce) {
+				t.Fatalf("got %v, want a ConfigError", err)
+			}
+			if tc.key != "" && !strings.Contains(err.Error(), tc.key) {
+				t.Errorf("%v does not name key %s", err, tc.key)
+			}
+			if ce.Line != tc.line {
+				t.Errorf("%v: line %d, want %d", err, ce.Line, tc.line)
+			}
+			if tc.line > 0 && !strings.HasPrefix(err.Error(), "agent.toml:"+strconv.Itoa(tc.line)+":") {
+				t.Errorf("%q does not start with file:line", err)
+			}
+			t.Log(err)
+		})
+	}
+}
+
+func TestTokenFile(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(filepath.Join(dir, "token"), []byte("s3cret\n"), 0o600)
+	c, err := ParseConfig([]byte("[server]\ntoken_file = \"token\"\n"), filepath.Join(dir, "a.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tok, err := c.Token(); err != nil || tok != "s3cret" {
+		t.Errorf("token %q %v", tok, err)
+	}
+	if _, err := ParseConfig([]byte("[server]\ntoken = \"a\"\ntoken_file = \"token\"\n"), "a.toml"); err == nil {
+		t.Error("token and token_file both accepted")
+	}
+}
+
+func FuzzParseConfig(f *testing.F) {
+	if data, err := os.ReadFile(filepath.Join(testutil.RepoRoot(f), "configs", "pynq-agent.toml")); err == nil {
+		f.Add(data)
+	}
+	f.Add([]byte("backend = \"sim\"\n[model]\nthresh = 0.5\n"))
+	f.Add([]byte("[model\nthresh = \n"))
+	f.Add([]byte("a.b.c = 1\n[x.y]\nz = [1, \"a\"]\n"))
+	f.Add([]byte("[[queues]]\nframes = 1\n"))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		c, err := ParseConfig(data, "fuzz.toml")
+		if err == nil {
+			if c.Validate() != nil {
+				t.Fatal("accepted config fails Validate")
+			}
+			return
+		}
+		if ce := (*ConfigError)(nil); !errors.As(err, &ce) {
+			t.Fatalf("error %v is not a ConfigError", err)
+		}
+	})
+}

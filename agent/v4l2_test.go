@@ -1,0 +1,190 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"image"
+	"image/jpeg"
+	"os"
+	"testing"
+	"time"
+)
+
+// TestV4L2ABI checks the struct sizes and ioctl numbers against the values the kernel
+// headers give on x86-64 (and arm64) and on armv7 (32-bit longs and pointers, 32-bit
+// struct timeval).
+func TestV4L2ABI(t *testing.T) {
+	cases := []struct {
+		name                                string
+		abi                                 v4l2ABI
+		formatSize, bufferSize              int
+		querycap, sFmt, reqbufs, querybuf   uintptr
+		qbuf, dqbuf, streamon, streamoff    uintptr
+		timestampOff, memoryOff, mOff, lenO int
+	}{
+		{"amd64", v4l2ABI{8}, 208, 88,
+			0x80685600, 0xc0d05605, 0xc0145608, 0xc0585609,
+			0xc058560f, 0xc0585611, 0x40045612, 0x40045613,
+			24, 60, 64, 72},
+		{"armv7", v4l2ABI{4}, 204, 68,
+			0x80685600, 0xc0cc5605, 0xc0145608, 0xc0445609,
+			0xc044560f, 0xc0445611, 0x40045612, 0x40045613,
+			20, 48, 52, 56},
+	}
+	for _, c := range cases {
+		a := c.abi
+		if a.formatSize() != c.formatSize || a.bufferSize() != c.bufferSize {
+			t.Errorf("%s: sizes format %d buffer %d, want %d %d", c.name, a.formatSize(), a.bufferSize(), c.formatSize, c.bufferSize)
+		}
+		got := []uintptr{a.querycap(), a.sFmt(), a.reqbufs(), a.querybuf(), a.qbuf(), a.dqbuf(), a.streamon(), a.streamoff()}
+		want := []uintptr{c.querycap, c.sFmt, c.reqbufs, c.querybuf, c.qbuf, c.dqbuf, c.streamon, c.streamoff}
+		for i := range got {
+			if got[i] != want[i] {
+				t.Errorf("%s: ioctl %d is %#x, want %#x", c.name, i, got[i], want[i])
+			}
+		}
+		if a.bufTimestampOff() != c.timestampOff || a.bufMemoryOff() != c.memoryOff || a.bufMOff() != c.mOff || a.bufLengthOff() != c.lenO {
+			t.Errorf("%s: v4l2_buffer offsets timestamp %d memory %d m %d length %d", c.name, a.bufTimestampOff(), a.bufMemoryOff(), a.bufMOff(), a.bufLengthOff())
+		}
+		b := v4l2Buffer{Index: 3, BytesUsed: 1234, Flags: 1, Sequence: 77, Offset: 0x1000, Length: 614400}
+		enc := a.encodeBuffer(b)
+		if len(enc) != c.bufferSize {
+			t.Errorf("%s: encoded buffer %d bytes", c.name, len(enc))
+		}
+		if got := a.decodeBuffer(enc); got != b {
+			t.Errorf("%s: buffer round trip %+v, want %+v", c.name, got, b)
+		}
+		if le.Uint32(enc[4:]) != v4l2BufTypeVideoCapture || le.Uint32(enc[c.memoryOff:]) != v4l2MemoryMMAP {
+			t.Errorf("%s: type/memory not set", c.name)
+		}
+		pf := v4l2PixFormat{Width: 640, Height: 480, PixelFormat: v4l2PixYUYV, BytesPerLine: 1280, SizeImage: 614400}
+		fb := a.encodeFormat(pf)
+		if len(fb) != c.formatSize || a.decodeFormat(fb) != pf {
+			t.Errorf("%s: format round trip failed", c.name)
+		}
+	}
+	if hostABI.formatSize() != 208 && hostABI.word == 8 {
+		t.Error("host ABI")
+	}
+	if fourcc(v4l2PixMJPEG) != "MJPG" || fourcc(v4l2PixYUYV) != "YUYV" {
+		t.Error("fourcc")
+	}
+}
+
+func TestDecodeCapability(t *testing.T) {
+	b := make([]byte, v4l2CapabilitySize)
+	copy(b, "uvcvideo")
+	copy(b[16:], "HD Webcam")
+	copy(b[48:], "usb-ci_hdrc.0-1")
+	le.PutUint32(b[84:], v4l2CapDeviceCaps|v4l2CapVideoCapture|v4l2CapStreaming|0x00800000)
+	le.PutUint32(b[88:], v4l2CapVideoCapture|v4l2CapStreaming)
+	c := decodeCapability(b)
+	if c.Driver != "uvcvideo" || c.Card != "HD Webcam" || c.BusInfo != "usb-ci_hdrc.0-1" || c.effective() != v4l2CapVideoCapture|v4l2CapStreaming {
+		t.Errorf("%+v", c)
+	}
+}
+
+func TestYUYVToRGBA(t *testing.T) {
+	// Two pixel pairs: black/white (Y 16/235, neutral chroma) and pure-ish red.
+	src := []byte{16, 128, 235, 128, 81, 90, 81, 240, 0, 0} // stride 10 with 2 bytes of padding
+	img, err := yuyvToRGBA(src, 4, 1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := func(x int) [3]uint8 { o := 4 * x; return [3]uint8{img.Pix[o], img.Pix[o+1], img.Pix[o+2]} }
+	if px(0) != [3]uint8{0, 0, 0} || px(1) != [3]uint8{255, 255, 255} {
+		t.Errorf("black/white %v %v", px(0), px(1))
+	}
+	if r := px(2); r[0] < 250 || r[1] > 5 || r[2] > 5 {
+		t.Errorf("red %v", r)
+	}
+	if _, err := yuyvToRGBA(src[:6], 4, 1, 8); err == nil {
+		t.Error("short frame accepted")
+	}
+	if _, err := yuyvToRGBA(src, 3, 1, 10); err == nil {
+		t.Error("odd width accepted")
+	}
+}
+
+// stripDHT removes Huffman table segments, as UVC cameras send MJPEG.
+func stripDHT(tb testing.TB, data []byte) []byte {
+	tb.Helper()
+	var out []byte
+	out = append(out, 0xFF, 0xD8)
+	sos := walkJPEG(data, func(m byte, seg []byte) bool {
+		if m != 0xC4 && m != 0xDA {
+			out = append(out, seg...)
+		}
+		return true
+	})
+	if sos < 0 {
+		tb.Fatal("bad test JPEG")
+	}
+	return append(out, data[sos:]...)
+}
+
+func TestHuffmanTablesInserted(t *testing.T) {
+	img := image.NewRGBA(image.Rect(0, 0, 32, 16))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(i * 7)
+	}
+	var b bytes.Buffer
+	jpeg.Encode(&b, img, nil) // Go writes the standard tables: stripping them loses nothing
+	stripped := stripDHT(t, b.Bytes())
+	if _, err := jpeg.Decode(bytes.NewReader(stripped)); err == nil {
+		t.Fatal("a JPEG without tables decoded: the test proves nothing")
+	}
+	fixed := withHuffmanTables(stripped)
+	got, err := jpeg.Decode(bytes.NewReader(fixed))
+	if err != nil {
+		t.Fatalf("with standard tables: %v", err)
+	}
+	want, _ := jpeg.Decode(bytes.NewReader(b.Bytes()))
+	if !bytes.Equal(got.(*image.YCbCr).Y, want.(*image.YCbCr).Y) {
+		t.Error("decoded pixels differ from the original")
+	}
+	if again := withHuffmanTables(b.Bytes()); !bytes.Equal(again, b.Bytes()) {
+		t.Error("a JPEG with tables was changed")
+	}
+}
+
+func FuzzWithHuffmanTables(f *testing.F) {
+	var b bytes.Buffer
+	jpeg.Encode(&b, image.NewGray(image.Rect(0, 0, 8, 8)), nil)
+	f.Add(b.Bytes())
+	f.Add(stripDHT(f, b.Bytes()))
+	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xDA, 0x00, 0x02})
+	f.Add([]byte{0xFF, 0xD8, 0xFF, 0xE0, 0xFF, 0xFF})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		out := withHuffmanTables(data)
+		if len(out) < len(data) {
+			t.Fatal("bytes lost")
+		}
+	})
+}
+
+// TestV4L2Device captures from a real webcam when there is one.
+func TestV4L2Device(t *testing.T) {
+	const dev = "/dev/video0"
+	if _, err := os.Stat(dev); err != nil {
+		t.Skipf("no webcam at %s: %v", dev, err)
+	}
+	for _, format := range []string{"mjpeg", "yuyv"} {
+		s, err := OpenV4L2(dev, V4L2Options{Format: format})
+		if err != nil {
+			t.Logf("%s: %v", format, err)
+			continue
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		c, err := s.Next(ctx)
+		cancel()
+		s.Close()
+		if err != nil {
+			t.Errorf("%s: %v", format, err)
+			continue
+		}
+		if c.Data == nil && c.Image == nil {
+			t.Errorf("%s: empty capture", format)
+		}
+	}
+}
