@@ -58,6 +58,11 @@ type jpegDecoder struct {
 	dcTab, acTab    [4]huffTable
 	restartInterval int
 	adobe, frame    bool
+	// stb selects stb_image's inverse DCT and lets RGB-coded files through, which
+	// outputSTB converts as stb_image does.
+	stb            bool
+	jfif           bool // a JFIF APP0 segment was seen
+	app14Transform int  // the Adobe APP14 colour transform, -1 without one
 	// entropy-coded segment reader
 	bits     uint32
 	nbits    int
@@ -68,9 +73,20 @@ func (d *jpegDecoder) fail(format string, args ...any) error {
 	return fmt.Errorf("jpeg at byte %d: %s", d.pos, fmt.Sprintf(format, args...))
 }
 
-// decodeJPEG decodes a sequential JPEG into *image.YCbCr or *image.Gray.
+// decodeJPEG decodes a sequential JPEG into *image.YCbCr or *image.Gray, with libjpeg's
+// inverse DCT.
 func decodeJPEG(data []byte) (image.Image, error) {
-	d := &jpegDecoder{data: data}
+	d, err := parseJPEG(data, false)
+	if err != nil {
+		return nil, err
+	}
+	return d.output()
+}
+
+// parseJPEG decodes every scan of a sequential JPEG into the component planes, with
+// stb_image's inverse DCT if stb is set, else libjpeg's.
+func parseJPEG(data []byte, stb bool) (*jpegDecoder, error) {
+	d := &jpegDecoder{data: data, stb: stb, app14Transform: -1}
 	if len(data) < 4 || data[0] != 0xFF || data[1] != 0xD8 {
 		return nil, errSkip
 	}
@@ -82,7 +98,7 @@ func decodeJPEG(data []byte) (image.Image, error) {
 		}
 		switch {
 		case marker == 0xD9: // EOI
-			return d.output()
+			return d, d.complete()
 		case marker == 0xC0 || marker == 0xC1:
 			err = d.readFrame()
 		case marker >= 0xC2 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC:
@@ -95,9 +111,11 @@ func decodeJPEG(data []byte) (image.Image, error) {
 			err = d.readRestart()
 		case marker == 0xDA:
 			err = d.readScan()
+		case marker == 0xE0:
+			err = d.readAPP0()
 		case marker == 0xEE: // Adobe: may mean RGB or CMYK, which image/jpeg sorts out
 			d.adobe = true
-			err = d.skipSegment()
+			err = d.readAPP14()
 		case marker >= 0xD0 && marker <= 0xD7, marker == 0x01:
 			// stray parameterless marker: ignore
 		default:
@@ -146,6 +164,26 @@ func (d *jpegDecoder) segment() ([]byte, error) {
 
 func (d *jpegDecoder) skipSegment() error {
 	_, err := d.segment()
+	return err
+}
+
+// readAPP0 notes a JFIF header: stb_image treats an Adobe transform 0 as RGB only
+// without one.
+func (d *jpegDecoder) readAPP0() error {
+	p, err := d.segment()
+	if err == nil && len(p) >= 5 && string(p[:5]) == "JFIF\x00" {
+		d.jfif = true
+	}
+	return err
+}
+
+// readAPP14 records the colour transform of an Adobe segment (0 RGB or CMYK, 1 YCbCr,
+// 2 YCCK), read where stb_image reads it.
+func (d *jpegDecoder) readAPP14() error {
+	p, err := d.segment()
+	if err == nil && len(p) >= 12 && string(p[:6]) == "Adobe\x00" {
+		d.app14Transform = int(p[11])
+	}
 	return err
 }
 
@@ -296,7 +334,7 @@ func (d *jpegDecoder) readScan() error {
 	if n < 1 || n > len(d.comps) || len(p) < 1+2*n+3 {
 		return d.fail("scan with %d components", n)
 	}
-	if d.adobe || (len(d.comps) == 3 && d.comps[0].id == 'R' && d.comps[1].id == 'G' && d.comps[2].id == 'B') {
+	if !d.stb && (d.adobe || d.rgbIDs()) {
 		return errSkip // RGB-coded JPEG
 	}
 	var scan []*jpegComponent
@@ -339,7 +377,12 @@ func (d *jpegDecoder) decodeScan(scan []*jpegComponent) error {
 		if err := d.decodeBlock(c, &coef); err != nil {
 			return err
 		}
-		idctIslow(&coef, &d.quant[c.tq], c.plane[by*8*c.bw*8+bx*8:], c.bw*8)
+		out := c.plane[by*8*c.bw*8+bx*8:]
+		if d.stb {
+			idctSTB(&coef, &d.quant[c.tq], out, c.bw*8)
+		} else {
+			idctIslow(&coef, &d.quant[c.tq], out, c.bw*8)
+		}
 		return nil
 	}
 	var units, unitsX int // MCUs of this scan
@@ -523,17 +566,27 @@ func (d *jpegDecoder) decodeBlock(c *jpegComponent, coef *[64]int32) error {
 	return nil
 }
 
-// output copies the decoded planes into an image: grey, or YCbCr with the subsampling
-// image/jpeg would report, so that yccToRGBA can upsample it.
-func (d *jpegDecoder) output() (image.Image, error) {
+// rgbIDs says whether the three components are named R, G, B (an RGB-coded file).
+func (d *jpegDecoder) rgbIDs() bool {
+	return len(d.comps) == 3 && d.comps[0].id == 'R' && d.comps[1].id == 'G' && d.comps[2].id == 'B'
+}
+
+// complete checks at the end of the image that every component was decoded.
+func (d *jpegDecoder) complete() error {
 	if !d.frame {
-		return nil, d.fail("no frame header")
+		return d.fail("no frame header")
 	}
 	for _, c := range d.comps {
 		if !c.decoded {
-			return nil, d.fail("component %d has no scan", c.id)
+			return d.fail("component %d has no scan", c.id)
 		}
 	}
+	return nil
+}
+
+// output copies the decoded planes into an image: grey, or YCbCr with the subsampling
+// image/jpeg would report, so that yccToRGBA can upsample it.
+func (d *jpegDecoder) output() (image.Image, error) {
 	r := image.Rect(0, 0, d.width, d.height)
 	if len(d.comps) == 1 {
 		g := image.NewGray(r)

@@ -7,7 +7,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn/internal/stbref"
+	"github.com/fpgadetector/pynq-agent/quant/internal/stbref"
 )
 
 // TestDogGoldenStb is the acceptance check: decoded like the published run (darknet with
