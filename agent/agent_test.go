@@ -3,11 +3,13 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/web"
+	"github.com/gorilla/websocket"
 )
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -365,3 +368,85 @@ func (s *syncBuffer) String() string {
 }
 
 var _ io.Writer = (*syncBuffer)(nil)
+
+// TestFeedOverWebSocket runs the daemon (Run: HTTP server, hub, pipeline on the
+// simulated engine) and checks that a Go WebSocket client receives frames whose
+// detections equal the host pipeline's (`pynqctl detect`'s path) on the same image.
+func TestFeedOverWebSocket(t *testing.T) {
+	cfg := simConfig(t)
+	cfg.Source.Input = filepath.Join(cfg.SourceInput(), "dog.jpg")
+	loop := true
+	cfg.Source.Loop = &loop
+	t.Setenv("AGENT_TEST_PARAMS", cfg.Model.Dir)
+	ctx, cancel := context.WithCancel(context.Background())
+	var logs syncBuffer
+	done := make(chan error)
+	go func() { done <- Run(ctx, cfg, slog.New(slog.NewTextHandler(&logs, nil))) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Error(err)
+		}
+	}()
+	var addr string
+	waitFor(t, "the server", func() bool {
+		m := regexp.MustCompile(`msg=serving addr=(\S+)`).FindStringSubmatch(logs.String())
+		if m != nil {
+			addr = m[1]
+		}
+		return addr != ""
+	})
+	conn, _, err := websocket.DefaultDialer.Dial("ws://"+addr+"/ws", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(60 * time.Second))
+	var meta struct {
+		Type       string    `json:"type"`
+		Width      int       `json:"width"`
+		Detections []web.Box `json:"detections"`
+		Bytes      int       `json:"bytes"`
+	}
+	for frames := 0; frames < 2; {
+		kind, data, err := conn.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if kind == websocket.BinaryMessage {
+			if _, err := imageio.DecodeRGBA(bytes.NewReader(data)); err != nil {
+				t.Fatalf("feed JPEG: %v", err)
+			}
+			frames++
+			continue
+		}
+		var probe struct{ Type string }
+		json.Unmarshal(data, &probe)
+		if probe.Type == "frame" {
+			if err := json.Unmarshal(data, &meta); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	det, err := hostReference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := imageio.Load(cfg.Source.Input)
+	if err != nil {
+		t.Fatal(err)
+	}
+	thresh := float32(cfg.Model.Thresh)
+	cands, _ := det.Detect(img, thresh)
+	names, _ := detect.LoadNames(cfg.Model.Names)
+	want := detect.Objects(cands, thresh, names, img.W, img.H)
+	if meta.Width != img.W || len(meta.Detections) != len(want) || len(want) == 0 {
+		t.Fatalf("feed frame %dx? with %v, host %d detections", meta.Width, meta.Detections, len(want))
+	}
+	for k, w := range want {
+		if g := meta.Detections[k]; g != (web.Box{Class: w.Name, ClassID: w.Class, Score: w.Score, Box: w.Box}) {
+			t.Errorf("detection %d: feed %+v, host %+v", k, g, w)
+		}
+	}
+	t.Logf("feed: %+v", meta.Detections)
+}

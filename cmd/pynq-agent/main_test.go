@@ -1,0 +1,81 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"flag"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fpgadetector/pynq-agent/agent"
+)
+
+func TestVersionAndHelp(t *testing.T) {
+	var out bytes.Buffer
+	if err := run(context.Background(), []string{"-version"}, &out, io.Discard); err != nil || !strings.HasPrefix(out.String(), "pynq-agent ") {
+		t.Errorf("-version: %q %v", out.String(), err)
+	}
+	if err := run(context.Background(), []string{"-h"}, io.Discard, io.Discard); !errors.Is(err, flag.ErrHelp) {
+		t.Errorf("-h: %v", err)
+	}
+	if err := run(context.Background(), []string{"extra"}, io.Discard, io.Discard); err == nil {
+		t.Error("positional argument accepted")
+	}
+	if err := run(context.Background(), nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-config") {
+		t.Errorf("no config: %v", err)
+	}
+}
+
+// TestFlagsOverrideConfig: -sim, -source, -listen and -model replace the config's keys.
+func TestFlagsOverrideConfig(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "agent.toml")
+	os.WriteFile(path, []byte(`backend = "board"
+[model]
+dir = "params"
+[source]
+input = "/dev/video0"
+[server]
+listen = "0.0.0.0:80"
+`), 0o644)
+	args := []string{"-config", path, "-sim", "-source", "http://cam/stream", "-listen", "127.0.0.1:9", "-model", "/m"}
+	f, fs, err := parseFlags(args, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	cfg, err := loadConfig(f, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Backend != agent.BackendSim || cfg.Source.Input != "http://cam/stream" || cfg.Server.Listen != "127.0.0.1:9" || cfg.Model.Dir != "/m" {
+		t.Errorf("flags not applied: %+v", cfg)
+	}
+	// Without the flags the config stands.
+	f, fs, _ = parseFlags([]string{"-config", path}, io.Discard)
+	cfg, err = loadConfig(f, map[string]bool{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.Backend != agent.BackendBoard || cfg.Server.Listen != "0.0.0.0:80" || cfg.Path(cfg.Model.Dir) != filepath.Join(dir, "params") {
+		t.Errorf("config changed: %+v", cfg)
+	}
+	// A bad flag value is reported like a bad key.
+	f, _, _ = parseFlags([]string{"-config", path, "-listen", "nonsense"}, io.Discard)
+	if _, err := loadConfig(f, map[string]bool{"listen": true}); err == nil || !strings.Contains(err.Error(), "server.listen") {
+		t.Errorf("bad -listen: %v", err)
+	}
+}
+
+func TestSimWithoutFixturesIsClear(t *testing.T) {
+	t.Setenv("PYNQ_FIXTURES", filepath.Join(t.TempDir(), "none"))
+	err := run(context.Background(), []string{"-sim"}, io.Discard, io.Discard)
+	if err == nil || !strings.Contains(err.Error(), "no model") || !strings.Contains(err.Error(), "PYNQ_FIXTURES") {
+		t.Errorf("got %v", err)
+	}
+}
