@@ -1,0 +1,31 @@
+// Package todarknet owns the export of any model the IR holds to a float darknet model
+// (cfg + .weights) and the way back: the batch norms that reproduce a quantized layer's
+// integer thresholds ([FitChannel], [Export]), the thresholds a batch norm and an
+// activation quantizer imply ([DeriveThresholds], [Requantize]), and the sidecar file
+// (M.quant.json, [Sidecar]) that records the activation scales and bit widths the float
+// model must be quantized with to give back the quantized model.
+//
+// The float model. Darknet has no clip-and-quantize activation, so the exported model is
+// the float model whose quantization gives back the IR's quantized model: every layer
+// keeps its float weights (binary layers: +1/-1 with binary=1, which darknet's
+// per-filter sign*mean|w| binarization leaves unchanged), quantized activations become
+// plain ReLU (no clip, no rounding), and each threshold layer gets a batch norm
+// y = A*acc + B (acc = sum of weight times input level, as the IR defines it) chosen so
+// that quantizing y the way the sidecar says — level = clip(round(y/s), 0, 2^bits-1),
+// i.e. level >= k iff y >= (k-1/2)*s — gives count(acc >= T_k) on every reachable acc.
+//
+// The batch norm in darknet terms (pjreddie: y = scale*(x-mean)/(sqrt(var)+1e-6) + bias;
+// AlexeyAB: sqrt(var+1e-5)) with x = s_in*acc the float convolution of the input levels
+// times their scale s_in: mean 0, variance [BNVariance] (chosen so that both darknets'
+// epsilons give the same divisor), scale = A*sigma/s_in, bias = B. Inverted channels
+// (the engine's output = 7 - count(acc >= T)) get a negative A (negative BN scale); the
+// weights are never flipped, so re-quantizing gives back the same weights, thresholds and
+// invert flags. Channels whose output is constant over the reachable acc range get A = 0
+// and B = level*s.
+//
+// The reverse ([DeriveThresholds], DESIGN.md section 4): A > 0: T_k = ceil(((k-1/2)s - B)/A);
+// A < 0: invert, T_k = floor(((n+1/2-k)s - B)/A) + 1 with n = 2^bits-1 (the same step
+// function written in the engine's inverted form); A = 0: constant. Thresholds are clamped
+// to the reachable range [-R, R+1] (R = max input level * sum |w|): -R means "always",
+// R+1 "never".
+package todarknet

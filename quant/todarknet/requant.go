@@ -1,0 +1,159 @@
+package todarknet
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"os"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+)
+
+// WeightsHeader is the .weights header the export writes (version 0.2, 64-bit seen).
+var WeightsHeader = darknet.Header{Major: 0, Minor: 2}
+
+// WriteFiles writes the float model as cfgPath and weightsPath and the sidecar beside
+// the cfg ([SidecarPath]).
+func (r *Result) WriteFiles(cfgPath, weightsPath string) error {
+	var cfg, weights bytes.Buffer
+	if err := darknet.WriteCfg(&cfg, r.Model); err != nil {
+		return err
+	}
+	if err := darknet.WriteWeights(&weights, r.Model, WeightsHeader); err != nil {
+		return err
+	}
+	side, err := r.Sidecar.Marshal()
+	if err != nil {
+		return err
+	}
+	for _, f := range []struct {
+		path string
+		data []byte
+	}{{cfgPath, cfg.Bytes()}, {weightsPath, weights.Bytes()}, {SidecarPath(cfgPath), side}} {
+		if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
+			return fmt.Errorf("export darknet: %w", err)
+		}
+	}
+	return nil
+}
+
+// Requantize applies a sidecar to a float model (e.g. darknet.Load of an exported cfg),
+// in place, giving back the quantized model the sidecar was exported from:
+//   - every listed layer gets Quant{WeightBits, ActBits, ActScale};
+//   - bipolar layers (weight_bits 1) get weights w > 0 ? +1 : -1 (darknet's binarization;
+//     the filter's mean |w| moves into the thresholds);
+//   - threshold layers get integer thresholds and invert flags ([DeriveThresholds]) from
+//     their batch norm and bias, which they lose (the engine ignores them);
+//   - other listed layers have their batch norm folded into weights and bias, so that a
+//     float engine without batch norm (QNN-MO's first layer) can run them.
+//
+// Thresholds are clamped to the layer's reachable acc range.
+func Requantize(m *quant.Model, sc *Sidecar) error {
+	if err := m.InferShapes(); err != nil {
+		return fmt.Errorf("requantize: %w", err)
+	}
+	for _, sl := range sc.Layers {
+		if err := sl.check(); err != nil {
+			return fmt.Errorf("requantize: sidecar layer %d: %w", sl.Index, err)
+		}
+		if sl.Index >= len(m.Layers) || m.Layers[sl.Index].Kind != quant.KindConv {
+			return fmt.Errorf("requantize: sidecar layer %d (%s) is not a convolution of the model (%d layers): the sidecar belongs to another cfg", sl.Index, sl.Name, len(m.Layers))
+		}
+		m.Layers[sl.Index].Quant = &quant.LayerQuant{WeightBits: sl.WeightBits, ActBits: sl.ActBits, ActScale: sl.ActScale}
+	}
+	for _, sl := range sc.Layers {
+		l := m.Layers[sl.Index]
+		var err error
+		if sl.Thresholds {
+			err = thresholdLayer(m, l, sl)
+		} else {
+			floatLayer(m, l, sl)
+		}
+		if err != nil {
+			return fmt.Errorf("requantize: layer %d (%s): %w", sl.Index, l.Name, err)
+		}
+	}
+	return nil
+}
+
+// thresholdLayer derives l's thresholds from its batch norm.
+func thresholdLayer(m *quant.Model, l *quant.Layer, sl SidecarLayer) error {
+	src, err := inputLevels(m, l)
+	if err != nil {
+		return err
+	}
+	if sq := src.Quant; sq.ActBits != sl.InputBits || sq.ActScale != sl.InputScale {
+		return fmt.Errorf("reads %s's %d-bit levels of scale %g, the sidecar says %d bits of scale %g", src.Name, sq.ActBits, sq.ActScale, sl.InputBits, sl.InputScale)
+	}
+	c, q := l.Conv, l.Quant
+	alpha := make([]float64, c.Filters)
+	if sl.WeightBits == 1 {
+		alpha = binarize(c)
+	} else {
+		for o := range alpha {
+			alpha[o] = 1
+		}
+	}
+	reach, err := reaches(c, sl.InputBits)
+	if err != nil {
+		return err
+	}
+	n := 1<<sl.ActBits - 1
+	q.Thresholds, q.Invert = make([][]int32, c.Filters), make([]bool, c.Filters)
+	for o := range q.Thresholds {
+		A, B := channelAffine(m, c, o, float64(sl.InputScale), alpha[o])
+		q.Thresholds[o], q.Invert[o] = DeriveThresholds(A, B, float64(sl.ActScale), n, reach[o])
+	}
+	c.BN, c.Bias = nil, nil
+	return nil
+}
+
+// binarize replaces c's weights by their signs (darknet: w > 0 ? +1 : -1) and returns
+// each filter's mean |w|, the magnitude darknet's binary=1 multiplies the signs by.
+func binarize(c *quant.Conv) []float64 {
+	per := len(c.Weights) / c.Filters
+	alpha := make([]float64, c.Filters)
+	signs := make([]float32, len(c.Weights))
+	for o := range alpha {
+		var sum float64
+		for i, w := range c.Weights[o*per : (o+1)*per] {
+			sum += math.Abs(float64(w))
+			signs[o*per+i] = -1
+			if w > 0 {
+				signs[o*per+i] = 1
+			}
+		}
+		alpha[o] = sum / float64(per)
+	}
+	c.Weights, c.Binary = signs, true
+	return alpha
+}
+
+// floatLayer folds l's batch norm into its weights and bias (and binarizes bipolar
+// weights as darknet computes them: sign times the filter's mean |w|).
+func floatLayer(m *quant.Model, l *quant.Layer, sl SidecarLayer) {
+	c := l.Conv
+	if sl.WeightBits == 1 {
+		alpha := binarize(c)
+		per := len(c.Weights) / c.Filters
+		for i := range c.Weights {
+			c.Weights[i] *= float32(alpha[i/per])
+		}
+		c.Binary = false
+	}
+	if c.BN == nil {
+		return
+	}
+	per := len(c.Weights) / c.Filters
+	w := make([]float32, len(c.Weights))
+	bias := make([]float32, c.Filters)
+	for o := range bias {
+		g := float64(c.BN.Scale[o]) / bnSigma(m, c.BN.Variance[o])
+		for i := o * per; i < (o+1)*per; i++ {
+			w[i] = float32(float64(c.Weights[i]) * g)
+		}
+		bias[o] = float32(float64(c.Bias[o]) - g*float64(c.BN.Mean[o]))
+	}
+	c.Weights, c.Bias, c.BN = w, bias, nil
+}
