@@ -119,20 +119,24 @@ func findLabels(imagePath string) string {
 }
 
 // FindNames returns the names file of a darknet-form dataset directory:
-// classes.names, else the only *.names file; ErrNoNames when there is none.
+// classes.names, else the only *.names file, in dir and then in its parent (the
+// layout chairs/classes.names + chairs/val/); ErrNoNames when there is none.
 func FindNames(dir string) (string, error) {
-	p := filepath.Join(dir, "classes.names")
-	if _, err := os.Stat(p); err == nil {
-		return p, nil
+	for _, d := range []string{dir, filepath.Dir(filepath.Clean(dir))} {
+		p := filepath.Join(d, "classes.names")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		m, _ := filepath.Glob(filepath.Join(d, "*.names"))
+		switch len(m) {
+		case 0:
+			continue
+		case 1:
+			return m[0], nil
+		}
+		return "", fmt.Errorf("%s: %d *.names files (%s); say which one to use", d, len(m), strings.Join(m, ", "))
 	}
-	m, _ := filepath.Glob(filepath.Join(dir, "*.names"))
-	switch len(m) {
-	case 0:
-		return "", fmt.Errorf("%s: %w (put classes.names there or give a names file)", dir, ErrNoNames)
-	case 1:
-		return m[0], nil
-	}
-	return "", fmt.Errorf("%s: %d *.names files (%s); say which one to use", dir, len(m), strings.Join(m, ", "))
+	return "", fmt.Errorf("%s: %w (put classes.names there or give a names file)", dir, ErrNoNames)
 }
 
 // ReadNames reads a names file: one class per line, surrounding blanks trimmed,

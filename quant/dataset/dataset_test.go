@@ -40,11 +40,17 @@ func TestChairsFixture(t *testing.T) {
 	}
 }
 
-func TestFindNamesInParentIsNotAutomatic(t *testing.T) {
+func TestNamesFromParentDir(t *testing.T) {
 	dir := testutil.Fixture(t, "chairs", "val")
-	_, err := Open(dir, Options{})
-	if err == nil || !strings.Contains(err.Error(), "names") {
-		t.Fatalf("val/ without names file: err %v, want a hint about the names file", err)
+	d, err := Open(dir, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(d.Names) != 30 || d.Names[7] != "chair" {
+		t.Fatalf("names from chairs/classes.names: %v", d.Names)
+	}
+	if _, err := Open(t.TempDir(), Options{}); err == nil || !strings.Contains(err.Error(), "names") {
+		t.Fatalf("dir without names file: err %v, want a hint about the names file", err)
 	}
 }
 
