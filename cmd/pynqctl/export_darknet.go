@@ -1,0 +1,119 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/todarknet"
+)
+
+func init() { quantCommands = append(quantCommands, newExportDarknetCmd) }
+
+type exportDarknetFlags struct {
+	model, modelWeights, output, weights string
+}
+
+func newExportDarknetCmd(log *slog.Logger) *cobra.Command {
+	var f exportDarknetFlags
+	cmd := &cobra.Command{
+		Use:   "export-darknet --model DIR|M.cfg --output=OUT.cfg [--weights OUT.weights]",
+		Short: "Write a model (e.g. the QNN-MO W1A3 model) as a float darknet cfg + weights + quant sidecar",
+		Long: `Writes any model pynqctl reads as a float darknet model, so that it can be fine-tuned
+in darknet, plus OUT.quant.json, the activation scales and bit widths that quantize the
+float model back (pynqctl quant ... reads it).
+
+--model is a QNN-MO parameter directory or a darknet cfg (with --model-weights).
+Binary layers are written as +1/-1 weights with binary=1 and a batch norm chosen so
+that relu, then level = clip(round(y/act_scale), 0, 7), reproduces the layer's integer
+thresholds; quantized activations become plain relu (darknet has no quantizer). Channels
+no single batch norm reproduces are reported and written as the closest fit.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runExportDarknet(cmd.OutOrStdout(), log, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.model, "model", "", "QNN-MO parameter directory or darknet .cfg (required)")
+	fl.StringVar(&f.modelWeights, "model-weights", "", "darknet .weights of a --model cfg")
+	fl.StringVar(&f.output, "output", "", "darknet .cfg to write (required); the sidecar goes beside it as .quant.json")
+	fl.StringVar(&f.weights, "weights", "", "darknet .weights to write (default: --output with .weights)")
+	_ = cmd.MarkFlagRequired("model")
+	_ = cmd.MarkFlagRequired("output")
+	return cmd
+}
+
+// loadAnyModel reads a QNN-MO parameter directory or a darknet cfg + weights.
+func loadAnyModel(log *slog.Logger, path, weights string) (*quant.Model, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("--model: %w", err)
+	}
+	if st.IsDir() {
+		if weights != "" {
+			return nil, errors.New("--model-weights goes with a darknet cfg, not a QNN-MO directory")
+		}
+		return qnn.LoadDir(path)
+	}
+	if weights == "" {
+		return nil, fmt.Errorf("--model %s is a file: give its darknet weights with --model-weights (or pass a QNN-MO parameter directory)", path)
+	}
+	return darknet.Load(path, weights, darknet.Options{Warn: func(msg string) { log.Warn(msg) }})
+}
+
+func runExportDarknet(out io.Writer, log *slog.Logger, f exportDarknetFlags) error {
+	if !strings.HasSuffix(f.output, ".cfg") {
+		return fmt.Errorf("--output %q: name the darknet cfg to write, ending in .cfg", f.output)
+	}
+	if f.weights == "" {
+		f.weights = strings.TrimSuffix(f.output, ".cfg") + ".weights"
+	}
+	m, err := loadAnyModel(log, f.model, f.modelWeights)
+	if err != nil {
+		return fmt.Errorf("export-darknet: %w", err)
+	}
+	res, err := todarknet.Export(m)
+	if err != nil {
+		return err
+	}
+	if err := res.WriteFiles(f.output, f.weights); err != nil {
+		return err
+	}
+	printExportReport(out, m, res)
+	fmt.Fprintf(out, "wrote    %s\nwrote    %s\nwrote    %s\n", f.output, f.weights, todarknet.SidecarPath(f.output))
+	return nil
+}
+
+func printExportReport(out io.Writer, m *quant.Model, res *todarknet.Result) {
+	fmt.Fprintf(out, "model    %s: %d layers, input %v\n", m.Name, len(m.Layers), m.Input)
+	for _, sl := range res.Sidecar.Layers {
+		if !sl.Thresholds {
+			fmt.Fprintf(out, "layer    %d %s: float, quantize W%dA%d, act_scale %g\n", sl.Index, sl.Name, sl.WeightBits, sl.ActBits, sl.ActScale)
+		}
+	}
+	total, approx := 0, 0
+	for _, r := range res.Layers {
+		fmt.Fprintf(out, "layer    %d %s: thresholds -> batch norm: %d/%d exact (min margin %.3f acc), %d constant, %d inverted",
+			r.Index, r.Name, r.Exact, r.Channels, r.MinMargin, r.Constant, r.Inverted)
+		if r.Approx > 0 {
+			fmt.Fprintf(out, ", %d APPROXIMATE (levels off by up to %d): channels %v", r.Approx, r.MaxLevelError, r.ApproxChannels)
+		}
+		fmt.Fprintln(out)
+		total += r.Channels
+		approx += r.Approx
+	}
+	if total > 0 {
+		fmt.Fprintf(out, "exact    %d of %d threshold channels (%.2f%%)\n", total-approx, total, 100*res.ExactFraction())
+	}
+	if approx > 0 {
+		fmt.Fprintf(out, "warning  %d channels have thresholds no batch norm reproduces (unevenly spaced); the export holds the closest fit, so re-quantizing it changes those levels\n", approx)
+	}
+}

@@ -1,0 +1,61 @@
+package main
+
+import (
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/todarknet"
+)
+
+func TestQuantExportDarknetQNN(t *testing.T) {
+	params := testutil.Fixture(t, "qnn-mo-pynq", "params")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tinier-yolo.cfg")
+	out, err := runPynqctl(t, "quant", "export-darknet", "--model", params, "--output="+cfg)
+	if err != nil {
+		t.Fatalf("export-darknet: %v\n%s", err, out)
+	}
+	for _, want := range []string{"float, quantize W0A3, act_scale 0.5714286", "12 conv7: thresholds -> batch norm: 512/512 exact",
+		"exact    2048 of 2048 threshold channels (100.00%)", "wrote    " + filepath.Join(dir, "tinier-yolo.weights"), "tinier-yolo.quant.json"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+	m, err := darknet.Load(cfg, filepath.Join(dir, "tinier-yolo.weights"), darknet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !m.Layers[1].Conv.Binary || m.Layers[1].Conv.BN == nil {
+		t.Errorf("conv1 reads back without binary=1 or batch norm")
+	}
+	if _, err := todarknet.ReadSidecar(todarknet.SidecarPath(cfg)); err != nil {
+		t.Error(err)
+	}
+	// A darknet model goes through as well (float layers only, empty sidecar).
+	cfg2 := filepath.Join(dir, "again.cfg")
+	out, err = runPynqctl(t, "quant", "export-darknet", "--model", cfg, "--model-weights", filepath.Join(dir, "tinier-yolo.weights"), "--output", cfg2, "--weights", filepath.Join(dir, "again.bin"))
+	if err != nil || !strings.Contains(out, "again.bin") {
+		t.Fatalf("export of a darknet model: %v\n%s", err, out)
+	}
+}
+
+func TestQuantExportDarknetErrors(t *testing.T) {
+	dir := t.TempDir()
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--model", dir}, "output"},
+		{[]string{"--model", dir, "--output", "x.txt"}, "ending in .cfg"},
+		{[]string{"--model", filepath.Join(dir, "none"), "--output", "x.cfg"}, "none"},
+		{[]string{"--model", dir, "--output", filepath.Join(dir, "x.cfg")}, "QNN-MO parameter directory"},
+	} {
+		_, err := runPynqctl(t, append([]string{"quant", "export-darknet"}, c.args...)...)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want one mentioning %q", c.args, err, c.want)
+		}
+	}
+}
