@@ -24,6 +24,7 @@ func init() { rootCommands = append(rootCommands, newDetectCmd) }
 
 type detectFlags struct {
 	cfg, weights, model, names, annotate, dialect string
+	decoder                                       string
 	thresh, nms                                   float32
 	json                                          bool
 	threads                                       int
@@ -57,7 +58,25 @@ float last layer).`,
 	fl.StringVar(&f.annotate, "annotate", "", "write images with boxes and labels into this directory")
 	fl.StringVar(&f.dialect, "dialect", "", "darknet dialect: pjreddie or alexeyab (default: from the cfg)")
 	fl.IntVar(&f.threads, "threads", 0, "worker goroutines (default: all cores)")
+	fl.StringVar(&f.decoder, "decoder", "", decoderHelp)
 	return cmd
+}
+
+// decoderHelp documents --decoder for detect and qnn input.
+const decoderHelp = `JPEG decoding to reproduce: stb (stb_image: darknet built without OpenCV, ` +
+	`upstream's default, and QNN-MO-PYNQ's published results) or libjpeg (libjpeg-turbo: ` +
+	`darknet built with OpenCV, e.g. Debian's package, the toolchain's reference). ` +
+	`Default: stb for --model DIR, libjpeg for --cfg/--weights`
+
+// imageDecoder returns the decoder --decoder names, or the model kind's default.
+func imageDecoder(flag string, qnnModel bool) (imageio.Decoder, error) {
+	if flag != "" {
+		return imageio.ParseDecoder(flag)
+	}
+	if qnnModel {
+		return qnn.ImageDecoder, nil
+	}
+	return imageio.LibJPEG, nil
 }
 
 // loadDetector builds the detector the flags describe.
@@ -87,6 +106,10 @@ func loadDetector(f detectFlags) (*quant.Model, detector.Detector, error) {
 }
 
 func runDetect(cmd *cobra.Command, f detectFlags, images []string) error {
+	dec, err := imageDecoder(f.decoder, f.model != "")
+	if err != nil {
+		return err
+	}
 	m, d, err := loadDetector(f)
 	if err != nil {
 		return err
@@ -115,7 +138,7 @@ func runDetect(cmd *cobra.Command, f detectFlags, images []string) error {
 		if err := cmd.Context().Err(); err != nil {
 			return err
 		}
-		img, err := imageio.Load(path)
+		img, err := imageio.LoadWith(path, dec)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}

@@ -25,7 +25,7 @@ func newQNNCmd(log *slog.Logger) *cobra.Command {
 }
 
 func newQNNInputCmd(log *slog.Logger) *cobra.Command {
-	var model, output string
+	var model, output, decoder string
 	var compact bool
 	var threads int
 	cmd := &cobra.Command{
@@ -49,7 +49,11 @@ instead, the form QNN-MO's Python code hands its library.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", model, err)
 			}
-			img, err := imageio.Load(args[0])
+			dec, err := imageDecoder(decoder, true)
+			if err != nil {
+				return err
+			}
+			img, err := imageio.LoadWith(args[0], dec)
 			if err != nil {
 				return err
 			}
@@ -77,6 +81,7 @@ instead, the form QNN-MO's Python code hands its library.`,
 	fl.StringVarP(&output, "output", "o", "", "output file")
 	fl.BoolVar(&compact, "compact", false, "ceil(3C/8) bytes per pixel instead of the engine's 192-byte records")
 	fl.IntVar(&threads, "threads", 0, "worker goroutines (default: all cores)")
+	fl.StringVar(&decoder, "decoder", "", decoderHelp)
 	return cmd
 }
 
