@@ -2,11 +2,12 @@
 # Installs what the tests compare against or talk to, on a fresh Debian/Ubuntu machine:
 # Debian's darknet (the original float implementation), python3-onnx (onnx.checker),
 # qemu-user-static (ARM unit tests), openssh-server (deploy tests), djpeg (JPEG decoding
-# reference), and onnxruntime from npm. Idempotent and quiet when everything is there.
+# reference), libstb-dev (stb_image, darknet's decoder without OpenCV) and onnxruntime
+# from npm. Idempotent and quiet when everything is there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-debs=(darknet chromium python3-onnx qemu-user-static openssh-server libjpeg-turbo-progs device-tree-compiler)
+debs=(darknet chromium python3-onnx qemu-user-static openssh-server libjpeg-turbo-progs libstb-dev device-tree-compiler)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
