@@ -216,6 +216,9 @@ func OpenDarknet(dir string, opt Options) (*Dataset, error) {
 // OpenList loads a darknet list file: one image path per line, relative paths taken
 // from the working directory as darknet does, else from the list file's directory.
 func OpenList(path string, opt Options) (*Dataset, error) {
+	if IsImage(path) {
+		return nil, fmt.Errorf("dataset %s is an image; give the dataset directory or a list file of image paths", path)
+	}
 	names, err := namesFor(filepath.Dir(path), opt)
 	if err != nil {
 		return nil, err
