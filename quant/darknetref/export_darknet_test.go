@@ -1,0 +1,249 @@
+//go:build darknet && cgo
+
+package darknetref
+
+import (
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/todarknet"
+)
+
+// exportQNN exports the published QNN-MO model with `quant export-darknet`'s code.
+func exportQNN(tb testing.TB) (orig *quant.Model, res *todarknet.Result, cfg, weights string) {
+	tb.Helper()
+	orig, err := qnn.LoadDir(testutil.Fixture(tb, "qnn-mo-pynq", "params"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	res, err = todarknet.Export(orig)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	dir := tb.TempDir()
+	cfg, weights = filepath.Join(dir, "tinier-yolo.cfg"), filepath.Join(dir, "tinier-yolo.weights")
+	if err := res.WriteFiles(cfg, weights); err != nil {
+		tb.Fatal(err)
+	}
+	return orig, res, cfg, weights
+}
+
+// TestExportedTinierYoloMatchesDarknet loads the float Tinier-YOLO exported from the
+// QNN-MO model into libdarknet and into the float engine (through the darknet reader)
+// and compares every layer's output on dog.jpg: darknet reads the exported cfg, weights,
+// binary=1 layers and batch norms as the IR means them.
+func TestExportedTinierYoloMatchesDarknet(t *testing.T) {
+	_, _, cfg, weights := exportQNN(t)
+	m, err := darknet.Load(cfg, weights, darknet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := Load(cfg, weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	e, err := engine.New(m, engine.Options{KeepAll: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := LoadImageColor(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := Letterbox(im, m.Input.W, m.Input.H)
+	if err := ref.Predict(in.Data); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Forward(in.Data); err != nil {
+		t.Fatal(err)
+	}
+	worst, worstLayer := 0.0, 0
+	for i, l := range m.Layers {
+		want, _, _, _, err := ref.Output(i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := e.Output(i)
+		if len(got) != len(want) {
+			t.Fatalf("layer %d (%s): %d values, darknet %d", i, l.Name, len(got), len(want))
+		}
+		scale := 1e-6
+		for _, v := range want {
+			scale = max(scale, math.Abs(float64(v)))
+		}
+		if rel := maxAbsDiff(got, want) / scale; rel > worst {
+			worst, worstLayer = rel, i
+		}
+	}
+	t.Logf("exported Tinier-YOLO, %d layers: worst relative difference to darknet %.2g (layer %d)", len(m.Layers), worst, worstLayer)
+	// For the record: what the float model (relu without clip or rounding) detects.
+	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, o := range detect.Objects(ref.Boxes(im.W, im.H, 0.3, nmsIoU), 0.3, names, im.W, im.H) {
+		t.Logf("float model in darknet: %s %.0f%% %v", o.Name, 100*o.Score, o.Box)
+	}
+	if worst > 1e-4 {
+		t.Errorf("layer %d (%s) differs from darknet by %.2g of its range", worstLayer, m.Layers[worstLayer].Name, worst)
+	}
+}
+
+// TestExportedBatchNormsGiveThresholdsInDarknet runs single exported hidden layers in
+// libdarknet on input levels times their scale (the network input stands in for the
+// previous layer) and quantizes darknet's float output with the sidecar's scale: every
+// level must equal the published model's integer thresholds applied to the integer acc.
+// conv1 reads conv0's real levels of dog.jpg; conv7 (the largest acc range) random
+// levels.
+func TestExportedBatchNormsGiveThresholdsInDarknet(t *testing.T) {
+	orig, res, _, _ := exportQNN(t)
+	img, err := imageio.Load(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := qnn.NewFirstLayer(orig, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dogLevels, err := first.Levels(imageio.Letterbox(img, orig.Input.W, orig.Input.H).Data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := rand.New(rand.NewPCG(3, 4))
+	for _, c := range []struct {
+		index  int
+		levels []uint8
+	}{{1, dogLevels}, {12, nil}} {
+		l := orig.Layers[c.index]
+		lv := c.levels
+		if lv == nil {
+			lv = make([]uint8, l.In.Size())
+			for i := range lv {
+				lv[i] = uint8(r.IntN(8))
+			}
+		}
+		sl := sidecarLayer(t, res.Sidecar, c.index)
+		y := runSingleLayer(t, res.Model, c.index, lv, sl.InputScale)
+		acc := levelConv(l, lv)
+		reach := int64(7 * l.In.C * l.Conv.Size * l.Conv.Size)
+		hw := l.Out.H * l.Out.W
+		bad := 0
+		for i, a := range acc {
+			o := i / hw
+			want := todarknet.Level(l.Quant.Thresholds[o], l.Quant.Invert[o], a)
+			got := int(math.RoundToEven(max(0, min(7, float64(y[i])/float64(sl.ActScale)))))
+			if got != want {
+				if bad++; bad <= 3 {
+					t.Errorf("%s channel %d acc %d: darknet y=%g -> level %d, thresholds %v give %d", l.Name, o, a, y[i], got, l.Quant.Thresholds[o], want)
+				}
+			}
+		}
+		t.Logf("%s in darknet: %d of %d levels equal the thresholds' (acc %d..%d reachable)", l.Name, len(acc)-bad, len(acc), -reach, reach)
+	}
+}
+
+func sidecarLayer(tb testing.TB, sc *todarknet.Sidecar, index int) todarknet.SidecarLayer {
+	tb.Helper()
+	for _, sl := range sc.Layers {
+		if sl.Index == index {
+			return sl
+		}
+	}
+	tb.Fatalf("sidecar has no layer %d", index)
+	return todarknet.SidecarLayer{}
+}
+
+// runSingleLayer writes layer index of the exported model as a one-layer darknet model
+// reading the network input, runs libdarknet on levels*scale and returns its output.
+func runSingleLayer(tb testing.TB, exported *quant.Model, index int, levels []uint8, scale float32) []float32 {
+	tb.Helper()
+	l := *exported.Layers[index]
+	l.Inputs = []int{-1}
+	m := &quant.Model{Name: l.Name, Input: l.In, Dialect: quant.DialectPjreddie, BNEpsilon: 1e-6, Layers: []*quant.Layer{&l}}
+	dir := tb.TempDir()
+	cfg, weights := filepath.Join(dir, "one.cfg"), filepath.Join(dir, "one.weights")
+	for _, f := range []struct {
+		path  string
+		write func(*os.File) error
+	}{
+		{cfg, func(f *os.File) error { return darknet.WriteCfg(f, m) }},
+		{weights, func(f *os.File) error { return darknet.WriteWeights(f, m, todarknet.WeightsHeader) }},
+	} {
+		file, err := os.Create(f.path)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		if err := f.write(file); err != nil {
+			tb.Fatal(err)
+		}
+		if err := file.Close(); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	net, err := Load(cfg, weights)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	defer net.Close()
+	in := make([]float32, len(levels))
+	for i, v := range levels {
+		in[i] = float32(v) * scale
+	}
+	if err := net.Predict(in); err != nil {
+		tb.Fatal(err)
+	}
+	out, _, _, _, err := net.Output(0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return out
+}
+
+// levelConv is the integer convolution of input levels with a +1/-1 layer (zero
+// padding), CHW, as the engine computes acc.
+func levelConv(l *quant.Layer, lv []uint8) []int64 {
+	c, in, out := l.Conv, l.In, l.Out
+	k := c.Size
+	acc := make([]int64, out.Size())
+	for o := 0; o < out.C; o++ {
+		for y := 0; y < out.H; y++ {
+			for x := 0; x < out.W; x++ {
+				var s int64
+				for ch := 0; ch < in.C; ch++ {
+					w := c.Weights[(o*in.C+ch)*k*k:]
+					plane := lv[ch*in.H*in.W:]
+					for ky := 0; ky < k; ky++ {
+						yy := y*c.Stride + ky - c.Pad
+						if yy < 0 || yy >= in.H {
+							continue
+						}
+						for kx := 0; kx < k; kx++ {
+							xx := x*c.Stride + kx - c.Pad
+							if xx < 0 || xx >= in.W {
+								continue
+							}
+							v := int64(plane[yy*in.W+xx])
+							if w[ky*k+kx] < 0 {
+								v = -v
+							}
+							s += v
+						}
+					}
+				}
+				acc[(o*out.H+y)*out.W+x] = s
+			}
+		}
+	}
+	return acc
+}
