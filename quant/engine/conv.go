@@ -10,7 +10,8 @@ import (
 
 // Conv is a convolutional layer prepared for execution: batch norm (and darknet's
 // binary=1 weight binarization) folded into the weights and biases, weights packed for
-// the GEMM, or kept per channel for the direct depthwise kernel.
+// the GEMM, or kept per channel for the direct depthwise kernel. Its weights are read
+// only, but Forward keeps per-call state: do not run one Conv's Forward concurrently.
 type Conv struct {
 	In, Out                   quant.Shape
 	size, stride, pad, groups int
@@ -20,6 +21,7 @@ type Conv struct {
 	packed                    []*PackedA     // one per group (GEMM path)
 	wino                      [][16]*PackedA // one set per group (Winograd path)
 	eps                       []Epilogue     // one per group (GEMM path)
+	col                       im2col         // the im2col view of the current input (reused)
 	dw                        []float32      // depthwise path: Filters x Size*Size
 }
 
@@ -143,17 +145,18 @@ func (cv *Conv) Forward(in, out, scratch []float32, w *Workers) {
 	for g, pa := range cv.packed {
 		fg := pa.M
 		o := out[g*fg*hw : (g+1)*fg*hw]
-		src := cv.source(in[g*cg*inPlane : (g+1)*cg*inPlane])
+		src := cv.source(in[g*cg*inPlane:(g+1)*cg*inPlane], &cv.col)
 		w.gemm(pa, src, o, hw, &cv.eps[g])
 	}
 }
 
 // source returns the GEMM right-hand side for one group's input channels.
-func (cv *Conv) source(in []float32) bSource {
+func (cv *Conv) source(in []float32, col *im2col) bSource {
 	if cv.size == 1 && cv.stride == 1 && cv.pad == 0 {
-		return denseB{in, cv.In.H * cv.In.W}
+		return denseB(in, cv.In.H*cv.In.W)
 	}
-	return im2col{in: in, h: cv.In.H, w: cv.In.W, outW: cv.Out.W, size: cv.size, stride: cv.stride, pad: cv.pad}
+	*col = im2col{in: in, h: cv.In.H, w: cv.In.W, outW: cv.Out.W, size: cv.size, stride: cv.stride, pad: cv.pad}
+	return bSource{col: col}
 }
 
 // im2col expands an input (channels x h x w) into darknet's column matrix on the fly:
@@ -233,6 +236,10 @@ func DepthwisePlane(in []float32, h, w int, k []float32, size, stride, pad int, 
 		orow := out[oy*ow : (oy+1)*ow]
 		if iy := oy*stride - pad; size == 3 && iy >= 0 && iy+2 < h && ox1 > ox0 {
 			depthwise3x3Row(orow, in[iy*w:(iy+3)*w], w, (*[9]float32)(k), stride, pad, ox0, ox1, bias, act)
+			continue
+		}
+		if iy := oy*stride - pad; iy >= 0 && iy+size <= h && ox1 > ox0 {
+			depthwiseRow(orow, in[iy*w:(iy+size)*w], w, k, size, stride, pad, ox0, ox1, bias, act)
 			continue
 		}
 		clear(orow)
@@ -371,5 +378,33 @@ func depthwise3x3Row(orow, rows []float32, w int, k *[9]float32, stride, pad, ox
 	}
 	for ox := ox1; ox < len(orow); ox++ {
 		border(ox)
+	}
+}
+
+// depthwiseRow computes one output row of a size x size depthwise convolution whose
+// input rows (size x w) all lie inside the image, output by output with the taps in
+// darknet's order, then bias and activation.
+func depthwiseRow(orow, rows []float32, w int, k []float32, size, stride, pad, ox0, ox1 int, bias float32, act quant.Activation) {
+	for ox := range orow {
+		base := ox*stride - pad
+		var acc float32
+		if ox >= ox0 && ox < ox1 { // every tap inside the row
+			for ky := 0; ky < size; ky++ {
+				kr := k[ky*size : (ky+1)*size]
+				r := rows[ky*w+base : ky*w+base+size]
+				for kx, v := range r[:len(kr)] {
+					acc += kr[kx] * v
+				}
+			}
+		} else {
+			for ky := 0; ky < size; ky++ {
+				for kx := 0; kx < size; kx++ {
+					if ix := base + kx; ix >= 0 && ix < w {
+						acc += k[ky*size+kx] * rows[ky*w+ix]
+					}
+				}
+			}
+		}
+		orow[ox] = activate1(acc+bias, act)
 	}
 }

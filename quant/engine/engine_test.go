@@ -341,3 +341,29 @@ func TestSgemmEpilogue(t *testing.T) {
 		}
 	}
 }
+
+// TestForwardAllocations checks that Forward reuses its buffers: what remains is a few
+// small closures and goroutines per layer, never a tensor.
+func TestForwardAllocations(t *testing.T) {
+	r := rand.New(rand.NewPCG(15, 16))
+	var layers []*quant.Layer
+	c := 3
+	for i, f := range []int{16, 16, 32} {
+		layers = append(layers, newConv(r, i-1, convSpec{c: c, filters: f, size: 3, stride: 1, pad: 1, groups: 1, act: quant.ActLeaky, bn: true}))
+		c = f
+	}
+	m := buildModel(t, quant.Shape{C: 3, H: 40, W: 40}, layers...)
+	e, err := New(m, Options{Threads: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := randSlice(r, m.Input.Size(), 0, 1)
+	allocs := testing.AllocsPerRun(5, func() {
+		if err := e.Forward(in); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs > float64(4*len(layers)) {
+		t.Errorf("Forward allocates %.0f times for %d layers; buffers should be reused", allocs, len(layers))
+	}
+}

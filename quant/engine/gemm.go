@@ -50,19 +50,24 @@ func (p *PackedA) panel(i, k0, kc int) []float32 {
 
 // bSource produces blocks of the right-hand matrix B (k x n) packed into panels of nr
 // columns: dst[(c/nr)*kc*nr + kk*nr + c%nr] = B[k0+kk][j0+c] for c < nc, and zeros for
-// the padding columns up to a multiple of nr.
-type bSource interface {
-	pack(dst []float32, k0, kc, j0, nc int)
-}
-
-// denseB is a plain row-major k x n matrix.
-type denseB struct {
+// the padding columns up to a multiple of nr. B is either a plain row-major matrix
+// (b, ld) or the implicit im2col expansion of an input (col). It is a concrete type, not
+// an interface, so that passing one allocates nothing.
+type bSource struct {
 	b   []float32
-	ldb int
+	ld  int
+	col *im2col // nil: dense
 }
 
-func (s denseB) pack(dst []float32, k0, kc, j0, nc int) {
-	packRows(dst, s.b, s.ldb, k0, kc, j0, nc)
+// denseB is a plain row-major k x n matrix with row stride ld.
+func denseB(b []float32, ld int) bSource { return bSource{b: b, ld: ld} }
+
+func (s *bSource) pack(dst []float32, k0, kc, j0, nc int) {
+	if s.col != nil {
+		s.col.pack(dst, k0, kc, j0, nc)
+		return
+	}
+	packRows(dst, s.b, s.ld, k0, kc, j0, nc)
 }
 
 // packRows packs rows k0.. of a row-major matrix (row stride ld) starting at column j0.
@@ -200,7 +205,7 @@ func SgemmPacked(a *PackedA, n int, b, c []float32, w *Workers) {
 	}
 	_ = b[a.K*n-1]
 	_ = c[a.M*n-1]
-	w.gemm(a, denseB{b, n}, c, n, nil)
+	w.gemm(a, denseB(b, n), c, n, nil)
 }
 
 // SgemmEpilogue is [SgemmPacked] followed by ep (bias per row of C, then activation),
@@ -212,7 +217,7 @@ func SgemmEpilogue(a *PackedA, n int, b, c []float32, ep *Epilogue, w *Workers) 
 	_ = b[a.K*n-1]
 	_ = c[a.M*n-1]
 	_ = ep.Bias[:a.M]
-	w.gemm(a, denseB{b, n}, c, n, ep)
+	w.gemm(a, denseB(b, n), c, n, ep)
 }
 
 // gemm runs C = A*B and the epilogue (if any) on the workers.

@@ -84,7 +84,7 @@ func (cv *Conv) winograd(in, out []float32, w *Workers) {
 			for g := 0; g < cv.groups; g++ {
 				cv.winogradInput(in[g*cg*cv.In.H*cv.In.W:], cg, t0, nt, tw, v)
 				for xi, u := range cv.wino[g] {
-					gemmTile(u, denseB{v[xi*cg*nt:], nt}, m[xi*fg*nt:(xi+1)*fg*nt], nt, 0, fg, 0, nt, w.bufs[worker], nil)
+					gemmTile(u, denseB(v[xi*cg*nt:], nt), m[xi*fg*nt:(xi+1)*fg*nt], nt, 0, fg, 0, nt, w.bufs[worker], nil)
 				}
 				cv.winogradOutput(m, g*fg, fg, t0, nt, tw, out)
 			}
