@@ -146,6 +146,10 @@ type LayerQuant struct {
 	WeightScale []float32 // per output channel, multiplies the bipolar weights
 	ActBits     int       // bits of this layer's output activation; 0 = float
 	ActScale    float32   // output level k means k*ActScale
+	// ActSigned marks a signed output quantizer (levels -2^(ActBits-1) .. 2^(ActBits-1)-1),
+	// used for leaky activations kept as they are; false (unsigned, levels 0 ..
+	// 2^ActBits-1) is what ReLU layers and FINN's MultiThreshold use.
+	ActSigned bool
 	// Thresholds[c] holds the 2^ActBits-1 integer thresholds of output channel c
 	// (output = count(acc >= T)); Invert[c] flips the comparison (acc <= T) for
 	// channels whose combined scale is negative. For binary layers from the QNN-MO

@@ -1,0 +1,320 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/calib"
+	"github.com/fpgadetector/pynq-agent/quant/qonnx"
+)
+
+// The quantization guide's model steps: quant finn, weights, activations, calibrate.
+
+func init() {
+	quantCommands = append(quantCommands, newFinnCmd, newWeightsCmd, newActivationsCmd, newCalibrateCmd)
+}
+
+// stepIO reads a model for a step and writes its result, reporting wall time.
+func readStepModel(path string) (*quant.Model, error) {
+	if path == "" {
+		return nil, fmt.Errorf("--input is required")
+	}
+	return qonnx.ReadFile(path)
+}
+
+func writeStepModel(w io.Writer, path string, m *quant.Model, opt qonnx.Options) error {
+	if err := qonnx.WriteFile(path, m, opt); err != nil {
+		return err
+	}
+	st, err := os.Stat(path)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(w, "wrote    %s (%s)\n", path, byteSize(st.Size()))
+	return nil
+}
+
+func printStepNotes(w io.Writer, title string, notes []qonnx.Note) {
+	if len(notes) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "%-8s %d:\n", title, len(notes))
+	for _, n := range notes {
+		bits := ""
+		if n.Bits > 0 {
+			bits = fmt.Sprintf(" [%d-bit]", n.Bits)
+		} else if title != "float" {
+			bits = " [float]"
+		}
+		fmt.Fprintf(w, "  %-12s%s %s\n", n.Layer, bits, n.Reason)
+	}
+}
+
+func stepOutputName(input, suffix string) string {
+	base := strings.TrimSuffix(input, filepath.Ext(input))
+	for _, s := range []string{"-finn", "-w1a3", "-w1"} {
+		base = strings.TrimSuffix(base, s)
+	}
+	return base + suffix + ".onnx"
+}
+
+func newFinnCmd(log *slog.Logger) *cobra.Command {
+	var input, output string
+	cmd := &cobra.Command{
+		Use:   "finn --input=M.onnx [--output=M-finn.onnx]",
+		Short: "Write a clean QONNX model FINN can import (opset 11, UINT8 input, BN kept)",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			start := time.Now()
+			out := cmd.OutOrStdout()
+			m, err := readStepModel(input)
+			if err != nil {
+				return fmt.Errorf("finn: %w", err)
+			}
+			r, err := qonnx.Finn(m)
+			if err != nil {
+				return err
+			}
+			if output == "" {
+				output = stepOutputName(input, "-finn")
+			}
+			fmt.Fprintf(out, "model    %s: %d layers, %d with batch norm (kept as BatchNormalization)\n", m.Name, r.Layers, r.BatchNorm)
+			printStepNotes(out, "leaky", r.Leaky)
+			printStepNotes(out, "notes", r.Notes)
+			if err := writeStepModel(out, output, m, qonnx.Options{Stage: "finn"}); err != nil {
+				return fmt.Errorf("finn: %w", err)
+			}
+			fmt.Fprintf(out, "time     %s\n", time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	cmd.Flags().StringVar(&input, "input", "", "ONNX model from quant convert (required)")
+	cmd.Flags().StringVar(&output, "output", "", "QONNX file to write (default M-finn.onnx)")
+	_ = cmd.MarkFlagRequired("input")
+	return cmd
+}
+
+func newWeightsCmd(log *slog.Logger) *cobra.Command {
+	var input, output, overrides string
+	opt := qonnx.WeightOptions{}
+	cmd := &cobra.Command{
+		Use:   "weights --input=M-finn.onnx [--output=M-w1.onnx] --weight-bits=1",
+		Short: "Quantize convolution weights (1 = bipolar with a per-channel scale)",
+		Long: `Quantize the convolution weights: --weight-bits=1 writes BipolarQuant(W, alpha)
+with alpha = mean |W| per output channel; 2..8 writes a signed narrow Quant with
+max |W| / (2^(b-1)-1). The first layer and the layers feeding a detection head stay at
+--keep-bits (0 = float, as QNN-MO-PYNQ keeps them) unless --keep-first=false /
+--keep-last=false; grouped (depthwise) convolutions cannot be binarized and are reported
+and kept at --keep-bits. --overrides=F.toml sets keep_first, keep_last, keep_bits and
+per-layer bits in a [layers] table (name = bits).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			start := time.Now()
+			out := cmd.OutOrStdout()
+			if overrides != "" {
+				if err := qonnx.LoadOverrides(overrides, &opt); err != nil {
+					return err
+				}
+			}
+			m, err := readStepModel(input)
+			if err != nil {
+				return fmt.Errorf("weights: %w", err)
+			}
+			r, err := qonnx.QuantizeWeights(m, opt)
+			if err != nil {
+				return fmt.Errorf("weights: %w", err)
+			}
+			if output == "" {
+				output = stepOutputName(input, fmt.Sprintf("-w%d", opt.Bits))
+			}
+			printStepNotes(out, "quantized", r.Quantized)
+			printStepNotes(out, "kept", r.Kept)
+			printStepNotes(out, "refused", r.Refused)
+			for _, n := range r.Refused {
+				log.Warn("layer cannot be binarized", "layer", n.Layer, "reason", n.Reason)
+			}
+			if err := writeStepModel(out, output, m, qonnx.Options{Stage: fmt.Sprintf("w%d", opt.Bits)}); err != nil {
+				return fmt.Errorf("weights: %w", err)
+			}
+			fmt.Fprintf(out, "time     %s\n", time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&input, "input", "", "QONNX model from quant finn (required)")
+	fl.StringVar(&output, "output", "", "QONNX file to write (default M-w1.onnx)")
+	fl.IntVar(&opt.Bits, "weight-bits", 1, "weight bits: 1 = bipolar (-1,+1) times a per-channel scale, 2..8 = signed")
+	fl.BoolVar(&opt.KeepFirst, "keep-first", true, "keep the first convolution at --keep-bits")
+	fl.BoolVar(&opt.KeepLast, "keep-last", true, "keep the convolutions feeding a detection head at --keep-bits")
+	fl.IntVar(&opt.KeepBits, "keep-bits", 0, "bits of kept and non-binarizable layers: 0 = float, 2..8")
+	fl.StringVar(&overrides, "overrides", "", "TOML file with keep_first, keep_last, keep_bits and [layers] name = bits")
+	_ = cmd.MarkFlagRequired("input")
+	return cmd
+}
+
+func newActivationsCmd(log *slog.Logger) *cobra.Command {
+	var input, output string
+	opt := qonnx.ActOptions{}
+	cmd := &cobra.Command{
+		Use:   "activations --input=M-w1.onnx [--output=M-w1a3.onnx] --activation-bits=3",
+		Short: "Put an unsigned activation quantizer after every hidden ReLU",
+		Long: `Insert a --activation-bits unsigned Quant after the activation of every hidden
+convolution (not the ones feeding a detection head). FINN has no LeakyRelu handler, so
+leaky layers are reported and --leaky decides: relu (default) replaces LeakyRelu by Relu
+so that FINN can turn BN + ReLU + Quant into a MultiThreshold (this changes the network;
+the verify step measures the cost, retraining with ReLU recovers it); keep keeps
+LeakyRelu with a signed quantizer (no MultiThreshold for those layers); error refuses.
+The scales are placeholders until quant calibrate.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			start := time.Now()
+			out := cmd.OutOrStdout()
+			m, err := readStepModel(input)
+			if err != nil {
+				return fmt.Errorf("activations: %w", err)
+			}
+			r, err := qonnx.QuantizeActivations(m, opt)
+			if err != nil {
+				return err
+			}
+			if output == "" {
+				output = stepOutputName(input, fmt.Sprintf("-w1a%d", opt.Bits))
+			}
+			printStepNotes(out, "quantized", r.Quantized)
+			printStepNotes(out, "leaky", r.Leaky)
+			printStepNotes(out, "float", r.Float)
+			if len(r.Leaky) > 0 {
+				log.Warn("LeakyRelu layers changed for FINN", "layers", len(r.Leaky), "mode", opt.Leaky)
+			}
+			if err := writeStepModel(out, output, m, qonnx.Options{Stage: fmt.Sprintf("a%d", opt.Bits)}); err != nil {
+				return fmt.Errorf("activations: %w", err)
+			}
+			fmt.Fprintf(out, "time     %s\n", time.Since(start).Round(time.Millisecond))
+			return nil
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&input, "input", "", "QONNX model from quant weights (required)")
+	fl.StringVar(&output, "output", "", "QONNX file to write (default M-w1a3.onnx)")
+	fl.IntVar(&opt.Bits, "activation-bits", 3, "activation bits")
+	fl.StringVar(&opt.Leaky, "leaky", "relu", "LeakyRelu layers: relu (replace), keep (signed quantizer) or error")
+	_ = cmd.MarkFlagRequired("input")
+	return cmd
+}
+
+type calibrateFlags struct {
+	model, dataset, output, streamlined, report string
+	images                                      int
+	opt                                         calib.Options
+}
+
+func newCalibrateCmd(log *slog.Logger) *cobra.Command {
+	var f calibrateFlags
+	cmd := &cobra.Command{
+		Use:   "calibrate --model=M-w1a3.onnx --dataset=DIR --output=M-w1a3-calibrated.onnx",
+		Short: "Set the activation scales from 20-50 images and compute integer thresholds",
+		Long: `Run the calibration images (a directory of .jpg/.png or a darknet list file; the
+first --images of them) through the model with float activations and quantized weights,
+set each activation quantizer's scale (--method percentile, default 99.99; minmax; mse),
+compute the integer thresholds, and write the calibrated QONNX model and its
+FINN-streamlined variant (Conv + MultiThreshold, default M-w1a3-calibrated-streamlined.onnx)
+plus the statistics as JSON (--report, default M-w1a3-calibrated.json).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runCalibrate(cmd.OutOrStdout(), cmd.ErrOrStderr(), log, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.model, "model", "", "QONNX model from quant activations (required)")
+	fl.StringVar(&f.dataset, "dataset", "", "calibration images: a directory or a darknet list file (required)")
+	fl.StringVar(&f.output, "output", "", "calibrated QONNX file (default M-w1a3-calibrated.onnx)")
+	fl.StringVar(&f.streamlined, "streamlined-output", "", "streamlined QONNX file (default: output with -streamlined)")
+	fl.StringVar(&f.report, "report", "", "calibration statistics JSON (default: output with .json)")
+	fl.StringVar(&f.opt.Method, "method", calib.Percentile, "scale method: percentile, minmax or mse")
+	fl.Float64Var(&f.opt.Percentile, "percentile", 99.99, "percentile of the activations the scale covers (method percentile)")
+	fl.IntVar(&f.images, "images", 0, "use the first N images (0 = all)")
+	fl.IntVar(&f.opt.Threads, "threads", 0, "goroutines (0 = all cores)")
+	_ = cmd.MarkFlagRequired("model")
+	_ = cmd.MarkFlagRequired("dataset")
+	return cmd
+}
+
+func runCalibrate(out, errw io.Writer, log *slog.Logger, f calibrateFlags) error {
+	start := time.Now()
+	m, err := qonnx.ReadFile(f.model)
+	if err != nil {
+		return fmt.Errorf("calibrate: %w", err)
+	}
+	imgs, err := calib.ListImages(f.dataset)
+	if err != nil {
+		return fmt.Errorf("calibrate: %w", err)
+	}
+	if f.images > 0 && f.images < len(imgs) {
+		imgs = imgs[:f.images]
+	}
+	if f.output == "" {
+		f.output = strings.TrimSuffix(f.model, filepath.Ext(f.model)) + "-calibrated.onnx"
+	}
+	base := strings.TrimSuffix(f.output, filepath.Ext(f.output))
+	if f.streamlined == "" {
+		f.streamlined = base + "-streamlined.onnx"
+	}
+	if f.report == "" {
+		f.report = base + ".json"
+	}
+	if stepIsTerminal(errw) {
+		f.opt.Progress = errw
+	}
+	res, err := calib.Calibrate(m, imgs, f.opt)
+	if err != nil {
+		return err
+	}
+	for _, w := range res.Warnings {
+		log.Warn(w)
+	}
+	fmt.Fprintf(out, "calibrated on %d images in %s (%.2f images/s), method %s", len(imgs), res.Duration.Round(time.Millisecond), res.ImagesPerSec, res.Method)
+	if res.Method == calib.Percentile {
+		fmt.Fprintf(out, " %g", res.Percentile)
+	}
+	fmt.Fprintln(out)
+	fmt.Fprintf(out, "%-12s %4s %10s %10s %10s %8s %10s\n", "layer", "bits", "max", "clip", "scale", "clipped", "zeros")
+	for _, l := range res.Layers {
+		fmt.Fprintf(out, "%-12s %4d %10.4g %10.4g %10.6g %7.4f%% %9.1f%%\n", l.Layer, l.Bits, l.Max, l.Clip, l.Scale, 100*l.Clipped, 100*l.Zeros)
+	}
+	tr := res.Thresholds
+	fmt.Fprintf(out, "thresholds %d layers (%d inverted channels, %d constant)\n", len(tr.Layers), tr.Inverted, tr.Constant)
+	printStepNotes(out, "no thresholds", tr.Skipped)
+	if err := writeStepModel(out, f.output, m, qonnx.Options{Stage: "calibrated"}); err != nil {
+		return fmt.Errorf("calibrate: %w", err)
+	}
+	if err := writeStepModel(out, f.streamlined, m, qonnx.Options{Stage: "streamlined", Streamlined: true}); err != nil {
+		return fmt.Errorf("calibrate: %w", err)
+	}
+	js, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(f.report, append(js, '\n'), 0o644); err != nil {
+		return fmt.Errorf("calibrate: %w", err)
+	}
+	fmt.Fprintf(out, "wrote    %s\ntime     %s\n", f.report, time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+func stepIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
