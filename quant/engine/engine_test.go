@@ -319,7 +319,7 @@ func TestSgemm(t *testing.T) {
 
 func TestSgemmEpilogue(t *testing.T) {
 	r := rand.New(rand.NewPCG(13, 14))
-	for _, s := range [][3]int{{7, 9, 5}, {64, 301, 300}, {9, 3, 40}} {
+	for _, s := range [][3]int{{7, 9, 5}, {64, 301, 300}, {9, 3, 40}, {5, 3, 0}} {
 		m, n, k := s[0], s[1], s[2]
 		a, b, bias := randSlice(r, m*k, -1, 1), randSlice(r, k*n, -1, 1), randSlice(r, m, -1, 1)
 		for _, act := range []quant.Activation{quant.ActLeaky, quant.ActReLU, quant.ActLinear, quant.ActLogistic} {

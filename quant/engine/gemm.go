@@ -5,10 +5,10 @@ import "github.com/fpgadetector/pynq-agent/quant"
 // The GEMM follows the GotoBLAS scheme: A (weights, constant) is packed once into panels
 // of mr rows; B (activations, or their im2col expansion) is packed per block of kcBlock
 // rows x ncBlock columns into panels of nr columns; a register-tile micro-kernel runs the
-// k loop innermost over one A panel and one B panel. Go has no SIMD, so the tile is sized
-// for the 15 scalar float registers amd64 offers (4x2 keeps 8 accumulators, 4 a and 2 b
-// values live without spills) and written with reslicing so that the compiler removes
-// every bounds check from the k loop.
+// k loop innermost over one A panel and one B panel. The micro-kernel and mr live in
+// kernel_generic.go (scalar 4x2: 8 accumulators, 4 a and 2 b values fit amd64's scalar
+// float registers without spills; reslicing removes every bounds check from the k loop)
+// and kernel_simd_amd64.go (GOEXPERIMENT=simd: AVX2+FMA 16x2).
 
 const (
 	nr      = 2   // columns of a register tile (and of a B panel)
@@ -214,9 +214,25 @@ func SgemmEpilogue(a *PackedA, n int, b, c []float32, ep *Epilogue, w *Workers) 
 	if a.M <= 0 || n <= 0 {
 		return
 	}
-	_ = b[a.K*n-1]
 	_ = c[a.M*n-1]
-	_ = ep.Bias[:a.M]
+	if ep.Bias != nil {
+		_ = ep.Bias[:a.M]
+	}
+	if a.K <= 0 { // C = act(bias)
+		for r := 0; r < a.M; r++ {
+			var v float32
+			if ep.Bias != nil {
+				v = ep.Bias[r]
+			}
+			row := c[r*n : (r+1)*n]
+			for j := range row {
+				row[j] = v
+			}
+			Activate(row, ep.Activation)
+		}
+		return
+	}
+	_ = b[a.K*n-1]
 	w.gemm(a, denseB(b, n), c, n, ep)
 }
 
