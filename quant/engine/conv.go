@@ -34,6 +34,17 @@ func NewConv(m *quant.Model, l *quant.Layer) (*Conv, error) {
 	if err := checkActivation(c.Activation); err != nil {
 		return nil, err
 	}
+	if c.Filters <= 0 || c.Size <= 0 || c.Stride <= 0 || c.Pad < 0 || c.Groups <= 0 ||
+		l.In.C%c.Groups != 0 || c.Filters%c.Groups != 0 {
+		return nil, fmt.Errorf("bad convolution parameters (filters %d size %d stride %d pad %d groups %d on %d channels)",
+			c.Filters, c.Size, c.Stride, c.Pad, c.Groups, l.In.C)
+	}
+	if c.Bias != nil && len(c.Bias) != c.Filters {
+		return nil, fmt.Errorf("%d biases, want %d", len(c.Bias), c.Filters)
+	}
+	if bn := c.BN; bn != nil && (len(bn.Scale) != c.Filters || len(bn.Mean) != c.Filters || len(bn.Variance) != c.Filters) {
+		return nil, fmt.Errorf("batch norm has %d/%d/%d values, want %d", len(bn.Scale), len(bn.Mean), len(bn.Variance), c.Filters)
+	}
 	cg := l.In.C / c.Groups
 	kk := cg * c.Size * c.Size
 	if len(c.Weights) != c.Filters*kk {

@@ -77,7 +77,7 @@ func checkLayer(m *quant.Model, i int, l *quant.Layer) error {
 		}
 	case quant.KindMaxPool:
 		p := l.Pool
-		if p == nil || l.Out != (quant.Shape{C: l.In.C, H: (l.In.H+p.Pad-p.Size)/p.Stride + 1, W: (l.In.W+p.Pad-p.Size)/p.Stride + 1}) {
+		if p == nil || p.Size <= 0 || p.Stride <= 0 || p.Pad < 0 || l.Out != (quant.Shape{C: l.In.C, H: (l.In.H+p.Pad-p.Size)/p.Stride + 1, W: (l.In.W+p.Pad-p.Size)/p.Stride + 1}) {
 			return errors.New("pool parameters do not match the shapes (run Model.InferShapes)")
 		}
 	case quant.KindRoute:

@@ -269,12 +269,16 @@ func TestNewRejects(t *testing.T) {
 	noWeights := newConv(r, -1, convSpec{c: 3, filters: 2, size: 3, stride: 1, pad: 1, groups: 1, act: quant.ActLeaky})
 	noWeights.Conv.Weights = nil
 	badAct := newConv(r, -1, convSpec{c: 3, filters: 2, size: 3, stride: 1, pad: 1, groups: 1, act: "gelu"})
+	shortBN := newConv(r, -1, convSpec{c: 3, filters: 2, size: 3, stride: 1, pad: 1, groups: 1, act: quant.ActLeaky, bn: true})
+	badGroups := newConv(r, -1, convSpec{c: 3, filters: 2, size: 3, stride: 1, pad: 1, groups: 1, act: quant.ActLeaky})
 	for name, tc := range map[string]struct {
 		m    *quant.Model
 		want string
 	}{
 		"weights":    {buildModel(t, shape, noWeights), "load the .weights"},
 		"activation": {buildModel(t, shape, badAct), "not supported"},
+		"bn":         {breakAfter(buildModel(t, shape, shortBN), func() { shortBN.Conv.BN.Variance = shortBN.Conv.BN.Variance[:1] }), "batch norm"},
+		"groups":     {breakAfter(buildModel(t, shape, badGroups), func() { badGroups.Conv.Groups = 0 }), "bad convolution"},
 		"shapes":     {&quant.Model{Input: shape, Layers: []*quant.Layer{{Kind: quant.KindDropout, Inputs: []int{-1}}}}, "InferShapes"},
 	} {
 		if _, err := New(tc.m, Options{}); err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -366,4 +370,10 @@ func TestForwardAllocations(t *testing.T) {
 	if allocs > float64(4*len(layers)) {
 		t.Errorf("Forward allocates %.0f times for %d layers; buffers should be reused", allocs, len(layers))
 	}
+}
+
+// breakAfter applies a change to an already shape-checked model.
+func breakAfter(m *quant.Model, change func()) *quant.Model {
+	change()
+	return m
 }
