@@ -29,6 +29,17 @@ func BenchmarkDecode(b *testing.B) {
 	}
 }
 
+// BenchmarkDecodeSTB measures the stb_image-exact decode of dog.jpg (its IDCT,
+// upsampling and colour conversion), the QNN-MO models' default.
+func BenchmarkDecodeSTB(b *testing.B) {
+	data := benchJPEG(b)
+	for i := 0; i < b.N; i++ {
+		if _, err := DecodeRGBAWith(bytes.NewReader(data), STB); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
 // BenchmarkStdlibJPEG is image/jpeg alone on the same file, for comparison.
 func BenchmarkStdlibJPEG(b *testing.B) {
 	data := benchJPEG(b)

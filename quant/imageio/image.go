@@ -1,7 +1,8 @@
 // Package imageio owns the image side of the darknet-compatible pipeline: decoding JPEG
-// and PNG into darknet's planar float image exactly as Debian's darknet (OpenCV over
-// libjpeg-turbo) sees it, darknet's bilinear resize and letterbox, and drawing detection
-// boxes for annotated output.
+// and PNG into darknet's planar float image exactly as darknet sees it, in either of
+// darknet's two ways (see [Decoder]: libjpeg-turbo as OpenCV builds such as Debian's
+// use, or stb_image as the default OPENCV=0 build and QNN-MO-PYNQ use), darknet's
+// bilinear resize and letterbox, and drawing detection boxes for annotated output.
 package imageio
 
 import (
@@ -50,7 +51,8 @@ const maxPixels = 1 << 25 // 33.5 megapixels: a photo, not a memory bomb
 // tooBig says whether w x h exceeds maxPixels, without overflowing a 32-bit int.
 func tooBig(w, h int) bool { return int64(w)*int64(h) > maxPixels }
 
-// Load reads a JPEG or PNG file as a 3-channel image (darknet's load_image_color).
+// Load reads a JPEG or PNG file as a 3-channel image (darknet's load_image_color),
+// decoded like [LibJPEG]; see [Decode] and [LoadWith].
 func Load(path string) (*Image, error) {
 	f, err := os.Open(path)
 	if err != nil {
@@ -64,7 +66,11 @@ func Load(path string) (*Image, error) {
 	return im, nil
 }
 
-// Decode reads a JPEG or PNG stream as a 3-channel RGB image with values byte/255.
+// Decode reads a JPEG or PNG stream as a 3-channel RGB image with values byte/255,
+// decoding like [LibJPEG]. That stays the default because the toolchain's reference
+// executor is Debian's darknet, an OpenCV build, and darknet models are compared with
+// it; QNN-MO models, whose published results came from stb_image, decode with
+// DecodeWith(r, STB) (qnn.ImageDecoder).
 // Sequential JPEGs are decoded bit-exactly as libjpeg(-turbo) does by default (islow
 // IDCT, fancy chroma upsampling, fixed-point YCbCr->RGB), so the samples equal those of
 // darknet builds that load images through OpenCV or libjpeg; progressive and other JPEGs

@@ -150,6 +150,12 @@ func FuzzDecodeSTB(f *testing.F) {
 	}
 	f.Add([]byte{0xff, 0xd8, 0xff, 0xd9})
 	f.Fuzz(func(t *testing.T, data []byte) {
+		// The decoder proper, without the header check DecodeWith puts in front.
+		if d, err := parseJPEG(data, true); err == nil && !tooBig(d.width, d.height) {
+			if out, ok := d.outputSTB(); ok && (out.Bounds().Dx() != d.width || out.Bounds().Dy() != d.height) {
+				t.Fatalf("outputSTB gave %v for %dx%d", out.Bounds(), d.width, d.height)
+			}
+		}
 		im, err := DecodeWith(bytes.NewReader(data), STB)
 		if err != nil {
 			return

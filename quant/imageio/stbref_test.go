@@ -136,3 +136,26 @@ func syntheticPPM(w, h int) []byte {
 	}
 	return ppm.Bytes()
 }
+
+// BenchmarkStbImageC is stb_image itself (C, SSE2 kernels) on dog.jpg, for comparison
+// with BenchmarkDecodeSTB.
+func BenchmarkStbImageC(b *testing.B) {
+	needSTB(b)
+	path := testutil.Fixture(b, "qnn-mo-pynq", "images", "dog.jpg")
+	for i := 0; i < b.N; i++ {
+		if _, _, _, err := stbref.LoadRGB(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkStbImageCScalar is stb_image without SIMD (what the board's darknet runs).
+func BenchmarkStbImageCScalar(b *testing.B) {
+	needSTB(b)
+	path := testutil.Fixture(b, "qnn-mo-pynq", "images", "dog.jpg")
+	for i := 0; i < b.N; i++ {
+		if _, _, _, err := stbref.LoadRGBScalar(path); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
