@@ -647,12 +647,12 @@ const (
 	fix3072711026 = 25172
 )
 
-func descale(x int64, n uint) int64 { return (x + 1<<(n-1)) >> n }
+func descale(x int32, n uint) int32 { return (x + 1<<(n-1)) >> n }
 
 // idct1D is one 8-point pass of libjpeg's islow IDCT on in[0], in[step], ... in[7*step]
 // (already dequantized, or the first pass's output); it returns the eight outputs before
 // the final descale.
-func idct1D(in [8]int64) [8]int64 {
+func idct1D(in [8]int32) [8]int32 {
 	// Even part.
 	z2, z3 := in[2], in[6]
 	z1 := (z2 + z3) * fix0541196100
@@ -678,25 +678,29 @@ func idct1D(in [8]int64) [8]int64 {
 	t1 += o2 + o4
 	t2 += o2 + o3
 	t3 += o1 + o4
-	return [8]int64{tmp10 + t3, tmp11 + t2, tmp12 + t1, tmp13 + t0, tmp13 - t0, tmp12 - t1, tmp11 - t2, tmp10 - t3}
+	return [8]int32{tmp10 + t3, tmp11 + t2, tmp12 + t1, tmp13 + t0, tmp13 - t0, tmp12 - t1, tmp11 - t2, tmp10 - t3}
 }
 
 // idctIslow dequantizes a block and writes its 8x8 samples at out (row stride stride),
-// bit-exact with libjpeg's jpeg_idct_islow including its range limiting.
+// bit-exact with libjpeg's jpeg_idct_islow including its range limiting. It computes in
+// 32 bits, as libjpeg does on 32-bit machines (the board's Cortex-A9, where 64-bit
+// multiplies cost several instructions); for 8-bit data from a real encoder nothing
+// overflows (jidctint.c's own argument), so only corrupt files can differ from a 64-bit
+// build.
 func idctIslow(coef, quant *[64]int32, out []byte, stride int) {
-	var ws [64]int64
+	var ws [64]int32
 	for col := 0; col < 8; col++ {
 		if coef[8+col]|coef[16+col]|coef[24+col]|coef[32+col]|coef[40+col]|coef[48+col]|coef[56+col] == 0 {
 			// Only the DC term: the full pass gives the same constant, faster.
-			dc := int64(coef[col]) * int64(quant[col]) << idctPass1Bits
+			dc := int32(coef[col]) * int32(quant[col]) << idctPass1Bits
 			for k := 0; k < 8; k++ {
 				ws[8*k+col] = dc
 			}
 			continue
 		}
-		var in [8]int64
+		var in [8]int32
 		for k := 0; k < 8; k++ {
-			in[k] = int64(coef[8*k+col]) * int64(quant[8*k+col])
+			in[k] = int32(coef[8*k+col]) * int32(quant[8*k+col])
 		}
 		res := idct1D(in)
 		for k := 0; k < 8; k++ {
@@ -713,7 +717,7 @@ func idctIslow(coef, quant *[64]int32, out []byte, stride int) {
 			}
 			continue
 		}
-		var in [8]int64
+		var in [8]int32
 		copy(in[:], w)
 		res := idct1D(in)
 		for k := 0; k < 8; k++ {
@@ -724,7 +728,7 @@ func idctIslow(coef, quant *[64]int32, out []byte, stride int) {
 
 // idctRangeLimit adds the 128 level shift and clamps like libjpeg's post-IDCT table,
 // which is indexed by the low 10 bits (so wildly corrupt values wrap as they do there).
-func idctRangeLimit(v int64) byte {
+func idctRangeLimit(v int32) byte {
 	m := v & 1023
 	switch {
 	case m < 128:
