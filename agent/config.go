@@ -81,6 +81,9 @@ type SourceConfig struct {
 	Retry  Duration `toml:"retry"`  // first retry delay after a source fails
 	// RetryMax caps the doubling retry delay.
 	RetryMax Duration `toml:"retry_max"`
+	// StallTimeout reopens a live source (camera, stream) that sends nothing for this
+	// long; 0 disables it.
+	StallTimeout Duration `toml:"stall_timeout"`
 }
 
 // ServerConfig is the HTTP side.
@@ -109,7 +112,7 @@ type LogConfig struct {
 // QueueConfig sizes the pipeline's queues.
 type QueueConfig struct {
 	Frames int `toml:"frames"` // captured frames waiting for the CPU stages (drop-oldest)
-	Engine int `toml:"engine"` // prepared frames waiting for the engine
+	Engine int `toml:"engine"` // prepared frames waiting for the engine (1: the CPU works one frame ahead)
 	Output int `toml:"output"` // engine results waiting for the last layer
 }
 
@@ -135,7 +138,7 @@ func Defaults() *Config {
 	return &Config{
 		Backend: BackendBoard,
 		Model:   ModelConfig{Kind: ModelQNN, Thresh: 0.3, NMS: 0.45},
-		Source:  SourceConfig{Loop: &loop, Format: "mjpeg", Retry: Duration{500 * time.Millisecond}, RetryMax: Duration{30 * time.Second}},
+		Source:  SourceConfig{Loop: &loop, Format: "mjpeg", Retry: Duration{500 * time.Millisecond}, RetryMax: Duration{30 * time.Second}, StallTimeout: Duration{10 * time.Second}},
 		Server:  ServerConfig{Listen: "127.0.0.1:8080", JPEGQuality: 75, ShutdownWait: Duration{5 * time.Second}},
 		LED:     LEDConfig{Channel: 1},
 		Log:     LogConfig{Level: "info", Format: "text"},
@@ -304,6 +307,9 @@ func (c *Config) Validate() error {
 	}
 	if s.Retry.Duration <= 0 || s.RetryMax.Duration < s.Retry.Duration {
 		return c.keyErr("source.retry", "retry %v and retry_max %v must be positive with retry <= retry_max", s.Retry, s.RetryMax)
+	}
+	if s.StallTimeout.Duration < 0 {
+		return c.keyErr("source.stall_timeout", "must not be negative (0 disables it)")
 	}
 	if _, _, err := net.SplitHostPort(c.Server.Listen); err != nil {
 		return c.keyErr("server.listen", "%q is not host:port: %v", c.Server.Listen, err)

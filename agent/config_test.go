@@ -26,7 +26,7 @@ func TestExampleConfigLoads(t *testing.T) {
 	// its group), and every key the decoder knows appears in the example.
 	data, _ := os.ReadFile(path)
 	for _, key := range []string{"backend", "path", "hwh", "engine", "kind", "dir", "cfg", "weights", "names", "thresh", "nms",
-		"classes", "threads", "input", "fps", "loop", "width", "height", "format", "retry", "retry_max", "listen", "token",
+		"classes", "threads", "input", "fps", "loop", "width", "height", "format", "retry", "retry_max", "stall_timeout", "listen", "token",
 		"token_file", "allowed_origins", "jpeg_quality", "shutdown_timeout", "instance", "channel", "pin", "level", "frames", "output"} {
 		if !strings.Contains(string(data), "\n"+key+" =") {
 			t.Errorf("example config lacks key %s", key)

@@ -181,6 +181,18 @@ type Pipeline struct {
 	ctl   atomic.Pointer[control]
 	ctlMu sync.Mutex // serialises Control's read-modify-write
 	ids   atomic.Uint64
+	// engineSince is when the frame now in the engine started (UnixNano), 0 when idle.
+	engineSince atomic.Int64
+}
+
+// EngineBusy is how long the engine has been on its current frame (0 when idle): the
+// watchdog stops pinging when it exceeds what any run may take.
+func (p *Pipeline) EngineBusy() time.Duration {
+	t := p.engineSince.Load()
+	if t == 0 {
+		return 0
+	}
+	return time.Since(time.Unix(0, t))
 }
 
 // NewPipeline prepares a pipeline; Run starts it.
@@ -230,8 +242,11 @@ type Opener func(ctx context.Context) (Source, error)
 // and are published, queued captures are dropped. It returns nil after a clean drain.
 func (p *Pipeline) Run(ctx context.Context, open Opener, pub Publisher) error {
 	captures := newDropQueue(p.opt.Queues.Frames, func() { p.st.count(&p.st.dropped) })
-	toEngine := make(chan *Job, p.opt.Queues.Engine)
-	toFinish := make(chan *Job, p.opt.Queues.Output)
+	// A stage blocked on a hand-off holds one finished frame itself, so the channels
+	// hold one less than the configured queue: with the defaults the CPU prepares
+	// exactly one frame ahead of the engine.
+	toEngine := make(chan *Job, p.opt.Queues.Engine-1)
+	toFinish := make(chan *Job, p.opt.Queues.Output-1)
 	var wg sync.WaitGroup
 	wg.Go(func() { p.runSource(ctx, open, captures) })
 	wg.Go(func() { p.prepareLoop(ctx, captures, toEngine) })
@@ -325,7 +340,7 @@ func (p *Pipeline) pump(ctx context.Context, src Source, q *dropQueue) (int, err
 			}
 			next = time.Now().Add(interval)
 		}
-		c, err := src.Next(ctx)
+		c, err := p.next(ctx, src, live)
 		if err != nil {
 			return n, err
 		}
@@ -340,6 +355,7 @@ func (p *Pipeline) pump(ctx context.Context, src Source, q *dropQueue) (int, err
 		if !live && interval == 0 {
 			// Files have no real time: without a limit they go as fast as the
 			// pipeline takes them instead of being read just to be dropped.
+			c.pulled = true
 			select {
 			case q.ch <- c:
 			case <-ctx.Done():
@@ -350,6 +366,24 @@ func (p *Pipeline) pump(ctx context.Context, src Source, q *dropQueue) (int, err
 		q.push(c)
 	}
 }
+
+// next reads a frame; a live source that delivers nothing for source.stall_timeout
+// has stalled (a camera that keeps the connection but stopped sending) and is reopened.
+func (p *Pipeline) next(ctx context.Context, src Source, live bool) (*Capture, error) {
+	stall := p.opt.Source.StallTimeout.Duration
+	if !live || stall <= 0 {
+		return src.Next(ctx)
+	}
+	sctx, cancel := context.WithTimeoutCause(ctx, stall, errStalled)
+	defer cancel()
+	c, err := src.Next(sctx)
+	if err != nil && ctx.Err() == nil && errors.Is(context.Cause(sctx), errStalled) {
+		return nil, fmt.Errorf("%s: no frame for %v: %w", src, stall, errStalled)
+	}
+	return c, err
+}
+
+var errStalled = errors.New("source stalled")
 
 // prepareLoop decodes captures and runs the CPU stages before the engine. It stops
 // taking captures when ctx ends; what it already handed on still finishes.
@@ -364,6 +398,11 @@ func (p *Pipeline) prepareLoop(ctx context.Context, q *dropQueue, out chan<- *Jo
 		}
 		if ctx.Err() != nil {
 			return
+		}
+		if c.pulled {
+			// A file has no capture time: its latency counts from when the
+			// pipeline took it, not from when it was read ahead into the queue.
+			c.Time = time.Now()
 		}
 		ctl := p.ctl.Load()
 		if ctl.paused {
@@ -405,7 +444,10 @@ func (p *Pipeline) engineLoop(ctx context.Context, in <-chan *Job, out chan<- *J
 	defer close(out)
 	ectx := context.WithoutCancel(ctx)
 	for j := range in {
-		if err := p.model.Infer(ectx, j); err != nil {
+		p.engineSince.Store(time.Now().UnixNano())
+		err := p.model.Infer(ectx, j)
+		p.engineSince.Store(0)
+		if err != nil {
 			p.frameError(j, "engine", err)
 			continue
 		}
@@ -470,8 +512,14 @@ func (p *Pipeline) boxes(j *Job, ctl *control) []web.Box {
 }
 
 func (p *Pipeline) frameError(j *Job, stage string, err error) {
-	p.st.count(&p.st.errors)
-	p.log.Warn("frame failed", "frame", j.ID, "stage", stage, "err", err)
+	p.st.mu.Lock()
+	p.st.errors++
+	n := p.st.errors
+	p.st.mu.Unlock()
+	// A camera sending garbage fails every frame: log the first few, then every 100th.
+	if n <= 10 || n%100 == 0 {
+		p.log.Warn("frame failed", "frame", j.ID, "stage", stage, "err", err, "errors_so_far", n)
+	}
 }
 
 // Control changes the running pipeline; names is the model's class list used to check

@@ -7,6 +7,7 @@ import (
 	"io"
 	"runtime"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -374,4 +375,28 @@ func TestSourceRetry(t *testing.T) {
 	if sn.SourceErrors != 3 || sn.SourceState != "running" || sn.SourceError != "" {
 		t.Errorf("source errors %d state %q err %q", sn.SourceErrors, sn.SourceState, sn.SourceError)
 	}
+}
+
+// stallSource connects but never delivers a frame.
+type stallSource struct{}
+
+func (stallSource) Next(ctx context.Context) (*Capture, error) {
+	<-ctx.Done()
+	return nil, ctx.Err()
+}
+func (stallSource) Live() bool     { return true }
+func (stallSource) Close() error   { return nil }
+func (stallSource) String() string { return "stuck camera" }
+
+func TestStalledSourceIsReopened(t *testing.T) {
+	var opens atomic.Int64
+	open := func(context.Context) (Source, error) { opens.Add(1); return stallSource{}, nil }
+	p := NewPipeline(&fakeModel{}, PipelineOptions{Thresh: 0.5, Source: SourceConfig{
+		Retry: Duration{time.Millisecond}, RetryMax: Duration{time.Millisecond}, StallTimeout: Duration{10 * time.Millisecond}}})
+	runPipeline(t, p, open, newCollector())
+	waitFor(t, "reopens", func() bool { return opens.Load() >= 3 })
+	waitFor(t, "a stall reported", func() bool {
+		sn := p.Stats()
+		return sn.SourceErrors >= 2 && strings.Contains(sn.SourceError, "no frame for 10ms: source stalled")
+	})
 }

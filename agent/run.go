@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
@@ -58,7 +59,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := notify.Notify("READY=1", "STATUS=processing frames"); err != nil {
 		log.Warn("systemd notify failed", "err", err)
 	}
-	wg.Go(func() { watchdog(pctx, notify, log) })
+	wg.Go(func() { watchdog(pctx, notify, log, a.healthy) })
 
 	select {
 	case <-ctx.Done():
@@ -83,8 +84,16 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	return err
 }
 
-// watchdog pings systemd's watchdog while the pipeline runs.
-func watchdog(ctx context.Context, n *Notifier, log *slog.Logger) {
+// engineHangLimit is longer than any engine run may take (the driver gives up on a run
+// after qnndriver.DefaultTimeout and resets the PL).
+const engineHangLimit = 2 * qnndriver.DefaultTimeout
+
+// healthy says the pipeline is not wedged: the engine is not stuck on one frame.
+func (a *Agent) healthy() bool { return a.pipe.EngineBusy() < engineHangLimit }
+
+// watchdog pings systemd's watchdog while the pipeline runs and is healthy, so systemd
+// restarts a daemon whose engine wedged.
+func watchdog(ctx context.Context, n *Notifier, log *slog.Logger, healthy func() bool) {
 	if n == nil {
 		return
 	}
@@ -102,6 +111,10 @@ func watchdog(ctx context.Context, n *Notifier, log *slog.Logger) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			if !healthy() {
+				log.Error("engine stuck on one frame; not pinging the systemd watchdog")
+				continue
+			}
 			if err := n.Notify("WATCHDOG=1"); err != nil {
 				log.Warn("systemd watchdog ping failed", "err", err)
 			}

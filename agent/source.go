@@ -26,6 +26,8 @@ type Capture struct {
 	Image *image.RGBA
 	Time  time.Time // when it was captured (read)
 	Name  string    // file name for file sources, else ""
+
+	pulled bool // read ahead at the pipeline's pace (files without a limit): restamped when taken
 }
 
 // Source produces frames. Next blocks until a frame is there; it returns io.EOF when a
