@@ -190,11 +190,10 @@ func TestMaxPool(t *testing.T) {
 func TestSizeTwoStrideOnePadsRightAndBottom(t *testing.T) {
 	m := buildModel(t, quant.Shape{C: 1, H: 2, W: 2},
 		&quant.Layer{Kind: quant.KindMaxPool, Inputs: []int{-1}, Pool: &quant.Pool{Size: 2, Stride: 1, Pad: 1}})
-	e, err := New(m, Options{Threads: 1})
+	e, err := New(m, Options{Threads: 1, KeepAll: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	e.keep[0] = true
 	if err := e.Forward([]float32{-1, -2, -3, -4}); err != nil {
 		t.Fatal(err)
 	}
@@ -376,4 +375,26 @@ func TestForwardAllocations(t *testing.T) {
 func breakAfter(m *quant.Model, change func()) *quant.Model {
 	change()
 	return m
+}
+
+// TestYoloFastestMatchesReference runs the real Yolo-Fastest-1.1 weights (AlexeyAB
+// batch norm, depthwise and grouped convolutions, shortcut, route groups, upsample, two
+// yolo heads) through the engine and through the naive reference, on 1 and 2 threads.
+func TestYoloFastestMatchesReference(t *testing.T) {
+	m := loadYoloFastest(t)
+	r := rand.New(rand.NewPCG(17, 18))
+	input := randSlice(r, m.Input.Size(), 0, 1)
+	want := refForward(t, m, input)
+	for _, threads := range []int{1, 2} {
+		e, err := New(m, Options{Threads: threads, KeepAll: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Forward(input); err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range m.Layers {
+			closeEnough(t, fmt.Sprintf("threads %d layer %d %s", threads, i, l.Name), e.Output(i), want[i], 1e-4)
+		}
+	}
 }
