@@ -111,3 +111,140 @@ func TestRunQueueAndOffCPU(t *testing.T) {
 		t.Errorf("StatusExtra runqueue_waits = %v, want > 0 (%v)", extra["runqueue_waits"], extra)
 	}
 }
+
+func TestFPGAKprobeTargetMissing(t *testing.T) {
+	var k kernel
+	err := k.loadFPGA(Options{ProcDir: "/proc", FPGALoadSymbols: []string{"telemetry_no_such_function"}})
+	if !errors.Is(err, ErrNotSupported) || !strings.Contains(err.Error(), "telemetry_no_such_function") {
+		t.Fatalf("err = %v, want ErrNotSupported naming the symbol", err)
+	}
+	if len(k.closers) != 0 {
+		t.Errorf("%d objects left open", len(k.closers))
+	}
+	t.Log(err)
+}
+
+// A symbol that kallsyms lists but the kernel cannot probe (here: a kernel without
+// CONFIG_KPROBES, or a fake name) is reported through Unavailable, Open still succeeds.
+func TestFPGAKprobeAttachFails(t *testing.T) {
+	proc := t.TempDir()
+	if err := os.WriteFile(proc+"/kallsyms", []byte("00000000 T telemetry_fake_target\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	tel := openOrSkip(t, Options{ProcDir: proc, FPGALoadSymbols: []string{"telemetry_fake_target"}})
+	s := tel.Snapshot()
+	if s.FPGAOK {
+		t.Fatal("kprobe on a fake symbol loaded")
+	}
+	found := false
+	for _, u := range s.Unavailable {
+		if u.Probe == "fpga_load" {
+			found = true
+			if !errors.Is(u.Err, ErrNotSupported) || !strings.Contains(u.Err.Error(), "telemetry_fake_target") {
+				t.Errorf("fpga_load: %v", u.Err)
+			}
+			t.Log(u)
+		}
+	}
+	if !found {
+		t.Errorf("no fpga_load entry in %v", s.Unavailable)
+	}
+	if _, ok := tel.StatusExtra()["fpga_load_unavailable"].(string); !ok {
+		t.Errorf("StatusExtra lacks fpga_load_unavailable: %v", tel.StatusExtra())
+	}
+}
+
+// busyIRQ returns a Linux irq whose count grows over a short wait, or -1.
+func busyIRQ(tb testing.TB) int {
+	tb.Helper()
+	a, err := readInterrupts("/proc")
+	if err != nil {
+		tb.Skip(err)
+	}
+	time.Sleep(300 * time.Millisecond)
+	b, _ := readInterrupts("/proc")
+	best, bestDelta := -1, uint64(0)
+	for _, lb := range b {
+		for _, la := range a {
+			if la.IRQ == lb.IRQ && lb.Count > la.Count && lb.Count-la.Count > bestDelta {
+				best, bestDelta = lb.IRQ, lb.Count-la.Count
+			}
+		}
+	}
+	return best
+}
+
+func TestIRQTracepoint(t *testing.T) {
+	irq := busyIRQ(t)
+	if irq < 0 {
+		t.Skip("no numbered interrupt line fired in 300 ms; nothing to count")
+	}
+	tel := openOrSkip(t, Options{LinuxIRQs: []int{irq}, IRQs: []int{61}})
+	s := tel.Snapshot()
+	if s.IRQMethod != "tracepoint" {
+		t.Skipf("irq tracepoint not loaded: %v", s.Unavailable)
+	}
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) && tel.Snapshot().IRQs[0].Count == 0 {
+		time.Sleep(50 * time.Millisecond)
+	}
+	s = tel.Snapshot()
+	if len(s.IRQs) != 1 || s.IRQs[0].IRQ != irq {
+		t.Fatalf("IRQs = %+v, want irq %d", s.IRQs, irq)
+	}
+	// The /proc/interrupts base was read before the program attached, so the BPF
+	// count can only be lower than the procfs delta read afterwards.
+	var procDelta uint64
+	lines, _ := readInterrupts("/proc")
+	for _, l := range lines {
+		if l.IRQ == irq {
+			procDelta = l.Count - tel.irqs[0].base
+		}
+	}
+	got := s.IRQs[0].Count
+	if got > procDelta {
+		t.Errorf("BPF counted %d interrupts of irq %d, /proc/interrupts only %d", got, irq, procDelta)
+	}
+	if got == 0 {
+		t.Skipf("irq %d did not fire after the probe attached (procfs delta %d); nothing to compare", irq, procDelta)
+	}
+	t.Logf("irq %d (%s): %d by %s, %d by /proc/interrupts", irq, s.IRQs[0].Name, got, s.IRQMethod, procDelta)
+	// GIC 61 does not exist on x86: reported, not fatal.
+	if m := tel.StatusExtra(); m["irq_unavailable"] == nil {
+		t.Errorf("GIC 61 on a non-GIC machine not reported: %v", m)
+	}
+}
+
+// The /proc/interrupts fallback maps GIC numbers and counts deltas since Open.
+func TestIRQProcfsFallback(t *testing.T) {
+	proc := t.TempDir()
+	write := func(s string) {
+		if err := os.WriteFile(proc+"/interrupts", []byte(s), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write(zynqInterrupts)
+	tel := newTelemetry(Options{ProcDir: proc, IRQs: []int{61, 62, 90}})
+	tel.setupIRQs(&kernel{}, "") // no tracefs: the tracepoint cannot load
+	tel.k = &kernel{}
+	if tel.irqMethod != "procfs" {
+		t.Fatalf("method %q, want procfs", tel.irqMethod)
+	}
+	write(strings.Replace(zynqInterrupts, "812", "900", 1))
+	s := tel.Snapshot()
+	want := []IRQCount{{GIC: 61, IRQ: 47, Name: "Level xilinx-dma-controller", Count: 88}, {GIC: 62, IRQ: 48, Name: "Level xilinx-dma-controller", Count: 0}}
+	if len(s.IRQs) != 2 || s.IRQs[0] != want[0] || s.IRQs[1] != want[1] {
+		t.Errorf("IRQs = %+v, want %+v", s.IRQs, want)
+	}
+	var probes []string
+	for _, u := range s.Unavailable {
+		probes = append(probes, u.String())
+	}
+	if got := strings.Join(probes, "\n"); !strings.Contains(got, "GIC interrupt 90") || !strings.Contains(got, "irq_tracepoint") {
+		t.Errorf("unavailable = %s", got)
+	}
+	m := tel.StatusExtra()
+	if m["irq_gic61"] != uint64(88) {
+		t.Errorf("StatusExtra = %v", m)
+	}
+}
