@@ -1,0 +1,377 @@
+package qonnx_test
+
+import (
+	"math"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fpgadetector/pynq-agent/internal/testmodel"
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/calib"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
+	"github.com/fpgadetector/pynq-agent/quant/qengine"
+	"github.com/fpgadetector/pynq-agent/quant/qonnx"
+)
+
+// smallCfg is a Tinier-YOLO-like network small enough for the reference executor:
+// a float first layer, binary hidden layers (one leaky), max pools (2/2 and 2/1), a
+// route (so one binary layer reads a non-level tensor), a float 1x1 last layer.
+const smallCfg = `[net]
+width=64
+height=64
+channels=3
+
+[convolutional]
+batch_normalize=1
+filters=16
+size=3
+stride=2
+pad=1
+activation=relu
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=1
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=1
+pad=1
+activation=relu
+
+[maxpool]
+size=2
+stride=1
+
+[convolutional]
+batch_normalize=1
+filters=64
+size=3
+stride=1
+pad=1
+activation=relu
+
+[route]
+layers=-1,-2
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=1
+stride=1
+pad=0
+activation=relu
+
+[convolutional]
+batch_normalize=1
+filters=32
+size=3
+stride=2
+pad=1
+activation=relu
+
+[convolutional]
+size=1
+stride=1
+pad=0
+filters=30
+activation=linear
+
+[region]
+anchors = 1.08,1.19, 3.42,4.41, 6.63,11.38, 9.42,5.11, 16.62,10.52
+classes=1
+coords=4
+num=5
+softmax=1
+`
+
+// smallModel returns the float small model with deterministic weights.
+func smallModel(tb testing.TB) *quant.Model {
+	tb.Helper()
+	m, err := darknet.ParseCfg(strings.NewReader(smallCfg), "small.cfg", darknet.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	testmodel.RandomizeWeights(m, 7)
+	// Some negative batch-norm scales, for inverted thresholds (A < 0), and one zero
+	// (constant channel).
+	for _, l := range m.Layers {
+		if l.Kind == quant.KindConv && l.Conv.BN != nil {
+			for o := 0; o < l.Conv.Filters; o += 5 {
+				l.Conv.BN.Scale[o] = -l.Conv.BN.Scale[o]
+			}
+			l.Conv.BN.Scale[1] = 0
+		}
+	}
+	return m
+}
+
+// quantized runs the steps finn, weights (1 bit, first and last float), activations
+// (3 bits, leaky -> relu) and calibrate on n chairs calibration images.
+func quantized(tb testing.TB, n int) (*quant.Model, []string) {
+	tb.Helper()
+	dir := testutil.Fixture(tb, "chairs", "calibration")
+	imgs, err := calib.ListImages(dir)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	imgs = imgs[:n]
+	m := smallModel(tb)
+	fr, err := qonnx.Finn(m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(fr.Leaky) != 1 || fr.Leaky[0].Layer != "conv1" {
+		tb.Errorf("finn report leaky %v, want conv1", fr.Leaky)
+	}
+	wr, err := qonnx.QuantizeWeights(m, qonnx.WeightOptions{Bits: 1, KeepFirst: true, KeepLast: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(wr.Quantized) != 5 || len(wr.Kept) != 2 {
+		tb.Errorf("weights: quantized %v kept %v", wr.Quantized, wr.Kept)
+	}
+	if _, err := qonnx.QuantizeActivations(m, qonnx.ActOptions{Bits: 3}); err == nil {
+		tb.Error("activations without --leaky accepted a LeakyRelu layer")
+	}
+	ar, err := qonnx.QuantizeActivations(m, qonnx.ActOptions{Bits: 3, Leaky: "relu"})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if len(ar.Quantized) != 6 || len(ar.Leaky) != 1 {
+		tb.Errorf("activations: quantized %v leaky %v", ar.Quantized, ar.Leaky)
+	}
+	res, err := calib.Calibrate(m, imgs, calib.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	// Layers are named after their index: conv1 (after the float conv0), conv3 and
+	// conv5 (after pools) and conv8 (after conv7) read levels; conv7 reads a route.
+	if got := strings.Join(res.Thresholds.Layers, ","); got != "conv1,conv3,conv5,conv8" {
+		tb.Errorf("threshold layers %s", got)
+	}
+	if res.Thresholds.Inverted == 0 || res.Thresholds.Constant == 0 {
+		tb.Errorf("thresholds: %d inverted, %d constant channels; the model has both", res.Thresholds.Inverted, res.Thresholds.Constant)
+	}
+	return m, imgs
+}
+
+// TestExecutorMatchesEngine: the calibrated QONNX graph and its streamlined variant,
+// executed with the QONNX op semantics, give the same quantized activations as
+// qengine (bit-exact levels) and the same last-layer output, on calibration images.
+func TestExecutorMatchesEngine(t *testing.T) {
+	m, imgs := quantized(t, 3)
+	e, err := qengine.New(m, qengine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cal, err := qonnx.Build(m, qonnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	str, err := qonnx.Build(m, qonnx.Options{Streamlined: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	countOps(t, cal, str)
+	last := len(m.Layers) - 2
+	for _, img := range imgs[:2] {
+		in, err := calib.LoadInput(img, m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Forward(in); err != nil {
+			t.Fatal(err)
+		}
+		px := make([]float32, len(in))
+		qonnx.PixelLevels(px, in)
+		for _, variant := range []struct {
+			name string
+			mp   *onnxpb.ModelProto
+		}{{"calibrated", cal}, {"streamlined", str}} {
+			env, err := qonnx.Execute(variant.mp, px)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, i := range append(qonnx.QuantizedLayers(m), last) {
+				l := m.Layers[i]
+				got := env[l.Name]
+				want := e.Output(i)
+				if variant.name == "streamlined" && l.Quant != nil && len(l.Quant.Thresholds) > 0 {
+					want = e.Levels(i)
+				}
+				if got == nil || len(got.Data) != len(want) {
+					t.Fatalf("%s %s: tensor %s missing or wrong size", variant.name, filepath.Base(img), l.Name)
+				}
+				bad := 0
+				for k := range want {
+					if got.Data[k] != want[k] {
+						bad++
+					}
+				}
+				if bad > 0 {
+					t.Errorf("%s %s: layer %s: %d of %d values differ from qengine", variant.name, filepath.Base(img), l.Name, bad, len(want))
+				}
+			}
+		}
+	}
+}
+
+func countOps(tb testing.TB, cal, str *onnxpb.ModelProto) {
+	tb.Helper()
+	ops := func(mp *onnxpb.ModelProto) map[string]int {
+		n := map[string]int{}
+		for _, nd := range mp.GetGraph().GetNode() {
+			n[nd.GetOpType()]++
+		}
+		return n
+	}
+	c, s := ops(cal), ops(str)
+	if c["BipolarQuant"] != 5 || c["Quant"] != 6 || c["MultiThreshold"] != 0 || c["BatchNormalization"] != 6 {
+		tb.Errorf("calibrated graph ops %v", c)
+	}
+	if s["MultiThreshold"] != 4 || s["BipolarQuant"] != 1 || s["Quant"] != 2 {
+		tb.Errorf("streamlined graph ops %v", s)
+	}
+}
+
+// TestRoundTrip: WriteFile then ReadFile gives a model that qengine runs to the same
+// outputs, for the calibrated and the streamlined files.
+func TestRoundTrip(t *testing.T) {
+	m, imgs := quantized(t, 2)
+	in, err := calib.LoadInput(imgs[0], m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := qengine.New(m, qengine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Forward(in); err != nil {
+		t.Fatal(err)
+	}
+	head := m.Heads()[0]
+	want := append([]float32(nil), e.Output(head)...)
+	for _, streamlined := range []bool{false, true} {
+		path := filepath.Join(t.TempDir(), "m.onnx")
+		if err := qonnx.WriteFile(path, m, qonnx.Options{Streamlined: streamlined}); err != nil {
+			t.Fatal(err)
+		}
+		r, err := qonnx.ReadFile(path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, l := range r.Layers {
+			if (l.Quant == nil) != (m.Layers[i].Quant == nil) {
+				t.Fatalf("layer %s: quant lost", l.Name)
+			}
+			if l.Quant != nil && (l.Quant.ActScale != m.Layers[i].Quant.ActScale || len(l.Quant.Thresholds) != len(m.Layers[i].Quant.Thresholds)) {
+				t.Errorf("layer %s: quant %+v, want %+v", l.Name, l.Quant, m.Layers[i].Quant)
+			}
+		}
+		e2, err := qengine.New(r, qengine.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e2.Forward(in); err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range e2.Output(head) {
+			if v != want[k] {
+				t.Fatalf("streamlined=%v: head value %d: %g, want %g", streamlined, k, v, want[k])
+			}
+		}
+		checkONNX(t, path)
+	}
+}
+
+// checkONNX runs onnx.checker.check_model(full_check=True) with Debian's python3-onnx
+// when it is installed.
+func checkONNX(tb testing.TB, path string) {
+	tb.Helper()
+	py := "/usr/bin/python3"
+	if _, err := os.Stat(py); err != nil {
+		tb.Logf("onnx checker skipped: %s missing", py)
+		return
+	}
+	if err := exec.Command(py, "-c", "import onnx").Run(); err != nil {
+		tb.Logf("onnx checker skipped: python3-onnx missing (apt install python3-onnx)")
+		return
+	}
+	out, err := exec.Command(py, "-c", `import sys, onnx
+m = onnx.load(sys.argv[1])
+onnx.checker.check_model(m, full_check=True)
+print("ok")`, path).CombinedOutput()
+	if err != nil {
+		tb.Errorf("onnx checker on %s: %v\n%s", path, err, out)
+	}
+}
+
+// TestThresholdsClosedForm: the thresholds found by evaluating the float graph equal
+// DESIGN's closed form T_k = ceil(((k-1/2)*s - B)/A) (A > 0; for A < 0 the flipped
+// channel's), except where the closed form lands within float rounding of an integer.
+func TestThresholdsClosedForm(t *testing.T) {
+	m, _ := quantized(t, 2)
+	checked, ties := 0, 0
+	for i, l := range m.Layers {
+		q := l.Quant
+		if q == nil || len(q.Thresholds) == 0 {
+			continue
+		}
+		src := l.Inputs[0]
+		for m.Layers[src].Kind == quant.KindMaxPool {
+			src = m.Layers[src].Inputs[0]
+		}
+		sIn := float64(m.Layers[src].Quant.ActScale)
+		bn := l.Conv.BN
+		for o, th := range q.Thresholds {
+			sd := float64(qonnx.BNStd(m, bn.Variance[o]))
+			a := float64(q.WeightScale[o]) * sIn * float64(bn.Scale[o]) / sd
+			b := float64(l.Conv.Bias[o]) - float64(bn.Scale[o])*float64(bn.Mean[o])/sd
+			for k := 1; k <= len(th); k++ {
+				x := ((float64(k)-0.5)*float64(q.ActScale) - b) / a
+				var want float64
+				if a > 0 {
+					want = math.Ceil(x)
+				} else {
+					want = math.Floor(x) + 1 // acc <= x  iff  acc < floor(x)+1
+				}
+				if a == 0 {
+					continue
+				}
+				if q.Invert[o] != (a < 0) {
+					t.Fatalf("layer %d channel %d: invert %v with A = %g", i, o, q.Invert[o], a)
+				}
+				want = max(want, -7*float64(l.In.C*l.Conv.Size*l.Conv.Size))
+				want = min(want, 7*float64(l.In.C*l.Conv.Size*l.Conv.Size)+1)
+				checked++
+				if float64(th[k-1]) != want {
+					if math.Abs(x-math.Round(x)) < 1e-4 {
+						ties++
+						continue
+					}
+					t.Errorf("layer %s channel %d k=%d: threshold %d, closed form %g (x=%g)", l.Name, o, k, th[k-1], want, x)
+				}
+			}
+		}
+	}
+	t.Logf("%d thresholds checked, %d at float ties", checked, ties)
+	if checked == 0 {
+		t.Fatal("no thresholds")
+	}
+}
