@@ -235,11 +235,25 @@ func (e *Engine) forwardLayer(i int, l *quant.Layer, input []float32) {
 		Upsample(in, l.In.C, l.In.H, l.In.W, l.Upsample.Stride, scale, out)
 	case quant.KindDropout:
 		copy(out, in)
-	case quant.KindRegion:
-		copy(out, in)
-		RegionActivate(out, l.Head, l.In.H*l.In.W)
-	case quant.KindYolo:
-		copy(out, in)
-		YoloActivate(out, l.Head, l.In.H*l.In.W)
+	case quant.KindRegion, quant.KindYolo:
+		e.head(l, in, out)
 	}
+}
+
+// head copies a head's input and applies its activations, anchors split among the
+// workers (each anchor's planes are contiguous).
+func (e *Engine) head(l *quant.Layer, in, out []float32) {
+	hw := l.In.H * l.In.W
+	per := len(out) / l.Head.Num
+	e.w.parallelFor(l.Head.Num, func(lo, hi int) {
+		part := *l.Head
+		part.Num = hi - lo
+		o := out[lo*per : hi*per]
+		copy(o, in[lo*per:hi*per])
+		if l.Kind == quant.KindRegion {
+			RegionActivate(o, &part, hw)
+		} else {
+			YoloActivate(o, &part, hw)
+		}
+	})
 }
