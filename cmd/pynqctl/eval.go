@@ -94,7 +94,7 @@ func runEval(out io.Writer, log *slog.Logger, f evalFlags) error {
 	if len(classes) == 0 {
 		return fmt.Errorf("eval: no class is both in the ground truth (%d classes) and the detector's names", len(ds.ObjectCount()))
 	}
-	res, err := mapeval.Evaluate(groundTruth(ds), dets.Dets, mapeval.Options{Metric: metric, MinOverlap: f.iou, Classes: classes})
+	res, err := mapeval.Evaluate(evalGroundTruth(ds), dets.Dets, mapeval.Options{Metric: metric, MinOverlap: f.iou, Classes: classes})
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
@@ -128,8 +128,8 @@ func openGroundTruth(f evalFlags, names []string, dets *mapeval.Detections) (*da
 	return ds, err
 }
 
-// groundTruth converts a dataset for mapeval.
-func groundTruth(ds *dataset.Dataset) []mapeval.ImageGT {
+// evalGroundTruth converts a dataset for mapeval.
+func evalGroundTruth(ds *dataset.Dataset) []mapeval.ImageGT {
 	gt := make([]mapeval.ImageGT, len(ds.Images))
 	for i, im := range ds.Images {
 		gt[i].ID = im.ID
