@@ -16,8 +16,12 @@ import (
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/bitstream"
+	"github.com/fpgadetector/pynq-agent/dma"
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/overlay"
+	"github.com/fpgadetector/pynq-agent/overlay/sim"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/web"
@@ -449,4 +453,109 @@ func TestFeedOverWebSocket(t *testing.T) {
 		}
 	}
 	t.Logf("feed: %+v", meta.Detections)
+}
+
+// TestBoardPathOnSimulatedHardware runs the board backend's start-up (root check, part
+// and engine checks, FPGA manager load, PL clocks from the .hwh, /dev/mem-style bus and
+// the board allocator) with the simulated board standing in for the kernel and the
+// hardware, and requires the same detections as the host pipeline.
+func TestBoardPathOnSimulatedHardware(t *testing.T) {
+	cfg := simConfig(t)
+	cfg.Backend = BackendBoard
+	t.Setenv("AGENT_TEST_PARAMS", cfg.Model.Dir)
+	machine, err := sim.New(sim.Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(f func() int, p bitstream.Programmer, o func() (overlay.Bus, dma.Allocator, error)) {
+		geteuid, boardProgrammer, openBoard = f, p, o
+	}(geteuid, boardProgrammer, openBoard)
+	geteuid = func() int { return 0 }
+	boardProgrammer = machine
+	openBoard = func() (overlay.Bus, dma.Allocator, error) { return machine, machine.Allocator(), nil }
+
+	a, err := New(context.Background(), cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if machine.Loads() != 1 {
+		t.Errorf("bitstream loaded %d times", machine.Loads())
+	}
+	clocks, err := overlay.OpenClocks(machine)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer clocks.Close()
+	want0 := machine.Design().Clocks[0]
+	if c, err := clocks.FCLK(0); err != nil || c.Divisor0 != want0.Divisor0 || c.Divisor1 != want0.Divisor1 || c.Source != want0.Source {
+		t.Errorf("FCLK0 after start-up: %+v %v, want the design's %+v", c, err, want0)
+	}
+	pub := newCollector()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Serve(ctx, pub) }()
+	waitFor(t, "a frame", func() bool { return pub.count() > 0 })
+	cancel()
+	<-done
+	det, err := hostReference()
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, _ := listImages(cfg.SourceInput())
+	img, _ := imageio.Load(files[0])
+	cands, _ := det.Detect(img, float32(cfg.Model.Thresh))
+	want := detect.Objects(cands, float32(cfg.Model.Thresh), a.Names(), img.W, img.H)
+	if got := pub.frames[0].Detections; len(got) != len(want) || len(want) == 0 || got[0].Score != want[0].Score || got[0].Box != want[0].Box {
+		t.Errorf("board path on the simulation: %v, host %v", got, want)
+	}
+}
+
+// TestFloatModel runs a float darknet model (Yolo-Fastest, COCO) through the agent's
+// single-stage CPU path and compares with detector.Float on the same image.
+func TestFloatModel(t *testing.T) {
+	dir := testutil.Fixture(t, "yolo-fastest")
+	cfg := simConfig(t)
+	cfg.Model = ModelConfig{Kind: ModelDarknet, Cfg: filepath.Join(dir, "yolo-fastest-1.1.cfg"),
+		Weights: filepath.Join(dir, "yolo-fastest-1.1.weights"), Names: filepath.Join(dir, "coco.names"), Thresh: 0.25, NMS: 0.45}
+	cfg.Source.Input = filepath.Join(cfg.SourceInput(), "dog.jpg")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := New(context.Background(), cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	pub := newCollector()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Serve(ctx, pub) }()
+	waitFor(t, "a frame", func() bool { return pub.count() > 0 })
+	cancel()
+	<-done
+	fm := a.model.(*FloatModel)
+	ref, err := detector.NewFloat(fm.M, 0, 0.45)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, _ := imageio.Load(cfg.Source.Input)
+	cands, err := ref.Detect(img, 0.25)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := detect.Objects(cands, 0.25, a.Names(), img.W, img.H)
+	got := pub.frames[0].Detections
+	if len(got) != len(want) || len(want) == 0 {
+		t.Fatalf("float path %v, reference %v", got, want)
+	}
+	for k := range want {
+		if got[k].Class != want[k].Name || got[k].Score != want[k].Score || got[k].Box != want[k].Box {
+			t.Errorf("detection %d: %+v, reference %+v", k, got[k], want[k])
+		}
+	}
+	if st := a.Status(); st.Backend != "cpu" || st.StagesMS[StageDetect] <= 0 {
+		t.Errorf("status %+v", st)
+	}
+	t.Log(got)
 }
