@@ -89,6 +89,16 @@ func runExportDarknet(out io.Writer, log *slog.Logger, f exportDarknetFlags) err
 	}
 	printExportReport(out, m, res)
 	fmt.Fprintf(out, "wrote    %s\nwrote    %s\nwrote    %s\n", f.output, f.weights, todarknet.SidecarPath(f.output))
+	ck, err := todarknet.CheckFiles(m, f.output, f.weights)
+	if err != nil {
+		return err
+	}
+	if ck.Channels > 0 {
+		fmt.Fprintf(out, "check    re-quantized from the written files: %d of %d channels give back identical thresholds, %d the same levels\n", ck.Identical, ck.Channels, ck.Same)
+	}
+	if len(ck.Changed) > 0 {
+		return fmt.Errorf("export-darknet: reading the written files back changes %v (a bug: please report it)", ck.Changed)
+	}
 	return nil
 }
 

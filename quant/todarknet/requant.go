@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"os"
+	"slices"
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
@@ -156,4 +157,84 @@ func floatLayer(m *quant.Model, l *quant.Layer, sl SidecarLayer) {
 		bias[o] = float32(float64(c.Bias[o]) - g*float64(c.BN.Mean[o]))
 	}
 	c.Weights, c.Bias, c.BN = w, bias, nil
+}
+
+// Check is the result of [CheckFiles].
+type Check struct {
+	Channels  int // threshold channels compared
+	Identical int // same thresholds and invert flag
+	Same      int // same levels over the reachable range (includes Identical)
+	// Float layers whose weights, bias or quantization came back different (should be
+	// none) and threshold layers whose weights changed.
+	Changed []string
+}
+
+// CheckFiles reads exported files back (darknet reader, sidecar beside the cfg),
+// re-quantizes them and compares every quantized layer with orig, the model they were
+// exported from: thresholds channel by channel, weights, float layers' parameters.
+func CheckFiles(orig *quant.Model, cfgPath, weightsPath string) (*Check, error) {
+	back, err := darknet.Load(cfgPath, weightsPath, darknet.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("check export: %w", err)
+	}
+	sc, err := ReadSidecar(SidecarPath(cfgPath))
+	if err != nil {
+		return nil, fmt.Errorf("check export: %w", err)
+	}
+	if err := Requantize(back, sc); err != nil {
+		return nil, fmt.Errorf("check export: %w", err)
+	}
+	if len(back.Layers) != len(orig.Layers) {
+		return nil, fmt.Errorf("check export: %d layers read back, %d exported", len(back.Layers), len(orig.Layers))
+	}
+	ck := &Check{}
+	for i, l := range orig.Layers {
+		b := back.Layers[i]
+		if l.Conv == nil || b.Conv == nil {
+			continue
+		}
+		if !slices.Equal(l.Conv.Weights, b.Conv.Weights) {
+			ck.Changed = append(ck.Changed, l.Name+" weights")
+		}
+		q, bq := l.Quant, b.Quant
+		if q == nil || len(q.Thresholds) == 0 {
+			if (q == nil) != (bq == nil) || (q != nil && !sameFloatQuant(q, bq)) || !slices.Equal(l.Conv.Bias, b.Conv.Bias) {
+				ck.Changed = append(ck.Changed, l.Name)
+			}
+			continue
+		}
+		if bq == nil || len(bq.Thresholds) != len(q.Thresholds) {
+			ck.Changed = append(ck.Changed, l.Name+" thresholds")
+			continue
+		}
+		reach, err := reaches(l.Conv, sc.input(i))
+		if err != nil {
+			return nil, fmt.Errorf("check export: layer %d (%s): %w", i, l.Name, err)
+		}
+		for o, t := range q.Thresholds {
+			inv := q.Invert != nil && q.Invert[o]
+			ck.Channels++
+			if slices.Equal(t, bq.Thresholds[o]) && inv == bq.Invert[o] {
+				ck.Identical++
+			}
+			if SameLevels(t, inv, bq.Thresholds[o], bq.Invert[o], reach[o]) {
+				ck.Same++
+			}
+		}
+	}
+	return ck, nil
+}
+
+// input returns the input bits the sidecar records for layer index (0 if none).
+func (s *Sidecar) input(index int) int {
+	for _, l := range s.Layers {
+		if l.Index == index {
+			return l.InputBits
+		}
+	}
+	return 0
+}
+
+func sameFloatQuant(a, b *quant.LayerQuant) bool {
+	return a.WeightBits == b.WeightBits && a.ActBits == b.ActBits && a.ActScale == b.ActScale
 }

@@ -78,6 +78,13 @@ func TestSyntheticRoundTrip(t *testing.T) {
 	if err := res.WriteFiles(cfg, weights); err != nil {
 		t.Fatal(err)
 	}
+	ck, err := CheckFiles(m, cfg, weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.Channels != 6 || ck.Same != 5 || ck.Identical != 3 || len(ck.Changed) != 0 {
+		t.Errorf("check %+v: want 6 channels, 5 with the same levels (one approximate), 3 identical (two clamped), no changes", ck)
+	}
 	back, err := darknet.Load(cfg, weights, darknet.Options{})
 	if err != nil {
 		t.Fatal(err)
