@@ -78,7 +78,8 @@ type testBoard struct {
 	agentAddr  string
 }
 
-func startBoard(tb testing.TB) *testBoard {
+// startBoard starts the board; extraConfig lines are appended to sshd_config.
+func startBoard(tb testing.TB, extraConfig ...string) *testBoard {
 	tb.Helper()
 	const sshd = "/usr/sbin/sshd"
 	if _, err := os.Stat(sshd); err != nil {
@@ -109,11 +110,15 @@ KbdInteractiveAuthentication no
 Subsystem sftp internal-sftp
 LogLevel ERROR
 SetEnv SHLVL=1
-`, b.port, dir, dir, dir)
+%s
+`, b.port, dir, dir, dir, strings.Join(extraConfig, "\n"))
 	mustWrite(tb, filepath.Join(dir, "sshd_config"), []byte(cfg), 0o600)
 	var stderr bytes.Buffer
 	cmd := exec.Command(sshd, "-f", filepath.Join(dir, "sshd_config"), "-D", "-e")
 	cmd.Stderr = &stderr
+	// Session processes of a connection a test left open hold the stderr pipe: do not
+	// wait for them forever.
+	cmd.WaitDelay = 2 * time.Second
 	if err := cmd.Start(); err != nil {
 		tb.Fatalf("start sshd: %v", err)
 	}

@@ -3,7 +3,10 @@ package deploy
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/pem"
 	"errors"
 	"net"
 	"os"
@@ -391,5 +394,38 @@ func TestSudoWithPassword(t *testing.T) {
 		if got, _ := os.ReadFile(out); string(got) != "[Unit]\n" {
 			t.Errorf("root command's input: %q", got)
 		}
+	}
+}
+
+// A board with several host keys is checked against the type known_hosts has, whichever
+// the client would have preferred.
+func TestHostKeyTypeFromKnownHosts(t *testing.T) {
+	dir := t.TempDir()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ecKey := filepath.Join(dir, "host_ecdsa")
+	mustWrite(t, ecKey, pem.EncodeToMemory(block), 0o600)
+	ecPub, err := ssh.NewPublicKey(&priv.PublicKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := startBoard(t, "HostKey "+ecKey)
+	edPub := b.hostKey
+	for _, key := range []ssh.PublicKey{ecPub, edPub} {
+		b.knownHosts = filepath.Join(t.TempDir(), "known_hosts")
+		b.hostKey = key
+		b.trustAddr(b.addr)
+		c, err := Dial(context.Background(), b.target())
+		if err != nil {
+			t.Errorf("known_hosts with only %s: %v", key.Type(), err)
+			continue
+		}
+		c.Close()
 	}
 }
