@@ -50,9 +50,10 @@ func printStepNotes(w io.Writer, title string, notes []qonnx.Note) {
 	fmt.Fprintf(w, "%-8s %d:\n", title, len(notes))
 	for _, n := range notes {
 		bits := ""
-		if n.Bits > 0 {
+		switch {
+		case n.Bits > 0:
 			bits = fmt.Sprintf(" [%d-bit]", n.Bits)
-		} else if title != "float" {
+		case title == "kept" || title == "refused":
 			bits = " [float]"
 		}
 		fmt.Fprintf(w, "  %-12s%s %s\n", n.Layer, bits, n.Reason)
@@ -139,8 +140,8 @@ per-layer bits in a [layers] table (name = bits).`,
 			printStepNotes(out, "quantized", r.Quantized)
 			printStepNotes(out, "kept", r.Kept)
 			printStepNotes(out, "refused", r.Refused)
-			for _, n := range r.Refused {
-				log.Warn("layer cannot be binarized", "layer", n.Layer, "reason", n.Reason)
+			if len(r.Refused) > 0 {
+				log.Warn("layers cannot be binarized (grouped/depthwise); kept", "layers", len(r.Refused), "bits", opt.KeepBits)
 			}
 			if err := writeStepModel(out, output, m, qonnx.Options{Stage: fmt.Sprintf("w%d", opt.Bits)}); err != nil {
 				return fmt.Errorf("weights: %w", err)

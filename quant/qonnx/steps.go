@@ -51,8 +51,8 @@ func Finn(m *quant.Model) (*FinnReport, error) {
 			if l.Conv.BN != nil {
 				r.BatchNorm++
 			}
-			if l.Conv.Groups > 1 {
-				r.Notes = append(r.Notes, Note{Layer: l.Name, Reason: fmt.Sprintf("grouped convolution (groups=%d): FINN needs a depthwise or standard conv", l.Conv.Groups)})
+			if g := l.Conv.Groups; g > 1 && (g != l.In.C || l.Conv.Filters != g) {
+				r.Notes = append(r.Notes, Note{Layer: l.Name, Reason: fmt.Sprintf("grouped convolution (groups=%d) that is not depthwise: FINN converts standard and depthwise convolutions only", g)})
 			}
 			if l.Conv.Weights == nil {
 				return nil, fmt.Errorf("finn: layer %s has no weights (load the .weights file)", l.Name)
