@@ -277,6 +277,24 @@ func (k *kernel) loadFPGA(opt Options) error {
 			ErrNotSupported, strings.Join(opt.FPGALoadSymbols, ", "), opt.ProcDir)
 	}
 	sym := opt.FPGALoadSymbols[i]
+	return k.loadDurationTimer(sym, func(entry, ret *ebpf.Program) error {
+		l, err := link.Kprobe(sym, entry, nil)
+		if err != nil {
+			return fmt.Errorf("%w: kprobe %s: %w (kernel without CONFIG_KPROBES?)", ErrNotSupported, sym, err)
+		}
+		k.closers = append(k.closers, l)
+		l, err = link.Kretprobe(sym, ret, nil)
+		if err != nil {
+			return fmt.Errorf("%w: kretprobe %s: %w", ErrNotSupported, sym, err)
+		}
+		k.closers = append(k.closers, l)
+		return nil
+	})
+}
+
+// loadDurationTimer loads the entry/return pair that times calls of a function and
+// lets attach hook them up (kprobes for the FPGA manager; uprobes in tests).
+func (k *kernel) loadDurationTimer(name string, attach func(entry, ret *ebpf.Program) error) error {
 	start, err := k.newMap(&ebpf.MapSpec{Name: "tel_fpga_start", Type: ebpf.Hash, KeySize: 8, ValueSize: 8, MaxEntries: 64})
 	if err != nil {
 		return err
@@ -295,17 +313,10 @@ func (k *kernel) loadFPGA(opt Options) error {
 	if err != nil {
 		return err
 	}
-	l, err := link.Kprobe(sym, entry, nil)
-	if err != nil {
-		return fmt.Errorf("%w: kprobe %s: %w (kernel without CONFIG_KPROBES?)", ErrNotSupported, sym, err)
+	if err := attach(entry, ret); err != nil {
+		return err
 	}
-	k.closers = append(k.closers, l)
-	l, err = link.Kretprobe(sym, ret, nil)
-	if err != nil {
-		return fmt.Errorf("%w: kretprobe %s: %w", ErrNotSupported, sym, err)
-	}
-	k.closers = append(k.closers, l)
-	k.fpga = &fpgaProbe{symbol: sym, stats: stats}
+	k.fpga = &fpgaProbe{symbol: name, stats: stats}
 	return nil
 }
 

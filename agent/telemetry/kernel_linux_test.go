@@ -6,11 +6,14 @@ import (
 	"bytes"
 	"errors"
 	"os"
+	"os/exec"
 	"runtime"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
+	"github.com/cilium/ebpf/link"
 	"golang.org/x/sys/unix"
 )
 
@@ -247,4 +250,53 @@ func TestIRQProcfsFallback(t *testing.T) {
 	if m["irq_gic61"] != uint64(88) {
 		t.Errorf("StatusExtra = %v", m)
 	}
+}
+
+// The kprobe pair cannot be tried on a kernel without CONFIG_KPROBES, but the same
+// programs run as uprobes (same program type): time libc's clock_nanosleep in a
+// `sleep 0.05` child and check a load of at least 50 ms was recorded.
+func TestDurationTimerPrograms(t *testing.T) {
+	openOrSkip(t, Options{NoMount: true}) // skips without BPF
+	libc := ""
+	for _, p := range []string{"/lib/x86_64-linux-gnu/libc.so.6", "/usr/lib/x86_64-linux-gnu/libc.so.6", "/lib/aarch64-linux-gnu/libc.so.6", "/lib/arm-linux-gnueabihf/libc.so.6", "/lib64/libc.so.6"} {
+		if _, err := os.Stat(p); err == nil {
+			libc = p
+			break
+		}
+	}
+	sleepBin, err := exec.LookPath("sleep")
+	if libc == "" || err != nil {
+		t.Skip("no glibc or sleep binary to put a uprobe on")
+	}
+	ex, err := link.OpenExecutable(libc)
+	if err != nil {
+		t.Skip(err)
+	}
+	var k kernel
+	t.Cleanup(func() { k.close() })
+	err = k.loadDurationTimer("clock_nanosleep", func(entry, ret *ebpf.Program) error {
+		probes := []struct {
+			attach func(string, *ebpf.Program, *link.UprobeOptions) (link.Link, error)
+			prog   *ebpf.Program
+		}{{ex.Uprobe, entry}, {ex.Uretprobe, ret}}
+		for _, pr := range probes {
+			l, err := pr.attach("clock_nanosleep", pr.prog, nil)
+			if err != nil {
+				return err
+			}
+			k.closers = append(k.closers, l)
+		}
+		return nil
+	})
+	if err != nil {
+		t.Skipf("uprobes unavailable: %v", err)
+	}
+	if out, err := exec.Command(sleepBin, "0.05").CombinedOutput(); err != nil {
+		t.Fatalf("sleep: %v %s", err, out)
+	}
+	f, ok := k.fpgaLoads()
+	if !ok || f.Count == 0 || f.Max < 50*time.Millisecond || f.Total < f.Max {
+		t.Fatalf("timed calls = %+v, want at least one >= 50ms", f)
+	}
+	t.Logf("clock_nanosleep timed by the FPGA-load programs: %+v", f)
 }
