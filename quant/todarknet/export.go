@@ -1,10 +1,12 @@
 package todarknet
 
 import (
+	"bytes"
 	"fmt"
 	"math"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
 )
 
 // BNVariance is the rolling variance written for every fitted batch norm. With it
@@ -83,7 +85,10 @@ func Export(m *quant.Model) (*Result, error) {
 		if q == nil {
 			continue
 		}
-		sl := SidecarLayer{Index: i, Name: l.Name, WeightBits: q.WeightBits, ActBits: q.ActBits, ActScale: q.ActScale}
+		sl := SidecarLayer{Index: i, SourceName: l.Name, WeightBits: q.WeightBits, ActBits: q.ActBits, ActScale: q.ActScale}
+		if l.Conv != nil {
+			sl.Filters = l.Conv.Filters
+		}
 		if len(q.Thresholds) > 0 {
 			rep, inBits, inScale, err := fitLayer(m, l, out, &nl)
 			if err != nil {
@@ -98,7 +103,30 @@ func Export(m *quant.Model) (*Result, error) {
 	if err := out.InferShapes(); err != nil {
 		return nil, fmt.Errorf("export darknet: exported model: %w", err)
 	}
+	if err := darknetNames(out, res.Sidecar); err != nil {
+		return nil, err
+	}
 	return res, nil
+}
+
+// darknetNames records in the sidecar the names quant/darknet's reader gives the
+// exported layers, by writing the cfg and parsing it back.
+func darknetNames(m *quant.Model, sc *Sidecar) error {
+	var cfg bytes.Buffer
+	if err := darknet.WriteCfg(&cfg, m); err != nil {
+		return err
+	}
+	back, err := darknet.ParseCfg(&cfg, m.Name+".cfg", darknet.Options{Dialect: m.Dialect})
+	if err != nil {
+		return fmt.Errorf("export darknet: the written cfg does not parse: %w", err)
+	}
+	if len(back.Layers) != len(m.Layers) {
+		return fmt.Errorf("export darknet: the written cfg has %d layers, the model %d", len(back.Layers), len(m.Layers))
+	}
+	for i := range sc.Layers {
+		sc.Layers[i].Name = back.Layers[sc.Layers[i].Index].Name
+	}
+	return nil
 }
 
 // inputLevels finds the quantized layer whose levels layer l reads, through max pools

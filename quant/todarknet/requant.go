@@ -58,8 +58,8 @@ func Requantize(m *quant.Model, sc *Sidecar) error {
 		if err := sl.check(); err != nil {
 			return fmt.Errorf("requantize: sidecar layer %d: %w", sl.Index, err)
 		}
-		if sl.Index >= len(m.Layers) || m.Layers[sl.Index].Kind != quant.KindConv {
-			return fmt.Errorf("requantize: sidecar layer %d (%s) is not a convolution of the model (%d layers): the sidecar belongs to another cfg", sl.Index, sl.Name, len(m.Layers))
+		if err := sl.matches(m, sl.Index); err != nil {
+			return fmt.Errorf("requantize: %w", err)
 		}
 		m.Layers[sl.Index].Quant = &quant.LayerQuant{WeightBits: sl.WeightBits, ActBits: sl.ActBits, ActScale: sl.ActScale}
 	}
@@ -76,6 +76,47 @@ func Requantize(m *quant.Model, sc *Sidecar) error {
 		}
 	}
 	return nil
+}
+
+// matches checks that layer i of m is the convolution sl describes.
+func (sl SidecarLayer) matches(m *quant.Model, i int) error {
+	if i < 0 || i >= len(m.Layers) || m.Layers[i].Kind != quant.KindConv || (sl.Filters > 0 && m.Layers[i].Conv.Filters != sl.Filters) {
+		return fmt.Errorf("sidecar layer %d (%s, %d filters) is not a convolution of the model (%d layers) with those filters: the sidecar belongs to another cfg", sl.Index, sl.Name, sl.Filters, len(m.Layers))
+	}
+	return nil
+}
+
+// ApplyScales gives the listed layers of m the sidecar's activation quantizers
+// (ActBits, ActScale) and nothing else, for a quantization flow that binarizes weights
+// and derives thresholds itself (issue 4's `pynqctl quant`): with these scales instead of
+// calibrated ones it must give back the thresholds the model was exported from. Layers
+// are found by the darknet name the sidecar records, else by index; each must be a
+// convolution with the recorded filters. It returns the indices it annotated.
+func ApplyScales(m *quant.Model, sc *Sidecar) ([]int, error) {
+	byName := map[string]int{}
+	for i, l := range m.Layers {
+		byName[l.Name] = i
+	}
+	var done []int
+	for _, sl := range sc.Layers {
+		if err := sl.check(); err != nil {
+			return nil, fmt.Errorf("apply scales: sidecar layer %d: %w", sl.Index, err)
+		}
+		i, ok := byName[sl.Name]
+		if !ok || sl.Name == "" {
+			i = sl.Index
+		}
+		if err := sl.matches(m, i); err != nil {
+			return nil, fmt.Errorf("apply scales: %w", err)
+		}
+		l := m.Layers[i]
+		if l.Quant == nil {
+			l.Quant = &quant.LayerQuant{}
+		}
+		l.Quant.ActBits, l.Quant.ActScale = sl.ActBits, sl.ActScale
+		done = append(done, i)
+	}
+	return done, nil
 }
 
 // thresholdLayer derives l's thresholds from its batch norm.

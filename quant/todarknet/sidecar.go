@@ -16,10 +16,12 @@ const SidecarFormat = "pynq-agent/quant-sidecar/v1"
 // that it gives back the quantized model it came from. Layers not listed stay float.
 //
 //	{"format": "pynq-agent/quant-sidecar/v1", "model": "tinier-yolo", "layers": [
-//	  {"index": 0, "name": "conv0", "weight_bits": 0, "act_bits": 3, "act_scale": 0.5714286},
-//	  {"index": 1, "name": "conv1", "weight_bits": 1, "act_bits": 3, "act_scale": 1,
-//	   "thresholds": true, "input_bits": 3, "input_scale": 0.5714286,
-//	   "fit": {"exact": 64, "constant": 0, "approx": 0, "inverted": 0, "min_margin": 0.31}}, ...]}
+//	  {"index": 0, "name": "conv0", "source_name": "conv0", "filters": 16,
+//	   "weight_bits": 0, "act_bits": 3, "act_scale": 0.5714286},
+//	  {"index": 3, "name": "conv3", "source_name": "conv2", "filters": 64,
+//	   "weight_bits": 1, "act_bits": 3, "act_scale": 1,
+//	   "thresholds": true, "input_bits": 3, "input_scale": 1,
+//	   "fit": {"exact": 64, "constant": 0, "approx": 0, "inverted": 0, "min_margin": 0.083}}, ...]}
 type Sidecar struct {
 	Format string         `json:"format"`
 	Model  string         `json:"model,omitempty"`
@@ -30,8 +32,12 @@ type Sidecar struct {
 type SidecarLayer struct {
 	// Index is the layer's index in the darknet model (sections after [net], from 0).
 	Index int `json:"index"`
-	// Name is the quantized model's name of the layer, for people.
-	Name string `json:"name,omitempty"`
+	// Name is the name quant/darknet's reader gives the layer ("conv3" for index 3);
+	// SourceName its name in the quantized model it was exported from (QNN-MO: "conv2").
+	Name       string `json:"name,omitempty"`
+	SourceName string `json:"source_name,omitempty"`
+	// Filters is the convolution's output channels (a consistency check).
+	Filters int `json:"filters"`
 	// WeightBits: 1 = bipolar (sign of each weight, times the filter's mean |w|, as
 	// darknet's binary=1 computes); 0 = float.
 	WeightBits int `json:"weight_bits"`
@@ -108,8 +114,8 @@ func ReadSidecar(path string) (*Sidecar, error) {
 func (l SidecarLayer) check() error {
 	scaleOK := func(s float32) bool { return s > 0 && !math.IsInf(float64(s), 0) }
 	switch {
-	case l.Index < 0:
-		return fmt.Errorf("negative layer index")
+	case l.Index < 0 || l.Filters < 0:
+		return fmt.Errorf("negative layer index or filters")
 	case l.WeightBits != 0 && l.WeightBits != 1:
 		return fmt.Errorf("weight_bits %d (0 float or 1 bipolar)", l.WeightBits)
 	case l.ActBits < 0 || l.ActBits > 16:
