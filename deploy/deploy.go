@@ -1,6 +1,8 @@
 package deploy
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -12,6 +14,7 @@ import (
 	"time"
 
 	"github.com/pkg/sftp"
+	"golang.org/x/crypto/ssh"
 )
 
 // Options steer Deploy and Rollback.
@@ -198,6 +201,16 @@ func Deploy(ctx context.Context, c *Conn, bundle *Bundle, opts Options) (*Result
 		printPlan(opts.Out, res, partial)
 		return res, nil
 	}
+	unlock, err := b.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	// Another deploy may have finished between the first look and the lock.
+	if state, err = c.ReadState(ctx, opts.Layout); err != nil {
+		return nil, err
+	}
+	res.Previous, res.Plan, partial = state.Current, plan(bundle, state, b.l), partialReleases(state)
 	if err := b.prepare(ctx, partial); err != nil {
 		return nil, err
 	}
@@ -219,6 +232,58 @@ func Deploy(ctx context.Context, c *Conn, bundle *Bundle, opts Options) (*Result
 		opts.Log.Warn("removing old releases failed", "err", err)
 	}
 	return res, nil
+}
+
+// lock holds <base>/.deploy.lock (flock) in a session of its own until the returned
+// function runs; a dropped connection ends the session and so releases the lock.
+func (b *board) lock(ctx context.Context) (func(), error) {
+	lockFile := path.Join(b.l.BaseDir, ".deploy.lock")
+	cmd := b.root(fmt.Sprintf("mkdir -p %s && exec flock -n %s sh -c 'echo locked; exec cat >/dev/null'",
+		shq(b.l.BaseDir), shq(lockFile)))
+	s, err := b.c.ssh.NewSession()
+	if err != nil {
+		return nil, fmt.Errorf("lock %s: %w", lockFile, err)
+	}
+	stdin, err := s.StdinPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	stdout, err := s.StdoutPipe()
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	var stderr bytes.Buffer
+	s.Stderr = &stderr
+	if err := s.Start(cmd); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("lock %s: %w", lockFile, err)
+	}
+	if _, err := io.Copy(stdin, b.rootStdin(strings.NewReader(""))); err != nil {
+		s.Close()
+		return nil, err
+	}
+	line, _ := bufio.NewReader(stdout).ReadString('\n')
+	if strings.TrimSpace(line) == "locked" {
+		return func() {
+			stdin.Close()
+			_ = s.Wait()
+			s.Close()
+		}, nil
+	}
+	stdin.Close()
+	err = s.Wait()
+	s.Close()
+	var ee *ssh.ExitError
+	if errors.As(err, &ee) && ee.ExitStatus() == 127 {
+		b.opts.Log.Warn("flock is missing on the board; deploying without a lock", "stderr", strings.TrimSpace(stderr.String()))
+		return func() {}, nil
+	}
+	if errors.As(err, &ee) && ee.ExitStatus() == 1 && stderr.Len() == 0 {
+		return nil, fmt.Errorf("another deploy or rollback is running on the board (%s is locked): wait for it to finish", lockFile)
+	}
+	return nil, fmt.Errorf("lock %s: %v %s", lockFile, err, strings.TrimSpace(stderr.String()))
 }
 
 // openBoard detects the board's facts and reads its releases.

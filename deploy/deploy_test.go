@@ -429,3 +429,21 @@ func TestHostKeyTypeFromKnownHosts(t *testing.T) {
 		c.Close()
 	}
 }
+
+func TestConcurrentDeployRefused(t *testing.T) {
+	b := startBoard(t)
+	opts := b.options().withDefaults()
+	holder := &board{c: b.dial(b.target()), l: opts.Layout, facts: Facts{UID: 0}, opts: opts}
+	unlock, err := holder.lock(context.Background())
+	if err != nil {
+		t.Fatalf("lock: %v", err)
+	}
+	_, err = b.deploy(b.bundle(""), b.target(), b.options())
+	if err == nil || !strings.Contains(err.Error(), "another deploy") {
+		t.Fatalf("deploy while another holds the lock: %v", err)
+	}
+	unlock()
+	if _, err := b.deploy(b.bundle(""), b.target(), b.options()); err != nil {
+		t.Fatalf("deploy after the lock was released: %v", err)
+	}
+}

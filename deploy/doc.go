@@ -11,7 +11,8 @@
 // A version is "<UTC yyyymmdd-hhmmss.mmm>-<content hash>", so names sort by age. Deploy
 // (1) detects the board's facts (uname -m, df, systemctl, id -u / sudo -n) and refuses
 // what it cannot serve before changing anything; (2) removes partial releases an
-// interrupted upload left; (3) hard-links files whose SHA-256 an earlier complete release
+// interrupted upload left, holding <base>/.deploy.lock (flock, released with the SSH
+// session, so a dropped connection never leaves it stuck); (3) hard-links files whose SHA-256 an earlier complete release
 // already has and uploads the rest over SFTP, all under .part names; (4) checks every
 // digest on the board with sha256sum, renames into place, writes the manifest, syncs and
 // only then writes .complete; (5) installs the unit when it changed (daemon-reload,

@@ -212,6 +212,18 @@ func Rollback(ctx context.Context, c *Conn, opts Options) (*Result, error) {
 		res.DryRun = true
 		return res, nil
 	}
+	unlock, err := b.lock(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer unlock()
+	if state, err = c.ReadState(ctx, opts.Layout); err != nil {
+		return nil, err
+	}
+	if prev = state.previousRelease(); prev == "" {
+		return nil, fmt.Errorf("no earlier complete release to roll back to (current: %s)", orNone(state.Current))
+	}
+	res.Version, res.Previous = prev, state.Current
 	body, err := b.activate(ctx, prev, state.Current)
 	res.Health = body
 	return res, err
