@@ -3,6 +3,7 @@ package mapeval
 import (
 	"encoding/xml"
 	"io"
+	"math"
 	"strings"
 	"testing"
 )
@@ -47,5 +48,18 @@ func TestWriteSVGIsWellFormedXML(t *testing.T) {
 	}
 	if polylines != 1 {
 		t.Errorf("%d polylines, want 1 (the empty series draws none)", polylines)
+	}
+}
+
+func TestEnvelopeAreaIsAP(t *testing.T) {
+	rec := []float64{.25, .25, .5, .5, .75}
+	prec := []float64{1, .5, 2.0 / 3, .5, .6}
+	r, p := Envelope(rec, prec)
+	area := 0.0
+	for i := 1; i < len(r); i++ {
+		area += (r[i] - r[i-1]) * p[i]
+	}
+	if ap := AP2012(rec, prec); math.Abs(area-ap) > 1e-12 {
+		t.Errorf("area under the envelope %v, AP %v (points %v %v)", area, ap, r, p)
 	}
 }
