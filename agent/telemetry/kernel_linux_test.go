@@ -69,7 +69,7 @@ func TestRunQueueAndOffCPU(t *testing.T) {
 		sleeper(40, time.Millisecond, tidc, ready, func(tid int) { frames = append(frames, tel.MarkFrame(tid)) })
 	}()
 	tid := <-tidc
-	if err := tel.TrackThread(tid); err != nil {
+	if err := tel.TrackThreadAs(tid, "pipeline"); err != nil {
 		t.Fatal(err)
 	}
 	close(ready)
@@ -103,6 +103,7 @@ func TestRunQueueAndOffCPU(t *testing.T) {
 		"pynq_agent_kernel_runqueue_latency_seconds_sum ",
 		"pynq_agent_kernel_runqueue_latency_seconds_count ",
 		"pynq_agent_kernel_offcpu_seconds_total{tid=",
+		`thread="pipeline"`,
 		`pynq_agent_kernel_probe_loaded{probe="runqueue"} 1`,
 	} {
 		if !strings.Contains(buf.String(), want) {
@@ -112,6 +113,9 @@ func TestRunQueueAndOffCPU(t *testing.T) {
 	extra := tel.StatusExtra()
 	if n, _ := extra["runqueue_waits"].(uint64); n == 0 {
 		t.Errorf("StatusExtra runqueue_waits = %v, want > 0 (%v)", extra["runqueue_waits"], extra)
+	}
+	if ms, _ := extra["offcpu_pipeline_per_frame_ms"].(float64); ms <= 0 {
+		t.Errorf("StatusExtra offcpu_pipeline_per_frame_ms = %v, want > 0 (%v)", extra["offcpu_pipeline_per_frame_ms"], extra)
 	}
 }
 

@@ -70,11 +70,11 @@ func (t *Telemetry) WriteMetrics(w io.Writer) error {
 	if s.OffCPUOK && len(s.Threads) > 0 {
 		p("# HELP pynq_agent_kernel_offcpu_seconds_total Time the tracked thread spent switched out.\n# TYPE pynq_agent_kernel_offcpu_seconds_total counter\n")
 		for _, th := range s.Threads {
-			p("pynq_agent_kernel_offcpu_seconds_total{tid=\"%d\"} %s\n", th.TID, fmtFloat(th.OffCPU.Seconds()))
+			p("pynq_agent_kernel_offcpu_seconds_total{tid=\"%d\",thread=%q} %s\n", th.TID, th.Name, fmtFloat(th.OffCPU.Seconds()))
 		}
 		p("# HELP pynq_agent_kernel_frame_offcpu_seconds Off-CPU time of the tracked thread during the last frame.\n# TYPE pynq_agent_kernel_frame_offcpu_seconds gauge\n")
 		for _, th := range s.Threads {
-			p("pynq_agent_kernel_frame_offcpu_seconds{tid=\"%d\"} %s\n", th.TID, fmtFloat(th.LastFrame.Seconds()))
+			p("pynq_agent_kernel_frame_offcpu_seconds{tid=\"%d\",thread=%q} %s\n", th.TID, th.Name, fmtFloat(th.LastFrame.Seconds()))
 		}
 	}
 	return bw.Flush()
@@ -105,6 +105,9 @@ func (t *Telemetry) StatusExtra() map[string]any {
 	}
 	for _, th := range s.Threads {
 		k := "offcpu_tid" + strconv.Itoa(th.TID)
+		if th.Name != "" {
+			k = "offcpu_" + th.Name
+		}
 		m[k+"_last_frame_ms"] = ms(float64(th.LastFrame))
 		if th.Frames > 0 {
 			m[k+"_per_frame_ms"] = ms(float64(th.OffCPU) / float64(th.Frames))

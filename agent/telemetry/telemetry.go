@@ -130,6 +130,7 @@ type IRQCount struct {
 // ThreadTime is the off-CPU time of a tracked thread.
 type ThreadTime struct {
 	TID       int
+	Name      string        // TrackThreadAs name ("" for TrackThread)
 	OffCPU    time.Duration // total since TrackThread
 	Frames    uint64        // MarkFrame calls
 	LastFrame time.Duration // off-CPU time between the last two MarkFrame calls
@@ -160,6 +161,7 @@ type irqTarget struct {
 }
 
 type frameState struct {
+	name      string
 	markTotal time.Duration // OffCPU at the previous MarkFrame
 	frames    uint64
 	last      time.Duration
@@ -246,7 +248,7 @@ func (t *Telemetry) Snapshot() Snapshot {
 		for _, tid := range slices.Sorted(mapKeys(t.frames)) {
 			fs := t.frames[tid]
 			off, _ := t.k.offCPU(tid)
-			s.Threads = append(s.Threads, ThreadTime{TID: tid, OffCPU: off, Frames: fs.frames, LastFrame: fs.last})
+			s.Threads = append(s.Threads, ThreadTime{TID: tid, Name: fs.name, OffCPU: off, Frames: fs.frames, LastFrame: fs.last})
 		}
 	}
 	return s
@@ -288,7 +290,11 @@ func (t *Telemetry) irqCounts() []IRQCount {
 
 // TrackThread registers a thread (e.g. the pipeline goroutine's, after
 // runtime.LockOSThread, tid = unix.Gettid()) for off-CPU accounting.
-func (t *Telemetry) TrackThread(tid int) error {
+func (t *Telemetry) TrackThread(tid int) error { return t.TrackThreadAs(tid, "") }
+
+// TrackThreadAs is TrackThread with a name ("engine", "prepare") used in metric labels
+// and status keys instead of the tid.
+func (t *Telemetry) TrackThreadAs(tid int, name string) error {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.k == nil || t.k.sched == nil {
@@ -301,6 +307,7 @@ func (t *Telemetry) TrackThread(tid int) error {
 		off, _ := t.k.offCPU(tid)
 		t.frames[tid] = &frameState{markTotal: off}
 	}
+	t.frames[tid].name = name
 	return nil
 }
 
