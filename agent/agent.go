@@ -400,7 +400,7 @@ func (a *Agent) Status() web.Status {
 	thresh, classes, paused := a.pipe.controlState()
 	st := web.Status{
 		Version: Version, Backend: a.cfg.Backend, Bitstream: a.bitInfo, Model: a.modelInfo,
-		Source: a.cfg.SourceInput(), Paused: paused, Ready: a.Ready(),
+		Source: RedactURL(a.cfg.SourceInput()), Paused: paused, Ready: a.Ready(),
 		FPSIn: sn.FPSIn, FPSOut: sn.FPSOut, StagesMS: web.StageTimes(sn.StagesMS),
 		LatencyMS: sn.LatencyMS, Dropped: sn.Dropped, UptimeS: time.Since(a.start).Seconds(),
 		Thresh: thresh, Classes: classes,

@@ -50,7 +50,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "backend", cfg.Backend, "source", cfg.SourceInput())
+	log.Info("serving", "addr", ln.Addr().String(), "backend", cfg.Backend, "source", RedactURL(cfg.SourceInput()))
 
 	pctx, stopPipeline := context.WithCancel(ctx)
 	defer stopPipeline()

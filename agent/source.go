@@ -11,6 +11,7 @@ import (
 	"mime"
 	"mime/multipart"
 	"net/http"
+	neturl "net/url"
 	"os"
 	"path/filepath"
 	"slices"
@@ -61,6 +62,19 @@ func OpenSource(ctx context.Context, input string, cfg SourceConfig) (Source, er
 		return nil, err
 	}
 	return &fileSource{spec: input, files: files, loop: cfg.Looping()}, nil
+}
+
+// RedactURL hides the password of a URL with user info ("http://admin:xxxxx@cam/");
+// other inputs are returned as they are.
+func RedactURL(s string) string {
+	if !strings.Contains(s, "://") {
+		return s
+	}
+	u, err := neturl.Parse(s)
+	if err != nil {
+		return "(unparsable URL)"
+	}
+	return u.Redacted()
 }
 
 // imageExts are the file types file sources pick from directories.
@@ -159,11 +173,12 @@ type mjpegSource struct {
 }
 
 // OpenMJPEG connects to an MJPEG-over-HTTP URL.
-func OpenMJPEG(ctx context.Context, url string, client *http.Client) (Source, error) {
+func OpenMJPEG(ctx context.Context, rawURL string, client *http.Client) (Source, error) {
+	url := RedactURL(rawURL) // for messages: camera URLs often carry a password
 	// The stream outlives Open's caller context only through its own cancel, which
 	// Close calls; the pipeline's context still ends it via Next.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	req, err := http.NewRequestWithContext(sctx, http.MethodGet, url, nil)
+	req, err := http.NewRequestWithContext(sctx, http.MethodGet, rawURL, nil)
 	if err != nil {
 		cancel()
 		return nil, fmt.Errorf("mjpeg source: %w", err)

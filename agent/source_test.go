@@ -9,11 +9,13 @@ import (
 	"image/color"
 	"image/jpeg"
 	"io"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -267,4 +269,39 @@ func FuzzMJPEGStream(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestPipelineReconnectsMJPEG: a camera that drops the stream after a few frames is
+// reopened; frames keep coming and the failures show in the status counters.
+func TestPipelineReconnectsMJPEG(t *testing.T) {
+	var conns atomic.Int64
+	frame := testJPEG(t, 99)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conns.Add(1)
+		w.Header().Set("Content-Type", "multipart/x-mixed-replace; boundary=f")
+		for range 3 {
+			fmt.Fprintf(w, "--f\r\nContent-Type: image/jpeg\r\nContent-Length: %d\r\n\r\n", len(frame))
+			w.Write(frame)
+			io.WriteString(w, "\r\n")
+			w.(http.Flusher).Flush()
+		}
+	}))
+	defer srv.Close()
+	user := strings.Replace(srv.URL, "http://", "http://admin:hunter2@", 1)
+	cfg := SourceConfig{Retry: Duration{time.Millisecond}, RetryMax: Duration{2 * time.Millisecond}, StallTimeout: Duration{5 * time.Second}}
+	open := func(ctx context.Context) (Source, error) { return OpenSource(ctx, user, cfg) }
+	var logs syncBuffer
+	p := NewPipeline(&fakeModel{}, PipelineOptions{Thresh: 0.5, Source: cfg, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	pub := newCollector()
+	runPipeline(t, p, open, pub)
+	waitFor(t, "frames over reconnects", func() bool { return conns.Load() >= 3 && pub.count() >= 4 })
+	if sn := p.Stats(); sn.SourceErrors < 2 {
+		t.Errorf("source errors %d after %d connections", sn.SourceErrors, conns.Load())
+	}
+	if strings.Contains(logs.String(), "hunter2") || strings.Contains(p.Stats().SourceError, "hunter2") {
+		t.Errorf("the camera password leaked into logs or status: %s", logs.String())
+	}
+	if got := RedactURL(user); !strings.Contains(got, "admin:xxxxx@") {
+		t.Errorf("redacted %s", got)
+	}
 }
