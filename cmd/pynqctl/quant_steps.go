@@ -15,6 +15,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
+	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
 
 // The quantization guide's model steps: quant finn, weights, activations, calibrate.
@@ -213,9 +214,9 @@ The scales are placeholders until quant calibrate.`,
 }
 
 type calibrateFlags struct {
-	model, dataset, output, streamlined, report string
-	images                                      int
-	opt                                         calib.Options
+	model, dataset, output, streamlined, report, scales string
+	images                                              int
+	opt                                                 calib.Options
 }
 
 func newCalibrateCmd(log *slog.Logger) *cobra.Command {
@@ -243,9 +244,9 @@ plus the statistics as JSON (--report, default M-w1a3-calibrated.json).`,
 	fl.StringVar(&f.opt.Method, "method", calib.Percentile, "scale method: percentile, minmax or mse")
 	fl.Float64Var(&f.opt.Percentile, "percentile", 99.99, "percentile of the activations the scale covers (method percentile)")
 	fl.IntVar(&f.images, "images", 0, "use the first N images (0 = all)")
+	fl.StringVar(&f.scales, "scales", "", "take the activation scales from an export-darknet sidecar (M.quant.json) instead of the images")
 	fl.IntVar(&f.opt.Threads, "threads", 0, "goroutines (0 = all cores)")
 	_ = cmd.MarkFlagRequired("model")
-	_ = cmd.MarkFlagRequired("dataset")
 	return cmd
 }
 
@@ -254,13 +255,6 @@ func runCalibrate(out, errw io.Writer, log *slog.Logger, f calibrateFlags) error
 	m, err := qonnx.ReadFile(f.model)
 	if err != nil {
 		return fmt.Errorf("calibrate: %w", err)
-	}
-	imgs, err := calib.ListImages(f.dataset)
-	if err != nil {
-		return fmt.Errorf("calibrate: %w", err)
-	}
-	if f.images > 0 && f.images < len(imgs) {
-		imgs = imgs[:f.images]
 	}
 	if f.output == "" {
 		f.output = strings.TrimSuffix(f.model, filepath.Ext(f.model)) + "-calibrated.onnx"
@@ -275,10 +269,16 @@ func runCalibrate(out, errw io.Writer, log *slog.Logger, f calibrateFlags) error
 	if stepIsTerminal(errw) {
 		f.opt.Progress = errw
 	}
-	res, err := calib.Calibrate(m, imgs, f.opt)
+	var res *calib.Result
+	if f.scales != "" {
+		res, err = sidecarScales(m, f.scales)
+	} else {
+		res, err = calibrateImages(m, f)
+	}
 	if err != nil {
 		return err
 	}
+	imgs := res.Images
 	for _, w := range res.Warnings {
 		log.Warn(w)
 	}
@@ -309,6 +309,45 @@ func runCalibrate(out, errw io.Writer, log *slog.Logger, f calibrateFlags) error
 	}
 	fmt.Fprintf(out, "wrote    %s\ntime     %s\n", f.report, time.Since(start).Round(time.Millisecond))
 	return nil
+}
+
+func calibrateImages(m *quant.Model, f calibrateFlags) (*calib.Result, error) {
+	if f.dataset == "" {
+		return nil, fmt.Errorf("calibrate: --dataset is required (or --scales)")
+	}
+	imgs, err := calib.ListImages(f.dataset)
+	if err != nil {
+		return nil, fmt.Errorf("calibrate: %w", err)
+	}
+	if f.images > 0 && f.images < len(imgs) {
+		imgs = imgs[:f.images]
+	}
+	return calib.Calibrate(m, imgs, f.opt)
+}
+
+// sidecarScales sets the activation scales an export-darknet sidecar records (the
+// scales the float model was exported with) and derives the thresholds from them.
+func sidecarScales(m *quant.Model, path string) (*calib.Result, error) {
+	start := time.Now()
+	sc, err := todarknet.ReadSidecar(path)
+	if err != nil {
+		return nil, fmt.Errorf("calibrate: %w", err)
+	}
+	idx, err := todarknet.ApplyScales(m, sc)
+	if err != nil {
+		return nil, fmt.Errorf("calibrate: %w", err)
+	}
+	res := &calib.Result{Method: "scales " + path}
+	for _, i := range idx {
+		q := m.Layers[i].Quant
+		res.Layers = append(res.Layers, calib.LayerStats{Layer: m.Layers[i].Name, Index: i, Bits: q.ActBits, Scale: q.ActScale,
+			Clip: float64(q.ActScale) * float64(int(1)<<q.ActBits-1)})
+	}
+	if res.Thresholds, err = qonnx.SetThresholds(m); err != nil {
+		return nil, fmt.Errorf("calibrate: %w", err)
+	}
+	res.Duration = time.Since(start)
+	return res, nil
 }
 
 func stepIsTerminal(w io.Writer) bool {
