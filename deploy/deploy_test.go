@@ -447,3 +447,24 @@ func TestConcurrentDeployRefused(t *testing.T) {
 		t.Fatalf("deploy after the lock was released: %v", err)
 	}
 }
+
+func TestBuildAgentForBoard(t *testing.T) {
+	if testing.Short() {
+		t.Skip("cross-compiles cmd/pynq-agent; skipped with -short")
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mod, err := FindModule(wd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(t.TempDir(), "pynq-agent")
+	if err := BuildAgent(context.Background(), mod, bin); err != nil {
+		t.Fatal(err)
+	}
+	if arch, err := elfArch(bin); err != nil || arch != "armv7l" {
+		t.Errorf("cross-compiled agent is %q (%v), want armv7l", arch, err)
+	}
+}
