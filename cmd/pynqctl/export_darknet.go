@@ -6,12 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
@@ -20,6 +22,8 @@ func init() { quantCommands = append(quantCommands, newExportDarknetCmd) }
 
 type exportDarknetFlags struct {
 	model, modelWeights, output, weights string
+	bnImages                             string
+	bnMax, threads                       int
 }
 
 func newExportDarknetCmd(log *slog.Logger) *cobra.Command {
@@ -35,7 +39,13 @@ float model back (pynqctl quant ... reads it).
 Binary layers are written as +1/-1 weights with binary=1 and a batch norm chosen so
 that relu, then level = clip(round(y/act_scale), 0, 7), reproduces the layer's integer
 thresholds; quantized activations become plain relu (darknet has no quantizer). Channels
-no single batch norm reproduces are reported and written as the closest fit.`,
+no single batch norm reproduces are reported and written as the closest fit.
+
+Darknet trains with batch statistics, so for fine-tuning give --bn-images DIR (20-50
+typical training photos): the rolling mean and variance of each fitted batch norm are
+then measured on them and scale and bias adjusted, so that training starts from the
+same function. Without it they are mean 0 and a fixed variance (fine for inference).
+Either way the files are read back and re-quantized, and the thresholds compared.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runExportDarknet(cmd.OutOrStdout(), log, f)
@@ -46,6 +56,9 @@ no single batch norm reproduces are reported and written as the closest fit.`,
 	fl.StringVar(&f.modelWeights, "model-weights", "", "darknet .weights of a --model cfg")
 	fl.StringVar(&f.output, "output", "", "darknet .cfg to write (required); the sidecar goes beside it as .quant.json")
 	fl.StringVar(&f.weights, "weights", "", "darknet .weights to write (default: --output with .weights)")
+	fl.StringVar(&f.bnImages, "bn-images", "", "directory of images (jpg, png) to measure batch-norm statistics on, for training in darknet")
+	fl.IntVar(&f.bnMax, "bn-max", 50, "use at most this many images of --bn-images")
+	fl.IntVar(&f.threads, "threads", 0, "goroutines for --bn-images (0: all cores)")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("output")
 	return cmd
@@ -83,6 +96,11 @@ func runExportDarknet(out io.Writer, log *slog.Logger, f exportDarknetFlags) err
 	res, err := todarknet.Export(m)
 	if err != nil {
 		return err
+	}
+	if f.bnImages != "" {
+		if err := calibrateExportBN(out, res, m, f); err != nil {
+			return err
+		}
 	}
 	if err := res.WriteFiles(f.output, f.weights); err != nil {
 		return err
@@ -126,4 +144,36 @@ func printExportReport(out io.Writer, m *quant.Model, res *todarknet.Result) {
 	if approx > 0 {
 		fmt.Fprintf(out, "warning  %d channels have thresholds no batch norm reproduces (unevenly spaced); the export holds the closest fit, so re-quantizing it changes those levels\n", approx)
 	}
+}
+
+// calibrateExportBN measures batch-norm statistics on the images of f.bnImages.
+func calibrateExportBN(out io.Writer, res *todarknet.Result, m *quant.Model, f exportDarknetFlags) error {
+	entries, err := os.ReadDir(f.bnImages)
+	if err != nil {
+		return fmt.Errorf("--bn-images: %w", err)
+	}
+	var imgs [][]float32
+	for _, e := range entries {
+		ext := strings.ToLower(filepath.Ext(e.Name()))
+		if e.IsDir() || (ext != ".jpg" && ext != ".jpeg" && ext != ".png") || len(imgs) >= f.bnMax {
+			continue
+		}
+		im, err := imageio.Load(filepath.Join(f.bnImages, e.Name()))
+		if err != nil {
+			return fmt.Errorf("--bn-images: %w", err)
+		}
+		if im.C != m.Input.C {
+			return fmt.Errorf("--bn-images: %s has %d channels, the model takes %d", e.Name(), im.C, m.Input.C)
+		}
+		imgs = append(imgs, imageio.Letterbox(im, m.Input.W, m.Input.H).Data)
+	}
+	if len(imgs) == 0 {
+		return fmt.Errorf("--bn-images %s: no .jpg or .png images", f.bnImages)
+	}
+	st, err := res.CalibrateBN(imgs, f.threads)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(out, "bn       rolling statistics of %d batch-norm layers measured on %d images of %s\n", st.Layers, st.Images, f.bnImages)
+	return nil
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -53,10 +54,36 @@ func TestQuantExportDarknetErrors(t *testing.T) {
 		{[]string{"--model", dir, "--output", "x.txt"}, "ending in .cfg"},
 		{[]string{"--model", filepath.Join(dir, "none"), "--output", "x.cfg"}, "none"},
 		{[]string{"--model", dir, "--output", filepath.Join(dir, "x.cfg")}, "QNN-MO parameter directory"},
+		{[]string{"--model", dir, "--model-weights", "w", "--output", "x.cfg"}, "--model-weights goes with a darknet cfg"},
 	} {
 		_, err := runPynqctl(t, append([]string{"quant", "export-darknet"}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%v: error %v, want one mentioning %q", c.args, err, c.want)
+		}
+	}
+}
+
+func TestQuantExportDarknetBNImages(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Tinier-YOLO; skipped in -short")
+	}
+	params := testutil.Fixture(t, "qnn-mo-pynq", "params")
+	images := t.TempDir()
+	data, err := os.ReadFile(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(images, "dog.jpg"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := filepath.Join(t.TempDir(), "tinier-yolo.cfg")
+	out, err := runPynqctl(t, "quant", "export-darknet", "--model", params, "--output="+cfg, "--bn-images", images)
+	if err != nil {
+		t.Fatalf("export-darknet --bn-images: %v\n%s", err, out)
+	}
+	for _, want := range []string{"bn       rolling statistics of 7 batch-norm layers measured on 1 images", "2048 of 2048 channels give back identical thresholds"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("report lacks %q:\n%s", want, out)
 		}
 	}
 }
