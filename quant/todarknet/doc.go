@@ -1,9 +1,12 @@
 // Package todarknet owns the export of any model the IR holds to a float darknet model
 // (cfg + .weights) and the way back: the batch norms that reproduce a quantized layer's
-// integer thresholds ([FitChannel], [Export]), the thresholds a batch norm and an
-// activation quantizer imply ([DeriveThresholds], [Requantize]), and the sidecar file
-// (M.quant.json, [Sidecar]) that records the activation scales and bit widths the float
-// model must be quantized with to give back the quantized model.
+// integer thresholds ([FitChannel], [Export], [Result.WriteFiles]), the thresholds a
+// batch norm and an activation quantizer imply ([DeriveThresholds], [Requantize],
+// [CheckFiles]), the sidecar file (M.quant.json, [Sidecar]) that records the activation
+// scales and bit widths the float model must be quantized with to give back the
+// quantized model ([ApplyScales] hands them to a quantization flow that derives
+// thresholds itself), and rolling batch-norm statistics for training the export in
+// darknet ([Result.CalibrateBN]).
 //
 // The float model. Darknet has no clip-and-quantize activation, so the exported model is
 // the float model whose quantization gives back the IR's quantized model: every layer
@@ -22,6 +25,13 @@
 // weights are never flipped, so re-quantizing gives back the same weights, thresholds and
 // invert flags. Channels whose output is constant over the reachable acc range get A = 0
 // and B = level*s.
+//
+// Activation scales. The sidecar lists every quantized layer by darknet index and by the
+// name quant/darknet's reader gives it, with its weight bits (1: bipolar), activation
+// bits and scale, and for threshold layers the bits and scale of the input levels. For
+// the QNN-MO model: conv0 float weights, 3 bits, scale 4/7 (its clip [0,4]); conv1..7
+// bipolar, 3 bits, scale 1 (QNN-MO feeds raw levels to conv8; any scale would do, as
+// relu is scale-free, but 1 keeps conv8 unchanged); conv8 float, not listed.
 //
 // The reverse ([DeriveThresholds], DESIGN.md section 4): A > 0: T_k = ceil(((k-1/2)s - B)/A);
 // A < 0: invert, T_k = floor(((n+1/2-k)s - B)/A) + 1 with n = 2^bits-1 (the same step
