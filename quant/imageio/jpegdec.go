@@ -374,12 +374,13 @@ func (d *jpegDecoder) decodeScan(scan []*jpegComponent) error {
 	}
 	var coef [64]int32
 	block := func(c *jpegComponent, bx, by int) error {
-		if err := d.decodeBlock(c, &coef); err != nil {
+		last, err := d.decodeBlock(c, &coef)
+		if err != nil {
 			return err
 		}
 		out := c.plane[by*8*c.bw*8+bx*8:]
 		if d.stb {
-			idctSTB(&coef, &d.quant[c.tq], out, c.bw*8)
+			idctSTB(&coef, &d.quant[c.tq], last, out, c.bw*8)
 		} else {
 			idctIslow(&coef, &d.quant[c.tq], out, c.bw*8)
 		}
@@ -528,42 +529,45 @@ func (d *jpegDecoder) receiveExtend(s byte) (int32, error) {
 	return v, nil
 }
 
-func (d *jpegDecoder) decodeBlock(c *jpegComponent, coef *[64]int32) error {
+// decodeBlock reads one block's coefficients into coef (natural order) and returns the
+// zigzag index of the last one it set, so that callers can skip the zero tail.
+func (d *jpegDecoder) decodeBlock(c *jpegComponent, coef *[64]int32) (last int, err error) {
 	*coef = [64]int32{}
 	s, err := d.decodeHuff(&d.dcTab[c.dc])
 	if err != nil {
-		return err
+		return 0, err
 	}
 	diff, err := d.receiveExtend(s)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	c.pred += diff
 	coef[0] = c.pred
 	for k := 1; k < 64; k++ {
 		rs, err := d.decodeHuff(&d.acTab[c.ac])
 		if err != nil {
-			return err
+			return 0, err
 		}
 		r, s := int(rs>>4), rs&15
 		if s == 0 {
 			if r != 15 {
-				return nil // end of block
+				return last, nil // end of block
 			}
 			k += 15
 			continue
 		}
 		k += r
 		if k > 63 {
-			return d.fail("AC run past the end of a block")
+			return 0, d.fail("AC run past the end of a block")
 		}
 		v, err := d.receiveExtend(s)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		coef[jpegZigzag[k]] = v
+		last = k
 	}
-	return nil
+	return last, nil
 }
 
 // rgbIDs says whether the three components are named R, G, B (an RGB-coded file).

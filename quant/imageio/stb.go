@@ -289,6 +289,7 @@ func stbResample(buf []byte, p stbPlane, near, far, wLo int) []byte {
 // stbV2 mixes the near and far rows 3:1, always rounding with +2 (libjpeg alternates
 // +1 and +2 between rows).
 func stbV2(dst, near, far []byte) {
+	dst, far = dst[:len(near)], far[:len(near)]
 	for i := range near {
 		dst[i] = byte((3*int(near[i]) + int(far[i]) + 2) >> 2)
 	}
@@ -318,6 +319,7 @@ func stbH2(dst, in []byte) {
 // (3t + t' + 8) >> 4 on both phases, the two edge samples (t + 2) >> 2.
 func stbHV2(dst, near, far []byte) {
 	n := len(near)
+	dst, far = dst[:2*n], far[:n]
 	t1 := 3*int(near[0]) + int(far[0])
 	dst[0] = byte((t1 + 2) >> 2)
 	if n == 1 {
@@ -327,8 +329,9 @@ func stbHV2(dst, near, far []byte) {
 	for i := 1; i < n; i++ {
 		t0 := t1
 		t1 = 3*int(near[i]) + int(far[i])
-		dst[2*i-1] = byte((3*t0 + t1 + 8) >> 4)
-		dst[2*i] = byte((3*t1 + t0 + 8) >> 4)
+		pair := dst[2*i-1 : 2*i+1 : 2*i+1]
+		pair[0] = byte((3*t0 + t1 + 8) >> 4)
+		pair[1] = byte((3*t1 + t0 + 8) >> 4)
 	}
 	dst[2*n-1] = byte((t1 + 2) >> 2)
 }
@@ -349,13 +352,30 @@ func init() {
 	}
 }
 
+// stbClamp clamps y + chroma term to 0..255 by lookup at index v + stbClampOffset;
+// the terms stay within -227..227 (blue's is the widest), so y + term + offset lies in
+// 29..738 and the mask only spares bounds checks.
+const stbClampOffset = 256
+
+var stbClamp [1024]byte
+
+func init() {
+	for i := range stbClamp {
+		stbClamp[i] = clamp8(i - stbClampOffset)
+	}
+}
+
 func stbYCbCrRow(o, y, cb, cr []byte) {
-	for x := range y {
-		yy := int32(y[x])
-		r := yy + stbCrR[cr[x]]
-		g := yy + (stbCrG[cr[x]]+stbCbG[cb[x]])>>20
-		b := yy + stbCbB[cb[x]]
-		o[4*x], o[4*x+1], o[4*x+2], o[4*x+3] = clamp8(int(r)), clamp8(int(g)), clamp8(int(b)), 255
+	n := len(y)
+	o, cb, cr = o[:4*n], cb[:n], cr[:n]
+	for x, yv := range y {
+		yy := int32(yv) + stbClampOffset
+		c, b := cr[x], cb[x]
+		p := o[4*x : 4*x+4 : 4*x+4]
+		p[0] = stbClamp[uint32(yy+stbCrR[c])&1023]
+		p[1] = stbClamp[uint32(yy+(stbCrG[c]+stbCbG[b])>>20)&1023]
+		p[2] = stbClamp[uint32(yy+stbCbB[b])&1023]
+		p[3] = 255
 	}
 }
 
@@ -408,12 +428,12 @@ func stbIDCT1D(s0, s1, s2, s3, s4, s5, s6, s7 int32) (x0, x1, x2, x3, t0, t1, t2
 }
 
 // idctSTB dequantizes a block into 16-bit coefficients (stb_image stores them as
-// short) and writes its 8x8 samples as stbi__idct_block does: the column pass keeps 2
+// short; only zigzag positions up to last can be nonzero) and writes its 8x8 samples as stbi__idct_block does: the column pass keeps 2
 // extra bits ((x + 512) >> 10), the row pass removes 17 bits with rounding and the
 // +128 level shift folded in, then clamps to 0..255.
-func idctSTB(coef, quant *[64]int32, out []byte, stride int) {
+func idctSTB(coef, quant *[64]int32, last int, out []byte, stride int) {
 	var d [64]int32
-	for i := range d {
+	for _, i := range jpegZigzag[:last+1] {
 		d[i] = int32(int16(coef[i] * quant[i]))
 	}
 	var v [64]int32
