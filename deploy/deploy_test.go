@@ -468,3 +468,37 @@ func TestBuildAgentForBoard(t *testing.T) {
 		t.Errorf("cross-compiled agent is %q (%v), want armv7l", arch, err)
 	}
 }
+
+// cancelOn cancels a context when a step line mentions a word.
+type cancelOn struct {
+	word   string
+	cancel context.CancelFunc
+}
+
+func (c cancelOn) Write(p []byte) (int, error) {
+	if strings.Contains(string(p), c.word) {
+		c.cancel()
+	}
+	return len(p), nil
+}
+
+func TestInterruptedActivationRollsBack(t *testing.T) {
+	b := startBoard(t)
+	good, err := b.deploy(b.bundle(""), b.target(), b.options())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts := b.options()
+	opts.Out = cancelOn{word: "switched current", cancel: cancel}
+	_, err = Deploy(ctx, b.dial(b.target()), b.bundle("", "label = new"), opts)
+	var herr *HealthError
+	if !errors.As(err, &herr) || herr.RollbackErr != nil {
+		t.Fatalf("interrupted deploy: %v, want a HealthError with a clean rollback", err)
+	}
+	if b.current() != good.Version {
+		t.Errorf("current -> %s after an interrupted switch, want %s", b.current(), good.Version)
+	}
+	b.healthz()
+}

@@ -112,8 +112,11 @@ func (b *board) activate(ctx context.Context, version, previous string) (string,
 		return body, nil
 	}
 	if ctx.Err() != nil {
-		// The user gave up; leave the board as it is rather than race a second restart.
-		return "", fmt.Errorf("interrupted while %s started (current is %s): %w", version, version, err)
+		// Interrupted before the new release proved itself: still go back, or the board
+		// is left on a release nobody saw healthy.
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), b.opts.HealthTimeout+30*time.Second)
+		defer cancel()
 	}
 	herr := &HealthError{Version: version, Err: err, RolledBackTo: previous}
 	herr.Logs = b.journal(ctx, 50)
