@@ -139,6 +139,9 @@ func Read(mp *onnxpb.ModelProto) (*quant.Model, error) {
 		if len(l.Inputs) == 0 {
 			return nil, fmt.Errorf("layer %d (%s): no inputs", i, lm.Name)
 		}
+		if !kindParams(lm) {
+			return nil, fmt.Errorf("layer %d (%s): %s without its parameters", i, lm.Name, lm.Kind)
+		}
 		if cm := lm.Conv; cm != nil {
 			l.Conv = &quant.Conv{Filters: cm.Filters, Size: cm.Size, Stride: cm.Stride, Pad: cm.Pad, Groups: cm.Groups,
 				Activation: cm.Activation, Binary: cm.Binary, XNOR: cm.XNOR}
@@ -191,7 +194,7 @@ func Read(mp *onnxpb.ModelProto) (*quant.Model, error) {
 			if err := checkQuant(l); err != nil {
 				return nil, fmt.Errorf("layer %s: %w", l.Name, err)
 			}
-			if cm.Flipped {
+			if cm.Flipped && len(q.Invert) == c.Filters {
 				for o, inv := range q.Invert {
 					if inv {
 						for k := o * per; k < (o+1)*per; k++ {
@@ -205,10 +208,32 @@ func Read(mp *onnxpb.ModelProto) (*quant.Model, error) {
 	return m, nil
 }
 
+// kindParams reports whether a layer carries the parameters of its kind.
+func kindParams(lm layerMeta) bool {
+	switch lm.Kind {
+	case quant.KindConv:
+		return lm.Conv != nil
+	case quant.KindMaxPool:
+		return lm.Pool != nil
+	case quant.KindRoute:
+		return lm.Route != nil
+	case quant.KindShortcut:
+		return lm.Shortcut != nil
+	case quant.KindUpsample:
+		return lm.Upsample != nil
+	case quant.KindRegion, quant.KindYolo:
+		return lm.Head != nil
+	}
+	return true
+}
+
 func checkQuant(l *quant.Layer) error {
 	q := l.Quant
 	if q.WeightBits < 0 || q.WeightBits > 8 || q.ActBits < 0 || q.ActBits > 8 {
 		return fmt.Errorf("weight bits %d / activation bits %d out of range", q.WeightBits, q.ActBits)
+	}
+	if q.Invert != nil && (l.Conv == nil || len(q.Invert) != l.Conv.Filters) {
+		return fmt.Errorf("%d invert flags do not match the filters", len(q.Invert))
 	}
 	if q.ActBits > 0 && !(q.ActScale > 0) {
 		return fmt.Errorf("activation scale %g is not positive", q.ActScale)

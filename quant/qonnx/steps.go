@@ -111,13 +111,28 @@ func LoadOverrides(path string, opt *WeightOptions) error {
 	if err != nil {
 		return fmt.Errorf("overrides: %w", err)
 	}
+	return ParseOverrides(data, path, opt)
+}
+
+// ParseOverrides is [LoadOverrides] on the file's contents (name is for errors).
+func ParseOverrides(data []byte, name string, opt *WeightOptions) error {
 	var f OverrideFile
 	md, err := toml.Decode(string(data), &f)
 	if err != nil {
-		return fmt.Errorf("overrides %s: %w", path, err)
+		return fmt.Errorf("overrides %s: %w", name, err)
 	}
 	if und := md.Undecoded(); len(und) > 0 {
-		return fmt.Errorf("overrides %s: unknown key %q (want keep_first, keep_last, keep_bits, [layers])", path, und[0].String())
+		return fmt.Errorf("overrides %s: unknown key %q (want keep_first, keep_last, keep_bits, [layers])", name, und[0].String())
+	}
+	if f.KeepBits != nil {
+		if err := checkBits(name+": keep_bits", *f.KeepBits); err != nil {
+			return err
+		}
+	}
+	for k, v := range f.Layers {
+		if err := checkBits(name+": layer "+k, v); err != nil {
+			return err
+		}
 	}
 	if f.KeepFirst != nil {
 		opt.KeepFirst = *f.KeepFirst
