@@ -22,7 +22,7 @@ func init() { quantCommands = append(quantCommands, newExportDarknetCmd) }
 
 type exportDarknetFlags struct {
 	model, modelWeights, output, weights string
-	bnImages                             string
+	bnImages, trainCfg                   string
 	bnMax, threads                       int
 }
 
@@ -56,6 +56,7 @@ Either way the files are read back and re-quantized, and the thresholds compared
 	fl.StringVar(&f.modelWeights, "model-weights", "", "darknet .weights of a --model cfg")
 	fl.StringVar(&f.output, "output", "", "darknet .cfg to write (required); the sidecar goes beside it as .quant.json")
 	fl.StringVar(&f.weights, "weights", "", "darknet .weights to write (default: --output with .weights)")
+	fl.StringVar(&f.trainCfg, "train-cfg", "", `cfg whose training options ([net] learning rate, schedule, augmentation; [region]/[yolo] loss weights) the output gets (default: the model's own cfg; "none" for none)`)
 	fl.StringVar(&f.bnImages, "bn-images", "", "directory of images (jpg, png) to measure batch-norm statistics on, for training in darknet")
 	fl.IntVar(&f.bnMax, "bn-max", 50, "use at most this many images of --bn-images")
 	fl.IntVar(&f.threads, "threads", 0, "goroutines for --bn-images (0: all cores)")
@@ -102,10 +103,16 @@ func runExportDarknet(out io.Writer, log *slog.Logger, f exportDarknetFlags) err
 			return err
 		}
 	}
+	if res.TrainingCfg, err = trainingCfg(f); err != nil {
+		return err
+	}
 	if err := res.WriteFiles(f.output, f.weights); err != nil {
 		return err
 	}
 	printExportReport(out, m, res)
+	if len(res.AddedKeys) > 0 {
+		fmt.Fprintf(out, "train    %d training options from the source cfg (%s ...)\n", len(res.AddedKeys), strings.Join(res.AddedKeys[:min(3, len(res.AddedKeys))], ", "))
+	}
 	fmt.Fprintf(out, "wrote    %s\nwrote    %s\nwrote    %s\n", f.output, f.weights, todarknet.SidecarPath(f.output))
 	ck, err := todarknet.CheckFiles(m, f.output, f.weights)
 	if err != nil {
@@ -176,4 +183,28 @@ func calibrateExportBN(out io.Writer, res *todarknet.Result, m *quant.Model, f e
 	}
 	fmt.Fprintf(out, "bn       rolling statistics of %d batch-norm layers measured on %d images of %s\n", st.Layers, st.Images, f.bnImages)
 	return nil
+}
+
+// trainingCfg reads the cfg whose training options the export gets: --train-cfg, or the
+// model's own cfg (a darknet --model, or the *.cfg of a QNN-MO directory).
+func trainingCfg(f exportDarknetFlags) ([]byte, error) {
+	path := f.trainCfg
+	switch path {
+	case "none":
+		return nil, nil
+	case "":
+		path = f.model
+		if st, err := os.Stat(f.model); err == nil && st.IsDir() {
+			matches, _ := filepath.Glob(filepath.Join(f.model, "*.cfg"))
+			if len(matches) != 1 {
+				return nil, nil
+			}
+			path = matches[0]
+		}
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("--train-cfg: %w", err)
+	}
+	return data, nil
 }

@@ -20,7 +20,7 @@ func TestQuantExportDarknetQNN(t *testing.T) {
 		t.Fatalf("export-darknet: %v\n%s", err, out)
 	}
 	for _, want := range []string{"float, quantize W0A3, act_scale 0.5714286", "12 conv7: thresholds -> batch norm: 512/512 exact",
-		"exact    2048 of 2048 threshold channels (100.00%)", "wrote    " + filepath.Join(dir, "tinier-yolo.weights"), "tinier-yolo.quant.json",
+		"exact    2048 of 2048 threshold channels (100.00%)", "wrote    " + filepath.Join(dir, "tinier-yolo.weights"), "tinier-yolo.quant.json", "train    21 training options from the source cfg (net: momentum, net: decay, net: angle ...)",
 		"check    re-quantized from the written files: 2048 of 2048 channels give back identical thresholds, 2048 the same levels"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)

@@ -38,6 +38,11 @@ type Result struct {
 	Model   *quant.Model // the float model (darknet order; Quant annotations removed)
 	Sidecar *Sidecar
 	Layers  []LayerReport // one per threshold layer
+	// TrainingCfg, when set, is a cfg (the one the model was trained with) whose training
+	// options WriteFiles adds to the written cfg ([MergeTrainingKeys]); AddedKeys lists
+	// what it added.
+	TrainingCfg []byte
+	AddedKeys   []string
 }
 
 // ExactFraction is the fraction of threshold channels reproduced exactly (constant

@@ -14,12 +14,19 @@ import (
 // WeightsHeader is the .weights header the export writes (version 0.2, 64-bit seen).
 var WeightsHeader = darknet.Header{Major: 0, Minor: 2}
 
-// WriteFiles writes the float model as cfgPath and weightsPath and the sidecar beside
-// the cfg ([SidecarPath]).
+// WriteFiles writes the float model as cfgPath (with the training options of
+// TrainingCfg, when set) and weightsPath, and the sidecar beside the cfg ([SidecarPath]).
 func (r *Result) WriteFiles(cfgPath, weightsPath string) error {
 	var cfg, weights bytes.Buffer
 	if err := darknet.WriteCfg(&cfg, r.Model); err != nil {
 		return err
+	}
+	cfgData := cfg.Bytes()
+	if r.TrainingCfg != nil {
+		var err error
+		if cfgData, r.AddedKeys, err = MergeTrainingKeys(cfgData, r.TrainingCfg); err != nil {
+			return fmt.Errorf("export darknet: %w", err)
+		}
 	}
 	if err := darknet.WriteWeights(&weights, r.Model, WeightsHeader); err != nil {
 		return err
@@ -31,7 +38,7 @@ func (r *Result) WriteFiles(cfgPath, weightsPath string) error {
 	for _, f := range []struct {
 		path string
 		data []byte
-	}{{cfgPath, cfg.Bytes()}, {weightsPath, weights.Bytes()}, {SidecarPath(cfgPath), side}} {
+	}{{cfgPath, cfgData}, {weightsPath, weights.Bytes()}, {SidecarPath(cfgPath), side}} {
 		if err := os.WriteFile(f.path, f.data, 0o644); err != nil {
 			return fmt.Errorf("export darknet: %w", err)
 		}
