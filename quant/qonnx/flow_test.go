@@ -241,6 +241,22 @@ func countOps(tb testing.TB, cal, str *onnxpb.ModelProto) {
 		}
 		return n
 	}
+	for _, mp := range []*onnxpb.ModelProto{cal, str} {
+		used := map[string]bool{}
+		for _, o := range mp.GetGraph().GetOutput() {
+			used[o.GetName()] = true
+		}
+		for _, nd := range mp.GetGraph().GetNode() {
+			for _, in := range nd.GetInput() {
+				used[in] = true
+			}
+		}
+		for _, nd := range mp.GetGraph().GetNode() {
+			if !used[nd.GetOutput()[0]] {
+				tb.Errorf("node %s (%s): output %s is never read", nd.GetName(), nd.GetOpType(), nd.GetOutput()[0])
+			}
+		}
+	}
 	c, s := ops(cal), ops(str)
 	if c["BipolarQuant"] != 5 || c["Quant"] != 6 || c["MultiThreshold"] != 0 || c["BatchNormalization"] != 6 {
 		tb.Errorf("calibrated graph ops %v", c)

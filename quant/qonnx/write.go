@@ -215,13 +215,15 @@ func (b *builder) layer(i int, l *quant.Layer) (layerMeta, error) {
 	case quant.KindMaxPool:
 		p := l.Pool
 		in := l.Inputs[0]
-		x := b.values(in)
+		var x string
 		if in >= 0 && b.out[in].levels {
 			x = b.out[in].name
 			b.out[i] = produced{name: name, levels: true, scale: b.out[in].scale}
 			if q := b.m.Layers[levelSource(b.m, in)].Quant; q != nil {
 				b.annotate(name, levelType(q.ActBits, q.ActSigned))
 			}
+		} else {
+			x = b.values(in)
 		}
 		b.node("MaxPool", name, []string{x}, name,
 			attrInts("kernel_shape", int64(p.Size), int64(p.Size)), attrInts("strides", int64(p.Stride), int64(p.Stride)),
