@@ -452,8 +452,10 @@ func quantOp(x, scale, zeropt, bitwidth *Tensor, signed, narrow bool, mode strin
 	zp := zeropt.Data[0]
 	lo, hi := LevelRange(bits, signed, narrow)
 	return broadcast(x, scale, func(v, s float32) float32 {
-		q := float32(math.RoundToEven(float64(float32(float32(v/s) + zp))))
-		q = max(lo, min(q, hi))
+		// As QONNX's reference: scale, add the zero point, clamp, then round.
+		y := float32(float32(v/s) + zp)
+		y = max(lo, min(y, hi))
+		q := float32(math.RoundToEven(float64(y)))
 		return float32(q-zp) * s
 	})
 }
