@@ -22,6 +22,7 @@ import (
 )
 
 func TestFirstDeploy(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	model := t.TempDir()
 	mustWrite(t, filepath.Join(model, "1-0-weights.bin"), []byte("weights"), 0o644)
@@ -90,6 +91,7 @@ func TestFirstDeploy(t *testing.T) {
 }
 
 func TestRedeployUnchangedOnlySwitches(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	bundle := b.bundle("")
 	opts := b.options()
@@ -126,6 +128,7 @@ func TestRedeployUnchangedOnlySwitches(t *testing.T) {
 }
 
 func TestFailedHealthCheckRollsBack(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	good, err := b.deploy(b.bundle(""), b.target(), b.options())
 	if err != nil {
@@ -158,6 +161,7 @@ func TestFailedHealthCheckRollsBack(t *testing.T) {
 }
 
 func TestConnectionCutDuringUpload(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	good, err := b.deploy(b.bundle(""), b.target(), b.options())
 	if err != nil {
@@ -207,6 +211,7 @@ func TestConnectionCutDuringUpload(t *testing.T) {
 }
 
 func TestChangedHostKeyRefused(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	other := writeKey(t, filepath.Join(t.TempDir(), "other"))
 	kh := filepath.Join(t.TempDir(), "known_hosts")
@@ -230,6 +235,7 @@ func TestChangedHostKeyRefused(t *testing.T) {
 }
 
 func TestUnknownHostKey(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	b.knownHosts = filepath.Join(t.TempDir(), "ssh", "known_hosts")
 	_, err := Dial(context.Background(), b.target())
@@ -247,6 +253,7 @@ func TestUnknownHostKey(t *testing.T) {
 }
 
 func TestRollbackCommand(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	first, err := b.deploy(b.bundle("", "label = a"), b.target(), b.options())
 	if err != nil {
@@ -270,6 +277,7 @@ func TestRollbackCommand(t *testing.T) {
 }
 
 func TestRefusesOtherArchitecture(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	opts := b.options()
 	opts.AllowArch = nil // a PYNQ-Z2 only
@@ -283,6 +291,7 @@ func TestRefusesOtherArchitecture(t *testing.T) {
 }
 
 func TestCommandErrorStatus(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	c := b.dial(b.target())
 	_, err := c.Run(context.Background(), "echo oops >&2; exit 7", nil)
@@ -293,6 +302,7 @@ func TestCommandErrorStatus(t *testing.T) {
 }
 
 func TestAgentAuthentication(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	data, err := os.ReadFile(b.key)
 	if err != nil {
@@ -359,6 +369,7 @@ func TestCollectNeedsHWHBesideBit(t *testing.T) {
 }
 
 func TestSudoWithPassword(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	c := b.dial(b.target())
 	fake, err := filepath.Abs("testdata/fakesudo.sh")
@@ -431,6 +442,7 @@ func TestHostKeyTypeFromKnownHosts(t *testing.T) {
 }
 
 func TestConcurrentDeployRefused(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	opts := b.options().withDefaults()
 	holder := &board{c: b.dial(b.target()), l: opts.Layout, facts: Facts{UID: 0}, opts: opts}
@@ -483,6 +495,7 @@ func (c cancelOn) Write(p []byte) (int, error) {
 }
 
 func TestInterruptedActivationRollsBack(t *testing.T) {
+	t.Parallel()
 	b := startBoard(t)
 	good, err := b.deploy(b.bundle(""), b.target(), b.options())
 	if err != nil {
