@@ -152,6 +152,9 @@ func runVerify(out, errOut io.Writer, log *slog.Logger, f verifyFlags) error {
 		return err
 	}
 	printVerify(out, res)
+	if res.MAP.Float < 0.01 {
+		fmt.Fprintf(out, "warning: the float model's mAP is %.2f %%: it finds almost nothing on this dataset, so the gate compares little (check --names, the dataset's labels, the float model)\n", 100*res.MAP.Float)
+	}
 	if !res.Passed {
 		printVerifyAdvice(out, res)
 		return &exitError{code: exitGateFailed, err: fmt.Errorf("accuracy gate failed: mAP dropped %.2f points (limit %g)", res.Drop.Points, f.maxDrop)}
@@ -287,24 +290,59 @@ func validDetections(m *quant.Model, e detect.Engine, img *imageio.Image, id str
 	return out, nil
 }
 
-// readCalibration returns what the quantized model's metadata says about its
-// calibration: metadata entries whose key mentions calibration, and a "calibration"
-// member of the pynq.qonnx entry. nil when there is none.
+// readCalibration returns what is known about the quantized model's calibration:
+// metadata entries whose key mentions calibration (and a "calibration" member of a
+// JSON entry), else a summary of the statistics `quant calibrate` writes beside the
+// model (M-w1a3-calibrated.json). nil when there is neither.
 func readCalibration(path string) map[string]any {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return nil
-	}
-	mp, err := onnx.Unmarshal(data)
-	if err != nil {
-		return nil
-	}
 	out := map[string]any{}
-	for _, p := range mp.GetMetadataProps() {
-		collectCalibration(out, p)
+	if data, err := os.ReadFile(path); err == nil {
+		if mp, err := onnx.Unmarshal(data); err == nil {
+			for _, p := range mp.GetMetadataProps() {
+				collectCalibration(out, p)
+			}
+		}
+	}
+	if len(out) == 0 {
+		out = calibrationSidecar(strings.TrimSuffix(path, filepath.Ext(path)) + ".json")
 	}
 	if len(out) == 0 {
 		return nil
+	}
+	return out
+}
+
+// calibrationSidecar summarizes calibrate's statistics file: method, image count and
+// each quantizer's scale and clipping.
+func calibrationSidecar(path string) map[string]any {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil
+	}
+	var st struct {
+		Method       string   `json:"method"`
+		Percentile   float64  `json:"percentile"`
+		Images       []string `json:"images"`
+		ImagesPerSec float64  `json:"images_per_sec"`
+		Warnings     []string `json:"warnings"`
+		Layers       []struct {
+			Layer   string  `json:"layer"`
+			Bits    int     `json:"bits"`
+			Scale   float64 `json:"scale"`
+			Clip    float64 `json:"clip"`
+			Clipped float64 `json:"clipped"`
+		} `json:"layers"`
+	}
+	if json.Unmarshal(b, &st) != nil || st.Method == "" {
+		return nil
+	}
+	out := map[string]any{"source": path, "method": st.Method, "images": len(st.Images),
+		"images_per_s": st.ImagesPerSec, "layers": st.Layers}
+	if st.Percentile != 0 {
+		out["percentile"] = st.Percentile
+	}
+	if len(st.Warnings) > 0 {
+		out["warnings"] = st.Warnings
 	}
 	return out
 }
@@ -342,15 +380,28 @@ func newLazyBar(w io.Writer, total int, desc string) *lazyBar {
 	return &lazyBar{w: w, desc: desc, total: total, start: time.Now()}
 }
 
+// verifyIsTerminal reports whether w is a terminal: bars redraw with carriage
+// returns, which only clutter logs and files.
+func verifyIsTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	st, err := f.Stat()
+	return err == nil && st.Mode()&os.ModeCharDevice != 0
+}
+
 func (b *lazyBar) Add(n int) {
 	b.done += n
+	if b.bar == nil && !verifyIsTerminal(b.w) {
+		return
+	}
 	if b.bar == nil {
 		if time.Since(b.start) < time.Second {
 			return
 		}
 		b.bar = progressbar.NewOptions(b.total, progressbar.OptionSetWriter(b.w),
 			progressbar.OptionSetDescription(b.desc), progressbar.OptionShowCount(),
-			progressbar.OptionShowIts(), progressbar.OptionSetItsString("img"),
 			progressbar.OptionThrottle(100*time.Millisecond), progressbar.OptionSetWidth(30))
 		_ = b.bar.Add(b.done)
 		return

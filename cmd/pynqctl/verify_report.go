@@ -10,6 +10,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
 )
@@ -32,8 +33,37 @@ type verifyResult struct {
 	Drop        verifyDrop     `json:"drop"`
 	Classes     []verifyClass  `json:"classes"`
 	Calibration map[string]any `json:"calibration"`
+	Layers      []verifyLayer  `json:"quantized_layers"`
 	Timings     verifyTimings  `json:"timings"`
 	curves      map[string][2]mapeval.ClassAP
+}
+
+// verifyLayer is how one convolution of the quantized model is quantized.
+type verifyLayer struct {
+	Name       string  `json:"name"`
+	Groups     int     `json:"groups,omitempty"` // > 1: grouped / depthwise
+	WeightBits int     `json:"weight_bits"`      // 0 = float
+	ActBits    int     `json:"act_bits"`         // 0 = float
+	ActScale   float32 `json:"act_scale,omitempty"`
+	Thresholds bool    `json:"thresholds"` // integer thresholds (runs in integers)
+}
+
+func quantizedLayers(m *quant.Model) []verifyLayer {
+	var out []verifyLayer
+	for _, l := range m.Layers {
+		if l.Kind != quant.KindConv {
+			continue
+		}
+		v := verifyLayer{Name: l.Name}
+		if l.Conv.Groups > 1 {
+			v.Groups = l.Conv.Groups
+		}
+		if q := l.Quant; q != nil {
+			v.WeightBits, v.ActBits, v.ActScale, v.Thresholds = q.WeightBits, q.ActBits, q.ActScale, len(q.Thresholds) > 0
+		}
+		out = append(out, v)
+	}
+	return out
 }
 
 type verifyModels struct {
@@ -95,6 +125,7 @@ func newVerifyResult(f verifyFlags, ds *dataset.Dataset, fl, q *verifyModel, not
 		MAP:    verifyPair{Float: fl.res.MAP, Quantized: q.res.MAP},
 		curves: map[string][2]mapeval.ClassAP{},
 	}
+	r.Layers = quantizedLayers(q.m)
 	r.Dataset = verifyDataset{Path: ds.Path, Format: string(ds.Format), Images: len(ds.Images), NotInModel: notInModel}
 	for _, c := range fl.res.Classes {
 		qc, _ := q.res.Class(c.Class)
@@ -161,8 +192,12 @@ func printVerify(out io.Writer, r *verifyResult) {
 
 // verifyAdvice is the guide's advice when the gate fails.
 func verifyAdvice(r *verifyResult) []string {
+	used := ""
+	if n, ok := r.Calibration["images"].(int); ok {
+		used = fmt.Sprintf(" (this model was calibrated on %d)", n)
+	}
 	return []string{
-		"Use more calibration data: 50 representative images instead of 20 (pynqctl quant calibrate --dataset).",
+		"Use more calibration data: up to 50 representative images" + used + " (pynqctl quant calibrate --dataset).",
 		"Try other calibration parameters: --method=percentile with 99.9 or 99.999, --method=mse or minmax; keep the first and last layers at 8 bits or float.",
 		"If post-training quantization cannot reach the limit, retrain with quantization-aware training (binary weights, 3-bit activations, e.g. Brevitas, then export to QONNX).",
 	}
@@ -184,6 +219,12 @@ type reportCurve struct {
 var reportTmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 	"pct": func(v float64) string { return fmt.Sprintf("%.2f", 100*v) },
 	"f2":  func(v float64) string { return fmt.Sprintf("%.2f", v) },
+	"bits": func(b int) string {
+		if b == 0 {
+			return "float"
+		}
+		return fmt.Sprintf("%d-bit", b)
+	},
 	"js": func(v any) string {
 		b, _ := json.MarshalIndent(v, "", "  ")
 		return string(b)
@@ -210,6 +251,9 @@ float <b>{{pct .R.MAP.Float}} %</b>, quantized <b>{{pct .R.MAP.Quantized}} %</b>
 <h2>Models</h2><table><tr><th></th><th>file</th><th>format</th><th>engine</th><th>images/s</th></tr>
 <tr><td>float</td><td>{{.R.Models.Float.Path}}</td><td>{{.R.Models.Float.Format}}</td><td>{{.R.Models.Float.Engine}}</td><td>{{f2 .R.Timings.FloatImagesPerSec}}</td></tr>
 <tr><td>quantized</td><td>{{.R.Models.Quantized.Path}}</td><td>{{.R.Models.Quantized.Format}}</td><td>{{.R.Models.Quantized.Engine}}</td><td>{{f2 .R.Timings.QuantizedImagesPerSec}}</td></tr></table>
+<h2>Quantized layers</h2><table><tr><th>layer</th><th>weights</th><th>activations</th><th>scale</th><th>integer thresholds</th></tr>
+{{range .R.Layers}}<tr><td>{{.Name}}{{if .Groups}} (groups {{.Groups}}){{end}}</td><td>{{bits .WeightBits}}</td><td>{{bits .ActBits}}</td><td>{{if .ActScale}}{{.ActScale}}{{end}}</td><td>{{if .Thresholds}}yes{{else}}no{{end}}</td></tr>
+{{end}}</table>
 <h2>Calibration</h2>{{if .R.Calibration}}<pre>{{js .R.Calibration}}</pre>{{else}}<p>The quantized model's metadata records no calibration.</p>{{end}}
 <p>Verification took {{f2 .R.Timings.TotalSeconds}} s; written {{.R.Created}} by pynqctl quant verify.</p>
 </body></html>

@@ -1,0 +1,174 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/spf13/cobra"
+)
+
+func init() { quantCommands = append(quantCommands, newQuantRunCmd) }
+
+// quantRunFlags are the options of `pynqctl quant run`.
+type quantRunFlags struct {
+	cfg, weights, calibration, val, outdir, name string
+	calibMethod                                  string
+	calibImages                                  int
+	scales                                       string
+	verify                                       verifyFlags
+}
+
+func newQuantRunCmd(log *slog.Logger) *cobra.Command {
+	var f quantRunFlags
+	cmd := &cobra.Command{
+		Use:   "run --cfg=M.cfg --weights=M.weights --calibration=DIR --val=DIR --outdir=DIR [--name M]",
+		Short: "The whole quantization guide: convert, finn, weights, activations, calibrate, verify",
+		Long: `Runs the guide's steps in order, each exactly as its own command does, writing the
+guide's files into --outdir: <name>.onnx, <name>-finn.onnx, <name>-w1.onnx,
+<name>-w1a3.onnx, <name>-w1a3-calibrated.onnx, quantization_results.json (and
+quantization_results.html, quant_run.json with the step timings). Prints each step's
+wall time and a summary; exits like verify (3 when the accuracy gate fails).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return runQuantRun(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), log, f)
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&f.cfg, "cfg", "", "darknet .cfg (required)")
+	fl.StringVar(&f.weights, "weights", "", "darknet .weights (required)")
+	fl.StringVar(&f.calibration, "calibration", "", "calibration images (20-50), a dataset directory or list file (required)")
+	fl.StringVar(&f.val, "val", "", "validation set with labels (required)")
+	fl.StringVar(&f.outdir, "outdir", "", "output directory (required)")
+	fl.StringVar(&f.name, "name", "", "model name for the files (default: the cfg's name without _final/.cfg)")
+	fl.StringVar(&f.calibMethod, "method", "", "calibration method passed to calibrate (default: calibrate's)")
+	fl.StringVar(&f.scales, "scales", "", "calibrate with the activation scales of an export-darknet sidecar (M.quant.json) instead of the images")
+	fl.IntVar(&f.calibImages, "calibration-images", 0, "calibrate on the first N calibration images (0 = all)")
+	addVerifyFlags(cmd, &f.verify)
+	for _, req := range []string{"cfg", "weights", "calibration", "val", "outdir"} {
+		_ = cmd.MarkFlagRequired(req)
+	}
+	return cmd
+}
+
+// quantStep is one step of the guide and its wall time.
+type quantStep struct {
+	Name    string  `json:"name"`
+	Output  string  `json:"output"`
+	Seconds float64 `json:"seconds"`
+	args    []string
+}
+
+func quantRunSteps(f quantRunFlags) []quantStep {
+	p := func(suffix string) string { return filepath.Join(f.outdir, f.name+suffix) }
+	calibrate := []string{"quant", "calibrate", "--model=" + p("-w1a3.onnx"), "--dataset=" + f.calibration, "--output=" + p("-w1a3-calibrated.onnx")}
+	if f.calibMethod != "" {
+		calibrate = append(calibrate, "--method="+f.calibMethod)
+	}
+	if f.scales != "" {
+		calibrate = append(calibrate, "--scales="+f.scales)
+	}
+	if f.calibImages > 0 {
+		calibrate = append(calibrate, fmt.Sprintf("--images=%d", f.calibImages))
+	}
+	return []quantStep{
+		{Name: "convert", Output: p(".onnx"), args: []string{"quant", "convert", "--cfg=" + f.cfg, "--weights=" + f.weights, "--output=" + p(".onnx")}},
+		{Name: "finn", Output: p("-finn.onnx"), args: []string{"quant", "finn", "--input=" + p(".onnx"), "--output=" + p("-finn.onnx")}},
+		{Name: "weights", Output: p("-w1.onnx"), args: []string{"quant", "weights", "--input=" + p("-finn.onnx"), "--output=" + p("-w1.onnx"), "--weight-bits=1"}},
+		{Name: "activations", Output: p("-w1a3.onnx"), args: []string{"quant", "activations", "--input=" + p("-w1.onnx"), "--output=" + p("-w1a3.onnx"), "--activation-bits=3"}},
+		{Name: "calibrate", Output: p("-w1a3-calibrated.onnx"), args: calibrate},
+		{Name: "verify", Output: filepath.Join(f.outdir, "quantization_results.json")},
+	}
+}
+
+func defaultModelName(cfg string) string {
+	base := strings.TrimSuffix(filepath.Base(cfg), filepath.Ext(cfg))
+	return strings.TrimSuffix(base, "_final")
+}
+
+func runQuantRun(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f quantRunFlags) error {
+	if f.name == "" {
+		f.name = defaultModelName(f.cfg)
+	}
+	if err := os.MkdirAll(f.outdir, 0o755); err != nil {
+		return fmt.Errorf("quant run: %w", err)
+	}
+	steps := quantRunSteps(f)
+	start := time.Now()
+	var gateErr error
+	for i := range steps {
+		s := &steps[i]
+		fmt.Fprintf(out, "== step %d/%d: %s -> %s\n", i+1, len(steps), s.Name, s.Output)
+		t0 := time.Now()
+		var err error
+		if s.Name == "verify" {
+			v := f.verify
+			v.model, v.float, v.dataset, v.output = steps[4].Output, steps[0].Output, f.val, s.Output
+			err = runVerify(out, errOut, log, v)
+		} else {
+			err = runSubcommand(ctx, out, errOut, log, s.args)
+		}
+		s.Seconds = time.Since(t0).Seconds()
+		fmt.Fprintf(out, "== %s: %.2f s\n", s.Name, s.Seconds)
+		if err != nil {
+			if exitCode(err) == exitGateFailed {
+				gateErr = err // the files are all written; still print the summary
+				break
+			}
+			return fmt.Errorf("quant run: step %s: %w", s.Name, err)
+		}
+	}
+	total := time.Since(start).Seconds()
+	printQuantRunSummary(out, steps, total, gateErr)
+	if err := writeQuantRunTimings(filepath.Join(f.outdir, "quant_run.json"), f, steps, total); err != nil {
+		return err
+	}
+	return gateErr
+}
+
+// runSubcommand runs `pynqctl <args>` in-process, so each step behaves exactly as the
+// command the guide documents.
+func runSubcommand(ctx context.Context, out, errOut io.Writer, log *slog.Logger, args []string) error {
+	root := newRootCmd(log)
+	root.SetArgs(args)
+	root.SetOut(out)
+	root.SetErr(errOut)
+	return root.ExecuteContext(ctx)
+}
+
+func printQuantRunSummary(out io.Writer, steps []quantStep, total float64, gateErr error) {
+	fmt.Fprintf(out, "\n%-12s %9s  %s\n", "step", "seconds", "output")
+	for _, s := range steps {
+		fmt.Fprintf(out, "%-12s %9.2f  %s\n", s.Name, s.Seconds, s.Output)
+	}
+	verdict := "accuracy gate passed"
+	if gateErr != nil {
+		verdict = gateErr.Error()
+	}
+	fmt.Fprintf(out, "%-12s %9.2f  %s\n", "total", total, verdict)
+}
+
+func writeQuantRunTimings(path string, f quantRunFlags, steps []quantStep, total float64) error {
+	b, err := json.MarshalIndent(struct {
+		Name         string      `json:"name"`
+		Cfg          string      `json:"cfg"`
+		Weights      string      `json:"weights"`
+		Calibration  string      `json:"calibration"`
+		Val          string      `json:"val"`
+		Steps        []quantStep `json:"steps"`
+		TotalSeconds float64     `json:"total_s"`
+	}{f.name, f.cfg, f.weights, f.calibration, f.val, steps, total}, "", "  ")
+	if err != nil {
+		return fmt.Errorf("quant run: %w", err)
+	}
+	if err := os.WriteFile(path, append(b, '\n'), 0o644); err != nil {
+		return fmt.Errorf("quant run: %w", err)
+	}
+	return nil
+}
