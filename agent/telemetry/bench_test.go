@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cilium/ebpf"
 	"golang.org/x/sys/unix"
 )
 
@@ -46,10 +47,16 @@ func spinSleep(b *testing.B, mark func()) {
 func BenchmarkOverhead(b *testing.B) {
 	b.Run("off", func(b *testing.B) { spinSleep(b, func() {}) })
 	b.Run("on", func(b *testing.B) {
+		stats := enableBPFStats(b)
 		tel := openOrSkip(b, Options{})
 		spinSleep(b, func() {})
 		s := tel.Snapshot()
 		b.ReportMetric(float64(s.RunQueue.Count)/float64(b.N), "rqwaits/op")
+		if stats {
+			runs, ns := bpfRunStats(tel)
+			b.ReportMetric(float64(ns)/float64(b.N), "bpf-ns/op")
+			b.ReportMetric(float64(ns)/float64(max(runs, 1)), "ns/bpf-run")
+		}
 	})
 	// MarkFrame every iteration (a bpf() map lookup): the daemon calls it once a frame.
 	b.Run("on+frame", func(b *testing.B) {
@@ -63,6 +70,34 @@ func BenchmarkOverhead(b *testing.B) {
 			tel.MarkFrame(tid)
 		})
 	})
+}
+
+// enableBPFStats turns on the kernel's per-program run-time accounting for the
+// benchmark (kernel.bpf_stats_enabled; 5.8+), reporting whether it is on.
+func enableBPFStats(b *testing.B) bool {
+	c, err := ebpf.EnableStats(uint32(unix.BPF_STATS_RUN_TIME))
+	if err != nil {
+		b.Logf("no BPF run-time stats: %v", err)
+		return false
+	}
+	b.Cleanup(func() { c.Close() })
+	return true
+}
+
+// bpfRunStats sums run counts and run time of the loaded programs, system-wide (every
+// context switch on the machine runs sched_switch).
+func bpfRunStats(tel *Telemetry) (runs, ns uint64) {
+	tel.mu.Lock()
+	defer tel.mu.Unlock()
+	for _, p := range tel.k.progs {
+		st, err := p.Stats()
+		if err != nil {
+			continue
+		}
+		runs += st.RunCount
+		ns += uint64(st.Runtime)
+	}
+	return runs, ns
 }
 
 // pingPong bounces a token between two locked threads: every op is two wakeups and
@@ -90,7 +125,13 @@ func pingPong(b *testing.B) {
 func BenchmarkSwitchOverhead(b *testing.B) {
 	b.Run("off", pingPong)
 	b.Run("on", func(b *testing.B) {
-		openOrSkip(b, Options{})
+		stats := enableBPFStats(b)
+		tel := openOrSkip(b, Options{})
 		pingPong(b)
+		if stats {
+			runs, ns := bpfRunStats(tel)
+			b.ReportMetric(float64(ns)/float64(b.N), "bpf-ns/op")
+			b.ReportMetric(float64(ns)/float64(max(runs, 1)), "ns/bpf-run")
+		}
 	})
 }

@@ -26,6 +26,7 @@ type kernel struct {
 	sched   *schedProbe
 	fpga    *fpgaProbe
 	irq     *ebpf.Map // per-CPU hash: Linux irq -> count
+	progs   []*ebpf.Program
 	closers []io.Closer
 }
 
@@ -158,6 +159,7 @@ func (k *kernel) newProg(name string, typ ebpf.ProgramType, ins asm.Instructions
 		return nil, fmt.Errorf("load program %s: %w", name, err)
 	}
 	k.closers = append(k.closers, p)
+	k.progs = append(k.progs, p)
 	return p, nil
 }
 
