@@ -2,10 +2,14 @@ package imageio
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"fmt"
 	"image"
 	"image/jpeg"
 	"os"
 	"testing"
+
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
 )
 
 // TestSTBConstants recomputes stb_image's fixed-point constants the way its macros do
@@ -164,4 +168,27 @@ func FuzzDecodeSTB(f *testing.F) {
 			t.Fatalf("bad image %dx%dx%d with %d samples", im.W, im.H, im.C, len(im.Data))
 		}
 	})
+}
+
+// TestDogDigests pins both modes' pixels for dog.jpg by SHA-256, recorded on amd64
+// where the stb-tagged and djpeg tests show them equal to stb_image's and libjpeg's.
+// Run as an ARM binary (scripts/test-arm.sh) it shows the board decodes identically.
+func TestDogDigests(t *testing.T) {
+	data, err := os.ReadFile(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[Decoder]string{
+		LibJPEG: "83ee9ff6ccb5d9d4f063f1a7ca6c314503dc95c41b57ec4c0110686d706d4b7f",
+		STB:     "c51ef266348a277753c93e8b863af79453d08b6021648521551721afdf74d7b6",
+	}
+	for dec, digest := range want {
+		im, err := DecodeRGBAWith(bytes.NewReader(data), dec)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprintf("%x", sha256.Sum256(im.Pix)); got != digest {
+			t.Errorf("%v: pixels hash to %s, want %s", dec, got, digest)
+		}
+	}
 }
