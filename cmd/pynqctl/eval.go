@@ -19,7 +19,7 @@ func init() { rootCommands = append(rootCommands, newEvalCmd) }
 type evalFlags struct {
 	gt, gtNames, detections, names, metric string
 	iou                                    float64
-	json                                   bool
+	json, allClasses                       bool
 }
 
 func newEvalCmd(log *slog.Logger) *cobra.Command {
@@ -31,7 +31,7 @@ func newEvalCmd(log *slog.Logger) *cobra.Command {
 (pixel boxes with +1 in widths and heights, IoU >= 0.5, greedy by confidence, each object
 matched once, difficult objects ignored; all-point AP by default, 11-point with
 --metric voc2007), over the classes present in the ground truth (and, with --names,
-known to the detector; classes are matched by name).
+known to the detector, unless --all-classes; classes are matched by name).
 
 Ground truth (--gt): a darknet-form directory (images + same-name .txt labels, names
 file classes.names or *.names in it or its parent, or --gt-names), a darknet list file,
@@ -54,6 +54,7 @@ devkit's 1-based pixels as darknet's valid output does).`,
 	fl.StringVar(&f.metric, "metric", "voc2012", "voc2012 (all-point) or voc2007 (11-point)")
 	fl.Float64Var(&f.iou, "iou", 0.5, "minimum overlap for a true positive")
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
+	fl.BoolVar(&f.allClasses, "all-classes", false, "average over every ground-truth class, also those --names lacks (their AP is 0)")
 	_ = cmd.MarkFlagRequired("gt")
 	_ = cmd.MarkFlagRequired("detections")
 	return cmd
@@ -90,7 +91,11 @@ func runEval(out io.Writer, log *slog.Logger, f evalFlags) error {
 	for _, w := range ds.Warnings {
 		log.Debug(w)
 	}
-	classes, notInModel := evalClasses(ds, names)
+	restrict := names
+	if f.allClasses {
+		restrict = nil
+	}
+	classes, notInModel := evalClasses(ds, restrict)
 	if len(classes) == 0 {
 		return fmt.Errorf("eval: no class is both in the ground truth (%d classes) and the detector's names", len(ds.ObjectCount()))
 	}

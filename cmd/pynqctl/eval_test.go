@@ -82,7 +82,14 @@ func TestEvalJSONAndComp4Agree(t *testing.T) {
 			t.Errorf("%s: mAP %v not-in-model %v", dets, res.MAP, res.NotInModel)
 		}
 	}
-	out, err := runPynqctl(t, "eval", "--gt", gt, "--detections", jsonPath, "--names", names, "--metric", "voc2007")
+	out, err := runPynqctl(t, "eval", "--gt", gt, "--detections", jsonPath, "--names", names, "--all-classes")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := fmt.Sprintf("mAP %.2f %% (voc2012, IoU >= 0.5, 3 classes", 100*(wantChair+1)/3); !strings.Contains(out, want) {
+		t.Errorf("--all-classes: want %q in\n%s", want, out)
+	}
+	out, err = runPynqctl(t, "eval", "--gt", gt, "--detections", jsonPath, "--names", names, "--metric", "voc2007")
 	if err != nil {
 		t.Fatal(err)
 	}
