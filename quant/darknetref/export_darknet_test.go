@@ -30,6 +30,10 @@ func exportQNN(tb testing.TB) (orig *quant.Model, res *todarknet.Result, cfg, we
 	if err != nil {
 		tb.Fatal(err)
 	}
+	// With the published cfg's training options, as pynqctl writes it.
+	if res.TrainingCfg, err = os.ReadFile(testutil.Fixture(tb, "qnn-mo-pynq", "params", "tinier-yolo-bwn-3bit-relu-nomaxpool.cfg")); err != nil {
+		tb.Fatal(err)
+	}
 	dir := tb.TempDir()
 	cfg, weights = filepath.Join(dir, "tinier-yolo.cfg"), filepath.Join(dir, "tinier-yolo.weights")
 	if err := res.WriteFiles(cfg, weights); err != nil {
@@ -105,7 +109,9 @@ func TestExportedTinierYoloMatchesDarknet(t *testing.T) {
 // previous layer) and quantizes darknet's float output with the sidecar's scale: every
 // level must equal the published model's integer thresholds applied to the integer acc.
 // conv1 reads conv0's real levels of dog.jpg; conv7 (the largest acc range) random
-// levels.
+// levels. Both with the export's default batch norms (mean 0) and with rolling
+// statistics measured on dog.jpg (large means and variances: float32 rounding in
+// darknet's normalization must not move a level).
 func TestExportedBatchNormsGiveThresholdsInDarknet(t *testing.T) {
 	orig, res, _, _ := exportQNN(t)
 	img, err := imageio.Load(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
@@ -116,40 +122,44 @@ func TestExportedBatchNormsGiveThresholdsInDarknet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	dogLevels, err := first.Levels(imageio.Letterbox(img, orig.Input.W, orig.Input.H).Data)
+	lb := imageio.Letterbox(img, orig.Input.W, orig.Input.H).Data
+	dogLevels, err := first.Levels(lb)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := rand.New(rand.NewPCG(3, 4))
-	for _, c := range []struct {
-		index  int
-		levels []uint8
-	}{{1, dogLevels}, {12, nil}} {
-		l := orig.Layers[c.index]
-		lv := c.levels
-		if lv == nil {
-			lv = make([]uint8, l.In.Size())
-			for i := range lv {
-				lv[i] = uint8(r.IntN(8))
+	random := make([]uint8, orig.Layers[12].In.Size())
+	for i := range random {
+		random[i] = uint8(r.IntN(8))
+	}
+	for _, calibrated := range []bool{false, true} {
+		if calibrated {
+			if _, err := res.CalibrateBN([][]float32{lb}, 0); err != nil {
+				t.Fatal(err)
 			}
 		}
-		sl := sidecarLayer(t, res.Sidecar, c.index)
-		y := runSingleLayer(t, res.Model, c.index, lv, sl.InputScale)
-		acc := levelConv(l, lv)
-		reach := int64(7 * l.In.C * l.Conv.Size * l.Conv.Size)
-		hw := l.Out.H * l.Out.W
-		bad := 0
-		for i, a := range acc {
-			o := i / hw
-			want := todarknet.Level(l.Quant.Thresholds[o], l.Quant.Invert[o], a)
-			got := int(math.RoundToEven(max(0, min(7, float64(y[i])/float64(sl.ActScale)))))
-			if got != want {
-				if bad++; bad <= 3 {
-					t.Errorf("%s channel %d acc %d: darknet y=%g -> level %d, thresholds %v give %d", l.Name, o, a, y[i], got, l.Quant.Thresholds[o], want)
+		for _, c := range []struct {
+			index  int
+			levels []uint8
+		}{{1, dogLevels}, {12, random}} {
+			l := orig.Layers[c.index]
+			sl := sidecarLayer(t, res.Sidecar, c.index)
+			y := runSingleLayer(t, res.Model, c.index, c.levels, sl.InputScale)
+			acc := levelConv(l, c.levels)
+			hw := l.Out.H * l.Out.W
+			bad := 0
+			for i, a := range acc {
+				o := i / hw
+				want := todarknet.Level(l.Quant.Thresholds[o], l.Quant.Invert[o], a)
+				got := int(math.RoundToEven(max(0, min(7, float64(y[i])/float64(sl.ActScale)))))
+				if got != want {
+					if bad++; bad <= 3 {
+						t.Errorf("%s (calibrated %v) channel %d acc %d: darknet y=%g -> level %d, thresholds %v give %d", l.Name, calibrated, o, a, y[i], got, l.Quant.Thresholds[o], want)
+					}
 				}
 			}
+			t.Logf("%s in darknet (calibrated batch norm: %v): %d of %d levels equal the thresholds'", l.Name, calibrated, len(acc)-bad, len(acc))
 		}
-		t.Logf("%s in darknet: %d of %d levels equal the thresholds' (acc %d..%d reachable)", l.Name, len(acc)-bad, len(acc), -reach, reach)
 	}
 }
 

@@ -1,6 +1,7 @@
 package todarknet
 
 import (
+	"bytes"
 	"math"
 	"testing"
 )
@@ -94,6 +95,27 @@ func FuzzFitLine(f *testing.F) {
 		got, inv := DeriveThresholds(fit.A, fit.B, s, 7, reach)
 		if !SameLevels(th, invert, got, inv, reach) {
 			t.Fatalf("line A=%g B=%g: %v invert %v, fit A=%g B=%g derives %v invert %v", A, B, th, invert, fit.A, fit.B, got, inv)
+		}
+	})
+}
+
+func FuzzMergeTrainingKeys(f *testing.F) {
+	cfg := "[net]\nbatch=1\n\n# 0\n[convolutional]\nfilters=4\n[region]\nclasses=2\n[yolo]\nmask=0\n"
+	f.Add([]byte(cfg), []byte("[net]\nlearning_rate=0.1\n[region]\njitter=.2\n[yolo]\nignore_thresh=.7\n[yolo]\nx=1\n"))
+	f.Add([]byte(cfg), []byte("[net\nkey\n"))
+	f.Add([]byte("no sections\n=\n[]\n"), []byte("[network]\n;c\n#d\n a = b \n"))
+	f.Fuzz(func(t *testing.T, cfg, tmpl []byte) {
+		out, added, err := MergeTrainingKeys(cfg, tmpl)
+		if err != nil {
+			return
+		}
+		// Lines are kept (CRLF line ends become LF).
+		if len(out) < len(bytes.TrimRight(bytes.ReplaceAll(cfg, []byte("\r"), nil), "\n")) {
+			t.Fatalf("merged cfg is shorter than the input")
+		}
+		// Merging again adds nothing.
+		if _, again, err := MergeTrainingKeys(out, tmpl); err != nil || len(again) != 0 {
+			t.Fatalf("second merge: %v, added %v then %v", err, added, again)
 		}
 	})
 }

@@ -41,6 +41,7 @@ func MergeTrainingKeys(cfg, template []byte) ([]byte, []string, error) {
 		if trainSections[kind] && seen[kind] <= len(tmpl[kind]) {
 			for _, kv := range tmpl[kind][seen[kind]-1] {
 				if !have[kv[0]] {
+					have[kv[0]] = true // a key the template repeats goes in once
 					extra = append(extra, kv[0]+"="+kv[1])
 					added = append(added, kind+": "+kv[0])
 				}
