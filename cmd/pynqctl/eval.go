@@ -18,6 +18,7 @@ func init() { rootCommands = append(rootCommands, newEvalCmd) }
 
 type evalFlags struct {
 	gt, gtNames, detections, names, metric string
+	imageSet                               string
 	iou                                    float64
 	json, allClasses                       bool
 }
@@ -49,6 +50,7 @@ devkit's 1-based pixels as darknet's valid output does).`,
 	fl := cmd.Flags()
 	fl.StringVar(&f.gt, "gt", "", "ground truth: darknet-form directory, list file or VOC tree (required)")
 	fl.StringVar(&f.gtNames, "gt-names", "", "names file of darknet-form ground truth (default: classes.names / *.names beside it, else --names)")
+	fl.StringVar(&f.imageSet, "imageset", "", "VOC ground truth: evaluate only this image set (a name like val for ImageSets/Main/val.txt, or a file)")
 	fl.StringVar(&f.detections, "detections", "", "detections: comp4 directory/file or detect --json lines (required)")
 	fl.StringVar(&f.names, "names", "", "the detector's class names (maps class ids and comp4 file names; restricts the evaluated classes)")
 	fl.StringVar(&f.metric, "metric", "voc2012", "voc2012 (all-point) or voc2007 (11-point)")
@@ -118,7 +120,7 @@ func runEval(out io.Writer, log *slog.Logger, f evalFlags) error {
 // openGroundTruth loads --gt; darknet labels without images take the sizes from
 // detect JSON output.
 func openGroundTruth(f evalFlags, names []string, dets *mapeval.Detections) (*dataset.Dataset, error) {
-	opt := dataset.Options{NamesFile: f.gtNames}
+	opt := dataset.Options{NamesFile: f.gtNames, ImageSet: f.imageSet}
 	if len(dets.Sizes) > 0 {
 		opt.Size = func(id string) (int, int, bool) {
 			s, ok := dets.Sizes[id]

@@ -64,6 +64,10 @@ type Options struct {
 	NamesFile string
 	// Names are used instead of a names file when set.
 	Names []string
+	// ImageSet restricts a VOC tree to the ids of an image-set file: a path, or a name
+	// resolved as ImageSets/Main/<name>.txt in the tree (e.g. "val"). Default: every
+	// annotation.
+	ImageSet string
 	// Size gives an image's size by id when the image file is absent (label-only
 	// ground truth; e.g. sizes from `pynqctl detect --json`). Optional.
 	Size func(id string) (w, h int, ok bool)
@@ -86,7 +90,7 @@ func Open(path string, opt Options) (*Dataset, error) {
 		return OpenList(path, opt)
 	}
 	if st, err := os.Stat(filepath.Join(path, "Annotations")); err == nil && st.IsDir() {
-		return OpenVOC(path)
+		return OpenVOCSet(path, opt.ImageSet)
 	}
 	return OpenDarknet(path, opt)
 }

@@ -188,6 +188,15 @@ func TestVOCTree(t *testing.T) {
 	if b := d.Images[1]; b.Width != 30 || b.Height != 40 || !strings.HasSuffix(b.Path, "2008_000002.png") {
 		t.Errorf("second annotation: %+v", b)
 	}
+	// An image set selects annotations.
+	writeFile(t, filepath.Join(dir, "ImageSets", "Main", "val.txt"), "2008_000002\n")
+	if v, err := Open(dir, Options{ImageSet: "val"}); err != nil || len(v.Images) != 1 || v.Images[0].ID != "2008_000002" {
+		t.Errorf("image set val: %v %+v", err, v)
+	}
+	writeFile(t, filepath.Join(dir, "ImageSets", "Main", "bad.txt"), "nope 1\n")
+	if _, err := Open(dir, Options{ImageSet: "bad"}); err == nil || !strings.Contains(err.Error(), "bad.txt:1:") {
+		t.Errorf("image set with a missing id: err %v", err)
+	}
 	// An XML syntax error names the line.
 	writeFile(t, filepath.Join(dir, "Annotations", "2008_000003.xml"), "<annotation>\n<object>\n<name>chair</nme>\n</annotation>")
 	if _, err := Open(dir, Options{}); err == nil || !strings.Contains(err.Error(), "2008_000003.xml:3:") {

@@ -107,8 +107,17 @@ func flag(s string) (bool, error) {
 // OpenVOC loads a VOC tree: every dir/Annotations/*.xml (image id = the XML file's
 // name), images in dir/JPEGImages. Class names are those the annotations use, in
 // order of first appearance.
-func OpenVOC(dir string) (*Dataset, error) {
-	xmls, err := filepath.Glob(filepath.Join(dir, "Annotations", "*.xml"))
+func OpenVOC(dir string) (*Dataset, error) { return OpenVOCSet(dir, "") }
+
+// OpenVOCSet is [OpenVOC] restricted to an image set (see [Options.ImageSet]).
+func OpenVOCSet(dir, imageSet string) (*Dataset, error) {
+	var xmls []string
+	var err error
+	if imageSet == "" {
+		xmls, err = filepath.Glob(filepath.Join(dir, "Annotations", "*.xml"))
+	} else {
+		xmls, err = imageSetAnnotations(dir, imageSet)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("dataset: %w", err)
 	}
@@ -161,4 +170,30 @@ func readVOCFile(path, dir string) (*Image, error) {
 		}
 	}
 	return im, nil
+}
+
+// imageSetAnnotations lists the annotation files of an image-set file's ids (the
+// first field of each line; class sets add a 1/-1/0 column).
+func imageSetAnnotations(dir, set string) ([]string, error) {
+	path := set
+	if !strings.ContainsAny(set, `/\`) && !strings.HasSuffix(set, ".txt") {
+		path = filepath.Join(dir, "ImageSets", "Main", set+".txt")
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("image set: %w", err)
+	}
+	var out []string
+	for i, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 0 {
+			continue
+		}
+		p := filepath.Join(dir, "Annotations", f[0]+".xml")
+		if !exists(p) {
+			return nil, fmt.Errorf("%s:%d: no annotation %s", path, i+1, p)
+		}
+		out = append(out, p)
+	}
+	return out, nil
 }
