@@ -366,50 +366,69 @@ func (e *Engine) parallel(n int, f func(lo, hi int)) {
 }
 
 // floatConv is the canonical direct convolution (see the package doc), then bias or
-// batch norm and the activation.
+// batch norm and the activation. Each output value sums its terms in the order channel,
+// kernel row, kernel column (padding terms skipped); the loops run that order over whole
+// rows of outputs at once, which keeps every value's order and reads memory in sequence.
 func (e *Engine) floatConv(pl *layer, in, out []float32) {
 	l := pl.l
 	c := l.Conv
 	ih, iw, oh, ow := l.In.H, l.In.W, l.Out.H, l.Out.W
 	cg := l.In.C / c.Groups
 	fg := c.Filters / c.Groups
-	k := c.Size
+	k, st, pad := c.Size, c.Stride, c.Pad
 	per := cg * k * k
+	// Output columns whose tap kx lands inside the input: ox in [lo[kx], hi[kx]).
+	lo, hi := make([]int, k), make([]int, k)
+	for kx := range k {
+		for lo[kx] = 0; lo[kx] < ow && lo[kx]*st+kx-pad < 0; lo[kx]++ {
+		}
+		for hi[kx] = ow; hi[kx] > lo[kx] && (hi[kx]-1)*st+kx-pad >= iw; hi[kx]-- {
+		}
+	}
 	e.parallel(c.Filters, func(o0, o1 int) {
+		acc := make([]float64, oh*ow)
 		for o := o0; o < o1; o++ {
 			g := o / fg
 			w := pl.w[o*per : (o+1)*per]
-			dst := out[o*oh*ow : (o+1)*oh*ow]
-			for oy := 0; oy < oh; oy++ {
-				for ox := 0; ox < ow; ox++ {
-					var s float64
-					for ch := 0; ch < cg; ch++ {
-						plane := in[(g*cg+ch)*ih*iw : (g*cg+ch+1)*ih*iw]
-						wk := w[ch*k*k : (ch+1)*k*k]
-						for ky := 0; ky < k; ky++ {
-							y := oy*c.Stride + ky - c.Pad
+			clear(acc)
+			for ch := 0; ch < cg; ch++ {
+				plane := in[(g*cg+ch)*ih*iw : (g*cg+ch+1)*ih*iw]
+				for ky := 0; ky < k; ky++ {
+					for kx := 0; kx < k; kx++ {
+						wv := float64(w[(ch*k+ky)*k+kx])
+						for oy := 0; oy < oh; oy++ {
+							y := oy*st + ky - pad
 							if y < 0 || y >= ih {
 								continue
 							}
 							row := plane[y*iw : (y+1)*iw]
-							for kx := 0; kx < k; kx++ {
-								x := ox*c.Stride + kx - c.Pad
-								if x < 0 || x >= iw {
-									continue
+							a := acc[oy*ow : (oy+1)*ow]
+							if st == 1 {
+								off := kx - pad
+								src := row[lo[kx]+off : hi[kx]+off]
+								dst := a[lo[kx]:hi[kx]]
+								for j, v := range src {
+									dst[j] += wv * float64(v)
 								}
-								s += float64(wk[ky*k+kx]) * float64(row[x])
+								continue
+							}
+							for ox := lo[kx]; ox < hi[kx]; ox++ {
+								a[ox] += wv * float64(row[ox*st+kx-pad])
 							}
 						}
 					}
-					if pl.bias != nil {
-						s += float64(pl.bias[o])
-					}
-					v := float32(s)
-					if pl.bn {
-						v = qonnx.BNApply(v, pl.bnScale[o], pl.bnBeta[o], pl.bnMean[o], pl.bnSD[o])
-					}
-					dst[oy*ow+ox] = qonnx.Activate(v, c.Activation)
 				}
+			}
+			dst := out[o*oh*ow : (o+1)*oh*ow]
+			for p, s := range acc {
+				if pl.bias != nil {
+					s += float64(pl.bias[o])
+				}
+				v := float32(s)
+				if pl.bn {
+					v = qonnx.BNApply(v, pl.bnScale[o], pl.bnBeta[o], pl.bnMean[o], pl.bnSD[o])
+				}
+				dst[p] = qonnx.Activate(v, c.Activation)
 			}
 		}
 	})

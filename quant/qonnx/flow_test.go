@@ -391,3 +391,75 @@ func TestThresholdsClosedForm(t *testing.T) {
 		t.Fatal("no thresholds")
 	}
 }
+
+// TestExecutorMatchesEngineYoloFastest: on the real Yolo-Fastest (binarized, leaky
+// replaced, calibrated on 3 chairs images), the calibrated and streamlined graphs give
+// qengine's activations bit for bit on a validation image.
+func TestExecutorMatchesEngineYoloFastest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("executes Yolo-Fastest with the reference executor; skipped in -short")
+	}
+	dir := testutil.Fixture(t, "yolo-fastest")
+	m, err := darknet.Load(filepath.Join(dir, "yolo-fastest-1.1.cfg"), filepath.Join(dir, "yolo-fastest-1.1.weights"), darknet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qonnx.QuantizeWeights(m, qonnx.WeightOptions{Bits: 1, KeepFirst: true, KeepLast: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := qonnx.QuantizeActivations(m, qonnx.ActOptions{Bits: 3, Leaky: "relu"}); err != nil {
+		t.Fatal(err)
+	}
+	imgs, err := calib.ListImages(testutil.Fixture(t, "chairs", "calibration"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := calib.Calibrate(m, imgs[:3], calib.Options{}); err != nil {
+		t.Fatal(err)
+	}
+	vals, err := calib.ListImages(testutil.Fixture(t, "chairs", "val"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, err := calib.LoadInput(vals[0], m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := qengine.New(m, qengine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Forward(in); err != nil {
+		t.Fatal(err)
+	}
+	px := make([]float32, len(in))
+	qonnx.PixelLevels(px, in)
+	for _, st := range []bool{false, true} {
+		mp, err := qonnx.Build(m, qonnx.Options{Streamlined: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := qonnx.Execute(mp, px)
+		if err != nil {
+			t.Fatal(err)
+		}
+		n, bad := 0, 0
+		for _, i := range qonnx.QuantizedLayers(m) {
+			l := m.Layers[i]
+			want := e.Output(i)
+			if st && len(l.Quant.Thresholds) > 0 {
+				want = e.Levels(i)
+			}
+			for k, v := range env[l.Name].Data {
+				n++
+				if v != want[k] {
+					bad++
+				}
+			}
+		}
+		t.Logf("streamlined=%v: %d of %d activations differ", st, bad, n)
+		if bad > 0 || n == 0 {
+			t.Errorf("streamlined=%v: %d of %d activations differ from qengine", st, bad, n)
+		}
+	}
+}
