@@ -73,6 +73,10 @@ type QNNModel struct {
 	Accel qnn.Accelerator
 	NMS   float32
 	head  int
+	// inputs recycles engine input buffers (8 MiB each for Tinier-YOLO): the first
+	// layer writes the same leading words of every record each time and leaves the rest
+	// zero, as the engine needs, so a used buffer is as good as a new one.
+	inputs sync.Pool
 }
 
 // NewQNNModel checks that the accelerator's buffers match the model's CPU layers.
@@ -101,17 +105,24 @@ func (q *QNNModel) Prepare(j *Job) error {
 	j.Time(StageLetterbox, func() error { lb = imageio.Letterbox(j.Image, in.W, in.H); return nil })
 	return j.Time(StageFirst, func() error {
 		l := q.Det.First.OutLayout()
-		j.EngineIn = make([]byte, l.Size())
+		if b, ok := q.inputs.Get().([]byte); ok && len(b) == l.Size() {
+			j.EngineIn = b
+		} else {
+			j.EngineIn = make([]byte, l.Size())
+		}
 		return q.Det.First.Run(j.EngineIn, l, lb.Data)
 	})
 }
 
 // Infer runs the hidden layers on the accelerator.
 func (q *QNNModel) Infer(ctx context.Context, j *Job) error {
-	return j.Time(StageEngine, func() (err error) {
+	err := j.Time(StageEngine, func() (err error) {
 		j.EngineOut, err = q.Accel.Run(ctx, j.EngineIn)
 		return err
 	})
+	q.inputs.Put(j.EngineIn) // the accelerator copied or read it; nothing keeps it
+	j.EngineIn = nil
+	return err
 }
 
 // Finish runs the last layer, region decode and NMS.
