@@ -117,3 +117,43 @@ func TestEvalErrors(t *testing.T) {
 		}
 	}
 }
+
+func TestEvalVOCTreeWithDifficult(t *testing.T) {
+	dir := t.TempDir()
+	ann := filepath.Join(dir, "voc", "Annotations")
+	res := filepath.Join(dir, "results")
+	for _, d := range []string{ann, res} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	xml := `<annotation><filename>img1.jpg</filename><size><width>200</width><height>100</height></size>
+<object><name>chair</name><difficult>1</difficult><bndbox><xmin>10</xmin><ymin>10</ymin><xmax>50</xmax><ymax>50</ymax></bndbox></object>
+<object><name>chair</name><difficult>0</difficult><bndbox><xmin>100</xmin><ymin>10</ymin><xmax>150</xmax><ymax>90</ymax></bndbox></object>
+</annotation>`
+	if err := os.WriteFile(filepath.Join(ann, "img1.xml"), []byte(xml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	// In score order: the difficult chair (ignored), a miss (FP), the chair (TP):
+	// precision 0 then 1/2 at recall 1 -> AP 0.5.
+	dets := "img1 0.9 10 10 50 50\nimg1 0.8 160 10 199 40\nimg1 0.7 101 11 150 90\n"
+	if err := os.WriteFile(filepath.Join(res, "comp4_det_test_chair.txt"), []byte(dets), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, err := runPynqctl(t, "eval", "--gt", filepath.Join(dir, "voc"), "--detections", res, "--json")
+	if err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	var r struct {
+		MAP     float64 `json:"map"`
+		Classes []struct {
+			TP, FP, Difficult int
+		} `json:"classes"`
+	}
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		t.Fatal(err)
+	}
+	if r.MAP != 0.5 || len(r.Classes) != 1 || r.Classes[0].TP != 1 || r.Classes[0].FP != 1 || r.Classes[0].Difficult != 1 {
+		t.Errorf("VOC with a difficult object: %s", out)
+	}
+}
