@@ -2,13 +2,20 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/calib"
+	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/qengine"
+	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
@@ -71,5 +78,81 @@ func TestQuantStepsYoloFastest(t *testing.T) {
 	}
 	if len(res.Layers) != 54 || len(res.Warnings) == 0 {
 		t.Errorf("report: %d layers, warnings %v (want 54 and the image-count warning)", len(res.Layers), res.Warnings)
+	}
+}
+
+// TestQuantStepsQNNExport: the float Tinier-YOLO that export-darknet makes from the
+// QNN-MO model, taken through convert (--keep-bn), finn, weights, activations and
+// calibrate --scales (its own activation scales), gives back the published model's
+// thresholds and the same detections on dog.jpg.
+func TestQuantStepsQNNExport(t *testing.T) {
+	params := testutil.Fixture(t, "qnn-mo-pynq", "params")
+	dog := testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg")
+	tmp := t.TempDir()
+	p := func(name string) string { return filepath.Join(tmp, name) }
+	for _, args := range [][]string{
+		{"quant", "export-darknet", "--model=" + params, "--output=" + p("ty.cfg")},
+		{"quant", "convert", "--cfg=" + p("ty.cfg"), "--weights=" + p("ty.weights"), "--output=" + p("ty.onnx"), "--keep-bn"},
+		{"quant", "finn", "--input=" + p("ty.onnx"), "--output=" + p("ty-finn.onnx")},
+		{"quant", "weights", "--input=" + p("ty-finn.onnx"), "--output=" + p("ty-w1.onnx"), "--weight-bits=1"},
+		{"quant", "activations", "--input=" + p("ty-w1.onnx"), "--output=" + p("ty-w1a3.onnx"), "--activation-bits=3"},
+		{"quant", "calibrate", "--model=" + p("ty-w1a3.onnx"), "--scales=" + p("ty.quant.json"), "--output=" + p("ty-w1a3-calibrated.onnx")},
+	} {
+		if out, err := runPynqctl(t, args...); err != nil {
+			t.Fatalf("%s: %v\n%s", strings.Join(args[:2], " "), err, out)
+		}
+	}
+	orig, err := qnn.LoadDir(params)
+	if err != nil {
+		t.Fatal(err)
+	}
+	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := imageio.Load(dog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	detections := func(m *quant.Model) string {
+		e, err := qengine.New(m, qengine.Options{FloatInput: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		objs, err := detect.Run(m, e, im, detect.Config{Thresh: 0.3, NMS: 0.45, Names: names})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var s []string
+		for _, o := range objs {
+			s = append(s, fmt.Sprintf("%s %.4f %.0f", o.Name, o.Score, o.Box))
+		}
+		return strings.Join(s, "; ")
+	}
+	want := detections(orig)
+	for _, file := range []string{"ty-w1a3-calibrated.onnx", "ty-w1a3-calibrated-streamlined.onnx"} {
+		m, err := qonnx.ReadFile(p(file))
+		if err != nil {
+			t.Fatal(err)
+		}
+		same, total := 0, 0
+		for i, l := range orig.Layers {
+			if l.Quant == nil || len(l.Quant.Thresholds) == 0 {
+				continue
+			}
+			q := m.Layers[i].Quant
+			for o := range l.Quant.Thresholds {
+				total++
+				if q != nil && o < len(q.Thresholds) && slices.Equal(q.Thresholds[o], l.Quant.Thresholds[o]) && q.Invert[o] == l.Quant.Invert[o] {
+					same++
+				}
+			}
+		}
+		if same != total || total == 0 {
+			t.Errorf("%s: %d of %d channels have the published thresholds", file, same, total)
+		}
+		if got := detections(m); got != want {
+			t.Errorf("%s: detections\n%s\nwant (QNN-MO model)\n%s", file, got, want)
+		}
 	}
 }
