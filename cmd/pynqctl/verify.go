@@ -282,7 +282,7 @@ func validDetections(m *quant.Model, e detect.Engine, img *imageio.Image, id str
 			min(float64(c.Box[2])+1, w), min(float64(c.Box[3])+1, h),
 		}
 		for j, p := range c.Probs {
-			if p > f.thresh && p != 0 {
+			if p > f.thresh {
 				out = append(out, mapeval.Detection{Image: id, Class: detect.ClassName(names, j), Score: float64(p), Box: b})
 			}
 		}
