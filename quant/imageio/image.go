@@ -87,17 +87,9 @@ func Decode(r io.Reader) (*Image, error) {
 // DecodeRGBA decodes like [Decode] but returns 8-bit RGBA pixels (alpha 255), for
 // drawing and re-encoding.
 func DecodeRGBA(r io.Reader) (*image.RGBA, error) {
-	data, err := io.ReadAll(r)
+	data, err := readImage(r)
 	if err != nil {
-		return nil, fmt.Errorf("read image: %w", err)
-	}
-	// Check the header first so a forged size cannot make the decoder allocate gigabytes.
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("decode image header: %w (want JPEG or PNG)", err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || tooBig(cfg.Width, cfg.Height) {
-		return nil, fmt.Errorf("image is %dx%d: %w", cfg.Width, cfg.Height, ErrUnsupported)
+		return nil, err
 	}
 	// Sequential JPEGs go through our decoder, whose inverse DCT is libjpeg's; anything
 	// it does not handle, or finds corrupt, goes to the standard decoders.
@@ -109,6 +101,23 @@ func DecodeRGBA(r io.Reader) (*image.RGBA, error) {
 		return nil, fmt.Errorf("decode image: %w", err)
 	}
 	return ToRGBA(src)
+}
+
+// readImage reads a whole image stream and checks its header first, so that a forged
+// size cannot make a decoder allocate gigabytes.
+func readImage(r io.Reader) ([]byte, error) {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("read image: %w", err)
+	}
+	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
+	if err != nil {
+		return nil, fmt.Errorf("decode image header: %w (want JPEG or PNG)", err)
+	}
+	if cfg.Width <= 0 || cfg.Height <= 0 || tooBig(cfg.Width, cfg.Height) {
+		return nil, fmt.Errorf("image is %dx%d: %w", cfg.Width, cfg.Height, ErrUnsupported)
+	}
+	return data, nil
 }
 
 // ToRGBA converts any decoded image to 8-bit RGBA the way libjpeg/OpenCV would present

@@ -98,17 +98,12 @@ func DecodeRGBAWith(r io.Reader, dec Decoder) (*image.RGBA, error) {
 	return nil, fmt.Errorf("image decoder %v: %w", dec, ErrUnsupported)
 }
 
+// decodeRGBASTB decodes sequential JPEGs with stb_image's arithmetic; anything our
+// decoder does not handle, or finds corrupt, goes to the standard decoders.
 func decodeRGBASTB(r io.Reader) (*image.RGBA, error) {
-	data, err := io.ReadAll(r)
+	data, err := readImage(r)
 	if err != nil {
-		return nil, fmt.Errorf("read image: %w", err)
-	}
-	cfg, _, err := image.DecodeConfig(bytes.NewReader(data))
-	if err != nil {
-		return nil, fmt.Errorf("decode image header: %w (want JPEG or PNG)", err)
-	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || tooBig(cfg.Width, cfg.Height) {
-		return nil, fmt.Errorf("image is %dx%d: %w", cfg.Width, cfg.Height, ErrUnsupported)
+		return nil, err
 	}
 	if d, err := parseJPEG(data, true); err == nil {
 		if out, ok := d.outputSTB(); ok {
