@@ -70,8 +70,8 @@ type ModelConfig struct {
 
 // SourceConfig is where frames come from.
 type SourceConfig struct {
-	// Input is a directory, a glob, an image file, an http(s):// MJPEG URL or a V4L2
-	// device (/dev/videoN).
+	// Input is a directory, a glob, an image file, an http(s):// MJPEG stream or
+	// still-image URL, or a V4L2 device (/dev/videoN).
 	Input  string   `toml:"input"`
 	FPS    float64  `toml:"fps"`    // frame limit; 0: files as fast as the pipeline takes them, cameras at their rate
 	Loop   *bool    `toml:"loop"`   // files: start over at the end (default true)

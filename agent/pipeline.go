@@ -8,6 +8,7 @@ import (
 	"image"
 	"io"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -421,11 +422,11 @@ func (p *Pipeline) prepareLoop(ctx context.Context, q *dropQueue, out chan<- *Jo
 			continue
 		}
 		j := &Job{ID: p.ids.Add(1), Captured: c.Time, Thresh: ctl.thresh, Name: c.Name}
-		if err := p.decode(j, c); err != nil {
+		if err := guard(func() error { return p.decode(j, c) }); err != nil {
 			p.frameError(j, "decode", err)
 			continue
 		}
-		if err := p.model.Prepare(j); err != nil {
+		if err := guard(func() error { return p.model.Prepare(j) }); err != nil {
 			p.frameError(j, "prepare", err)
 			continue
 		}
@@ -456,7 +457,7 @@ func (p *Pipeline) engineLoop(ctx context.Context, in <-chan *Job, out chan<- *J
 	ectx := context.WithoutCancel(ctx)
 	for j := range in {
 		p.engineSince.Store(time.Now().UnixNano())
-		err := p.model.Infer(ectx, j)
+		err := guard(func() error { return p.model.Infer(ectx, j) })
 		p.engineSince.Store(0)
 		if err != nil {
 			p.frameError(j, "engine", err)
@@ -470,7 +471,7 @@ func (p *Pipeline) engineLoop(ctx context.Context, in <-chan *Job, out chan<- *J
 // finishLoop runs the CPU stages after the engine and publishes.
 func (p *Pipeline) finishLoop(in <-chan *Job, pub Publisher) {
 	for j := range in {
-		if err := p.model.Finish(j); err != nil {
+		if err := guard(func() error { return p.model.Finish(j) }); err != nil {
 			p.frameError(j, "finish", err)
 			continue
 		}
@@ -520,6 +521,17 @@ func (p *Pipeline) boxes(j *Job, ctl *control) []web.Box {
 		boxes = append(boxes, web.Box{Class: o.Name, ClassID: o.Class, Score: o.Score, Box: o.Box})
 	}
 	return boxes
+}
+
+// guard turns a panic in a stage into the frame's error: one hostile frame must not
+// take the daemon down.
+func guard(f func() error) (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	return f()
 }
 
 func (p *Pipeline) frameError(j *Job, stage string, err error) {

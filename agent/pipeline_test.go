@@ -400,3 +400,21 @@ func TestStalledSourceIsReopened(t *testing.T) {
 		return sn.SourceErrors >= 2 && strings.Contains(sn.SourceError, "no frame for 10ms: source stalled")
 	})
 }
+
+// panicModel panics on every other frame.
+type panicModel struct{ fakeModel }
+
+func (m *panicModel) Prepare(j *Job) error {
+	if j.ID%2 == 0 {
+		var nilMap map[string]int
+		nilMap["boom"] = 1
+	}
+	return nil
+}
+
+func TestStagePanicIsAFrameError(t *testing.T) {
+	p := NewPipeline(&panicModel{}, PipelineOptions{Thresh: 0.5})
+	pub := newCollector()
+	runPipeline(t, p, opener(newFakeSource(1<<30, false)), pub)
+	waitFor(t, "frames around the panics", func() bool { return pub.count() >= 5 && p.Stats().Errors >= 5 })
+}

@@ -195,6 +195,16 @@ func OpenMJPEG(ctx context.Context, rawURL string, client *http.Client) (Source,
 		cancel()
 		return nil, fmt.Errorf("mjpeg source %s: HTTP %s", url, resp.Status)
 	}
+	if ct := resp.Header.Get("Content-Type"); strings.HasPrefix(ct, "image/") {
+		// A still-image URL (a camera's snapshot.jpg): poll it.
+		defer resp.Body.Close()
+		defer cancel()
+		data, err := io.ReadAll(io.LimitReader(resp.Body, maxFrameBytes+1))
+		if err != nil || len(data) > maxFrameBytes {
+			return nil, fmt.Errorf("snapshot source %s: read: %v (or larger than %d MiB)", url, err, maxFrameBytes>>20)
+		}
+		return &snapshotSource{url: rawURL, shown: url, client: client, first: data}, nil
+	}
 	src, err := newMJPEGSource(url, resp.Header.Get("Content-Type"), resp.Body, cancel)
 	if err != nil {
 		resp.Body.Close()
@@ -284,3 +294,55 @@ func (m *mjpegSource) Close() error {
 	return m.body.Close()
 }
 func (m *mjpegSource) String() string { return m.url }
+
+// snapshotMinInterval bounds how often a snapshot URL is polled: cameras are small
+// computers too.
+const snapshotMinInterval = 100 * time.Millisecond
+
+// snapshotSource polls a URL that returns one image per request.
+type snapshotSource struct {
+	url, shown string
+	client     *http.Client
+	first      []byte // the body of the request that identified the URL
+	last       time.Time
+}
+
+func (s *snapshotSource) Next(ctx context.Context) (*Capture, error) {
+	if s.first != nil {
+		data := s.first
+		s.first, s.last = nil, time.Now()
+		return &Capture{Data: data, Time: s.last}, nil
+	}
+	if d := snapshotMinInterval - time.Since(s.last); d > 0 {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(d):
+		}
+	}
+	s.last = time.Now()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, s.url, nil)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot source %s: %w", s.shown, err)
+	}
+	resp, err := s.client.Do(req)
+	if err != nil {
+		return nil, fmt.Errorf("snapshot source: %w", err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("snapshot source %s: HTTP %s", s.shown, resp.Status)
+	}
+	data, err := io.ReadAll(io.LimitReader(resp.Body, maxFrameBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("snapshot source %s: %w", s.shown, err)
+	}
+	if len(data) > maxFrameBytes {
+		return nil, fmt.Errorf("snapshot source %s: image larger than %d MiB", s.shown, maxFrameBytes>>20)
+	}
+	return &Capture{Data: data, Time: time.Now()}, nil
+}
+
+func (s *snapshotSource) Live() bool     { return true }
+func (s *snapshotSource) Close() error   { return nil }
+func (s *snapshotSource) String() string { return s.shown }

@@ -305,3 +305,31 @@ func TestPipelineReconnectsMJPEG(t *testing.T) {
 		t.Errorf("redacted %s", got)
 	}
 }
+
+// TestSnapshotSource polls a still-image URL.
+func TestSnapshotSource(t *testing.T) {
+	var hits atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := hits.Add(1)
+		w.Header().Set("Content-Type", "image/jpeg")
+		w.Write(testJPEG(t, uint8(50*n)))
+	}))
+	defer srv.Close()
+	s, err := OpenSource(context.Background(), srv.URL+"/snapshot.jpg", SourceConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for i := range 3 {
+		c, err := s.Next(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := firstLevel(t, c.Data), float32(50*(i+1)); got < want-3 || got > want+3 {
+			t.Errorf("snapshot %d level %v, want about %v", i, got, want)
+		}
+	}
+	if hits.Load() != 3 || !s.Live() {
+		t.Errorf("%d requests for 3 snapshots", hits.Load())
+	}
+}
