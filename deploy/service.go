@@ -273,6 +273,9 @@ func httpGet(ctx context.Context, c *Conn, addr, p string) ([]byte, int, error) 
 func WaitHealthy(ctx context.Context, c *Conn, addr, want string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
 	var last error
+	// Poll quickly at first (a restarted agent often answers within a moment), then back
+	// off so a slow start does not flood the board.
+	wait := 50 * time.Millisecond
 	for {
 		body, err := Healthz(ctx, c, addr)
 		switch {
@@ -291,8 +294,9 @@ func WaitHealthy(ctx context.Context, c *Conn, addr, want string, timeout time.D
 		select {
 		case <-ctx.Done():
 			return "", ctx.Err()
-		case <-time.After(200 * time.Millisecond):
+		case <-time.After(wait):
 		}
+		wait = min(2*wait, 500*time.Millisecond)
 	}
 }
 

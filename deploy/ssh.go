@@ -216,7 +216,9 @@ func (c *Conn) SFTP() (*sftp.Client, error) {
 	if c.sftp != nil {
 		return c.sftp, nil
 	}
-	s, err := sftp.NewClient(c.ssh, sftp.UseConcurrentWrites(true))
+	// 128 KiB writes (OpenSSH's sftp-server takes messages up to 256 KiB) need a quarter
+	// of the round trips of the 32 KiB default.
+	s, err := sftp.NewClient(c.ssh, sftp.UseConcurrentWrites(true), sftp.MaxPacketUnchecked(128<<10))
 	if err != nil {
 		return nil, fmt.Errorf("start sftp on %s: %w (the board's sshd needs the sftp subsystem)", c.addr, err)
 	}
