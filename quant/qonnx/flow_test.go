@@ -463,3 +463,74 @@ func TestExecutorMatchesEngineYoloFastest(t *testing.T) {
 		}
 	}
 }
+
+// TestLeakyKeep: --leaky=keep keeps LeakyRelu with a signed 3-bit quantizer (levels
+// -4..3); that layer gets no thresholds, the layer reading its (pooled) signed levels
+// does, and the executor still agrees with qengine bit for bit.
+func TestLeakyKeep(t *testing.T) {
+	imgs, err := calib.ListImages(testutil.Fixture(t, "chairs", "calibration"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := smallModel(t)
+	if _, err := qonnx.QuantizeWeights(m, qonnx.WeightOptions{Bits: 1, KeepFirst: true, KeepLast: true}); err != nil {
+		t.Fatal(err)
+	}
+	ar, err := qonnx.QuantizeActivations(m, qonnx.ActOptions{Bits: 3, Leaky: "keep"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ar.Leaky) != 1 || !m.Layers[1].Quant.ActSigned || m.Layers[1].Conv.Activation != quant.ActLeaky {
+		t.Fatalf("leaky layer not kept signed: %+v", ar.Leaky)
+	}
+	res, err := calib.Calibrate(m, imgs[:2], calib.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(res.Thresholds.Layers, ","); got != "conv3,conv5,conv8" {
+		t.Errorf("threshold layers %s, want conv3,conv5,conv8", got)
+	}
+	in, err := calib.LoadInput(imgs[2], m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := qengine.New(m, qengine.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Forward(in); err != nil {
+		t.Fatal(err)
+	}
+	neg := 0
+	for _, v := range e.Levels(1) {
+		if v < 0 {
+			neg++
+		}
+	}
+	// Leaky negatives are 0.1x: few reach half a step below zero.
+	t.Logf("signed layer: %d of %d levels negative", neg, len(e.Levels(1)))
+	px := make([]float32, len(in))
+	qonnx.PixelLevels(px, in)
+	for _, st := range []bool{false, true} {
+		mp, err := qonnx.Build(m, qonnx.Options{Streamlined: st})
+		if err != nil {
+			t.Fatal(err)
+		}
+		env, err := qonnx.Execute(mp, px)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, i := range qonnx.QuantizedLayers(m) {
+			l := m.Layers[i]
+			want := e.Output(i)
+			if st && len(l.Quant.Thresholds) > 0 {
+				want = e.Levels(i)
+			}
+			for k, v := range env[l.Name].Data {
+				if v != want[k] {
+					t.Fatalf("streamlined=%v layer %s value %d: executor %g, qengine %g", st, l.Name, k, v, want[k])
+				}
+			}
+		}
+	}
+}
