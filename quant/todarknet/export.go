@@ -184,6 +184,7 @@ func fitLayer(m *quant.Model, l *quant.Layer, out *quant.Model, nl *quant.Layer)
 		if err != nil {
 			return rep, 0, 0, fmt.Errorf("channel %d: %w", o, err)
 		}
+		f = SnapGain(f, t, inv, float64(q.ActScale), float64(inScale), reach[o])
 		bn.Scale[o] = float32(f.A * sigma / float64(inScale))
 		bn.Variance[o] = BNVariance
 		bias[o] = float32(f.B)

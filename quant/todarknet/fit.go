@@ -164,6 +164,49 @@ func bounds(steps []step, d float64) (u, l float64) {
 	return u, l
 }
 
+// GainBits is the number of significant bits of the batch-norm gain A/s_in (the factor
+// a folded batch norm multiplies the +-1 weights by) the export chooses: a quantization
+// flow that folds the batch norm into the weights and rounds binary weight scales to as
+// many bits (quant/qonnx's RoundWeightScale, after `quant convert` without --keep-bn)
+// then sees the gain exactly and derives the same thresholds.
+const GainBits = 12
+
+// SnapGain returns fit f of a channel (FitChannel's arguments) with its gain |A|/sIn
+// rounded to GainBits significant bits (down or up, whichever keeps the larger margin)
+// and the offset B chosen anew for that slope. It returns f unchanged when f is not
+// exact or no rounded gain keeps it exact.
+func SnapGain(f Fit, t []int32, invert bool, s, sIn float64, reach int64) Fit {
+	if f.Kind != FitExact || sIn <= 0 {
+		return f
+	}
+	steps, _ := increasing(t, invert, reach)
+	best := f
+	best.Margin = 0
+	gain := math.Abs(f.A) / sIn
+	for _, g := range roundSig(gain, GainBits) {
+		A := g * sIn
+		u, l := bounds(steps, s/A)
+		if m := (u - l) / 2; m > best.Margin {
+			a := (u + l) / 2
+			best = Fit{A: A, B: -s/2 - A*a, Kind: FitExact, Margin: m}
+			if invert {
+				best.A = -A
+			}
+		}
+	}
+	if best.Margin <= 0 {
+		return f
+	}
+	return best
+}
+
+// roundSig returns x rounded down and up to bits significant bits.
+func roundSig(x float64, bits int) [2]float64 {
+	frac, exp := math.Frexp(x) // x = frac * 2^exp, frac in [0.5, 1)
+	scale := math.Ldexp(1, bits)
+	return [2]float64{math.Ldexp(math.Floor(frac*scale)/scale, exp), math.Ldexp(math.Ceil(frac*scale)/scale, exp)}
+}
+
 // DeriveThresholds returns the thresholds (and invert flag) of a channel whose output is
 // y = A*acc + B quantized with scale s to levels 0..n: level >= k iff y >= (k-1/2)*s.
 // Thresholds are clamped to [-reach, reach+1]; a constant channel (A = 0) gets -reach

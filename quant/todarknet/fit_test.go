@@ -107,3 +107,32 @@ func equal32(a, b []int32) bool {
 	}
 	return true
 }
+
+func TestSnapGain(t *testing.T) {
+	r := rand.New(rand.NewPCG(9, 10))
+	const sIn = 4.0 / 7
+	for i := 0; i < 1000; i++ {
+		s := 0.1 + 2*r.Float64()
+		A := math.Exp(r.Float64()*8-5) * s
+		B := (r.Float64()*2 - 1) * 200 * A
+		th := fromLine(A, B, s)
+		inv := r.IntN(2) == 0
+		f, err := FitChannel(th, inv, s, 5000)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := SnapGain(f, th, inv, s, sIn, 5000)
+		frac, _ := math.Frexp(math.Abs(g.A) / sIn)
+		if x := frac * (1 << GainBits); g.Kind != FitExact || math.Abs(x-math.Round(x)) > 1e-6 || (g.A < 0) != inv {
+			// A few channels may keep an unrounded gain when rounding would lose them.
+			if g != f {
+				t.Fatalf("%v: snapped %+v, gain %v not %d-bit", th, g, math.Abs(g.A)/sIn, GainBits)
+			}
+			continue
+		}
+		got, ginv := DeriveThresholds(g.A, g.B, s, 7, 5000)
+		if !SameLevels(th, inv, got, ginv, 5000) {
+			t.Fatalf("%v invert %v: snapped fit %+v derives %v invert %v", th, inv, g, got, ginv)
+		}
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/onnx"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
@@ -12,12 +13,30 @@ import (
 // Tinier-YOLO that export-darknet makes, quantized by quant/qonnx's steps (binary
 // weights, 3-bit activations) with the sidecar's activation scales instead of
 // calibrated ones, gives back the published model's thresholds channel by channel.
+// The flow's first step, quant convert, folds batch norm into the weights by default
+// (then the weight scale alpha carries the batch norm's gain and is rounded to 12
+// significant bits) or keeps it (--keep-bn): both must work.
 func TestQNNExportThroughQuantFlow(t *testing.T) {
+	for _, fold := range []bool{false, true} {
+		t.Run(map[bool]string{false: "kept-bn", true: "folded-bn"}[fold], func(t *testing.T) { quantFlow(t, fold) })
+	}
+}
+
+func quantFlow(t *testing.T, fold bool) {
 	orig := qnnModel(t)
 	_, cfg, weights := exportFiles(t, qnnModel(t))
 	m, err := darknet.Load(cfg, weights, darknet.Options{})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if fold {
+		mp, err := onnx.Export(m, onnx.ExportOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m, err = onnx.Import(mp); err != nil {
+			t.Fatal(err)
+		}
 	}
 	sc, err := ReadSidecar(SidecarPath(cfg))
 	if err != nil {
