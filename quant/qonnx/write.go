@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"sort"
 	"strconv"
 
 	"google.golang.org/protobuf/proto"
@@ -31,6 +32,9 @@ type Options struct {
 	Streamlined bool
 	Stage       string // recorded in the metadata ("finn", "w1", "w1a3", "calibrated", ...)
 	Doc         string // doc_string of the model
+	// Metadata adds metadata_props entries (e.g. "pynq.calibration": the calibration
+	// summary quant calibrate writes).
+	Metadata map[string]string
 }
 
 // HeadOutputName is the graph output of head layer i.
@@ -108,8 +112,23 @@ func Build(m *quant.Model, opt Options) (*onnxpb.ModelProto, error) {
 		ProducerVersion: ptr("quant/qonnx"),
 		DocString:       ptr(doc),
 		Graph:           b.g,
-		MetadataProps:   []*onnxpb.StringStringEntryProto{{Key: ptr(MetaKey), Value: ptr(string(js))}},
+		MetadataProps:   metadataProps(string(js), opt.Metadata),
 	}, nil
+}
+
+func metadataProps(meta string, extra map[string]string) []*onnxpb.StringStringEntryProto {
+	props := []*onnxpb.StringStringEntryProto{{Key: ptr(MetaKey), Value: ptr(meta)}}
+	keys := make([]string, 0, len(extra))
+	for k := range extra {
+		if k != MetaKey {
+			keys = append(keys, k)
+		}
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		props = append(props, &onnxpb.StringStringEntryProto{Key: ptr(k), Value: ptr(extra[k])})
+	}
+	return props
 }
 
 func graphName(m *quant.Model) string {
