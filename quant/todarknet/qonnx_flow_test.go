@@ -1,10 +1,13 @@
 package todarknet
 
 import (
+	"path/filepath"
 	"slices"
 	"testing"
 
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
@@ -16,15 +19,42 @@ import (
 // The flow's first step, quant convert, folds batch norm into the weights by default
 // (then the weight scale alpha carries the batch norm's gain and is rounded to 12
 // significant bits) or keeps it (--keep-bn): both must work.
+// With batch-norm statistics measured on dog.jpg (export-darknet --bn-images) the
+// folded bias is the difference of two large numbers: that too must give them back.
 func TestQNNExportThroughQuantFlow(t *testing.T) {
-	for _, fold := range []bool{false, true} {
-		t.Run(map[bool]string{false: "kept-bn", true: "folded-bn"}[fold], func(t *testing.T) { quantFlow(t, fold) })
+	for _, c := range []struct {
+		name             string
+		fold, calibrated bool
+	}{{"kept-bn", false, false}, {"folded-bn", true, false}, {"folded-calibrated-bn", true, true}} {
+		t.Run(c.name, func(t *testing.T) {
+			if c.calibrated && testing.Short() {
+				t.Skip("runs Tinier-YOLO; skipped in -short")
+			}
+			quantFlow(t, c.fold, c.calibrated)
+		})
 	}
 }
 
-func quantFlow(t *testing.T, fold bool) {
+func quantFlow(t *testing.T, fold, calibrated bool) {
 	orig := qnnModel(t)
-	_, cfg, weights := exportFiles(t, qnnModel(t))
+	res, err := Export(qnnModel(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calibrated {
+		im, err := imageio.Load(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := res.CalibrateBN([][]float32{imageio.Letterbox(im, orig.Input.W, orig.Input.H).Data}, 0); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	cfg, weights := filepath.Join(dir, "t.cfg"), filepath.Join(dir, "t.weights")
+	if err := res.WriteFiles(cfg, weights); err != nil {
+		t.Fatal(err)
+	}
 	m, err := darknet.Load(cfg, weights, darknet.Options{})
 	if err != nil {
 		t.Fatal(err)
