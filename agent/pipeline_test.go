@@ -418,3 +418,24 @@ func TestStagePanicIsAFrameError(t *testing.T) {
 	runPipeline(t, p, opener(newFakeSource(1<<30, false)), pub)
 	waitFor(t, "frames around the panics", func() bool { return pub.count() >= 5 && p.Stats().Errors >= 5 })
 }
+
+func TestRateMeter(t *testing.T) {
+	var r rateMeter
+	t0 := time.Unix(1000, 0)
+	if r.rate(t0) != 0 {
+		t.Error("rate without events")
+	}
+	for i := range 5 { // one frame every 6 s, slower than rateIdle
+		r.add(t0.Add(time.Duration(i) * 6 * time.Second))
+	}
+	last := t0.Add(24 * time.Second)
+	if got := r.rate(last.Add(time.Second)); got < 0.16 || got > 0.17 {
+		t.Errorf("slow pipeline reads %v frames/s, want 1/6", got)
+	}
+	if got := r.rate(last.Add(12 * time.Second)); got >= 1.0/6 || got <= 0 {
+		t.Errorf("after a long gap %v, want lower than 1/6 but not 0", got)
+	}
+	if got := r.rate(last.Add(2 * time.Minute)); got != 0 {
+		t.Errorf("idle for 20 intervals reads %v", got)
+	}
+}

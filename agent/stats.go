@@ -49,12 +49,16 @@ func (r *rateMeter) rate(now time.Time) float64 {
 	newest := r.times[(r.next+rateWindow-1)%rateWindow]
 	oldest := r.times[(r.next+rateWindow-r.n)%rateWindow]
 	span := newest.Sub(oldest).Seconds()
-	// An idle pipeline reads 0, and a long gap since the last event lowers the rate
-	// rather than freezing it at its last value.
-	if gap := now.Sub(newest); gap > rateIdle {
+	// A gap since the last event longer than the usual interval lowers the rate rather
+	// than freezing it; a long idle (ten intervals, and at least rateIdle) reads 0. The
+	// board's engine can take seconds per frame, so "long" is relative.
+	avg := span / float64(r.n-1)
+	gap := now.Sub(newest).Seconds()
+	if gap > max(10*avg, rateIdle.Seconds()) {
 		return 0
-	} else if gap.Seconds() > span/float64(r.n-1) {
-		span += gap.Seconds()
+	}
+	if gap > avg {
+		span += gap - avg
 	}
 	if span <= 0 {
 		return 0
