@@ -303,6 +303,11 @@ func readCalibration(path string) map[string]any {
 			}
 		}
 	}
+	// quant calibrate's own entry: its members are the calibration itself.
+	if own, ok := out[calibrationKey].(map[string]any); ok && len(out) == 1 {
+		own["source"] = "metadata " + calibrationKey + " of " + path
+		return own
+	}
 	if len(out) == 0 {
 		out = calibrationSidecar(strings.TrimSuffix(path, filepath.Ext(path)) + ".json")
 	}
@@ -311,6 +316,9 @@ func readCalibration(path string) map[string]any {
 	}
 	return out
 }
+
+// calibrationKey is the metadata entry `quant calibrate` writes.
+const calibrationKey = "pynq.calibration"
 
 // calibrationSidecar summarizes calibrate's statistics file: method, image count and
 // each quantizer's scale and clipping.

@@ -193,8 +193,11 @@ func printVerify(out io.Writer, r *verifyResult) {
 // verifyAdvice is the guide's advice when the gate fails.
 func verifyAdvice(r *verifyResult) []string {
 	used := ""
-	if n, ok := r.Calibration["images"].(int); ok {
+	switch n := r.Calibration["images"].(type) {
+	case int:
 		used = fmt.Sprintf(" (this model was calibrated on %d)", n)
+	case float64:
+		used = fmt.Sprintf(" (this model was calibrated on %.0f)", n)
 	}
 	return []string{
 		"Use more calibration data: up to 50 representative images" + used + " (pynqctl quant calibrate --dataset).",

@@ -133,6 +133,18 @@ func TestReadCalibration(t *testing.T) {
 	if m, ok := c["pynq.calibration"].(map[string]any); !ok || m["method"] != "percentile" || c["pynq.qonnx.calibration"] == nil || len(c) != 2 {
 		t.Errorf("calibration %v", c)
 	}
+	// quant calibrate's entry alone is the calibration itself.
+	mp.MetadataProps = mp.MetadataProps[:1]
+	if err := onnx.WriteFile(p, mp); err != nil {
+		t.Fatal(err)
+	}
+	c = readCalibration(p)
+	if c["method"] != "percentile" || c["images"] != 20.0 {
+		t.Errorf("pynq.calibration alone: %v", c)
+	}
+	if got := verifyAdvice(&verifyResult{Calibration: c})[0]; !strings.Contains(got, "calibrated on 20") {
+		t.Errorf("advice: %s", got)
+	}
 }
 
 func ptr[T any](v T) *T { return &v }
