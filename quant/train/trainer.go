@@ -1,0 +1,415 @@
+package train
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/dataset"
+	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/mapeval"
+)
+
+// Options configure [Run].
+type Options struct {
+	Cfg     string // darknet cfg with the training keys
+	Data    string // darknet dataset: directory or list file
+	Val     string // optional validation dataset for mAP
+	Weights string // optional initial weights (else darknet's random initialisation)
+	Resume  string // optional checkpoint to resume from (iteration = seen / batch)
+	OutDir  string // checkpoints go here (default ".")
+
+	MaxBatches      int // overrides the cfg's max_batches when > 0
+	Batch           int // overrides the cfg's batch when > 0 (subdivisions kept if they divide it)
+	Threads         int // 0: GOMAXPROCS
+	CheckpointEvery int // iterations between numbered checkpoints (0: 100)
+	ValEvery        int // iterations between mAP evaluations (0: at checkpoints)
+	Seed            uint64
+
+	// Progress receives one line per iteration (and mAP lines); nil discards them.
+	Progress func(Progress)
+}
+
+// Progress is one iteration's report, as darknet's train_detector prints it.
+type Progress struct {
+	Iteration int
+	Loss      float64 // this batch's cost per image
+	AvgLoss   float64 // darknet's moving average: .9*avg + .1*loss
+	Rate      float64
+	Seconds   float64
+	ImagesSec float64
+	Seen      uint64
+	Region    RegionStats
+	MAP       float64 // -1 when not evaluated this iteration
+}
+
+func (p Progress) String() string {
+	s := fmt.Sprintf("%d: %f, %f avg, %f rate, %.3f seconds, %d images, %.1f images/s, iou %.3f recall %.3f obj %.3f noobj %.4f",
+		p.Iteration, p.Loss, p.AvgLoss, p.Rate, p.Seconds, p.Seen, p.ImagesSec, p.Region.AvgIoU, p.Region.Recall, p.Region.Obj, p.Region.NoObj)
+	if p.MAP >= 0 {
+		s += fmt.Sprintf(", mAP@0.5 %.4f", p.MAP)
+	}
+	return s
+}
+
+// Result is what a run produced.
+type Result struct {
+	Model      *quant.Model
+	Iterations int
+	Seen       uint64
+	Final      string // path of the last weights written
+	AvgLoss    float64
+}
+
+// Run trains the cfg's model on the dataset until max_batches, writing
+// <out>/<name>_<iter>.weights every CheckpointEvery iterations, <out>/<name>_last.weights
+// (atomically, with a <name>_last.momentum sidecar holding the SGD momentum so a resume
+// continues exactly) and <out>/<name>_final.weights at the end. Cancelling ctx stops
+// after the current iteration and writes the last checkpoint.
+func Run(ctx context.Context, opt Options) (*Result, error) {
+	cfg, err := LoadConfig(opt.Cfg)
+	if err != nil {
+		return nil, err
+	}
+	if opt.Batch > 0 {
+		if opt.Batch%cfg.Subdivisions != 0 {
+			cfg.Subdivisions = 1
+		}
+		cfg.Batch = opt.Batch
+	}
+	if opt.MaxBatches > 0 {
+		cfg.MaxBatches = opt.MaxBatches
+	}
+	m, seen, err := loadModel(opt)
+	if err != nil {
+		return nil, err
+	}
+	if len(m.Layers) == 0 || m.Layers[len(m.Layers)-1].Head == nil {
+		return nil, fmt.Errorf("train: %s has no region head", opt.Cfg)
+	}
+	samples, _, err := LoadSamples(opt.Data, m.Layers[len(m.Layers)-1].Head.Classes)
+	if err != nil {
+		return nil, err
+	}
+	mini := cfg.MiniBatch()
+	net, err := NewNet(m, mini, opt.Threads, cfg.Region)
+	if err != nil {
+		return nil, err
+	}
+	net.Seen = seen
+	out := opt.OutDir
+	if out == "" {
+		out = "."
+	}
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, fmt.Errorf("train: output directory: %w", err)
+	}
+	if opt.Resume != "" {
+		if err := net.loadMomentum(momentumPath(opt.Resume)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	tr := &trainer{opt: opt, cfg: cfg, net: net, out: out, avg: -1}
+	return tr.loop(ctx, samples)
+}
+
+type trainer struct {
+	opt Options
+	cfg Config
+	net *Net
+	out string
+	avg float64
+}
+
+func (t *trainer) loop(ctx context.Context, samples []Sample) (*Result, error) {
+	cfg, net, m := t.cfg, t.net, t.net.Model
+	mini := uint64(net.Batch)
+	ld := &loader{samples: samples, w: m.Input.W, h: m.Input.H, batch: net.Batch, seed: t.opt.Seed,
+		aug:   Augment{Jitter: cfg.Jitter, Hue: cfg.Hue, Saturation: cfg.Saturation, Exposure: cfg.Exposure, Flip: cfg.Flip},
+		cache: map[string]*imageio.Image{}}
+	batches := make(chan miniBatch, 2)
+	done := make(chan struct{})
+	defer close(done)
+	go ld.run(net.Seen/mini, batches, done)
+
+	every := t.opt.CheckpointEvery
+	if every <= 0 {
+		every = 100
+	}
+	res := &Result{Model: m}
+	iter := int(net.Seen / uint64(cfg.Batch))
+	for iter < cfg.MaxBatches {
+		if ctx.Err() != nil {
+			break
+		}
+		start := time.Now()
+		var cost float64
+		var stats RegionStats
+		for range cfg.Subdivisions {
+			mb := <-batches
+			if mb.err != nil {
+				return nil, mb.err
+			}
+			net.Forward(mb.data, mb.truths, true)
+			net.Backward(mb.data)
+			net.Seen += mini
+			cost += net.Loss
+			stats = net.Stats
+		}
+		rate := cfg.Rate(iter)
+		net.Update(rate, cfg.Momentum, cfg.Decay, cfg.Batch)
+		iter = int(net.Seen / uint64(cfg.Batch))
+		loss := cost / float64(cfg.Subdivisions*net.Batch)
+		if t.avg < 0 {
+			t.avg = loss
+		}
+		t.avg = t.avg*.9 + loss*.1
+		secs := time.Since(start).Seconds()
+		p := Progress{Iteration: iter, Loss: loss, AvgLoss: t.avg, Rate: rate, Seconds: secs,
+			ImagesSec: float64(cfg.Subdivisions*net.Batch) / secs, Seen: net.Seen, Region: stats, MAP: -1}
+		if math.IsNaN(loss) {
+			return nil, fmt.Errorf("train: loss is NaN at iteration %d (lower learning_rate or add burn_in)", iter)
+		}
+		checkpoint := iter%every == 0
+		if checkpoint {
+			if err := t.save(fmt.Sprintf("%s_%d.weights", m.Name, iter)); err != nil {
+				return nil, err
+			}
+			if err := t.saveLast(); err != nil {
+				return nil, err
+			}
+		}
+		if t.opt.Val != "" && ((t.opt.ValEvery > 0 && iter%t.opt.ValEvery == 0) || (t.opt.ValEvery <= 0 && checkpoint)) {
+			r, err := EvalMAP(m, t.opt.Val, t.opt.Threads)
+			if err != nil {
+				return nil, err
+			}
+			p.MAP = r.MAP
+		}
+		if t.opt.Progress != nil {
+			t.opt.Progress(p)
+		}
+	}
+	if err := t.saveLast(); err != nil {
+		return nil, err
+	}
+	res.Final = filepath.Join(t.out, m.Name+"_last.weights")
+	if iter >= cfg.MaxBatches {
+		res.Final = filepath.Join(t.out, m.Name+"_final.weights")
+		if err := t.save(m.Name + "_final.weights"); err != nil {
+			return nil, err
+		}
+	}
+	res.Iterations, res.Seen, res.AvgLoss = iter, net.Seen, t.avg
+	return res, ctx.Err()
+}
+
+func (t *trainer) saveLast() error {
+	name := t.net.Model.Name + "_last.weights"
+	if err := t.save(name); err != nil {
+		return err
+	}
+	return writeAtomic(momentumPath(filepath.Join(t.out, name)), t.net.writeMomentum)
+}
+
+func (t *trainer) save(name string) error {
+	return writeAtomic(filepath.Join(t.out, name), func(w io.Writer) error {
+		return darknet.WriteWeights(w, t.net.Model, darknet.Header{Major: 0, Minor: 2, Seen: t.net.Seen})
+	})
+}
+
+// writeAtomic writes a temporary file beside path and renames it over path.
+func writeAtomic(path string, write func(io.Writer) error) error {
+	f, err := os.CreateTemp(filepath.Dir(path), filepath.Base(path)+".tmp*")
+	if err != nil {
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
+	defer os.Remove(f.Name())
+	if err := write(f); err != nil {
+		f.Close()
+		return fmt.Errorf("train: checkpoint %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("train: checkpoint %s: %w", path, err)
+	}
+	if err := os.Rename(f.Name(), path); err != nil {
+		return fmt.Errorf("train: checkpoint: %w", err)
+	}
+	return nil
+}
+
+func momentumPath(weights string) string {
+	return weights[:len(weights)-len(filepath.Ext(weights))] + ".momentum"
+}
+
+// loadModel parses the cfg and loads initial weights: the resume checkpoint, the
+// given weights (seen reset to 0, as darknet's -clear), or darknet's random init.
+func loadModel(opt Options) (*quant.Model, uint64, error) {
+	path := opt.Resume
+	if path == "" {
+		path = opt.Weights
+	}
+	if path == "" {
+		m, err := darknet.LoadCfg(opt.Cfg, darknet.Options{})
+		if err != nil {
+			return nil, 0, err
+		}
+		InitWeights(m, opt.Seed)
+		return m, 0, nil
+	}
+	m, err := darknet.LoadCfg(opt.Cfg, darknet.Options{})
+	if err != nil {
+		return nil, 0, err
+	}
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, fmt.Errorf("train: weights: %w", err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, 0, fmt.Errorf("train: weights: %w", err)
+	}
+	h, err := darknet.ReadWeights(f, path, st.Size(), m)
+	if err != nil {
+		return nil, 0, err
+	}
+	if opt.Resume == "" {
+		return m, 0, nil
+	}
+	return m, h.Seen, nil
+}
+
+// InitWeights gives every convolution darknet's initial weights: normal with standard
+// deviation sqrt(2/(size*size*in/groups)); biases 0, batch-norm scale 1, mean 0,
+// variance 1.
+func InitWeights(m *quant.Model, seed uint64) {
+	rng := rand.New(rand.NewPCG(seed, 0x5eed))
+	for _, l := range m.Layers {
+		c := l.Conv
+		if c == nil {
+			continue
+		}
+		n := c.Filters * l.In.C / c.Groups * c.Size * c.Size
+		scale := math.Sqrt(2 / float64(c.Size*c.Size*l.In.C/c.Groups))
+		c.Weights = make([]float32, n)
+		for i := range c.Weights {
+			c.Weights[i] = float32(scale * rng.NormFloat64())
+		}
+		c.Bias = make([]float32, c.Filters)
+		if c.BN != nil {
+			c.BN = &quant.BatchNorm{Scale: fill(c.Filters, 1), Mean: make([]float32, c.Filters), Variance: fill(c.Filters, 1)}
+		}
+	}
+}
+
+func fill(n int, v float32) []float32 {
+	s := make([]float32, n)
+	for i := range s {
+		s[i] = v
+	}
+	return s
+}
+
+// momentumMagic starts a .momentum file: the SGD momentum (darknet's *_updates
+// arrays, which its .weights do not hold) per convolution in weights-file order.
+const momentumMagic = "PQMOM001"
+
+func (n *Net) writeMomentum(w io.Writer) error {
+	if _, err := io.WriteString(w, momentumMagic); err != nil {
+		return err
+	}
+	for _, l := range n.layers {
+		if c, ok := l.(*convLayer); ok {
+			for _, v := range [][]float32{c.bUpd, c.sUpd, c.wUpd} {
+				if err := binary.Write(w, binary.LittleEndian, v); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func (n *Net) loadMomentum(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return fmt.Errorf("train: momentum: %w", err)
+	}
+	defer f.Close()
+	magic := make([]byte, len(momentumMagic))
+	if _, err := io.ReadFull(f, magic); err != nil || string(magic) != momentumMagic {
+		return fmt.Errorf("train: momentum %s: not a momentum file (delete it to resume without momentum)", path)
+	}
+	for _, l := range n.layers {
+		if c, ok := l.(*convLayer); ok {
+			for _, v := range [][]float32{c.bUpd, c.sUpd, c.wUpd} {
+				if err := binary.Read(f, binary.LittleEndian, v); err != nil {
+					return fmt.Errorf("train: momentum %s: %w (does it belong to this cfg?)", path, err)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// EvalMAP runs the float engine on a darknet validation set (letterboxed, thresh .005,
+// NMS .45 as darknet's `detector valid`) and returns VOC2012 mAP at IoU .5.
+func EvalMAP(m *quant.Model, val string, threads int) (*mapeval.Result, error) {
+	ds, err := dataset.Open(val, dataset.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("validation data: %w", err)
+	}
+	e, err := engine.New(m, engine.Options{Threads: threads})
+	if err != nil {
+		return nil, err
+	}
+	var gts []mapeval.ImageGT
+	var dets []mapeval.Detection
+	const thresh = .005
+	for _, im := range ds.Images {
+		gt := mapeval.ImageGT{ID: im.ID}
+		for _, o := range im.Objects {
+			gt.Objects = append(gt.Objects, mapeval.Object{Class: o.Class, Box: mapeval.Box(o.Box), Difficult: o.Difficult})
+		}
+		gts = append(gts, gt)
+		img, err := imageio.Load(im.Path)
+		if err != nil {
+			return nil, fmt.Errorf("validation image: %w", err)
+		}
+		if err := e.Forward(imageio.Letterbox(img, m.Input.W, m.Input.H).Data); err != nil {
+			return nil, err
+		}
+		heads := map[int][]float32{}
+		for _, i := range m.Heads() {
+			heads[i] = e.Output(i)
+		}
+		cands, err := detect.DecodeWith(m, heads, img.W, img.H, detect.Options{Thresh: thresh})
+		if err != nil {
+			return nil, err
+		}
+		cands = detect.NMS(cands, .45)
+		w, h := float64(img.W), float64(img.H)
+		for _, c := range cands {
+			b := mapeval.Box{max(float64(c.Box[0])+1, 1), max(float64(c.Box[1])+1, 1),
+				min(float64(c.Box[2])+1, w), min(float64(c.Box[3])+1, h)}
+			for j, p := range c.Probs {
+				if p > thresh && j < len(ds.Names) {
+					dets = append(dets, mapeval.Detection{Image: im.ID, Class: ds.Names[j], Score: float64(p), Box: b})
+				}
+			}
+		}
+	}
+	return mapeval.Evaluate(gts, dets, mapeval.Options{})
+}
