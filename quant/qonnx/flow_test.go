@@ -466,14 +466,16 @@ func TestExecutorMatchesEngineYoloFastest(t *testing.T) {
 
 // TestLeakyKeep: --leaky=keep keeps LeakyRelu with a signed 3-bit quantizer (levels
 // -4..3); that layer gets no thresholds, the layer reading its (pooled) signed levels
-// does, and the executor still agrees with qengine bit for bit.
+// does, and the executor still agrees with qengine bit for bit (with 8-bit first and
+// last layers).
 func TestLeakyKeep(t *testing.T) {
 	imgs, err := calib.ListImages(testutil.Fixture(t, "chairs", "calibration"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	m := smallModel(t)
-	if _, err := qonnx.QuantizeWeights(m, qonnx.WeightOptions{Bits: 1, KeepFirst: true, KeepLast: true}); err != nil {
+	// First and last layers at 8 bits this time (signed narrow Quant weights).
+	if _, err := qonnx.QuantizeWeights(m, qonnx.WeightOptions{Bits: 1, KeepFirst: true, KeepLast: true, KeepBits: 8}); err != nil {
 		t.Fatal(err)
 	}
 	ar, err := qonnx.QuantizeActivations(m, qonnx.ActOptions{Bits: 3, Leaky: "keep"})
@@ -530,6 +532,12 @@ func TestLeakyKeep(t *testing.T) {
 				if v != want[k] {
 					t.Fatalf("streamlined=%v layer %s value %d: executor %g, qengine %g", st, l.Name, k, v, want[k])
 				}
+			}
+		}
+		last := len(m.Layers) - 2
+		for k, v := range env[m.Layers[last].Name].Data {
+			if v != e.Output(last)[k] {
+				t.Fatalf("streamlined=%v: 8-bit last layer value %d: executor %g, qengine %g", st, k, v, e.Output(last)[k])
 			}
 		}
 	}
