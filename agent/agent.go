@@ -25,6 +25,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/web"
 )
@@ -111,8 +112,19 @@ func (a *Agent) startUp(ctx context.Context) (err error) {
 	a.pipe = NewPipeline(a.model, PipelineOptions{
 		Names: a.names, Thresh: float32(cfg.Model.Thresh), Classes: cfg.Model.Classes,
 		Queues: cfg.Queues, Source: cfg.Source, Log: a.log, OnDetect: a.led.detected,
+		Decoder: a.decoder(),
 	})
 	return nil
+}
+
+// decoder is the JPEG decoding the model's results were published with: stb_image for
+// QNN-MO models, libjpeg (OpenCV builds of darknet) for float darknet models; the same
+// defaults as `pynqctl detect`, so the agent's detections equal the CLI's.
+func (a *Agent) decoder() imageio.Decoder {
+	if a.cfg.Model.Kind == ModelDarknet {
+		return imageio.LibJPEG
+	}
+	return qnn.ImageDecoder
 }
 
 func (a *Agent) loadNames() error {

@@ -7,6 +7,8 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"maps"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -96,7 +98,7 @@ func TestSimEndToEndEqualsHost(t *testing.T) {
 	}
 	thresh := float32(cfg.Model.Thresh)
 	for i, path := range files {
-		img, err := imageio.Load(path)
+		img, err := imageio.LoadWith(path, qnn.ImageDecoder)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -436,7 +438,7 @@ func TestFeedOverWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := imageio.Load(cfg.Source.Input)
+	img, err := imageio.LoadWith(cfg.Source.Input, qnn.ImageDecoder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -451,6 +453,14 @@ func TestFeedOverWebSocket(t *testing.T) {
 		if g := meta.Detections[k]; g != (web.Box{Class: w.Name, ClassID: w.Class, Score: w.Score, Box: w.Box}) {
 			t.Errorf("detection %d: feed %+v, host %+v", k, g, w)
 		}
+	}
+	// The published QNN-MO result (stb_image decoding), as `pynqctl detect --model` prints it.
+	got := map[string]int{}
+	for _, d := range meta.Detections {
+		got[d.Class] = int(math.Round(float64(d.Score) * 100))
+	}
+	if want := map[string]int{"dog": 86, "car": 86, "bicycle": 78}; !maps.Equal(got, want) {
+		t.Errorf("dog.jpg in the feed: %v %%, published %v %%", got, want)
 	}
 	t.Logf("feed: %+v", meta.Detections)
 }
@@ -503,7 +513,7 @@ func TestBoardPathOnSimulatedHardware(t *testing.T) {
 		t.Fatal(err)
 	}
 	files, _ := listImages(cfg.SourceInput())
-	img, _ := imageio.Load(files[0])
+	img, _ := imageio.LoadWith(files[0], qnn.ImageDecoder)
 	cands, _ := det.Detect(img, float32(cfg.Model.Thresh))
 	want := detect.Objects(cands, float32(cfg.Model.Thresh), a.Names(), img.W, img.H)
 	if got := pub.frames[0].Detections; len(got) != len(want) || len(want) == 0 || got[0].Score != want[0].Score || got[0].Box != want[0].Box {

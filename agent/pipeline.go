@@ -182,6 +182,10 @@ type PipelineOptions struct {
 	Source   SourceConfig
 	OnDetect func(n int) // called after each published frame with its detection count (LED)
 	Log      *slog.Logger
+	// Decoder is the JPEG decoding whose samples the model was validated with:
+	// qnn.ImageDecoder (stb_image) for QNN-MO models, libjpeg (the zero value) for
+	// darknet float models, as `pynqctl detect` does by default.
+	Decoder imageio.Decoder
 }
 
 // Pipeline runs frames from a source through a Model to a Publisher.
@@ -441,7 +445,7 @@ func (p *Pipeline) decode(j *Job, c *Capture) error {
 		rgba := c.Image
 		if rgba == nil {
 			var err error
-			if rgba, err = imageio.DecodeRGBA(bytes.NewReader(c.Data)); err != nil {
+			if rgba, err = imageio.DecodeRGBAWith(bytes.NewReader(c.Data), p.opt.Decoder); err != nil {
 				return err
 			}
 		}
