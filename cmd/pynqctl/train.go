@@ -1,0 +1,62 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+
+	"github.com/spf13/cobra"
+
+	"github.com/fpgadetector/pynq-agent/quant/train"
+)
+
+func init() { rootCommands = append(rootCommands, newTrainCmd) }
+
+func newTrainCmd(log *slog.Logger) *cobra.Command {
+	var o train.Options
+	cmd := &cobra.Command{
+		Use:   "train --cfg M.cfg --data DIR|LIST [--val DIR] [--weights W] [--out DIR] [--resume DIR/M_last.weights]",
+		Short: "Train a darknet Tiny-YOLO/Tinier-YOLO (region head) on the CPU, writing darknet .weights",
+		Long: `Trains a darknet cfg (convolutions with batch norm and leaky/relu/linear, max pools,
+a YOLOv2 [region] head) on a darknet dataset (images with same-name .txt labels, or a
+list file) as darknet's "detector train" does: the region loss of pjreddie's
+region_layer.c, SGD with momentum and weight decay, the cfg's learning-rate policy and
+burn_in, jitter/flip/HSV augmentation; all from the cfg's [net] and [region] keys.
+
+Writes <out>/<name>_<iter>.weights every --checkpoint-every iterations,
+<out>/<name>_last.weights (+ .momentum, atomically) and <out>/<name>_final.weights.
+--resume continues from a _last checkpoint (iteration = seen/batch; with its .momentum
+sidecar the run continues exactly as if uninterrupted). Interrupting (Ctrl-C) writes
+the last checkpoint. With --val, prints VOC2012 mAP@0.5 at checkpoints.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			out := cmd.OutOrStdout()
+			o.Progress = func(p train.Progress) { fmt.Fprintln(out, p) }
+			res, err := train.Run(cmd.Context(), o)
+			if res != nil {
+				log.Info("training stopped", "iterations", res.Iterations, "seen", res.Seen, "avg_loss", res.AvgLoss, "weights", res.Final)
+			}
+			if errors.Is(err, context.Canceled) {
+				return nil
+			}
+			return err
+		},
+	}
+	fl := cmd.Flags()
+	fl.StringVar(&o.Cfg, "cfg", "", "darknet cfg with [net] training keys and a [region] head (required)")
+	fl.StringVar(&o.Data, "data", "", "training data: darknet-form directory or list file (required)")
+	fl.StringVar(&o.Val, "val", "", "validation data for mAP (darknet-form directory, list file or VOC tree)")
+	fl.StringVar(&o.Weights, "weights", "", "initial weights (default: darknet's random initialisation); seen starts at 0")
+	fl.StringVar(&o.Resume, "resume", "", "checkpoint to resume from (its seen counter gives the iteration)")
+	fl.StringVar(&o.OutDir, "out", "backup", "checkpoint directory")
+	fl.IntVar(&o.MaxBatches, "max-batches", 0, "iterations to train to (default: the cfg's max_batches)")
+	fl.IntVar(&o.Batch, "batch", 0, "images per iteration (default: the cfg's batch)")
+	fl.IntVar(&o.Threads, "threads", 0, "compute goroutines (default: all cores)")
+	fl.IntVar(&o.CheckpointEvery, "checkpoint-every", 100, "iterations between numbered checkpoints")
+	fl.IntVar(&o.ValEvery, "val-every", 0, "iterations between mAP evaluations (default: at checkpoints)")
+	fl.Uint64Var(&o.Seed, "seed", 1, "seed of the image order, augmentation and initial weights")
+	_ = cmd.MarkFlagRequired("cfg")
+	_ = cmd.MarkFlagRequired("data")
+	return cmd
+}
