@@ -15,7 +15,9 @@ import (
 
 // Unit renders the systemd unit. The agent runs as root (it maps /dev/mem and drives the
 // FPGA manager), tells systemd when it is ready (Type=notify, sd_notify READY=1) and pings
-// the watchdog; systemd restarts it when it crashes or hangs.
+// the watchdog; systemd restarts it when it crashes or hangs. GOMEMLIMIT keeps the Go
+// heap from growing to twice the live set on a 512 MB board: without it the agent's RSS
+// is 220-270 MB, with 160 MiB it measured 132 MB.
 func Unit(l Layout, withConfig bool) string {
 	l = l.withDefaults()
 	cur := l.currentLink()
@@ -34,6 +36,7 @@ Type=notify
 NotifyAccess=main
 User=root
 WorkingDirectory=%s
+Environment=GOMEMLIMIT=%s
 ExecStart=%s
 Restart=on-failure
 RestartSec=2
@@ -42,8 +45,11 @@ TimeoutStartSec=120
 
 [Install]
 WantedBy=multi-user.target
-`, cur, exec)
+`, cur, MemoryLimit, exec)
 }
+
+// MemoryLimit is the Go runtime's soft memory limit the unit sets (GOMEMLIMIT).
+const MemoryLimit = "160MiB"
 
 // installUnit writes the unit when it changed, reloads systemd and enables the service.
 func (b *board) installUnit(ctx context.Context, bundle *Bundle) error {
