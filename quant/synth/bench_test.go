@@ -7,7 +7,7 @@ func BenchmarkRender416(b *testing.B) {
 	rd := newRenderer(416, 416)
 	for i := 0; b.Loop(); i++ {
 		sc := newSceneDesc(int64(i), 416, 416)
-		cam := newCamera(sc.camPos, sc.yaw, sc.pitch, sc.f, 416, 416)
+		cam := sc.camera()
 		rd.render(sc, cam, Options{}.withDefaults())
 	}
 }

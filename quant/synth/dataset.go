@@ -218,7 +218,7 @@ func valSet(seed int64, count int, frac float64) []bool {
 func writeImage(rd *renderer, opt DatasetOptions, i int, isVal bool) ([]Box, int64, error) {
 	seed := ImageSeed(opt.Seed, i)
 	sc := newSceneDesc(seed, opt.Width, opt.Height)
-	cam := newCamera(sc.camPos, sc.yaw, sc.pitch, sc.f, opt.Width, opt.Height)
+	cam := sc.camera()
 	img, boxes := rd.render(sc, cam, Options{AllClasses: opt.AllClasses}.withDefaults())
 	quality := 72 + int(hash2(seed, 3, 0)*24)
 	var buf bytes.Buffer

@@ -72,6 +72,12 @@ func rotX(a float64) mat3 {
 	return mat3{{1, 0, 0}, {0, c, -s}, {0, s, c}}
 }
 
+// rotZ rolls about the z axis.
+func rotZ(a float64) mat3 {
+	s, c := math.Sincos(a)
+	return mat3{{c, -s, 0}, {s, c, 0}, {0, 0, 1}}
+}
+
 // camera is a pinhole camera; camera space has x right, y up, z forward.
 type camera struct {
 	pos    vec3
@@ -81,9 +87,9 @@ type camera struct {
 	cx, cy float64
 }
 
-func newCamera(pos vec3, yaw, pitch, f float64, w, h int) *camera {
-	// The camera turns by yaw about y, then tilts down by pitch.
-	toWorld := rotY(yaw).mulm(rotX(pitch))
+func newCamera(pos vec3, yaw, pitch, roll, f float64, w, h int) *camera {
+	// The camera turns by yaw about y, tilts down by pitch, then rolls about its axis.
+	toWorld := rotY(yaw).mulm(rotX(pitch)).mulm(rotZ(roll))
 	return &camera{pos: pos, inv: toWorld, rot: toWorld.transpose(), f: f, cx: float64(w) / 2, cy: float64(h) / 2}
 }
 

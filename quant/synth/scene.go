@@ -53,6 +53,7 @@ type scene struct {
 	camPos  vec3
 	yaw     float64
 	pitch   float64
+	roll    float64
 	f       float64
 	post    post
 	postRNG uint64
@@ -79,6 +80,9 @@ func newSceneDesc(seed int64, w, h int) *scene {
 	sc.camPos = v3(cr.rangef(rm.x0+0.4, rm.x1-0.4), cr.rangef(0.7, 1.8), 0)
 	sc.yaw = cr.rangef(-0.25, 0.25)
 	sc.pitch = cr.rangef(0.03, 0.45)
+	if cr.chance(0.5) {
+		sc.roll = cr.rangef(-0.06, 0.06)
+	}
 	if sc.camPos.Y < 1 {
 		sc.pitch *= 0.5
 	}
@@ -162,7 +166,7 @@ func (sc *scene) build(r *rng, class Class) (*builder, float64, float64) {
 // in around it, which is where most occlusion comes from), free-standing chairs at
 // depths that cover the size range, wall furniture and other distractors.
 func (sc *scene) furnish(r *rng) {
-	nChairs := r.pick(1.2, 3, 3, 2.5, 1.5, 1.2)
+	nChairs := r.pick(0.8, 3, 3, 2.5, 1.5, 1.2)
 	nOther := 1 + r.intn(6)
 	if nChairs >= 2 && r.chance(0.4) {
 		nChairs -= sc.diningSet(r, min(nChairs, 4))
@@ -282,4 +286,9 @@ func depthOrder(objs []*object, cam *camera) []*object {
 	key := func(o *object) float64 { return cam.toCam(o.pos.add(v3(0, o.height/2, 0))).len() }
 	sort.SliceStable(out, func(i, j int) bool { return key(out[i]) > key(out[j]) })
 	return out
+}
+
+// camera is the scene's own camera.
+func (sc *scene) camera() *camera {
+	return newCamera(sc.camPos, sc.yaw, sc.pitch, sc.roll, sc.f, sc.w, sc.h)
 }

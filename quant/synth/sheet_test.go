@@ -5,6 +5,7 @@ import (
 	"image/color"
 	"image/draw"
 	"image/png"
+	"math"
 	"os"
 	"strconv"
 	"testing"
@@ -19,7 +20,7 @@ func TestContactSheet(t *testing.T) {
 	}
 	n, cols, size, from := 16, 4, 320, 0
 	if v, err := strconv.Atoi(os.Getenv("SYNTH_N")); err == nil {
-		n, cols = v, min(v, 4)
+		n, cols = v, int(math.Ceil(math.Sqrt(float64(v))))
 	}
 	if v, err := strconv.Atoi(os.Getenv("SYNTH_SIZE")); err == nil {
 		size = v

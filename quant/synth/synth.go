@@ -18,7 +18,7 @@ func Render(seed int64, w, h int) (*image.RGBA, []Box) {
 // RenderOptions is Render with options (distractor boxes, visibility limits).
 func RenderOptions(seed int64, w, h int, opt Options) (*image.RGBA, []Box) {
 	sc := newSceneDesc(seed, w, h)
-	cam := newCamera(sc.camPos, sc.yaw, sc.pitch, sc.f, w, h)
+	cam := sc.camera()
 	return newRenderer(w, h).render(sc, cam, opt.withDefaults())
 }
 
@@ -52,7 +52,7 @@ func (s *Scene) Next() (*image.RGBA, []Box) {
 	// A slow pan there and back with a slight dolly, as a hand-held camera drifts.
 	pan := 0.12 * sinTri(t)
 	pos := s.sc.camPos.add(v3(0.15*sinTri(t+0.25), 0.03*sinTri(2*t), 0))
-	cam := newCamera(pos, s.sc.yaw+pan, s.sc.pitch, s.sc.f, s.w, s.h)
+	cam := newCamera(pos, s.sc.yaw+pan, s.sc.pitch, s.sc.roll, s.sc.f, s.w, s.h)
 	return s.rd.render(s.sc, cam, s.Opt.withDefaults())
 }
 

@@ -59,7 +59,7 @@ func TestSceneStream(t *testing.T) {
 // renderWithOwners renders a scene and returns the ownership buffer with the boxes.
 func renderWithOwners(sc *scene, opt Options) (*canvas, []Box) {
 	rd := newRenderer(sc.w, sc.h)
-	cam := newCamera(sc.camPos, sc.yaw, sc.pitch, sc.f, sc.w, sc.h)
+	cam := sc.camera()
 	_, boxes := rd.render(sc, cam, opt.withDefaults())
 	return rd.c, boxes
 }
