@@ -22,7 +22,7 @@ func init() { quantCommands = append(quantCommands, newExportDarknetCmd) }
 
 type exportDarknetFlags struct {
 	model, modelWeights, output, weights string
-	bnImages, trainCfg                   string
+	bnImages, trainCfg, floatAct         string
 	bnMax, threads                       int
 }
 
@@ -41,6 +41,12 @@ that relu, then level = clip(round(y/act_scale), 0, 7), reproduces the layer's i
 thresholds; quantized activations become plain relu (darknet has no quantizer). Channels
 no single batch norm reproduces are reported and written as the closest fit.
 
+Unclipped relu makes the float model compute something else than the quantized one
+(on dog.jpg the relu export of Tinier-YOLO finds a chair and a bicycle). With
+--float-activation=lhtan the quantized layers use darknet's leaky hard tanh and scale
+1/7, so the float model is the quantized one without rounding (it finds the dog, car
+and bicycle): the one to fine-tune in darknet. The thresholds are the same either way.
+
 Darknet trains with batch statistics, so for fine-tuning give --bn-images DIR (20-50
 typical training photos): the rolling mean and variance of each fitted batch norm are
 then measured on them and scale and bias adjusted, so that training starts from the
@@ -56,6 +62,7 @@ Either way the files are read back and re-quantized, and the thresholds compared
 	fl.StringVar(&f.modelWeights, "model-weights", "", "darknet .weights of a --model cfg")
 	fl.StringVar(&f.output, "output", "", "darknet .cfg to write (required); the sidecar goes beside it as .quant.json")
 	fl.StringVar(&f.weights, "weights", "", "darknet .weights to write (default: --output with .weights)")
+	fl.StringVar(&f.floatAct, "float-activation", todarknet.FloatReLU, `activation of the quantized layers in darknet: relu (read by every pynqctl step) or lhtan (scales 1/7: the float model then behaves like the quantized one, best for fine-tuning; quant/darknet cannot read lhtan yet)`)
 	fl.StringVar(&f.trainCfg, "train-cfg", "", `cfg whose training options ([net] learning rate, schedule, augmentation; [region]/[yolo] loss weights) the output gets (default: the model's own cfg; "none" for none)`)
 	fl.StringVar(&f.bnImages, "bn-images", "", "directory of images (jpg, png) to measure batch-norm statistics on, for training in darknet")
 	fl.IntVar(&f.bnMax, "bn-max", 50, "use at most this many images of --bn-images")
@@ -94,7 +101,7 @@ func runExportDarknet(out io.Writer, log *slog.Logger, f exportDarknetFlags) err
 	if err != nil {
 		return fmt.Errorf("export-darknet: %w", err)
 	}
-	res, err := todarknet.Export(m)
+	res, err := todarknet.ExportWith(m, todarknet.Options{FloatActivation: f.floatAct})
 	if err != nil {
 		return err
 	}
@@ -129,6 +136,9 @@ func runExportDarknet(out io.Writer, log *slog.Logger, f exportDarknetFlags) err
 
 func printExportReport(out io.Writer, m *quant.Model, res *todarknet.Result) {
 	fmt.Fprintf(out, "model    %s: %d layers, input %v\n", m.Name, len(m.Layers), m.Input)
+	if a := res.Sidecar.FloatActivation; a != "" {
+		fmt.Fprintf(out, "float    quantized layers as activation=%s with scale 1/(2^bits-1) (pynqctl reads this export through the sidecar only)\n", a)
+	}
 	for _, sl := range res.Sidecar.Layers {
 		if !sl.Thresholds {
 			fmt.Fprintf(out, "layer    %d %s: float, quantize W%dA%d, act_scale %g\n", sl.Index, sl.Name, sl.WeightBits, sl.ActBits, sl.ActScale)

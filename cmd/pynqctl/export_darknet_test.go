@@ -36,6 +36,11 @@ func TestQuantExportDarknetQNN(t *testing.T) {
 	if _, err := todarknet.ReadSidecar(todarknet.SidecarPath(cfg)); err != nil {
 		t.Error(err)
 	}
+	lcfg := filepath.Join(dir, "lhtan.cfg")
+	out, err = runPynqctl(t, "quant", "export-darknet", "--model", params, "--output="+lcfg, "--float-activation=lhtan")
+	if err != nil || !strings.Contains(out, "2048 of 2048 channels give back identical thresholds") || !strings.Contains(out, "activation=lhtan") {
+		t.Errorf("lhtan export: %v\n%s", err, out)
+	}
 	// A darknet model goes through as well (float layers only, empty sidecar).
 	cfg2 := filepath.Join(dir, "again.cfg")
 	out, err = runPynqctl(t, "quant", "export-darknet", "--model", cfg, "--model-weights", filepath.Join(dir, "tinier-yolo.weights"), "--output", cfg2, "--weights", filepath.Join(dir, "again.bin"))
@@ -52,6 +57,7 @@ func TestQuantExportDarknetErrors(t *testing.T) {
 	}{
 		{[]string{"--model", dir}, "output"},
 		{[]string{"--model", dir, "--output", "x.txt"}, "ending in .cfg"},
+		{[]string{"--model", testutil.Fixture(t, "qnn-mo-pynq", "params"), "--output", filepath.Join(dir, "x.cfg"), "--float-activation", "tanh"}, "float activation"},
 		{[]string{"--model", filepath.Join(dir, "none"), "--output", "x.cfg"}, "none"},
 		{[]string{"--model", dir, "--output", filepath.Join(dir, "x.cfg")}, "QNN-MO parameter directory"},
 		{[]string{"--model", dir, "--model-weights", "w", "--output", "x.cfg"}, "--model-weights goes with a darknet cfg"},

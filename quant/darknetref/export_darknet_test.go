@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
@@ -20,13 +21,13 @@ import (
 )
 
 // exportQNN exports the published QNN-MO model with `quant export-darknet`'s code.
-func exportQNN(tb testing.TB) (orig *quant.Model, res *todarknet.Result, cfg, weights string) {
+func exportQNN(tb testing.TB, opt todarknet.Options) (orig *quant.Model, res *todarknet.Result, cfg, weights string) {
 	tb.Helper()
 	orig, err := qnn.LoadDir(testutil.Fixture(tb, "qnn-mo-pynq", "params"))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	res, err = todarknet.Export(orig)
+	res, err = todarknet.ExportWith(orig, opt)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -47,7 +48,7 @@ func exportQNN(tb testing.TB) (orig *quant.Model, res *todarknet.Result, cfg, we
 // and compares every layer's output on dog.jpg: darknet reads the exported cfg, weights,
 // binary=1 layers and batch norms as the IR means them.
 func TestExportedTinierYoloMatchesDarknet(t *testing.T) {
-	_, _, cfg, weights := exportQNN(t)
+	_, _, cfg, weights := exportQNN(t, todarknet.Options{})
 	m, err := darknet.Load(cfg, weights, darknet.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -113,7 +114,8 @@ func TestExportedTinierYoloMatchesDarknet(t *testing.T) {
 // statistics measured on dog.jpg (large means and variances: float32 rounding in
 // darknet's normalization must not move a level).
 func TestExportedBatchNormsGiveThresholdsInDarknet(t *testing.T) {
-	orig, res, _, _ := exportQNN(t)
+	orig, res, _, _ := exportQNN(t, todarknet.Options{})
+	_, lres, _, _ := exportQNN(t, todarknet.Options{FloatActivation: todarknet.FloatLHTan})
 	img, err := imageio.Load(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
 	if err != nil {
 		t.Fatal(err)
@@ -132,9 +134,14 @@ func TestExportedBatchNormsGiveThresholdsInDarknet(t *testing.T) {
 	for i := range random {
 		random[i] = uint8(r.IntN(8))
 	}
-	for _, calibrated := range []bool{false, true} {
+	for _, v := range []struct {
+		name       string
+		res        *todarknet.Result
+		calibrated bool
+	}{{"relu", res, false}, {"relu, calibrated batch norm", res, true}, {"lhtan", lres, false}} {
+		calibrated := v.calibrated
 		if calibrated {
-			if _, err := res.CalibrateBN([][]float32{lb}, 0); err != nil {
+			if _, err := v.res.CalibrateBN([][]float32{lb}, 0); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -143,8 +150,8 @@ func TestExportedBatchNormsGiveThresholdsInDarknet(t *testing.T) {
 			levels []uint8
 		}{{1, dogLevels}, {12, random}} {
 			l := orig.Layers[c.index]
-			sl := sidecarLayer(t, res.Sidecar, c.index)
-			y := runSingleLayer(t, res.Model, c.index, c.levels, sl.InputScale)
+			sl := sidecarLayer(t, v.res.Sidecar, c.index)
+			y := runSingleLayer(t, v.res.Model, c.index, c.levels, sl.InputScale, v.res.Sidecar.FloatActivation)
 			acc := levelConv(l, c.levels)
 			hw := l.Out.H * l.Out.W
 			bad := 0
@@ -154,11 +161,51 @@ func TestExportedBatchNormsGiveThresholdsInDarknet(t *testing.T) {
 				got := int(math.RoundToEven(max(0, min(7, float64(y[i])/float64(sl.ActScale)))))
 				if got != want {
 					if bad++; bad <= 3 {
-						t.Errorf("%s (calibrated %v) channel %d acc %d: darknet y=%g -> level %d, thresholds %v give %d", l.Name, calibrated, o, a, y[i], got, l.Quant.Thresholds[o], want)
+						t.Errorf("%s (%s) channel %d acc %d: darknet y=%g -> level %d, thresholds %v give %d", l.Name, v.name, o, a, y[i], got, l.Quant.Thresholds[o], want)
 					}
 				}
 			}
-			t.Logf("%s in darknet (calibrated batch norm: %v): %d of %d levels equal the thresholds'", l.Name, calibrated, len(acc)-bad, len(acc))
+			t.Logf("%s in darknet (%s): %d of %d levels equal the thresholds'", l.Name, v.name, len(acc)-bad, len(acc))
+		}
+	}
+}
+
+// TestExportedLHTanDetectsLikeW1A3: the lhtan export, run as a float model in libdarknet,
+// finds on dog.jpg what the W1A3 model finds (dog, car, bicycle), scores within 10
+// points of the published ones: a float model close enough to fine-tune from.
+func TestExportedLHTanDetectsLikeW1A3(t *testing.T) {
+	_, _, cfg, weights := exportQNN(t, todarknet.Options{FloatActivation: todarknet.FloatLHTan})
+	ref, err := Load(cfg, weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ref.Close()
+	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := LoadImageColor(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	w, h, _ := ref.Input()
+	if err := ref.Predict(Letterbox(im, w, h).Data); err != nil {
+		t.Fatal(err)
+	}
+	best := map[string]float32{}
+	for _, o := range detect.Objects(ref.Boxes(im.W, im.H, 0.3, nmsIoU), 0.3, names, im.W, im.H) {
+		t.Logf("lhtan float model in darknet: %s %.0f%% %v", o.Name, 100*o.Score, o.Box)
+		best[o.Name] = max(best[o.Name], o.Score)
+	}
+	published := map[string]float32{"dog": 0.86, "car": 0.86, "bicycle": 0.78}
+	for name, p := range published {
+		if math.Abs(float64(best[name]-p)) > 0.1 {
+			t.Errorf("%s: %.2f, the W1A3 model %.2f", name, best[name], p)
+		}
+	}
+	for name := range best {
+		if _, ok := published[name]; !ok {
+			t.Errorf("unexpected %s %.2f", name, best[name])
 		}
 	}
 }
@@ -175,8 +222,9 @@ func sidecarLayer(tb testing.TB, sc *todarknet.Sidecar, index int) todarknet.Sid
 }
 
 // runSingleLayer writes layer index of the exported model as a one-layer darknet model
-// reading the network input, runs libdarknet on levels*scale and returns its output.
-func runSingleLayer(tb testing.TB, exported *quant.Model, index int, levels []uint8, scale float32) []float32 {
+// reading the network input (with activation act, "" for the layer's own), runs
+// libdarknet on levels*scale and returns its output.
+func runSingleLayer(tb testing.TB, exported *quant.Model, index int, levels []uint8, scale float32, act string) []float32 {
 	tb.Helper()
 	l := *exported.Layers[index]
 	l.Inputs = []int{-1}
@@ -187,7 +235,18 @@ func runSingleLayer(tb testing.TB, exported *quant.Model, index int, levels []ui
 		path  string
 		write func(*os.File) error
 	}{
-		{cfg, func(f *os.File) error { return darknet.WriteCfg(f, m) }},
+		{cfg, func(f *os.File) error {
+			var b strings.Builder
+			if err := darknet.WriteCfg(&b, m); err != nil {
+				return err
+			}
+			text := b.String()
+			if act != "" {
+				text = strings.ReplaceAll(text, "activation="+string(l.Conv.Activation), "activation="+act)
+			}
+			_, err := f.WriteString(text)
+			return err
+		}},
 		{weights, func(f *os.File) error { return darknet.WriteWeights(f, m, todarknet.WeightsHeader) }},
 	} {
 		file, err := os.Create(f.path)

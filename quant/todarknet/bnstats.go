@@ -31,23 +31,36 @@ func (r *Result) CalibrateBN(images [][]float32, threads int) (*BNStats, error) 
 		return nil, fmt.Errorf("calibrate batch norms: no images")
 	}
 	m := r.Model
-	e, err := engine.New(m, engine.Options{Threads: threads, KeepAll: true})
-	if err != nil {
-		return nil, fmt.Errorf("calibrate batch norms: %w", err)
+	var forward func(img []float32) (output func(i int) []float32, err error)
+	if r.Sidecar.FloatActivation == FloatLHTan {
+		// The float engine has no lhtan: run the layers one by one and apply it here.
+		st, err := newStepper(m, r.Sidecar.quantizedLayers(), threads)
+		if err != nil {
+			return nil, fmt.Errorf("calibrate batch norms: %w", err)
+		}
+		forward = st.forward
+	} else {
+		e, err := engine.New(m, engine.Options{Threads: threads, KeepAll: true})
+		if err != nil {
+			return nil, fmt.Errorf("calibrate batch norms: %w", err)
+		}
+		forward = func(img []float32) (func(int) []float32, error) { return e.Output, e.Forward(img) }
 	}
 	probes := make([]*convProbe, len(r.Layers))
 	for k, rep := range r.Layers {
+		var err error
 		if probes[k], err = newConvProbe(m.Layers[rep.Index], threads); err != nil {
 			return nil, fmt.Errorf("calibrate batch norms: layer %d: %w", rep.Index, err)
 		}
 	}
 	for n, img := range images {
-		if err := e.Forward(img); err != nil {
+		output, err := forward(img)
+		if err != nil {
 			return nil, fmt.Errorf("calibrate batch norms: image %d: %w", n, err)
 		}
 		for k, rep := range r.Layers {
 			l := m.Layers[rep.Index]
-			if err := probes[k].add(e.Output(l.Inputs[0])); err != nil {
+			if err := probes[k].add(output(l.Inputs[0])); err != nil {
 				return nil, fmt.Errorf("calibrate batch norms: image %d, layer %d: %w", n, rep.Index, err)
 			}
 		}
@@ -155,4 +168,72 @@ func (p *convProbe) stats(o int) (mean, variance float64) {
 		variance = (p.sumSq[o] - n*mean*mean) / (n - 1)
 	}
 	return mean, max(variance, minBNVariance)
+}
+
+// stepper runs a chain of convolutions and pools layer by layer, applying darknet's
+// lhtan after the quantized layers (which the float engine does not implement).
+type stepper struct {
+	engines []*engine.Engine
+	lhtan   []bool
+	outs    [][]float32
+}
+
+func newStepper(m *quant.Model, quantized map[int]bool, threads int) (*stepper, error) {
+	last := -1
+	for i := range quantized {
+		last = max(last, i)
+	}
+	st := &stepper{}
+	for i, l := range m.Layers[:last+1] {
+		if len(l.Inputs) != 1 || l.Inputs[0] != i-1 || (l.Kind != quant.KindConv && l.Kind != quant.KindMaxPool && l.Kind != quant.KindDropout) {
+			return nil, fmt.Errorf("layer %d (%s %s): batch-norm statistics of an lhtan export need a chain of convolutions and pools", i, l.Kind, l.Name)
+		}
+		one := *l
+		one.Inputs = []int{-1}
+		if l.Conv != nil && quantized[i] {
+			c := *l.Conv
+			c.Activation = quant.ActLinear
+			one.Conv = &c
+		}
+		sm := &quant.Model{Name: l.Name, Input: l.In, Dialect: m.Dialect, BNEpsilon: m.BNEpsilon, BNEpsInside: m.BNEpsInside, Layers: []*quant.Layer{&one}}
+		if err := sm.InferShapes(); err != nil {
+			return nil, err
+		}
+		e, err := engine.New(sm, engine.Options{Threads: threads, KeepAll: true})
+		if err != nil {
+			return nil, err
+		}
+		st.engines = append(st.engines, e)
+		st.lhtan = append(st.lhtan, l.Conv != nil && quantized[i])
+	}
+	st.outs = make([][]float32, len(st.engines))
+	return st, nil
+}
+
+func (st *stepper) forward(img []float32) (func(int) []float32, error) {
+	in := img
+	for i, e := range st.engines {
+		if err := e.Forward(in); err != nil {
+			return nil, err
+		}
+		out := e.Output(0)
+		if st.lhtan[i] {
+			for j, x := range out {
+				out[j] = lhtan(x)
+			}
+		}
+		st.outs[i], in = out, out
+	}
+	return func(i int) []float32 { return st.outs[i] }, nil
+}
+
+// lhtan is darknet's leaky hard tanh (activations.h lhtan_activate).
+func lhtan(x float32) float32 {
+	switch {
+	case x < 0:
+		return .001 * x
+	case x > 1:
+		return .001*(x-1) + 1
+	}
+	return x
 }

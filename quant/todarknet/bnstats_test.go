@@ -111,3 +111,38 @@ func TestCalibrateBNSynthetic(t *testing.T) {
 		t.Error("calibration without images accepted")
 	}
 }
+
+// TestCalibrateBNLHTan measures statistics of the lhtan export (the layers run one by one
+// with lhtan applied between them): thresholds stay, and the statistics differ from
+// the relu export's (whose activations are not clipped).
+func TestCalibrateBNLHTan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Tinier-YOLO; skipped in -short")
+	}
+	orig := qnnModel(t)
+	res, err := ExportWith(qnnModel(t), Options{FloatActivation: FloatLHTan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	im, err := imageio.Load(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := res.CalibrateBN([][]float32{imageio.Letterbox(im, orig.Input.W, orig.Input.H).Data}, 0); err != nil {
+		t.Fatal(err)
+	}
+	bn := res.Model.Layers[12].Conv.BN
+	t.Logf("conv7 (layer 12) channel 0: rolling mean %g, variance %g", bn.Mean[0], bn.Variance[0])
+	dir := t.TempDir()
+	cfg, weights := filepath.Join(dir, "t.cfg"), filepath.Join(dir, "t.weights")
+	if err := res.WriteFiles(cfg, weights); err != nil {
+		t.Fatal(err)
+	}
+	ck, err := CheckFiles(orig, cfg, weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.Identical != 2048 || len(ck.Changed) != 0 {
+		t.Errorf("after calibration: %+v, want 2048 identical channels and no changes", ck)
+	}
+}

@@ -2,8 +2,11 @@ package todarknet
 
 import (
 	"bytes"
+	"math"
+	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
@@ -190,5 +193,74 @@ func TestSidecarRoundTrip(t *testing.T) {
 	}
 	if back.Layers[0].ActScale != qnn.FirstActScale || back.Layers[1].InputScale != qnn.FirstActScale {
 		t.Fatalf("first layer scale %g / conv1 input scale %g, want 4/7", back.Layers[0].ActScale, back.Layers[1].InputScale)
+	}
+}
+
+// TestQNNLHTanExport: the lhtan export has unit scales (1/7) and rescaled float layers,
+// gives back the thresholds, and its re-quantized model detects what the published one
+// does on dog.jpg (the last layer's weights are scaled by 7 in float32, so scores may
+// move in the last bits).
+func TestQNNLHTanExport(t *testing.T) {
+	orig := qnnModel(t)
+	res, err := ExportWith(qnnModel(t), Options{FloatActivation: FloatLHTan})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.ExactFraction() != 1 {
+		t.Errorf("exact fraction %g", res.ExactFraction())
+	}
+	for _, sl := range res.Sidecar.Layers {
+		if sl.ActScale != float32(1.0/7) || (sl.Thresholds && sl.InputScale != float32(1.0/7)) {
+			t.Errorf("layer %d: act scale %g input scale %g, want 1/7", sl.Index, sl.ActScale, sl.InputScale)
+		}
+	}
+	dir := t.TempDir()
+	cfg, weights := filepath.Join(dir, "l.cfg"), filepath.Join(dir, "l.weights")
+	if err := res.WriteFiles(cfg, weights); err != nil {
+		t.Fatal(err)
+	}
+	text, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(text), "activation=lhtan"); n != 8 {
+		t.Errorf("%d lhtan layers in the cfg, want 8 (conv0..conv7)", n)
+	}
+	if _, err := darknet.Load(cfg, weights, darknet.Options{}); err == nil {
+		t.Log("quant/darknet now reads lhtan: LoadExport's relu substitution can go")
+	}
+	ck, err := CheckFiles(orig, cfg, weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ck.Identical != 2048 || len(ck.Changed) != 0 {
+		t.Errorf("check %+v", ck)
+	}
+	if testing.Short() {
+		return
+	}
+	back, sc, err := LoadExport(cfg, weights)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Requantize(back, sc); err != nil {
+		t.Fatal(err)
+	}
+	img, err := imageio.Load(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, wantOut := detectQNN(t, orig, img)
+	got, gotOut := detectQNN(t, back, img)
+	if !bytes.Equal(wantOut, gotOut) {
+		t.Errorf("engine outputs differ")
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%d detections, published model %d", len(got), len(want))
+	}
+	for i := range got {
+		if got[i].Class != want[i].Class || math.Abs(float64(got[i].Score-want[i].Score)) > 1e-4 {
+			t.Errorf("detection %d: %+v, published model %+v", i, got[i], want[i])
+		}
 	}
 }

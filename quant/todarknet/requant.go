@@ -22,6 +22,9 @@ func (r *Result) WriteFiles(cfgPath, weightsPath string) error {
 		return err
 	}
 	cfgData := cfg.Bytes()
+	if a := r.Sidecar.FloatActivation; a != "" && a != FloatReLU {
+		cfgData = setActivations(cfgData, r.Sidecar.quantizedLayers(), a)
+	}
 	if r.TrainingCfg != nil {
 		var err error
 		if cfgData, r.AddedKeys, err = MergeTrainingKeys(cfgData, r.TrainingCfg); err != nil {
@@ -217,17 +220,20 @@ type Check struct {
 	Changed []string
 }
 
-// CheckFiles reads exported files back (darknet reader, sidecar beside the cfg),
-// re-quantizes them and compares every quantized layer with orig, the model they were
-// exported from: thresholds channel by channel, weights, float layers' parameters.
+// CheckFiles reads exported files back ([LoadExport]), re-quantizes them and compares
+// every quantized layer with orig, the model they were exported from: thresholds channel
+// by channel, weights, float layers' parameters (for a FloatLHTan export: those of orig
+// with its unit scales).
 func CheckFiles(orig *quant.Model, cfgPath, weightsPath string) (*Check, error) {
-	back, err := darknet.Load(cfgPath, weightsPath, darknet.Options{})
+	back, sc, err := LoadExport(cfgPath, weightsPath)
 	if err != nil {
 		return nil, fmt.Errorf("check export: %w", err)
 	}
-	sc, err := ReadSidecar(SidecarPath(cfgPath))
-	if err != nil {
-		return nil, fmt.Errorf("check export: %w", err)
+	if sc.FloatActivation == FloatLHTan {
+		// Compare with the rescaled model the export wrote (same levels and thresholds).
+		if orig, err = unitScales(orig); err != nil {
+			return nil, fmt.Errorf("check export: %w", err)
+		}
 	}
 	if err := Requantize(back, sc); err != nil {
 		return nil, fmt.Errorf("check export: %w", err)

@@ -23,9 +23,12 @@ const SidecarFormat = "pynq-agent/quant-sidecar/v1"
 //	   "thresholds": true, "input_bits": 3, "input_scale": 1,
 //	   "fit": {"exact": 64, "constant": 0, "approx": 0, "inverted": 0, "min_margin": 0.083}}, ...]}
 type Sidecar struct {
-	Format string         `json:"format"`
-	Model  string         `json:"model,omitempty"`
-	Layers []SidecarLayer `json:"layers"`
+	Format string `json:"format"`
+	Model  string `json:"model,omitempty"`
+	// FloatActivation is the darknet activation of the quantized layers: "relu" when
+	// empty, or "lhtan" ([FloatLHTan]; read the model with [LoadExport]).
+	FloatActivation string         `json:"float_activation,omitempty"`
+	Layers          []SidecarLayer `json:"layers"`
 }
 
 // SidecarLayer is one quantized layer.
@@ -88,6 +91,9 @@ func ParseSidecar(data []byte, name string) (*Sidecar, error) {
 	}
 	if s.Format != SidecarFormat {
 		return nil, fmt.Errorf("quant sidecar %s: format %q, want %q (not written by pynqctl quant export-darknet?)", name, s.Format, SidecarFormat)
+	}
+	if a := s.FloatActivation; a != "" && a != FloatReLU && a != FloatLHTan {
+		return nil, fmt.Errorf("quant sidecar %s: float_activation %q (want %s or %s)", name, a, FloatReLU, FloatLHTan)
 	}
 	seen := map[int]bool{}
 	for i, l := range s.Layers {
