@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fpgadetector/pynq-agent/agent/telemetry"
 	"github.com/fpgadetector/pynq-agent/bitstream"
 	"github.com/fpgadetector/pynq-agent/dma"
 	"github.com/fpgadetector/pynq-agent/overlay"
@@ -50,7 +51,8 @@ type Agent struct {
 	led                *statusLED
 	closers            []func() error
 
-	machine *sim.Machine // the simulated board (sim backend), for tests
+	machine *sim.Machine         // the simulated board (sim backend), for tests
+	tel     *telemetry.Telemetry // kernel telemetry; nil when unavailable
 
 	ready   atomic.Bool
 	viewers atomic.Pointer[func() int]
@@ -112,7 +114,7 @@ func (a *Agent) startUp(ctx context.Context) (err error) {
 	a.pipe = NewPipeline(a.model, PipelineOptions{
 		Names: a.names, Thresh: float32(cfg.Model.Thresh), Classes: cfg.Model.Classes,
 		Queues: cfg.Queues, Source: cfg.Source, Log: a.log, OnDetect: a.led.detected,
-		Decoder: a.decoder(),
+		Decoder: a.decoder(), Threads: a.threadTracker(),
 	})
 	return nil
 }
@@ -264,9 +266,11 @@ func (a *Agent) programSim(ctx context.Context, m *quant.Model) (overlay.Bus, dm
 	if _, err := a.readBit(); err != nil {
 		return nil, nil, nil, err
 	}
-	if _, err := a.loadDesign(); err != nil {
+	design, err := a.loadDesign()
+	if err != nil {
 		return nil, nil, nil, err
 	}
+	a.startTelemetry(design)
 	machine, err := sim.New(sim.Config{Threads: a.cfg.Model.Threads})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("sim: %w", err)
@@ -287,6 +291,7 @@ func (a *Agent) programBoard(ctx context.Context) (overlay.Bus, dma.Allocator, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	a.startTelemetry(design)
 	bit := a.cfg.Path(a.cfg.Bitstream.Path)
 	res, err := boardProgrammer.Program(ctx, bit, bitstream.Options{})
 	if err != nil {
@@ -422,6 +427,9 @@ func (a *Agent) Status() web.Status {
 			"source_state": sn.SourceState, "source_error": sn.SourceError, "source_errors": sn.SourceErrors,
 			"stages_last_ms": sn.LastMS, "latency_last_ms": sn.LastLatencyMS,
 		},
+	}
+	if a.tel != nil {
+		st.Extra["telemetry"] = a.tel.StatusExtra()
 	}
 	if a.cfg.Model.Kind == ModelDarknet {
 		st.Backend = "cpu"

@@ -161,7 +161,14 @@ func checkPromText(tb testing.TB, text string) {
 		}
 		name, _, _ := strings.Cut(line, " ")
 		name, _, _ = strings.Cut(name, "{")
-		if !typed[name] {
+		// A histogram's samples are its family name + _bucket, _sum, _count.
+		base := name
+		for _, suf := range []string{"_bucket", "_sum", "_count"} {
+			if b, ok := strings.CutSuffix(name, suf); ok && typed[b] {
+				base = b
+			}
+		}
+		if !typed[base] {
 			tb.Errorf("sample without TYPE: %q", line)
 		}
 		if f := strings.Fields(line); len(f) != 2 {

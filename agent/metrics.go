@@ -45,6 +45,9 @@ func (a *Agent) WriteMetrics(w io.Writer) error {
 	for _, k := range names {
 		m.sample("pynq_agent_stage_last_seconds", fmt.Sprintf("stage=%q", k), sn.LastMS[k]/1000)
 	}
+	if a.tel != nil {
+		_ = a.tel.WriteMetrics(bw) // its pynq_agent_kernel_* families
+	}
 	return bw.Flush()
 }
 

@@ -8,6 +8,7 @@ import (
 	"image"
 	"io"
 	"log/slog"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"sync"
@@ -186,6 +187,9 @@ type PipelineOptions struct {
 	// qnn.ImageDecoder (stb_image) for QNN-MO models, libjpeg (the zero value) for
 	// darknet float models, as `pynqctl detect` does by default.
 	Decoder imageio.Decoder
+	// Threads, when set, accounts the off-CPU time of the prepare and engine threads
+	// (kernel telemetry); the engine's per frame is the stage figure StageOffCPUEngine.
+	Threads ThreadTracker
 }
 
 // Pipeline runs frames from a source through a Model to a Publisher.
@@ -405,6 +409,7 @@ var errStalled = errors.New("source stalled")
 // taking captures when ctx ends; what it already handed on still finishes.
 func (p *Pipeline) prepareLoop(ctx context.Context, q *dropQueue, out chan<- *Job) {
 	defer close(out)
+	tid := p.trackThread("prepare")
 	for {
 		var c *Capture
 		select {
@@ -412,6 +417,7 @@ func (p *Pipeline) prepareLoop(ctx context.Context, q *dropQueue, out chan<- *Jo
 			return
 		case c = <-q.ch:
 		}
+		p.markFrame(tid) // the wait for a capture is idle time, not the frame's
 		if ctx.Err() != nil {
 			return
 		}
@@ -434,10 +440,41 @@ func (p *Pipeline) prepareLoop(ctx context.Context, q *dropQueue, out chan<- *Jo
 			p.frameError(j, "prepare", err)
 			continue
 		}
+		if off, ok := p.markFrame(tid); ok {
+			j.Stages = append(j.Stages, StageTime{StageOffCPUPrepare, off})
+		}
 		// Blocking hand-off: drops happen at the capture queue, before any work was
 		// spent on a frame, and the engine never waits for the CPU's next frame.
 		out <- j
 	}
+}
+
+// trackThread locks the calling goroutine to its OS thread and registers that thread
+// with the telemetry under name; it returns the thread id, 0 when nothing is tracked.
+// The loop keeps the thread to the end: an untracked goroutine cannot move onto it.
+func (p *Pipeline) trackThread(name string) int {
+	if p.opt.Threads == nil {
+		return 0
+	}
+	runtime.LockOSThread()
+	tid := gettid()
+	if tid == 0 {
+		return 0
+	}
+	if err := p.opt.Threads.TrackThreadAs(tid, name); err != nil {
+		p.log.Info("thread off-CPU time not measured", "thread", name, "err", err)
+		return 0
+	}
+	return tid
+}
+
+// markFrame ends an off-CPU interval of the tracked thread tid; ok is false when
+// nothing is tracked.
+func (p *Pipeline) markFrame(tid int) (time.Duration, bool) {
+	if tid == 0 {
+		return 0, false
+	}
+	return p.opt.Threads.MarkFrame(tid), true
 }
 
 func (p *Pipeline) decode(j *Job, c *Capture) error {
@@ -459,10 +496,15 @@ func (p *Pipeline) decode(j *Job, c *Capture) error {
 func (p *Pipeline) engineLoop(ctx context.Context, in <-chan *Job, out chan<- *Job) {
 	defer close(out)
 	ectx := context.WithoutCancel(ctx)
+	tid := p.trackThread("engine")
 	for j := range in {
+		p.markFrame(tid) // the wait for a job is idle time, not the frame's
 		p.engineSince.Store(time.Now().UnixNano())
 		err := guard(func() error { return p.model.Infer(ectx, j) })
 		p.engineSince.Store(0)
+		if off, ok := p.markFrame(tid); ok {
+			j.Stages = append(j.Stages, StageTime{StageOffCPUEngine, off})
+		}
 		if err != nil {
 			p.frameError(j, "engine", err)
 			continue

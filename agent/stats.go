@@ -76,6 +76,12 @@ const (
 	StageNMS       = "nms"       // region decode, NMS, class filter
 	StageDetect    = "detect"    // float models: the whole network on the CPU
 	StagePublish   = "publish"   // hand-off to the feed
+
+	// Off-CPU time of a pipeline thread during its work on the frame (kernel
+	// telemetry, when loaded): not a stage of its own but the part of the stages that
+	// thread ran in which it was switched out (preempted or blocked).
+	StageOffCPUPrepare = "offcpu_prepare"
+	StageOffCPUEngine  = "offcpu_engine"
 )
 
 // stats collects the pipeline's counters and timings; one mutex, taken a few times per

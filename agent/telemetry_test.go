@@ -1,0 +1,90 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+
+	"github.com/fpgadetector/pynq-agent/agent/telemetry"
+)
+
+// TestKernelTelemetry runs the sim agent with the eBPF probes (root and bpf needed,
+// else it skips): /api/status carries Extra.telemetry with the pipeline threads'
+// off-CPU figures and /metrics the pynq_agent_kernel_ families.
+func TestKernelTelemetry(t *testing.T) {
+	if _, err := telemetry.Open(telemetry.Options{}); err != nil {
+		t.Skipf("kernel telemetry unavailable here (needs Linux, root and bpf): %v", err)
+	}
+	cfg := simConfig(t)
+	a, err := New(context.Background(), cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	if a.tel == nil {
+		t.Fatal("telemetry available but not opened by the agent")
+	}
+	serveFrames(t, a, 3)
+	tel, ok := a.Status().Extra["telemetry"].(map[string]any)
+	if !ok || len(tel) == 0 {
+		t.Fatalf("status extra telemetry: %v", a.Status().Extra["telemetry"])
+	}
+	t.Logf("telemetry: %v", tel)
+	if _, ok := tel["offcpu_engine_last_frame_ms"]; !ok {
+		t.Errorf("no engine thread off-CPU figure in %v", tel)
+	}
+	var m bytes.Buffer
+	if err := a.WriteMetrics(&m); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(m.String(), "\npynq_agent_kernel_") {
+		t.Errorf("metrics without pynq_agent_kernel_ lines:\n%s", m.String())
+	}
+	checkPromText(t, m.String())
+	if _, ok := a.Pipeline().Stats().StagesMS[StageOffCPUEngine]; !ok {
+		t.Errorf("no %s stage figure: %v", StageOffCPUEngine, a.Pipeline().Stats().StagesMS)
+	}
+}
+
+// TestTelemetryUnavailableRunsOn: a kernel without bpf is logged once and the agent
+// processes frames without telemetry.
+func TestTelemetryUnavailableRunsOn(t *testing.T) {
+	defer func(f func(telemetry.Options) (*telemetry.Telemetry, error)) { openTelemetry = f }(openTelemetry)
+	openTelemetry = func(telemetry.Options) (*telemetry.Telemetry, error) {
+		return nil, fmt.Errorf("kernel telemetry: %w: bpf() not permitted", telemetry.ErrNotSupported)
+	}
+	var logs syncBuffer
+	a, err := New(context.Background(), simConfig(t), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	serveFrames(t, a, 1)
+	if _, ok := a.Status().Extra["telemetry"]; ok {
+		t.Error("telemetry in status without telemetry")
+	}
+	if n := strings.Count(logs.String(), "kernel telemetry off"); n != 1 {
+		t.Errorf("%d 'kernel telemetry off' lines, want 1:\n%s", n, logs.String())
+	}
+	var m bytes.Buffer
+	if err := a.WriteMetrics(&m); err != nil || strings.Contains(m.String(), "pynq_agent_kernel_") {
+		t.Errorf("metrics %v with kernel lines", err)
+	}
+}
+
+// serveFrames serves the configured photos until n frames were published.
+func serveFrames(tb testing.TB, a *Agent, n int) {
+	tb.Helper()
+	pub := newCollector()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Serve(ctx, pub) }()
+	waitFor(tb, fmt.Sprintf("%d frames", n), func() bool { return pub.count() >= n })
+	cancel()
+	if err := <-done; err != nil {
+		tb.Fatal(err)
+	}
+}
