@@ -20,11 +20,23 @@
 // The batch norm in darknet terms (pjreddie: y = scale*(x-mean)/(sqrt(var)+1e-6) + bias;
 // AlexeyAB: sqrt(var+1e-5)) with x = s_in*acc the float convolution of the input levels
 // times their scale s_in: mean 0, variance [BNVariance] (chosen so that both darknets'
-// epsilons give the same divisor), scale = A*sigma/s_in, bias = B. Inverted channels
-// (the engine's output = 7 - count(acc >= T)) get a negative A (negative BN scale); the
-// weights are never flipped, so re-quantizing gives back the same weights, thresholds and
-// invert flags. Channels whose output is constant over the reachable acc range get A = 0
-// and B = level*s.
+// epsilons give the same divisor), scale = A*sigma/s_in, bias = B; or, after
+// [Result.CalibrateBN], the measured mean and variance with scale and bias adjusted to
+// the same A and B. The gain A/s_in has [GainBits] significant bits ([SnapGain]), so a
+// flow that folds the batch norm into the weights and rounds weight scales sees it
+// exactly. Inverted channels (the engine's output = 7 - count(acc >= T)) get a negative
+// A (negative BN scale); the weights are never flipped, so re-quantizing gives back the
+// same weights, thresholds and invert flags. Channels whose output is constant over the
+// reachable acc range get A = 0 and B = level*s. A threshold layer's own bias is
+// ignored, as the engine ignores it.
+//
+// Being unclipped and unrounded, the relu float model computes something else than the
+// quantized one (on dog.jpg the exported Tinier-YOLO finds a bicycle and a chair, the
+// W1A3 model a dog, a car and a bicycle). [ExportWith] with [FloatLHTan] writes darknet's
+// lhtan (about clip(y, 0, 1)) instead, with every quantizer's scale 1/(2^bits-1): that
+// float model is the quantized one without rounding and finds the dog, car and bicycle
+// in libdarknet. quant/darknet cannot read lhtan, so [LoadExport] reads it as relu (the
+// same quantized model).
 //
 // Activation scales. The sidecar lists every quantized layer by darknet index and by the
 // name quant/darknet's reader gives it, with its weight bits (1: bipolar), activation
