@@ -59,7 +59,32 @@ func (b *builder) table() (float64, float64) {
 			b.beam(v3(x, 0, z), v3(x, h-t, z), lt, lt, legs)
 		}
 	}
+	b.clutter(w/2-0.1, d/2-0.1, h)
 	return w / 2, d / 2
+}
+
+// clutter puts a few small things on a top at height y: books, cups, a vase.
+func (b *builder) clutter(hw, hd, y float64) {
+	r := b.r
+	for range r.pick(3, 2, 2, 1) {
+		x, z := r.rangef(-hw, hw), r.rangef(-hd, hd)
+		col := b.surf(paintColour(r), matPlastic)
+		switch r.pick(2, 2, 1) {
+		case 0: // book or box
+			bw, bd, bh := r.rangef(0.12, 0.3), r.rangef(0.1, 0.22), r.rangef(0.02, 0.08)
+			b.slab(v3(x-bw/2, y, z-bd/2), v3(x+bw/2, y+bh, z+bd/2), col)
+		case 1: // cup or glass
+			cr := r.rangef(0.03, 0.05)
+			b.cyl(v3(x, y, z), v3(x, y+r.rangef(0.07, 0.12), z), cr*0.85, cr, 10, col)
+		default: // vase, maybe with flowers
+			vr := r.rangef(0.04, 0.08)
+			vh := r.rangef(0.15, 0.3)
+			b.cyl(v3(x, y, z), v3(x, y+vh, z), vr, vr*0.6, 12, col)
+			if r.chance(0.5) {
+				b.blob(v3(x, y+vh+0.06, z), 0.08, b.surf(hsv(r.float(), 0.6, 0.8), matFoliage))
+			}
+		}
+	}
 }
 
 func (b *builder) stool() (float64, float64) {
@@ -179,6 +204,9 @@ func (b *builder) cabinet() (float64, float64) {
 		}
 	}
 	b.slab(v3(-w/2, legH, -d/2), v3(w/2, h, d/2), body)
+	if h < 1 {
+		b.clutter(w/2-0.08, d/2-0.08, h)
+	}
 	front := b.surf(body.col.scale(r.rangef(0.8, 1.1)), body.mat)
 	cols := 1 + r.intn(3)
 	rows := 1 + r.intn(3)

@@ -134,7 +134,8 @@ func (sc *scene) drawPrim(c *canvas, p *prim, cam *camera) {
 		if p.surf.mat == matBook {
 			col = col.scale(0.8 + 0.4*hash2(int64(fi), 0, p.surf.seed))
 		}
-		shade := light
+		// Faces near the floor see less of the room: a little ambient occlusion.
+		shade := light * (1 - 0.25*math.Exp(-math.Max(fc.Y, 0)/0.12))
 		if p.surf.mat == matGlow {
 			shade = 1.1 + 0.2*n.Y
 		}

@@ -114,5 +114,5 @@ func smoothstep(a, b, x float64) float64 {
 	return t * t * (3 - 2*t)
 }
 
-// sinTri is sin(2*pi*t).
-func sinTri(t float64) float64 { return math.Sin(2 * math.Pi * t) }
+// sin2pi is sin(2*pi*t).
+func sin2pi(t float64) float64 { return math.Sin(2 * math.Pi * t) }

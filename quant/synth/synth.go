@@ -50,8 +50,8 @@ func (s *Scene) Next() (*image.RGBA, []Box) {
 	t := float64(s.frame%n) / float64(n)
 	s.frame++
 	// A slow pan there and back with a slight dolly, as a hand-held camera drifts.
-	pan := 0.12 * sinTri(t)
-	pos := s.sc.camPos.add(v3(0.15*sinTri(t+0.25), 0.03*sinTri(2*t), 0))
+	pan := 0.12 * sin2pi(t)
+	pos := s.sc.camPos.add(v3(0.15*sin2pi(t+0.25), 0.03*sin2pi(2*t), 0))
 	cam := newCamera(pos, s.sc.yaw+pan, s.sc.pitch, s.sc.roll, s.sc.f, s.w, s.h)
 	return s.rd.render(s.sc, cam, s.Opt.withDefaults())
 }
