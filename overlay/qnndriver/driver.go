@@ -210,6 +210,25 @@ func (d *Driver) weightBuffers(r qnn.Run) ([2]dma.Buffer, error) {
 	return bufs, nil
 }
 
+// WeightBuffer returns the physical address and size of a preloaded weight buffer:
+// i = 0 the weights (in1), 1 the thresholds (in2) of the first run of the named layer.
+// It is for diagnostics and for fault injection in the simulation (flip a bit in
+// simulated DDR and check that verification names the layer).
+func (d *Driver) WeightBuffer(layer string, i int) (phys uint64, size int, err error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if !d.cfg.Preload || i < 0 || i > 1 {
+		return 0, 0, fmt.Errorf("qnn driver: weight buffer %d of %s: only preloaded buffers 0 and 1 exist", i, layer)
+	}
+	for r, name := range d.names {
+		if name == layer {
+			b := d.weights[r][i]
+			return b.PhysAddr(), len(b.Bytes()), nil
+		}
+	}
+	return 0, 0, fmt.Errorf("qnn driver: no engine layer %q (layers: %v)", layer, d.names)
+}
+
 func closeAll(bufs []dma.Buffer) {
 	for _, b := range bufs {
 		if b != nil {

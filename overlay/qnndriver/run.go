@@ -74,6 +74,43 @@ func (d *Driver) write64(name string, v uint64) {
 func (d *Driver) Run(ctx context.Context, in []byte) ([]byte, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	return d.run(ctx, in, nil)
+}
+
+// LayerOutput is one hidden layer's output in a traced run: after its fused pool, the
+// parts of a split layer concatenated, in the DDR layout (padding bits as the engine
+// left them).
+type LayerOutput struct {
+	Name   string // the model layer's name
+	Layout qnn.Layout
+	Data   []byte
+}
+
+// RunTrace is [Driver.Run] that also copies every layer's output out of DDR as it
+// finishes, for locating the layer where the engine departs from the host reference
+// (qnn.Engine.RunTrace). The last entry's Data is Run's result.
+func (d *Driver) RunTrace(ctx context.Context, in []byte) ([]LayerOutput, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var outs []LayerOutput
+	_, err := d.run(ctx, in, func(first int, buf dma.Buffer) error {
+		r := d.runs[first]
+		l := qnn.DDRLayout(int(r.OFMCh)*r.Parts, r.OutDim)
+		if err := buf.SyncForCPU(); err != nil {
+			return err
+		}
+		outs = append(outs, LayerOutput{Name: d.names[first], Layout: l, Data: append([]byte(nil), buf.Bytes()[:l.Size()]...)})
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return outs, nil
+}
+
+// run is Run; trace, when set, sees each layer's output buffer (first: the layer's
+// first run) before the next layer overwrites its input.
+func (d *Driver) run(ctx context.Context, in []byte, trace func(first int, buf dma.Buffer) error) ([]byte, error) {
 	if d.closed {
 		return nil, errors.New("qnn driver: closed")
 	}
@@ -111,6 +148,11 @@ func (d *Driver) Run(ctx context.Context, in []byte) ([]byte, error) {
 			return nil, err
 		}
 		cur = 1 - cur
+		if trace != nil {
+			if err := trace(i, d.act[cur]); err != nil {
+				return nil, err
+			}
+		}
 		i += r.Parts
 	}
 	if err := d.act[cur].SyncForCPU(); err != nil {
