@@ -8,14 +8,18 @@ import "github.com/fpgadetector/pynq-agent/quant"
 // k loop innermost over one A panel and one B panel. The micro-kernel and mr live in
 // kernel_generic.go (scalar 4x2: 8 accumulators, 4 a and 2 b values fit amd64's scalar
 // float registers without spills; reslicing removes every bounds check from the k loop)
-// and kernel_simd_amd64.go (GOEXPERIMENT=simd: AVX2+FMA 16x2).
+// kernel_simd_amd64.go (GOEXPERIMENT=simd: AVX2+FMA 16x2) and kernel_asm_amd64.go (the
+// default amd64 build: AVX2+FMA assembly, 4x24). Each defines mr and nr (the columns of a
+// register tile and of a B panel).
 
 const (
-	nr      = 2   // columns of a register tile (and of a B panel)
-	kcBlock = 256 // depth of a packed block: one B panel (kcBlock*nr floats) stays in L1
-	mcBlock = 64  // rows of A swept per B panel: mcBlock*kcBlock floats stay in L2
-	ncBlock = 256 // columns of a packed B block (per thread)
+	kcBlock = 256           // depth of a packed block: one B panel (kcBlock*nr floats) stays in L1
+	mcBlock = 64            // rows of A swept per B panel: mcBlock*kcBlock floats stay in L2
+	ncBlock = 256 / nr * nr // columns of a packed B block (per thread), whole panels
 )
+
+// roundUp rounds x up to a multiple of m.
+func roundUp(x, m int) int { return (x + m - 1) / m * m }
 
 // bufFloats is the size of one thread's B packing buffer.
 const bufFloats = kcBlock * ncBlock
@@ -72,18 +76,26 @@ func (s *bSource) pack(dst []float32, k0, kc, j0, nc int) {
 
 // packRows packs rows k0.. of a row-major matrix (row stride ld) starting at column j0.
 func packRows(dst, src []float32, ld, k0, kc, j0, nc int) {
-	full := nc &^ (nr - 1)
+	full := nc / nr * nr
+	step := kc * nr
 	for kk := 0; kk < kc; kk++ {
 		row := src[(k0+kk)*ld+j0 : (k0+kk)*ld+j0+nc]
 		d := dst[kk*nr:]
-		step := kc * nr
-		for c := 0; c+1 < full && c+1 < len(row); c += nr {
-			o := (c / nr) * step
-			d[o], d[o+1] = row[c], row[c+1]
+		if nr == 2 { // the scalar builds: two stores beat a copy call
+			for c := 0; c+1 < full && c+1 < len(row); c += nr {
+				o := (c / nr) * step
+				d[o], d[o+1] = row[c], row[c+1]
+			}
+		} else {
+			for c, o := 0, 0; c < full; c, o = c+nr, o+step {
+				copy(d[o:o+nr], row[c:c+nr])
+			}
 		}
 		if full < nc {
 			o := (full / nr) * step
-			d[o], d[o+1] = row[full], 0
+			tail := d[o : o+nr]
+			copy(tail, row[full:])
+			clear(tail[nc-full:])
 		}
 	}
 }
@@ -116,7 +128,7 @@ func gemmTile(a *PackedA, src bSource, c []float32, ldc, m0, m1, n0, n1 int, buf
 	}
 	for jc := n0; jc < n1; jc += ncBlock {
 		nc := min(ncBlock, n1-jc)
-		ncp := (nc + nr - 1) &^ (nr - 1)
+		ncp := roundUp(nc, nr)
 		for pc := 0; pc < k; pc += kcBlock {
 			kc := min(kcBlock, k-pc)
 			last := pc+kc >= k
@@ -166,12 +178,12 @@ func splitWork(m, n, threads int, tiles []tile) []tile {
 	case threads <= 1:
 		tiles = append(tiles, tile{0, m, 0, n})
 	case n >= threads*minCols:
-		per := ((n+threads-1)/threads + nr - 1) &^ (nr - 1)
+		per := roundUp((n+threads-1)/threads, nr)
 		for j := 0; j < n; j += per {
 			tiles = append(tiles, tile{0, m, j, min(j+per, n)})
 		}
 	default:
-		per := ((m+threads-1)/threads + mr - 1) &^ (mr - 1)
+		per := roundUp((m+threads-1)/threads, mr)
 		for i := 0; i < m; i += per {
 			tiles = append(tiles, tile{i, min(i+per, m), 0, n})
 		}

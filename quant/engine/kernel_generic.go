@@ -1,11 +1,14 @@
-//go:build !(goexperiment.simd && amd64)
+//go:build !amd64 || (purego && !goexperiment.simd)
 
 package engine
 
 import "github.com/fpgadetector/pynq-agent/quant"
 
-// mr is the number of rows of a register tile (and of an A panel).
-const mr = 4
+// mr and nr are the rows and columns of a register tile (and of an A and a B panel).
+const (
+	mr = 4
+	nr = 2
+)
 
 // KernelName says which GEMM micro-kernel this build runs.
 func KernelName() string { return "scalar 4x2" }

@@ -12,8 +12,11 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 )
 
-// mr is the number of rows of a register tile (and of an A panel).
-const mr = 16
+// mr and nr are the rows and columns of a register tile (and of an A and a B panel).
+const (
+	mr = 16
+	nr = 2
+)
 
 var haveFMA = archsimd.X86.AVX2() && archsimd.X86.FMA()
 

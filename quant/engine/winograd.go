@@ -60,7 +60,7 @@ func winogradFilters(w []float32, f, c int) [16]*PackedA {
 // the GEMMs to run at speed, few enough that V and M stay around a few MB.
 func winogradTiles(c, f int) int {
 	t := (1 << 20) / (16 * (c + f))
-	return max(16, min(256, t&^(nr-1)))
+	return max(16, min(256, t/nr*nr))
 }
 
 // winograd runs the convolution through the Winograd path, in parallel over chunks of
@@ -73,7 +73,7 @@ func (cv *Conv) winograd(in, out []float32, w *Workers) {
 	fg := cv.Out.C / cv.groups
 	per := winogradTiles(cg, fg)
 	per = min(per, (tiles+w.n-1)/w.n)
-	per = (per + nr - 1) &^ (nr - 1)
+	per = roundUp(per, nr)
 	chunks := (tiles + per - 1) / per
 	w.parallelForWorker(chunks, func(worker, lo, hi int) {
 		buf := w.scratch(worker, 16*(cg+fg)*per)
