@@ -81,6 +81,8 @@ whatever --workers is.`,
 	f.BoolVar(&opt.AllClasses, "all-classes", false, "label the distractor furniture too (8 classes; chair stays class 0)")
 	f.BoolVar(&opt.AbsPaths, "abs-paths", false, "write absolute image paths in train.txt/val.txt and synth.data (darknet resolves relative paths from its working directory)")
 	f.BoolVar(&opt.Force, "force", false, "replace a dataset already in --out")
+	f.Float64Var(&opt.MinVisible, "min-visible", 0.25, "smallest visible fraction of an object that gets a box")
+	f.IntVar(&opt.MinSide, "min-side", 4, "smallest box side in pixels")
 	_ = cmd.MarkFlagRequired("out")
 	_ = cmd.MarkFlagRequired("count")
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {

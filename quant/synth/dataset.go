@@ -26,6 +26,8 @@ type DatasetOptions struct {
 	AllClasses  bool    // label the distractors too (classes.names lists ClassNames)
 	AbsPaths    bool    // list files hold absolute paths (darknet resolves relative ones from its working directory)
 	Force       bool    // replace an existing dataset in Out
+	MinVisible  float64 // see Options (default 0.25)
+	MinSide     int     // see Options (default 4 pixels)
 	// Progress is called after each image is written (from worker goroutines,
 	// serialized), with the number done so far.
 	Progress func(done int)
@@ -219,7 +221,7 @@ func writeImage(rd *renderer, opt DatasetOptions, i int, isVal bool) ([]Box, int
 	seed := ImageSeed(opt.Seed, i)
 	sc := newSceneDesc(seed, opt.Width, opt.Height)
 	cam := sc.camera()
-	img, boxes := rd.render(sc, cam, Options{AllClasses: opt.AllClasses}.withDefaults())
+	img, boxes := rd.render(sc, cam, Options{AllClasses: opt.AllClasses, MinVisible: opt.MinVisible, MinSide: opt.MinSide}.withDefaults())
 	quality := 72 + int(hash2(seed, 3, 0)*24)
 	var buf bytes.Buffer
 	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {

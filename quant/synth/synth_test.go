@@ -337,3 +337,17 @@ func TestChairStatistics(t *testing.T) {
 		t.Errorf("spread too narrow: %d empty, %d with 3+, %d small, %d large, %d partial", empty, many, small, large, partial)
 	}
 }
+
+func TestSizes(t *testing.T) {
+	for _, sz := range []image.Point{{32, 32}, {640, 480}, {120, 300}} {
+		img, boxes := Render(11, sz.X, sz.Y)
+		if img.Bounds().Dx() != sz.X || img.Bounds().Dy() != sz.Y {
+			t.Errorf("%v: image %v", sz, img.Bounds())
+		}
+		for _, b := range boxes {
+			if b.Min.X < 0 || b.Min.Y < 0 || b.Max.X > sz.X || b.Max.Y > sz.Y || b.Min.X >= b.Max.X || b.Min.Y >= b.Max.Y {
+				t.Errorf("%v: box %v-%v outside the frame", sz, b.Min, b.Max)
+			}
+		}
+	}
+}
