@@ -50,6 +50,7 @@ type object struct {
 	halfW  float64 // footprint half width (local x) and half depth (local z)
 	halfD  float64
 	height float64
+	local  []prim // the solids in object coordinates (for moving it)
 }
 
 // builder collects an object's solids in object-local coordinates: origin on the
@@ -134,17 +135,25 @@ func (b *builder) blob(c vec3, r float64, s surface) {
 
 // place moves the built solids into the world at pos turned by yaw.
 func (b *builder) place(class Class, pos vec3, yaw, halfW, halfD float64) *object {
-	rot := rotY(yaw)
-	o := &object{class: class, pos: pos, yaw: yaw, halfW: halfW, halfD: halfD}
-	for _, p := range b.prims {
-		q := prim{v: make([]vec3, len(p.v)), faces: p.faces, radius: p.radius, surf: p.surf}
-		for i, v := range p.v {
-			q.v[i] = rot.mul(v).add(pos)
-			o.height = math.Max(o.height, q.v[i].Y+p.radius)
-		}
-		o.prims = append(o.prims, q)
+	o := &object{class: class, halfW: halfW, halfD: halfD, local: b.prims}
+	o.prims = make([]prim, len(b.prims))
+	for i, p := range b.prims {
+		o.prims[i] = prim{v: make([]vec3, len(p.v)), faces: p.faces, radius: p.radius, surf: p.surf}
 	}
+	o.move(pos, yaw)
 	return o
+}
+
+// move puts the object at pos turned by yaw.
+func (o *object) move(pos vec3, yaw float64) {
+	rot := rotY(yaw)
+	o.pos, o.yaw, o.height = pos, yaw, 0
+	for i, p := range o.local {
+		for j, v := range p.v {
+			o.prims[i].v[j] = rot.mul(v).add(pos)
+			o.height = math.Max(o.height, o.prims[i].v[j].Y+p.radius)
+		}
+	}
 }
 
 // footRadius is the radius of a circle around the footprint (for spacing objects).

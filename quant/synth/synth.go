@@ -31,6 +31,7 @@ type Scene struct {
 	frame      int
 	sc         *scene
 	rd         *renderer
+	swivel     []swivel
 	RoomFrames int     // frames per room (default 300)
 	Opt        Options // which objects get boxes
 }
@@ -46,9 +47,20 @@ func (s *Scene) Next() (*image.RGBA, []Box) {
 	room := s.frame / n
 	if s.sc == nil || s.frame%n == 0 {
 		s.sc = newSceneDesc(s.seed*1_000_003+int64(room), s.w, s.h)
+		s.swivel = s.swivel[:0]
+		for _, o := range s.sc.objs {
+			if o.class == Chair {
+				s.swivel = append(s.swivel, swivel{o, o.yaw})
+			}
+		}
 	}
 	t := float64(s.frame%n) / float64(n)
 	s.frame++
+	// Someone fidgets: the first chair of the room swivels back and forth.
+	if len(s.swivel) > 0 {
+		sw := s.swivel[0]
+		sw.o.move(sw.o.pos, sw.yaw0+0.6*sin2pi(2*t))
+	}
 	// A slow pan there and back with a slight dolly, as a hand-held camera drifts.
 	pan := 0.12 * sin2pi(t)
 	pos := s.sc.camPos.add(v3(0.15*sin2pi(t+0.25), 0.03*sin2pi(2*t), 0))
@@ -58,3 +70,9 @@ func (s *Scene) Next() (*image.RGBA, []Box) {
 
 // Frame returns the index of the next frame.
 func (s *Scene) Frame() int { return s.frame }
+
+// swivel is a chair that turns during a stream, with its starting yaw.
+type swivel struct {
+	o    *object
+	yaw0 float64
+}
