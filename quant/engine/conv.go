@@ -225,9 +225,14 @@ func (cv *Conv) depthwise(in, out []float32, w *Workers) {
 	inPlane := cv.In.H * cv.In.W
 	outPlane := cv.Out.H * cv.Out.W
 	ks2 := cv.size * cv.size
-	w.parallelFor(cv.Out.C, func(lo, hi int) {
+	w.parallelForWorker(cv.Out.C, func(worker, lo, hi int) {
+		buf := w.scratch(worker, depthwiseScratch(cv.size, cv.stride, cv.Out.H, cv.Out.W))
 		for ch := lo; ch < hi; ch++ {
 			o := out[ch*outPlane : (ch+1)*outPlane]
+			if depthwisePlaneVec(in[ch*inPlane:(ch+1)*inPlane], cv.In.H, cv.In.W, cv.dw[ch*ks2:(ch+1)*ks2],
+				cv.size, cv.stride, cv.pad, cv.bias[ch], cv.act, o, cv.Out.H, cv.Out.W, buf) {
+				continue // amd64 assembly
+			}
 			DepthwisePlane(in[ch*inPlane:(ch+1)*inPlane], cv.In.H, cv.In.W, cv.dw[ch*ks2:(ch+1)*ks2],
 				cv.size, cv.stride, cv.pad, cv.bias[ch], cv.act, o, cv.Out.H, cv.Out.W)
 		}

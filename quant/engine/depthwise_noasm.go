@@ -1,0 +1,14 @@
+//go:build !amd64 || purego || goexperiment.simd
+
+package engine
+
+import "github.com/fpgadetector/pynq-agent/quant"
+
+// depthwiseScratch is 0: builds without the amd64 assembly have no vector plane path.
+func depthwiseScratch(size, stride, oh, ow int) int { return 0 }
+
+// depthwisePlaneVec computes nothing in builds without the amd64 assembly; the caller
+// runs [DepthwisePlane].
+func depthwisePlaneVec(in []float32, h, w int, k []float32, size, stride, pad int, bias float32, act quant.Activation, out []float32, oh, ow int, buf []float32) bool {
+	return false
+}
