@@ -232,10 +232,18 @@ func (b *builder) armchair() (float64, float64) {
 	b.slab(v3(-w/2, legH, -d/2), v3(w/2, sh-0.08, d/2), fab)
 	b.slab(v3(-w/2+armW, sh-0.08, -d/2+0.01), v3(w/2-armW, sh, d/2-backT), cushion)
 	tilt := r.rangef(0, 0.15)
+	wings := r.chance(0.2)
+	if !wings && r.chance(0.2) { // lounge chair: low, leaning back
+		tilt = r.rangef(0.2, 0.35)
+	}
 	bc := v3(0, (legH+backTop)/2, d/2-backT/2)
 	b.box(bc, v3(w/2-armW*0.5, (backTop-legH)/2, backT/2), rotX(tilt), fab)
 	for _, x := range []float64{-w/2 + armW/2, w/2 - armW/2} {
 		b.slab(v3(x-armW/2, legH, -d/2), v3(x+armW/2, armH, d/2-0.02), fab)
+		if wings {
+			// Wings: side panels from the arms up to the top of the back.
+			b.slab(v3(x-armW/2, armH, d/2-backT-r.rangef(0.1, 0.25)), v3(x+armW/2, backTop-0.05, d/2), fab)
+		}
 	}
 	return w / 2, d/2 + (backTop-legH)/2*math.Sin(tilt)
 }

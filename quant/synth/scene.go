@@ -172,6 +172,9 @@ func (sc *scene) furnish(r *rng) {
 		nChairs -= sc.diningSet(r, min(nChairs, 4))
 	}
 	for range nChairs {
+		if r.chance(0.15) && sc.chairByWall(r) {
+			continue
+		}
 		frac := math.Exp(r.rangef(math.Log(0.05), math.Log(0.6)))
 		for try := 0; try < 30; try++ {
 			z := clamp(sc.chairDepth(frac)*r.rangef(0.85, 1.15), 0.9, sc.room.depth-0.5)
@@ -190,7 +193,7 @@ func (sc *scene) furnish(r *rng) {
 			b, hw, hd := sc.build(r, kind)
 			var p vec3
 			var yaw float64
-			if (kind == Shelf || kind == Cabinet || kind == Sofa) && r.chance(0.7) {
+			if kind == Shelf || (kind == Cabinet || kind == Sofa) && r.chance(0.7) {
 				p, yaw = sc.againstWall(r, hd)
 			} else {
 				z := math.Exp(r.rangef(math.Log(1.8), math.Log(math.Max(2, sc.room.depth-0.3))))
@@ -207,6 +210,20 @@ func (sc *scene) furnish(r *rng) {
 			break
 		}
 	}
+}
+
+// chairByWall stands a chair with its back to a wall, facing into the room.
+func (sc *scene) chairByWall(r *rng) bool {
+	for try := 0; try < 10; try++ {
+		b, hw, hd := sc.build(r, Chair)
+		p, yaw := sc.againstWall(r, hd)
+		if !sc.fits(p, math.Hypot(hw, hd), nil) {
+			continue
+		}
+		sc.objs = append(sc.objs, b.place(Chair, p, yaw+r.rangef(-0.2, 0.2), hw, hd))
+		return true
+	}
+	return false
 }
 
 // againstWall puts an object's back to the back wall or a side wall.
