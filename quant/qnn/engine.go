@@ -50,6 +50,12 @@ type engineLayer struct {
 	inC    int
 	dw     int // dense words per output channel
 	wDense []uint64
+
+	// With a vector dot kernel (vectorDot), w and wDense also exist interleaved by
+	// blocks of 32 output channels (interleave32); channels past the last full block
+	// use the scalar kernel.
+	wv, wvDense []uint64
+	thrV, invV  []int64 // thr and invMask for the vector kernel, see thresholds8
 }
 
 // NewEngine prepares the hidden layers of m for the host engine. threads <= 0 uses
@@ -91,6 +97,13 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 			}
 			if l.Quant.Invert[o] {
 				el.invMask[o] = 7
+			}
+		}
+		if vectorDot() {
+			el.thrV, el.invV = el.thresholds8()
+			el.wv = interleave32(el.w, el.outCh, el.sf)
+			if el.wDense != nil {
+				el.wvDense = interleave32(el.wDense, el.outCh, el.dw)
 			}
 		}
 		if el.outCh%4 != 0 {
@@ -204,7 +217,7 @@ func (l *engineLayer) convRows(in, out []uint64, r0, r1 int) {
 					}
 				}
 			}
-			l.outputs(x, l.w, l.sf, total, out[3*(r*l.outDim+c)*gout:3*(r*l.outDim+c+1)*gout])
+			l.outputs(x, l.w, l.wv, l.sf, total, out[3*(r*l.outDim+c)*gout:3*(r*l.outDim+c+1)*gout])
 		}
 	}
 }
@@ -265,10 +278,10 @@ func (l *engineLayer) convRowsDense(in, out []uint64, r0, r1 int) {
 				}
 			}
 			dst := out[3*(r*l.outDim+c)*gout : 3*(r*l.outDim+c+1)*gout]
-			if dw == 3 {
+			if dw == 3 && l.wvDense == nil {
 				l.outputs3(x, total, dst)
 			} else {
-				l.outputs(x, l.wDense, dw, total, dst)
+				l.outputs(x, l.wDense, l.wvDense, dw, total, dst)
 			}
 		}
 	}
@@ -291,11 +304,52 @@ func dotMasked4(x, w []uint64, sf int) (d0, d1, d2, d3 int) {
 	return
 }
 
+// interleave32 reorders the weights of outCh channels (sf words each) for
+// dotPlanes32: word q of channel 32b+j at index 32(b*sf+q)+j. Channels past the last
+// full block of 32 are left out.
+func interleave32(w []uint64, outCh, sf int) []uint64 {
+	blocks := outCh / 32
+	v := make([]uint64, blocks*32*sf)
+	for b := 0; b < blocks; b++ {
+		for j := 0; j < 32; j++ {
+			for q := 0; q < sf; q++ {
+				v[32*(b*sf+q)+j] = w[(32*b+j)*sf+q]
+			}
+		}
+	}
+	return v
+}
+
+// thresholds8 lays out the thresholds and invert masks for levels32, by blocks of 8
+// channels: threshold i of channel 8c+j at 8(7c+i)+j, the mask of channel o at o.
+func (l *engineLayer) thresholds8() (thr, inv []int64) {
+	n := l.outCh / 8 * 8
+	thr, inv = make([]int64, 7*n), make([]int64, n)
+	for o := 0; o < n; o++ {
+		for i := 0; i < 7; i++ {
+			thr[8*(7*(o/8)+i)+o%8] = int64(l.thr[7*o+i])
+		}
+		inv[o] = int64(l.invMask[o])
+	}
+	return thr, inv
+}
+
 // outputs computes every output channel of one pixel from its gathered window x (sf
-// words per channel in w) and writes the levels into the pixel's bit planes dst.
-func (l *engineLayer) outputs(x, w []uint64, sf, total int, dst []uint64) {
+// words per channel in w, and interleaved in wv if not nil) and writes the levels into
+// the pixel's bit planes dst (zero on entry).
+func (l *engineLayer) outputs(x, w, wv []uint64, sf, total int, dst []uint64) {
+	o0 := 0
+	if wv != nil {
+		for ; o0+32 <= l.outCh; o0 += 32 {
+			p0, p1, p2 := levels32(&x[0], &wv[o0*sf], sf, total, &l.thrV[7*o0], &l.invV[o0])
+			q, sh := 3*(o0/64), uint(o0%64)
+			dst[q] |= p0 << sh
+			dst[q+1] |= p1 << sh
+			dst[q+2] |= p2 << sh
+		}
+	}
 	var p0, p1, p2 uint64
-	for o := 0; o < l.outCh; o += 4 {
+	for o := o0; o < l.outCh; o += 4 {
 		d0, d1, d2, d3 := dotMasked4(x, w[o*sf:(o+4)*sf], sf)
 		// Four levels interleaved (3 bits each) -> 4 bits in each plane at lanes
 		// o%64 .. o%64+3.
@@ -308,7 +362,9 @@ func (l *engineLayer) outputs(x, w []uint64, sf, total int, dst []uint64) {
 		p2 |= uint64(t>>8) << sh
 		if sh == 60 || o+4 == l.outCh {
 			q := 3 * (o / 64)
-			dst[q], dst[q+1], dst[q+2] = p0, p1, p2
+			dst[q] |= p0
+			dst[q+1] |= p1
+			dst[q+2] |= p2
 			p0, p1, p2 = 0, 0, 0
 		}
 	}

@@ -1,0 +1,25 @@
+//go:build amd64 && !purego
+
+package qnn
+
+import "golang.org/x/sys/cpu"
+
+// On amd64 CPUs with AVX-512 VPOPCNTQ the engine's dot products run in assembly
+// (engine_amd64.s): eight output channels per vector, 32 per call, each window word
+// broadcast once for the 32 channels. Other CPUs run the Go kernels.
+
+// useVPOPCNT selects the assembly kernel; tests switch it off to check the Go path.
+var useVPOPCNT = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPOPCNTDQ
+
+// levels32 computes the levels of 32 output channels of one pixel and returns their
+// plane bits (channel j at bit j of p0, p1, p2): d_j = sum over q < sf of
+// sum_b 2^b popcount(x[3q+b] & w[32q+j]), acc = int16(total - 2 d_j), level =
+// count(acc >= thr[56(j/8)+8i+j%8], i < 7) ^ inv[j]. The weights are interleaved (word q
+// of channel j at w[32q+j]), thresholds and invert masks laid out by thresholds8. sf
+// must be at least 1. Implemented in engine_amd64.s.
+//
+//go:noescape
+func levels32(x *uint64, w *uint64, sf int, total int, thr *int64, inv *int64) (p0, p1, p2 uint64)
+
+// vectorDot reports whether this build and CPU run levels32.
+func vectorDot() bool { return useVPOPCNT }

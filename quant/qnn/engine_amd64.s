@@ -1,0 +1,111 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// BLOCK accumulates one 8-channel weight vector (at off(DI)) against the three
+// broadcast plane words Z12-Z14 into the plane accumulators a0, a1, a2.
+#define BLOCK(off, a0, a1, a2) \
+	VMOVDQU64 off(DI), Z15;  \
+	VPANDQ    Z15, Z12, Z16; \
+	VPANDQ    Z15, Z13, Z17; \
+	VPANDQ    Z15, Z14, Z18; \
+	VPOPCNTQ  Z16, Z16;      \
+	VPOPCNTQ  Z17, Z17;      \
+	VPOPCNTQ  Z18, Z18;      \
+	VPADDQ    Z16, a0, a0;   \
+	VPADDQ    Z17, a1, a1;   \
+	VPADDQ    Z18, a2, a2
+
+// LEVELS turns the plane accumulators a0, a1, a2 of eight channels (block k of the
+// call) into their three plane bytes, ORed into R10, R11, R12 at bit 8k:
+// d = a0 + 2 a1 + 4 a2, acc = int16(total - 2d), n = count(acc >= t_i) ^ inv.
+#define LEVELS(k, a0, a1, a2) \
+	VPSLLQ    $1, a1, a1;                    \
+	VPSLLQ    $2, a2, a2;                    \
+	VPADDQ    a1, a0, a0;                    \
+	VPADDQ    a2, a0, a0;                    \
+	VPADDQ    a0, a0, a0;                    \
+	VPSUBQ    a0, Z28, a0;                   \
+	VPSLLQ    $48, a0, a0;                   \
+	VPSRAQ    $48, a0, a0;                   \
+	VPXORQ    a1, a1, a1;                    \
+	VPCMPQ    $5, (k*448)(BX), a0, K1;       \
+	VPADDQ    Z31, a1, K1, a1;               \
+	VPCMPQ    $5, (k*448+64)(BX), a0, K1;    \
+	VPADDQ    Z31, a1, K1, a1;               \
+	VPCMPQ    $5, (k*448+128)(BX), a0, K1;   \
+	VPADDQ    Z31, a1, K1, a1;               \
+	VPCMPQ    $5, (k*448+192)(BX), a0, K1;   \
+	VPADDQ    Z31, a1, K1, a1;               \
+	VPCMPQ    $5, (k*448+256)(BX), a0, K1;   \
+	VPADDQ    Z31, a1, K1, a1;               \
+	VPCMPQ    $5, (k*448+320)(BX), a0, K1;   \
+	VPADDQ    Z31, a1, K1, a1;               \
+	VPCMPQ    $5, (k*448+384)(BX), a0, K1;   \
+	VPADDQ    Z31, a1, K1, a1;               \
+	VPXORQ    (k*64)(R8), a1, a1;            \
+	VPTESTMQ  Z31, a1, K1;                   \
+	VPTESTMQ  Z30, a1, K2;                   \
+	VPTESTMQ  Z29, a1, K3;                   \
+	KMOVW     K1, AX;                        \
+	SHLQ      $(8*k), AX;                    \
+	ORQ       AX, R10;                       \
+	KMOVW     K2, AX;                        \
+	SHLQ      $(8*k), AX;                    \
+	ORQ       AX, R11;                       \
+	KMOVW     K3, AX;                        \
+	SHLQ      $(8*k), AX;                    \
+	ORQ       AX, R12
+
+// func levels32(x *uint64, w *uint64, sf int, total int, thr *int64, inv *int64) (p0, p1, p2 uint64)
+TEXT ·levels32(SB), NOSPLIT, $0-72
+	MOVQ   x+0(FP), SI
+	MOVQ   w+8(FP), DI
+	MOVQ   sf+16(FP), CX
+	MOVQ   thr+32(FP), BX
+	MOVQ   inv+40(FP), R8
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+
+loop32:
+	VPBROADCASTQ 0(SI), Z12
+	VPBROADCASTQ 8(SI), Z13
+	VPBROADCASTQ 16(SI), Z14
+	BLOCK(0, Z0, Z1, Z2)
+	BLOCK(64, Z3, Z4, Z5)
+	BLOCK(128, Z6, Z7, Z8)
+	BLOCK(192, Z9, Z10, Z11)
+	ADDQ         $24, SI
+	ADDQ         $256, DI
+	DECQ         CX
+	JNZ          loop32
+
+	VPBROADCASTQ total+24(FP), Z28
+	MOVQ         $1, AX
+	VPBROADCASTQ AX, Z31
+	MOVQ         $2, AX
+	VPBROADCASTQ AX, Z30
+	MOVQ         $4, AX
+	VPBROADCASTQ AX, Z29
+	XORQ         R10, R10
+	XORQ         R11, R11
+	XORQ         R12, R12
+	LEVELS(0, Z0, Z1, Z2)
+	LEVELS(1, Z3, Z4, Z5)
+	LEVELS(2, Z6, Z7, Z8)
+	LEVELS(3, Z9, Z10, Z11)
+	MOVQ         R10, p0+48(FP)
+	MOVQ         R11, p1+56(FP)
+	MOVQ         R12, p2+64(FP)
+	VZEROUPPER
+	RET

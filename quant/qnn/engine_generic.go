@@ -1,0 +1,11 @@
+//go:build !amd64 || purego
+
+package qnn
+
+// vectorDot reports whether this build and CPU run levels32: never outside amd64.
+func vectorDot() bool { return false }
+
+// levels32 is never called when vectorDot is false.
+func levels32(x *uint64, w *uint64, sf int, total int, thr *int64, inv *int64) (p0, p1, p2 uint64) {
+	panic("qnn: no vector kernel")
+}
