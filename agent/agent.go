@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sort"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -54,8 +55,15 @@ type Agent struct {
 	machine *sim.Machine         // the simulated board (sim backend), for tests
 	tel     *telemetry.Telemetry // kernel telemetry; nil when unavailable
 
+	drv *qnndriver.Driver // the engine driver (QNN models)
+
 	ready   atomic.Bool
 	viewers atomic.Pointer[func() int]
+
+	verifyMu     sync.Mutex    // one verification image at a time
+	verifyActive atomic.Int64  // UnixNano when the image in verification started, 0 idle
+	verifyLast   atomic.Int64  // UnixNano when the last one finished
+	verified     atomic.Uint64 // verification images done
 }
 
 var _ web.Backend = (*Agent)(nil)
@@ -219,6 +227,7 @@ func (a *Agent) startQNN(ctx context.Context) error {
 		return fmt.Errorf("engine: %w", err)
 	}
 	a.onClose(drv.Close)
+	a.drv = drv
 	if a.model, err = NewQNNModel(det, drv, float32(c.Model.NMS)); err != nil {
 		return err
 	}
@@ -430,6 +439,9 @@ func (a *Agent) Status() web.Status {
 	}
 	if a.tel != nil {
 		st.Extra["telemetry"] = a.tel.StatusExtra()
+	}
+	if a.drv != nil {
+		st.Extra["verification"] = a.verifyStatus()
 	}
 	if a.cfg.Model.Kind == ModelDarknet {
 		st.Backend = "cpu"

@@ -93,6 +93,7 @@ func NewServer(b Backend, h *Hub, opt ServerOptions) http.Handler {
 	mux.HandleFunc("GET /api/snapshot.jpg", s.snapshot)
 	mux.HandleFunc("GET /api/detections", s.detections)
 	mux.HandleFunc("/api/control", s.control)
+	mux.HandleFunc("/api/verify", s.verify)
 	mux.HandleFunc("GET /ws", s.feed)
 	mux.Handle("/", pageHandler()) // GET/HEAD only: the file server refuses others
 	return mux

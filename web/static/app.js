@@ -185,7 +185,12 @@
     }
     paused = !!st.paused;
     $("pause").textContent = paused ? "Resume" : "Pause";
-    if (state.connected) setConn(paused ? "reconnecting" : "live", paused ? "live · paused" : "live");
+    // Verification images (pynqctl verify) share the engine with the feed, which keeps
+    // running: the pill says so while they come in.
+    const ver = st.extra && st.extra.verification;
+    const verifying = !!(ver && ver.active);
+    if (state.connected) setConn(paused ? "reconnecting" : "live",
+      (paused ? "live · paused" : "live") + (verifying ? " · verifying (frames interleaved)" : ""));
     if (document.activeElement !== $("classes")) $("classes").value = (st.classes || []).join(", ");
     const tel = st.extra && st.extra.telemetry;
     $("telemetryCard").hidden = !tel;
