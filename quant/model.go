@@ -48,6 +48,10 @@ const (
 	ActLogistic Activation = "logistic"
 	ActMish     Activation = "mish"
 	ActSwish    Activation = "swish"
+	// ActLHTan is darknet's leaky hard tanh (pjreddie and AlexeyAB): x on [0,1], slope
+	// 0.001 outside (0.001x below 0, 1+0.001(x-1) above 1). A 3-bit quantizer with scale
+	// 1/7 after it sees QNN-MO's clip [0,1]: todarknet's lhtan export uses it.
+	ActLHTan Activation = "lhtan"
 )
 
 // Dialect records which darknet a model came from, where their semantics differ.

@@ -357,7 +357,7 @@ padding=1
 filters=24
 size=1
 stride=1
-activation=relu
+activation=lhtan
 [shortcut]
 from=-2
 activation=leaky

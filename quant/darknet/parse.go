@@ -180,15 +180,15 @@ func (b *builder) activation(f *fields, def string) quant.Activation {
 		name = o.val
 	}
 	switch a := quant.Activation(name); a {
-	case quant.ActLeaky, quant.ActReLU, quant.ActLinear, quant.ActLogistic:
-		return a
+	case quant.ActLeaky, quant.ActReLU, quant.ActLinear, quant.ActLogistic, quant.ActLHTan:
+		return a // both darknets read these (lhtan: activations.c get_activation)
 	case quant.ActMish, quant.ActSwish:
 		if b.dialect == quant.DialectPjreddie {
 			f.fail(o, "activation", "pjreddie darknet has no %s activation (AlexeyAB darknet has)", name)
 		}
 		return a
 	}
-	f.fail(o, "activation", "not supported (supported: leaky, relu, linear, logistic, mish, swish)")
+	f.fail(o, "activation", "not supported (supported: leaky, relu, linear, logistic, lhtan, mish, swish)")
 	return quant.ActLinear
 }
 

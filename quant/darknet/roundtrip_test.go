@@ -192,3 +192,24 @@ func TestWriteErrors(t *testing.T) {
 		t.Errorf("WriteCfg route to the input: %v", err)
 	}
 }
+
+// TestLHTan: both darknets read activation=lhtan (todarknet's float export of the W1A3
+// model writes it); it parses in either dialect without changing the dialect and
+// round-trips through WriteCfg.
+func TestLHTan(t *testing.T) {
+	cfg := netHead + "[convolutional]\nbatch_normalize=1\nfilters=4\nsize=3\npad=1\nactivation=lhtan\n[convolutional]\nfilters=2\nsize=1\nactivation=linear\n"
+	for _, d := range []quant.Dialect{"", quant.DialectPjreddie, quant.DialectAlexeyAB} {
+		m, err := darknet.ParseCfg(strings.NewReader(cfg), "lhtan.cfg", darknet.Options{Dialect: d})
+		if err != nil {
+			t.Fatalf("dialect %q: %v", d, err)
+		}
+		if a := m.Layers[0].Conv.Activation; a != quant.ActLHTan {
+			t.Fatalf("dialect %q: activation %q", d, a)
+		}
+		testmodel.RandomizeWeights(m, 5)
+		back, text, _ := roundTrip(t, m, darknet.Header{Major: 0, Minor: 2})
+		if !reflect.DeepEqual(back, m) || !strings.Contains(string(text), "activation=lhtan") {
+			t.Fatalf("dialect %q: round trip differs:\n%s", d, text)
+		}
+	}
+}

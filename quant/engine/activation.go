@@ -10,10 +10,10 @@ import (
 // checkActivation reports activations the engine does not know.
 func checkActivation(a quant.Activation) error {
 	switch a {
-	case quant.ActLinear, quant.ActLeaky, quant.ActReLU, quant.ActLogistic, quant.ActMish, quant.ActSwish:
+	case quant.ActLinear, quant.ActLeaky, quant.ActReLU, quant.ActLogistic, quant.ActMish, quant.ActSwish, quant.ActLHTan:
 		return nil
 	}
-	return fmt.Errorf("activation %q is not supported (use linear, leaky, relu, logistic, mish or swish)", a)
+	return fmt.Errorf("activation %q is not supported (use linear, leaky, relu, logistic, lhtan, mish or swish)", a)
 }
 
 // Logistic is darknet's logistic_activate: 1/(1+e^-x).
@@ -36,6 +36,18 @@ func softplus(x, threshold float32) float32 {
 func Mish(x float32) float32 {
 	sp := float64(softplus(x, 20))
 	return x * float32(2/(1+math.Exp(-2*sp))-1)
+}
+
+// LHTan is darknet's lhtan_activate (leaky hard tanh): x on [0,1], slope 0.001 outside.
+// pjreddie's C multiplies by the double .001 and rounds to float once; so does this.
+func LHTan(x float32) float32 {
+	switch {
+	case x < 0:
+		return float32(.001 * float64(x))
+	case x > 1:
+		return float32(.001*float64(x-1) + 1)
+	}
+	return x
 }
 
 // Activate applies a darknet activation to x in place.
@@ -64,6 +76,10 @@ func Activate(x []float32, a quant.Activation) {
 	case quant.ActSwish:
 		for i, v := range x {
 			x[i] = v * Logistic(v)
+		}
+	case quant.ActLHTan:
+		for i, v := range x {
+			x[i] = LHTan(v)
 		}
 	}
 }

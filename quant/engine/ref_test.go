@@ -40,6 +40,14 @@ func refActivate(x float64, a quant.Activation) float64 {
 		return x * math.Tanh(sp)
 	case quant.ActSwish:
 		return x / (1 + math.Exp(-x))
+	case quant.ActLHTan: // darknet activations.h lhtan_activate
+		if x < 0 {
+			return .001 * x
+		}
+		if x > 1 {
+			return .001*(x-1) + 1
+		}
+		return x
 	}
 	return x
 }

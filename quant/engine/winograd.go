@@ -20,7 +20,7 @@ const winogradMinChannels = 8
 
 // useWinograd says whether a convolution takes the Winograd path.
 func useWinograd(c *quant.Conv, inC int) bool {
-	return c.Size == 3 && c.Stride == 1 && !c.XNOR &&
+	return winogradPays && c.Size == 3 && c.Stride == 1 && !c.XNOR &&
 		inC/c.Groups >= winogradMinChannels && c.Filters/c.Groups >= winogradMinChannels
 }
 
@@ -198,6 +198,8 @@ func activate1(v float32, a quant.Activation) float32 {
 		return Mish(v)
 	case quant.ActSwish:
 		return v * Logistic(v)
+	case quant.ActLHTan:
+		return LHTan(v)
 	}
 	return v
 }
