@@ -188,33 +188,43 @@ func (s im2col) pack(dst []float32, k0, kc, j0, nc int) {
 		ky, kx := r/s.size, r%s.size
 		plane := s.in[ch*s.h*s.w : (ch+1)*s.h*s.w]
 		d := dst[kk*nr:]
+		// Columns go in pieces that stay inside one output row and one B panel: each
+		// piece is a contiguous run of dst, filled by copy where the stride is 1.
 		for col := 0; col < nc; {
 			j := j0 + col
 			oy, ox := j/s.outW, j%s.outW
-			cnt := min(s.outW-ox, nc-col)
+			cnt := min(s.outW-ox, nc-col, nr-col%nr)
+			piece := d[(col/nr)*step+col%nr:][:cnt]
 			iy := oy*s.stride - s.pad + ky
-			if iy < 0 || iy >= s.h {
-				for c := col; c < col+cnt; c++ {
-					d[(c/nr)*step+c%nr] = 0
-				}
-			} else {
+			ix := ox*s.stride - s.pad + kx
+			switch {
+			case iy < 0 || iy >= s.h:
+				clear(piece)
+			case s.stride == 1:
 				row := plane[iy*s.w : (iy+1)*s.w]
-				ix := ox*s.stride - s.pad + kx
-				for c := col; c < col+cnt; c++ {
+				lo := min(max(0, -ix), cnt)     // columns left of the image
+				hi := max(lo, min(cnt, s.w-ix)) // end of the columns inside it
+				clear(piece[:lo])
+				if hi > lo {
+					copy(piece[lo:hi], row[ix+lo:])
+				}
+				clear(piece[hi:])
+			default:
+				row := plane[iy*s.w : (iy+1)*s.w]
+				for c := range piece {
 					var v float32
 					if uint(ix) < uint(len(row)) {
 						v = row[ix]
 					}
-					d[(c/nr)*step+c%nr] = v
+					piece[c] = v
 					ix += s.stride
 				}
 			}
 			col += cnt
 		}
 		if nc%nr != 0 {
-			for c := nc; c%nr != 0; c++ {
-				d[(c/nr)*step+c%nr] = 0
-			}
+			p := (nc / nr) * step
+			clear(d[p+nc%nr : p+nr])
 		}
 	}
 }

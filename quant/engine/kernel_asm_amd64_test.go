@@ -21,6 +21,17 @@ func withGoKernels(tb testing.TB, f func()) {
 	f()
 }
 
+// TestWinogradWithAsmKernel runs the convolution tests with Winograd switched back on:
+// the assembly build skips it, but it must stay correct for the other builds and CPUs.
+func TestWinogradWithAsmKernel(t *testing.T) {
+	saved := winogradPays
+	winogradPays = true
+	defer func() { winogradPays = saved }()
+	t.Run("chosen", TestWinogradChosen)
+	t.Run("convolutions", TestConvolutions)
+	t.Run("random", TestRandomConvolutions)
+}
+
 // TestAsmKernelMatchesGo runs the packed GEMM with the epilogue on shapes that are not
 // multiples of the 4x24 tile (k=1, tiny, k spanning several kcBlock blocks so that the
 // kernel accumulates into C, columns spanning several ncBlock blocks) and compares the
@@ -72,6 +83,9 @@ func TestAsmKernelMatchesGo(t *testing.T) {
 // TestAsmKernelLeavesNeighbours checks that a full tile's store writes its 4x24 block
 // only: C is a window of a larger matrix whose other values must survive.
 func TestAsmKernelLeavesNeighbours(t *testing.T) {
+	if !useAVX2 {
+		t.Skip("this CPU has no AVX2+FMA")
+	}
 	r := rand.New(rand.NewPCG(23, 24))
 	const kc, ldc = 5, 30
 	a, b := randSlice(r, kc*mr, -1, 1), randSlice(r, kc*nr, -1, 1)

@@ -4,6 +4,10 @@ package engine
 
 import "github.com/fpgadetector/pynq-agent/quant"
 
+// winogradPays: with the scalar or archsimd GEMM, Winograd's 2.25x fewer multiplications
+// beat its transforms.
+var winogradPays = true
+
 // depthwiseScratch is 0: builds without the amd64 assembly have no vector plane path.
 func depthwiseScratch(size, stride, oh, ow int) int { return 0 }
 
