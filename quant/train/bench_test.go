@@ -72,3 +72,36 @@ func BenchmarkTrainStep(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkParallelism compares the two ways of using the cores: images in parallel
+// (one goroutine per image, single-threaded GEMMs; the default) and one image at a time
+// with parallel GEMMs.
+func BenchmarkParallelism(b *testing.B) {
+	for _, mode := range []string{"images", "gemm"} {
+		b.Run(mode, func(b *testing.B) {
+			const batch = 4
+			m, err := darknet.ParseCfg(strings.NewReader(tinierCfg(224)), "tinier.cfg", darknet.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			InitWeights(m, 1)
+			n, err := NewNet(m, batch, 0, DefaultConfig().Region)
+			if err != nil {
+				b.Fatal(err)
+			}
+			if mode == "gemm" {
+				n.setImageTasks(1)
+			}
+			rng := rand.New(rand.NewPCG(1, 1))
+			in := randSlice(rng, batch*m.Input.Size(), .3)
+			truths := make([][]Box, batch)
+			b.ResetTimer()
+			for range b.N {
+				n.Forward(in, truths, true)
+				n.Backward(in)
+				n.Update(.001, .9, .0005, batch)
+			}
+			b.ReportMetric(float64(b.N*batch)/b.Elapsed().Seconds(), "images/s")
+		})
+	}
+}

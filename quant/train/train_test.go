@@ -217,10 +217,11 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	dir := t.TempDir()
 	writeDataset(t, filepath.Join(dir, "data"), 5, 2)
 	cfg := writeCfg(t, dir, strings.Replace(tinyCfg, "max_batches=100", "max_batches=8", 1))
+	threads := 1
 	run := func(out string, max int, resume string) {
 		t.Helper()
 		_, err := Run(context.Background(), Options{Cfg: cfg, Data: filepath.Join(dir, "data"), OutDir: out,
-			MaxBatches: max, Threads: 1, Resume: resume, Seed: 3, CheckpointEvery: 4})
+			MaxBatches: max, Threads: threads, Resume: resume, Seed: 3, CheckpointEvery: 4})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -238,6 +239,16 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	}
 	if !bytes.Equal(a, b) {
 		t.Error("resumed run's final weights differ from the uninterrupted run's")
+	}
+	// Parallel GEMMs sum in the same order: two threads give the same weights.
+	threads = 2
+	run(filepath.Join(dir, "c"), 8, "")
+	c, err := os.ReadFile(filepath.Join(dir, "c", "tiny_final.weights"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(a, c) {
+		t.Error("two threads give other weights than one")
 	}
 }
 
