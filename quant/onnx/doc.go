@@ -14,7 +14,8 @@
 //     bias unless [ExportOptions.KeepBatchNorm]; binary=1 layers carry darknet's
 //     binarized weights (sign times the filter's mean absolute value). Activation:
 //     leaky -> LeakyRelu(0.1), relu -> Relu, logistic -> Sigmoid,
-//     mish -> Softplus, Tanh, Mul; swish -> Sigmoid, Mul.
+//     mish -> Softplus, Tanh, Mul; swish -> Sigmoid, Mul; lhtan (darknet's leaky hard
+//     tanh) -> Min(LeakyRelu(x, 0.001), Add(Mul(x, 0.001), 0.999)).
 //   - maxpool: MaxPool with pads [pad/2, pad/2, pad-pad/2, pad-pad/2] (darknet pads the
 //     bottom/right more; ONNX pads MaxPool with -inf just as darknet does).
 //   - route: Concat on channels, Identity for one input; route groups slice each input

@@ -185,10 +185,31 @@ func (b *exporter) activation(name string, act quant.Activation, pre func(out st
 	case quant.ActSwish: // x * sigmoid(x)
 		b.node("Sigmoid", name+"/sigmoid", []string{x}, name+"/sigmoid")
 		b.node("Mul", name, []string{x, name + "/sigmoid"}, name)
+	case quant.ActLHTan:
+		b.lhtan(name, x)
 	default:
 		return fmt.Errorf("activation %q: %w", act, ErrUnsupported)
 	}
 	return nil
+}
+
+// LHTanSlope and LHTanTop are the constants of the exported lhtan: darknet's slope
+// outside [0,1] and 1 - LHTanSlope.
+const (
+	LHTanSlope = float32(0.001)
+	LHTanTop   = float32(0.999)
+)
+
+// lhtan writes darknet's leaky hard tanh with standard ops:
+// Min(LeakyRelu(x, 0.001), 0.001*x + 0.999). Below 0 the LeakyRelu branch is the
+// smaller (0.001x < 0.001x + 0.999), on [0,1] it is x <= 0.001x + 0.999 (equal at 1),
+// above 1 the line 0.001(x-1) + 1 is: lhtan everywhere, up to float32 rounding.
+func (b *exporter) lhtan(name, x string) {
+	low, mul, high := name+"/lhtan_low", name+"/lhtan_mul", name+"/lhtan_high"
+	b.node("LeakyRelu", low, []string{x}, low, attrFloat("alpha", LHTanSlope))
+	b.node("Mul", mul, []string{x, b.initFloat(name+"/lhtan_slope", nil, []float32{LHTanSlope})}, mul)
+	b.node("Add", high, []string{mul, b.initFloat(name+"/lhtan_top", nil, []float32{LHTanTop})}, high)
+	b.node("Min", name, []string{low, high}, name)
 }
 
 // renameLast gives the layer's last node the layer's own name when it writes the

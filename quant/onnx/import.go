@@ -447,6 +447,12 @@ func (im *importer) activation(x string) (quant.Activation, string, error) {
 		if act, nodes, ok := im.gatedActivation(x, c[1], c[0]); ok {
 			return im.fused(act, nodes...)
 		}
+		if nodes, ok := im.lhtan(x, c[0], c[1]); ok {
+			return im.fused(quant.ActLHTan, nodes...)
+		}
+		if nodes, ok := im.lhtan(x, c[1], c[0]); ok {
+			return im.fused(quant.ActLHTan, nodes...)
+		}
 	}
 	return quant.ActLinear, x, nil
 }
@@ -482,6 +488,52 @@ func (im *importer) gatedActivation(x string, first, mul *onnxpb.NodeProto) (qua
 	}
 	return act, append(chain, mul), true
 }
+
+// lhtan matches the exporter's Min(LeakyRelu(x, 0.001), x*0.001 + 0.999) (operands of
+// Mul, Add and Min in either order), leaky being x's LeakyRelu consumer and mul its Mul.
+func (im *importer) lhtan(x string, leaky, mul *onnxpb.NodeProto) ([]*onnxpb.NodeProto, bool) {
+	if leaky.GetOpType() != "LeakyRelu" || mul.GetOpType() != "Mul" || len(leaky.GetOutput()) != 1 || len(mul.GetOutput()) != 1 {
+		return nil, false
+	}
+	if !near(nodeAttrs(leaky).float("alpha", 0.01), LHTanSlope) || !im.scalarOperand(mul, x, LHTanSlope) {
+		return nil, false
+	}
+	add := im.sole(mul.GetOutput()[0])
+	if add == nil || add.GetOpType() != "Add" || len(add.GetOutput()) != 1 || !im.scalarOperand(add, mul.GetOutput()[0], LHTanTop) {
+		return nil, false
+	}
+	minNode := im.sole(leaky.GetOutput()[0])
+	if minNode == nil || minNode.GetOpType() != "Min" || im.sole(add.GetOutput()[0]) != minNode {
+		return nil, false
+	}
+	ins := minNode.GetInput()
+	lo, hi := leaky.GetOutput()[0], add.GetOutput()[0]
+	if len(ins) != 2 || !(ins[0] == lo && ins[1] == hi) && !(ins[0] == hi && ins[1] == lo) {
+		return nil, false
+	}
+	return []*onnxpb.NodeProto{leaky, mul, add, minNode}, true
+}
+
+// scalarOperand says whether binary node n reads tensor x and a one-element constant
+// equal to want (either order).
+func (im *importer) scalarOperand(n *onnxpb.NodeProto, x string, want float32) bool {
+	ins := n.GetInput()
+	if len(ins) != 2 || (ins[0] != x && ins[1] != x) {
+		return false
+	}
+	other := ins[1]
+	if ins[1] == x {
+		other = ins[0]
+	}
+	t, ok := im.consts[other]
+	if !ok {
+		return false
+	}
+	v, err := floatsOf(t)
+	return err == nil && len(v) == 1 && near(v[0], want)
+}
+
+func near(a, b float32) bool { return math.Abs(float64(a)-float64(b)) <= 1e-6 }
 
 // fused marks the activation nodes as consumed; the last one writes the layer tensor.
 func (im *importer) fused(act quant.Activation, nodes ...*onnxpb.NodeProto) (quant.Activation, string, error) {

@@ -5,6 +5,7 @@ package onnx
 import (
 	"errors"
 	"fmt"
+	"math"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/ort"
@@ -127,6 +128,51 @@ func BenchmarkInference(b *testing.B) {
 				}
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
 			})
+		}
+	}
+}
+
+// TestORTLHTan checks the exported lhtan, Min(LeakyRelu(x, 0.001), 0.001x + 0.999), in
+// onnxruntime against darknet's lhtan_activate on a dense range with the kinks and the
+// unit interval: exact on [0, 0.9999] (where a 3-bit quantizer with scale 1/7 reads it),
+// within float32 rounding elsewhere. The model is one 1x1 identity convolution (six
+// copies of the input) feeding a one-anchor region head.
+func TestORTLHTan(t *testing.T) {
+	requireORT(t)
+	var xs []float32
+	for x := -3.0; x <= 3; x += 1.0 / 256 {
+		xs = append(xs, float32(x))
+	}
+	for _, x := range []float32{0, 1, 0.5, 0.9999, -1e-30, 1e-30, math.Nextafter32(1, 2), math.Nextafter32(1, 0), -1e6, 1e6} {
+		xs = append(xs, x)
+	}
+	c := &quant.Conv{Filters: 6, Size: 1, Stride: 1, Groups: 1, Activation: quant.ActLHTan,
+		Weights: []float32{1, 1, 1, 1, 1, 1}, Bias: make([]float32, 6)}
+	m := &quant.Model{Name: "lhtan", Input: quant.Shape{C: 1, H: 1, W: len(xs)}, Layers: []*quant.Layer{
+		{Name: "conv0", Kind: quant.KindConv, Inputs: []int{-1}, Conv: c},
+		{Name: "region1", Kind: quant.KindRegion, Inputs: []int{0}, Head: &quant.Head{Classes: 1, Coords: 4, Num: 1, Softmax: true, ScaleXY: 1, Anchors: []float32{1, 1}}},
+	}}
+	if err := m.InferShapes(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := ort.RunFile(writeTemp(t, mustExport(t, m, ExportOptions{})), xs, ort.Options{IntraOpThreads: 1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, ok := got[HeadOutputName(1)]
+	if !ok || len(out.Data) != 6*len(xs) {
+		t.Fatalf("onnxruntime output %v", out)
+	}
+	for ch := range 6 {
+		for i, x := range xs {
+			g, w := out.Data[ch*len(xs)+i], engine.LHTan(x)
+			tol := 2e-7 * math.Max(1, math.Abs(float64(w)))
+			if x >= 0 && x <= 0.9999 {
+				tol = 0
+			}
+			if d := math.Abs(float64(g) - float64(w)); d > tol {
+				t.Fatalf("lhtan(%g): onnxruntime %g, darknet %g", x, g, w)
+			}
 		}
 	}
 }

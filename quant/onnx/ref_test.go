@@ -58,7 +58,7 @@ func smallModel(tb testing.TB, dialect quant.Dialect) *quant.Model {
 		route(1, 0, 5), // 15: 16x4x4
 		{Kind: quant.KindUpsample, Inputs: []int{15}, Upsample: &quant.Upsample{Stride: 2, Scale: 0.5}}, // 16: 16x8x8
 		{Kind: quant.KindUpsample, Inputs: []int{16}, Upsample: &quant.Upsample{Stride: 1, Scale: 1}},   // 17
-		conv([]int{17}, 16, 16, 3, 1, 1, quant.ActLinear, true),                                         // 18: 2*(5+3)
+		conv([]int{17}, 16, 16, 3, 1, 1, quant.ActLHTan, true),                                          // 18: 2*(5+3)
 		{Kind: quant.KindRegion, Inputs: []int{18}, Head: &quant.Head{
 			Classes: 3, Coords: 4, Num: 2, Softmax: true, ScaleXY: 1, Anchors: []float32{1.08, 1.19, 3.42, 4.41}}}, // 19
 	}
@@ -153,6 +153,13 @@ func refAct(x float32, a quant.Activation) float32 {
 		return float32(v * math.Tanh(math.Log1p(math.Exp(v))))
 	case quant.ActSwish:
 		return float32(v / (1 + math.Exp(-v)))
+	case quant.ActLHTan: // darknet activations.h lhtan_activate
+		switch {
+		case v < 0:
+			return float32(.001 * v)
+		case v > 1:
+			return float32(.001*(v-1) + 1)
+		}
 	}
 	return x
 }
