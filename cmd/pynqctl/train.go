@@ -56,6 +56,8 @@ the last checkpoint. With --val, prints VOC2012 mAP@0.5 at checkpoints.`,
 	fl.IntVar(&o.CheckpointEvery, "checkpoint-every", 100, "iterations between numbered checkpoints")
 	fl.IntVar(&o.ValEvery, "val-every", 0, "iterations between mAP evaluations (default: at checkpoints)")
 	fl.Uint64Var(&o.Seed, "seed", 1, "seed of the image order, augmentation and initial weights")
+	fl.BoolVar(&o.QAT, "qat", false, "quantization-aware: binary weights (straight-through) and 3-bit activations on every conv but the first and last (first: 3-bit activations only)")
+	fl.BoolVar(&o.LearnClip, "learn-clip", false, "with --qat: activation clipping scales learn (PACT) instead of staying at their first-batch calibration")
 	_ = cmd.MarkFlagRequired("cfg")
 	_ = cmd.MarkFlagRequired("data")
 	return cmd

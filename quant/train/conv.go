@@ -24,6 +24,8 @@ type convLayer struct {
 	x, xnorm  []float32 // pre-norm outputs and normalized outputs, Batch x F x HW
 	mean, vr  []float32 // batch mean and (unbiased) variance
 	trainPass bool
+	q         *layerQuant // nil: float layer
+	wfwd      []float32   // the weights of the last forward pass (bipolar under QAT)
 	eps       float32
 	epsInside bool
 }
@@ -44,6 +46,7 @@ func newConvLayer(m *quant.Model, l *quant.Layer) (*convLayer, error) {
 	if cl.eps == 0 {
 		cl.eps = 1e-6
 	}
+	cl.q = newLayerQuant(l)
 	cl.wUpd = make([]float32, len(c.Weights))
 	cl.bUpd = make([]float32, c.Filters)
 	if c.BN != nil {
@@ -152,7 +155,11 @@ func (cl *convLayer) colOf(n *Net, worker int, in []float32) []float32 {
 func (cl *convLayer) forward(n *Net, in, out []float32, train bool) {
 	cl.ensure(n)
 	f, isz, osz := cl.c.Filters, cl.l.In.Size(), cl.l.Out.Size()
-	wp := engine.PackA(f, cl.k, cl.c.Weights, cl.k)
+	cl.wfwd = cl.c.Weights
+	if cl.q != nil {
+		cl.wfwd = cl.q.binarize(cl.c.Weights, f)
+	}
+	wp := engine.PackA(f, cl.k, cl.wfwd, cl.k)
 	n.parallelImages(func(worker, b int) {
 		col := cl.colOf(n, worker, in[b*isz:(b+1)*isz])
 		engine.SgemmPacked(wp, cl.hw, col, out[b*osz:(b+1)*osz], n.workers[worker])
@@ -166,6 +173,9 @@ func (cl *convLayer) forward(n *Net, in, out []float32, train bool) {
 	n.parallelRange(n.Batch*f, func(lo, hi int) {
 		activateForward(out[lo*cl.hw:hi*cl.hw], cl.c.Activation)
 	})
+	if cl.q != nil {
+		cl.q.quantizeActivations(out)
+	}
 }
 
 func (cl *convLayer) addBias(n *Net, out []float32) {
@@ -252,9 +262,13 @@ func (cl *convLayer) batchNormForward(n *Net, out []float32, train bool) {
 
 func (cl *convLayer) backward(n *Net, in, out, delta, inDelta []float32) {
 	f, hw := cl.c.Filters, cl.hw
-	n.parallelRange(n.Batch*f, func(lo, hi int) {
-		activateBackward(out[lo*hw:hi*hw], delta[lo*hw:hi*hw], cl.c.Activation)
-	})
+	if cl.q != nil && cl.q.q.ActBits > 0 {
+		cl.q.activationBackward(delta, cl.c.Activation)
+	} else {
+		n.parallelRange(n.Batch*f, func(lo, hi int) {
+			activateBackward(out[lo*hw:hi*hw], delta[lo*hw:hi*hw], cl.c.Activation)
+		})
+	}
 	cl.biasScaleUpdates(n, delta)
 	if cl.c.BN != nil {
 		cl.batchNormBackward(n, delta)
@@ -263,7 +277,7 @@ func (cl *convLayer) backward(n *Net, in, out, delta, inDelta []float32) {
 	var wtp *engine.PackedA
 	if inDelta != nil {
 		wt := make([]float32, f*cl.k)
-		transpose(cl.c.Weights, f, cl.k, wt)
+		transpose(cl.wfwd, f, cl.k, wt)
 		wtp = engine.PackA(cl.k, f, wt, f)
 	}
 	for w := range cl.dW {
@@ -363,7 +377,13 @@ func (cl *convLayer) batchNormBackward(n *Net, delta []float32) {
 	})
 }
 
-func (cl *convLayer) update(lrb, momentum, decayb float32) {
+func (cl *convLayer) update(lrb, momentum, decayb float32, learnClip bool) {
+	if q := cl.q; q != nil && q.q.ActBits > 0 {
+		if learnClip {
+			q.q.ActScale = max(q.q.ActScale+lrb*float32(q.clipUp), 1e-6)
+		}
+		q.clipUp *= float64(momentum)
+	}
 	for i := range cl.bUpd {
 		cl.c.Bias[i] += lrb * cl.bUpd[i]
 		cl.bUpd[i] *= momentum

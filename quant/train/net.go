@@ -29,6 +29,8 @@ type Net struct {
 	deltas  [][]float32
 	workers []*engine.Workers
 	gemmThr int
+	// LearnClip lets quantized activations learn their scale (PACT); see qat.go.
+	LearnClip bool
 	// Loss is darknet's cost of the last forward pass: the sum of squared region deltas.
 	Loss float64
 	// Stats of the last forward pass's region layer.
@@ -149,7 +151,7 @@ func (n *Net) Backward(input []float32) {
 func (n *Net) Update(lr, momentum, decay float64, batch int) {
 	for _, l := range n.layers {
 		if c, ok := l.(*convLayer); ok {
-			c.update(float32(lr/float64(batch)), float32(momentum), float32(decay*float64(batch)))
+			c.update(float32(lr/float64(batch)), float32(momentum), float32(decay*float64(batch)), n.LearnClip)
 		}
 	}
 }

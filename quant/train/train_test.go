@@ -218,10 +218,11 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	writeDataset(t, filepath.Join(dir, "data"), 5, 2)
 	cfg := writeCfg(t, dir, strings.Replace(tinyCfg, "max_batches=100", "max_batches=8", 1))
 	threads := 1
+	qat := false
 	run := func(out string, max int, resume string) {
 		t.Helper()
 		_, err := Run(context.Background(), Options{Cfg: cfg, Data: filepath.Join(dir, "data"), OutDir: out,
-			MaxBatches: max, Threads: threads, Resume: resume, Seed: 3, CheckpointEvery: 4})
+			MaxBatches: max, Threads: threads, Resume: resume, Seed: 3, CheckpointEvery: 4, QAT: qat, LearnClip: qat})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -249,6 +250,22 @@ func TestResumeMatchesUninterrupted(t *testing.T) {
 	}
 	if !bytes.Equal(a, c) {
 		t.Error("two threads give other weights than one")
+	}
+	// QAT resumes exactly too (activation scales ride in the .momentum sidecar).
+	threads, qat = 1, true
+	run(filepath.Join(dir, "qa"), 8, "")
+	run(filepath.Join(dir, "qb"), 4, "")
+	run(filepath.Join(dir, "qb"), 8, filepath.Join(dir, "qb", "tiny_last.weights"))
+	qa, err := os.ReadFile(filepath.Join(dir, "qa", "tiny_final.weights"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	qb, err := os.ReadFile(filepath.Join(dir, "qb", "tiny_final.weights"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(qa, qb) {
+		t.Error("resumed QAT run's final weights differ from the uninterrupted run's")
 	}
 }
 

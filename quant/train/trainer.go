@@ -36,6 +36,10 @@ type Options struct {
 	CheckpointEvery int // iterations between numbered checkpoints (0: 100)
 	ValEvery        int // iterations between mAP evaluations (0: at checkpoints)
 	Seed            uint64
+	// QAT trains with the quantizers in the loop (see qat.go): the model's LayerQuant
+	// annotations, or MarkW1A3's when the model has none.
+	QAT       bool
+	LearnClip bool // QAT: activation scales learn (PACT)
 
 	// Progress receives one line per iteration (and mAP lines); nil discards them.
 	Progress func(Progress)
@@ -102,11 +106,15 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opt.QAT && !hasQuant(m) {
+		MarkW1A3(m)
+	}
 	mini := cfg.MiniBatch()
 	net, err := NewNet(m, mini, opt.Threads, cfg.Region)
 	if err != nil {
 		return nil, err
 	}
+	net.LearnClip = opt.LearnClip
 	net.Seen = seen
 	out := opt.OutDir
 	if out == "" {
@@ -323,8 +331,9 @@ func fill(n int, v float32) []float32 {
 }
 
 // momentumMagic starts a .momentum file: the SGD momentum (darknet's *_updates
-// arrays, which its .weights do not hold) per convolution in weights-file order.
-const momentumMagic = "PQMOM001"
+// arrays, which its .weights do not hold) per convolution in weights-file order, and
+// for QAT layers the activation scale and its PACT update.
+const momentumMagic = "PQMOM002"
 
 func (n *Net) writeMomentum(w io.Writer) error {
 	if _, err := io.WriteString(w, momentumMagic); err != nil {
@@ -334,6 +343,11 @@ func (n *Net) writeMomentum(w io.Writer) error {
 		if c, ok := l.(*convLayer); ok {
 			for _, v := range [][]float32{c.bUpd, c.sUpd, c.wUpd} {
 				if err := binary.Write(w, binary.LittleEndian, v); err != nil {
+					return err
+				}
+			}
+			if c.q != nil {
+				if err := binary.Write(w, binary.LittleEndian, []float64{float64(c.q.q.ActScale), c.q.clipUp}); err != nil {
 					return err
 				}
 			}
@@ -358,6 +372,13 @@ func (n *Net) loadMomentum(path string) error {
 				if err := binary.Read(f, binary.LittleEndian, v); err != nil {
 					return fmt.Errorf("train: momentum %s: %w (does it belong to this cfg?)", path, err)
 				}
+			}
+			if c.q != nil {
+				var v [2]float64
+				if err := binary.Read(f, binary.LittleEndian, v[:]); err != nil {
+					return fmt.Errorf("train: momentum %s: %w (was it written by a QAT run?)", path, err)
+				}
+				c.q.q.ActScale, c.q.clipUp = float32(v[0]), v[1]
 			}
 		}
 	}
@@ -412,4 +433,13 @@ func EvalMAP(m *quant.Model, val string, threads int) (*mapeval.Result, error) {
 		}
 	}
 	return mapeval.Evaluate(gts, dets, mapeval.Options{})
+}
+
+func hasQuant(m *quant.Model) bool {
+	for _, l := range m.Layers {
+		if l.Quant != nil {
+			return true
+		}
+	}
+	return false
 }

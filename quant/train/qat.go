@@ -1,0 +1,148 @@
+package train
+
+import (
+	"math"
+
+	"github.com/fpgadetector/pynq-agent/quant"
+)
+
+// Quantization-aware training. A convolution whose layer carries a [quant.LayerQuant]
+// trains with its quantizers in the loop:
+//
+//   - WeightBits 1: the forward and backward passes use bipolar weights
+//     alpha_f * sign(w) (sign(0) = +1, as QONNX's BipolarQuant; alpha_f = mean |w| of
+//     output channel f, as darknet's binarize_weights), while the float weights are the
+//     ones updated: the straight-through estimator (the gradient by the bipolar weights
+//     is applied to the float ones).
+//   - ActBits n > 0 with ActScale s: the activation output is quantized to levels
+//     k*s, k = 0 .. 2^n-1 (unsigned; signed: -2^(n-1) .. 2^(n-1)-1), rounding half to
+//     even; the backward pass lets the delta through where the activation lies inside
+//     the clipping range (straight-through, clipped). With ActScale 0 the scale is
+//     calibrated on the first training batch (the largest activation over the levels).
+//     With Net.LearnClip the scale learns by PACT's gradient (the delta summed over the
+//     clipped activations).
+//
+// The .weights written keep the float (latent) weights; quantized thresholds come
+// from the normal calibrate/verify steps.
+
+// layerQuant is one convolution's quantizers.
+type layerQuant struct {
+	q      *quant.LayerQuant
+	wq     []float32 // bipolar weights of the last forward pass
+	preq   []float32 // activations before quantization
+	clipUp float64   // PACT update of ActScale, accumulated like the other deltas
+}
+
+func newLayerQuant(l *quant.Layer) *layerQuant {
+	if l.Quant == nil || (l.Quant.WeightBits != 1 && l.Quant.ActBits <= 0) {
+		return nil
+	}
+	return &layerQuant{q: l.Quant}
+}
+
+// binarize returns the bipolar weights with per-output-channel scales (recorded in
+// LayerQuant.WeightScale).
+func (lq *layerQuant) binarize(w []float32, filters int) []float32 {
+	if lq.q.WeightBits != 1 {
+		return w
+	}
+	if len(lq.wq) != len(w) {
+		lq.wq = make([]float32, len(w))
+	}
+	if len(lq.q.WeightScale) != filters {
+		lq.q.WeightScale = make([]float32, filters)
+	}
+	per := len(w) / filters
+	for f := 0; f < filters; f++ {
+		row := w[f*per : (f+1)*per]
+		var s float64
+		for _, v := range row {
+			s += math.Abs(float64(v))
+		}
+		alpha := float32(s / float64(per))
+		lq.q.WeightScale[f] = alpha
+		for i, v := range row {
+			if v >= 0 {
+				lq.wq[f*per+i] = alpha
+			} else {
+				lq.wq[f*per+i] = -alpha
+			}
+		}
+	}
+	return lq.wq
+}
+
+func (lq *layerQuant) levels() (lo, hi float32) {
+	n := lq.q.ActBits
+	if lq.q.ActSigned {
+		return -float32(int(1) << (n - 1)), float32(int(1)<<(n-1) - 1)
+	}
+	return 0, float32(int(1)<<n - 1)
+}
+
+// quantizeActivations keeps the activations and replaces them by their levels.
+func (lq *layerQuant) quantizeActivations(out []float32) {
+	if lq.q.ActBits <= 0 {
+		return
+	}
+	lo, hi := lq.levels()
+	if lq.q.ActScale <= 0 { // calibrate the clipping on this batch
+		var m float32
+		for _, v := range out {
+			m = max(m, v, -v)
+		}
+		lq.q.ActScale = max(m/hi, 1e-6)
+	}
+	if len(lq.preq) != len(out) {
+		lq.preq = make([]float32, len(out))
+	}
+	copy(lq.preq, out)
+	s := lq.q.ActScale
+	for i, v := range out {
+		k := float32(math.RoundToEven(float64(v / s)))
+		out[i] = min(max(k, lo), hi) * s
+	}
+}
+
+// activationBackward is the straight-through backward pass of activation and
+// quantizer: the activation's gradient at the kept value, zero outside the clipping
+// range; the delta at clipped values feeds the PACT clip update.
+func (lq *layerQuant) activationBackward(delta []float32, a quant.Activation) {
+	activateBackward(lq.preq, delta, a)
+	lo, hi := lq.levels()
+	s := lq.q.ActScale
+	var clip float64
+	for i, v := range lq.preq {
+		if v >= hi*s {
+			clip += float64(delta[i]) * float64(hi)
+			delta[i] = 0
+		} else if v < lo*s {
+			clip += float64(delta[i]) * float64(lo)
+			delta[i] = 0
+		}
+	}
+	lq.clipUp += clip
+}
+
+// MarkW1A3 annotates m for binary-weight, 3-bit-activation training as the QNN engine
+// runs it: every convolution but the first and the last gets WeightBits 1 and unsigned
+// 3-bit activations (scale calibrated on the first batch unless already set); the
+// first gets 3-bit activations only (its weights stay float on the CPU). Existing
+// annotations are kept.
+func MarkW1A3(m *quant.Model) {
+	var convs []*quant.Layer
+	for _, l := range m.Layers {
+		if l.Kind == quant.KindConv {
+			convs = append(convs, l)
+		}
+	}
+	for i, l := range convs {
+		if l.Quant != nil || i == len(convs)-1 {
+			continue
+		}
+		l.Quant = &quant.LayerQuant{ActBits: 3}
+		if i > 0 {
+			l.Quant.WeightBits = 1
+		}
+	}
+}
