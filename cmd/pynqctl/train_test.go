@@ -1,0 +1,80 @@
+package main
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
+)
+
+// trainTestCfg is a tiny 30-class region detector at 32x32 (the chairs fixture's classes).
+const trainTestCfg = `[net]
+batch=2
+subdivisions=1
+width=32
+height=32
+channels=3
+learning_rate=0.001
+max_batches=2
+
+[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+activation=leaky
+
+[maxpool]
+size=2
+stride=2
+
+[convolutional]
+size=1
+stride=1
+pad=1
+filters=70
+activation=linear
+
+[region]
+anchors=1,1,2,2
+bias_match=1
+classes=30
+coords=4
+num=2
+softmax=1
+rescore=1
+`
+
+func TestTrainCommandCheckpointsAndResumes(t *testing.T) {
+	chairs := testutil.Fixture(t, "chairs")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "tiny.cfg")
+	if err := os.WriteFile(cfg, []byte(trainTestCfg), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(dir, "backup")
+	log, err := runPynqctl(t, "train", "--cfg", cfg, "--data", filepath.Join(chairs, "val"), "--out", out,
+		"--checkpoint-every", "1", "--threads", "2")
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "2: ") || !strings.Contains(log, "avg") || !strings.Contains(log, "images/s") {
+		t.Errorf("progress lines missing:\n%s", log)
+	}
+	for _, f := range []string{"tiny_1.weights", "tiny_2.weights", "tiny_last.weights", "tiny_final.weights"} {
+		if _, err := os.Stat(filepath.Join(out, f)); err != nil {
+			t.Error(err)
+		}
+	}
+	log, err = runPynqctl(t, "train", "--cfg", cfg, "--data", filepath.Join(chairs, "val"), "--out", out,
+		"--resume", filepath.Join(out, "tiny_last.weights"), "--max-batches", "3")
+	if err != nil {
+		t.Fatalf("resume: %v\n%s", err, log)
+	}
+	if strings.Contains(log, "\n1: ") || !strings.HasPrefix(log, "3: ") {
+		t.Errorf("resume should run iteration 3 only:\n%s", log)
+	}
+}
