@@ -121,6 +121,9 @@ func Calibrate(m *quant.Model, images []string, opt Options) (*Result, error) {
 	hists := make([]*histogram, len(qs))
 	for k, i := range qs {
 		hists[k] = newHistogram(m.Layers[i].Quant.ActSigned)
+		if c := m.Layers[i].Conv; c != nil && c.Activation == quant.ActLHTan {
+			hists[k].maxClip = 1 // lhtan saturates at 1: a larger clip only wastes levels
+		}
 	}
 	var bar *progressbar.ProgressBar
 	if opt.Progress != nil {
@@ -302,6 +305,7 @@ type histogram struct {
 	negHist    []int64 // signed layers: magnitudes of negative values
 	negMaxMag  float64
 	firstBatch bool
+	maxClip    float64 // > 0: the clip never exceeds it (lhtan layers: 1)
 }
 
 const histBins = 4096
@@ -374,6 +378,9 @@ func (h *histogram) choose(opt Options, bits int) LayerStats {
 		st.Clip = h.percentile(hist, total, opt.Percentile/100)
 	case MSE:
 		st.Clip = h.bestMSE(bits)
+	}
+	if h.maxClip > 0 && st.Clip > h.maxClip {
+		st.Clip = h.maxClip
 	}
 	if st.Clip > 0 {
 		st.Scale = qonnx.RoundActScale(float32(st.Clip/levels), bits)

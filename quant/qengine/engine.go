@@ -138,7 +138,7 @@ func (e *Engine) prepareConv(pl *layer) error {
 		return errors.New("xnor (binarized input) convolutions are not supported")
 	}
 	if !qonnx.ActivationSupported(c.Activation) {
-		return fmt.Errorf("activation %q is not supported (linear, relu, leaky, logistic)", c.Activation)
+		return fmt.Errorf("activation %q is not supported (linear, relu, leaky, logistic, lhtan)", c.Activation)
 	}
 	if q != nil && len(q.Thresholds) > 0 {
 		return e.prepareThresholds(pl, per)
@@ -385,6 +385,7 @@ func (e *Engine) floatConv(pl *layer, in, out []float32) {
 		for hi[kx] = ow; hi[kx] > lo[kx] && (hi[kx]-1)*st+kx-pad >= iw; hi[kx]-- {
 		}
 	}
+	act := qonnx.WrittenActivation(l) // what the QONNX graph applies (lhtan may be Relu)
 	e.parallel(c.Filters, func(o0, o1 int) {
 		acc := make([]float64, oh*ow)
 		for o := o0; o < o1; o++ {
@@ -428,7 +429,7 @@ func (e *Engine) floatConv(pl *layer, in, out []float32) {
 				if pl.bn {
 					v = qonnx.BNApply(v, pl.bnScale[o], pl.bnBeta[o], pl.bnMean[o], pl.bnSD[o])
 				}
-				dst[p] = qonnx.Activate(v, c.Activation)
+				dst[p] = qonnx.Activate(v, act)
 			}
 		}
 	})

@@ -27,7 +27,7 @@ func (t *Tensor) size() int {
 // clarity: convolutions sum in float64 in input order (channel, kernel row, kernel
 // column) and round to float32 once, the rest is float32. It knows the ops this
 // package writes: Conv, BatchNormalization, Relu, LeakyRelu, Sigmoid, MaxPool, Add,
-// Mul, Div, Round, Concat, Slice, Resize (nearest), Identity, Quant, BipolarQuant,
+// Mul, Div, Min, Round, Concat, Slice, Resize (nearest), Identity, Quant, BipolarQuant,
 // MultiThreshold.
 func Execute(mp *onnxpb.ModelProto, input []float32) (map[string]*Tensor, error) {
 	g := mp.GetGraph()
@@ -133,6 +133,11 @@ func execNode(n *onnxpb.NodeProto, in []*Tensor) (*Tensor, error) {
 			}
 		}
 		return out, nil
+	case "Min":
+		if err := need(2); err != nil {
+			return nil, err
+		}
+		return broadcast(in[0], in[1], func(x, y float32) float32 { return min(x, y) })
 	case "Add", "Mul", "Div":
 		if err := need(2); err != nil {
 			return nil, err

@@ -103,7 +103,16 @@ softmax=1
 // smallModel returns the float small model with deterministic weights.
 func smallModel(tb testing.TB) *quant.Model {
 	tb.Helper()
-	m, err := darknet.ParseCfg(strings.NewReader(smallCfg), "small.cfg", darknet.Options{})
+	return smallModelCfg(tb, smallCfg)
+}
+
+// lhtanCfg is smallCfg with darknet's lhtan in place of every relu and after the last
+// convolution (a float lhtan layer: written as the op chain).
+var lhtanCfg = strings.Replace(strings.ReplaceAll(smallCfg, "activation=relu", "activation=lhtan"), "filters=30\nactivation=linear", "filters=30\nactivation=lhtan", 1)
+
+func smallModelCfg(tb testing.TB, cfg string) *quant.Model {
+	tb.Helper()
+	m, err := darknet.ParseCfg(strings.NewReader(cfg), "small.cfg", darknet.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -125,13 +134,18 @@ func smallModel(tb testing.TB) *quant.Model {
 // (3 bits, leaky -> relu) and calibrate on n chairs calibration images.
 func quantized(tb testing.TB, n int) (*quant.Model, []string) {
 	tb.Helper()
+	return quantizedCfg(tb, smallCfg, n)
+}
+
+func quantizedCfg(tb testing.TB, cfg string, n int) (*quant.Model, []string) {
+	tb.Helper()
 	dir := testutil.Fixture(tb, "chairs", "calibration")
 	imgs, err := calib.ListImages(dir)
 	if err != nil {
 		tb.Fatal(err)
 	}
 	imgs = imgs[:n]
-	m := smallModel(tb)
+	m := smallModelCfg(tb, cfg)
 	fr, err := qonnx.Finn(m)
 	if err != nil {
 		tb.Fatal(err)
@@ -176,6 +190,48 @@ func quantized(tb testing.TB, n int) (*quant.Model, []string) {
 // qengine (bit-exact levels) and the same last-layer output, on calibration images.
 func TestExecutorMatchesEngine(t *testing.T) {
 	m, imgs := quantized(t, 3)
+	checkExecutorMatchesEngine(t, m, imgs[:2])
+}
+
+// TestExecutorMatchesEngineLHTan is TestExecutorMatchesEngine with lhtan layers: those
+// whose quantizer stays within lhtan's saturation are written as Relu + Quant, one
+// forced beyond it (conv7, scale 0.2: clip 1.4) and the float last layer as the lhtan
+// op chain; the thresholds read through both.
+func TestExecutorMatchesEngineLHTan(t *testing.T) {
+	m, imgs := quantizedCfg(t, lhtanCfg, 3)
+	for _, i := range qonnx.QuantizedLayers(m) {
+		l := m.Layers[i]
+		if l.Conv.Activation == quant.ActLHTan && !qonnx.LHTanAsReLU(l.Quant) {
+			t.Errorf("%s: calibrated lhtan scale %g is not written as Relu", l.Name, l.Quant.ActScale)
+		}
+	}
+	conv7 := m.Layers[7]
+	if conv7.Name != "conv7" || conv7.Conv.Activation != quant.ActLHTan {
+		t.Fatalf("layer 7 is %s %s", conv7.Name, conv7.Conv.Activation)
+	}
+	conv7.Quant.ActScale = 0.2
+	if qonnx.LHTanAsReLU(conv7.Quant) || qonnx.WrittenActivation(conv7) != quant.ActLHTan {
+		t.Fatal("clip 1.4 after lhtan is written as Relu")
+	}
+	if _, err := qonnx.SetThresholds(m); err != nil {
+		t.Fatal(err)
+	}
+	cal, err := qonnx.Build(m, qonnx.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ops := map[string]int{}
+	for _, n := range cal.GetGraph().GetNode() {
+		ops[n.GetOpType()]++
+	}
+	if ops["Min"] != 2 { // conv7 and the last layer
+		t.Errorf("calibrated graph has %d Min nodes, want 2 (ops %v)", ops["Min"], ops)
+	}
+	checkExecutorMatchesEngine(t, m, imgs[:2])
+}
+
+func checkExecutorMatchesEngine(t *testing.T, m *quant.Model, imgs []string) {
+	t.Helper()
 	e, err := qengine.New(m, qengine.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -190,7 +246,7 @@ func TestExecutorMatchesEngine(t *testing.T) {
 	}
 	countOps(t, cal, str)
 	last := len(m.Layers) - 2
-	for _, img := range imgs[:2] {
+	for _, img := range imgs {
 		in, err := calib.LoadInput(img, m)
 		if err != nil {
 			t.Fatal(err)

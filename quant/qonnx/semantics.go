@@ -4,6 +4,7 @@ import (
 	"math"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/onnx"
 )
 
 // Scalar semantics shared by the writer, the executor and the quantized engine. Every
@@ -95,7 +96,9 @@ func BNApply(x, scale, bias, mean, sd float32) float32 {
 const LeakySlope = float32(0.1)
 
 // Activate applies an activation to one value as the QONNX graph does (Relu,
-// LeakyRelu, Sigmoid; linear is the identity). Other activations return NaN.
+// LeakyRelu, Sigmoid; linear is the identity; lhtan is quant/onnx's op chain
+// Min(LeakyRelu(x, 0.001), Add(Mul(x, 0.001), 0.999)), each op rounded to float32).
+// Other activations return NaN.
 func Activate(x float32, a quant.Activation) float32 {
 	switch a {
 	case quant.ActLinear, "":
@@ -112,14 +115,53 @@ func Activate(x float32, a quant.Activation) float32 {
 		return float32(LeakySlope * x)
 	case quant.ActLogistic:
 		return float32(1 / (1 + math.Exp(-float64(x))))
+	case quant.ActLHTan:
+		low := x
+		if x < 0 {
+			low = float32(onnx.LHTanSlope * x)
+		}
+		mul := float32(x * onnx.LHTanSlope)
+		return min(low, float32(mul+onnx.LHTanTop))
 	}
 	return float32(math.NaN())
+}
+
+// lhtanReLUBound bounds the top rounding boundary (2^b - 1.5)*scale of a quantizer
+// after lhtan that [WrittenActivation] writes as Relu.
+const lhtanReLUBound = 0.999
+
+// LHTanAsReLU says whether an lhtan followed by quantizer q may be written as Relu:
+// q is unsigned and its top rounding boundary (2^b - 1.5)*scale lies below 0.999.
+// Then both give the same level for every input: below 0 both give level 0; on
+// [0, 0.9999] lhtan's op chain is exactly x (the line 0.001x + 0.999 is 1e-4 above);
+// beyond, both values are at least 0.9999, past the top boundary: the top level. It
+// holds for scale 1/(2^b-1) (clip [0, 1], lhtan's saturation; QNN-MO's levels).
+func LHTanAsReLU(q *quant.LayerQuant) bool {
+	if q == nil || q.ActBits <= 0 || q.ActSigned || !(q.ActScale > 0) {
+		return false
+	}
+	_, hi := LevelRange(q.ActBits, false, false)
+	return (float64(hi)-0.5)*float64(q.ActScale) <= lhtanReLUBound
+}
+
+// WrittenActivation is the activation conv layer l's graph applies (and the engines
+// and thresholds use): Relu for lhtan followed by a quantizer [LHTanAsReLU] accepts
+// (FINN turns BN + Relu + Quant into a MultiThreshold; it has no handler for the op
+// chain), else the layer's own.
+func WrittenActivation(l *quant.Layer) quant.Activation {
+	if l.Conv == nil {
+		return ""
+	}
+	if l.Conv.Activation == quant.ActLHTan && LHTanAsReLU(l.Quant) {
+		return quant.ActReLU
+	}
+	return l.Conv.Activation
 }
 
 // ActivationSupported reports whether [Activate] (and the files) handle a.
 func ActivationSupported(a quant.Activation) bool {
 	switch a {
-	case quant.ActLinear, "", quant.ActReLU, quant.ActLeaky, quant.ActLogistic:
+	case quant.ActLinear, "", quant.ActReLU, quant.ActLeaky, quant.ActLogistic, quant.ActLHTan:
 		return true
 	}
 	return false

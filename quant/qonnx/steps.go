@@ -61,10 +61,13 @@ func Finn(m *quant.Model) (*FinnReport, error) {
 			act = l.Shortcut.Activation
 		}
 		if !ActivationSupported(act) {
-			return nil, fmt.Errorf("finn: layer %s: activation %q: %w (QONNX files take linear, relu, leaky, logistic)", l.Name, act, ErrUnsupported)
+			return nil, fmt.Errorf("finn: layer %s: activation %q: %w (QONNX files take linear, relu, leaky, logistic, lhtan)", l.Name, act, ErrUnsupported)
 		}
 		if act == quant.ActLeaky {
 			r.Leaky = append(r.Leaky, Note{Layer: l.Name, Reason: "LeakyRelu: FINN has no LeakyRelu handler (quant activations --leaky=relu replaces it)"})
+		}
+		if act == quant.ActLHTan {
+			r.Notes = append(r.Notes, Note{Layer: l.Name, Reason: "lhtan written as Min(LeakyRelu(x, 0.001), 0.001x + 0.999), which FINN does not convert; quant activations puts an unsigned quantizer with clip [0, 1] after it, and then it is written as Relu + Quant (same levels)"})
 		}
 	}
 	return r, nil
@@ -304,8 +307,9 @@ type ActReport struct {
 }
 
 // QuantizeActivations puts a Bits-bit quantizer after the activation of every hidden
-// convolution (not the ones that feed a head) whose activation is ReLU (unsigned) or
-// leaky (see ActOptions.Leaky). The scale is a placeholder until calibration.
+// convolution (not the ones that feed a head) whose activation is ReLU or lhtan
+// (unsigned) or leaky (see ActOptions.Leaky). The scale is a placeholder until
+// calibration, except after lhtan: 1/(2^Bits-1), the clip [0, 1] where lhtan saturates.
 func QuantizeActivations(m *quant.Model, opt ActOptions) (*ActReport, error) {
 	if err := m.InferShapes(); err != nil {
 		return nil, fmt.Errorf("quantize activations: %w", err)
@@ -330,9 +334,11 @@ func QuantizeActivations(m *quant.Model, opt ActOptions) (*ActReport, error) {
 			clearAct(l)
 			continue
 		}
-		signed := false
+		signed, lhtan := false, false
 		switch l.Conv.Activation {
 		case quant.ActReLU:
+		case quant.ActLHTan:
+			lhtan = true
 		case quant.ActLeaky:
 			switch opt.Leaky {
 			case "relu":
@@ -346,7 +352,7 @@ func QuantizeActivations(m *quant.Model, opt ActOptions) (*ActReport, error) {
 				continue
 			}
 		default:
-			r.Float = append(r.Float, Note{Layer: l.Name, Reason: fmt.Sprintf("activation %s (only relu/leaky outputs are quantized)", l.Conv.Activation)})
+			r.Float = append(r.Float, Note{Layer: l.Name, Reason: fmt.Sprintf("activation %s (only relu/lhtan/leaky outputs are quantized)", l.Conv.Activation)})
 			clearAct(l)
 			continue
 		}
@@ -361,8 +367,19 @@ func QuantizeActivations(m *quant.Model, opt ActOptions) (*ActReport, error) {
 			_, hi := LevelRange(opt.Bits, signed, false)
 			q.ActScale = 4 / hi
 		}
+		if lhtan && opt.Scale <= 0 {
+			// lhtan saturates at 1: levels 0..2^b-1 at scale 1/(2^b-1) cover [0, 1],
+			// QNN-MO's clip (calibration may lower it, never raises it past 1).
+			_, hi := LevelRange(opt.Bits, false, false)
+			q.ActScale = 1 / hi
+		}
 		q.ActScale = RoundActScale(q.ActScale, opt.Bits)
-		if !signed {
+		switch {
+		case lhtan && LHTanAsReLU(q):
+			r.Quantized = append(r.Quantized, Note{Layer: l.Name, Bits: opt.Bits, Reason: fmt.Sprintf("unsigned quantizer after lhtan, clip [0, %.4g]: written as Relu + Quant (FINN's MultiThreshold pattern; the same levels as lhtan + Quant, lhtan being the identity below 1 and the top level lying below 1)", float64(q.ActScale)*float64(int(1)<<opt.Bits-1))})
+		case lhtan:
+			r.Quantized = append(r.Quantized, Note{Layer: l.Name, Bits: opt.Bits, Reason: "unsigned quantizer after lhtan (clip beyond lhtan's saturation at 1: written as the lhtan op chain + Quant, which FINN does not convert)"})
+		case !signed:
 			r.Quantized = append(r.Quantized, Note{Layer: l.Name, Bits: opt.Bits, Reason: "unsigned quantizer after ReLU"})
 		}
 	}

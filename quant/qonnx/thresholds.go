@@ -91,7 +91,7 @@ func (f *levelFunc) level(acc int) float32 {
 // scale sIn.
 func channelLevelFunc(m *quant.Model, l *quant.Layer, o int, sIn float32) *levelFunc {
 	c, q := l.Conv, l.Quant
-	f := &levelFunc{alpha: 1, sIn: float64(sIn), act: c.Activation, sOut: q.ActScale, bits: q.ActBits}
+	f := &levelFunc{alpha: 1, sIn: float64(sIn), act: WrittenActivation(l), sOut: q.ActScale, bits: q.ActBits}
 	if q.WeightScale != nil {
 		f.alpha = float64(q.WeightScale[o])
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/onnx"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 )
 
@@ -314,6 +315,12 @@ func (b *builder) activation(name, x string, a quant.Activation) error {
 		b.node("LeakyRelu", name, []string{x}, name, attrFloat("alpha", LeakySlope))
 	case quant.ActLogistic:
 		b.node("Sigmoid", name, []string{x}, name)
+	case quant.ActLHTan: // quant/onnx's chain; [Activate] evaluates it op by op
+		low, mul, high := name+"/lhtan_low", name+"/lhtan_mul", name+"/lhtan_high"
+		b.node("LeakyRelu", low, []string{x}, low, attrFloat("alpha", onnx.LHTanSlope))
+		b.node("Mul", mul, []string{x, b.scalar(name+"/lhtan_slope", onnx.LHTanSlope)}, mul)
+		b.node("Add", high, []string{mul, b.scalar(name+"/lhtan_top", onnx.LHTanTop)}, high)
+		b.node("Min", name, []string{low, high}, name)
 	default:
 		return fmt.Errorf("activation %q: %w", a, ErrUnsupported)
 	}
@@ -395,7 +402,7 @@ func (b *builder) conv(i int, name string, l *quant.Layer, lm *layerMeta) error 
 			act = x
 		}
 	}
-	if err := b.activation(act, x, c.Activation); err != nil {
+	if err := b.activation(act, x, WrittenActivation(l)); err != nil {
 		return err
 	}
 	if q != nil && q.ActBits > 0 {
