@@ -75,3 +75,21 @@ func TestVerifyHTTP(t *testing.T) {
 		t.Errorf("backend got %+v, result %+v", b.last, res)
 	}
 }
+
+// FuzzVerifyQuery: the query parser never panics and keeps dump >= 0 implying trace.
+func FuzzVerifyQuery(f *testing.F) {
+	for _, q := range []string{"", "thresh=0.005", "trace=1&dump=3", "dump=-1", "thresh=NaN", "thresh=1e400", "trace=yes", "dump=99999999999999999999", "%zz"} {
+		f.Add(q)
+	}
+	f.Fuzz(func(t *testing.T, q string) {
+		r := httptest.NewRequest("POST", "/api/verify", nil)
+		r.URL.RawQuery = q
+		req, err := parseVerifyQuery(r)
+		if err != nil {
+			return
+		}
+		if req.Dump >= 0 && !req.Trace || req.Thresh < 0 || req.Thresh >= 1 {
+			t.Fatalf("%q: %+v", q, req)
+		}
+	})
+}
