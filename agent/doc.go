@@ -11,4 +11,12 @@
 // the next frame while the engine works on this one. Every frame goes to a [Publisher]
 // (the web hub). [Agent] implements web.Backend; [Run] is the whole daemon with its
 // HTTP server, systemd notifications and graceful drain.
+//
+// [Agent.Verify] (POST /api/verify) runs one validation image through the same stages
+// as a frame, between live frames ([FeedDuringVerify]: the feed keeps running), and
+// reports the packed engine input/output digests, the detections and, on request, each
+// engine layer's digest and one layer's dump, for `pynqctl verify`. Kernel telemetry
+// (agent/telemetry: run-queue latency, the pipeline threads' off-CPU time, the
+// bitstream load timed in the kernel, the design's interrupts) is loaded when root and
+// bpf allow, and skipped with one log line otherwise.
 package agent
