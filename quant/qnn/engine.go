@@ -278,7 +278,7 @@ func (l *engineLayer) convRowsDense(in, out []uint64, r0, r1 int) {
 				}
 			}
 			dst := out[3*(r*l.outDim+c)*gout : 3*(r*l.outDim+c+1)*gout]
-			if dw == 3 && l.wvDense == nil {
+			if dw == 3 && l.wvDense == nil && !use32 {
 				l.outputs3(x, total, dst)
 			} else {
 				l.outputs(x, l.wDense, l.wvDense, dw, total, dst)
@@ -350,7 +350,13 @@ func (l *engineLayer) outputs(x, w, wv []uint64, sf, total int, dst []uint64) {
 	}
 	var p0, p1, p2 uint64
 	for o := o0; o < l.outCh; o += 4 {
-		d0, d1, d2, d3 := dotMasked4(x, w[o*sf:(o+4)*sf], sf)
+		var d0, d1, d2, d3 int
+		if use32 {
+			d0, d1 = dotCSA(x, w[o*sf:(o+1)*sf]), dotCSA(x, w[(o+1)*sf:(o+2)*sf])
+			d2, d3 = dotCSA(x, w[(o+2)*sf:(o+3)*sf]), dotCSA(x, w[(o+3)*sf:(o+4)*sf])
+		} else {
+			d0, d1, d2, d3 = dotMasked4(x, w[o*sf:(o+4)*sf], sf)
+		}
 		// Four levels interleaved (3 bits each) -> 4 bits in each plane at lanes
 		// o%64 .. o%64+3.
 		v := l.threshold(o, total-2*d0) | l.threshold(o+1, total-2*d1)<<3 |
@@ -408,23 +414,10 @@ func (l *engineLayer) outputs3(x []uint64, total int, dst []uint64) {
 func (l *engineLayer) threshold(o int, acc int) int32 {
 	a := int32(int16(acc))
 	t := l.thr[7*o : 7*o+7 : 7*o+7]
-	var n int32
-	if l.sorted {
-		// Ascending thresholds: count those <= a in three steps.
-		if a >= t[3] {
-			n = 4
-		}
-		if a >= t[n+1] {
-			n += 2
-		}
-		if a >= t[n] {
-			n++
-		}
-	} else {
-		// 1 + (a-t)>>31 is 1 when a >= t (no overflow: both fit 16 bits).
-		n = 7 + (a-t[0])>>31 + (a-t[1])>>31 + (a-t[2])>>31 + (a-t[3])>>31 +
-			(a-t[4])>>31 + (a-t[5])>>31 + (a-t[6])>>31
-	}
+	// 1 + (a-t)>>31 is 1 when a >= t (no overflow: both fit 16 bits). Branch-free: the
+	// comparisons are data-dependent and would mispredict.
+	n := 7 + (a-t[0])>>31 + (a-t[1])>>31 + (a-t[2])>>31 + (a-t[3])>>31 +
+		(a-t[4])>>31 + (a-t[5])>>31 + (a-t[6])>>31
 	return n ^ l.invMask[o]
 }
 

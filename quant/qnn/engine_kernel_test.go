@@ -99,3 +99,144 @@ func TestEngineKernelsAgree(t *testing.T) {
 		}
 	}
 }
+
+// TestEngineCSAKernel runs the 32-bit carry-save kernel (the default on 32-bit CPUs)
+// against the IR reference, on windows long enough to flush its byte counters.
+func TestEngineCSAKernel(t *testing.T) {
+	restore := scalarKernels()
+	defer restore()
+	old := use32
+	use32 = true
+	defer func() { use32 = old }()
+	m := widthModel(t, 3, 8, 64, 256, 64) // 9, 9 and 36 words per channel
+	in := randomLevels(m.Input.Size(), 8)
+	packed, err := Pack(in, DDRLayout(16, 8))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e, err := NewEngine(m, W1A3, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := e.Run(packed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := Unpack(out, DDRLayout(64, 4))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := refHidden(t, m, in)
+	diff := 0
+	for i := range want {
+		if got[i] != want[i] {
+			diff++
+		}
+	}
+	if diff != 0 {
+		t.Errorf("%d of %d levels differ from the IR reference", diff, len(want))
+	}
+}
+
+// TestDotCSA checks the carry-save dot product against popcounts on random and
+// all-ones words, for window lengths around the byte-counter flush.
+func TestDotCSA(t *testing.T) {
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, sf := range []int{1, 3, 30, 31, 32, 62, 63, 72, 200} {
+		for trial := 0; trial < 3; trial++ {
+			x, w := make([]uint64, 3*sf), make([]uint64, sf)
+			for i := range x {
+				x[i] = rng.Uint64()
+				if trial == 2 {
+					x[i] = ^uint64(0)
+				}
+			}
+			for i := range w {
+				w[i] = rng.Uint64()
+				if trial == 2 {
+					w[i] = ^uint64(0)
+				}
+			}
+			want := 0
+			for q := range w {
+				for b := 0; b < 3; b++ {
+					want += bitCount(x[3*q+b]&w[q]) << b
+				}
+			}
+			if got := dotCSA(x, w); got != want {
+				t.Errorf("sf %d trial %d: dotCSA %d, want %d", sf, trial, got, want)
+			}
+		}
+	}
+}
+
+// bitCount counts bits one by one (independent of math/bits).
+func bitCount(v uint64) int {
+	n := 0
+	for ; v != 0; v >>= 1 {
+		n += int(v & 1)
+	}
+	return n
+}
+
+// BenchmarkDotKernels compares the scalar dot kernels on a 72-word window (a 512-channel
+// 3x3 layer) for 4 output channels; run it under qemu-arm-static for a relative armv7
+// figure.
+func BenchmarkDotKernels(b *testing.B) {
+	rng := rand.New(rand.NewPCG(1, 1))
+	const sf = 72
+	x, w := make([]uint64, 3*sf), make([]uint64, 4*sf)
+	for i := range x {
+		x[i] = rng.Uint64()
+	}
+	for i := range w {
+		w[i] = rng.Uint64()
+	}
+	sink := 0
+	b.Run("popcount64", func(b *testing.B) {
+		for b.Loop() {
+			d0, d1, d2, d3 := dotMasked4(x, w, sf)
+			sink += d0 + d1 + d2 + d3
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*4*sf), "ns/channel-word")
+	})
+	b.Run("csa32", func(b *testing.B) {
+		for b.Loop() {
+			for o := 0; o < 4; o++ {
+				sink += dotCSA(x, w[o*sf:(o+1)*sf])
+			}
+		}
+		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*4*sf), "ns/channel-word")
+	})
+	_ = sink
+}
+
+// BenchmarkEngineKernels runs the real model's engine layers (threads=1) on each kernel
+// this build has: the default (AVX-512 where the CPU has it), the scalar popcount
+// kernel and the 32-bit carry-save kernel that 32-bit CPUs run.
+func BenchmarkEngineKernels(b *testing.B) {
+	m := loadModel(b)
+	in, _ := Pack(randomLevels(16*208*208, 5), DDRLayout(16, 208))
+	for _, kern := range []string{"default", "scalar", "csa32"} {
+		b.Run(kern, func(b *testing.B) {
+			restore := func() {}
+			if kern != "default" {
+				restore = scalarKernels()
+			}
+			old := use32
+			use32 = kern == "csa32"
+			e, err := NewEngine(m, W1A3, 1)
+			defer func() { restore(); use32 = old }()
+			if err != nil {
+				b.Fatal(err)
+			}
+			cpu0 := cpuTime()
+			for b.Loop() {
+				if _, err := e.Run(in); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric((cpuTime()-cpu0).Seconds()*1000/float64(b.N), "cpu-ms/frame")
+		})
+	}
+}
