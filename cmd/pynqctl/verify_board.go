@@ -617,7 +617,7 @@ func openVerifyBoard(ctx context.Context, f boardVerifyFlags, log *slog.Logger) 
 func agentURL(board string) (string, error) {
 	if !strings.Contains(board, "://") {
 		if _, _, err := net.SplitHostPort(board); err != nil {
-			board = net.JoinHostPort(board, "8080")
+			board = net.JoinHostPort(strings.Trim(board, "[]"), "8080")
 		}
 		board = "http://" + board
 	}

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/agent"
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/web"
 )
 
 // chairPhotos makes a darknet dataset in a temp dir: the first n chairs/val photos
@@ -131,4 +133,50 @@ func TestVerifySimCorruptWeight(t *testing.T) {
 	}
 	t.Logf("corrupted %s: first difference channel %d at (%d,%d), %d values in %v; localized in %.2f s",
 		target, first.Channel, first.Y, first.X, first.Values, first.Channels, rep.Timing.LocalizeSeconds)
+}
+
+// TestVerifyOverHTTP: --board URL --token talks to a running agent's API (here the sim
+// agent behind a loopback server, as the board's would be); a wrong token fails with a
+// hint.
+func TestVerifyOverHTTP(t *testing.T) {
+	q := testutil.Fixture(t, "qnn-mo-pynq")
+	cfg := agent.Defaults()
+	cfg.Backend = agent.BackendSim
+	cfg.Bitstream.Path = filepath.Join(q, "bitstream", "W1A3-pynqZ1-Z2.bit")
+	cfg.Model.Dir = filepath.Join(q, "params")
+	cfg.Model.Names = filepath.Join(q, "voc.names")
+	cfg.Source.Input = filepath.Join(q, "images")
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	a, err := agent.New(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	hub := web.NewHub(web.HubOptions{})
+	defer hub.Close()
+	srv := httptest.NewServer(web.NewServer(a, hub, web.ServerOptions{Token: "board-token"}))
+	defer srv.Close()
+	f := boardVerifyFlags{board: srv.URL, model: cfg.Model.Dir, names: cfg.Model.Names,
+		dataset: chairPhotos(t, 1, false), token: "board-token", thresh: 0.005}
+	var out bytes.Buffer
+	if err := runBoardVerify(context.Background(), &out, slog.New(slog.DiscardHandler), f); err != nil || !strings.Contains(out.String(), "RESULT: the board matches") {
+		t.Fatalf("%v\n%s", err, out.String())
+	}
+	f.token = "wrong"
+	if err := runBoardVerify(context.Background(), io.Discard, slog.New(slog.DiscardHandler), f); err == nil || !strings.Contains(err.Error(), "--token") {
+		t.Errorf("wrong token: %v", err)
+	}
+}
+
+func TestAgentURL(t *testing.T) {
+	for in, want := range map[string]string{
+		"pynq": "http://pynq:8080", "192.168.2.99:9000": "http://192.168.2.99:9000",
+		"https://board.local/": "https://board.local", "[fe80::1]": "http://[fe80::1]:8080",
+	} {
+		if got, err := agentURL(in); err != nil || got != want {
+			t.Errorf("%s: %q %v, want %q", in, got, err, want)
+		}
+	}
 }
