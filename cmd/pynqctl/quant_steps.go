@@ -168,9 +168,13 @@ func newActivationsCmd(log *slog.Logger) *cobra.Command {
 	opt := qonnx.ActOptions{}
 	cmd := &cobra.Command{
 		Use:   "activations --input=M-w1.onnx [--output=M-w1a3.onnx] --activation-bits=3",
-		Short: "Put an unsigned activation quantizer after every hidden ReLU",
+		Short: "Put an unsigned activation quantizer after every hidden ReLU (or lhtan)",
 		Long: `Insert a --activation-bits unsigned Quant after the activation of every hidden
-convolution (not the ones feeding a detection head). FINN has no LeakyRelu handler, so
+convolution (not the ones feeding a detection head). After darknet's lhtan (leaky hard
+tanh, export-darknet --float-activation=lhtan) the quantizer's scale is 1/(2^bits-1):
+its levels cover [0, 1], where lhtan saturates, and calibration never raises the clip
+beyond 1; the files then write Relu + Quant (lhtan is the identity below 1, so both give
+the same levels), which FINN turns into a MultiThreshold. FINN has no LeakyRelu handler, so
 leaky layers are reported and --leaky decides: relu (default) replaces LeakyRelu by Relu
 so that FINN can turn BN + ReLU + Quant into a MultiThreshold (this changes the network:
 a leaky-trained network such as Yolo-Fastest loses nearly all its mAP even at 8 bits
