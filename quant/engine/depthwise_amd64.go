@@ -6,9 +6,10 @@ package engine
 // buffer whose rows are split into stride phases (phase p holds padded columns p, p+s,
 // p+2s, ...), so that every tap of every output reads eight consecutive floats; then an
 // assembly row kernel (depthwise_amd64.s) sums the taps for eight outputs per vector,
-// adds the bias and applies linear/leaky/relu. A row whose width is not a multiple of 8
-// ends with one vector overlapping the previous one (the outputs are recomputed, not
-// accumulated, so that is harmless).
+// adds the bias and applies linear/leaky/relu. Stride 1 runs the kernel once over the
+// whole padded plane as if it were one row and drops the junk columns; other strides go
+// row by row, and a row whose width is not a multiple of 8 ends with one vector
+// overlapping the previous one (outputs are recomputed, not accumulated: harmless).
 
 import "github.com/fpgadetector/pynq-agent/quant"
 
@@ -32,7 +33,19 @@ func depthwiseScratch(size, stride, oh, ow int) int {
 		return 0
 	}
 	wp, hp := depthwisePadded(size, stride, oh, ow)
-	return wp * hp
+	if stride != 1 {
+		return wp * hp
+	}
+	plane, nv := wholePlane(size, oh, wp)
+	return max(wp*hp, plane) + nv*8
+}
+
+// wholePlane sizes the stride-1 path that runs the kernel over the padded plane as one
+// long row of oh*wp outputs (wp-ow of each wp are junk, dropped afterwards): nv vectors,
+// reading plane floats.
+func wholePlane(size, oh, wp int) (plane, nv int) {
+	nv = (oh*wp + 7) / 8
+	return nv*8 + (size-1)*(wp+1), nv
 }
 
 // depthwisePlaneVec is [DepthwisePlane] on AVX2, with buf of depthwiseScratch floats. It
@@ -43,10 +56,10 @@ func depthwisePlaneVec(in []float32, h, w int, k []float32, size, stride, pad in
 	if !useAVX2 || ow < 8 || oh < 1 || taps > maxVecTaps || stride < 1 || len(k) < taps {
 		return false
 	}
-	wp, hp := depthwisePadded(size, stride, oh, ow)
-	if len(buf) < wp*hp || len(in) < h*w || len(out) < oh*ow {
+	if len(buf) < depthwiseScratch(size, stride, oh, ow) || len(in) < h*w || len(out) < oh*ow {
 		return false
 	}
+	wp, hp := depthwisePadded(size, stride, oh, ow)
 	padPlane(buf[:wp*hp], in, h, w, pad, stride, wp)
 
 	// Tap (ky, kx) of output column x reads padded row ky, column x*stride+kx: phase
@@ -61,18 +74,30 @@ func depthwisePlaneVec(in []float32, h, w int, k []float32, size, stride, pad in
 	if !simple {
 		slope = 1 // the kernel adds the bias; the activation runs below
 	}
-	nvec := ow / 8
-	for oy := 0; oy < oh; oy++ {
-		src := buf[oy*stride*wp:]
-		orow := out[oy*ow : (oy+1)*ow]
-		depthwiseRowAVX2(&orow[0], &src[0], nvec, &offs[0], &k[0], taps, bias, slope)
-		if tail := ow - 8; tail%8 != 0 {
-			depthwiseRowAVX2(&orow[tail], &src[tail], 1, &offs[0], &k[0], taps, bias, slope)
+	if stride == 1 {
+		// One call over the whole plane: small planes (10x10, 20x20) would otherwise
+		// run one or two vectors per row, bound by the latency of the tap chain.
+		plane, nv := wholePlane(size, oh, wp)
+		clear(buf[wp*hp : plane]) // read by junk outputs only; kept finite
+		tmp := buf[max(wp*hp, plane):][:nv*8]
+		depthwiseRowAVX2(&tmp[0], &buf[0], nv, &offs[0], &k[0], taps, bias, slope)
+		for oy := 0; oy < oh; oy++ {
+			copy(out[oy*ow:(oy+1)*ow], tmp[oy*wp:])
 		}
-		if !simple {
-			for i, v := range orow {
-				orow[i] = activate1(v, act)
+	} else {
+		nvec := ow / 8
+		for oy := 0; oy < oh; oy++ {
+			src := buf[oy*stride*wp:]
+			orow := out[oy*ow : (oy+1)*ow]
+			depthwiseRowAVX2(&orow[0], &src[0], nvec, &offs[0], &k[0], taps, bias, slope)
+			if tail := ow - 8; tail%8 != 0 {
+				depthwiseRowAVX2(&orow[tail], &src[tail], 1, &offs[0], &k[0], taps, bias, slope)
 			}
+		}
+	}
+	if !simple {
+		for i, v := range out[:oh*ow] {
+			out[i] = activate1(v, act)
 		}
 	}
 	return true
@@ -109,14 +134,19 @@ func padPlane(dst, in []float32, h, w, pad, stride, wp int) {
 		}
 		i := 0
 		for p := 0; p < stride; p++ {
-			for x := p; x < wp; x += stride {
-				var v float32
-				if ix := x - pad; ix >= 0 && ix < w {
-					v = src[ix]
-				}
-				d[i] = v
-				i++
+			// Padded columns x = p + stride*j; inside the plane for pad <= x < pad+w.
+			n := (wp - p + stride - 1) / stride
+			j0 := min(n, max(0, (pad-p+stride-1)/stride))
+			j1 := max(j0, min(n, (pad+w-p+stride-1)/stride))
+			seg := d[i : i+n]
+			clear(seg[:j0])
+			ix := p + stride*j0 - pad
+			for j := j0; j < j1; j++ {
+				seg[j] = src[ix]
+				ix += stride
 			}
+			clear(seg[j1:])
+			i += n
 		}
 	}
 }
