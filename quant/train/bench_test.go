@@ -2,9 +2,9 @@ package train
 
 import (
 	"fmt"
-	"syscall"
 	"math/rand/v2"
 	"strings"
+	"syscall"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
