@@ -39,7 +39,6 @@ type engineLayer struct {
 	w             []uint64
 	thr           []int32 // 7 per output channel
 	invMask       []int32 // 7 for inverted channels (level ^ 7 = 7 - level), else 0
-	sorted        bool    // every channel's thresholds ascend: a 3-step search counts them
 	pool          int     // 0 none, 2 for 2x2 stride 2, 1 for 2x2 stride 1 padded bottom/right
 	poolDim       int     // side after the pool
 
@@ -51,9 +50,10 @@ type engineLayer struct {
 	dw     int // dense words per output channel
 	wDense []uint64
 
-	// With a vector dot kernel (vectorDot), w and wDense also exist interleaved by
-	// blocks of 32 output channels (interleave32); channels past the last full block
-	// use the scalar kernel.
+	// With an assembly dot kernel, w and wDense also exist interleaved by blocks of
+	// vw output channels (32 for levels32, 4 for dotPopcnt4; see interleave); channels
+	// past the last full block use the Go kernel.
+	vw          int
 	wv, wvDense []uint64
 	thrV, invV  []int64 // thr and invMask for the vector kernel, see thresholds8
 }
@@ -78,7 +78,6 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 			name: l.Name, k: l.Conv.Size, pad: l.Conv.Pad, inDim: l.In.H, outDim: l.Out.H,
 			gin: lanes(l.In.C), outCh: l.Conv.Filters, w: weightWords(l),
 			thr: make([]int32, 7*l.Conv.Filters), invMask: make([]int32, l.Conv.Filters), poolDim: l.Out.H,
-			sorted: true,
 		}
 		el.sf = el.k * el.k * el.gin
 		el.inC = l.In.C
@@ -91,19 +90,22 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 			}
 			for i, v := range t {
 				el.thr[7*o+i] = v
-				if i > 0 && v < t[i-1] {
-					el.sorted = false
-				}
 			}
 			if l.Quant.Invert[o] {
 				el.invMask[o] = 7
 			}
 		}
-		if vectorDot() {
+		switch {
+		case vectorDot():
+			el.vw = 32
 			el.thrV, el.invV = el.thresholds8()
-			el.wv = interleave32(el.w, el.outCh, el.sf)
+		case popcntDot():
+			el.vw = 4
+		}
+		if el.vw != 0 {
+			el.wv = interleave(el.w, el.outCh, el.sf, el.vw)
 			if el.wDense != nil {
-				el.wvDense = interleave32(el.wDense, el.outCh, el.dw)
+				el.wvDense = interleave(el.wDense, el.outCh, el.dw, el.vw)
 			}
 		}
 		if el.outCh%4 != 0 {
@@ -278,7 +280,7 @@ func (l *engineLayer) convRowsDense(in, out []uint64, r0, r1 int) {
 				}
 			}
 			dst := out[3*(r*l.outDim+c)*gout : 3*(r*l.outDim+c+1)*gout]
-			if dw == 3 && l.wvDense == nil && !use32 {
+			if dw == 3 && l.vw == 0 && !use32 {
 				l.outputs3(x, total, dst)
 			} else {
 				l.outputs(x, l.wDense, l.wvDense, dw, total, dst)
@@ -304,16 +306,16 @@ func dotMasked4(x, w []uint64, sf int) (d0, d1, d2, d3 int) {
 	return
 }
 
-// interleave32 reorders the weights of outCh channels (sf words each) for
-// dotPlanes32: word q of channel 32b+j at index 32(b*sf+q)+j. Channels past the last
-// full block of 32 are left out.
-func interleave32(w []uint64, outCh, sf int) []uint64 {
-	blocks := outCh / 32
-	v := make([]uint64, blocks*32*sf)
+// interleave reorders the weights of outCh channels (sf words each) by blocks of n
+// channels for the assembly kernels: word q of channel nb+j at index n(b*sf+q)+j.
+// Channels past the last full block are left out.
+func interleave(w []uint64, outCh, sf, n int) []uint64 {
+	blocks := outCh / n
+	v := make([]uint64, blocks*n*sf)
 	for b := 0; b < blocks; b++ {
-		for j := 0; j < 32; j++ {
+		for j := 0; j < n; j++ {
 			for q := 0; q < sf; q++ {
-				v[32*(b*sf+q)+j] = w[(32*b+j)*sf+q]
+				v[n*(b*sf+q)+j] = w[(n*b+j)*sf+q]
 			}
 		}
 	}
@@ -339,7 +341,7 @@ func (l *engineLayer) thresholds8() (thr, inv []int64) {
 // the pixel's bit planes dst (zero on entry).
 func (l *engineLayer) outputs(x, w, wv []uint64, sf, total int, dst []uint64) {
 	o0 := 0
-	if wv != nil {
+	if wv != nil && l.vw == 32 {
 		for ; o0+32 <= l.outCh; o0 += 32 {
 			p0, p1, p2 := levels32(&x[0], &wv[o0*sf], sf, total, &l.thrV[7*o0], &l.invV[o0])
 			q, sh := 3*(o0/64), uint(o0%64)
@@ -351,7 +353,11 @@ func (l *engineLayer) outputs(x, w, wv []uint64, sf, total int, dst []uint64) {
 	var p0, p1, p2 uint64
 	for o := o0; o < l.outCh; o += 4 {
 		var d0, d1, d2, d3 int
-		if use32 {
+		if wv != nil && l.vw == 4 {
+			var d [4]int64
+			dotPopcnt4(&x[0], &wv[o*sf], sf, &d)
+			d0, d1, d2, d3 = int(d[0]), int(d[1]), int(d[2]), int(d[3])
+		} else if use32 {
 			d0, d1 = dotCSA(x, w[o*sf:(o+1)*sf]), dotCSA(x, w[(o+1)*sf:(o+2)*sf])
 			d2, d3 = dotCSA(x, w[(o+2)*sf:(o+3)*sf]), dotCSA(x, w[(o+3)*sf:(o+4)*sf])
 		} else {

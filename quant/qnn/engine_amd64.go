@@ -8,8 +8,14 @@ import "golang.org/x/sys/cpu"
 // (engine_amd64.s): eight output channels per vector, 32 per call, each window word
 // broadcast once for the 32 channels. Other CPUs run the Go kernels.
 
-// useVPOPCNT selects the assembly kernel; tests switch it off to check the Go path.
-var useVPOPCNT = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPOPCNTDQ
+// useVPOPCNT selects the AVX-512 kernel, usePOPCNT the scalar POPCNT kernel for the
+// other CPUs (Go's bits.OnesCount64 checks the CPU feature at every call unless built
+// with GOAMD64=v2 or later; the checks' call paths make the compiler spill the
+// accumulators). Tests switch them off to check the Go paths.
+var (
+	useVPOPCNT = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPOPCNTDQ
+	usePOPCNT  = cpu.X86.HasPOPCNT
+)
 
 // levels32 computes the levels of 32 output channels of one pixel and returns their
 // plane bits (channel j at bit j of p0, p1, p2): d_j = sum over q < sf of
@@ -20,6 +26,16 @@ var useVPOPCNT = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPOPCNTDQ
 //
 //go:noescape
 func levels32(x *uint64, w *uint64, sf int, total int, thr *int64, inv *int64) (p0, p1, p2 uint64)
+
+// dotPopcnt4 sets d[j] = sum over q < sf of sum_b 2^b popcount(x[3q+b] & w[4q+j]) for 4
+// output channels with interleaved weights (word q of channel j at w[4q+j]). sf must be
+// at least 1. Implemented in engine_amd64.s.
+//
+//go:noescape
+func dotPopcnt4(x *uint64, w *uint64, sf int, d *[4]int64)
+
+// popcntDot reports whether this build and CPU run dotPopcnt4.
+func popcntDot() bool { return usePOPCNT }
 
 // vectorDot reports whether this build and CPU run levels32.
 func vectorDot() bool { return useVPOPCNT }

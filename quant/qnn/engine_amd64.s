@@ -109,3 +109,49 @@ loop32:
 	MOVQ         R12, p2+64(FP)
 	VZEROUPPER
 	RET
+
+// CHAN adds the masked level sum of one channel's weight word (at off(DI)) against the
+// plane words R8, R9, R10 to acc.
+#define CHAN(off, acc) \
+	MOVQ    off(DI), AX;    \
+	MOVQ    AX, BX;         \
+	ANDQ    R8, AX;         \
+	ANDQ    R9, BX;         \
+	POPCNTQ AX, AX;         \
+	POPCNTQ BX, BX;         \
+	LEAQ    (AX)(BX*2), AX; \
+	MOVQ    off(DI), BX;    \
+	ANDQ    R10, BX;        \
+	POPCNTQ BX, BX;         \
+	LEAQ    (AX)(BX*4), AX; \
+	ADDQ    AX, acc
+
+// func dotPopcnt4(x *uint64, w *uint64, sf int, d *[4]int64)
+TEXT ·dotPopcnt4(SB), NOSPLIT, $0-32
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ sf+16(FP), CX
+	XORQ R11, R11
+	XORQ R12, R12
+	XORQ R13, R13
+	XORQ DX, DX
+
+loop4:
+	MOVQ 0(SI), R8
+	MOVQ 8(SI), R9
+	MOVQ 16(SI), R10
+	CHAN(0, R11)
+	CHAN(8, R12)
+	CHAN(16, R13)
+	CHAN(24, DX)
+	ADDQ $32, DI
+	ADDQ $24, SI
+	DECQ CX
+	JNZ  loop4
+
+	MOVQ d+24(FP), DI
+	MOVQ R11, 0(DI)
+	MOVQ R12, 8(DI)
+	MOVQ R13, 16(DI)
+	MOVQ DX, 24(DI)
+	RET

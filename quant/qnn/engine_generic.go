@@ -9,3 +9,9 @@ func vectorDot() bool { return false }
 func levels32(x *uint64, w *uint64, sf int, total int, thr *int64, inv *int64) (p0, p1, p2 uint64) {
 	panic("qnn: no vector kernel")
 }
+
+// popcntDot reports whether this build and CPU run dotPopcnt4: never outside amd64.
+func popcntDot() bool { return false }
+
+// dotPopcnt4 is never called when popcntDot is false.
+func dotPopcnt4(x *uint64, w *uint64, sf int, d *[4]int64) { panic("qnn: no popcount kernel") }

@@ -53,9 +53,8 @@ func widthModel(tb testing.TB, seed uint64, dim int, widths ...int) *quant.Model
 	return m
 }
 
-// TestEngineKernelsAgree runs models of several widths on
-// the default kernels and on the scalar Go kernels and checks both against the IR
-// reference.
+// TestEngineKernelsAgree runs models of several widths on the default kernels, the
+// scalar (POPCNT) kernel and the Go kernels, and checks them against the IR reference.
 func TestEngineKernelsAgree(t *testing.T) {
 	for _, widths := range [][]int{{32, 96, 64}, {64, 320, 32}, {96, 32, 160}} {
 		m := widthModel(t, uint64(widths[0]), 10, widths...)
@@ -78,10 +77,13 @@ func TestEngineKernelsAgree(t *testing.T) {
 		}
 		fast := run()
 		restore := scalarKernels()
-		slow := run()
+		scalar := run()
 		restore()
-		if !bytes.Equal(fast, slow) {
-			t.Errorf("widths %v: default and scalar kernels differ", widths)
+		restore = goKernels()
+		pure := run()
+		restore()
+		if !bytes.Equal(fast, scalar) || !bytes.Equal(fast, pure) {
+			t.Errorf("widths %v: default, scalar and Go kernels differ", widths)
 		}
 		got, err := Unpack(fast, DDRLayout(widths[len(widths)-1], 5))
 		if err != nil {
@@ -103,7 +105,7 @@ func TestEngineKernelsAgree(t *testing.T) {
 // TestEngineCSAKernel runs the 32-bit carry-save kernel (the default on 32-bit CPUs)
 // against the IR reference, on windows long enough to flush its byte counters.
 func TestEngineCSAKernel(t *testing.T) {
-	restore := scalarKernels()
+	restore := goKernels()
 	defer restore()
 	old := use32
 	use32 = true
@@ -212,16 +214,20 @@ func BenchmarkDotKernels(b *testing.B) {
 }
 
 // BenchmarkEngineKernels runs the real model's engine layers (threads=1) on each kernel
-// this build has: the default (AVX-512 where the CPU has it), the scalar popcount
-// kernel and the 32-bit carry-save kernel that 32-bit CPUs run.
+// this build has: the default (AVX-512 where the CPU has it), the scalar POPCNT
+// assembly kernel, the Go popcount kernel and the 32-bit carry-save kernel that 32-bit
+// CPUs run.
 func BenchmarkEngineKernels(b *testing.B) {
 	m := loadModel(b)
 	in, _ := Pack(randomLevels(16*208*208, 5), DDRLayout(16, 208))
-	for _, kern := range []string{"default", "scalar", "csa32"} {
+	for _, kern := range []string{"default", "scalar", "go", "csa32"} {
 		b.Run(kern, func(b *testing.B) {
 			restore := func() {}
-			if kern != "default" {
+			switch kern {
+			case "scalar":
 				restore = scalarKernels()
+			case "go", "csa32":
+				restore = goKernels()
 			}
 			old := use32
 			use32 = kern == "csa32"
