@@ -380,7 +380,9 @@ func (cl *convLayer) batchNormBackward(n *Net, delta []float32) {
 func (cl *convLayer) update(lrb, momentum, decayb float32, learnClip bool) {
 	if q := cl.q; q != nil && q.q.ActBits > 0 {
 		if learnClip {
-			q.q.ActScale = max(q.q.ActScale+lrb*float32(q.clipUp), 1e-6)
+			// At most 10% per step: a clip scale that jumps wipes out a layer.
+			step := min(max(lrb*float32(q.clipUp), -.1*q.q.ActScale), .1*q.q.ActScale)
+			q.q.ActScale = max(q.q.ActScale+step, 1e-6)
 		}
 		q.clipUp *= float64(momentum)
 	}

@@ -20,7 +20,8 @@ import (
 //     the clipping range (straight-through, clipped). With ActScale 0 the scale is
 //     calibrated on the first training batch (the largest activation over the levels).
 //     With Net.LearnClip the scale learns by PACT's gradient (the delta summed over the
-//     clipped activations).
+//     clipped activations), scaled as LSQ scales its step-size gradient, and moves at
+//     most 10% per update.
 //
 // The .weights written keep the float (latent) weights; quantized thresholds come
 // from the normal calibrate/verify steps.
@@ -121,7 +122,9 @@ func (lq *layerQuant) activationBackward(delta []float32, a quant.Activation) {
 			delta[i] = 0
 		}
 	}
-	lq.clipUp += clip
+	// LSQ's gradient scale 1/sqrt(N*levels) keeps the scale's steps commensurate with
+	// the weights' (a plain sum over N activations makes the clip run away).
+	lq.clipUp += clip / math.Sqrt(float64(len(lq.preq))*float64(hi))
 }
 
 // MarkW1A3 annotates m for binary-weight, 3-bit-activation training as the QNN engine

@@ -96,8 +96,8 @@ func TestActivationQuantizer(t *testing.T) {
 			t.Fatalf("delta[%d] = %g for activation %g; want it passed only inside (0, .7)", i, d, pre)
 		}
 	}
-	if clipped == 0 || cl.q.clipUp != float64(7*clipped) {
-		t.Errorf("PACT update %g from %d clipped activations, want %d", cl.q.clipUp, clipped, 7*clipped)
+	if want := float64(7*clipped) / math.Sqrt(float64(len(out)*7)); clipped == 0 || math.Abs(cl.q.clipUp-want) > 1e-9 {
+		t.Errorf("PACT update %g from %d clipped activations, want %g", cl.q.clipUp, clipped, float64(7*clipped)/math.Sqrt(float64(len(out)*7)))
 	}
 }
 

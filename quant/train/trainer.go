@@ -169,15 +169,18 @@ func (t *trainer) loop(ctx context.Context, samples []Sample) (*Result, error) {
 			if mb.err != nil {
 				return nil, mb.err
 			}
+			// As train_network_datum: seen counts the batch before its forward pass
+			// (the region loss's seen < 12800 test sees it).
+			net.Seen += mini
 			net.Forward(mb.data, mb.truths, true)
 			net.Backward(mb.data)
-			net.Seen += mini
 			cost += net.Loss
 			stats = net.Stats
 		}
+		// update_network reads the rate at the batch number after this batch.
+		iter = int(net.Seen / uint64(cfg.Batch))
 		rate := cfg.Rate(iter)
 		net.Update(rate, cfg.Momentum, cfg.Decay, cfg.Batch)
-		iter = int(net.Seen / uint64(cfg.Batch))
 		loss := cost / float64(cfg.Subdivisions*net.Batch)
 		if t.avg < 0 {
 			t.avg = loss
