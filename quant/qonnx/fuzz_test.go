@@ -6,16 +6,26 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
-// FuzzRead feeds the QONNX reader real files of the small model (calibrated and
-// streamlined) and broken variants; it must return an error or a model that qengine
+// FuzzRead feeds the QONNX reader real files of the small model and its lhtan variant
+// (calibrated and streamlined) and broken variants; it must return an error or a model that qengine
 // accepts or refuses, never panic.
 func FuzzRead(f *testing.F) {
-	m := smallModel(f)
+	for _, cfg := range []string{smallCfg, lhtanCfg} {
+		seedRead(f, smallModelCfg(f, cfg))
+	}
+	f.Add([]byte{})
+	f.Add([]byte("not a model"))
+	f.Fuzz(fuzzRead)
+}
+
+// seedRead adds m's calibrated and streamlined files (and broken variants) as seeds.
+func seedRead(f *testing.F, m *quant.Model) {
 	if _, err := qonnx.QuantizeWeights(m, qonnx.WeightOptions{Bits: 1, KeepFirst: true, KeepLast: true}); err != nil {
 		f.Fatal(err)
 	}
@@ -45,29 +55,28 @@ func FuzzRead(f *testing.F) {
 		f.Add(bytes.Replace(data, []byte(`"filters":16`), []byte(`"filters":-1`), 1))
 		f.Add(bytes.Replace(data, []byte(`"inputs":[-1]`), []byte(`"inputs":[5]`), 1))
 	}
-	f.Add([]byte{})
-	f.Add([]byte("not a model"))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		mp := &onnxpb.ModelProto{}
-		if err := proto.Unmarshal(data, mp); err != nil {
+}
+
+func fuzzRead(t *testing.T, data []byte) {
+	mp := &onnxpb.ModelProto{}
+	if err := proto.Unmarshal(data, mp); err != nil {
+		return
+	}
+	m, err := qonnx.Read(mp)
+	if err != nil {
+		return
+	}
+	if m.Input.Size() > 1<<16 {
+		return // a large input would only be slow to run
+	}
+	for _, l := range m.Layers {
+		if l.Out.Size() > 1<<20 {
 			return
 		}
-		m, err := qonnx.Read(mp)
-		if err != nil {
-			return
-		}
-		if m.Input.Size() > 1<<16 {
-			return // a large input would only be slow to run
-		}
-		for _, l := range m.Layers {
-			if l.Out.Size() > 1<<20 {
-				return
-			}
-		}
-		if _, err := qengine.New(m, qengine.Options{}); err != nil {
-			return
-		}
-	})
+	}
+	if _, err := qengine.New(m, qengine.Options{}); err != nil {
+		return
+	}
 }
 
 // FuzzOverrides parses weight-override TOML files.
