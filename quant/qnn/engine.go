@@ -357,6 +357,10 @@ func (l *engineLayer) outputs(x, w, wv []uint64, sf, total int, dst []uint64) {
 			var d [4]int64
 			dotPopcnt4(&x[0], &wv[o*sf], sf, &d)
 			d0, d1, d2, d3 = int(d[0]), int(d[1]), int(d[2]), int(d[3])
+		} else if use32 && sf == 3 {
+			x3 := (*[9]uint64)(x)
+			d0, d1 = dotCSA3(x3, (*[3]uint64)(w[o*3:])), dotCSA3(x3, (*[3]uint64)(w[o*3+3:]))
+			d2, d3 = dotCSA3(x3, (*[3]uint64)(w[o*3+6:])), dotCSA3(x3, (*[3]uint64)(w[o*3+9:]))
 		} else if use32 {
 			d0, d1 = dotCSA(x, w[o*sf:(o+1)*sf]), dotCSA(x, w[(o+1)*sf:(o+2)*sf])
 			d2, d3 = dotCSA(x, w[(o+2)*sf:(o+3)*sf]), dotCSA(x, w[(o+3)*sf:(o+4)*sf])

@@ -60,3 +60,23 @@ func dotCSA(x, w []uint64) int {
 	low := byteCounts(s1) + byteCounts(s2)<<1 + byteCounts(s4)<<2 + byteCounts(s8)<<3
 	return byteSum(low) + 16*total16
 }
+
+// dotCSA3 is dotCSA for a 3-word window (3x3 taps of 16 channels, the dense first
+// engine layer), unrolled.
+func dotCSA3(x *[9]uint64, w *[3]uint64) int {
+	var s1, s2, s4, s8, top uint32
+	for q := 0; q < 3; q++ {
+		wl, wh := uint32(w[q]), uint32(w[q]>>32)
+		x0, x1, x2 := x[3*q], x[3*q+1], x[3*q+2]
+		var c2, d4, e4, f8, g8, h16 uint32
+		s1, c2 = csa(s1, uint32(x0)&wl, uint32(x0>>32)&wh)
+		s2, d4 = csa(s2, uint32(x1)&wl, uint32(x1>>32)&wh)
+		s2, e4 = s2^c2, s2&c2
+		s4, f8 = csa(s4, uint32(x2)&wl, uint32(x2>>32)&wh)
+		s4, g8 = csa(s4, d4, e4)
+		s8, h16 = csa(s8, f8, g8)
+		top += byteCounts(h16)
+	}
+	low := byteCounts(s1) + byteCounts(s2)<<1 + byteCounts(s4)<<2 + byteCounts(s8)<<3
+	return byteSum(low) + 16*byteSum(top)
+}

@@ -2,6 +2,7 @@ package qnn
 
 import (
 	"bytes"
+	"fmt"
 	"math/rand/v2"
 	"testing"
 
@@ -168,6 +169,11 @@ func TestDotCSA(t *testing.T) {
 			if got := dotCSA(x, w); got != want {
 				t.Errorf("sf %d trial %d: dotCSA %d, want %d", sf, trial, got, want)
 			}
+			if sf == 3 {
+				if got := dotCSA3((*[9]uint64)(x), (*[3]uint64)(w)); got != want {
+					t.Errorf("trial %d: dotCSA3 %d, want %d", trial, got, want)
+				}
+			}
 		}
 	}
 }
@@ -182,35 +188,40 @@ func bitCount(v uint64) int {
 }
 
 // BenchmarkDotKernels compares the scalar dot kernels on a 72-word window (a 512-channel
-// 3x3 layer) for 4 output channels; run it under qemu-arm-static for a relative armv7
-// figure.
+// 3x3 layer) and a 3-word window (the dense 16-channel first layer) for 4 output
+// channels; run it under qemu-arm-static for a relative armv7 figure.
 func BenchmarkDotKernels(b *testing.B) {
 	rng := rand.New(rand.NewPCG(1, 1))
-	const sf = 72
-	x, w := make([]uint64, 3*sf), make([]uint64, 4*sf)
-	for i := range x {
-		x[i] = rng.Uint64()
-	}
-	for i := range w {
-		w[i] = rng.Uint64()
-	}
-	sink := 0
-	b.Run("popcount64", func(b *testing.B) {
-		for b.Loop() {
-			d0, d1, d2, d3 := dotMasked4(x, w, sf)
-			sink += d0 + d1 + d2 + d3
+	for _, sf := range []int{72, 3} {
+		x, w := make([]uint64, 3*sf), make([]uint64, 4*sf)
+		for i := range x {
+			x[i] = rng.Uint64()
 		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*4*sf), "ns/channel-word")
-	})
-	b.Run("csa32", func(b *testing.B) {
-		for b.Loop() {
-			for o := 0; o < 4; o++ {
-				sink += dotCSA(x, w[o*sf:(o+1)*sf])
+		for i := range w {
+			w[i] = rng.Uint64()
+		}
+		sink := 0
+		b.Run(fmt.Sprintf("popcount64/sf=%d", sf), func(b *testing.B) {
+			for b.Loop() {
+				d0, d1, d2, d3 := dotMasked4(x, w, sf)
+				sink += d0 + d1 + d2 + d3
 			}
-		}
-		b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*4*sf), "ns/channel-word")
-	})
-	_ = sink
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*4*sf), "ns/channel-word")
+		})
+		b.Run(fmt.Sprintf("csa32/sf=%d", sf), func(b *testing.B) {
+			for b.Loop() {
+				for o := 0; o < 4; o++ {
+					if sf == 3 {
+						sink += dotCSA3((*[9]uint64)(x), (*[3]uint64)(w[o*3:]))
+					} else {
+						sink += dotCSA(x, w[o*sf:(o+1)*sf])
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*4*sf), "ns/channel-word")
+		})
+		_ = sink
+	}
 }
 
 // BenchmarkEngineKernels runs the real model's engine layers (threads=1) on each kernel
