@@ -142,7 +142,7 @@ func (e *Engine) Run(in []byte) ([]byte, error) {
 	if len(in) == 0 || len(in)%pixels != 0 {
 		return nil, fmt.Errorf("engine input of %d bytes is not a whole number of records for %dx%d pixels", len(in), first.inDim, first.inDim)
 	}
-	x := recordsToPlanes(in, len(in)/pixels, pixels, first.gin)
+	x := e.inputPlanes(in, len(in)/pixels, pixels, first.gin)
 	for _, l := range e.layers {
 		x = e.layer(l, x)
 	}
@@ -161,7 +161,7 @@ func (e *Engine) RunTrace(in []byte) (outs [][]byte, err error) {
 	if len(in) == 0 || len(in)%pixels != 0 {
 		return nil, fmt.Errorf("engine input of %d bytes is not a whole number of records for %dx%d pixels", len(in), first.inDim, first.inDim)
 	}
-	x := recordsToPlanes(in, len(in)/pixels, pixels, first.gin)
+	x := e.inputPlanes(in, len(in)/pixels, pixels, first.gin)
 	rb := e.lim.RecordBytes()
 	for _, l := range e.layers {
 		x = e.layer(l, x)
@@ -487,8 +487,23 @@ func init() {
 // 64-channel groups; record bytes past the stride read as zero.
 func recordsToPlanes(buf []byte, stride, pixels, g int) []uint64 {
 	out := make([]uint64, pixels*g*3)
+	recordsToPlanesRange(out, buf, stride, g, 0, pixels)
+	return out
+}
+
+// inputPlanes is recordsToPlanes over the engine's goroutines (the input is the largest
+// map, read from a strided buffer).
+func (e *Engine) inputPlanes(buf []byte, stride, pixels, g int) []uint64 {
+	out := make([]uint64, pixels*g*3)
+	e.parallel(pixels, func(p0, p1 int) { recordsToPlanesRange(out, buf, stride, g, p0, p1) })
+	return out
+}
+
+// recordsToPlanesRange converts records from..to-1 of buf into out (see
+// recordsToPlanes).
+func recordsToPlanesRange(out []uint64, buf []byte, stride, g, from, to int) {
 	var tmp [24]byte
-	for p := 0; p < pixels; p++ {
+	for p := from; p < to; p++ {
 		rec := buf[p*stride : (p+1)*stride]
 		for q := 0; q < g; q++ {
 			chunk := tmp[:]
@@ -513,7 +528,6 @@ func recordsToPlanes(buf []byte, stride, pixels, g int) []uint64 {
 			out[o], out[o+1], out[o+2] = p0, p1, p2
 		}
 	}
-	return out
 }
 
 // planesToRecords writes bit planes of g groups into records of stride bytes (at least
