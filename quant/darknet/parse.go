@@ -386,16 +386,17 @@ func (b *builder) inferShapes() error {
 		}
 		return &CfgError{File: b.file, Msg: "shapes", Err: err}
 	}
-	params, filters := 0, 0
+	// int64: on the board's 32-bit ARM these products overflow int for hostile cfgs.
+	var params, filters int64
 	for i, l := range m.Layers {
 		o := l.Out
-		if o.C > maxChannels || o.H > maxSpatial || o.W > maxSpatial || o.Size() > maxActivation {
+		if o.C > maxChannels || o.H > maxSpatial || o.W > maxSpatial || int64(o.C)*int64(o.H)*int64(o.W) > maxActivation {
 			s := b.secs[i]
 			return &CfgError{File: b.file, Line: s.line, Section: s.name, Msg: fmt.Sprintf("layer %d output %v is larger than the importer's limit", i, o)}
 		}
 		if c := l.Conv; c != nil {
-			params += c.Filters * (l.In.C/c.Groups*c.Size*c.Size + 4)
-			filters += c.Filters // ParseCfg allocates 4 values per filter
+			params += int64(c.Filters) * (int64(l.In.C/c.Groups)*int64(c.Size*c.Size) + 4)
+			filters += int64(c.Filters) // ParseCfg allocates 4 values per filter
 			if params > maxParams || filters > maxTotalFilters {
 				s := b.secs[i]
 				return &CfgError{File: b.file, Line: s.line, Section: s.name, Msg: fmt.Sprintf("more than %d parameters or %d filters up to layer %d: larger than the importer's limit", maxParams, maxTotalFilters, i)}
