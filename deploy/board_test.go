@@ -44,7 +44,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// fakeAgent builds internal/fakeagent for the host (version "fake-1").
+// fakeAgent builds internal/fakeagent for the host (version "fake-1"): sshd runs it on
+// this machine. The test binary itself may be a cross build run under qemu-user
+// (scripts/test-arm.sh), whose environment carries GOARCH=arm, so the host's GOOS and
+// GOARCH are set explicitly; the board's arch check then compares the fake agent's ELF
+// machine with the host's uname -m.
 func fakeAgent(tb testing.TB) string {
 	tb.Helper()
 	fakeAgentOnce.Do(func() {
@@ -52,9 +56,16 @@ func fakeAgent(tb testing.TB) string {
 		if fakeAgentErr != nil {
 			return
 		}
+		var host []byte
+		if host, fakeAgentErr = exec.Command("go", "env", "GOHOSTOS", "GOHOSTARCH").Output(); fakeAgentErr != nil {
+			fakeAgentErr = fmt.Errorf("go env GOHOSTOS GOHOSTARCH: %w", fakeAgentErr)
+			return
+		}
+		goos, goarch, _ := strings.Cut(strings.TrimSpace(string(host)), "\n")
 		fakeAgentPath = filepath.Join(fakeAgentDir, "pynq-agent")
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags=-s -w -X main.version=fake-1", "-o", fakeAgentPath, "./internal/fakeagent")
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		// Later entries win: the host's platform overrides an inherited cross build's.
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+strings.TrimSpace(goarch))
 		if out, err := cmd.CombinedOutput(); err != nil {
 			fakeAgentErr = fmt.Errorf("build fakeagent: %v\n%s", err, out)
 		}
