@@ -55,7 +55,7 @@ type engineLayer struct {
 	// past the last full block use the Go kernel.
 	vw          int
 	wv, wvDense []uint64
-	thrV, invV  []int64 // thr and invMask for the vector kernel, see thresholds8
+	thrV, invV  []int16 // thr and invMask for levels32, see thresholds32
 }
 
 // NewEngine prepares the hidden layers of m for the host engine. threads <= 0 uses
@@ -98,7 +98,7 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 		switch {
 		case vectorDot():
 			el.vw = 32
-			el.thrV, el.invV = el.thresholds8()
+			el.thrV, el.invV = el.thresholds32()
 		case popcntDot():
 			el.vw = 4
 		}
@@ -322,16 +322,17 @@ func interleave(w []uint64, outCh, sf, n int) []uint64 {
 	return v
 }
 
-// thresholds8 lays out the thresholds and invert masks for levels32, by blocks of 8
-// channels: threshold i of channel 8c+j at 8(7c+i)+j, the mask of channel o at o.
-func (l *engineLayer) thresholds8() (thr, inv []int64) {
-	n := l.outCh / 8 * 8
-	thr, inv = make([]int64, 7*n), make([]int64, n)
+// thresholds32 lays out the thresholds (int16, as the engine holds them) and invert
+// masks for levels32, by blocks of 32 channels: threshold i of channel 32b+j at
+// 32(7b+i)+j, the mask of channel o at o.
+func (l *engineLayer) thresholds32() (thr, inv []int16) {
+	n := l.outCh / 32 * 32
+	thr, inv = make([]int16, 7*n), make([]int16, n)
 	for o := 0; o < n; o++ {
 		for i := 0; i < 7; i++ {
-			thr[8*(7*(o/8)+i)+o%8] = int64(l.thr[7*o+i])
+			thr[32*(7*(o/32)+i)+o%32] = int16(l.thr[7*o+i])
 		}
-		inv[o] = int64(l.invMask[o])
+		inv[o] = int16(l.invMask[o])
 	}
 	return thr, inv
 }

@@ -13,19 +13,19 @@ import "golang.org/x/sys/cpu"
 // with GOAMD64=v2 or later; the checks' call paths make the compiler spill the
 // accumulators). Tests switch them off to check the Go paths.
 var (
-	useVPOPCNT = cpu.X86.HasAVX512F && cpu.X86.HasAVX512VPOPCNTDQ
+	useVPOPCNT = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VPOPCNTDQ
 	usePOPCNT  = cpu.X86.HasPOPCNT
 )
 
 // levels32 computes the levels of 32 output channels of one pixel and returns their
 // plane bits (channel j at bit j of p0, p1, p2): d_j = sum over q < sf of
 // sum_b 2^b popcount(x[3q+b] & w[32q+j]), acc = int16(total - 2 d_j), level =
-// count(acc >= thr[56(j/8)+8i+j%8], i < 7) ^ inv[j]. The weights are interleaved (word q
-// of channel j at w[32q+j]), thresholds and invert masks laid out by thresholds8. sf
-// must be at least 1. Implemented in engine_amd64.s.
+// count(acc >= thr[32i+j], i < 7) ^ inv[j]. The weights are interleaved (word q of
+// channel j at w[32q+j]), thresholds and invert masks laid out by thresholds32. sf must
+// be at least 1. Implemented in engine_amd64.s.
 //
 //go:noescape
-func levels32(x *uint64, w *uint64, sf int, total int, thr *int64, inv *int64) (p0, p1, p2 uint64)
+func levels32(x *uint64, w *uint64, sf int, total int, thr *int16, inv *int16) (p0, p1, p2 uint64)
 
 // dotPopcnt4 sets d[j] = sum over q < sf of sum_b 2^b popcount(x[3q+b] & w[4q+j]) for 4
 // output channels with interleaved weights (word q of channel j at w[4q+j]). sf must be

@@ -16,48 +16,25 @@
 	VPADDQ    Z17, a1, a1;   \
 	VPADDQ    Z18, a2, a2
 
-// LEVELS turns the plane accumulators a0, a1, a2 of eight channels (block k of the
-// call) into their three plane bytes, ORed into R10, R11, R12 at bit 8k:
-// d = a0 + 2 a1 + 4 a2, acc = int16(total - 2d), n = count(acc >= t_i) ^ inv.
-#define LEVELS(k, a0, a1, a2) \
-	VPSLLQ    $1, a1, a1;                    \
-	VPSLLQ    $2, a2, a2;                    \
-	VPADDQ    a1, a0, a0;                    \
-	VPADDQ    a2, a0, a0;                    \
-	VPADDQ    a0, a0, a0;                    \
-	VPSUBQ    a0, Z28, a0;                   \
-	VPSLLQ    $48, a0, a0;                   \
-	VPSRAQ    $48, a0, a0;                   \
-	VPXORQ    a1, a1, a1;                    \
-	VPCMPQ    $5, (k*448)(BX), a0, K1;       \
-	VPADDQ    Z31, a1, K1, a1;               \
-	VPCMPQ    $5, (k*448+64)(BX), a0, K1;    \
-	VPADDQ    Z31, a1, K1, a1;               \
-	VPCMPQ    $5, (k*448+128)(BX), a0, K1;   \
-	VPADDQ    Z31, a1, K1, a1;               \
-	VPCMPQ    $5, (k*448+192)(BX), a0, K1;   \
-	VPADDQ    Z31, a1, K1, a1;               \
-	VPCMPQ    $5, (k*448+256)(BX), a0, K1;   \
-	VPADDQ    Z31, a1, K1, a1;               \
-	VPCMPQ    $5, (k*448+320)(BX), a0, K1;   \
-	VPADDQ    Z31, a1, K1, a1;               \
-	VPCMPQ    $5, (k*448+384)(BX), a0, K1;   \
-	VPADDQ    Z31, a1, K1, a1;               \
-	VPXORQ    (k*64)(R8), a1, a1;            \
-	VPTESTMQ  Z31, a1, K1;                   \
-	VPTESTMQ  Z30, a1, K2;                   \
-	VPTESTMQ  Z29, a1, K3;                   \
-	KMOVW     K1, AX;                        \
-	SHLQ      $(8*k), AX;                    \
-	ORQ       AX, R10;                       \
-	KMOVW     K2, AX;                        \
-	SHLQ      $(8*k), AX;                    \
-	ORQ       AX, R11;                       \
-	KMOVW     K3, AX;                        \
-	SHLQ      $(8*k), AX;                    \
-	ORQ       AX, R12
+// ACC16 turns the plane accumulators a0, a1, a2 of eight channels into their
+// accumulators total - 2(a0 + 2 a1 + 4 a2), truncated to int16 (the engine's 16-bit MAC
+// register) into the words of xd.
+#define ACC16(a0, a1, a2, xd) \
+	VPSLLQ  $1, a1, a1; \
+	VPSLLQ  $2, a2, a2; \
+	VPADDQ  a1, a0, a0; \
+	VPADDQ  a2, a0, a0; \
+	VPADDQ  a0, a0, a0; \
+	VPSUBQ  a0, Z28, a0; \
+	VPMOVQW a0, xd
 
-// func levels32(x *uint64, w *uint64, sf int, total int, thr *int64, inv *int64) (p0, p1, p2 uint64)
+// THRESH adds 1 to the levels Z21 of the 32 channels whose accumulator (Z20) is >= the
+// threshold vector at off(BX).
+#define THRESH(off) \
+	VPCMPW $5, off(BX), Z20, K1; \
+	VPADDW Z31, Z21, K1, Z21
+
+// func levels32(x *uint64, w *uint64, sf int, total int, thr *int16, inv *int16) (p0, p1, p2 uint64)
 TEXT ·levels32(SB), NOSPLIT, $0-72
 	MOVQ   x+0(FP), SI
 	MOVQ   w+8(FP), DI
@@ -90,23 +67,41 @@ loop32:
 	DECQ         CX
 	JNZ          loop32
 
-	VPBROADCASTQ total+24(FP), Z28
+	// Accumulators of the 32 channels as int16 in Z20 (channel j in word j).
+	VPBROADCASTQ  total+24(FP), Z28
+	ACC16(Z0, Z1, Z2, X20)
+	ACC16(Z3, Z4, Z5, X21)
+	ACC16(Z6, Z7, Z8, X22)
+	ACC16(Z9, Z10, Z11, X23)
+	VINSERTI32X4  $1, X21, Z20, Z20
+	VINSERTI32X4  $2, X22, Z20, Z20
+	VINSERTI32X4  $3, X23, Z20, Z20
+
+	// Levels: count the thresholds reached, invert, split into the three planes.
 	MOVQ         $1, AX
-	VPBROADCASTQ AX, Z31
+	VPBROADCASTW AX, Z31
 	MOVQ         $2, AX
-	VPBROADCASTQ AX, Z30
+	VPBROADCASTW AX, Z30
 	MOVQ         $4, AX
-	VPBROADCASTQ AX, Z29
-	XORQ         R10, R10
-	XORQ         R11, R11
-	XORQ         R12, R12
-	LEVELS(0, Z0, Z1, Z2)
-	LEVELS(1, Z3, Z4, Z5)
-	LEVELS(2, Z6, Z7, Z8)
-	LEVELS(3, Z9, Z10, Z11)
-	MOVQ         R10, p0+48(FP)
-	MOVQ         R11, p1+56(FP)
-	MOVQ         R12, p2+64(FP)
+	VPBROADCASTW AX, Z29
+	VPXORQ       Z21, Z21, Z21
+	THRESH(0)
+	THRESH(64)
+	THRESH(128)
+	THRESH(192)
+	THRESH(256)
+	THRESH(320)
+	THRESH(384)
+	VPXORQ       (R8), Z21, Z21
+	VPTESTMW     Z31, Z21, K1
+	VPTESTMW     Z30, Z21, K2
+	VPTESTMW     Z29, Z21, K3
+	KMOVD        K1, AX
+	MOVQ         AX, p0+48(FP)
+	KMOVD        K2, AX
+	MOVQ         AX, p1+56(FP)
+	KMOVD        K3, AX
+	MOVQ         AX, p2+64(FP)
 	VZEROUPPER
 	RET
 

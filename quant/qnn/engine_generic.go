@@ -6,7 +6,7 @@ package qnn
 func vectorDot() bool { return false }
 
 // levels32 is never called when vectorDot is false.
-func levels32(x *uint64, w *uint64, sf int, total int, thr *int64, inv *int64) (p0, p1, p2 uint64) {
+func levels32(x *uint64, w *uint64, sf int, total int, thr *int16, inv *int16) (p0, p1, p2 uint64) {
 	panic("qnn: no vector kernel")
 }
 
