@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
@@ -74,6 +75,16 @@ func TestVerifyEndpoint(t *testing.T) {
 	if res == nil {
 		t.Fatal("verify failed")
 	}
+	// Status right after the image: active for verifyLinger after it, then idle. Checked
+	// here, not after the host reference below: that takes longer than verifyLinger
+	// under qemu-user, and the linger is wall-clock time.
+	if v, _ := a.Status().Extra["verification"].(map[string]any); v["images"] != uint64(1) || v["active"] != true {
+		t.Errorf("status verification just after an image %v", v)
+	}
+	a.verifyLast.Store(time.Now().Add(-2 * verifyLinger).UnixNano())
+	if v, _ := a.Status().Extra["verification"].(map[string]any); v["images"] != uint64(1) || v["active"] != false {
+		t.Errorf("status verification %v after the linger", v)
+	}
 
 	t.Setenv("AGENT_TEST_PARAMS", a.cfg.Model.Dir)
 	det, err := hostReference()
@@ -113,9 +124,6 @@ func TestVerifyEndpoint(t *testing.T) {
 	}
 	if fmt.Sprint(got) != "map[bicycle:78 car:86 dog:86]" || res.Feed != FeedDuringVerify || res.Decoder != "stb" {
 		t.Errorf("dog.jpg: %v feed %q decoder %q", got, res.Feed, res.Decoder)
-	}
-	if v, _ := a.Status().Extra["verification"].(map[string]any); v["images"] != uint64(1) || v["active"] != true {
-		t.Errorf("status verification %v", v)
 	}
 }
 
