@@ -46,7 +46,9 @@ func (a *Agent) Verify(ctx context.Context, req web.VerifyRequest) (*web.VerifyR
 	a.verifyMu.Lock() // one image at a time: each holds 8 MiB of engine input
 	defer a.verifyMu.Unlock()
 	a.verifyActive.Store(time.Now().UnixNano())
-	defer func() { a.verifyActive.Store(0); a.verifyLast.Store(time.Now().UnixNano()) }()
+	// Finish time before clearing active: a status poll between the two stores must not
+	// see neither (idle, and the previous image's finish time).
+	defer func() { a.verifyLast.Store(time.Now().UnixNano()); a.verifyActive.Store(0) }()
 	// A client that hangs up must not interrupt an engine run (that needs a PL reset).
 	ctx = context.WithoutCancel(ctx)
 
