@@ -176,9 +176,12 @@ func (e *Engine) RunTrace(in []byte) (outs [][]byte, err error) {
 func (e *Engine) layer(l *engineLayer, in []uint64) []uint64 {
 	gout := lanes(l.outCh)
 	conv := make([]uint64, l.outDim*l.outDim*gout*3)
-	if l.wDense != nil && lanesClean(in, l.inC) {
+	switch {
+	case l.wDense != nil && l.k == 3 && l.pad == 1 && l.inC == 16 && l.outDim == l.inDim && lanesClean(in, l.inC):
+		e.parallel(l.outDim, func(r0, r1 int) { l.convRows3x16(in, conv, r0, r1) })
+	case l.wDense != nil && lanesClean(in, l.inC):
 		e.parallel(l.outDim, func(r0, r1 int) { l.convRowsDense(in, conv, r0, r1) })
-	} else {
+	default:
 		e.parallel(l.outDim, func(r0, r1 int) { l.convRows(in, conv, r0, r1) })
 	}
 	switch l.pool {

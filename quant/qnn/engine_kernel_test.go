@@ -9,16 +9,17 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 )
 
-// widthModel builds a random W1A3 model on a 16-channel input with the given output
+// widthModel builds a random W1A3 model on an inC-channel input with the given output
 // channels per conv (3x3, pad 1; multiples of 32 as the engine's PEs need), a 2/2 pool
 // after the first conv, thresholds in ascending or shuffled order and some inverted
-// channels, so the kernel paths (dense first layer, one or more 64-channel groups,
-// 32-channel vector blocks at either half of a group) are exercised.
-func widthModel(tb testing.TB, seed uint64, dim int, widths ...int) *quant.Model {
+// channels, so the kernel paths (dense first layers of 16 channels (sliding window) and
+// other widths, one or more 64-channel groups, 32-channel vector blocks at either half
+// of a group) are exercised.
+func widthModel(tb testing.TB, seed uint64, dim, inC int, widths ...int) *quant.Model {
 	tb.Helper()
 	rng := rand.New(rand.NewPCG(seed, 5))
-	m := &quant.Model{Name: "widths", Input: quant.Shape{C: 16, H: dim, W: dim}}
-	in := 16
+	m := &quant.Model{Name: "widths", Input: quant.Shape{C: inC, H: dim, W: dim}}
+	in := inC
 	for i, out := range widths {
 		l := &quant.Layer{Kind: quant.KindConv, Name: "conv", Inputs: []int{len(m.Layers) - 1},
 			Conv:  &quant.Conv{Filters: out, Size: 3, Stride: 1, Pad: 1, Groups: 1, Activation: quant.ActReLU, Binary: true},
@@ -57,10 +58,14 @@ func widthModel(tb testing.TB, seed uint64, dim int, widths ...int) *quant.Model
 // TestEngineKernelsAgree runs models of several widths on the default kernels, the
 // scalar (POPCNT) kernel and the Go kernels, and checks them against the IR reference.
 func TestEngineKernelsAgree(t *testing.T) {
-	for _, widths := range [][]int{{32, 96, 64}, {64, 320, 32}, {96, 32, 160}} {
-		m := widthModel(t, uint64(widths[0]), 10, widths...)
+	for _, c := range []struct {
+		inC    int
+		widths []int
+	}{{16, []int{32, 96, 64}}, {16, []int{64, 320, 32}}, {8, []int{96, 32, 160}}, {32, []int{64, 64}}} {
+		widths := c.widths
+		m := widthModel(t, uint64(widths[0]+c.inC), 10, c.inC, widths...)
 		in := randomLevels(m.Input.Size(), 6)
-		packed, err := Pack(in, DDRLayout(16, 10))
+		packed, err := Pack(in, DDRLayout(c.inC, 10))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -111,7 +116,7 @@ func TestEngineCSAKernel(t *testing.T) {
 	old := use32
 	use32 = true
 	defer func() { use32 = old }()
-	m := widthModel(t, 3, 8, 64, 256, 64) // 9, 9 and 36 words per channel
+	m := widthModel(t, 3, 8, 16, 64, 256, 64) // 3 (dense), 9 and 36 words per channel
 	in := randomLevels(m.Input.Size(), 8)
 	packed, err := Pack(in, DDRLayout(16, 8))
 	if err != nil {
