@@ -32,6 +32,16 @@ import (
 
 func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
 
+// skipSimPipelineInShort skips, in -short mode, a test that runs the sim agent's whole
+// pipeline (or the float model) on the fixtures' photos: 10-80 s each as an ARM binary
+// under qemu-user (scripts/test-arm.sh). The host run (no -short) keeps them.
+func skipSimPipelineInShort(tb testing.TB) {
+	tb.Helper()
+	if testing.Short() {
+		tb.Skip("runs the whole sim pipeline on the fixtures' photos; skipped in -short (qemu)")
+	}
+}
+
 // simConfig is the -sim configuration on the shared fixtures.
 func simConfig(tb testing.TB) *Config {
 	tb.Helper()
@@ -66,6 +76,7 @@ var hostReference = sync.OnceValues(func() (*qnn.Detector, error) {
 // engine driver over the simulated bus, DDR and BlackBoxJam) on the fixtures' photos
 // and requires the published detections to equal the host pipeline's on each image.
 func TestSimEndToEndEqualsHost(t *testing.T) {
+	skipSimPipelineInShort(t)
 	cfg := simConfig(t)
 	t.Setenv("AGENT_TEST_PARAMS", cfg.Model.Dir)
 	ctx := context.Background()
@@ -180,6 +191,7 @@ func checkPromText(tb testing.TB, text string) {
 // TestSimControlAndLED: control changes are validated and applied; a status LED on an
 // AXI GPIO of the overlay is on while running and the sim GPIO model sees it.
 func TestSimControlAndLED(t *testing.T) {
+	skipSimPipelineInShort(t)
 	cfg := simConfig(t)
 	cfg.Bitstream.Path = overlayWithLEDs(t, cfg.Bitstream.Path)
 	cfg.LED = LEDConfig{Instance: "leds", Channel: 1, Pin: 2}
@@ -342,6 +354,7 @@ func TestNoModelIsClear(t *testing.T) {
 // TestRunDrainsOnCancel runs the whole daemon (HTTP server, hub, pipeline) and stops it
 // like SIGTERM does.
 func TestRunDrainsOnCancel(t *testing.T) {
+	skipSimPipelineInShort(t)
 	cfg := simConfig(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	var logs syncBuffer
@@ -386,6 +399,7 @@ var _ io.Writer = (*syncBuffer)(nil)
 // simulated engine) and checks that a Go WebSocket client receives frames whose
 // detections equal the host pipeline's (`pynqctl detect`'s path) on the same image.
 func TestFeedOverWebSocket(t *testing.T) {
+	skipSimPipelineInShort(t)
 	cfg := simConfig(t)
 	cfg.Source.Input = filepath.Join(cfg.SourceInput(), "dog.jpg")
 	loop := true
@@ -477,6 +491,7 @@ func TestFeedOverWebSocket(t *testing.T) {
 // the board allocator) with the simulated board standing in for the kernel and the
 // hardware, and requires the same detections as the host pipeline.
 func TestBoardPathOnSimulatedHardware(t *testing.T) {
+	skipSimPipelineInShort(t)
 	cfg := simConfig(t)
 	cfg.Backend = BackendBoard
 	t.Setenv("AGENT_TEST_PARAMS", cfg.Model.Dir)
@@ -531,6 +546,7 @@ func TestBoardPathOnSimulatedHardware(t *testing.T) {
 // TestFloatModel runs a float darknet model (Yolo-Fastest, COCO) through the agent's
 // single-stage CPU path and compares with detector.Float on the same image.
 func TestFloatModel(t *testing.T) {
+	skipSimPipelineInShort(t)
 	dir := testutil.Fixture(t, "yolo-fastest")
 	cfg := simConfig(t)
 	cfg.Model = ModelConfig{Kind: ModelDarknet, Cfg: filepath.Join(dir, "yolo-fastest-1.1.cfg"),

@@ -15,6 +15,7 @@ import (
 // else it skips): /api/status carries Extra.telemetry with the pipeline threads'
 // off-CPU figures and /metrics the pynq_agent_kernel_ families.
 func TestKernelTelemetry(t *testing.T) {
+	skipSimPipelineInShort(t)
 	if _, err := telemetry.Open(telemetry.Options{}); err != nil {
 		t.Skipf("kernel telemetry unavailable here (needs Linux, root and bpf): %v", err)
 	}
@@ -52,6 +53,7 @@ func TestKernelTelemetry(t *testing.T) {
 // TestTelemetryUnavailableRunsOn: a kernel without bpf is logged once and the agent
 // processes frames without telemetry.
 func TestTelemetryUnavailableRunsOn(t *testing.T) {
+	skipSimPipelineInShort(t)
 	defer func(f func(telemetry.Options) (*telemetry.Telemetry, error)) { openTelemetry = f }(openTelemetry)
 	openTelemetry = func(telemetry.Options) (*telemetry.Telemetry, error) {
 		return nil, fmt.Errorf("kernel telemetry: %w: bpf() not permitted", telemetry.ErrNotSupported)

@@ -59,6 +59,7 @@ func postVerify(tb testing.TB, url, token string, body []byte) (*http.Response, 
 // engine input and output digests and detections for dog.jpg, per-layer digests equal
 // to the host engine's trace, a layer dump, and refuses without the token.
 func TestVerifyEndpoint(t *testing.T) {
+	skipSimPipelineInShort(t)
 	a, srv := verifyServer(t)
 	path := filepath.Join(a.cfg.SourceInput(), "dog.jpg")
 	data, err := os.ReadFile(path)
@@ -129,6 +130,7 @@ func TestVerifyEndpoint(t *testing.T) {
 
 // TestVerifyWhileServing: the feed keeps publishing while images are verified.
 func TestVerifyWhileServing(t *testing.T) {
+	skipSimPipelineInShort(t)
 	a, srv := verifyServer(t)
 	loop := true
 	a.cfg.Source.Loop = &loop
