@@ -12,6 +12,9 @@ import (
 )
 
 func TestQuantExportDarknetQNN(t *testing.T) {
+	if testing.Short() {
+		t.Skip("exports and runs Tinier-YOLO; skipped in -short (tens of seconds under qemu)")
+	}
 	params := testutil.Fixture(t, "qnn-mo-pynq", "params")
 	dir := t.TempDir()
 	cfg := filepath.Join(dir, "tinier-yolo.cfg")

@@ -13,12 +13,13 @@ import (
 // TestQNNRunSimEqualsHost: `qnn run --backend sim` (driver + FPGA simulation) writes the
 // same bytes as `--backend host` for dog.jpg and a chair photo.
 func TestQNNRunSimEqualsHost(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Tinier-YOLO on the sim board and the host; skipped in -short (tens of seconds under qemu)")
+	}
 	params := testutil.Fixture(t, "qnn-mo-pynq", "params")
 	bit := testutil.Fixture(t, "qnn-mo-pynq", "bitstream", "W1A3-pynqZ1-Z2.bit")
-	images := []string{testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg")}
-	if !testing.Short() {
-		images = append(images, testutil.Fixture(t, "chairs", "val", "2007_000033.jpg"))
-	}
+	images := []string{testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"),
+		testutil.Fixture(t, "chairs", "val", "2007_000033.jpg")}
 	dir := t.TempDir()
 	for i, img := range images {
 		in := filepath.Join(dir, "in.bin")

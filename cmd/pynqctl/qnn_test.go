@@ -10,6 +10,9 @@ import (
 )
 
 func TestQNNInputRunExport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs Tinier-YOLO on dog.jpg; skipped in -short (tens of seconds under qemu)")
+	}
 	params := testutil.Fixture(t, "qnn-mo-pynq", "params")
 	img := testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg")
 	dir := t.TempDir()

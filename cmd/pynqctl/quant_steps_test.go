@@ -22,6 +22,9 @@ import (
 // TestQuantStepsYoloFastest runs the guide's steps convert -> finn -> weights ->
 // activations -> calibrate on Yolo-Fastest with 3 chairs calibration images.
 func TestQuantStepsYoloFastest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the quantization steps on Yolo-Fastest; skipped in -short (tens of seconds under qemu)")
+	}
 	dir := testutil.Fixture(t, "yolo-fastest")
 	cal := testutil.Fixture(t, "chairs", "calibration")
 	tmp := t.TempDir()
@@ -86,6 +89,9 @@ func TestQuantStepsYoloFastest(t *testing.T) {
 // calibrate --scales (its own activation scales), gives back the published model's
 // thresholds and the same detections on dog.jpg.
 func TestQuantStepsQNNExport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the quantization steps on Tinier-YOLO; skipped in -short (tens of seconds under qemu)")
+	}
 	params := testutil.Fixture(t, "qnn-mo-pynq", "params")
 	dog := testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg")
 	tmp := t.TempDir()

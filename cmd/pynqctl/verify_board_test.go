@@ -86,6 +86,9 @@ func runVerifyCLI(tb testing.TB, dataset string) (*boardReport, string, error) {
 // TestVerifySimMatches: the sim board path equals the host reference on chair photos
 // and dog.jpg (engine outputs, detections, mAP); exit status 0.
 func TestVerifySimMatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the sim board path and the host on photos; skipped in -short (tens of seconds under qemu)")
+	}
 	rep, out, err := runVerifyCLI(t, chairPhotos(t, 4, true))
 	t.Log("\n" + out)
 	if err != nil || !rep.Match || rep.Images != 5 {
@@ -107,6 +110,9 @@ func TestVerifySimMatches(t *testing.T) {
 // TestVerifySimCorruptWeight: one weight bit flipped in simulated DDR after preload
 // fails verification with exit status 3 and names the layer and a channel.
 func TestVerifySimCorruptWeight(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the sim board path and the host on photos; skipped in -short (tens of seconds under qemu)")
+	}
 	m, err := qnn.LoadDir(filepath.Join(testutil.Fixture(t, "qnn-mo-pynq"), "params"))
 	if err != nil {
 		t.Fatal(err)
@@ -139,6 +145,9 @@ func TestVerifySimCorruptWeight(t *testing.T) {
 // agent behind a loopback server, as the board's would be); a wrong token fails with a
 // hint.
 func TestVerifyOverHTTP(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the sim agent and the host on photos; skipped in -short (tens of seconds under qemu)")
+	}
 	q := testutil.Fixture(t, "qnn-mo-pynq")
 	cfg := agent.Defaults()
 	cfg.Backend = agent.BackendSim
