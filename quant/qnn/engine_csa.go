@@ -42,9 +42,10 @@ func dotCSA(x, w []uint64) int {
 		ws := w[q0:min(q0+31, len(w))]
 		xs := x[3*q0:]
 		var bytes16 uint32
-		for j, q := 0, 0; q < len(ws) && j+2 < len(xs); j, q = j+3, q+1 {
-			wl, wh := uint32(ws[q]), uint32(ws[q]>>32)
-			x0, x1, x2 := xs[j], xs[j+1], xs[j+2]
+		for q, ww := range ws {
+			wl, wh := uint32(ww), uint32(ww>>32)
+			xa := (*[3]uint64)(xs[3*q:])
+			x0, x1, x2 := xa[0], xa[1], xa[2]
 			var c2, d4, e4, f8, g8, h16 uint32
 			s1, c2 = csa(s1, uint32(x0)&wl, uint32(x0>>32)&wh)
 			s2, d4 = csa(s2, uint32(x1)&wl, uint32(x1>>32)&wh)
