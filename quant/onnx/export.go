@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxbuild"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 )
 
@@ -37,9 +38,9 @@ func Export(m *quant.Model, opt ExportOptions) (*onnxpb.ModelProto, error) {
 	if err := m.InferShapes(); err != nil {
 		return nil, fmt.Errorf("export onnx: %w", err)
 	}
-	b := &exporter{m: m, opt: opt, g: &onnxpb.GraphProto{Name: ptr(graphName(m))}, used: map[string]bool{InputName: true}}
+	b := &exporter{m: m, opt: opt, g: &onnxpb.GraphProto{Name: onnxbuild.Ptr(graphName(m))}, used: map[string]bool{InputName: true}}
 	b.g.Input = []*onnxpb.ValueInfoProto{{
-		Name: ptr(InputName), Type: tensorType(1, int64(m.Input.C), int64(m.Input.H), int64(m.Input.W)),
+		Name: onnxbuild.Ptr(InputName), Type: onnxbuild.TensorType(1, int64(m.Input.C), int64(m.Input.H), int64(m.Input.W)),
 	}}
 	b.tensor = make([]string, len(m.Layers))
 	for i, l := range m.Layers {
@@ -52,11 +53,11 @@ func Export(m *quant.Model, opt ExportOptions) (*onnxpb.ModelProto, error) {
 		return nil, fmt.Errorf("export onnx: %w", err)
 	}
 	return &onnxpb.ModelProto{
-		IrVersion:       ptr(int64(IRVersion)),
-		OpsetImport:     []*onnxpb.OperatorSetIdProto{{Domain: ptr(""), Version: ptr(int64(Opset))}},
-		ProducerName:    ptr("pynq-agent"),
-		ProducerVersion: ptr("quant/onnx"),
-		DocString:       ptr("darknet model " + m.Name + " exported by pynqctl quant convert"),
+		IrVersion:       onnxbuild.Ptr(int64(IRVersion)),
+		OpsetImport:     []*onnxpb.OperatorSetIdProto{{Domain: onnxbuild.Ptr(""), Version: onnxbuild.Ptr(int64(Opset))}},
+		ProducerName:    onnxbuild.Ptr("pynq-agent"),
+		ProducerVersion: onnxbuild.Ptr("quant/onnx"),
+		DocString:       onnxbuild.Ptr("darknet model " + m.Name + " exported by pynqctl quant convert"),
 		Graph:           b.g,
 		MetadataProps:   props,
 	}, nil
@@ -120,18 +121,16 @@ func (b *exporter) layerName(i int, l *quant.Layer) string {
 }
 
 func (b *exporter) node(op, name string, inputs []string, output string, at ...*onnxpb.AttributeProto) {
-	b.g.Node = append(b.g.Node, &onnxpb.NodeProto{
-		OpType: ptr(op), Name: ptr(name), Input: inputs, Output: []string{output}, Attribute: at,
-	})
+	b.g.Node = append(b.g.Node, onnxbuild.Node(op, name, inputs, output, at...))
 }
 
 func (b *exporter) initFloat(name string, dims []int64, data []float32) string {
-	b.g.Initializer = append(b.g.Initializer, floatTensor(name, dims, data))
+	b.g.Initializer = append(b.g.Initializer, onnxbuild.FloatTensor(name, dims, data))
 	return name
 }
 
 func (b *exporter) initInt64(name string, data ...int64) string {
-	b.g.Initializer = append(b.g.Initializer, int64Tensor(name, []int64{int64(len(data))}, data))
+	b.g.Initializer = append(b.g.Initializer, onnxbuild.Int64Tensor(name, []int64{int64(len(data))}, data))
 	return name
 }
 
@@ -173,7 +172,7 @@ func (b *exporter) activation(name string, act quant.Activation, pre func(out st
 	pre(x)
 	switch act {
 	case quant.ActLeaky:
-		b.node("LeakyRelu", name, []string{x}, name, attrFloat("alpha", 0.1))
+		b.node("LeakyRelu", name, []string{x}, name, onnxbuild.AttrFloat("alpha", 0.1))
 	case quant.ActReLU:
 		b.node("Relu", name, []string{x}, name)
 	case quant.ActLogistic:
@@ -206,7 +205,7 @@ const (
 // above 1 the line 0.001(x-1) + 1 is: lhtan everywhere, up to float32 rounding.
 func (b *exporter) lhtan(name, x string) {
 	low, mul, high := name+"/lhtan_low", name+"/lhtan_mul", name+"/lhtan_high"
-	b.node("LeakyRelu", low, []string{x}, low, attrFloat("alpha", LHTanSlope))
+	b.node("LeakyRelu", low, []string{x}, low, onnxbuild.AttrFloat("alpha", LHTanSlope))
 	b.node("Mul", mul, []string{x, b.initFloat(name+"/lhtan_slope", nil, []float32{LHTanSlope})}, mul)
 	b.node("Add", high, []string{mul, b.initFloat(name+"/lhtan_top", nil, []float32{LHTanTop})}, high)
 	b.node("Min", name, []string{low, high}, name)
@@ -216,7 +215,7 @@ func (b *exporter) lhtan(name, x string) {
 // layer's tensor, so node names follow layer names.
 func (b *exporter) renameLast(name string) {
 	if n := b.g.Node[len(b.g.Node)-1]; len(n.Output) == 1 && n.Output[0] == name {
-		n.Name = ptr(name)
+		n.Name = onnxbuild.Ptr(name)
 	}
 }
 
@@ -240,11 +239,11 @@ func (b *exporter) conv(name string, l *quant.Layer) error {
 	wdims := []int64{int64(c.Filters), int64(l.In.C / c.Groups), int64(c.Size), int64(c.Size)}
 	p := int64(c.Pad)
 	at := []*onnxpb.AttributeProto{
-		attrInts("kernel_shape", int64(c.Size), int64(c.Size)),
-		attrInts("strides", int64(c.Stride), int64(c.Stride)),
-		attrInts("pads", p, p, p, p),
-		attrInts("dilations", 1, 1),
-		attrInt("group", int64(c.Groups)),
+		onnxbuild.AttrInts("kernel_shape", int64(c.Size), int64(c.Size)),
+		onnxbuild.AttrInts("strides", int64(c.Stride), int64(c.Stride)),
+		onnxbuild.AttrInts("pads", p, p, p, p),
+		onnxbuild.AttrInts("dilations", 1, 1),
+		onnxbuild.AttrInt("group", int64(c.Groups)),
 	}
 	if c.BN != nil && b.opt.KeepBatchNorm {
 		w := b.initFloat(name+".weight", wdims, weights)
@@ -256,7 +255,7 @@ func (b *exporter) conv(name string, l *quant.Layer) error {
 				b.initFloat(name+".bn.bias", []int64{int64(c.Filters)}, beta),
 				b.initFloat(name+".bn.mean", []int64{int64(c.Filters)}, mean),
 				b.initFloat(name+".bn.var", []int64{int64(c.Filters)}, variance)}
-			b.node("BatchNormalization", name+"/bn", ins, out, attrFloat("epsilon", eps))
+			b.node("BatchNormalization", name+"/bn", ins, out, onnxbuild.AttrFloat("epsilon", eps))
 		})
 	}
 	if c.BN != nil {
@@ -347,9 +346,9 @@ func (b *exporter) maxpool(name string, l *quant.Layer) error {
 		return fmt.Errorf("maxpool output height %d in onnx, %d in darknet", oh, l.Out.H)
 	}
 	b.node("MaxPool", name, []string{b.in(l.Inputs[0])}, name,
-		attrInts("kernel_shape", int64(p.Size), int64(p.Size)),
-		attrInts("strides", int64(p.Stride), int64(p.Stride)),
-		attrInts("pads", begin, begin, end, end))
+		onnxbuild.AttrInts("kernel_shape", int64(p.Size), int64(p.Size)),
+		onnxbuild.AttrInts("strides", int64(p.Stride), int64(p.Stride)),
+		onnxbuild.AttrInts("pads", begin, begin, end, end))
 	return nil
 }
 
@@ -379,7 +378,7 @@ func (b *exporter) route(name string, l *quant.Layer) error {
 	case len(ins) == 1:
 		b.node("Identity", name, ins, name)
 	default:
-		b.node("Concat", name, ins, name, attrInt("axis", 1))
+		b.node("Concat", name, ins, name, onnxbuild.AttrInt("axis", 1))
 	}
 	return nil
 }
@@ -390,9 +389,9 @@ func (b *exporter) upsample(name string, l *quant.Layer) error {
 	resize := func(out string) {
 		b.node("Resize", name+"/resize", []string{b.in(l.Inputs[0]), "",
 			b.initFloat(name+".scales", []int64{4}, []float32{1, 1, s, s})}, out,
-			attrString("mode", "nearest"),
-			attrString("coordinate_transformation_mode", "asymmetric"),
-			attrString("nearest_mode", "floor"))
+			onnxbuild.AttrString("mode", "nearest"),
+			onnxbuild.AttrString("coordinate_transformation_mode", "asymmetric"),
+			onnxbuild.AttrString("nearest_mode", "floor"))
 	}
 	if u.Scale == 1 || u.Scale == 0 {
 		resize(name)
@@ -414,8 +413,8 @@ func (b *exporter) head(name string, l *quant.Layer) error {
 	b.tensor[l.Index] = out
 	s := l.In
 	b.g.Output = append(b.g.Output, &onnxpb.ValueInfoProto{
-		Name: ptr(out), Type: tensorType(1, int64(s.C), int64(s.H), int64(s.W)),
-		DocString: ptr(fmt.Sprintf("raw input of %s layer %d (%s); decode with metadata %s%s", l.Kind, l.Index, l.Name, MetaHeadPrefix, out)),
+		Name: onnxbuild.Ptr(out), Type: onnxbuild.TensorType(1, int64(s.C), int64(s.H), int64(s.W)),
+		DocString: onnxbuild.Ptr(fmt.Sprintf("raw input of %s layer %d (%s); decode with metadata %s%s", l.Kind, l.Index, l.Name, MetaHeadPrefix, out)),
 	})
 	b.heads = append(b.heads, out)
 	b.headsOf = append(b.headsOf, name)

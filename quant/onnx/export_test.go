@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxbuild"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 )
 
@@ -90,7 +91,7 @@ func TestExportStructure(t *testing.T) {
 			t.Errorf("node %s: %v, want op %s", c.node, n, c.op)
 			continue
 		}
-		a := nodeAttrs(n)[c.attr]
+		a := onnxbuild.NodeAttrs(n)[c.attr]
 		got := a.GetInts()
 		if a.GetType() == onnxpb.AttributeProto_INT {
 			got = []int64{a.GetI()}
@@ -100,7 +101,7 @@ func TestExportStructure(t *testing.T) {
 		}
 	}
 	for _, n := range g.GetNode() {
-		if _, ok := nodeAttrs(n)["auto_pad"]; ok {
+		if _, ok := onnxbuild.NodeAttrs(n)["auto_pad"]; ok {
 			t.Errorf("node %s has auto_pad", n.GetName())
 		}
 		if n.GetOpType() == "BatchNormalization" || n.GetOpType() == "Dropout" {
@@ -246,20 +247,26 @@ func TestImportErrors(t *testing.T) {
 		edit func(g *onnxpb.GraphProto)
 		want string
 	}{
-		{"unknown op", func(g *onnxpb.GraphProto) { findNode(g, "maxp1").OpType = ptr("AveragePool") }, `node "maxp1" (AveragePool)`},
-		{"leaky slope", func(g *onnxpb.GraphProto) { nodeAttrs(findNode(g, "conv0"))["alpha"].F = ptr(float32(0.2)) }, `node "conv0" (LeakyRelu): alpha 0.2`},
+		{"unknown op", func(g *onnxpb.GraphProto) { findNode(g, "maxp1").OpType = onnxbuild.Ptr("AveragePool") }, `node "maxp1" (AveragePool)`},
+		{"leaky slope", func(g *onnxpb.GraphProto) {
+			onnxbuild.NodeAttrs(findNode(g, "conv0"))["alpha"].F = onnxbuild.Ptr(float32(0.2))
+		}, `node "conv0" (LeakyRelu): alpha 0.2`},
 		{"auto_pad", func(g *onnxpb.GraphProto) {
 			n := findNode(g, "conv0/conv")
-			n.Attribute = append(n.Attribute, attrString("auto_pad", "SAME_UPPER"))
+			n.Attribute = append(n.Attribute, onnxbuild.AttrString("auto_pad", "SAME_UPPER"))
 		}, `node "conv0/conv" (Conv): auto_pad SAME_UPPER`},
-		{"asymmetric conv pads", func(g *onnxpb.GraphProto) { nodeAttrs(findNode(g, "conv0/conv"))["pads"].Ints = []int64{0, 0, 1, 1} }, `(Conv): pads [0 0 1 1]`},
-		{"pool pads not darknet's", func(g *onnxpb.GraphProto) { nodeAttrs(findNode(g, "maxp4"))["pads"].Ints = []int64{1, 1, 0, 0} }, `node "maxp4" (MaxPool): pads [1 1 0 0]`},
+		{"asymmetric conv pads", func(g *onnxpb.GraphProto) {
+			onnxbuild.NodeAttrs(findNode(g, "conv0/conv"))["pads"].Ints = []int64{0, 0, 1, 1}
+		}, `(Conv): pads [0 0 1 1]`},
+		{"pool pads not darknet's", func(g *onnxpb.GraphProto) {
+			onnxbuild.NodeAttrs(findNode(g, "maxp4"))["pads"].Ints = []int64{1, 1, 0, 0}
+		}, `node "maxp4" (MaxPool): pads [1 1 0 0]`},
 		{"weights not constant", func(g *onnxpb.GraphProto) { findNode(g, "conv0/conv").Input[1] = "input" }, `node "conv0/conv" (Conv): input "input" must be an initializer`},
 		{"dangling input", func(g *onnxpb.GraphProto) { findNode(g, "maxp1").Input[0] = "nowhere" }, `node "maxp1" (MaxPool): input "nowhere" is not produced`},
 		{"resize mode", func(g *onnxpb.GraphProto) {
-			nodeAttrs(findNode(g, "upsa16/resize"))["mode"].S = []byte("linear")
+			onnxbuild.NodeAttrs(findNode(g, "upsa16/resize"))["mode"].S = []byte("linear")
 		}, `node "upsa16/resize" (Resize): mode "linear"`},
-		{"custom domain", func(g *onnxpb.GraphProto) { findNode(g, "maxp1").Domain = ptr("qonnx.custom_op.general") }, `custom domain "qonnx.custom_op.general"`},
+		{"custom domain", func(g *onnxpb.GraphProto) { findNode(g, "maxp1").Domain = onnxbuild.Ptr("qonnx.custom_op.general") }, `custom domain "qonnx.custom_op.general"`},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

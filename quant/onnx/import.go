@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxbuild"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 )
 
@@ -266,13 +267,13 @@ func (im *importer) node(n *onnxpb.NodeProto) error {
 }
 
 func (im *importer) constant(n *onnxpb.NodeProto) error {
-	a := nodeAttrs(n)
+	a := onnxbuild.NodeAttrs(n)
 	at, ok := a["value"]
 	if !ok || at.GetT() == nil {
 		return nodeError(n, "only the tensor form (attribute value) is supported: %v", ErrUnsupported)
 	}
 	t := proto.Clone(at.GetT()).(*onnxpb.TensorProto)
-	t.Name = ptr(n.GetOutput()[0])
+	t.Name = onnxbuild.Ptr(n.GetOutput()[0])
 	im.consts[n.GetOutput()[0]] = t
 	return nil
 }
@@ -282,7 +283,7 @@ func (im *importer) constFloats(n *onnxpb.NodeProto, name string) ([]float32, []
 	if !ok {
 		return nil, nil, nodeError(n, "input %q must be an initializer or Constant", name)
 	}
-	v, err := floatsOf(t)
+	v, err := onnxbuild.Floats(t)
 	if err != nil {
 		return nil, nil, nodeError(n, "%v", err)
 	}
@@ -294,7 +295,7 @@ func (im *importer) constInt64s(n *onnxpb.NodeProto, name string) ([]int64, erro
 	if !ok {
 		return nil, nodeError(n, "input %q must be an initializer or Constant", name)
 	}
-	v, err := int64sOf(t)
+	v, err := onnxbuild.Int64s(t)
 	if err != nil {
 		return nil, nodeError(n, "%v", err)
 	}
@@ -316,7 +317,7 @@ func allEqual(v []int64, want int64) bool {
 }
 
 func (im *importer) conv(n *onnxpb.NodeProto) error {
-	a := nodeAttrs(n)
+	a := onnxbuild.NodeAttrs(n)
 	in := n.GetInput()
 	if len(in) < 2 {
 		return nodeError(n, "no weight input")
@@ -329,24 +330,24 @@ func (im *importer) conv(n *onnxpb.NodeProto) error {
 		return nodeError(n, "weights %v are not square 2-D OIHW: %v", wdims, ErrUnsupported)
 	}
 	size := wdims[2]
-	if p := a.str("auto_pad", "NOTSET"); p != "NOTSET" && p != "" {
+	if p := a.Str("auto_pad", "NOTSET"); p != "NOTSET" && p != "" {
 		return nodeError(n, "auto_pad %s (re-export with explicit pads): %v", p, ErrUnsupported)
 	}
-	if k := a.ints("kernel_shape", []int64{size, size}); !slices.Equal(k, []int64{size, size}) {
+	if k := a.Ints("kernel_shape", []int64{size, size}); !slices.Equal(k, []int64{size, size}) {
 		return nodeError(n, "kernel_shape %v disagrees with weights %v", k, wdims)
 	}
-	if d := a.ints("dilations", nil); !allEqual(d, 1) {
+	if d := a.Ints("dilations", nil); !allEqual(d, 1) {
 		return nodeError(n, "dilations %v: %v", d, ErrUnsupported)
 	}
-	strides := a.ints("strides", []int64{1, 1})
+	strides := a.Ints("strides", []int64{1, 1})
 	if len(strides) != 2 || strides[0] != strides[1] || strides[0] <= 0 || strides[0] > 1<<16 {
 		return nodeError(n, "strides %v (only equal positive strides): %v", strides, ErrUnsupported)
 	}
-	pads := a.ints("pads", []int64{0, 0, 0, 0})
+	pads := a.Ints("pads", []int64{0, 0, 0, 0})
 	if len(pads) != 4 || !allEqual(pads, pads[0]) || pads[0] < 0 || pads[0] > 1<<16 {
 		return nodeError(n, "pads %v (darknet pads all sides equally): %v", pads, ErrUnsupported)
 	}
-	group := a.int("group", 1)
+	group := a.Int("group", 1)
 	if group <= 0 || group > 1<<20 || wdims[0] > 1<<20 || size > 1<<16 {
 		return nodeError(n, "group %d out of range", group)
 	}
@@ -400,7 +401,7 @@ func (im *importer) batchNorm(n *onnxpb.NodeProto, c *quant.Conv) error {
 		}
 		p[i] = v
 	}
-	eps := float64(nodeAttrs(n).float("epsilon", 1e-5))
+	eps := float64(onnxbuild.NodeAttrs(n).Float("epsilon", 1e-5))
 	modelEps := float64(im.m.BNEpsilon)
 	bn := &quant.BatchNorm{Scale: p[0], Mean: p[2], Variance: make([]float32, c.Filters)}
 	for i, v := range p[3] {
@@ -430,7 +431,7 @@ func (im *importer) activation(x string) (quant.Activation, string, error) {
 		n := c[0]
 		switch n.GetOpType() {
 		case "LeakyRelu":
-			if alpha := nodeAttrs(n).float("alpha", 0.01); math.Abs(float64(alpha)-0.1) > 1e-6 {
+			if alpha := onnxbuild.NodeAttrs(n).Float("alpha", 0.01); math.Abs(float64(alpha)-0.1) > 1e-6 {
 				return "", "", nodeError(n, "alpha %g (darknet leaky is 0.1): %v", alpha, ErrUnsupported)
 			}
 			return im.fused(quant.ActLeaky, n)
@@ -495,7 +496,7 @@ func (im *importer) lhtan(x string, leaky, mul *onnxpb.NodeProto) ([]*onnxpb.Nod
 	if leaky.GetOpType() != "LeakyRelu" || mul.GetOpType() != "Mul" || len(leaky.GetOutput()) != 1 || len(mul.GetOutput()) != 1 {
 		return nil, false
 	}
-	if !near(nodeAttrs(leaky).float("alpha", 0.01), LHTanSlope) || !im.scalarOperand(mul, x, LHTanSlope) {
+	if !near(onnxbuild.NodeAttrs(leaky).Float("alpha", 0.01), LHTanSlope) || !im.scalarOperand(mul, x, LHTanSlope) {
 		return nil, false
 	}
 	add := im.sole(mul.GetOutput()[0])
@@ -529,7 +530,7 @@ func (im *importer) scalarOperand(n *onnxpb.NodeProto, x string, want float32) b
 	if !ok {
 		return false
 	}
-	v, err := floatsOf(t)
+	v, err := onnxbuild.Floats(t)
 	return err == nil && len(v) == 1 && near(v[0], want)
 }
 
@@ -548,22 +549,22 @@ func (im *importer) fused(act quant.Activation, nodes ...*onnxpb.NodeProto) (qua
 }
 
 func (im *importer) maxpool(n *onnxpb.NodeProto) error {
-	a := nodeAttrs(n)
-	if p := a.str("auto_pad", "NOTSET"); p != "NOTSET" && p != "" {
+	a := onnxbuild.NodeAttrs(n)
+	if p := a.Str("auto_pad", "NOTSET"); p != "NOTSET" && p != "" {
 		return nodeError(n, "auto_pad %s (re-export with explicit pads): %v", p, ErrUnsupported)
 	}
-	if a.int("ceil_mode", 0) != 0 || !allEqual(a.ints("dilations", nil), 1) || len(n.GetOutput()) != 1 {
+	if a.Int("ceil_mode", 0) != 0 || !allEqual(a.Ints("dilations", nil), 1) || len(n.GetOutput()) != 1 {
 		return nodeError(n, "ceil_mode, dilations or an indices output: %v", ErrUnsupported)
 	}
-	k := a.ints("kernel_shape", nil)
+	k := a.Ints("kernel_shape", nil)
 	if len(k) != 2 || k[0] != k[1] || k[0] <= 0 || k[0] > 1<<16 {
 		return nodeError(n, "kernel_shape %v (only square): %v", k, ErrUnsupported)
 	}
-	s := a.ints("strides", []int64{1, 1})
+	s := a.Ints("strides", []int64{1, 1})
 	if len(s) != 2 || s[0] != s[1] || s[0] <= 0 || s[0] > 1<<16 {
 		return nodeError(n, "strides %v (only equal positive strides): %v", s, ErrUnsupported)
 	}
-	p := a.ints("pads", []int64{0, 0, 0, 0})
+	p := a.Ints("pads", []int64{0, 0, 0, 0})
 	// darknet pads pad/2 before and the rest after, equally on both axes.
 	if len(p) != 4 || p[0] != p[1] || p[2] != p[3] || p[0] < 0 || p[2] > 1<<16 || p[0] != (p[0]+p[2])/2 {
 		return nodeError(n, "pads %v do not follow darknet's [pad/2, pad/2, pad-pad/2, pad-pad/2]: %v", p, ErrUnsupported)
@@ -611,7 +612,7 @@ func (im *importer) slice(n *onnxpb.NodeProto) error {
 }
 
 func (im *importer) concat(n *onnxpb.NodeProto) error {
-	if axis := nodeAttrs(n).int("axis", 0); axis != 1 && axis != -3 {
+	if axis := onnxbuild.NodeAttrs(n).Int("axis", 0); axis != 1 && axis != -3 {
 		return nodeError(n, "axis %d (routes concatenate channels, axis 1): %v", axis, ErrUnsupported)
 	}
 	r := &quant.Route{Groups: 1}
@@ -688,16 +689,16 @@ func (im *importer) shortcut(n *onnxpb.NodeProto) error {
 }
 
 func (im *importer) upsample(n *onnxpb.NodeProto) error {
-	a := nodeAttrs(n)
+	a := onnxbuild.NodeAttrs(n)
 	in := n.GetInput()
-	if m := a.str("mode", "nearest"); m != "nearest" {
+	if m := a.Str("mode", "nearest"); m != "nearest" {
 		return nodeError(n, "mode %q (darknet upsample is nearest): %v", m, ErrUnsupported)
 	}
 	if n.GetOpType() == "Resize" {
-		if ct := a.str("coordinate_transformation_mode", "half_pixel"); ct != "asymmetric" {
+		if ct := a.Str("coordinate_transformation_mode", "half_pixel"); ct != "asymmetric" {
 			return nodeError(n, "coordinate_transformation_mode %q, want asymmetric: %v", ct, ErrUnsupported)
 		}
-		if nm := a.str("nearest_mode", "round_prefer_floor"); nm != "floor" {
+		if nm := a.Str("nearest_mode", "round_prefer_floor"); nm != "floor" {
 			return nodeError(n, "nearest_mode %q, want floor: %v", nm, ErrUnsupported)
 		}
 	}
@@ -717,7 +718,7 @@ func (im *importer) upsample(n *onnxpb.NodeProto) error {
 			other = mul.GetInput()[0]
 		}
 		if t, ok := im.consts[other]; ok {
-			if v, err := floatsOf(t); err == nil && len(v) == 1 {
+			if v, err := onnxbuild.Floats(t); err == nil && len(v) == 1 {
 				u.Scale = v[0]
 				im.done[mul] = true
 				out = mul.GetOutput()[0]
@@ -742,7 +743,7 @@ func (im *importer) upsampleStride(n *onnxpb.NodeProto, in quant.Shape) (int, er
 	var err error
 	switch {
 	case n.GetOpType() == "Upsample" && len(ins) == 1:
-		for _, f := range nodeAttrs(n)["scales"].GetFloats() {
+		for _, f := range onnxbuild.NodeAttrs(n)["scales"].GetFloats() {
 			scales = append(scales, float64(f))
 		}
 	case n.GetOpType() == "Upsample":

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxbuild"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 )
 
@@ -94,5 +95,5 @@ func metaProp(key string, v any) (*onnxpb.StringStringEntryProto, error) {
 	if err != nil {
 		return nil, fmt.Errorf("metadata %s: %w (NaN or Inf in head parameters?)", key, err)
 	}
-	return &onnxpb.StringStringEntryProto{Key: &key, Value: ptr(string(b))}, nil
+	return &onnxpb.StringStringEntryProto{Key: &key, Value: onnxbuild.Ptr(string(b))}, nil
 }

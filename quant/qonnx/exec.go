@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 
+	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxbuild"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 )
 
@@ -39,13 +40,13 @@ func Execute(mp *onnxpb.ModelProto, input []float32) (map[string]*Tensor, error)
 		var data []float32
 		switch t.GetDataType() {
 		case int32(onnxpb.TensorProto_FLOAT):
-			v, err := floatsOf(t)
+			v, err := onnxbuild.Floats(t)
 			if err != nil {
 				return nil, fmt.Errorf("execute: %w", err)
 			}
 			data = v
 		case int32(onnxpb.TensorProto_INT64):
-			v, err := int64sOf(t)
+			v, err := onnxbuild.Int64s(t)
 			if err != nil {
 				return nil, fmt.Errorf("execute: %w", err)
 			}
@@ -93,7 +94,7 @@ func Execute(mp *onnxpb.ModelProto, input []float32) (map[string]*Tensor, error)
 }
 
 func execNode(n *onnxpb.NodeProto, in []*Tensor) (*Tensor, error) {
-	a := nodeAttrs(n)
+	a := onnxbuild.NodeAttrs(n)
 	need := func(k int) error {
 		if len(in) < k {
 			return fmt.Errorf("%d inputs, want %d", len(in), k)
@@ -115,7 +116,7 @@ func execNode(n *onnxpb.NodeProto, in []*Tensor) (*Tensor, error) {
 		if err := need(1); err != nil {
 			return nil, err
 		}
-		alpha := a.float("alpha", 0.01)
+		alpha := a.Float("alpha", 0.01)
 		out := &Tensor{Dims: in[0].Dims, Data: make([]float32, len(in[0].Data))}
 		for i, x := range in[0].Data {
 			switch n.GetOpType() {
@@ -165,14 +166,14 @@ func execNode(n *onnxpb.NodeProto, in []*Tensor) (*Tensor, error) {
 		if err := need(5); err != nil {
 			return nil, err
 		}
-		return batchNorm(in[0], in[1], in[2], in[3], in[4], a.float("epsilon", 1e-5))
+		return batchNorm(in[0], in[1], in[2], in[3], in[4], a.Float("epsilon", 1e-5))
 	case "MaxPool":
 		if err := need(1); err != nil {
 			return nil, err
 		}
 		return maxPool(in[0], a)
 	case "Concat":
-		return concat(in, int(a.int("axis", 1)))
+		return concat(in, int(a.Int("axis", 1)))
 	case "Slice":
 		if err := need(3); err != nil {
 			return nil, err
@@ -182,7 +183,7 @@ func execNode(n *onnxpb.NodeProto, in []*Tensor) (*Tensor, error) {
 		if err := need(3); err != nil {
 			return nil, err
 		}
-		if a.str("mode", "nearest") != "nearest" || a.str("coordinate_transformation_mode", "half_pixel") != "asymmetric" || a.str("nearest_mode", "round_prefer_floor") != "floor" {
+		if a.Str("mode", "nearest") != "nearest" || a.Str("coordinate_transformation_mode", "half_pixel") != "asymmetric" || a.Str("nearest_mode", "round_prefer_floor") != "floor" {
 			return nil, fmt.Errorf("only nearest / asymmetric / floor resize is supported")
 		}
 		return resize(in[0], in[2])
@@ -190,7 +191,7 @@ func execNode(n *onnxpb.NodeProto, in []*Tensor) (*Tensor, error) {
 		if err := need(4); err != nil {
 			return nil, err
 		}
-		return quantOp(in[0], in[1], in[2], in[3], a.int("signed", 1) != 0, a.int("narrow", 0) != 0, a.str("rounding_mode", "ROUND"))
+		return quantOp(in[0], in[1], in[2], in[3], a.Int("signed", 1) != 0, a.Int("narrow", 0) != 0, a.Str("rounding_mode", "ROUND"))
 	case "BipolarQuant":
 		if err := need(2); err != nil {
 			return nil, err
@@ -200,10 +201,10 @@ func execNode(n *onnxpb.NodeProto, in []*Tensor) (*Tensor, error) {
 		if err := need(2); err != nil {
 			return nil, err
 		}
-		if l := a.str("data_layout", "NCHW"); l != "NCHW" {
+		if l := a.Str("data_layout", "NCHW"); l != "NCHW" {
 			return nil, fmt.Errorf("data_layout %s: only NCHW", l)
 		}
-		return multiThreshold(in[0], in[1], a.float("out_scale", 1), a.float("out_bias", 0))
+		return multiThreshold(in[0], in[1], a.Float("out_scale", 1), a.Float("out_bias", 0))
 	}
 	return nil, fmt.Errorf("op %s is not supported by the executor", n.GetOpType())
 }
@@ -269,7 +270,7 @@ func dims4(t *Tensor) (n, c, h, w int, err error) {
 	return 1, t.Dims[1], t.Dims[2], t.Dims[3], nil
 }
 
-func conv(x, w, b *Tensor, a attrs) (*Tensor, error) {
+func conv(x, w, b *Tensor, a onnxbuild.Attrs) (*Tensor, error) {
 	_, c, h, wd, err := dims4(x)
 	if err != nil {
 		return nil, err
@@ -281,10 +282,10 @@ func conv(x, w, b *Tensor, a attrs) (*Tensor, error) {
 	if w.Dims[3] != k {
 		return nil, fmt.Errorf("non-square kernel %v", w.Dims)
 	}
-	groups := int(a.int("group", 1))
-	st := a.ints("strides", []int64{1, 1})
-	pads := a.ints("pads", []int64{0, 0, 0, 0})
-	if _, ok := a["auto_pad"]; ok && a.str("auto_pad", "NOTSET") != "NOTSET" {
+	groups := int(a.Int("group", 1))
+	st := a.Ints("strides", []int64{1, 1})
+	pads := a.Ints("pads", []int64{0, 0, 0, 0})
+	if _, ok := a["auto_pad"]; ok && a.Str("auto_pad", "NOTSET") != "NOTSET" {
 		return nil, fmt.Errorf("auto_pad is not supported")
 	}
 	if len(st) != 2 || len(pads) != 4 || st[0] != st[1] || groups <= 0 || c != cg*groups || f%groups != 0 {
@@ -343,14 +344,14 @@ func batchNorm(x, scale, bias, mean, variance *Tensor, eps float32) (*Tensor, er
 	return out, nil
 }
 
-func maxPool(x *Tensor, a attrs) (*Tensor, error) {
+func maxPool(x *Tensor, a onnxbuild.Attrs) (*Tensor, error) {
 	_, c, h, w, err := dims4(x)
 	if err != nil {
 		return nil, err
 	}
-	ks := a.ints("kernel_shape", nil)
-	st := a.ints("strides", []int64{1, 1})
-	pads := a.ints("pads", []int64{0, 0, 0, 0})
+	ks := a.Ints("kernel_shape", nil)
+	st := a.Ints("strides", []int64{1, 1})
+	pads := a.Ints("pads", []int64{0, 0, 0, 0})
 	if len(ks) != 2 || len(st) != 2 || len(pads) != 4 {
 		return nil, fmt.Errorf("kernel %v strides %v pads %v", ks, st, pads)
 	}

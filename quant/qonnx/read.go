@@ -10,6 +10,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
+	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxbuild"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 )
 
@@ -125,7 +126,7 @@ func Read(mp *onnxpb.ModelProto) (*quant.Model, error) {
 		if !ok {
 			return nil, fmt.Errorf("initializer %q is missing", name)
 		}
-		v, err := floatsOf(t)
+		v, err := onnxbuild.Floats(t)
 		if err == nil && want >= 0 && len(v) != want {
 			err = fmt.Errorf("initializer %q has %d values, want %d", name, len(v), want)
 		}

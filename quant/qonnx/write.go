@@ -11,6 +11,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
+	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxbuild"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 )
 
@@ -80,12 +81,12 @@ func Build(m *quant.Model, opt Options) (*onnxpb.ModelProto, error) {
 	if err := m.InferShapes(); err != nil {
 		return nil, fmt.Errorf("qonnx: %w", err)
 	}
-	b := &builder{m: m, opt: opt, g: &onnxpb.GraphProto{Name: ptr(graphName(m))}, derived: map[string]string{},
+	b := &builder{m: m, opt: opt, g: &onnxpb.GraphProto{Name: onnxbuild.Ptr(graphName(m))}, derived: map[string]string{},
 		out: make([]produced, len(m.Layers))}
 	b.meta = fileMeta{Format: metaFormat, Stage: opt.Stage, Name: m.Name, Dialect: string(m.Dialect),
 		Input: [3]int{m.Input.C, m.Input.H, m.Input.W}, BNEpsilon: 0, BNEpsInside: true}
-	b.g.Input = []*onnxpb.ValueInfoProto{{Name: ptr(InputName),
-		Type: tensorType(1, int64(m.Input.C), int64(m.Input.H), int64(m.Input.W))}}
+	b.g.Input = []*onnxpb.ValueInfoProto{{Name: onnxbuild.Ptr(InputName),
+		Type: onnxbuild.TensorType(1, int64(m.Input.C), int64(m.Input.H), int64(m.Input.W))}}
 	b.annotate(InputName, "UINT8")
 	b.node("Mul", "input/scale", []string{InputName, b.scalar("input/inv255", float32(1.0/255))}, scaledInput)
 	for i, l := range m.Layers {
@@ -104,21 +105,21 @@ func Build(m *quant.Model, opt Options) (*onnxpb.ModelProto, error) {
 		doc = "QONNX model " + m.Name + " written by pynqctl quant"
 	}
 	return &onnxpb.ModelProto{
-		IrVersion: ptr(int64(IRVersion)),
+		IrVersion: onnxbuild.Ptr(int64(IRVersion)),
 		OpsetImport: []*onnxpb.OperatorSetIdProto{
-			{Domain: ptr(""), Version: ptr(int64(Opset))},
-			{Domain: ptr(Domain), Version: ptr(int64(1))},
+			{Domain: onnxbuild.Ptr(""), Version: onnxbuild.Ptr(int64(Opset))},
+			{Domain: onnxbuild.Ptr(Domain), Version: onnxbuild.Ptr(int64(1))},
 		},
-		ProducerName:    ptr("pynq-agent"),
-		ProducerVersion: ptr("quant/qonnx"),
-		DocString:       ptr(doc),
+		ProducerName:    onnxbuild.Ptr("pynq-agent"),
+		ProducerVersion: onnxbuild.Ptr("quant/qonnx"),
+		DocString:       onnxbuild.Ptr(doc),
 		Graph:           b.g,
 		MetadataProps:   metadataProps(string(js), opt.Metadata),
 	}, nil
 }
 
 func metadataProps(meta string, extra map[string]string) []*onnxpb.StringStringEntryProto {
-	props := []*onnxpb.StringStringEntryProto{{Key: ptr(MetaKey), Value: ptr(meta)}}
+	props := []*onnxpb.StringStringEntryProto{{Key: onnxbuild.Ptr(MetaKey), Value: onnxbuild.Ptr(meta)}}
 	keys := make([]string, 0, len(extra))
 	for k := range extra {
 		if k != MetaKey {
@@ -127,7 +128,7 @@ func metadataProps(meta string, extra map[string]string) []*onnxpb.StringStringE
 	}
 	sort.Strings(keys)
 	for _, k := range keys {
-		props = append(props, &onnxpb.StringStringEntryProto{Key: ptr(k), Value: ptr(extra[k])})
+		props = append(props, &onnxpb.StringStringEntryProto{Key: onnxbuild.Ptr(k), Value: onnxbuild.Ptr(extra[k])})
 	}
 	return props
 }
@@ -140,31 +141,31 @@ func graphName(m *quant.Model) string {
 }
 
 func (b *builder) node(op, name string, inputs []string, output string, at ...*onnxpb.AttributeProto) *onnxpb.NodeProto {
-	n := &onnxpb.NodeProto{OpType: ptr(op), Name: ptr(name), Input: inputs, Output: []string{output}, Attribute: at}
+	n := onnxbuild.Node(op, name, inputs, output, at...)
 	switch op {
 	case "Quant", "BipolarQuant", "MultiThreshold":
-		n.Domain = ptr(Domain)
+		n.Domain = onnxbuild.Ptr(Domain)
 	}
 	b.g.Node = append(b.g.Node, n)
 	return n
 }
 
 func (b *builder) init(name string, dims []int64, data []float32) string {
-	b.g.Initializer = append(b.g.Initializer, floatTensor(name, dims, data))
+	b.g.Initializer = append(b.g.Initializer, onnxbuild.FloatTensor(name, dims, data))
 	return name
 }
 
 func (b *builder) scalar(name string, v float32) string { return b.init(name, nil, []float32{v}) }
 
 func (b *builder) initInt64(name string, data ...int64) string {
-	b.g.Initializer = append(b.g.Initializer, int64Tensor(name, []int64{int64(len(data))}, data))
+	b.g.Initializer = append(b.g.Initializer, onnxbuild.Int64Tensor(name, []int64{int64(len(data))}, data))
 	return name
 }
 
 func (b *builder) annotate(tensor, dtype string) {
 	b.g.QuantizationAnnotation = append(b.g.QuantizationAnnotation, &onnxpb.TensorAnnotation{
-		TensorName:                ptr(tensor),
-		QuantParameterTensorNames: []*onnxpb.StringStringEntryProto{{Key: ptr(annotKey), Value: ptr(dtype)}},
+		TensorName:                onnxbuild.Ptr(tensor),
+		QuantParameterTensorNames: []*onnxpb.StringStringEntryProto{{Key: onnxbuild.Ptr(annotKey), Value: onnxbuild.Ptr(dtype)}},
 	})
 }
 
@@ -246,8 +247,8 @@ func (b *builder) layer(i int, l *quant.Layer) (layerMeta, error) {
 			x = b.values(in)
 		}
 		b.node("MaxPool", name, []string{x}, name,
-			attrInts("kernel_shape", int64(p.Size), int64(p.Size)), attrInts("strides", int64(p.Stride), int64(p.Stride)),
-			attrInts("pads", int64(p.Pad/2), int64(p.Pad/2), int64(p.Pad-p.Pad/2), int64(p.Pad-p.Pad/2)))
+			onnxbuild.AttrInts("kernel_shape", int64(p.Size), int64(p.Size)), onnxbuild.AttrInts("strides", int64(p.Stride), int64(p.Stride)),
+			onnxbuild.AttrInts("pads", int64(p.Pad/2), int64(p.Pad/2), int64(p.Pad-p.Pad/2), int64(p.Pad-p.Pad/2)))
 	case quant.KindRoute:
 		var ins []string
 		for _, k := range l.Inputs {
@@ -264,7 +265,7 @@ func (b *builder) layer(i int, l *quant.Layer) (layerMeta, error) {
 		if len(ins) == 1 {
 			b.node("Identity", name, ins, name)
 		} else {
-			b.node("Concat", name, ins, name, attrInt("axis", 1))
+			b.node("Concat", name, ins, name, onnxbuild.AttrInt("axis", 1))
 		}
 	case quant.KindShortcut:
 		sum := name
@@ -284,8 +285,8 @@ func (b *builder) layer(i int, l *quant.Layer) (layerMeta, error) {
 		}
 		b.node("Resize", out, []string{b.values(l.Inputs[0]), b.init(name+"/roi", []int64{0}, nil),
 			b.init(name+"/scales", []int64{4}, []float32{1, 1, s, s})}, out,
-			attrString("mode", "nearest"), attrString("coordinate_transformation_mode", "asymmetric"),
-			attrString("nearest_mode", "floor"))
+			onnxbuild.AttrString("mode", "nearest"), onnxbuild.AttrString("coordinate_transformation_mode", "asymmetric"),
+			onnxbuild.AttrString("nearest_mode", "floor"))
 		if out != name {
 			b.node("Mul", name, []string{out, b.scalar(name+"/scale", u.Scale)}, name)
 		}
@@ -296,7 +297,7 @@ func (b *builder) layer(i int, l *quant.Layer) (layerMeta, error) {
 		b.node("Identity", name, []string{b.values(l.Inputs[0])}, out)
 		b.out[i] = produced{name: out}
 		s := l.Out
-		b.g.Output = append(b.g.Output, &onnxpb.ValueInfoProto{Name: ptr(out), Type: tensorType(1, int64(s.C), int64(s.H), int64(s.W))})
+		b.g.Output = append(b.g.Output, &onnxpb.ValueInfoProto{Name: onnxbuild.Ptr(out), Type: onnxbuild.TensorType(1, int64(s.C), int64(s.H), int64(s.W))})
 	default:
 		return lm, fmt.Errorf("layer kind %q: %w", l.Kind, ErrUnsupported)
 	}
@@ -312,12 +313,12 @@ func (b *builder) activation(name, x string, a quant.Activation) error {
 	case quant.ActReLU:
 		b.node("Relu", name, []string{x}, name)
 	case quant.ActLeaky:
-		b.node("LeakyRelu", name, []string{x}, name, attrFloat("alpha", LeakySlope))
+		b.node("LeakyRelu", name, []string{x}, name, onnxbuild.AttrFloat("alpha", LeakySlope))
 	case quant.ActLogistic:
 		b.node("Sigmoid", name, []string{x}, name)
 	case quant.ActLHTan: // quant/onnx's chain; [Activate] evaluates it op by op
 		low, mul, high := name+"/lhtan_low", name+"/lhtan_mul", name+"/lhtan_high"
-		b.node("LeakyRelu", low, []string{x}, low, attrFloat("alpha", onnx.LHTanSlope))
+		b.node("LeakyRelu", low, []string{x}, low, onnxbuild.AttrFloat("alpha", onnx.LHTanSlope))
 		b.node("Mul", mul, []string{x, b.scalar(name+"/lhtan_slope", onnx.LHTanSlope)}, mul)
 		b.node("Add", high, []string{mul, b.scalar(name+"/lhtan_top", onnx.LHTanTop)}, high)
 		b.node("Min", name, []string{low, high}, name)
@@ -342,8 +343,8 @@ func (b *builder) conv(i int, name string, l *quant.Layer, lm *layerMeta) error 
 	wdims := []int64{int64(c.Filters), int64(l.In.C / c.Groups), int64(c.Size), int64(c.Size)}
 	pads := int64(c.Pad)
 	convAttrs := []*onnxpb.AttributeProto{
-		attrInts("kernel_shape", int64(c.Size), int64(c.Size)), attrInts("strides", int64(c.Stride), int64(c.Stride)),
-		attrInts("pads", pads, pads, pads, pads), attrInts("dilations", 1, 1), attrInt("group", int64(c.Groups)),
+		onnxbuild.AttrInts("kernel_shape", int64(c.Size), int64(c.Size)), onnxbuild.AttrInts("strides", int64(c.Stride), int64(c.Stride)),
+		onnxbuild.AttrInts("pads", pads, pads, pads, pads), onnxbuild.AttrInts("dilations", 1, 1), onnxbuild.AttrInt("group", int64(c.Groups)),
 	}
 	if q != nil && len(q.Thresholds) > 0 && (b.opt.Streamlined || !thresholdsDerived(b.m, i)) {
 		return b.thresholdConv(i, name, l, cm, wdims, convAttrs)
@@ -364,7 +365,7 @@ func (b *builder) conv(i int, name string, l *quant.Layer, lm *layerMeta) error 
 		} else {
 			b.node("Quant", w, []string{cm.Weights, lm.Quant.WeightScale, b.scalar(name+"/W_zeropt", 0),
 				b.scalar(name+"/W_bitwidth", float32(q.WeightBits))}, w,
-				attrInt("signed", 1), attrInt("narrow", 1), attrString("rounding_mode", "ROUND"))
+				onnxbuild.AttrInt("signed", 1), onnxbuild.AttrInt("narrow", 1), onnxbuild.AttrString("rounding_mode", "ROUND"))
 		}
 	}
 	inputs := []string{b.values(l.Inputs[0]), w}
@@ -392,7 +393,7 @@ func (b *builder) conv(i int, name string, l *quant.Layer, lm *layerMeta) error 
 		cm.BNVar = b.init(name+"/bn_var", []int64{int64(c.Filters)}, v)
 		y := name + "/bn"
 		b.node("BatchNormalization", y, []string{x, cm.BNScale, bias, cm.BNMean, cm.BNVar}, y,
-			attrFloat("epsilon", 0), attrFloat("momentum", 0.9))
+			onnxbuild.AttrFloat("epsilon", 0), onnxbuild.AttrFloat("momentum", 0.9))
 		x = y
 	}
 	act := name
@@ -408,7 +409,7 @@ func (b *builder) conv(i int, name string, l *quant.Layer, lm *layerMeta) error 
 	if q != nil && q.ActBits > 0 {
 		b.node("Quant", name, []string{act, b.scalar(name+"/act_scale", q.ActScale), b.scalar(name+"/act_zeropt", 0),
 			b.scalar(name+"/act_bitwidth", float32(q.ActBits))}, name,
-			attrInt("signed", boolInt(q.ActSigned)), attrInt("narrow", 0), attrString("rounding_mode", "ROUND"))
+			onnxbuild.AttrInt("signed", boolInt(q.ActSigned)), onnxbuild.AttrInt("narrow", 0), onnxbuild.AttrString("rounding_mode", "ROUND"))
 		if b.opt.Streamlined && !q.ActSigned {
 			// Downstream streamlined layers read levels: expose them (exact: the scale
 			// keeps few enough bits that value/scale is the level).
@@ -464,8 +465,8 @@ func (b *builder) thresholdConv(i int, name string, l *quant.Layer, cm *convMeta
 	b.node("Conv", acc, []string{b.levels(l.Inputs[0]), cm.Weights}, acc, convAttrs...)
 	th := b.init(name+"/thresholds", []int64{int64(c.Filters), int64(n)}, t)
 	b.node("MultiThreshold", name, []string{acc, th}, name,
-		attrString("out_dtype", levelType(q.ActBits, false)), attrFloat("out_scale", 1), attrFloat("out_bias", 0),
-		attrString("data_layout", "NCHW"))
+		onnxbuild.AttrString("out_dtype", levelType(q.ActBits, false)), onnxbuild.AttrFloat("out_scale", 1), onnxbuild.AttrFloat("out_bias", 0),
+		onnxbuild.AttrString("data_layout", "NCHW"))
 	b.annotate(name, levelType(q.ActBits, false))
 	b.out[i] = produced{name: name, levels: true, scale: q.ActScale}
 	return nil

@@ -1,4 +1,8 @@
-package onnx
+// Package onnxbuild owns the small constructors and decoders for the generated onnxpb
+// types that quant/onnx (plain ONNX) and quant/qonnx (QONNX) share. The types are proto2,
+// so every scalar field is a pointer; these helpers keep graph-building and -reading code
+// free of that noise.
+package onnxbuild
 
 import (
 	"encoding/binary"
@@ -8,45 +12,54 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 )
 
-// Small constructors and readers for the generated proto2 types, whose scalar fields
-// are pointers.
+// Ptr returns a pointer to a copy of v, for proto2 optional scalar fields.
+func Ptr[T any](v T) *T { return &v }
 
-func ptr[T any](v T) *T { return &v }
-
-func attrInts(name string, v ...int64) *onnxpb.AttributeProto {
+// AttrInts is an INTS attribute.
+func AttrInts(name string, v ...int64) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: &name, Type: onnxpb.AttributeProto_INTS.Enum(), Ints: v}
 }
 
-func attrInt(name string, v int64) *onnxpb.AttributeProto {
+// AttrInt is an INT attribute.
+func AttrInt(name string, v int64) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: &name, Type: onnxpb.AttributeProto_INT.Enum(), I: &v}
 }
 
-func attrFloat(name string, v float32) *onnxpb.AttributeProto {
+// AttrFloat is a FLOAT attribute.
+func AttrFloat(name string, v float32) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: &name, Type: onnxpb.AttributeProto_FLOAT.Enum(), F: &v}
 }
 
-func attrString(name, v string) *onnxpb.AttributeProto {
+// AttrString is a STRING attribute.
+func AttrString(name, v string) *onnxpb.AttributeProto {
 	return &onnxpb.AttributeProto{Name: &name, Type: onnxpb.AttributeProto_STRING.Enum(), S: []byte(v)}
 }
 
-// floatTensor stores data little-endian in raw_data, the compact form exporters use.
-func floatTensor(name string, dims []int64, data []float32) *onnxpb.TensorProto {
+// Node is a node in the default domain with one output.
+func Node(op, name string, inputs []string, output string, at ...*onnxpb.AttributeProto) *onnxpb.NodeProto {
+	return &onnxpb.NodeProto{OpType: &op, Name: &name, Input: inputs, Output: []string{output}, Attribute: at}
+}
+
+// FloatTensor stores data little-endian in raw_data, the compact form exporters use.
+func FloatTensor(name string, dims []int64, data []float32) *onnxpb.TensorProto {
 	raw := make([]byte, 4*len(data))
 	for i, v := range data {
 		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
 	}
 	return &onnxpb.TensorProto{
-		Name: &name, Dims: dims, DataType: ptr(int32(onnxpb.TensorProto_FLOAT)), RawData: raw,
+		Name: &name, Dims: dims, DataType: Ptr(int32(onnxpb.TensorProto_FLOAT)), RawData: raw,
 	}
 }
 
-func int64Tensor(name string, dims []int64, data []int64) *onnxpb.TensorProto {
+// Int64Tensor stores data in int64_data.
+func Int64Tensor(name string, dims []int64, data []int64) *onnxpb.TensorProto {
 	return &onnxpb.TensorProto{
-		Name: &name, Dims: dims, DataType: ptr(int32(onnxpb.TensorProto_INT64)), Int64Data: data,
+		Name: &name, Dims: dims, DataType: Ptr(int32(onnxpb.TensorProto_INT64)), Int64Data: data,
 	}
 }
 
-func tensorType(dims ...int64) *onnxpb.TypeProto {
+// TensorType is the type of a float32 tensor with fixed dims (a graph input or output).
+func TensorType(dims ...int64) *onnxpb.TypeProto {
 	shape := &onnxpb.TensorShapeProto{}
 	for _, d := range dims {
 		shape.Dim = append(shape.Dim, &onnxpb.TensorShapeProto_Dimension{
@@ -54,18 +67,20 @@ func tensorType(dims ...int64) *onnxpb.TypeProto {
 		})
 	}
 	return &onnxpb.TypeProto{Value: &onnxpb.TypeProto_TensorType{TensorType: &onnxpb.TypeProto_Tensor{
-		ElemType: ptr(int32(onnxpb.TensorProto_FLOAT)), Shape: shape,
+		ElemType: Ptr(int32(onnxpb.TensorProto_FLOAT)), Shape: shape,
 	}}}
 }
 
-// maxTensorElems bounds what the importer allocates for one tensor (1 Gi elements), so
-// a corrupt dims field cannot ask for terabytes.
-const maxTensorElems = 1 << 30
+// MaxTensorElems bounds what a reader allocates for one tensor (1 Gi elements), so a
+// corrupt dims field cannot ask for terabytes.
+const MaxTensorElems = 1 << 30
 
-func tensorElems(t *onnxpb.TensorProto) (int, error) {
+// TensorElems is the element count of t's dims, or an error when a dim is negative or
+// the count exceeds [MaxTensorElems].
+func TensorElems(t *onnxpb.TensorProto) (int, error) {
 	n := 1
 	for _, d := range t.GetDims() {
-		if d < 0 || d > maxTensorElems || (d > 0 && n > maxTensorElems/int(d)) {
+		if d < 0 || d > MaxTensorElems || (d > 0 && n > MaxTensorElems/int(d)) {
 			return 0, fmt.Errorf("tensor %q: dims %v out of range", t.GetName(), t.GetDims())
 		}
 		n *= int(d)
@@ -73,15 +88,15 @@ func tensorElems(t *onnxpb.TensorProto) (int, error) {
 	return n, nil
 }
 
-// floatsOf decodes a FLOAT tensor held in float_data or raw_data.
-func floatsOf(t *onnxpb.TensorProto) ([]float32, error) {
+// Floats decodes a FLOAT tensor held in float_data or raw_data.
+func Floats(t *onnxpb.TensorProto) ([]float32, error) {
 	if t.GetDataType() != int32(onnxpb.TensorProto_FLOAT) {
 		return nil, fmt.Errorf("tensor %q: data type %s, want FLOAT", t.GetName(), onnxpb.TensorProto_DataType(t.GetDataType()))
 	}
 	if t.GetDataLocation() == onnxpb.TensorProto_EXTERNAL {
 		return nil, fmt.Errorf("tensor %q: external data is not supported (save the model with weights inside)", t.GetName())
 	}
-	n, err := tensorElems(t)
+	n, err := TensorElems(t)
 	if err != nil {
 		return nil, err
 	}
@@ -102,12 +117,12 @@ func floatsOf(t *onnxpb.TensorProto) ([]float32, error) {
 	}
 }
 
-// int64sOf decodes an INT64 tensor held in int64_data or raw_data.
-func int64sOf(t *onnxpb.TensorProto) ([]int64, error) {
+// Int64s decodes an INT64 tensor held in int64_data or raw_data.
+func Int64s(t *onnxpb.TensorProto) ([]int64, error) {
 	if t.GetDataType() != int32(onnxpb.TensorProto_INT64) {
 		return nil, fmt.Errorf("tensor %q: data type %s, want INT64", t.GetName(), onnxpb.TensorProto_DataType(t.GetDataType()))
 	}
-	n, err := tensorElems(t)
+	n, err := TensorElems(t)
 	if err != nil {
 		return nil, err
 	}
@@ -128,39 +143,45 @@ func int64sOf(t *onnxpb.TensorProto) ([]int64, error) {
 	}
 }
 
-// attrs indexes a node's attributes by name.
-type attrs map[string]*onnxpb.AttributeProto
+// Attrs indexes a node's attributes by name; its getters return a default for a
+// missing attribute, as the ONNX operator specs define them.
+type Attrs map[string]*onnxpb.AttributeProto
 
-func nodeAttrs(n *onnxpb.NodeProto) attrs {
-	a := attrs{}
+// NodeAttrs indexes n's attributes.
+func NodeAttrs(n *onnxpb.NodeProto) Attrs {
+	a := Attrs{}
 	for _, at := range n.GetAttribute() {
 		a[at.GetName()] = at
 	}
 	return a
 }
 
-func (a attrs) ints(name string, def []int64) []int64 {
+// Ints is attribute name's INTS value, or def.
+func (a Attrs) Ints(name string, def []int64) []int64 {
 	if at, ok := a[name]; ok {
 		return at.GetInts()
 	}
 	return def
 }
 
-func (a attrs) int(name string, def int64) int64 {
+// Int is attribute name's INT value, or def.
+func (a Attrs) Int(name string, def int64) int64 {
 	if at, ok := a[name]; ok {
 		return at.GetI()
 	}
 	return def
 }
 
-func (a attrs) float(name string, def float32) float32 {
+// Float is attribute name's FLOAT value, or def.
+func (a Attrs) Float(name string, def float32) float32 {
 	if at, ok := a[name]; ok {
 		return at.GetF()
 	}
 	return def
 }
 
-func (a attrs) str(name, def string) string {
+// Str is attribute name's STRING value, or def.
+func (a Attrs) Str(name, def string) string {
 	if at, ok := a[name]; ok {
 		return string(at.GetS())
 	}
