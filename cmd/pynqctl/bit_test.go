@@ -1,12 +1,8 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
 	"errors"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,20 +12,9 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 )
 
-// runBitCmd runs pynqctl with args and returns its standard output.
-func runBitCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	root := newRootCmd(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	return out.String(), err
-}
-
 func TestBitInfoJSON(t *testing.T) {
 	path := testutil.Fixture(t, "qnn-mo-pynq", "bitstream", "W1A3-pynqZ1-Z2.bit")
-	out, err := runBitCmd(t, "bit", "info", "--json", path)
+	out, err := runPynqctl(t, "bit", "info", "--json", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -41,7 +26,7 @@ func TestBitInfoJSON(t *testing.T) {
 		info.PayloadBytes != 4045564 || len(info.FileSHA256) != 64 || info.FileSHA256 == info.PayloadSHA256 {
 		t.Errorf("info %+v", info)
 	}
-	text, err := runBitCmd(t, "bit", "info", path)
+	text, err := runPynqctl(t, "bit", "info", path)
 	if err != nil || !strings.Contains(text, "7z020clg400 (PYNQ-Z2)") || !strings.Contains(text, info.PayloadSHA256) {
 		t.Errorf("text output %q, %v", text, err)
 	}
@@ -50,7 +35,7 @@ func TestBitInfoJSON(t *testing.T) {
 func TestBitToBin(t *testing.T) {
 	path := testutil.Fixture(t, "qnn-mo-pynq", "bitstream", "W1A3-pynqZ1-Z2.bit")
 	out := filepath.Join(t.TempDir(), "w1a3.bin")
-	if _, err := runBitCmd(t, "bit", "tobin", path, "-o", out); err != nil {
+	if _, err := runPynqctl(t, "bit", "tobin", path, "-o", out); err != nil {
 		t.Fatal(err)
 	}
 	bin, err := os.ReadFile(out)
@@ -69,14 +54,14 @@ func TestBitToBinRefusesOtherPart(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := filepath.Join(dir, "z1.bin")
-	_, err := runBitCmd(t, "bit", "tobin", bit, "-o", out)
+	_, err := runPynqctl(t, "bit", "tobin", bit, "-o", out)
 	if !errors.Is(err, bitstream.ErrWrongPart) || !strings.Contains(err.Error(), "--force") {
 		t.Fatalf("tobin: %v", err)
 	}
 	if _, err := os.Stat(out); err == nil {
 		t.Error("refused conversion left an output file")
 	}
-	if _, err := runBitCmd(t, "bit", "tobin", bit, "-o", out, "--force"); err != nil {
+	if _, err := runPynqctl(t, "bit", "tobin", bit, "-o", out, "--force"); err != nil {
 		t.Errorf("forced: %v", err)
 	}
 }

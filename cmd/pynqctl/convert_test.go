@@ -1,9 +1,6 @@
 package main
 
 import (
-	"bytes"
-	"io"
-	"log/slog"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,17 +8,6 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
 )
-
-func runPynqctl(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	var out bytes.Buffer
-	root := newRootCmd(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	root.SetArgs(args)
-	root.SetOut(&out)
-	root.SetErr(&out)
-	err := root.Execute()
-	return out.String(), err
-}
 
 func TestQuantConvertYoloFastest(t *testing.T) {
 	dir := testutil.Fixture(t, "yolo-fastest")

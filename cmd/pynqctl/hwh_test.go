@@ -1,11 +1,7 @@
 package main
 
 import (
-	"bytes"
-	"context"
 	"encoding/json"
-	"io"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,20 +10,9 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 )
 
-// runHWHCmd runs pynqctl with args and returns its standard output.
-func runHWHCmd(t *testing.T, args ...string) (string, error) {
-	t.Helper()
-	root := newRootCmd(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	var out bytes.Buffer
-	root.SetOut(&out)
-	root.SetArgs(args)
-	err := root.ExecuteContext(context.Background())
-	return out.String(), err
-}
-
 func TestHWHInfo(t *testing.T) {
 	path := testutil.Fixture(t, "qnn-mo-pynq", "bitstream", "W1A3-pynqZ1-Z2.hwh")
-	out, err := runHWHCmd(t, "hwh", "info", "--json", path)
+	out, err := runPynqctl(t, "hwh", "info", "--json", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -48,7 +33,7 @@ func TestHWHInfo(t *testing.T) {
 		t.Errorf("interrupts = %#v, registers = %#v", info.Interrupts, info.Registers)
 	}
 
-	text, err := runHWHCmd(t, "hwh", "info", "--registers", path)
+	text, err := runPynqctl(t, "hwh", "info", "--registers", path)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,11 +57,11 @@ func TestHWHInfoErrors(t *testing.T) {
 	if err := os.WriteFile(bad, []byte(doc), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	_, err := runHWHCmd(t, "hwh", "info", bad)
+	_, err := runPynqctl(t, "hwh", "info", bad)
 	if err == nil || !strings.Contains(err.Error(), `bad.hwh:4: MEMRANGE x BASEVALUE: "0xG" is not an address`) {
 		t.Errorf("error = %v", err)
 	}
-	if _, err := runHWHCmd(t, "hwh", "info", filepath.Join(t.TempDir(), "missing.hwh")); err == nil {
+	if _, err := runPynqctl(t, "hwh", "info", filepath.Join(t.TempDir(), "missing.hwh")); err == nil {
 		t.Error("no error for a missing file")
 	}
 }

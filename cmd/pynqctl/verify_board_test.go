@@ -66,21 +66,17 @@ func runVerifyCLI(tb testing.TB, dataset string) (*boardReport, string, error) {
 	tb.Helper()
 	q := testutil.Fixture(tb, "qnn-mo-pynq")
 	report := filepath.Join(tb.TempDir(), "report.json")
-	var out bytes.Buffer
-	root := newRootCmd(slog.New(slog.NewTextHandler(io.Discard, nil)))
-	root.SetOut(&out)
-	root.SetArgs([]string{"verify", "--board", "sim", "--model", filepath.Join(q, "params"),
-		"--names", filepath.Join(q, "voc.names"), "--dataset", dataset, "--output", report})
-	err := root.ExecuteContext(context.Background())
+	out, err := runPynqctl(tb, "verify", "--board", "sim", "--model", filepath.Join(q, "params"),
+		"--names", filepath.Join(q, "voc.names"), "--dataset", dataset, "--output", report)
 	data, rerr := os.ReadFile(report)
 	if rerr != nil {
-		tb.Fatalf("no report (%v): %v\n%s", err, rerr, out.String())
+		tb.Fatalf("no report (%v): %v\n%s", err, rerr, out)
 	}
 	var rep boardReport
 	if err := json.Unmarshal(data, &rep); err != nil {
 		tb.Fatal(err)
 	}
-	return &rep, out.String(), err
+	return &rep, out, err
 }
 
 // TestVerifySimMatches: the sim board path equals the host reference on chair photos
