@@ -265,11 +265,12 @@ func byteCount(n int64) string {
 	return fmt.Sprintf("%d B", n)
 }
 
-func newStatusCmd(log *slog.Logger) *cobra.Command {
-	var bf boardFlags
+// newBoardCmd is a board command without arguments: it registers bf's flags and runs
+// run on a connection to the board, closed when run returns.
+func newBoardCmd(log *slog.Logger, bf *boardFlags, use, short string, run func(ctx context.Context, c *deploy.Conn) error) *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "status",
-		Short: "Show the board's current release, unit state and the agent's status",
+		Use:   use,
+		Short: short,
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			c, err := bf.dial(cmd.Context(), log)
@@ -277,16 +278,24 @@ func newStatusCmd(log *slog.Logger) *cobra.Command {
 				return err
 			}
 			defer c.Close()
-			st, err := deploy.GetStatus(cmd.Context(), c, bf.layout)
+			return run(cmd.Context(), c)
+		},
+	}
+	bf.register(cmd)
+	return cmd
+}
+
+func newStatusCmd(log *slog.Logger) *cobra.Command {
+	var bf boardFlags
+	return newBoardCmd(log, &bf, "status", "Show the board's current release, unit state and the agent's status",
+		func(ctx context.Context, c *deploy.Conn) error {
+			st, err := deploy.GetStatus(ctx, c, bf.layout)
 			if err != nil {
 				return err
 			}
 			st.Format(os.Stdout)
 			return nil
-		},
-	}
-	bf.register(cmd)
-	return cmd
+		})
 }
 
 func newLogsCmd(log *slog.Logger) *cobra.Command {
@@ -295,20 +304,10 @@ func newLogsCmd(log *slog.Logger) *cobra.Command {
 		follow bool
 		lines  int
 	)
-	cmd := &cobra.Command{
-		Use:   "logs",
-		Short: "Show the agent's journal on the board",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := bf.dial(cmd.Context(), log)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
-			return deploy.Logs(cmd.Context(), c, bf.options(log), lines, follow, os.Stdout)
-		},
-	}
-	bf.register(cmd)
+	cmd := newBoardCmd(log, &bf, "logs", "Show the agent's journal on the board",
+		func(ctx context.Context, c *deploy.Conn) error {
+			return deploy.Logs(ctx, c, bf.options(log), lines, follow, os.Stdout)
+		})
 	cmd.Flags().BoolVarP(&follow, "follow", "f", false, "keep printing new lines until interrupted")
 	cmd.Flags().IntVarP(&lines, "lines", "n", 50, "number of recent lines")
 	return cmd
@@ -319,19 +318,11 @@ func newRollbackCmd(log *slog.Logger) *cobra.Command {
 		bf     boardFlags
 		dryRun bool
 	)
-	cmd := &cobra.Command{
-		Use:   "rollback",
-		Short: "Switch the board back to the previous release, restart and check health",
-		Args:  cobra.NoArgs,
-		RunE: func(cmd *cobra.Command, _ []string) error {
-			c, err := bf.dial(cmd.Context(), log)
-			if err != nil {
-				return err
-			}
-			defer c.Close()
+	cmd := newBoardCmd(log, &bf, "rollback", "Switch the board back to the previous release, restart and check health",
+		func(ctx context.Context, c *deploy.Conn) error {
 			opts := bf.options(log)
 			opts.DryRun = dryRun
-			res, err := deploy.Rollback(cmd.Context(), c, opts)
+			res, err := deploy.Rollback(ctx, c, opts)
 			if err != nil {
 				return err
 			}
@@ -339,9 +330,7 @@ func newRollbackCmd(log *slog.Logger) *cobra.Command {
 				fmt.Printf("rolled back from %s to %s\n", res.Previous, res.Version)
 			}
 			return nil
-		},
-	}
-	bf.register(cmd)
+		})
 	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "say which release would become current and change nothing")
 	return cmd
 }
