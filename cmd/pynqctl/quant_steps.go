@@ -61,6 +61,29 @@ func printStepNotes(w io.Writer, title string, notes []qonnx.Note) {
 	}
 }
 
+// runModelStep is the frame of the finn, weights and activations steps: read input,
+// transform the model (transform prints its own report), write it to output (default:
+// input renamed with suffix) as stage, and print the wall time. Read and write errors
+// are prefixed with step; transform's errors are returned as they are.
+func runModelStep(out io.Writer, step, input, output, suffix, stage string, transform func(m *quant.Model) error) error {
+	start := time.Now()
+	m, err := readStepModel(input)
+	if err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	if err := transform(m); err != nil {
+		return err
+	}
+	if output == "" {
+		output = stepOutputName(input, suffix)
+	}
+	if err := writeStepModel(out, output, m, qonnx.Options{Stage: stage}); err != nil {
+		return fmt.Errorf("%s: %w", step, err)
+	}
+	fmt.Fprintf(out, "time     %s\n", time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
 func stepOutputName(input, suffix string) string {
 	base := strings.TrimSuffix(input, filepath.Ext(input))
 	for _, s := range []string{"-finn", "-w1a3", "-w1"} {
@@ -76,27 +99,17 @@ func newFinnCmd(log *slog.Logger) *cobra.Command {
 		Short: "Write a clean QONNX model FINN can import (opset 11, UINT8 input, BN kept)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			start := time.Now()
 			out := cmd.OutOrStdout()
-			m, err := readStepModel(input)
-			if err != nil {
-				return fmt.Errorf("finn: %w", err)
-			}
-			r, err := qonnx.Finn(m)
-			if err != nil {
-				return err
-			}
-			if output == "" {
-				output = stepOutputName(input, "-finn")
-			}
-			fmt.Fprintf(out, "model    %s: %d layers, %d with batch norm (kept as BatchNormalization)\n", m.Name, r.Layers, r.BatchNorm)
-			printStepNotes(out, "leaky", r.Leaky)
-			printStepNotes(out, "notes", r.Notes)
-			if err := writeStepModel(out, output, m, qonnx.Options{Stage: "finn"}); err != nil {
-				return fmt.Errorf("finn: %w", err)
-			}
-			fmt.Fprintf(out, "time     %s\n", time.Since(start).Round(time.Millisecond))
-			return nil
+			return runModelStep(out, "finn", input, output, "-finn", "finn", func(m *quant.Model) error {
+				r, err := qonnx.Finn(m)
+				if err != nil {
+					return err
+				}
+				fmt.Fprintf(out, "model    %s: %d layers, %d with batch norm (kept as BatchNormalization)\n", m.Name, r.Layers, r.BatchNorm)
+				printStepNotes(out, "leaky", r.Leaky)
+				printStepNotes(out, "notes", r.Notes)
+				return nil
+			})
 		},
 	}
 	cmd.Flags().StringVar(&input, "input", "", "ONNX model from quant convert (required)")
@@ -120,35 +133,26 @@ and kept at --keep-bits. --overrides=F.toml sets keep_first, keep_last, keep_bit
 per-layer bits in a [layers] table (name = bits).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			start := time.Now()
 			out := cmd.OutOrStdout()
 			if overrides != "" {
 				if err := qonnx.LoadOverrides(overrides, &opt); err != nil {
 					return err
 				}
 			}
-			m, err := readStepModel(input)
-			if err != nil {
-				return fmt.Errorf("weights: %w", err)
-			}
-			r, err := qonnx.QuantizeWeights(m, opt)
-			if err != nil {
-				return fmt.Errorf("weights: %w", err)
-			}
-			if output == "" {
-				output = stepOutputName(input, fmt.Sprintf("-w%d", opt.Bits))
-			}
-			printStepNotes(out, "quantized", r.Quantized)
-			printStepNotes(out, "kept", r.Kept)
-			printStepNotes(out, "refused", r.Refused)
-			if len(r.Refused) > 0 {
-				log.Warn("layers cannot be binarized (grouped/depthwise); kept", "layers", len(r.Refused), "bits", opt.KeepBits)
-			}
-			if err := writeStepModel(out, output, m, qonnx.Options{Stage: fmt.Sprintf("w%d", opt.Bits)}); err != nil {
-				return fmt.Errorf("weights: %w", err)
-			}
-			fmt.Fprintf(out, "time     %s\n", time.Since(start).Round(time.Millisecond))
-			return nil
+			stage := fmt.Sprintf("w%d", opt.Bits)
+			return runModelStep(out, "weights", input, output, "-"+stage, stage, func(m *quant.Model) error {
+				r, err := qonnx.QuantizeWeights(m, opt)
+				if err != nil {
+					return fmt.Errorf("weights: %w", err)
+				}
+				printStepNotes(out, "quantized", r.Quantized)
+				printStepNotes(out, "kept", r.Kept)
+				printStepNotes(out, "refused", r.Refused)
+				if len(r.Refused) > 0 {
+					log.Warn("layers cannot be binarized (grouped/depthwise); kept", "layers", len(r.Refused), "bits", opt.KeepBits)
+				}
+				return nil
+			})
 		},
 	}
 	fl := cmd.Flags()
@@ -184,30 +188,21 @@ the negative levels are mostly unused); error refuses.
 The scales are placeholders until quant calibrate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			start := time.Now()
 			out := cmd.OutOrStdout()
-			m, err := readStepModel(input)
-			if err != nil {
-				return fmt.Errorf("activations: %w", err)
-			}
-			r, err := qonnx.QuantizeActivations(m, opt)
-			if err != nil {
-				return err
-			}
-			if output == "" {
-				output = stepOutputName(input, fmt.Sprintf("-w1a%d", opt.Bits))
-			}
-			printStepNotes(out, "quantized", r.Quantized)
-			printStepNotes(out, "leaky", r.Leaky)
-			printStepNotes(out, "float", r.Float)
-			if len(r.Leaky) > 0 {
-				log.Warn("LeakyRelu layers changed for FINN", "layers", len(r.Leaky), "mode", opt.Leaky)
-			}
-			if err := writeStepModel(out, output, m, qonnx.Options{Stage: fmt.Sprintf("a%d", opt.Bits)}); err != nil {
-				return fmt.Errorf("activations: %w", err)
-			}
-			fmt.Fprintf(out, "time     %s\n", time.Since(start).Round(time.Millisecond))
-			return nil
+			suffix, stage := fmt.Sprintf("-w1a%d", opt.Bits), fmt.Sprintf("a%d", opt.Bits)
+			return runModelStep(out, "activations", input, output, suffix, stage, func(m *quant.Model) error {
+				r, err := qonnx.QuantizeActivations(m, opt)
+				if err != nil {
+					return err
+				}
+				printStepNotes(out, "quantized", r.Quantized)
+				printStepNotes(out, "leaky", r.Leaky)
+				printStepNotes(out, "float", r.Float)
+				if len(r.Leaky) > 0 {
+					log.Warn("LeakyRelu layers changed for FINN", "layers", len(r.Leaky), "mode", opt.Leaky)
+				}
+				return nil
+			})
 		},
 	}
 	fl := cmd.Flags()
