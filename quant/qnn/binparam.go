@@ -3,6 +3,7 @@ package qnn
 import (
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -197,6 +198,11 @@ func WriteBinparams(m *quant.Model, dir string, lim Limits) error {
 // readBinparams fills the weights, thresholds and invert flags of the model's engine
 // layers from a binparam directory. The layer shapes must be set.
 func readBinparams(m *quant.Model, dir string, lim Limits) error {
+	return readBinparamsFS(osFS{}, m, dir, lim)
+}
+
+// readBinparamsFS is readBinparams on fsys.
+func readBinparamsFS(fsys fs.FS, m *quant.Model, dir string, lim Limits) error {
 	runs, err := plan(m, lim, false)
 	if err != nil {
 		return err
@@ -212,12 +218,12 @@ func readBinparams(m *quant.Model, dir string, lim Limits) error {
 			words[r.Conv] = all
 		}
 		for pe := 0; pe < lim.MaxPEConv; pe++ {
-			w, err := readWords(binparamName(dir, r.WeightIndex, pe, "weights"), nf*sf)
+			w, err := readWords(fsys, binparamName(dir, r.WeightIndex, pe, "weights"), nf*sf)
 			if err != nil {
 				return err
 			}
 			tname := binparamName(dir, r.WeightIndex, pe, "thres")
-			t, err := readWords(tname, 2*nf)
+			t, err := readWords(fsys, tname, 2*nf)
 			if err != nil {
 				return err
 			}
@@ -240,8 +246,8 @@ func readBinparams(m *quant.Model, dir string, lim Limits) error {
 	return nil
 }
 
-func readWords(path string, n int) ([]uint64, error) {
-	data, err := os.ReadFile(path)
+func readWords(fsys fs.FS, path string, n int) ([]uint64, error) {
+	data, err := fs.ReadFile(fsys, path)
 	if err != nil {
 		return nil, fmt.Errorf("read engine parameters: %w", err)
 	}

@@ -5,7 +5,9 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io/fs"
 	"os"
+	"path"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -33,20 +35,39 @@ const FirstActScale = float32(4) / 7
 //   - the max pools (darknet semantics; the 2/1 pool pads bottom and right);
 //   - the last convolution: float weights and bias, linear;
 //   - the region head (anchors, classes, softmax from the cfg).
-func LoadDir(dir string) (*quant.Model, error) {
-	cfgPath, err := findOne(dir, "*.cfg")
+func LoadDir(dir string) (*quant.Model, error) { return loadFS(osFS{}, dir) }
+
+// LoadFS is [LoadDir] on the directory dir of fsys (e.g. an embedded parameter
+// directory: LoadFS(embedFS, "demo")).
+func LoadFS(fsys fs.FS, dir string) (*quant.Model, error) {
+	if !fs.ValidPath(dir) {
+		return nil, fmt.Errorf("load qnn model: %q is not a valid fs path (slash-separated, no leading /)", dir)
+	}
+	return loadFS(fsys, dir)
+}
+
+// osFS opens operating-system paths as they are (fs.FS names would have to be
+// relative), so that LoadDir's errors name the files the user gave.
+type osFS struct{}
+
+func (osFS) Open(name string) (fs.File, error)     { return os.Open(name) }
+func (osFS) ReadFile(name string) ([]byte, error)  { return os.ReadFile(name) }
+func (osFS) Glob(pattern string) ([]string, error) { return filepath.Glob(pattern) }
+
+func loadFS(fsys fs.FS, dir string) (*quant.Model, error) {
+	cfgPath, err := findOne(fsys, dir, "*.cfg")
 	if err != nil {
 		return nil, err
 	}
-	jsonPath, err := findOne(dir, "*-layers.json")
+	jsonPath, err := findOne(fsys, dir, "*-layers.json")
 	if err != nil {
 		return nil, err
 	}
-	lj, err := readLayersJSON(jsonPath)
+	lj, err := readLayersJSON(fsys, jsonPath)
 	if err != nil {
 		return nil, err
 	}
-	cfgData, err := os.ReadFile(cfgPath)
+	cfgData, err := fs.ReadFile(fsys, cfgPath)
 	if err != nil {
 		return nil, err
 	}
@@ -59,7 +80,7 @@ func LoadDir(dir string) (*quant.Model, error) {
 		return nil, fmt.Errorf("%s: %w", cfgPath, err)
 	}
 	m.Name = lj.Network
-	if err := loadFloatLayers(m, dir, lj.Network); err != nil {
+	if err := loadFloatLayers(fsys, m, dir, lj.Network); err != nil {
 		return nil, err
 	}
 	if err := m.InferShapes(); err != nil {
@@ -71,14 +92,14 @@ func LoadDir(dir string) (*quant.Model, error) {
 	if lj.BinparamSkip != BinparamSkip {
 		return nil, fmt.Errorf("%s: binparam_skip %d (only %d is supported)", jsonPath, lj.BinparamSkip, BinparamSkip)
 	}
-	if err := readBinparams(m, filepath.Join(dir, lj.Binparam), W1A3); err != nil {
+	if err := readBinparamsFS(fsys, m, path.Join(dir, lj.Binparam), W1A3); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-func findOne(dir, pattern string) (string, error) {
-	matches, err := filepath.Glob(filepath.Join(dir, pattern))
+func findOne(fsys fs.FS, dir, pattern string) (string, error) {
+	matches, err := fs.Glob(fsys, path.Join(dir, pattern))
 	if err != nil {
 		return "", err
 	}
@@ -109,8 +130,8 @@ type jsonLayer struct {
 	Padding      int    `json:"padding"`
 }
 
-func readLayersJSON(path string) (*layersJSON, error) {
-	data, err := os.ReadFile(path)
+func readLayersJSON(fsys fs.FS, path string) (*layersJSON, error) {
+	data, err := fs.ReadFile(fsys, path)
 	if err != nil {
 		return nil, err
 	}
@@ -300,7 +321,7 @@ func modelFromCfg(sections []cfgSection) (*quant.Model, error) {
 // loadFloatLayers reads the .npy weights and biases of the float (non-binary)
 // convolutions: <network>-conv<N>-W.npy holds HWIO weights (kernel rows, kernel
 // columns, input channels, output channels) as QNN-MO's Python applies them.
-func loadFloatLayers(m *quant.Model, dir, network string) error {
+func loadFloatLayers(fsys fs.FS, m *quant.Model, dir, network string) error {
 	in := m.Input
 	for _, l := range m.Layers {
 		if l.Kind != quant.KindConv || l.Conv.Binary {
@@ -310,12 +331,12 @@ func loadFloatLayers(m *quant.Model, dir, network string) error {
 			continue
 		}
 		c := l.Conv
-		base := filepath.Join(dir, network+"-"+l.Name)
-		w, err := ReadNpyFile(base + "-W.npy")
+		base := path.Join(dir, network+"-"+l.Name)
+		w, err := readNpyFS(fsys, base+"-W.npy")
 		if err != nil {
 			return fmt.Errorf("float layer %s: %w", l.Name, err)
 		}
-		b, err := ReadNpyFile(base + "-bias.npy")
+		b, err := readNpyFS(fsys, base+"-bias.npy")
 		if err != nil {
 			return fmt.Errorf("float layer %s: %w", l.Name, err)
 		}
@@ -369,4 +390,17 @@ func equalInts(a, b []int) bool {
 		}
 	}
 	return true
+}
+
+// readNpyFS is [ReadNpyFile] on fsys.
+func readNpyFS(fsys fs.FS, name string) (*Array, error) {
+	data, err := fs.ReadFile(fsys, name)
+	if err != nil {
+		return nil, err
+	}
+	a, err := ParseNpy(data)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", name, err)
+	}
+	return a, nil
 }
