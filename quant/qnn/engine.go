@@ -23,7 +23,14 @@ import (
 // Internally activations are bit planes: per pixel and 64-channel group three uint64
 // words, word b holding bit b of each channel's level, so a weight word and a plane word
 // give 64 products with one AND and one popcount:
-// acc = sum_b 2^b (popcount(x_b) - 2 popcount(x_b & w)).
+// acc = sum_b 2^b (popcount(x_b) - 2 popcount(x_b & w)); the first sum is the window's
+// level total, shared by all output channels.
+//
+// Kernels: amd64 CPUs with AVX-512 VPOPCNTQ compute 32 output channels per call in
+// assembly, thresholds included (engine_amd64.s); other amd64 CPUs run a POPCNT assembly
+// kernel; 32-bit CPUs (the board's Cortex-A9, no popcount instruction) add the masked
+// planes with carry-save adders (engine_csa.go); the rest run bits.OnesCount64. All give
+// identical results (TestEngineKernelsAgree).
 type Engine struct {
 	lim     Limits
 	layers  []*engineLayer
