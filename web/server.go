@@ -203,16 +203,7 @@ func drawBoxes(f *Frame) image.Image {
 
 // control applies an authenticated Control sent as JSON by POST.
 func (s *server) control(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "use POST with a JSON body", http.StatusMethodNotAllowed)
-		return
-	}
-	if code, msg := s.authorize(bearer(r)); code != 0 {
-		if code == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="pynq-agent"`)
-		}
-		http.Error(w, msg, code)
+	if !s.authorizedPost(w, r, "use POST with a JSON body") {
 		return
 	}
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opt.ReadLimit))
@@ -252,6 +243,25 @@ func (s *server) authorize(token string) (int, string) {
 		return http.StatusForbidden, "bad token"
 	}
 	return 0, ""
+}
+
+// authorizedPost answers a request that is not a POST (405, with usage as the hint) or
+// lacks the Bearer token (401/403, see authorize) and reports whether the handler may
+// go on.
+func (s *server) authorizedPost(w http.ResponseWriter, r *http.Request, usage string) bool {
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		http.Error(w, usage, http.StatusMethodNotAllowed)
+		return false
+	}
+	if code, msg := s.authorize(bearer(r)); code != 0 {
+		if code == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="pynq-agent"`)
+		}
+		http.Error(w, msg, code)
+		return false
+	}
+	return true
 }
 
 func bearer(r *http.Request) string {

@@ -74,16 +74,7 @@ const maxVerifyImage = 32 << 20
 
 // verify answers POST /api/verify?thresh=T&trace=1&dump=K with the image as the body.
 func (s *server) verify(w http.ResponseWriter, r *http.Request) {
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		http.Error(w, "use POST with the image (JPEG or PNG) as the body", http.StatusMethodNotAllowed)
-		return
-	}
-	if code, msg := s.authorize(bearer(r)); code != 0 {
-		if code == http.StatusUnauthorized {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="pynq-agent"`)
-		}
-		http.Error(w, msg, code)
+	if !s.authorizedPost(w, r, "use POST with the image (JPEG or PNG) as the body") {
 		return
 	}
 	v, ok := s.b.(Verifier)
