@@ -15,6 +15,9 @@ import (
 // engine's, fed with the same first-layer levels; the first layer's levels are compared
 // with qnn.FirstLayer (float rounding at exact quantizer ties may differ: counted).
 func TestQNNMOBitExact(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the published Tinier-YOLO on dog.jpg through both engines (50 s under qemu); skipped in -short (qemu)")
+	}
 	dir := testutil.Fixture(t, "qnn-mo-pynq", "params")
 	img := testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg")
 	m, err := qnn.LoadDir(dir)
@@ -111,6 +114,9 @@ func TestQNNMOBitExact(t *testing.T) {
 // JPEG decoder differs from the published run's stb_image) of the published car 86 %,
 // dog 86 %, bicycle 78 %.
 func TestQNNMODogDetections(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the published Tinier-YOLO on dog.jpg through both pipelines (60 s under qemu); skipped in -short (qemu)")
+	}
 	dir := testutil.Fixture(t, "qnn-mo-pynq", "params")
 	img := testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg")
 	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
