@@ -189,6 +189,9 @@ func quantizedCfg(tb testing.TB, cfg string, n int) (*quant.Model, []string) {
 // executed with the QONNX op semantics, give the same quantized activations as
 // qengine (bit-exact levels) and the same last-layer output, on calibration images.
 func TestExecutorMatchesEngine(t *testing.T) {
+	if testing.Short() {
+		t.Skip("executes the calibrated test model on photos with the reference executor; skipped in -short (qemu)")
+	}
 	m, imgs := quantized(t, 3)
 	checkExecutorMatchesEngine(t, m, imgs[:2])
 }
@@ -198,6 +201,9 @@ func TestExecutorMatchesEngine(t *testing.T) {
 // forced beyond it (conv7, scale 0.2: clip 1.4) and the float last layer as the lhtan
 // op chain; the thresholds read through both.
 func TestExecutorMatchesEngineLHTan(t *testing.T) {
+	if testing.Short() {
+		t.Skip("executes the calibrated lhtan test model on photos with the reference executor; skipped in -short (qemu)")
+	}
 	m, imgs := quantizedCfg(t, lhtanCfg, 3)
 	for _, i := range qonnx.QuantizedLayers(m) {
 		l := m.Layers[i]
