@@ -97,8 +97,12 @@ func checkTight(t *testing.T, c *canvas, b Box, what string) {
 }
 
 func TestBoxesTight(t *testing.T) {
+	scenes := int64(40)
+	if testing.Short() {
+		scenes = 8 // 40 scenes take 20 s under qemu
+	}
 	n := 0
-	for seed := range int64(40) {
+	for seed := range scenes {
 		sc := newSceneDesc(seed, 128, 96)
 		c, boxes := renderWithOwners(sc, Options{AllClasses: true})
 		for _, b := range boxes {
@@ -109,8 +113,8 @@ func TestBoxesTight(t *testing.T) {
 			n++
 		}
 	}
-	if n < 40 {
-		t.Errorf("only %d boxes in 40 scenes", n)
+	if n < int(scenes) {
+		t.Errorf("only %d boxes in %d scenes", n, scenes)
 	}
 }
 
@@ -306,6 +310,9 @@ func TestDatasetOptionErrors(t *testing.T) {
 }
 
 func TestChairStatistics(t *testing.T) {
+	if testing.Short() {
+		t.Skip("renders 150 scenes (40 s under qemu); skipped in -short (qemu)")
+	}
 	// Over many scenes the generator must produce the promised spread: images
 	// without chairs, several chairs, small and large chairs, cut-off chairs.
 	var empty, many, small, large, partial int
