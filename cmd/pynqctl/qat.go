@@ -60,22 +60,13 @@ parameter directory. Interrupting (Ctrl-C) writes the last checkpoint and the si
 			return nil
 		},
 	}
+	addTrainFlags(cmd, &o)
 	fl := cmd.Flags()
-	fl.StringVar(&o.Cfg, "cfg", "", "darknet cfg with [net] training keys and a [region] head (required)")
-	fl.StringVar(&o.Data, "data", "", "training data: darknet-form directory or list file (required)")
 	fl.StringVar(&o.Val, "val", "", "validation data for mAP at checkpoints")
 	fl.StringVar(&o.Weights, "weights", "", "initial (float) weights (default: darknet's random initialisation)")
 	fl.StringVar(&o.Resume, "resume", "", "checkpoint to resume from (its .momentum sidecar restores the activation scales)")
 	fl.StringVar(&o.OutDir, "out", "backup", "checkpoint directory (the quant sidecar goes here too)")
-	fl.IntVar(&o.MaxBatches, "max-batches", 0, "iterations to train to (default: the cfg's max_batches)")
-	fl.IntVar(&o.Batch, "batch", 0, "images per iteration (default: the cfg's batch)")
-	fl.IntVar(&o.Threads, "threads", 0, "compute goroutines (default: all cores)")
-	fl.IntVar(&o.CheckpointEvery, "checkpoint-every", 100, "iterations between numbered checkpoints")
-	fl.IntVar(&o.ValEvery, "val-every", 0, "iterations between mAP evaluations (default: at checkpoints)")
-	fl.Uint64Var(&o.Seed, "seed", 1, "seed of the image order, augmentation and initial weights")
 	fl.BoolVar(&o.LearnClip, "learn-clip", false, "activation clipping scales learn (PACT) instead of staying at their first-batch calibration")
-	_ = cmd.MarkFlagRequired("cfg")
-	_ = cmd.MarkFlagRequired("data")
 	return cmd
 }
 

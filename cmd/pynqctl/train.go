@@ -43,22 +43,30 @@ the last checkpoint. With --val, prints VOC2012 mAP@0.5 at checkpoints.`,
 			return err
 		},
 	}
+	addTrainFlags(cmd, &o)
 	fl := cmd.Flags()
-	fl.StringVar(&o.Cfg, "cfg", "", "darknet cfg with [net] training keys and a [region] head (required)")
-	fl.StringVar(&o.Data, "data", "", "training data: darknet-form directory or list file (required)")
 	fl.StringVar(&o.Val, "val", "", "validation data for mAP (darknet-form directory, list file or VOC tree)")
 	fl.StringVar(&o.Weights, "weights", "", "initial weights (default: darknet's random initialisation); seen starts at 0")
 	fl.StringVar(&o.Resume, "resume", "", "checkpoint to resume from (its seen counter gives the iteration)")
 	fl.StringVar(&o.OutDir, "out", "backup", "checkpoint directory")
+	fl.BoolVar(&o.QAT, "qat", false, "quantization-aware: binary weights (straight-through) and 3-bit activations on every conv but the first and last (first: 3-bit activations only)")
+	fl.BoolVar(&o.LearnClip, "learn-clip", false, "with --qat: activation clipping scales learn (PACT) instead of staying at their first-batch calibration")
+	return cmd
+}
+
+// addTrainFlags registers the training-loop flags (and their defaults) that train and
+// quant qat share; each command adds the ones whose meaning differs (val, weights,
+// resume, out, learn-clip, qat).
+func addTrainFlags(cmd *cobra.Command, o *train.Options) {
+	fl := cmd.Flags()
+	fl.StringVar(&o.Cfg, "cfg", "", "darknet cfg with [net] training keys and a [region] head (required)")
+	fl.StringVar(&o.Data, "data", "", "training data: darknet-form directory or list file (required)")
 	fl.IntVar(&o.MaxBatches, "max-batches", 0, "iterations to train to (default: the cfg's max_batches)")
 	fl.IntVar(&o.Batch, "batch", 0, "images per iteration (default: the cfg's batch)")
 	fl.IntVar(&o.Threads, "threads", 0, "compute goroutines (default: all cores)")
 	fl.IntVar(&o.CheckpointEvery, "checkpoint-every", 100, "iterations between numbered checkpoints")
 	fl.IntVar(&o.ValEvery, "val-every", 0, "iterations between mAP evaluations (default: at checkpoints)")
 	fl.Uint64Var(&o.Seed, "seed", 1, "seed of the image order, augmentation and initial weights")
-	fl.BoolVar(&o.QAT, "qat", false, "quantization-aware: binary weights (straight-through) and 3-bit activations on every conv but the first and last (first: 3-bit activations only)")
-	fl.BoolVar(&o.LearnClip, "learn-clip", false, "with --qat: activation clipping scales learn (PACT) instead of staying at their first-batch calibration")
 	_ = cmd.MarkFlagRequired("cfg")
 	_ = cmd.MarkFlagRequired("data")
-	return cmd
 }
