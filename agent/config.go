@@ -71,12 +71,12 @@ type ModelConfig struct {
 // SourceConfig is where frames come from.
 type SourceConfig struct {
 	// Input is a directory, a glob, an image file, an http(s):// MJPEG stream or
-	// still-image URL, or a V4L2 device (/dev/videoN).
+	// still-image URL, a V4L2 device (/dev/videoN), or synthetic scenes (synth:SEED).
 	Input  string   `toml:"input"`
 	FPS    float64  `toml:"fps"`    // frame limit; 0: files as fast as the pipeline takes them, cameras at their rate
 	Loop   *bool    `toml:"loop"`   // files: start over at the end (default true)
-	Width  int      `toml:"width"`  // V4L2 capture size
-	Height int      `toml:"height"` // V4L2 capture size
+	Width  int      `toml:"width"`  // V4L2 capture size; synth: frame size
+	Height int      `toml:"height"` // V4L2 capture size; synth: frame size
 	Format string   `toml:"format"` // V4L2 pixel format: "mjpeg" | "yuyv" (default mjpeg)
 	Retry  Duration `toml:"retry"`  // first retry delay after a source fails
 	// RetryMax caps the doubling retry delay.
@@ -382,7 +382,7 @@ func (c *Config) HWHPath() string {
 // a device.
 func (c *Config) SourceInput() string {
 	in := c.Source.Input
-	if strings.HasPrefix(in, "/dev/") {
+	if strings.HasPrefix(in, "/dev/") || isSynthInput(in) {
 		return in
 	}
 	return c.Path(in)

@@ -47,7 +47,8 @@ type Source interface {
 const maxFrameBytes = 32 << 20
 
 // OpenSource opens the source input names: an http(s):// MJPEG stream, a V4L2 device
-// (/dev/video*), a directory of images, a glob, or one image file.
+// (/dev/video*), synthetic scenes (synth:SEED, [OpenSynth]), a directory of images, a
+// glob, or one image file.
 func OpenSource(ctx context.Context, input string, cfg SourceConfig) (Source, error) {
 	switch {
 	case input == "":
@@ -56,6 +57,8 @@ func OpenSource(ctx context.Context, input string, cfg SourceConfig) (Source, er
 		return OpenMJPEG(ctx, input, http.DefaultClient)
 	case strings.HasPrefix(input, "/dev/video") || strings.HasPrefix(input, "v4l2:"):
 		return OpenV4L2(strings.TrimPrefix(input, "v4l2:"), V4L2Options{Width: cfg.Width, Height: cfg.Height, Format: cfg.Format})
+	case isSynthInput(input):
+		return OpenSynth(input, cfg)
 	}
 	files, err := listImages(input)
 	if err != nil {
