@@ -115,13 +115,3 @@ func dims(v *onnxpb.ValueInfoProto) string {
 	}
 	return "[" + strings.Join(parts, "x") + "]"
 }
-
-func byteSize(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
-}

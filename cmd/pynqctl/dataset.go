@@ -66,7 +66,7 @@ whatever --workers is.`,
 			for c, k := range res.PerClass {
 				fmt.Fprintf(cmd.OutOrStdout(), "  %-8s %d boxes\n", res.Names[c], k)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "  %d images without a box; %s; data file %s\n", res.Empty, byteCount(res.BytesWritten), res.DataFile)
+			fmt.Fprintf(cmd.OutOrStdout(), "  %d images without a box; %s; data file %s\n", res.Empty, byteSize(res.BytesWritten), res.DataFile)
 			log.Debug("dataset written", "dir", opt.Out)
 			return nil
 		},

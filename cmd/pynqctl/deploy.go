@@ -184,7 +184,7 @@ come up is switched back and its last log lines are shown.`,
 			}
 			if !res.DryRun {
 				fmt.Printf("deployed %s in %s (uploaded %d file(s), %s; reused %d)\n",
-					res.Version, time.Since(start).Round(time.Millisecond), res.Uploaded, byteCount(res.BytesUploaded), res.Linked)
+					res.Version, time.Since(start).Round(time.Millisecond), res.Uploaded, byteSize(res.BytesUploaded), res.Linked)
 			}
 			return nil
 		},
@@ -253,16 +253,6 @@ func (u *uploadBar) finish() {
 	if u.bar != nil {
 		_ = u.bar.Finish()
 	}
-}
-
-func byteCount(n int64) string {
-	switch {
-	case n >= 1<<20:
-		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
-	case n >= 1<<10:
-		return fmt.Sprintf("%.1f KiB", float64(n)/(1<<10))
-	}
-	return fmt.Sprintf("%d B", n)
 }
 
 // newBoardCmd is a board command without arguments: it registers bf's flags and runs

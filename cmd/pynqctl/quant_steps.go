@@ -267,7 +267,7 @@ func runCalibrate(out, errw io.Writer, log *slog.Logger, f calibrateFlags) error
 	if f.report == "" {
 		f.report = base + ".json"
 	}
-	if stepIsTerminal(errw) {
+	if isTerminal(errw) {
 		f.opt.Progress = errw
 	}
 	var res *calib.Result
@@ -369,13 +369,4 @@ func sidecarScales(m *quant.Model, path string) (*calib.Result, error) {
 	}
 	res.Duration = time.Since(start)
 	return res, nil
-}
-
-func stepIsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
 }

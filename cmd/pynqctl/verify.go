@@ -388,20 +388,9 @@ func newLazyBar(w io.Writer, total int, desc string) *lazyBar {
 	return &lazyBar{w: w, desc: desc, total: total, start: time.Now()}
 }
 
-// verifyIsTerminal reports whether w is a terminal: bars redraw with carriage
-// returns, which only clutter logs and files.
-func verifyIsTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
-	if !ok {
-		return false
-	}
-	st, err := f.Stat()
-	return err == nil && st.Mode()&os.ModeCharDevice != 0
-}
-
 func (b *lazyBar) Add(n int) {
 	b.done += n
-	if b.bar == nil && !verifyIsTerminal(b.w) {
+	if b.bar == nil && !isTerminal(b.w) {
 		return
 	}
 	if b.bar == nil {
