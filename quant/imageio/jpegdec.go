@@ -601,21 +601,8 @@ func (d *jpegDecoder) output() (image.Image, error) {
 	if cb.h != 1 || cb.v != 1 || cr.h != 1 || cr.v != 1 {
 		return nil, errSkip
 	}
-	var ratio image.YCbCrSubsampleRatio
-	switch [2]int{y.h, y.v} {
-	case [2]int{1, 1}:
-		ratio = image.YCbCrSubsampleRatio444
-	case [2]int{2, 1}:
-		ratio = image.YCbCrSubsampleRatio422
-	case [2]int{2, 2}:
-		ratio = image.YCbCrSubsampleRatio420
-	case [2]int{1, 2}:
-		ratio = image.YCbCrSubsampleRatio440
-	case [2]int{4, 1}:
-		ratio = image.YCbCrSubsampleRatio411
-	case [2]int{4, 2}:
-		ratio = image.YCbCrSubsampleRatio410
-	default:
+	ratio, ok := subsampleRatio(y.h, y.v)
+	if !ok {
 		return nil, errSkip
 	}
 	img := image.NewYCbCr(r, ratio)

@@ -160,21 +160,8 @@ func stdlibToRGBASTB(src image.Image) (*image.RGBA, bool) {
 	case *image.Gray:
 		return stbToRGBA(w, h, []stbPlane{{pix: s.Pix, stride: s.Stride, rows: h, hs: 1, vs: 1}}, false), true
 	case *image.YCbCr:
-		var hs, vs int
-		switch s.SubsampleRatio {
-		case image.YCbCrSubsampleRatio444:
-			hs, vs = 1, 1
-		case image.YCbCrSubsampleRatio422:
-			hs, vs = 2, 1
-		case image.YCbCrSubsampleRatio420:
-			hs, vs = 2, 2
-		case image.YCbCrSubsampleRatio440:
-			hs, vs = 1, 2
-		case image.YCbCrSubsampleRatio411:
-			hs, vs = 4, 1
-		case image.YCbCrSubsampleRatio410:
-			hs, vs = 4, 2
-		default:
+		hs, vs, ok := chromaFactors(s.SubsampleRatio)
+		if !ok {
 			return nil, false
 		}
 		rows := (h + vs - 1) / vs

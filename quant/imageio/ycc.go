@@ -63,26 +63,49 @@ func yccToRGBA(src *image.YCbCr) (out *image.RGBA, ok bool) {
 	return out, true
 }
 
+// subsamplings are the chroma subsamplings image.YCbCr supports, with the luma samples
+// per chroma sample across (h) and down (v).
+var subsamplings = []struct {
+	ratio image.YCbCrSubsampleRatio
+	h, v  int
+}{
+	{image.YCbCrSubsampleRatio444, 1, 1},
+	{image.YCbCrSubsampleRatio422, 2, 1},
+	{image.YCbCrSubsampleRatio420, 2, 2},
+	{image.YCbCrSubsampleRatio440, 1, 2},
+	{image.YCbCrSubsampleRatio411, 4, 1},
+	{image.YCbCrSubsampleRatio410, 4, 2},
+}
+
+// chromaFactors is the subsampling of ratio; ok is false for a ratio image.YCbCr does
+// not define.
+func chromaFactors(ratio image.YCbCrSubsampleRatio) (h, v int, ok bool) {
+	for _, s := range subsamplings {
+		if s.ratio == ratio {
+			return s.h, s.v, true
+		}
+	}
+	return 0, 0, false
+}
+
+// subsampleRatio is the ratio with h by v luma samples per chroma sample, if image.YCbCr
+// has one.
+func subsampleRatio(h, v int) (image.YCbCrSubsampleRatio, bool) {
+	for _, s := range subsamplings {
+		if s.h == h && s.v == v {
+			return s.ratio, true
+		}
+	}
+	return 0, false
+}
+
 // upsampleChroma returns one chroma plane at full resolution (w*h samples), upsampled
 // as libjpeg-turbo's jdsample.c does by default: a triangle ("fancy") filter for 2:1
 // horizontal (h2v1), 2:1 both (h2v2) and 2:1 vertical (h1v2) when the plane is wide
 // enough, plain replication otherwise.
 func upsampleChroma(src *image.YCbCr, plane []byte, w, h int) ([]uint8, bool) {
-	var hf, vf int // horizontal and vertical factors
-	switch src.SubsampleRatio {
-	case image.YCbCrSubsampleRatio444:
-		hf, vf = 1, 1
-	case image.YCbCrSubsampleRatio422:
-		hf, vf = 2, 1
-	case image.YCbCrSubsampleRatio420:
-		hf, vf = 2, 2
-	case image.YCbCrSubsampleRatio440:
-		hf, vf = 1, 2
-	case image.YCbCrSubsampleRatio411:
-		hf, vf = 4, 1
-	case image.YCbCrSubsampleRatio410:
-		hf, vf = 4, 2
-	default:
+	hf, vf, ok := chromaFactors(src.SubsampleRatio) // horizontal and vertical factors
+	if !ok {
 		return nil, false
 	}
 	cw, ch := (w+hf-1)/hf, (h+vf-1)/vf
