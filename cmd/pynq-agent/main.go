@@ -14,6 +14,7 @@ import (
 	"syscall"
 
 	"github.com/fpgadetector/pynq-agent/agent"
+	"github.com/fpgadetector/pynq-agent/agent/demomodel"
 )
 
 func main() {
@@ -40,8 +41,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, *flag.FlagSet, error) {
 	fs := flag.NewFlagSet("pynq-agent", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	fs.StringVar(&f.config, "config", "", "TOML config file (see configs/pynq-agent.toml)")
-	fs.BoolVar(&f.sim, "sim", false, "run against the FPGA simulation instead of the board (without -config: the shared fixtures' model, bitstream and photos)")
-	fs.StringVar(&f.source, "source", "", "frame source: image dir, glob, file, http(s):// MJPEG URL or /dev/videoN (overrides source.input)")
+	fs.BoolVar(&f.sim, "sim", false, "run against the FPGA simulation instead of the board (without -config: the built-in demo chair model and simulation design, synthetic scenes as the source)")
+	fs.StringVar(&f.source, "source", "", "frame source: image dir, glob, file, http(s):// MJPEG URL, /dev/videoN or synth:SEED (overrides source.input)")
 	fs.StringVar(&f.listen, "listen", "", "HTTP listen address host:port (overrides server.listen)")
 	fs.StringVar(&f.model, "model", "", "QNN-MO parameter directory (overrides model.dir)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
@@ -56,25 +57,28 @@ func parseFlags(args []string, stderr io.Writer) (flags, *flag.FlagSet, error) {
 	return f, fs, err
 }
 
-// loadConfig reads the config (or the -sim defaults) and applies the flags.
-func loadConfig(f flags, set map[string]bool) (*agent.Config, error) {
-	var cfg *agent.Config
+// loadConfig reads the config (or the -sim defaults) and applies the flags. For -sim
+// without -config it extracts the built-in demo into a temporary directory; cleanup
+// removes it (nil when nothing was extracted).
+func loadConfig(f flags, set map[string]bool) (cfg *agent.Config, cleanup func(), err error) {
 	switch {
 	case f.config != "":
-		c, err := agent.LoadConfig(f.config)
-		if err != nil {
-			return nil, err
+		if cfg, err = agent.LoadConfig(f.config); err != nil {
+			return nil, nil, err
 		}
-		cfg = c
 	case f.sim:
-		cfg = agent.SimDefaults()
-		if cfg.Model.Dir == "" && f.model == "" {
-			return nil, errors.New("no model: pass -config FILE or -model DIR (a QNN-MO parameter directory) with a bitstream in the config; " +
-				"the shared fixtures that -sim uses by default were not found (../shared/fixtures beside the checkout, or set PYNQ_FIXTURES)")
+		if cfg, cleanup, err = demoConfig(); err != nil {
+			return nil, nil, err
 		}
 	default:
-		return nil, errors.New("no config: pass -config FILE (see configs/pynq-agent.toml), or -sim to run the simulation")
+		return nil, nil, errors.New("no config: pass -config FILE (see configs/pynq-agent.toml), or -sim to run the simulation")
 	}
+	defer func() {
+		if err != nil && cleanup != nil {
+			cleanup()
+			cleanup = nil
+		}
+	}()
 	if f.sim {
 		cfg.Backend = agent.BackendSim
 	}
@@ -88,9 +92,30 @@ func loadConfig(f flags, set map[string]bool) (*agent.Config, error) {
 		cfg.Model.Kind, cfg.Model.Dir = agent.ModelQNN, f.model
 	}
 	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("after flags: %w", err)
+		return nil, nil, fmt.Errorf("after flags: %w", err)
 	}
-	return cfg, nil
+	return cfg, cleanup, nil
+}
+
+// demoConfig is -sim without -config: the FPGA simulation running the built-in demo
+// chair model (agent/demomodel) on synthetic scenes, with nothing read from outside the
+// binary. -model and -source replace the model and the source as usual.
+func demoConfig() (*agent.Config, func(), error) {
+	dir, err := os.MkdirTemp("", "pynq-agent-demo-")
+	if err != nil {
+		return nil, nil, fmt.Errorf("demo model: %w", err)
+	}
+	cleanup := func() { os.RemoveAll(dir) }
+	p, err := demomodel.Extract(dir)
+	if err != nil {
+		cleanup()
+		return nil, nil, err
+	}
+	cfg := agent.SimDefaults()
+	cfg.Bitstream.Path, cfg.Bitstream.HWH = p.Bitstream, ""
+	cfg.Model.Kind, cfg.Model.Dir, cfg.Model.Names = agent.ModelQNN, p.ModelDir, p.Names
+	cfg.Source.Input = agent.SynthPrefix + "1"
+	return cfg, cleanup, nil
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -104,9 +129,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	cfg, err := loadConfig(f, set)
+	cfg, cleanup, err := loadConfig(f, set)
 	if err != nil {
 		return err
+	}
+	if cleanup != nil {
+		defer cleanup()
 	}
 	log := cfg.NewLogger(os.Stderr)
 	return agent.Run(ctx, cfg, log)

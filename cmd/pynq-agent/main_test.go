@@ -49,7 +49,7 @@ listen = "0.0.0.0:80"
 	}
 	set := map[string]bool{}
 	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	cfg, err := loadConfig(f, set)
+	cfg, _, err := loadConfig(f, set)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +58,7 @@ listen = "0.0.0.0:80"
 	}
 	// Without the flags the config stands.
 	f, fs, _ = parseFlags([]string{"-config", path}, io.Discard)
-	cfg, err = loadConfig(f, map[string]bool{})
+	cfg, _, err = loadConfig(f, map[string]bool{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -67,15 +67,50 @@ listen = "0.0.0.0:80"
 	}
 	// A bad flag value is reported like a bad key.
 	f, _, _ = parseFlags([]string{"-config", path, "-listen", "nonsense"}, io.Discard)
-	if _, err := loadConfig(f, map[string]bool{"listen": true}); err == nil || !strings.Contains(err.Error(), "server.listen") {
+	if _, _, err := loadConfig(f, map[string]bool{"listen": true}); err == nil || !strings.Contains(err.Error(), "server.listen") {
 		t.Errorf("bad -listen: %v", err)
 	}
 }
 
-func TestSimWithoutFixturesIsClear(t *testing.T) {
+// TestSimUsesTheBuiltInDemo: -sim without -config needs no file from outside the
+// repository: the embedded demo model and simulation design, synthetic scenes.
+func TestSimUsesTheBuiltInDemo(t *testing.T) {
 	t.Setenv("PYNQ_FIXTURES", filepath.Join(t.TempDir(), "none"))
-	err := run(context.Background(), []string{"-sim"}, io.Discard, io.Discard)
-	if err == nil || !strings.Contains(err.Error(), "no model") || !strings.Contains(err.Error(), "PYNQ_FIXTURES") {
-		t.Errorf("got %v", err)
+	f, fs, err := parseFlags([]string{"-sim"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	cfg, cleanup, err := loadConfig(f, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cleanup == nil {
+		t.Fatal("no cleanup for the extracted demo")
+	}
+	if cfg.Backend != agent.BackendSim || cfg.Source.Input != "synth:1" || cfg.Model.Kind != agent.ModelQNN {
+		t.Errorf("config %+v", cfg)
+	}
+	for _, p := range []string{cfg.Model.Dir, cfg.Model.Names, cfg.Bitstream.Path, cfg.HWHPath()} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("demo file: %v", err)
+		}
+	}
+	cleanup()
+	if _, err := os.Stat(cfg.Model.Dir); !os.IsNotExist(err) {
+		t.Errorf("demo files left after cleanup: %v", err)
+	}
+	// -source and -model still replace the demo's.
+	f, fs, _ = parseFlags([]string{"-sim", "-source", "synth:9", "-model", "/m"}, io.Discard)
+	set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	cfg, cleanup, err = loadConfig(f, set)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cleanup()
+	if cfg.Source.Input != "synth:9" || cfg.Model.Dir != "/m" {
+		t.Errorf("flags not applied over the demo: %+v", cfg)
 	}
 }
