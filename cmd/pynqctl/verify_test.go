@@ -10,6 +10,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
+	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxbuild"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
 )
 
@@ -121,9 +122,9 @@ func TestDefaultFloatModel(t *testing.T) {
 
 func TestReadCalibration(t *testing.T) {
 	mp := &onnxpb.ModelProto{MetadataProps: []*onnxpb.StringStringEntryProto{
-		{Key: ptr("pynq.calibration"), Value: ptr(`{"method":"percentile","images":20}`)},
-		{Key: ptr("pynq.qonnx"), Value: ptr(`{"stage":"calibrated","calibration":{"percentile":99.99}}`)},
-		{Key: ptr("other"), Value: ptr("x")},
+		{Key: onnxbuild.Ptr("pynq.calibration"), Value: onnxbuild.Ptr(`{"method":"percentile","images":20}`)},
+		{Key: onnxbuild.Ptr("pynq.qonnx"), Value: onnxbuild.Ptr(`{"stage":"calibrated","calibration":{"percentile":99.99}}`)},
+		{Key: onnxbuild.Ptr("other"), Value: onnxbuild.Ptr("x")},
 	}}
 	p := filepath.Join(t.TempDir(), "m.onnx")
 	if err := onnx.WriteFile(p, mp); err != nil {
@@ -146,5 +147,3 @@ func TestReadCalibration(t *testing.T) {
 		t.Errorf("advice: %s", got)
 	}
 }
-
-func ptr[T any](v T) *T { return &v }
