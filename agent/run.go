@@ -156,10 +156,12 @@ func isDir(p string) bool {
 	return err == nil && fi.IsDir()
 }
 
-// SimDefaults is the configuration of `pynq-agent -sim` without -config: the FPGA
-// simulation with the QNN-MO W1A3 overlay and Tinier-YOLO of the shared fixtures, their
-// sample photos as the source, listening on 127.0.0.1:8080. Without fixtures the model
-// and bitstream stay empty and start-up says what to pass.
+// SimDefaults is the FPGA simulation with the QNN-MO W1A3 overlay and Tinier-YOLO of
+// the shared fixtures, their sample photos as the source, listening on 127.0.0.1:8080;
+// without fixtures the model and bitstream stay empty. `pynq-agent -sim` without
+// -config starts from it and replaces model, bitstream and source with the built-in
+// demo (agent/demomodel on synth: scenes), so that it needs no file from outside the
+// repository.
 func SimDefaults() *Config {
 	c := Defaults()
 	c.Backend = BackendSim
