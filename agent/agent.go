@@ -185,14 +185,14 @@ func (a *Agent) startFloat() error {
 func (a *Agent) startQNN(ctx context.Context) error {
 	c := a.cfg
 	if c.Model.Dir == "" {
-		return c.keyErr("model.dir", "no model: set model.dir (a QNN-MO parameter directory) or pass -model")
+		return c.keyErr("model.dir", "no model: set model.dir (a QNN-MO parameter directory or a calibrated .onnx from pynqctl quant) or pass -model")
 	}
 	if c.Bitstream.Path == "" {
 		return c.keyErr("bitstream.path", "no bitstream: set bitstream.path (the .bit; its .hwh beside it)")
 	}
 	dir := c.Path(c.Model.Dir)
 	t := time.Now()
-	m, err := qnn.LoadDir(dir)
+	m, err := loadQNNModel(dir)
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
