@@ -385,6 +385,9 @@ func breakAfter(m *quant.Model, change func()) *quant.Model {
 // batch norm, depthwise and grouped convolutions, shortcut, route groups, upsample, two
 // yolo heads) through the engine and through the naive reference, on 1 and 2 threads.
 func TestYoloFastestMatchesReference(t *testing.T) {
+	if testing.Short() {
+		t.Skip("whole model against the naive reference; skipped in -short (qemu)")
+	}
 	m := loadYoloFastest(t)
 	r := rand.New(rand.NewPCG(17, 18))
 	input := randSlice(r, m.Input.Size(), 0, 1)

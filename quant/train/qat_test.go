@@ -102,6 +102,9 @@ func TestActivationQuantizer(t *testing.T) {
 }
 
 func TestQATLossDecreases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 training iterations; skipped in -short (qemu)")
+	}
 	dir := t.TempDir()
 	writeDataset(t, filepath.Join(dir, "data"), 6, 1)
 	cfg := writeCfg(t, dir, tinyCfg)

@@ -149,6 +149,9 @@ func writeCfg(tb testing.TB, dir, text string) string {
 }
 
 func TestOverfitLossDecreases(t *testing.T) {
+	if testing.Short() {
+		t.Skip("100 training iterations; skipped in -short (qemu)")
+	}
 	dir := t.TempDir()
 	writeDataset(t, filepath.Join(dir, "data"), 6, 1)
 	cfg := writeCfg(t, dir, tinyCfg)
