@@ -8,6 +8,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 debs=(darknet chromium python3-onnx qemu-user-static openssh-server libjpeg-turbo-progs libstb-dev device-tree-compiler)
+# onnxruntime comes from npm: bring Debian's npm when the machine has none.
+command -v npm >/dev/null || debs+=(npm)
 missing=()
 for p in "${debs[@]}"; do
 	dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
