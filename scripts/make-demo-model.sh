@@ -1,7 +1,7 @@
 #!/bin/sh
 # Reproduces agent/demomodel/chair-demo, pynq-agent's built-in chair detector:
 # synthetic scenes -> quantization-aware training (W1A3) -> QNN-MO parameter directory.
-# Training is on the CPU; on 2 shared cores it took about 25 minutes (see the numbers
+# Training is on the CPU; on 2 shared cores it took about 30 minutes (see the numbers
 # in the agent/demomodel package doc). Needs nothing from outside the repository.
 #
 #   scripts/make-demo-model.sh [WORK_DIR]     (default /tmp/pynq-demo-model)
@@ -24,10 +24,18 @@ P="$WORK/pynqctl"
 "$P" quant qat --cfg scripts/demo-model/demo-train.cfg --data "$WORK/data/train.txt" \
 	--out "$WORK/ckpt" --seed 7 --checkpoint-every 50
 
+# Stage 2: 400 more iterations from the stage-1 weights (demo-finetune.cfg: the same
+# network, lr 0.002, no burn_in, steps 300,370) with learned clipping (PACT): the
+# first-batch calibration (max / 7) leaves scales too coarse. Scales recalibrate on its
+# first batch, then learn; writes demo-finetune_final.weights and demo-finetune.quant.json.
+"$P" quant qat --cfg scripts/demo-model/demo-finetune.cfg --data "$WORK/data/train.txt" \
+	--weights "$WORK/ckpt/demo-train_final.weights" --out "$WORK/ckpt2" --seed 8 \
+	--checkpoint-every 50 --learn-clip
+
 # Batch norm + trained scales -> integer thresholds; the QNN-MO directory.
 rm -rf "$WORK/chair-demo"
-"$P" quant qnn-dir --cfg scripts/demo-model/demo-train.cfg \
-	--weights "$WORK/ckpt/demo-train_final.weights" --sidecar "$WORK/ckpt/demo-train.quant.json" \
+"$P" quant qnn-dir --cfg scripts/demo-model/demo-finetune.cfg \
+	--weights "$WORK/ckpt2/demo-finetune_final.weights" --sidecar "$WORK/ckpt2/demo-finetune.quant.json" \
 	--out "$WORK/chair-demo" --name chair-demo
 rm -rf agent/demomodel/chair-demo
 cp -r "$WORK/chair-demo" agent/demomodel/chair-demo

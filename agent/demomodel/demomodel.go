@@ -6,11 +6,12 @@
 // QNN-MO parameter directory embedded in the binary. With it, `pynq-agent -sim` runs
 // from a fresh checkout without any file from outside the repository.
 //
-// It is a demo, not a good detector: 650 iterations of 32 images (21 minutes on two
-// shared cores, 16 images/s forward + backward) from random weights. Chair AP@0.5
-// (VOC2012, `pynqctl detect --model` + `pynqctl eval`): 7.8 % on 200 held-out synthetic
-// scenes of another seed, 11.8 % on the 200-scene validation split, 4.3 % on the 21 real
-// photos of the shared fixtures' chairs/val.
+// It is a demo, not a good detector: from random weights, 650 iterations of 32 images
+// with first-batch activation scales, then 400 with learned clipping (30 minutes on two
+// shared cores, 16 and 24 images/s forward + backward). Chair AP@0.5 (VOC2012,
+// `pynqctl detect --model` + `pynqctl eval`): 9.5 % on 200 held-out synthetic scenes of
+// another seed, 13.0 % on the 200-scene validation split, 6.0 % on the 21 real photos
+// (18 chairs) of the shared fixtures' chairs/val.
 //
 // It also holds the simulation design the demo runs on: a small .hwh written for this
 // project that places the BlackBoxJam engine where the QNN-MO overlay has it, and a
