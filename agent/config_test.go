@@ -132,3 +132,21 @@ func FuzzParseConfig(f *testing.F) {
 		}
 	})
 }
+
+// TestSimQNNMOConfigLoads checks the README's config for the published model: it parses,
+// and its relative paths reach the shared fixtures beside the checkout.
+func TestSimQNNMOConfigLoads(t *testing.T) {
+	c, err := LoadConfig(filepath.Join(testutil.RepoRoot(t), "configs", "sim-qnn-mo.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Backend != BackendSim || c.Model.Kind != ModelQNN {
+		t.Errorf("decoded as %+v", c)
+	}
+	fixtures := testutil.FixturesDir(t)
+	for _, p := range []string{c.Path(c.Bitstream.Path), c.Path(c.Model.Dir), c.Path(c.Model.Names), c.Path(c.Source.Input)} {
+		if _, err := os.Stat(p); err != nil {
+			t.Errorf("%v (fixtures at %s)", err, fixtures)
+		}
+	}
+}
