@@ -310,15 +310,27 @@ func TestLayerOutputsMatchDarknet(t *testing.T) {
 	if err := e.Forward(in.Data); err != nil {
 		t.Fatal(err)
 	}
-	worst, worstLayer := 0.0, -1
+	worst, worstLayer := worstLayerDiff(t, m, ref, e)
+	t.Logf("all %d layers: worst relative difference %.2g (layer %d)", len(m.Layers), worst, worstLayer)
+	if worst > 1e-4 {
+		t.Errorf("layer %d (%s) differs from darknet by %.2g of its range", worstLayer, m.Layers[worstLayer].Name, worst)
+	}
+}
+
+// worstLayerDiff compares every layer's output kept by e with darknet's and returns the
+// largest difference relative to the layer's largest magnitude, and that layer (-1 when
+// all agree exactly). A layer whose size differs is fatal.
+func worstLayerDiff(tb testing.TB, m *quant.Model, ref *Net, e *engine.Engine) (worst float64, worstLayer int) {
+	tb.Helper()
+	worstLayer = -1
 	for i, l := range m.Layers {
 		want, _, _, _, err := ref.Output(i)
 		if err != nil {
-			t.Fatal(err)
+			tb.Fatal(err)
 		}
 		got := e.Output(i)
 		if len(got) != len(want) {
-			t.Fatalf("layer %d (%s): %d values, darknet %d", i, l.Name, len(got), len(want))
+			tb.Fatalf("layer %d (%s): %d values, darknet %d", i, l.Name, len(got), len(want))
 		}
 		scale := 1e-6
 		for _, v := range want {
@@ -328,8 +340,5 @@ func TestLayerOutputsMatchDarknet(t *testing.T) {
 			worst, worstLayer = rel, i
 		}
 	}
-	t.Logf("all %d layers: worst relative difference %.2g (layer %d)", len(m.Layers), worst, worstLayer)
-	if worst > 1e-4 {
-		t.Errorf("layer %d (%s) differs from darknet by %.2g of its range", worstLayer, m.Layers[worstLayer].Name, worst)
-	}
+	return worst, worstLayer
 }

@@ -73,24 +73,7 @@ func TestExportedTinierYoloMatchesDarknet(t *testing.T) {
 	if err := e.Forward(in.Data); err != nil {
 		t.Fatal(err)
 	}
-	worst, worstLayer := 0.0, 0
-	for i, l := range m.Layers {
-		want, _, _, _, err := ref.Output(i)
-		if err != nil {
-			t.Fatal(err)
-		}
-		got := e.Output(i)
-		if len(got) != len(want) {
-			t.Fatalf("layer %d (%s): %d values, darknet %d", i, l.Name, len(got), len(want))
-		}
-		scale := 1e-6
-		for _, v := range want {
-			scale = max(scale, math.Abs(float64(v)))
-		}
-		if rel := maxAbsDiff(got, want) / scale; rel > worst {
-			worst, worstLayer = rel, i
-		}
-	}
+	worst, worstLayer := worstLayerDiff(t, m, ref, e)
 	t.Logf("exported Tinier-YOLO, %d layers: worst relative difference to darknet %.2g (layer %d)", len(m.Layers), worst, worstLayer)
 	// For the record: what the float model (relu without clip or rounding) detects.
 	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
