@@ -332,17 +332,7 @@ func countOps(tb testing.TB, cal, str *onnxpb.ModelProto) {
 // outputs, for the calibrated and the streamlined files.
 func TestRoundTrip(t *testing.T) {
 	m, imgs := quantized(t, 2)
-	in, err := calib.LoadInput(imgs[0], m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := qengine.New(m, qengine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Forward(in); err != nil {
-		t.Fatal(err)
-	}
+	e, in := forwardImage(t, m, imgs[0])
 	head := m.Heads()[0]
 	want := append([]float32(nil), e.Output(head)...)
 	for _, streamlined := range []bool{false, true} {
@@ -483,17 +473,7 @@ func TestExecutorMatchesEngineYoloFastest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, err := calib.LoadInput(vals[0], m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := qengine.New(m, qengine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Forward(in); err != nil {
-		t.Fatal(err)
-	}
+	e, in := forwardImage(t, m, vals[0])
 	px := make([]float32, len(in))
 	qonnx.PixelLevels(px, in)
 	for _, st := range []bool{false, true} {
@@ -554,17 +534,7 @@ func TestLeakyKeep(t *testing.T) {
 	if got := strings.Join(res.Thresholds.Layers, ","); got != "conv3,conv5,conv8" {
 		t.Errorf("threshold layers %s, want conv3,conv5,conv8", got)
 	}
-	in, err := calib.LoadInput(imgs[2], m)
-	if err != nil {
-		t.Fatal(err)
-	}
-	e, err := qengine.New(m, qengine.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Forward(in); err != nil {
-		t.Fatal(err)
-	}
+	e, in := forwardImage(t, m, imgs[2])
 	neg := 0
 	for _, v := range e.Levels(1) {
 		if v < 0 {
@@ -603,4 +573,22 @@ func TestLeakyKeep(t *testing.T) {
 			}
 		}
 	}
+}
+
+// forwardImage runs qengine on one image file and returns the engine, holding every
+// layer's output, and the network input it was given.
+func forwardImage(tb testing.TB, m *quant.Model, img string) (*qengine.Engine, []float32) {
+	tb.Helper()
+	in, err := calib.LoadInput(img, m)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	e, err := qengine.New(m, qengine.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if err := e.Forward(in); err != nil {
+		tb.Fatal(err)
+	}
+	return e, in
 }
