@@ -1,7 +1,6 @@
 package main
 
 import (
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,16 +11,7 @@ import (
 
 // qatTestCfg is a tiny one-class W1A3 detector at 32x32: conv0 on the CPU, one binary
 // engine layer with a pool, the 1x1 head.
-const qatTestCfg = `[net]
-batch=2
-subdivisions=1
-width=32
-height=32
-channels=3
-learning_rate=0.001
-max_batches=2
-
-[convolutional]
+var qatTestCfg = tinyRegionCfg(`[convolutional]
 batch_normalize=1
 filters=16
 size=3
@@ -41,32 +31,13 @@ binary=1
 [maxpool]
 size=2
 stride=2
-
-[convolutional]
-size=1
-stride=1
-pad=1
-filters=12
-activation=linear
-
-[region]
-anchors=1,1,2,2
-bias_match=1
-classes=1
-coords=4
-num=2
-softmax=1
-rescore=1
-`
+`, 1)
 
 // TestQATToQNNDir: quant qat writes weights and the scale sidecar; quant qnn-dir turns
 // them into a parameter directory the QNN loader reads.
 func TestQATToQNNDir(t *testing.T) {
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "tiny.cfg")
-	if err := os.WriteFile(cfg, []byte(qatTestCfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeTinyCfg(t, dir, qatTestCfg)
 	data := filepath.Join(dir, "data")
 	if log, err := runPynqctl(t, "dataset", "synth", "--out", data, "--count", "4", "--size", "32", "--val-fraction", "0"); err != nil {
 		t.Fatalf("dataset: %v\n%s", err, log)

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -10,16 +11,7 @@ import (
 )
 
 // trainTestCfg is a tiny 30-class region detector at 32x32 (the chairs fixture's classes).
-const trainTestCfg = `[net]
-batch=2
-subdivisions=1
-width=32
-height=32
-channels=3
-learning_rate=0.001
-max_batches=2
-
-[convolutional]
+var trainTestCfg = tinyRegionCfg(`[convolutional]
 batch_normalize=1
 filters=8
 size=3
@@ -30,31 +22,53 @@ activation=leaky
 [maxpool]
 size=2
 stride=2
+`, 30)
 
+// tinyRegionCfg is a two-step cfg at 32x32: the [net] section, body (the layers after
+// the input), then a 1x1 linear head sized for two anchors and the region layer.
+func tinyRegionCfg(body string, classes int) string {
+	return fmt.Sprintf(`[net]
+batch=2
+subdivisions=1
+width=32
+height=32
+channels=3
+learning_rate=0.001
+max_batches=2
+
+%s
 [convolutional]
 size=1
 stride=1
 pad=1
-filters=70
+filters=%d
 activation=linear
 
 [region]
 anchors=1,1,2,2
 bias_match=1
-classes=30
+classes=%d
 coords=4
 num=2
 softmax=1
 rescore=1
-`
+`, body, 2*(5+classes), classes)
+}
+
+// writeTinyCfg writes text as dir/tiny.cfg and returns its path.
+func writeTinyCfg(tb testing.TB, dir, text string) string {
+	tb.Helper()
+	p := filepath.Join(dir, "tiny.cfg")
+	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
 
 func TestTrainCommandCheckpointsAndResumes(t *testing.T) {
 	chairs := testutil.Fixture(t, "chairs")
 	dir := t.TempDir()
-	cfg := filepath.Join(dir, "tiny.cfg")
-	if err := os.WriteFile(cfg, []byte(trainTestCfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := writeTinyCfg(t, dir, trainTestCfg)
 	out := filepath.Join(dir, "backup")
 	log, err := runPynqctl(t, "train", "--cfg", cfg, "--data", filepath.Join(chairs, "val"), "--out", out,
 		"--checkpoint-every", "1", "--threads", "2")
