@@ -295,33 +295,34 @@ func TestTinierYoloRegionMatchesDarknet(t *testing.T) {
 // largest magnitude, to point at the first layer that drifts if the heads ever differ.
 func TestLayerOutputsMatchDarknet(t *testing.T) {
 	m, _, ref, _ := yoloFastest(t)
-	e, err := engine.New(m, engine.Options{KeepAll: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := LoadImageColor(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := Letterbox(im, m.Input.W, m.Input.H)
-	if err := ref.Predict(in.Data); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Forward(in.Data); err != nil {
-		t.Fatal(err)
-	}
-	worst, worstLayer := worstLayerDiff(t, m, ref, e)
+	worst, worstLayer, _ := dogLayerDrift(t, m, ref)
 	t.Logf("all %d layers: worst relative difference %.2g (layer %d)", len(m.Layers), worst, worstLayer)
 	if worst > 1e-4 {
 		t.Errorf("layer %d (%s) differs from darknet by %.2g of its range", worstLayer, m.Layers[worstLayer].Name, worst)
 	}
 }
 
-// worstLayerDiff compares every layer's output kept by e with darknet's and returns the
-// largest difference relative to the layer's largest magnitude, and that layer (-1 when
-// all agree exactly). A layer whose size differs is fatal.
-func worstLayerDiff(tb testing.TB, m *quant.Model, ref *Net, e *engine.Engine) (worst float64, worstLayer int) {
+// dogLayerDrift runs dog.jpg through darknet and the float engine (keeping every
+// layer's output), compares each layer with darknet's and returns the largest difference
+// relative to the layer's largest magnitude, that layer (-1 when all agree exactly) and
+// the photo. A layer whose size differs is fatal.
+func dogLayerDrift(tb testing.TB, m *quant.Model, ref *Net) (worst float64, worstLayer int, im *imageio.Image) {
 	tb.Helper()
+	e, err := engine.New(m, engine.Options{KeepAll: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	im, err = LoadImageColor(testutil.Fixture(tb, "qnn-mo-pynq", "images", "dog.jpg"))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	in := Letterbox(im, m.Input.W, m.Input.H)
+	if err := ref.Predict(in.Data); err != nil {
+		tb.Fatal(err)
+	}
+	if err := e.Forward(in.Data); err != nil {
+		tb.Fatal(err)
+	}
 	worstLayer = -1
 	for i, l := range m.Layers {
 		want, _, _, _, err := ref.Output(i)
@@ -340,5 +341,5 @@ func worstLayerDiff(tb testing.TB, m *quant.Model, ref *Net, e *engine.Engine) (
 			worst, worstLayer = rel, i
 		}
 	}
-	return worst, worstLayer
+	return worst, worstLayer, im
 }

@@ -14,7 +14,6 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
@@ -58,22 +57,7 @@ func TestExportedTinierYoloMatchesDarknet(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ref.Close()
-	e, err := engine.New(m, engine.Options{KeepAll: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	im, err := LoadImageColor(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	in := Letterbox(im, m.Input.W, m.Input.H)
-	if err := ref.Predict(in.Data); err != nil {
-		t.Fatal(err)
-	}
-	if err := e.Forward(in.Data); err != nil {
-		t.Fatal(err)
-	}
-	worst, worstLayer := worstLayerDiff(t, m, ref, e)
+	worst, worstLayer, im := dogLayerDrift(t, m, ref)
 	t.Logf("exported Tinier-YOLO, %d layers: worst relative difference to darknet %.2g (layer %d)", len(m.Layers), worst, worstLayer)
 	// For the record: what the float model (relu without clip or rounding) detects.
 	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
