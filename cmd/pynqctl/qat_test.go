@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
@@ -37,7 +38,7 @@ stride=2
 // them into a parameter directory the QNN loader reads.
 func TestQATToQNNDir(t *testing.T) {
 	dir := t.TempDir()
-	cfg := writeTinyCfg(t, dir, qatTestCfg)
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", qatTestCfg)
 	data := filepath.Join(dir, "data")
 	if log, err := runPynqctl(t, "dataset", "synth", "--out", data, "--count", "4", "--size", "32", "--val-fraction", "0"); err != nil {
 		t.Fatalf("dataset: %v\n%s", err, log)

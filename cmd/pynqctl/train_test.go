@@ -55,20 +55,10 @@ rescore=1
 `, body, 2*(5+classes), classes)
 }
 
-// writeTinyCfg writes text as dir/tiny.cfg and returns its path.
-func writeTinyCfg(tb testing.TB, dir, text string) string {
-	tb.Helper()
-	p := filepath.Join(dir, "tiny.cfg")
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	return p
-}
-
 func TestTrainCommandCheckpointsAndResumes(t *testing.T) {
 	chairs := testutil.Fixture(t, "chairs")
 	dir := t.TempDir()
-	cfg := writeTinyCfg(t, dir, trainTestCfg)
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", trainTestCfg)
 	out := filepath.Join(dir, "backup")
 	log, err := runPynqctl(t, "train", "--cfg", cfg, "--data", filepath.Join(chairs, "val"), "--out", out,
 		"--checkpoint-every", "1", "--threads", "2")

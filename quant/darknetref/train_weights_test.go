@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/engine"
 	"github.com/fpgadetector/pynq-agent/quant/train"
@@ -86,10 +87,8 @@ func TestTrainedWeightsLoadInDarknet(t *testing.T) {
 		n.Update(.01, .9, .0005, 2)
 	}
 	dir := t.TempDir()
-	cfg, weights := filepath.Join(dir, "trained.cfg"), filepath.Join(dir, "trained.weights")
-	if err := os.WriteFile(cfg, []byte(trainedCfg), 0o644); err != nil {
-		t.Fatal(err)
-	}
+	cfg := testutil.WriteFile(t, dir, "trained.cfg", trainedCfg)
+	weights := filepath.Join(dir, "trained.weights")
 	var buf bytes.Buffer
 	if err := darknet.WriteWeights(&buf, m, darknet.Header{Minor: 2, Seen: 10}); err != nil {
 		t.Fatal(err)

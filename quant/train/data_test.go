@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
@@ -81,7 +82,7 @@ func abs(v float64) float64 { return max(v, -v) }
 func TestSubdivisions(t *testing.T) {
 	dir := t.TempDir()
 	writeDataset(t, filepath.Join(dir, "data"), 4, 5)
-	cfg := writeCfg(t, dir, strings.Replace(tinyCfg, "subdivisions=1", "subdivisions=2", 1))
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", strings.Replace(tinyCfg, "subdivisions=1", "subdivisions=2", 1))
 	var iters []int
 	res, err := Run(context.Background(), Options{Cfg: cfg, Data: filepath.Join(dir, "data"), OutDir: filepath.Join(dir, "out"),
 		MaxBatches: 3, Progress: func(p Progress) { iters = append(iters, p.Iteration) }})

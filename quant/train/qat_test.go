@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
 )
 
@@ -107,7 +108,7 @@ func TestQATLossDecreases(t *testing.T) {
 	}
 	dir := t.TempDir()
 	writeDataset(t, filepath.Join(dir, "data"), 6, 1)
-	cfg := writeCfg(t, dir, tinyCfg)
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", tinyCfg)
 	var first, last float64
 	res, err := Run(context.Background(), Options{Cfg: cfg, Data: filepath.Join(dir, "data"),
 		OutDir: filepath.Join(dir, "out"), CheckpointEvery: 100, Seed: 7, QAT: true, LearnClip: true,

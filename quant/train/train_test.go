@@ -13,6 +13,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/engine"
 )
@@ -139,22 +140,13 @@ func writeDataset(tb testing.TB, dir string, n int, seed uint64) {
 	}
 }
 
-func writeCfg(tb testing.TB, dir, text string) string {
-	tb.Helper()
-	p := filepath.Join(dir, "tiny.cfg")
-	if err := os.WriteFile(p, []byte(text), 0o644); err != nil {
-		tb.Fatal(err)
-	}
-	return p
-}
-
 func TestOverfitLossDecreases(t *testing.T) {
 	if testing.Short() {
 		t.Skip("100 training iterations; skipped in -short (qemu)")
 	}
 	dir := t.TempDir()
 	writeDataset(t, filepath.Join(dir, "data"), 6, 1)
-	cfg := writeCfg(t, dir, tinyCfg)
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", tinyCfg)
 	var first, last float64
 	res, err := Run(context.Background(), Options{Cfg: cfg, Data: filepath.Join(dir, "data"), Val: filepath.Join(dir, "data"),
 		OutDir: filepath.Join(dir, "out"), CheckpointEvery: 50, Seed: 7,
@@ -219,7 +211,7 @@ func readHeader(tb testing.TB, path string, _ any) darknet.Header {
 func TestResumeMatchesUninterrupted(t *testing.T) {
 	dir := t.TempDir()
 	writeDataset(t, filepath.Join(dir, "data"), 5, 2)
-	cfg := writeCfg(t, dir, strings.Replace(tinyCfg, "max_batches=100", "max_batches=8", 1))
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", strings.Replace(tinyCfg, "max_batches=100", "max_batches=8", 1))
 	threads := 1
 	qat := false
 	run := func(out string, max int, resume string) {
