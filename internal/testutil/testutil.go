@@ -57,3 +57,22 @@ func Fixture(tb testing.TB, elem ...string) string {
 	}
 	return p
 }
+
+// FixturePhotos lists every JPEG photo of the shared fixtures (the QNN-MO samples and the
+// chair photos), skipping the test when there are none.
+func FixturePhotos(tb testing.TB) []string {
+	tb.Helper()
+	dir := FixturesDir(tb)
+	var files []string
+	for _, pat := range []string{"qnn-mo-pynq/images/*.jpg", "chairs/val/*.jpg", "chairs/calibration/*.jpg"} {
+		m, err := filepath.Glob(filepath.Join(dir, pat))
+		if err != nil {
+			tb.Fatal(err)
+		}
+		files = append(files, m...)
+	}
+	if len(files) == 0 {
+		tb.Skipf("no photos under %s", dir)
+	}
+	return files
+}

@@ -78,7 +78,7 @@ func TestYoloFastestMatchesDarknet(t *testing.T) {
 	var total, matched, borderline int
 	st := &matchStats{minIoU: 1}
 	var discard matchStats
-	images := fixtureImages(t)
+	images := testutil.FixturePhotos(t)
 	if testing.Short() {
 		images = images[:6] // darknet takes about half a second per photo on a shared CPU
 	}
@@ -244,7 +244,7 @@ func TestTinierYoloRegionMatchesDarknet(t *testing.T) {
 	head := m.Heads()[0]
 	st := &matchStats{minIoU: 1}
 	var total, matched int
-	for _, path := range fixtureImages(t)[:4] {
+	for _, path := range testutil.FixturePhotos(t)[:4] {
 		ours, err := imageio.Load(path)
 		if err != nil {
 			t.Fatal(err)

@@ -13,24 +13,6 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
-// fixtureImages lists every photo of the shared fixtures.
-func fixtureImages(tb testing.TB) []string {
-	tb.Helper()
-	dir := testutil.FixturesDir(tb)
-	var files []string
-	for _, pat := range []string{"qnn-mo-pynq/images/*.jpg", "chairs/val/*.jpg", "chairs/calibration/*.jpg"} {
-		m, err := filepath.Glob(filepath.Join(dir, pat))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		files = append(files, m...)
-	}
-	if len(files) == 0 {
-		tb.Skipf("no photos under %s", dir)
-	}
-	return files
-}
-
 // diffStats compares two equally sized images: the share of equal samples and the
 // largest absolute difference.
 func diffStats(tb testing.TB, a, b *imageio.Image) (equal float64, maxDiff float32) {
@@ -54,7 +36,7 @@ func diffStats(tb testing.TB, a, b *imageio.Image) (equal float64, maxDiff float
 func TestDecodeMatchesDarknet(t *testing.T) {
 	var equalSum float64
 	var worst float32
-	files := fixtureImages(t)
+	files := testutil.FixturePhotos(t)
 	for _, path := range files {
 		ours, err := imageio.Load(path)
 		if err != nil {
@@ -81,7 +63,7 @@ func TestDecodeMatchesDarknet(t *testing.T) {
 // path (our decode + letterbox against darknet's).
 func TestLetterboxMatchesDarknet(t *testing.T) {
 	var worstPipeline float32
-	for _, path := range fixtureImages(t) {
+	for _, path := range testutil.FixturePhotos(t) {
 		src, err := LoadImageColor(path)
 		if err != nil {
 			t.Fatal(err)
@@ -111,7 +93,7 @@ func TestLetterboxMatchesDarknet(t *testing.T) {
 // with darknet's load_image_color (OpenCV's PNG reader: alpha dropped, grey replicated,
 // 16-bit truncated to 8).
 func TestPNGMatchesDarknet(t *testing.T) {
-	src, err := imageio.Load(fixtureImages(t)[0])
+	src, err := imageio.Load(testutil.FixturePhotos(t)[0])
 	if err != nil {
 		t.Fatal(err)
 	}

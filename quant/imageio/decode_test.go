@@ -17,24 +17,6 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 )
 
-// fixtureJPEGs lists the JPEG photos of the shared fixtures.
-func fixtureJPEGs(tb testing.TB) []string {
-	tb.Helper()
-	dir := testutil.FixturesDir(tb)
-	var files []string
-	for _, pat := range []string{"qnn-mo-pynq/images/*.jpg", "chairs/val/*.jpg", "chairs/calibration/*.jpg"} {
-		m, err := filepath.Glob(filepath.Join(dir, pat))
-		if err != nil {
-			tb.Fatal(err)
-		}
-		files = append(files, m...)
-	}
-	if len(files) == 0 {
-		tb.Skipf("no JPEG fixtures under %s", dir)
-	}
-	return files
-}
-
 // readPNM parses a binary PPM (P6) or PGM (P5), maxval 255, as written by djpeg,
 // returning interleaved RGB (grey replicated).
 func readPNM(data []byte) (w, h int, rgb []byte, err error) {
@@ -77,7 +59,7 @@ func TestDecodeMatchesLibjpeg(t *testing.T) {
 	}
 	var total, equal int
 	maxDiff := 0
-	for _, path := range fixtureJPEGs(t) {
+	for _, path := range testutil.FixturePhotos(t) {
 		out, err := exec.Command(djpeg, "-ppm", path).Output()
 		if err != nil {
 			t.Fatalf("djpeg %s: %v", path, err)

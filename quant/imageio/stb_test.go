@@ -89,7 +89,7 @@ func TestSTBHV2Rounding(t *testing.T) {
 // TestSTBDiffersFromLibjpeg: on a real photo the two modes give different samples
 // (otherwise the option would be pointless) that stay within a few levels.
 func TestSTBDiffersFromLibjpeg(t *testing.T) {
-	files := fixtureJPEGs(t)
+	files := testutil.FixturePhotos(t)
 	data, err := os.ReadFile(files[0])
 	if err != nil {
 		t.Fatal(err)
