@@ -1,16 +1,20 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"path/filepath"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
@@ -19,55 +23,171 @@ import (
 
 func init() { quantCommands = append(quantCommands, newQATCmd, newQNNDirCmd) }
 
-// newQATCmd is `pynqctl quant qat`: `pynqctl train --qat` plus the quantizers' state
-// the .weights cannot hold (the activation scales), written as a quant sidecar.
-func newQATCmd(log *slog.Logger) *cobra.Command {
-	var o train.Options
-	cmd := &cobra.Command{
-		Use:   "qat --cfg M.cfg --data DIR|LIST [--weights W] [--out DIR]",
-		Short: "Quantization-aware training (W1A3): train with the quantizers in the loop, write weights + activation scales",
-		Long: `Trains the cfg as "pynqctl train --qat" does (binary weights with a straight-through
-estimator on every convolution but the first and the last, 3-bit activations after
-every convolution but the last, scales calibrated on the first batch or learned with
---learn-clip), starting from --weights (float) or from darknet's random initialisation.
+// qatFlags are the options of `pynqctl quant qat`.
+type qatFlags struct {
+	train     train.Options
+	precision precisionFlags
+	// The PTQ-vs-QAT comparison (with --outdir): calibration images, the flow's
+	// verify options, and the report directory.
+	outdir, calibration string
+	calibImages         int
+	verify              verifyFlags
+}
 
-Besides the checkpoints it writes <out>/<name>.quant.json (the quant sidecar format of
-"pynqctl quant export-darknet"): per quantized layer its weight bits, activation bits
-and activation scale as training ended. Together with the cfg and the last weights it
-is the whole trained W1A3 model; "pynqctl quant qnn-dir" turns it into a QNN-MO
-parameter directory. Interrupting (Ctrl-C) writes the last checkpoint and the sidecar.`,
+// newQATCmd is `pynqctl quant qat`: quantization-aware training with the flow's
+// quantizers, then (with --outdir) the flow's calibrate and verify steps for the
+// post-training-quantized float model and for the QAT model, and a PTQ-vs-QAT report.
+func newQATCmd(log *slog.Logger) *cobra.Command {
+	var f qatFlags
+	cmd := &cobra.Command{
+		Use:   "qat --cfg M.cfg --weights FLOAT.weights --data DIR|LIST [--val DIR --outdir DIR] [--out CKPT]",
+		Short: "Quantization-aware training (W1A3) and its PTQ-vs-QAT accuracy report",
+		Long: `Fine-tunes the cfg's model from --weights (float; without it, from darknet's random
+initialisation) as "pynqctl train" does, with the quantizers of the quantization flow
+in the loop: the layers --weight-bits, --keep-first/--keep-last/--keep-bits and
+--overrides choose (as "quant weights") train with quantized weights through a
+straight-through estimator (1 bit: bipolar, alpha = mean |w| per channel), and the
+activations "quant activations" quantizes train with 3-bit levels whose clipping scale
+is calibrated on the first batch (--clip-init) and then fixed, or learned with
+--learn-clip (PACT). LeakyRelu layers train as ReLU (--leaky=relu), as the flow
+rewrites them.
+
+Writes the checkpoints into --out, <out>/<name>.quant.json (the trained activation
+scales, the sidecar format of "quant export-darknet") and <out>/<name>-qat.cfg (the
+network as trained: ReLU for leaky, binary=1 on bipolar layers). "quant qnn-dir"
+turns cfg, weights and sidecar into a QNN-MO parameter directory. Interrupting
+(Ctrl-C) writes the last checkpoint and the sidecar.
+
+With --outdir and --val, the normal flow follows: <outdir>/ptq is "quant run" on the
+float model (post-training quantization, calibrated on --calibration), <outdir>/qat is
+"quant run" on the QAT model with its trained scales, both verified against the float
+model on --val. <outdir>/qat_report.json and qat_report.html compare float, PTQ and
+QAT mAP per class with precision-recall curves. Exits 3 when the QAT model still fails
+the accuracy gate (--max-drop).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := cmd.OutOrStdout()
-			o.QAT = true
-			o.Progress = func(p train.Progress) { fmt.Fprintln(out, p) }
-			res, err := train.Run(cmd.Context(), o)
-			if err != nil && !errors.Is(err, context.Canceled) {
-				return err
-			}
-			if res == nil {
-				return err
-			}
-			dir := o.OutDir
-			if dir == "" {
-				dir = "."
-			}
-			path := filepath.Join(dir, res.Model.Name+".quant.json")
-			if werr := writeQATSidecar(res.Model, path); werr != nil {
-				return werr
-			}
-			log.Info("qat stopped", "iterations", res.Iterations, "seen", res.Seen, "avg_loss", res.AvgLoss, "weights", res.Final, "sidecar", path)
-			return nil
+			return runQAT(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), log, f)
 		},
 	}
-	addTrainFlags(cmd, &o)
+	o := &f.train
+	addTrainFlags(cmd, o)
+	addPrecisionFlags(cmd, &f.precision)
 	fl := cmd.Flags()
-	fl.StringVar(&o.Val, "val", "", "validation data for mAP at checkpoints")
 	fl.StringVar(&o.Weights, "weights", "", "initial (float) weights (default: darknet's random initialisation)")
 	fl.StringVar(&o.Resume, "resume", "", "checkpoint to resume from (its .momentum sidecar restores the activation scales)")
-	fl.StringVar(&o.OutDir, "out", "backup", "checkpoint directory (the quant sidecar goes here too)")
-	fl.BoolVar(&o.LearnClip, "learn-clip", false, "activation clipping scales learn (PACT) instead of staying at their first-batch calibration")
+	fl.StringVar(&o.OutDir, "out", "", "checkpoint directory (default: <outdir>/train, or backup)")
+	fl.BoolVar(&o.LearnClip, "learn-clip", false, "activation clipping scales learn (PACT) after their first-batch calibration")
+	fl.StringVar(&o.ClipInit, "clip-init", calib.MSE, "first-batch calibration of the activation scales: mse, percentile or minmax")
+	fl.StringVar(&o.Val, "val", "", "validation set with labels: mAP at checkpoints, and the PTQ/QAT verification with --outdir")
+	fl.StringVar(&f.outdir, "outdir", "", "run the flow's calibrate/verify for PTQ and QAT here and write the PTQ-vs-QAT report (needs --weights and --val)")
+	fl.StringVar(&f.calibration, "calibration", "", "PTQ calibration images (default: the first --calibration-images of --data)")
+	fl.IntVar(&f.calibImages, "calibration-images", 32, "calibrate PTQ on the first N calibration images (0 = all)")
+	addVerifyFlags(cmd, &f.verify)
 	return cmd
+}
+
+func runQAT(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f qatFlags) error {
+	o := &f.train
+	if f.outdir != "" && (o.Weights == "" || o.Val == "") {
+		return errors.New("quant qat: --outdir compares with post-training quantization of the float model: give --weights (float) and --val")
+	}
+	if o.OutDir == "" {
+		o.OutDir = "backup"
+		if f.outdir != "" {
+			o.OutDir = filepath.Join(f.outdir, "train")
+		}
+	}
+	name := defaultModelName(o.Cfg)
+	var ptq *verifyResult
+	if f.outdir != "" { // PTQ first: its failure is the reason to train
+		fmt.Fprintf(out, "== post-training quantization of %s\n", o.Weights)
+		var err error
+		if ptq, err = runFlow(ctx, out, errOut, log, f, o.Cfg, o.Weights, "ptq", "", ""); err != nil {
+			return err
+		}
+	}
+	o.QAT = true
+	o.Prepare = f.precision.annotate
+	o.Progress = func(p train.Progress) { fmt.Fprintln(out, p) }
+	fmt.Fprintf(out, "== quantization-aware training\n")
+	start := time.Now()
+	res, err := train.Run(ctx, *o)
+	if err != nil && !errors.Is(err, context.Canceled) {
+		return err
+	}
+	if res == nil {
+		return err
+	}
+	trained := time.Since(start)
+	tr, werr := writeQATModel(res, o.OutDir)
+	if werr != nil {
+		return werr
+	}
+	tr.Seconds, tr.LearnClip, tr.ClipInit = trained.Seconds(), o.LearnClip, o.ClipInit
+	tr.ImagesPerSec = float64(res.Seen) / trained.Seconds()
+	log.Info("qat stopped", "iterations", res.Iterations, "seen", res.Seen, "avg_loss", res.AvgLoss,
+		"weights", res.Final, "sidecar", tr.Sidecar, "cfg", tr.Cfg)
+	if err != nil || f.outdir == "" {
+		return nil // interrupted: the checkpoint and sidecar are written
+	}
+	fmt.Fprintf(out, "== the QAT model through the flow\n")
+	qat, err := runFlow(ctx, out, errOut, log, f, tr.Cfg, res.Final, "qat", tr.Sidecar,
+		filepath.Join(f.outdir, "ptq", name+".onnx"))
+	if err != nil {
+		return err
+	}
+	return writeQATReport(out, f.outdir, newQATReport(name, ptq, qat, tr))
+}
+
+// runFlow is `quant run` into <outdir>/<sub>: calibrated on the images (or with the
+// scales of a sidecar), verified against floatRef (default: the run's own float
+// model). A failed gate is a result, not an error.
+func runFlow(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f qatFlags, cfg, weights, sub, scales, floatRef string) (*verifyResult, error) {
+	r := quantRunFlags{cfg: cfg, weights: weights, calibration: f.calibration, val: f.train.Val,
+		outdir: filepath.Join(f.outdir, sub), name: defaultModelName(cfg), scales: scales,
+		calibImages: f.calibImages, precision: f.precision, verify: f.verify}
+	if r.calibration == "" {
+		r.calibration = f.train.Data
+	}
+	r.verify.float, r.verify.threads = floatRef, f.train.Threads
+	var res *verifyResult
+	r.verify.onResult = func(v *verifyResult) { res = v }
+	if err := runQuantRun(ctx, out, errOut, log, r); err != nil && exitCode(err) != exitGateFailed {
+		return nil, err
+	}
+	if res == nil {
+		return nil, fmt.Errorf("quant qat: %s: the verify step wrote no result", sub)
+	}
+	return res, nil
+}
+
+// writeQATModel writes the trained model's sidecar and cfg beside its weights.
+func writeQATModel(res *train.Result, dir string) (*qatTraining, error) {
+	m := res.Model
+	tr := &qatTraining{Iterations: res.Iterations, Images: res.Seen, AvgLoss: res.AvgLoss, Weights: res.Final,
+		Sidecar: filepath.Join(dir, m.Name+".quant.json"), Cfg: filepath.Join(dir, m.Name+"-qat.cfg")}
+	if err := writeQATSidecar(m, tr.Sidecar); err != nil {
+		return nil, err
+	}
+	return tr, writeQATCfg(m, tr.Cfg)
+}
+
+// writeQATCfg writes the network as trained, binary=1 on its bipolar layers (darknet
+// then runs their weights as the engine does).
+func writeQATCfg(m *quant.Model, path string) error {
+	var b bytes.Buffer
+	for _, l := range m.Layers {
+		if l.Kind == quant.KindConv && l.Quant != nil && l.Quant.WeightBits == 1 {
+			l.Conv.Binary = true
+		}
+	}
+	if err := darknet.WriteCfg(&b, m); err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
+		return fmt.Errorf("write qat cfg: %w", err)
+	}
+	return nil
 }
 
 // qatSidecar lists m's quantized convolutions with their trained scales.

@@ -1,11 +1,14 @@
 package main
 
 import (
+	"encoding/json"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
@@ -69,5 +72,76 @@ func TestQATToQNNDir(t *testing.T) {
 	}
 	if m.Name != "tiny-w1a3" || m.Layers[1].Quant == nil || len(m.Layers[1].Quant.Thresholds) != 32 {
 		t.Errorf("loaded %q, engine layer %+v", m.Name, m.Layers[1].Quant)
+	}
+}
+
+// TestQATReportComparesPTQ: with --outdir, quant qat runs the flow on the float model
+// (PTQ) and on the trained one (QAT, its trained scales) and writes the comparison.
+func TestQATReportComparesPTQ(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", strings.ReplaceAll(qatTestCfg, "binary=1\n", ""))
+	data := filepath.Join(dir, "data")
+	if log, err := runPynqctl(t, "dataset", "synth", "--out", data, "--count", "8", "--size", "32", "--val-fraction", "0.5"); err != nil {
+		t.Fatalf("dataset: %v\n%s", err, log)
+	}
+	train := filepath.Join(data, "train.txt")
+	if log, err := runPynqctl(t, "train", "--cfg", cfg, "--data", train, "--out", filepath.Join(dir, "float"), "--max-batches", "3", "--threads", "2"); err != nil {
+		t.Fatalf("float training: %v\n%s", err, log)
+	}
+	out := filepath.Join(dir, "qat")
+	log, err := runPynqctl(t, "quant", "qat", "--cfg", cfg, "--weights", filepath.Join(dir, "float", "tiny_final.weights"),
+		"--data", train, "--val", filepath.Join(data, "val"), "--outdir", out, "--threads", "2", "--max-drop", "100", "--learn-clip")
+	if err != nil {
+		t.Fatalf("qat: %v\n%s", err, log)
+	}
+	for _, want := range []string{"post-training quantization", "quantization-aware training", "PTQ AP", "QAT AP"} {
+		if !strings.Contains(log, want) {
+			t.Errorf("output lacks %q:\n%s", want, log)
+		}
+	}
+	var r qatReport
+	b, err := os.ReadFile(filepath.Join(out, "qat_report.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(b, &r); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.Classes) != 1 || r.Classes[0].Class != "chair" || r.Training.Iterations != 2 || !r.Passed.QAT {
+		t.Errorf("report %+v", r)
+	}
+	for _, p := range []string{r.Results.PTQ, r.Results.QAT, filepath.Join(out, "qat_report.html"),
+		filepath.Join(out, "ptq", "tiny-w1a3-calibrated.onnx"), filepath.Join(out, "qat", "tiny-qat-w1a3-calibrated.onnx")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Error(err)
+		}
+	}
+	m, err := darknet.LoadCfg(r.Training.Cfg, darknet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.Layers[0].Conv.Binary || !m.Layers[1].Conv.Binary {
+		t.Errorf("qat cfg: conv0 binary %v, conv1 binary %v; want false, true", m.Layers[0].Conv.Binary, m.Layers[1].Conv.Binary)
+	}
+}
+
+// The QAT gate fails with exit status 3 when QAT still drops more than --max-drop.
+func TestQATReportGate(t *testing.T) {
+	ptq := &verifyResult{MaxDrop: 5, MAP: verifyPair{Float: .5, Quantized: .1}, Drop: verifyDrop{Points: 40},
+		Classes: []verifyClass{{Class: "chair", FloatAP: .5, QuantizedAP: .1}}}
+	for _, tc := range []struct {
+		qat  float64
+		code int
+	}{{.47, 0}, {.4, exitGateFailed}} {
+		qat := &verifyResult{MAP: verifyPair{Float: .3, Quantized: tc.qat}, Classes: []verifyClass{{Class: "chair", QuantizedAP: tc.qat}}}
+		r := newQATReport("m", ptq, qat, &qatTraining{})
+		var out strings.Builder
+		code := 0
+		if err := writeQATReport(&out, t.TempDir(), r); err != nil {
+			code = exitCode(err)
+		}
+		if code != tc.code || r.Classes[0].QATAP != tc.qat {
+			t.Errorf("QAT mAP %g: exit %d, class AP %g; want exit %d", tc.qat, code, r.Classes[0].QATAP, tc.code)
+		}
 	}
 }

@@ -22,6 +22,7 @@ type quantRunFlags struct {
 	calibMethod                                  string
 	calibImages                                  int
 	scales                                       string
+	precision                                    precisionFlags
 	verify                                       verifyFlags
 }
 
@@ -50,6 +51,8 @@ wall time and a summary; exits like verify (3 when the accuracy gate fails).`,
 	fl.StringVar(&f.calibMethod, "method", "", "calibration method passed to calibrate (default: calibrate's)")
 	fl.StringVar(&f.scales, "scales", "", "calibrate with the activation scales of an export-darknet sidecar (M.quant.json) instead of the images")
 	fl.IntVar(&f.calibImages, "calibration-images", 0, "calibrate on the first N calibration images (0 = all)")
+	fl.StringVar(&f.verify.float, "float", "", "float reference of the verify step (default: this run's <name>.onnx)")
+	addPrecisionFlags(cmd, &f.precision)
 	addVerifyFlags(cmd, &f.verify)
 	for _, req := range []string{"cfg", "weights", "calibration", "val", "outdir"} {
 		_ = cmd.MarkFlagRequired(req)
@@ -80,8 +83,8 @@ func quantRunSteps(f quantRunFlags) []quantStep {
 	return []quantStep{
 		{Name: "convert", Output: p(".onnx"), args: []string{"quant", "convert", "--cfg=" + f.cfg, "--weights=" + f.weights, "--output=" + p(".onnx")}},
 		{Name: "finn", Output: p("-finn.onnx"), args: []string{"quant", "finn", "--input=" + p(".onnx"), "--output=" + p("-finn.onnx")}},
-		{Name: "weights", Output: p("-w1.onnx"), args: []string{"quant", "weights", "--input=" + p("-finn.onnx"), "--output=" + p("-w1.onnx"), "--weight-bits=1"}},
-		{Name: "activations", Output: p("-w1a3.onnx"), args: []string{"quant", "activations", "--input=" + p("-w1.onnx"), "--output=" + p("-w1a3.onnx"), "--activation-bits=3"}},
+		{Name: "weights", Output: p("-w1.onnx"), args: append([]string{"quant", "weights", "--input=" + p("-finn.onnx"), "--output=" + p("-w1.onnx")}, f.precision.weightArgs()...)},
+		{Name: "activations", Output: p("-w1a3.onnx"), args: append([]string{"quant", "activations", "--input=" + p("-w1.onnx"), "--output=" + p("-w1a3.onnx")}, f.precision.activationArgs()...)},
 		{Name: "calibrate", Output: p("-w1a3-calibrated.onnx"), args: calibrate},
 		{Name: "verify", Output: filepath.Join(f.outdir, "quantization_results.json")},
 	}
@@ -109,7 +112,10 @@ func runQuantRun(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f
 		var err error
 		if s.Name == "verify" {
 			v := f.verify
-			v.model, v.float, v.dataset, v.output = steps[4].Output, steps[0].Output, f.val, s.Output
+			v.model, v.dataset, v.output = steps[4].Output, f.val, s.Output
+			if v.float == "" {
+				v.float = steps[0].Output
+			}
 			err = runVerify(out, errOut, log, v)
 		} else {
 			err = runSubcommand(ctx, out, errOut, log, s.args)

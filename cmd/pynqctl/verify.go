@@ -38,6 +38,7 @@ type verifyFlags struct {
 	maxDrop                                     float64
 	thresh, nms                                 float32
 	threads                                     int
+	onResult                                    func(*verifyResult) // receives the results once written (quant qat's report)
 }
 
 func newVerifyCmd(log *slog.Logger) *cobra.Command {
@@ -81,7 +82,9 @@ func addVerifyFlags(cmd *cobra.Command, f *verifyFlags) {
 	fl.Float64Var(&f.maxDrop, "max-drop", 5, "largest accepted mAP drop in percentage points")
 	fl.Float32Var(&f.thresh, "thresh", 0.005, "detection threshold for mAP (darknet's detector valid uses 0.005)")
 	fl.Float32Var(&f.nms, "nms", detector.NMS, "NMS overlap threshold")
-	fl.IntVar(&f.threads, "threads", 0, "engine goroutines (default: all cores)")
+	if fl.Lookup("threads") == nil { // quant qat's --threads serves training and verify
+		fl.IntVar(&f.threads, "threads", 0, "engine goroutines (default: all cores)")
+	}
 }
 
 // verifyModel is one side of the comparison.
@@ -148,8 +151,12 @@ func runVerify(out, errOut io.Writer, log *slog.Logger, f verifyFlags) error {
 	}
 	res := newVerifyResult(f, ds, float, quantized, notInModel, time.Since(start))
 	res.Calibration = readCalibration(f.model)
+	res.path = f.output
 	if err := writeVerifyOutputs(f, res, float, quantized); err != nil {
 		return err
+	}
+	if f.onResult != nil {
+		f.onResult(res)
 	}
 	printVerify(out, res)
 	if res.MAP.Float < 0.01 {

@@ -84,20 +84,9 @@ func Calibrate(m *quant.Model, images []string, opt Options) (*Result, error) {
 	if len(images) == 0 {
 		return nil, errors.New("calibrate: no images")
 	}
-	if opt.Method == "" {
-		opt.Method = Percentile
-	}
-	if opt.Percentile == 0 {
-		opt.Percentile = 99.99
-	}
-	switch opt.Method {
-	case Percentile:
-		if !(opt.Percentile > 0 && opt.Percentile <= 100) {
-			return nil, fmt.Errorf("calibrate: percentile %g: want (0, 100]", opt.Percentile)
-		}
-	case MinMax, MSE:
-	default:
-		return nil, fmt.Errorf("calibrate: method %q: want percentile, minmax or mse", opt.Method)
+	opt, err := opt.Check()
+	if err != nil {
+		return nil, err
 	}
 	if err := m.InferShapes(); err != nil {
 		return nil, fmt.Errorf("calibrate: %w", err)
@@ -288,6 +277,39 @@ func imagesIn(dir string) ([]string, error) {
 	}
 	sort.Strings(out)
 	return out, nil
+}
+
+// Check returns opt with its defaults filled in, or an error naming a bad method or
+// percentile.
+func (opt Options) Check() (Options, error) {
+	if opt.Method == "" {
+		opt.Method = Percentile
+	}
+	if opt.Percentile == 0 {
+		opt.Percentile = 99.99
+	}
+	switch opt.Method {
+	case Percentile:
+		if !(opt.Percentile > 0 && opt.Percentile <= 100) {
+			return opt, fmt.Errorf("calibrate: percentile %g: want (0, 100]", opt.Percentile)
+		}
+	case MinMax, MSE:
+	default:
+		return opt, fmt.Errorf("calibrate: method %q: want percentile, minmax or mse", opt.Method)
+	}
+	return opt, nil
+}
+
+// ScaleOf is the scale [Calibrate] would choose for a bits-bit quantizer that has
+// seen only the values x (quantization-aware training calibrates on its first batch).
+func ScaleOf(x []float32, bits int, signed bool, opt Options) (float32, error) {
+	opt, err := opt.Check()
+	if err != nil {
+		return 0, err
+	}
+	h := newHistogram(signed)
+	h.add(x)
+	return h.choose(opt, bits).Scale, nil
 }
 
 // histogram accumulates activation magnitudes in bins over [0, width*bins), doubling

@@ -256,27 +256,34 @@ func setWeightQuant(l *quant.Layer, bits int) {
 	}
 	q := l.Quant
 	q.WeightBits = bits
-	q.WeightScale = make([]float32, c.Filters)
+	q.WeightScale = WeightScales(c.Weights, c.Filters, bits)
 	q.Thresholds, q.Invert = nil, nil
-	per := len(c.Weights) / c.Filters
-	for o := range c.Filters {
+}
+
+// WeightScales are the per-output-channel scales of bits-bit weights (w holds filters
+// equal rows): bits 1, alpha = mean |w| rounded by [RoundWeightScale]; 2..8, the
+// narrow signed range's max |w| / (2^(bits-1)-1), 1 for an all-zero row.
+func WeightScales(w []float32, filters, bits int) []float32 {
+	scales := make([]float32, filters)
+	per := len(w) / filters
+	_, hi := LevelRange(bits, true, true)
+	for o := range filters {
 		var sum, mx float64
-		for _, w := range c.Weights[o*per : (o+1)*per] {
-			a := math.Abs(float64(w))
+		for _, v := range w[o*per : (o+1)*per] {
+			a := math.Abs(float64(v))
 			sum += a
 			mx = max(mx, a)
 		}
-		if bits == 1 {
-			q.WeightScale[o] = RoundWeightScale(float32(sum / float64(per)))
-		} else {
-			_, hi := LevelRange(bits, true, true)
-			s := float32(mx / float64(hi))
-			if s == 0 {
-				s = 1
-			}
-			q.WeightScale[o] = s
+		switch {
+		case bits == 1:
+			scales[o] = RoundWeightScale(float32(sum / float64(per)))
+		case mx == 0:
+			scales[o] = 1
+		default:
+			scales[o] = float32(mx / float64(hi))
 		}
 	}
+	return scales
 }
 
 func dropEmptyQuant(l *quant.Layer) {

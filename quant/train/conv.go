@@ -6,6 +6,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
 // convLayer is a convolution (im2col + GEMM) with optional batch norm and activation.
@@ -157,7 +158,7 @@ func (cl *convLayer) forward(n *Net, in, out []float32, train bool) {
 	f, isz, osz := cl.c.Filters, cl.l.In.Size(), cl.l.Out.Size()
 	cl.wfwd = cl.c.Weights
 	if cl.q != nil {
-		cl.wfwd = cl.q.binarize(cl.c.Weights, f)
+		cl.wfwd = cl.q.quantizeWeights(cl.c.Weights, f)
 	}
 	wp := engine.PackA(f, cl.k, cl.wfwd, cl.k)
 	n.parallelImages(func(worker, b int) {
@@ -174,7 +175,7 @@ func (cl *convLayer) forward(n *Net, in, out []float32, train bool) {
 		activateForward(out[lo*cl.hw:hi*cl.hw], cl.c.Activation)
 	})
 	if cl.q != nil {
-		cl.q.quantizeActivations(out)
+		cl.q.quantizeActivations(out, n.ClipInit)
 	}
 }
 
@@ -382,7 +383,7 @@ func (cl *convLayer) update(lrb, momentum, decayb float32, learnClip bool) {
 		if learnClip {
 			// At most 10% per step: a clip scale that jumps wipes out a layer.
 			step := min(max(lrb*float32(q.clipUp), -.1*q.q.ActScale), .1*q.q.ActScale)
-			q.q.ActScale = max(q.q.ActScale+step, 1e-6)
+			q.q.ActScale = qonnx.RoundActScale(max(q.q.ActScale+step, 1e-6), q.q.ActBits)
 		}
 		q.clipUp *= float64(momentum)
 	}

@@ -4,6 +4,8 @@ import (
 	"math"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/calib"
+	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
 // Quantization-aware training. A convolution whose layer carries a [quant.LayerQuant]
@@ -35,73 +37,59 @@ type layerQuant struct {
 }
 
 func newLayerQuant(l *quant.Layer) *layerQuant {
-	if l.Quant == nil || (l.Quant.WeightBits != 1 && l.Quant.ActBits <= 0) {
+	if l.Quant == nil || (l.Quant.WeightBits < 1 && l.Quant.ActBits <= 0) {
 		return nil
 	}
 	return &layerQuant{q: l.Quant}
 }
 
-// binarize returns the bipolar weights with per-output-channel scales (recorded in
-// LayerQuant.WeightScale).
-func (lq *layerQuant) binarize(w []float32, filters int) []float32 {
-	if lq.q.WeightBits != 1 {
+// quantizeWeights returns the quantized weights of the forward pass, with the
+// per-output-channel scales the quantization flow's weights step computes (recorded in
+// LayerQuant.WeightScale): bipolar alpha_f * sign(w) for 1 bit, alpha_f * level for
+// 2..8 bits (signed narrow levels, rounding half to even). Other layers keep w.
+func (lq *layerQuant) quantizeWeights(w []float32, filters int) []float32 {
+	bits := lq.q.WeightBits
+	if bits < 1 {
 		return w
 	}
 	if len(lq.wq) != len(w) {
 		lq.wq = make([]float32, len(w))
 	}
-	if len(lq.q.WeightScale) != filters {
-		lq.q.WeightScale = make([]float32, filters)
-	}
+	lq.q.WeightScale = qonnx.WeightScales(w, filters, bits)
 	per := len(w) / filters
-	for f := 0; f < filters; f++ {
-		row := w[f*per : (f+1)*per]
-		var s float64
-		for _, v := range row {
-			s += math.Abs(float64(v))
-		}
-		alpha := float32(s / float64(per))
-		lq.q.WeightScale[f] = alpha
-		for i, v := range row {
-			if v >= 0 {
-				lq.wq[f*per+i] = alpha
-			} else {
-				lq.wq[f*per+i] = -alpha
-			}
+	for i, v := range w {
+		s := lq.q.WeightScale[i/per]
+		if bits == 1 {
+			lq.wq[i] = s * qonnx.BipolarSign(v)
+		} else {
+			lq.wq[i] = s * qonnx.QuantLevel(v, s, bits, true, true)
 		}
 	}
 	return lq.wq
 }
 
 func (lq *layerQuant) levels() (lo, hi float32) {
-	n := lq.q.ActBits
-	if lq.q.ActSigned {
-		return -float32(int(1) << (n - 1)), float32(int(1)<<(n-1) - 1)
-	}
-	return 0, float32(int(1)<<n - 1)
+	return qonnx.LevelRange(lq.q.ActBits, lq.q.ActSigned, false)
 }
 
-// quantizeActivations keeps the activations and replaces them by their levels.
-func (lq *layerQuant) quantizeActivations(out []float32) {
-	if lq.q.ActBits <= 0 {
+// quantizeActivations keeps the activations and replaces them by their levels. An
+// unset scale is calibrated on these activations with the calib method clipInit.
+func (lq *layerQuant) quantizeActivations(out []float32, clipInit string) {
+	q := lq.q
+	if q.ActBits <= 0 {
 		return
 	}
-	lo, hi := lq.levels()
-	if lq.q.ActScale <= 0 { // calibrate the clipping on this batch
-		var m float32
-		for _, v := range out {
-			m = max(m, v, -v)
-		}
-		lq.q.ActScale = max(m/hi, 1e-6)
+	if q.ActScale <= 0 { // calibrate the clipping on this batch
+		// Run checked the method (Options.ClipInit).
+		s, _ := calib.ScaleOf(out, q.ActBits, q.ActSigned, calib.Options{Method: clipInit})
+		q.ActScale = qonnx.RoundActScale(max(s, 1e-6), q.ActBits)
 	}
 	if len(lq.preq) != len(out) {
 		lq.preq = make([]float32, len(out))
 	}
 	copy(lq.preq, out)
-	s := lq.q.ActScale
 	for i, v := range out {
-		k := float32(math.RoundToEven(float64(v / s)))
-		out[i] = min(max(k, lo), hi) * s
+		out[i] = qonnx.QuantLevel(v, q.ActScale, q.ActBits, q.ActSigned, false) * q.ActScale
 	}
 }
 

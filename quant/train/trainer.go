@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
@@ -40,6 +41,12 @@ type Options struct {
 	// annotations, or MarkW1A3's when the model has none.
 	QAT       bool
 	LearnClip bool // QAT: activation scales learn (PACT)
+	// ClipInit is the calib method that sets unset activation scales on the first
+	// batch: calib.MSE (default), calib.Percentile or calib.MinMax.
+	ClipInit string
+	// Prepare, when set, annotates the loaded model's quantizers before QAT (the
+	// quantization flow's weight and activation steps); without it, MarkW1A3.
+	Prepare func(*quant.Model) error
 
 	// Progress receives one line per iteration (and mAP lines); nil discards them.
 	Progress func(Progress)
@@ -86,6 +93,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	if opt.ClipInit == "" {
+		opt.ClipInit = calib.MSE
+	}
 	if opt.Batch > 0 {
 		if opt.Batch%cfg.Subdivisions != 0 {
 			cfg.Subdivisions = 1
@@ -106,15 +116,17 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opt.QAT && !hasQuant(m) {
-		MarkW1A3(m)
+	if opt.QAT {
+		if err := prepareQAT(m, opt); err != nil {
+			return nil, err
+		}
 	}
 	mini := cfg.MiniBatch()
 	net, err := NewNet(m, mini, opt.Threads, cfg.Region)
 	if err != nil {
 		return nil, err
 	}
-	net.LearnClip = opt.LearnClip
+	net.LearnClip, net.ClipInit = opt.LearnClip, opt.ClipInit
 	net.Seen = seen
 	out := opt.OutDir
 	if out == "" {
@@ -130,6 +142,23 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	}
 	tr := &trainer{opt: opt, cfg: cfg, net: net, out: out, avg: -1}
 	return tr.loop(ctx, samples)
+}
+
+// prepareQAT annotates m's quantizers (opt.Prepare, else MarkW1A3 unless m has
+// some) and checks the clipping initialisation.
+func prepareQAT(m *quant.Model, opt Options) error {
+	if _, err := (calib.Options{Method: opt.ClipInit}).Check(); err != nil {
+		return fmt.Errorf("train: clip init: %w", err)
+	}
+	switch {
+	case opt.Prepare != nil:
+		if err := opt.Prepare(m); err != nil {
+			return fmt.Errorf("train: %w", err)
+		}
+	case !hasQuant(m):
+		MarkW1A3(m)
+	}
+	return nil
 }
 
 type trainer struct {
