@@ -2,23 +2,41 @@ package train
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/calib"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
-// A bipolar layer's forward pass and deltas equal a float layer's whose weights are
-// the bipolar ones (the straight-through estimator).
-func TestBipolarWeightsStraightThrough(t *testing.T) {
-	rng := rand.New(rand.NewPCG(9, 9))
+// A layer with quantized weights (bipolar, 4 and 8 bits) runs forward and backward as a
+// float layer whose weights are the quantized ones: scale_f * level with the scales
+// of the quantization flow's weights step (qonnx.WeightScales), levels sign(w) for 1
+// bit and signed narrow levels for more; the float (latent) weights get the updates
+// (the straight-through estimator).
+func TestQuantizedWeightsStraightThrough(t *testing.T) {
+	for _, bits := range []int{1, 4, 8} {
+		t.Run(fmt.Sprintf("%dbit", bits), func(t *testing.T) { testQuantizedWeights(t, bits) })
+	}
+}
+
+func testQuantizedWeights(t *testing.T, bits int) {
+	rng := rand.New(rand.NewPCG(9, uint64(bits)))
 	mq, lq := convModel(3, 6, 6, 4, 3, 1, 1, quant.ActLeaky, true)
 	mf, lf := convModel(3, 6, 6, 4, 3, 1, 1, quant.ActLeaky, true)
 	lq.Conv.Weights = randSlice(rng, 4*27, .5)
-	lq.Quant = &quant.LayerQuant{WeightBits: 1}
+	latent := append([]float32(nil), lq.Conv.Weights...)
+	lq.Quant = &quant.LayerQuant{WeightBits: bits}
 	for _, m := range []*quant.Model{mq, mf} {
 		if err := m.InferShapes(); err != nil {
 			t.Fatal(err)
@@ -32,15 +50,37 @@ func TestBipolarWeightsStraightThrough(t *testing.T) {
 	in := randSlice(rng, 2*lq.In.Size(), 1)
 	outQ := make([]float32, 2*lq.Out.Size())
 	cq.forward(n, in, outQ, true)
-	lf.Conv.Weights = append([]float32(nil), cq.wfwd...)
-	for f := 0; f < 4; f++ {
-		a := lq.Quant.WeightScale[f]
-		for _, v := range lf.Conv.Weights[f*27 : (f+1)*27] {
-			if v != a && v != -a {
-				t.Fatalf("filter %d weight %g is not ±%g", f, v, a)
-			}
-		}
+	if !slices.Equal(lq.Conv.Weights, latent) {
+		t.Fatal("the forward pass changed the float weights")
 	}
+	scales := qonnx.WeightScales(latent, 4, bits)
+	if !slices.Equal(lq.Quant.WeightScale, scales) {
+		t.Fatalf("recorded weight scales %v, want the weights step's %v", lq.Quant.WeightScale, scales)
+	}
+	lo, hi := qonnx.LevelRange(bits, true, true)
+	if bits == 1 {
+		lo, hi = -1, 1
+	}
+	levels := map[float32]bool{}
+	for i, v := range cq.wfwd {
+		s := scales[i/27]
+		k := qonnx.QuantLevel(latent[i], s, bits, true, true)
+		if bits == 1 {
+			k = qonnx.BipolarSign(latent[i])
+		}
+		if v != s*k || k < lo || k > hi || (bits == 1 && k == 0) {
+			t.Fatalf("filter %d weight %g (float %g), want level %g x scale %g", i/27, v, latent[i], k, s)
+		}
+		if bits > 1 && math.Abs(float64(latent[i]-v)) > float64(s)/2*(1+1e-5) {
+			t.Fatalf("filter %d weight %g is %g from its float %g: more than half a step %g", i/27, v, v-latent[i], latent[i], s)
+		}
+		levels[k] = true
+	}
+	t.Logf("%d bits: %d distinct levels in [%g, %g]", bits, len(levels), lo, hi)
+	if bits == 8 && len(levels) < 50 {
+		t.Errorf("8-bit weights use only %d levels", len(levels))
+	}
+	lf.Conv.Weights = append([]float32(nil), cq.wfwd...)
 	cf, err := newConvLayer(mf, lf)
 	if err != nil {
 		t.Fatal(err)
@@ -54,7 +94,7 @@ func TestBipolarWeightsStraightThrough(t *testing.T) {
 	same := func(what string, a, b []float32) {
 		for i := range a {
 			if math.Abs(float64(a[i]-b[i])) > 1e-4*math.Max(1, math.Abs(float64(b[i]))) {
-				t.Fatalf("%s[%d]: bipolar %g, float with bipolar weights %g", what, i, a[i], b[i])
+				t.Fatalf("%s[%d]: quantized %g, float with the quantized weights %g", what, i, a[i], b[i])
 			}
 		}
 	}
@@ -134,4 +174,125 @@ func TestQATLossDecreases(t *testing.T) {
 		}
 	}
 	t.Logf("avg loss %.2f -> %.2f with quantized layers %v", first, last, q)
+}
+
+// An unset activation scale is set on the first forward pass to the scale calib would
+// choose for that batch with the Net's ClipInit method ("" is calib's default,
+// percentile), and kept afterwards. On a ReLU layer MSE clips below the maximum.
+func TestClipInit(t *testing.T) {
+	scales := map[string]float32{}
+	for _, method := range []string{calib.MSE, calib.Percentile, calib.MinMax, ""} {
+		rng := rand.New(rand.NewPCG(5, 5))
+		m, l := convModel(4, 12, 12, 8, 3, 1, 1, quant.ActReLU, false)
+		l.Conv.Weights = randSlice(rng, 8*36, .5)
+		l.Conv.Bias = randSlice(rng, 8, .2)
+		l.Quant = &quant.LayerQuant{ActBits: 3}
+		if err := m.InferShapes(); err != nil {
+			t.Fatal(err)
+		}
+		n := testNet(t, 2, 1)
+		n.ClipInit = method
+		cl, err := newConvLayer(m, l)
+		if err != nil {
+			t.Fatal(err)
+		}
+		in := randSlice(rng, 2*l.In.Size(), 1)
+		out := make([]float32, 2*l.Out.Size())
+		cl.forward(n, in, out, true)
+		want, err := calib.ScaleOf(cl.q.preq, 3, false, calib.Options{Method: method})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := l.Quant.ActScale
+		if got != qonnx.RoundActScale(want, 3) || got <= 0 {
+			t.Errorf("clip init %q: scale %g, want calib's %g", method, got, want)
+		}
+		for i, v := range out {
+			if k := v / got; k != float32(math.Round(float64(k))) || k < 0 || k > 7 {
+				t.Fatalf("clip init %q: out[%d] = %g is not a 3-bit level of %g", method, i, v, got)
+			}
+		}
+		cl.forward(n, randSlice(rng, len(in), 3), out, true)
+		if l.Quant.ActScale != got {
+			t.Errorf("clip init %q: the second batch moved the scale from %g to %g", method, got, l.Quant.ActScale)
+		}
+		scales[method] = got
+	}
+	t.Logf("first-batch scales: %v", scales)
+	if scales[""] != scales[calib.Percentile] {
+		t.Errorf("clip init \"\" gave %g, percentile %g", scales[""], scales[calib.Percentile])
+	}
+	if !(scales[calib.MSE] < scales[calib.MinMax]) {
+		t.Errorf("MSE scale %g not below the min-max scale %g on a ReLU layer", scales[calib.MSE], scales[calib.MinMax])
+	}
+}
+
+func TestRunRejectsBadClipInit(t *testing.T) {
+	dir := t.TempDir()
+	writeDataset(t, filepath.Join(dir, "data"), 2, 1)
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", tinyCfg)
+	out := filepath.Join(dir, "out")
+	_, err := Run(context.Background(), Options{Cfg: cfg, Data: filepath.Join(dir, "data"), OutDir: out,
+		MaxBatches: 1, QAT: true, ClipInit: "entropy"})
+	if err == nil || !strings.Contains(err.Error(), "clip init") || !strings.Contains(err.Error(), `"entropy"`) ||
+		!strings.Contains(err.Error(), "mse") {
+		t.Fatalf("Run with clip init entropy: error %v, want one naming the option, the value and the methods", err)
+	}
+	if _, err := os.Stat(out); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the failed run created its output directory (%v)", err)
+	}
+	t.Log(err)
+}
+
+// Options.Prepare replaces MarkW1A3: its annotations are the ones that train, and its
+// error stops the run.
+func TestRunPrepare(t *testing.T) {
+	dir := t.TempDir()
+	writeDataset(t, filepath.Join(dir, "data"), 4, 1)
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", tinyCfg)
+	calls := 0
+	prepare := func(m *quant.Model) error {
+		calls++
+		if m.Layers[0].Conv == nil || m.Layers[0].Conv.Weights == nil {
+			return errors.New("prepare saw a model without weights")
+		}
+		m.Layers[0].Quant = &quant.LayerQuant{WeightBits: 8, ActBits: 4}
+		return nil
+	}
+	// One iteration: the recorded scales are those of its forward pass, on the
+	// initial weights.
+	const seed = 2
+	res, err := Run(context.Background(), Options{Cfg: cfg, Data: filepath.Join(dir, "data"), OutDir: filepath.Join(dir, "out"),
+		MaxBatches: 1, Seed: seed, Threads: 1, QAT: true, ClipInit: calib.MinMax, Prepare: prepare})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if calls != 1 {
+		t.Errorf("prepare called %d times, want once", calls)
+	}
+	for i, l := range res.Model.Layers[1:] {
+		if l.Quant != nil {
+			t.Errorf("layer %d (%s) got quantizers %+v the hook did not set (MarkW1A3 ran too?)", i+1, l.Name, *l.Quant)
+		}
+	}
+	l := res.Model.Layers[0]
+	q := l.Quant
+	if q == nil || q.WeightBits != 8 || q.ActBits != 4 || !(q.ActScale > 0) {
+		t.Fatalf("first layer's quantizers after training: %+v; want the hook's 8-bit weights and 4-bit activations, calibrated", q)
+	}
+	initial, err := darknet.LoadCfg(cfg, darknet.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	InitWeights(initial, seed)
+	if want := qonnx.WeightScales(initial.Layers[0].Conv.Weights, l.Conv.Filters, 8); !slices.Equal(q.WeightScale, want) {
+		t.Errorf("weight scales %v, want the 8-bit scales of the initial weights %v", q.WeightScale, want)
+	}
+
+	hookErr := errors.New("no such layer")
+	_, err = Run(context.Background(), Options{Cfg: cfg, Data: filepath.Join(dir, "data"), OutDir: filepath.Join(dir, "out2"),
+		MaxBatches: 1, QAT: true, Prepare: func(*quant.Model) error { return hookErr }})
+	if !errors.Is(err, hookErr) {
+		t.Errorf("Run with a failing Prepare: error %v, want it wrapping the hook's", err)
+	}
 }
