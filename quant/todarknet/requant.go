@@ -71,6 +71,9 @@ func Requantize(m *quant.Model, sc *Sidecar) error {
 		if err := sl.matches(m, sl.Index); err != nil {
 			return fmt.Errorf("requantize: %w", err)
 		}
+		if sl.WeightBits > 1 {
+			return fmt.Errorf("requantize: sidecar layer %d: %d-bit weights: a darknet model holds float or binary weights only (run it through pynqctl quant weights instead)", sl.Index, sl.WeightBits)
+		}
 		m.Layers[sl.Index].Quant = &quant.LayerQuant{WeightBits: sl.WeightBits, ActBits: sl.ActBits, ActScale: sl.ActScale}
 	}
 	for _, sl := range sc.Layers {

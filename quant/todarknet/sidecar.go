@@ -42,7 +42,10 @@ type SidecarLayer struct {
 	// Filters is the convolution's output channels (a consistency check).
 	Filters int `json:"filters"`
 	// WeightBits: 1 = bipolar (sign of each weight, times the filter's mean |w|, as
-	// darknet's binary=1 computes); 0 = float.
+	// darknet's binary=1 computes); 0 = float; 2..8 = signed narrow levels times
+	// max |w| / (2^(b-1)-1) per filter (quant weights; pynqctl quant qat with
+	// --keep-bits or overrides writes them; darknet has no such layer, so
+	// [Requantize] refuses them).
 	WeightBits int `json:"weight_bits"`
 	// ActBits and ActScale: the output quantizer level = clip(round(y/ActScale), 0,
 	// 2^ActBits-1) after the layer's batch norm and bias.
@@ -122,8 +125,8 @@ func (l SidecarLayer) check() error {
 	switch {
 	case l.Index < 0 || l.Filters < 0:
 		return fmt.Errorf("negative layer index or filters")
-	case l.WeightBits != 0 && l.WeightBits != 1:
-		return fmt.Errorf("weight_bits %d (0 float or 1 bipolar)", l.WeightBits)
+	case l.WeightBits < 0 || l.WeightBits > 8:
+		return fmt.Errorf("weight_bits %d (0 float, 1 bipolar, 2..8 signed)", l.WeightBits)
 	case l.ActBits < 0 || l.ActBits > 16:
 		return fmt.Errorf("act_bits %d (0..16)", l.ActBits)
 	case l.ActBits > 0 && !scaleOK(l.ActScale):

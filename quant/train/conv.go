@@ -175,7 +175,7 @@ func (cl *convLayer) forward(n *Net, in, out []float32, train bool) {
 		activateForward(out[lo*cl.hw:hi*cl.hw], cl.c.Activation)
 	})
 	if cl.q != nil {
-		cl.q.quantizeActivations(out, n.ClipInit)
+		cl.q.quantizeActivations(out, n.clipInit)
 	}
 }
 

@@ -31,9 +31,9 @@ type Net struct {
 	gemmThr int
 	// LearnClip lets quantized activations learn their scale (PACT); see qat.go.
 	LearnClip bool
-	// ClipInit is the calib method (calib.MSE, Percentile or MinMax; "" percentile)
-	// that calibrates an unset activation scale on the first batch.
-	ClipInit string
+	// clipInit is the calib method (calib.MSE, Percentile or MinMax; "" MSE) that
+	// calibrates an unset activation scale on the first batch; Run checks it.
+	clipInit string
 	// Loss is darknet's cost of the last forward pass: the sum of squared region deltas.
 	Loss float64
 	// Stats of the last forward pass's region layer.

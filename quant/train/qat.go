@@ -80,6 +80,9 @@ func (lq *layerQuant) quantizeActivations(out []float32, clipInit string) {
 		return
 	}
 	if q.ActScale <= 0 { // calibrate the clipping on this batch
+		if clipInit == "" {
+			clipInit = calib.MSE
+		}
 		// Run checked the method (Options.ClipInit).
 		s, _ := calib.ScaleOf(out, q.ActBits, q.ActSigned, calib.Options{Method: clipInit})
 		q.ActScale = qonnx.RoundActScale(max(s, 1e-6), q.ActBits)
@@ -113,6 +116,16 @@ func (lq *layerQuant) activationBackward(delta []float32, a quant.Activation) {
 	// LSQ's gradient scale 1/sqrt(N*levels) keeps the scale's steps commensurate with
 	// the weights' (a plain sum over N activations makes the clip run away).
 	lq.clipUp += clip / math.Sqrt(float64(len(lq.preq))*float64(hi))
+}
+
+// refreshWeightScales sets the weight scales of m's quantized convolutions from their
+// current weights (a forward pass records them before the last update).
+func refreshWeightScales(m *quant.Model) {
+	for _, l := range m.Layers {
+		if q := l.Quant; l.Kind == quant.KindConv && q != nil && q.WeightBits > 0 {
+			q.WeightScale = qonnx.WeightScales(l.Conv.Weights, l.Conv.Filters, q.WeightBits)
+		}
+	}
 }
 
 // MarkW1A3 annotates m for binary-weight, 3-bit-activation training as the QNN engine

@@ -15,7 +15,6 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/calib"
-	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
@@ -177,8 +176,8 @@ func TestQATLossDecreases(t *testing.T) {
 }
 
 // An unset activation scale is set on the first forward pass to the scale calib would
-// choose for that batch with the Net's ClipInit method ("" is calib's default,
-// percentile), and kept afterwards. On a ReLU layer MSE clips below the maximum.
+// choose for that batch with the Net's clipInit method ("" is MSE, as in Run), and
+// kept afterwards. On a ReLU layer MSE clips below the maximum.
 func TestClipInit(t *testing.T) {
 	scales := map[string]float32{}
 	for _, method := range []string{calib.MSE, calib.Percentile, calib.MinMax, ""} {
@@ -191,7 +190,7 @@ func TestClipInit(t *testing.T) {
 			t.Fatal(err)
 		}
 		n := testNet(t, 2, 1)
-		n.ClipInit = method
+		n.clipInit = method
 		cl, err := newConvLayer(m, l)
 		if err != nil {
 			t.Fatal(err)
@@ -199,7 +198,11 @@ func TestClipInit(t *testing.T) {
 		in := randSlice(rng, 2*l.In.Size(), 1)
 		out := make([]float32, 2*l.Out.Size())
 		cl.forward(n, in, out, true)
-		want, err := calib.ScaleOf(cl.q.preq, 3, false, calib.Options{Method: method})
+		calibMethod := method
+		if method == "" {
+			calibMethod = calib.MSE
+		}
+		want, err := calib.ScaleOf(cl.q.preq, 3, false, calib.Options{Method: calibMethod})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -219,8 +222,8 @@ func TestClipInit(t *testing.T) {
 		scales[method] = got
 	}
 	t.Logf("first-batch scales: %v", scales)
-	if scales[""] != scales[calib.Percentile] {
-		t.Errorf("clip init \"\" gave %g, percentile %g", scales[""], scales[calib.Percentile])
+	if scales[""] != scales[calib.MSE] {
+		t.Errorf("clip init \"\" gave %g, MSE %g", scales[""], scales[calib.MSE])
 	}
 	if !(scales[calib.MSE] < scales[calib.MinMax]) {
 		t.Errorf("MSE scale %g not below the min-max scale %g on a ReLU layer", scales[calib.MSE], scales[calib.MinMax])
@@ -259,8 +262,7 @@ func TestRunPrepare(t *testing.T) {
 		m.Layers[0].Quant = &quant.LayerQuant{WeightBits: 8, ActBits: 4}
 		return nil
 	}
-	// One iteration: the recorded scales are those of its forward pass, on the
-	// initial weights.
+	// One iteration; the result's weight scales are those of the final weights.
 	const seed = 2
 	res, err := Run(context.Background(), Options{Cfg: cfg, Data: filepath.Join(dir, "data"), OutDir: filepath.Join(dir, "out"),
 		MaxBatches: 1, Seed: seed, Threads: 1, QAT: true, ClipInit: calib.MinMax, Prepare: prepare})
@@ -280,13 +282,8 @@ func TestRunPrepare(t *testing.T) {
 	if q == nil || q.WeightBits != 8 || q.ActBits != 4 || !(q.ActScale > 0) {
 		t.Fatalf("first layer's quantizers after training: %+v; want the hook's 8-bit weights and 4-bit activations, calibrated", q)
 	}
-	initial, err := darknet.LoadCfg(cfg, darknet.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	InitWeights(initial, seed)
-	if want := qonnx.WeightScales(initial.Layers[0].Conv.Weights, l.Conv.Filters, 8); !slices.Equal(q.WeightScale, want) {
-		t.Errorf("weight scales %v, want the 8-bit scales of the initial weights %v", q.WeightScale, want)
+	if want := qonnx.WeightScales(l.Conv.Weights, l.Conv.Filters, 8); !slices.Equal(q.WeightScale, want) {
+		t.Errorf("weight scales %v, want the 8-bit scales of the trained weights %v", q.WeightScale, want)
 	}
 
 	hookErr := errors.New("no such layer")

@@ -93,8 +93,10 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	if opt.ClipInit == "" {
-		opt.ClipInit = calib.MSE
+	switch opt.ClipInit {
+	case "", calib.MSE, calib.Percentile, calib.MinMax:
+	default:
+		return nil, fmt.Errorf("train: clip init %q: want mse, percentile or minmax", opt.ClipInit)
 	}
 	if opt.Batch > 0 {
 		if opt.Batch%cfg.Subdivisions != 0 {
@@ -126,7 +128,7 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if err != nil {
 		return nil, err
 	}
-	net.LearnClip, net.ClipInit = opt.LearnClip, opt.ClipInit
+	net.LearnClip, net.clipInit = opt.LearnClip, opt.ClipInit
 	net.Seen = seen
 	out := opt.OutDir
 	if out == "" {
@@ -144,12 +146,8 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	return tr.loop(ctx, samples)
 }
 
-// prepareQAT annotates m's quantizers (opt.Prepare, else MarkW1A3 unless m has
-// some) and checks the clipping initialisation.
+// prepareQAT annotates m's quantizers: opt.Prepare, else MarkW1A3 unless m has some.
 func prepareQAT(m *quant.Model, opt Options) error {
-	if _, err := (calib.Options{Method: opt.ClipInit}).Check(); err != nil {
-		return fmt.Errorf("train: clip init: %w", err)
-	}
 	switch {
 	case opt.Prepare != nil:
 		if err := opt.Prepare(m); err != nil {
@@ -252,6 +250,7 @@ func (t *trainer) loop(ctx context.Context, samples []Sample) (*Result, error) {
 		}
 	}
 	res.Iterations, res.Seen, res.AvgLoss = iter, net.Seen, t.avg
+	refreshWeightScales(m)
 	return res, ctx.Err()
 }
 
