@@ -123,6 +123,14 @@ func TestQATReportComparesPTQ(t *testing.T) {
 	if m.Layers[0].Conv.Binary || !m.Layers[1].Conv.Binary {
 		t.Errorf("qat cfg: conv0 binary %v, conv1 binary %v; want false, true", m.Layers[0].Conv.Binary, m.Layers[1].Conv.Binary)
 	}
+	qdir := filepath.Join(dir, "qnn")
+	if log, err := runPynqctl(t, "quant", "qnn-dir", "--cfg", r.Training.Cfg, "--weights", r.Training.Weights,
+		"--sidecar", r.Training.Sidecar, "--out", qdir); err != nil {
+		t.Fatalf("qnn-dir of the QAT outputs: %v\n%s", err, log)
+	}
+	if _, err := qnn.LoadDir(qdir); err != nil {
+		t.Error(err)
+	}
 }
 
 // The QAT gate fails with exit status 3 when QAT still drops more than --max-drop.
