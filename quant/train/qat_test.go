@@ -293,3 +293,32 @@ func TestRunPrepare(t *testing.T) {
 		t.Errorf("Run with a failing Prepare: error %v, want it wrapping the hook's", err)
 	}
 }
+
+// QAT progress reports mAP at the validation iterations, the mAP EvalMAP gives the
+// quantized result model (through qengine).
+func TestQATValidationRunsQuantized(t *testing.T) {
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data")
+	writeDataset(t, data, 4, 1)
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", tinyCfg)
+	var maps []float64
+	res, err := Run(context.Background(), Options{Cfg: cfg, Data: data, Val: data, ValEvery: 1, OutDir: filepath.Join(dir, "out"),
+		MaxBatches: 2, Seed: 3, QAT: true, Progress: func(p Progress) {
+			if p.MAP >= 0 {
+				maps = append(maps, p.MAP)
+			}
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(maps) != 2 {
+		t.Fatalf("mAP reported %d times in 2 iterations with ValEvery 1, want 2", len(maps))
+	}
+	q, err := EvalMAP(res.Model, data, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if q.MAP != maps[1] {
+		t.Errorf("last progress mAP %g, EvalMAP of the result %g", maps[1], q.MAP)
+	}
+}

@@ -20,6 +20,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/engine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
+	"github.com/fpgadetector/pynq-agent/quant/qengine"
 )
 
 // Options configure [Run].
@@ -416,14 +417,25 @@ func (n *Net) loadMomentum(path string) error {
 	return nil
 }
 
-// EvalMAP runs the float engine on a darknet validation set (letterboxed, thresh .005,
-// NMS .45 as darknet's `detector valid`) and returns VOC2012 mAP at IoU .5.
+// EvalMAP runs m on a darknet validation set (letterboxed, thresh .005, NMS .45 as
+// darknet's `detector valid`) and returns VOC2012 mAP at IoU .5. A model with
+// quantizers (QAT) runs through them in the quantized engine, as its quantized
+// forward pass computes; others in the float engine.
 func EvalMAP(m *quant.Model, val string, threads int) (*mapeval.Result, error) {
 	ds, err := dataset.Open(val, dataset.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("validation data: %w", err)
 	}
-	e, err := engine.New(m, engine.Options{Threads: threads})
+	var e interface {
+		Forward([]float32) error
+		Output(int) []float32
+	}
+	if hasQuant(m) {
+		refreshWeightScales(m)
+		e, err = qengine.New(m, qengine.Options{Threads: threads})
+	} else {
+		e, err = engine.New(m, engine.Options{Threads: threads})
+	}
 	if err != nil {
 		return nil, err
 	}
