@@ -189,7 +189,7 @@ td:first-child,th:first-child{text-align:left}.pass{color:#1a7f37}.fail{color:#c
 <h2>Precision-recall curves</h2><div class="curves">{{range .Curves}}{{.SVG}}{{end}}</div>
 <h2>Training</h2>
 <p>{{.R.Training.Iterations}} iterations, {{.R.Training.Images}} images in {{f2 .R.Training.Seconds}} s ({{f2 .R.Training.ImagesPerSec}} images/s);
-average loss {{.R.Training.AvgLoss}}; activation scales calibrated on the first batch ({{.R.Training.ClipInit}}){{if .R.Training.LearnClip}}, then learned (PACT){{end}}.
+average loss {{printf "%.3f" .R.Training.AvgLoss}}; activation scales calibrated on the first batch ({{.R.Training.ClipInit}}){{if .R.Training.LearnClip}}, then learned (PACT){{end}}.
 Weights <code>{{.R.Training.Weights}}</code>, scales <code>{{.R.Training.Sidecar}}</code>, cfg <code>{{.R.Training.Cfg}}</code>.</p>
 <p>Written {{.R.Created}} by pynqctl quant qat.</p>
 </body></html>
