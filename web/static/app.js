@@ -211,6 +211,14 @@
     const rows = typeof tel === "object" ? flatten(tel, "", []) : [["telemetry", tel]];
     for (const [k, v] of rows) {
       const tr = table.insertRow();
+      if (typeof v === "string" && v.length > 24) {
+        // An unavailable probe's reason is a sentence: give it the whole row.
+        tr.className = "note";
+        const td = tr.insertCell();
+        td.colSpan = 2;
+        td.textContent = k + ": " + v;
+        continue;
+      }
       tr.insertCell().textContent = k;
       tr.insertCell().textContent = typeof v === "number" && !Number.isInteger(v) ? v.toFixed(2) : String(v);
     }
