@@ -153,3 +153,16 @@ func TestQATReportGate(t *testing.T) {
 		}
 	}
 }
+
+// --outdir needs the float model and a validation set, and says so before training.
+func TestQATOutdirNeedsFloatAndVal(t *testing.T) {
+	dir := t.TempDir()
+	cfg := testutil.WriteFile(t, dir, "tiny.cfg", qatTestCfg)
+	log, err := runPynqctl(t, "quant", "qat", "--cfg", cfg, "--data", dir, "--outdir", filepath.Join(dir, "out"))
+	if err == nil || !strings.Contains(err.Error(), "--weights") || !strings.Contains(err.Error(), "--val") {
+		t.Fatalf("quant qat --outdir without --weights/--val: %v\n%s", err, log)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Errorf("the refused run created its output directory (%v)", err)
+	}
+}
