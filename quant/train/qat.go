@@ -15,18 +15,22 @@ import (
 //     alpha_f * sign(w) (sign(0) = +1, as QONNX's BipolarQuant; alpha_f = mean |w| of
 //     output channel f, as darknet's binarize_weights), while the float weights are the
 //     ones updated: the straight-through estimator (the gradient by the bipolar weights
-//     is applied to the float ones).
+//     is applied to the float ones). WeightBits 2..8: signed narrow levels times
+//     max |w| / (2^(b-1)-1) per channel, the same way. The scales are exactly those of
+//     the quantization flow's weights step (qonnx.WeightScales).
 //   - ActBits n > 0 with ActScale s: the activation output is quantized to levels
 //     k*s, k = 0 .. 2^n-1 (unsigned; signed: -2^(n-1) .. 2^(n-1)-1), rounding half to
 //     even; the backward pass lets the delta through where the activation lies inside
 //     the clipping range (straight-through, clipped). With ActScale 0 the scale is
-//     calibrated on the first training batch (the largest activation over the levels).
-//     With Net.LearnClip the scale learns by PACT's gradient (the delta summed over the
-//     clipped activations), scaled as LSQ scales its step-size gradient, and moves at
-//     most 10% per update.
+//     calibrated on the first training batch by the calib method Options.ClipInit
+//     (MSE by default: max/levels, which minmax gives, leaves 3-bit levels too coarse).
+//     With Net.LearnClip the scale then learns by PACT's gradient (the delta summed
+//     over the clipped activations), scaled as LSQ scales its step-size gradient, and
+//     moves at most 10% per update. Scales stay rounded as qonnx.RoundActScale rounds
+//     them, so the flow given the trained scales computes the same levels.
 //
 // The .weights written keep the float (latent) weights; quantized thresholds come
-// from the normal calibrate/verify steps.
+// from the normal calibrate/verify steps (calibrate --scales with the trained scales).
 
 // layerQuant is one convolution's quantizers.
 type layerQuant struct {
