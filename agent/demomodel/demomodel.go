@@ -13,10 +13,11 @@
 // learned clipping), 800 iterations in 19 minutes. VOC2012 chair AP@0.5 on the 300
 // validation scenes, through the QONNX flow (pynqctl quant qat's report): float 33.2 %,
 // post-training W1A3 quantization of the float model 0.0 %, after QAT 28.8 %. This
-// directory on the QNN engine (`pynqctl detect --model` + `pynqctl eval`): 29.5 % on
-// 200 held-out scenes of another seed, 29.1 % on the validation scenes, 8.2 % on the 21
-// real photos (18 chairs) of the shared fixtures' chairs/val (float 15.1 %, PTQ 0.0 %,
-// QAT 8.5 % through the flow): synthetic rooms are not real rooms.
+// directory on the QNN engine (`pynqctl detect --model` + `pynqctl eval`, stb_image
+// decoding): 29.5 % on 200 held-out scenes of another seed, 28.7 % on the validation
+// scenes, 6.6 % on the 21 real photos (18 chairs) of the shared fixtures' chairs/val
+// (7.8 % with libjpeg decoding; through the flow: float 15.1 %, PTQ 0.0 %, QAT 8.5 %):
+// synthetic rooms are not real rooms.
 //
 // It also holds the simulation design the demo runs on: a small .hwh written for this
 // project that places the BlackBoxJam engine where the QNN-MO overlay has it, and a

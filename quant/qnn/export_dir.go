@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
 // FromQAT turns a W1A3 model trained with its quantizers in the loop (quant/train's
@@ -151,17 +152,13 @@ func thresholdLayer(m *quant.Model, l, nl *quant.Layer, inScale float32) error {
 		Thresholds: make([][]int32, c.Filters), Invert: make([]bool, c.Filters)}
 	per := len(src.Weights) / c.Filters
 	s := float64(q.ActScale)
+	// The scales training used (and the QONNX flow writes): rounded mean |w|.
+	alphas := qonnx.WeightScales(src.Weights, c.Filters, 1)
 	for o := 0; o < c.Filters; o++ {
-		var alpha float64
 		for j, v := range src.Weights[o*per : (o+1)*per] {
-			alpha += math.Abs(float64(v))
-			c.Weights[o*per+j] = 1
-			if v < 0 {
-				c.Weights[o*per+j] = -1
-			}
+			c.Weights[o*per+j] = qonnx.BipolarSign(v)
 		}
-		alpha /= float64(per)
-		A, B := g[o]*alpha*float64(inScale), b[o]
+		A, B := g[o]*float64(alphas[o])*float64(inScale), b[o]
 		nq.Thresholds[o], nq.Invert[o] = levelThresholds(A, B, s)
 	}
 	nl.Conv, nl.Quant = c, nq
