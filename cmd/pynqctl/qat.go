@@ -83,6 +83,9 @@ the accuracy gate (--max-drop).`,
 	fl.StringVar(&f.calibration, "calibration", "", "PTQ calibration images (default: the first --calibration-images of --data)")
 	fl.IntVar(&f.calibImages, "calibration-images", 32, "calibrate PTQ on the first N calibration images (0 = all)")
 	addVerifyFlags(cmd, &f.verify)
+	// Each verify step writes its report beside its results; the comparison is
+	// qat_report.html.
+	_ = fl.MarkHidden("report")
 	return cmd
 }
 
