@@ -513,10 +513,30 @@ func (e *Engine) inputPlanes(buf []byte, stride, pixels, g int) []uint64 {
 // recordsToPlanesRange converts records from..to-1 of buf into out (see
 // recordsToPlanes).
 func recordsToPlanesRange(out []uint64, buf []byte, stride, g, from, to int) {
+	if pextPlanes() && to > from {
+		// Whole 24-byte chunks go through PEXT a group at a time; a short record's
+		// last group (read as zero past the record) goes the table way.
+		full := min(g, stride/24)
+		for q := 0; q < full; q++ {
+			_ = buf[(to-1)*stride+24*(q+1)-1]
+			_ = out[3*((to-1)*g+q)+2]
+			recordPlanesPEXT(&out[3*(from*g+q)], 24*g, &buf[from*stride+24*q], stride, to-from)
+		}
+		if full == g {
+			return
+		}
+		recordsToPlanesTable(out, buf, stride, g, full, from, to)
+		return
+	}
+	recordsToPlanesTable(out, buf, stride, g, 0, from, to)
+}
+
+// recordsToPlanesTable is recordsToPlanesRange for groups q0..g-1, with table lookups.
+func recordsToPlanesTable(out []uint64, buf []byte, stride, g, q0, from, to int) {
 	var tmp [24]byte
 	for p := from; p < to; p++ {
 		rec := buf[p*stride : (p+1)*stride]
-		for q := 0; q < g; q++ {
+		for q := q0; q < g; q++ {
 			chunk := tmp[:]
 			if 24*(q+1) <= len(rec) {
 				chunk = rec[24*q : 24*(q+1)]

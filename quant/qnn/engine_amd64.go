@@ -15,6 +15,7 @@ import "golang.org/x/sys/cpu"
 var (
 	useVPOPCNT = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VPOPCNTDQ
 	usePOPCNT  = cpu.X86.HasPOPCNT
+	usePEXT    = cpu.X86.HasBMI2
 )
 
 // levels32 computes the levels of 32 output channels of one pixel and returns their
@@ -39,3 +40,14 @@ func popcntDot() bool { return usePOPCNT }
 
 // vectorDot reports whether this build and CPU run levels32.
 func vectorDot() bool { return useVPOPCNT }
+
+// recordPlanesPEXT converts n 64-channel record chunks (24 bytes each, the first at src,
+// srcStride bytes apart) into their three plane words (at dst, dstStride bytes apart)
+// with BMI2 PEXT: plane b of channel c is bit 3c+b of the chunk. Implemented in
+// engine_amd64.s.
+//
+//go:noescape
+func recordPlanesPEXT(dst *uint64, dstStride int, src *byte, srcStride int, n int)
+
+// pextPlanes reports whether this build and CPU run recordPlanesPEXT.
+func pextPlanes() bool { return usePEXT }

@@ -150,3 +150,66 @@ loop4:
 	MOVQ R13, 16(DI)
 	MOVQ DX, 24(DI)
 	RET
+
+// Bit masks of every third bit from bit 0, 1 and 2 of a word (see recordPlanesPEXT).
+#define MASK_A $0x9249249249249249
+#define MASK_B $0x2492492492492492
+#define MASK_C $0x4924924924924924
+
+// func recordPlanesPEXT(dst *uint64, dstStride int, src *byte, srcStride int, n int)
+//
+// With the chunk's words W0, W1, W2 (stream bits 0-63, 64-127, 128-191):
+// p0 = pext(W0, A) | pext(W1, C)<<22 | pext(W2, B)<<43
+// p1 = pext(W0, B) | pext(W1, A)<<21 | pext(W2, C)<<43
+// p2 = pext(W0, C) | pext(W1, B)<<21 | pext(W2, A)<<42
+TEXT ·recordPlanesPEXT(SB), NOSPLIT, $0-40
+	MOVQ dst+0(FP), DI
+	MOVQ dstStride+8(FP), R11
+	MOVQ src+16(FP), SI
+	MOVQ srcStride+24(FP), R12
+	MOVQ n+32(FP), CX
+	TESTQ CX, CX
+	JLE  donepext
+	MOVQ MASK_A, R13
+	MOVQ MASK_B, R14
+	MOVQ MASK_C, DX
+
+looppext:
+	MOVQ  0(SI), R8
+	MOVQ  8(SI), R9
+	MOVQ  16(SI), R10
+
+	PEXTQ R13, R8, AX
+	PEXTQ DX, R9, BX
+	SHLQ  $22, BX
+	ORQ   BX, AX
+	PEXTQ R14, R10, BX
+	SHLQ  $43, BX
+	ORQ   BX, AX
+	MOVQ  AX, 0(DI)
+
+	PEXTQ R14, R8, AX
+	PEXTQ R13, R9, BX
+	SHLQ  $21, BX
+	ORQ   BX, AX
+	PEXTQ DX, R10, BX
+	SHLQ  $43, BX
+	ORQ   BX, AX
+	MOVQ  AX, 8(DI)
+
+	PEXTQ DX, R8, AX
+	PEXTQ R14, R9, BX
+	SHLQ  $21, BX
+	ORQ   BX, AX
+	PEXTQ R13, R10, BX
+	SHLQ  $42, BX
+	ORQ   BX, AX
+	MOVQ  AX, 16(DI)
+
+	ADDQ  R12, SI
+	ADDQ  R11, DI
+	DECQ  CX
+	JNZ   looppext
+
+donepext:
+	RET

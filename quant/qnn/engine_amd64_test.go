@@ -12,7 +12,7 @@ func scalarKernels() (restore func()) {
 
 // goKernels makes engines built until restore use the Go kernels only.
 func goKernels() (restore func()) {
-	old, oldPop := useVPOPCNT, usePOPCNT
-	useVPOPCNT, usePOPCNT = false, false
-	return func() { useVPOPCNT, usePOPCNT = old, oldPop }
+	old, oldPop, oldPext := useVPOPCNT, usePOPCNT, usePEXT
+	useVPOPCNT, usePOPCNT, usePEXT = false, false, false
+	return func() { useVPOPCNT, usePOPCNT, usePEXT = old, oldPop, oldPext }
 }

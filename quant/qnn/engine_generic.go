@@ -15,3 +15,12 @@ func popcntDot() bool { return false }
 
 // dotPopcnt4 is never called when popcntDot is false.
 func dotPopcnt4(x *uint64, w *uint64, sf int, d *[4]int64) { panic("qnn: no popcount kernel") }
+
+// pextPlanes reports whether this build and CPU run recordPlanesPEXT: never outside
+// amd64.
+func pextPlanes() bool { return false }
+
+// recordPlanesPEXT is never called when pextPlanes is false.
+func recordPlanesPEXT(dst *uint64, dstStride int, src *byte, srcStride int, n int) {
+	panic("qnn: no PEXT kernel")
+}

@@ -3,6 +3,7 @@ package qnn
 import (
 	"bytes"
 	"math/rand/v2"
+	"slices"
 	"syscall"
 	"testing"
 	"time"
@@ -303,4 +304,25 @@ func cpuTime() time.Duration {
 		return 0
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// TestRecordsToPlanesKernels: the PEXT conversion (where the CPU has it) equals the
+// table one for whole, short and long records of one to three groups.
+func TestRecordsToPlanesKernels(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 3))
+	for _, c := range []struct{ stride, g int }{{24, 1}, {192, 1}, {192, 3}, {30, 2}, {50, 3}, {10, 1}} {
+		const pixels = 37
+		buf := make([]byte, pixels*c.stride)
+		for i := range buf {
+			buf[i] = byte(rng.Uint32())
+		}
+		want := make([]uint64, 3*pixels*c.g)
+		recordsToPlanesTable(want, buf, c.stride, c.g, 0, 0, pixels)
+		got := make([]uint64, len(want))
+		recordsToPlanesRange(got, buf, c.stride, c.g, 0, 5)
+		recordsToPlanesRange(got, buf, c.stride, c.g, 5, pixels)
+		if !slices.Equal(got, want) {
+			t.Errorf("stride %d, %d groups: planes differ from the table conversion", c.stride, c.g)
+		}
+	}
 }
