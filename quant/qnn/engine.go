@@ -63,6 +63,10 @@ type engineLayer struct {
 	vw          int
 	wv, wvDense []uint64
 	thrV, invV  []int16 // thr and invMask for levels32, see thresholds32
+
+	// wRow is wDense interleaved for levelsRow32 (see interleaveRow), for a dense 3x3
+	// layer of 16 input channels when the vector kernel runs.
+	wRow []uint64
 }
 
 // NewEngine prepares the hidden layers of m for the host engine. threads <= 0 uses
@@ -113,6 +117,9 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 			el.wv = interleave(el.w, el.outCh, el.sf, el.vw)
 			if el.wDense != nil {
 				el.wvDense = interleave(el.wDense, el.outCh, el.dw, el.vw)
+			}
+			if el.vw == 32 && el.dw == 3 && el.outCh%32 == 0 {
+				el.wRow = interleaveRow(el.wDense, el.outCh, el.dw)
 			}
 		}
 		if el.outCh%4 != 0 {
@@ -332,6 +339,23 @@ func interleave(w []uint64, outCh, sf, n int) []uint64 {
 	return v
 }
 
+// interleaveRow reorders the weights of outCh channels (sf words each, outCh a multiple
+// of 32) for levelsRow32: by blocks of 32 channels, word q of channel 32b+4j+i at
+// 32(b*sf+q)+8i+j, so that lane j of vector i holds channel 4j+i.
+func interleaveRow(w []uint64, outCh, sf int) []uint64 {
+	v := make([]uint64, outCh*sf)
+	for b := 0; b < outCh/32; b++ {
+		for q := 0; q < sf; q++ {
+			for i := 0; i < 4; i++ {
+				for j := 0; j < 8; j++ {
+					v[32*(b*sf+q)+8*i+j] = w[(32*b+4*j+i)*sf+q]
+				}
+			}
+		}
+	}
+	return v
+}
+
 // thresholds32 lays out the thresholds (int16, as the engine holds them) and invert
 // masks for levels32, by blocks of 32 channels: threshold i of channel 32b+j at
 // 32(7b+i)+j, the mask of channel o at o.
@@ -446,20 +470,31 @@ func (l *engineLayer) threshold(o int, acc int) int32 {
 func (l *engineLayer) poolRows(in, out []uint64, g, r0, r1 int) {
 	dim, stride := l.outDim, l.pool // pool 1: stride 1, pool 2: stride 2
 	for r := r0; r < r1; r++ {
+		y0, y1 := r*stride, r*stride+1
 		for c := 0; c < l.poolDim; c++ {
-			dst := out[3*(r*l.poolDim+c)*g : 3*(r*l.poolDim+c+1)*g]
-			clear(dst)
-			for dy := 0; dy < 2; dy++ {
-				for dx := 0; dx < 2; dx++ {
-					y, x := r*stride+dy, c*stride+dx
-					if y >= dim || x >= dim {
-						continue // level-0 padding: the maximum is unchanged
-					}
-					src := in[3*(y*dim+x)*g : 3*(y*dim+x+1)*g]
-					for q := 0; q < g; q++ {
-						maxPlanes(dst[3*q:3*q+3], src[3*q:3*q+3])
-					}
+			x0, x1 := c*stride, c*stride+1
+			// Level-0 padding past the map leaves the maximum unchanged: an outside
+			// input is replaced by the pool's top-left one.
+			p00 := 3 * (y0*dim + x0) * g
+			p01, p10, p11 := p00, p00, p00
+			if x1 < dim {
+				p01 = 3 * (y0*dim + x1) * g
+			}
+			if y1 < dim {
+				p10 = 3 * (y1*dim + x0) * g
+				if x1 < dim {
+					p11 = 3 * (y1*dim + x1) * g
 				}
+			}
+			dst := out[3*(r*l.poolDim+c)*g : 3*(r*l.poolDim+c+1)*g]
+			for q := 0; q < 3*g; q += 3 {
+				a := (*[3]uint64)(in[p00+q : p00+q+3])
+				b := (*[3]uint64)(in[p01+q : p01+q+3])
+				d := (*[3]uint64)(in[p10+q : p10+q+3])
+				e := (*[3]uint64)(in[p11+q : p11+q+3])
+				m0, m1, m2 := max3(a[0], a[1], a[2], b[0], b[1], b[2])
+				n0, n1, n2 := max3(d[0], d[1], d[2], e[0], e[1], e[2])
+				dst[q], dst[q+1], dst[q+2] = max3(m0, m1, m2, n0, n1, n2)
 			}
 		}
 	}
@@ -467,13 +502,14 @@ func (l *engineLayer) poolRows(in, out []uint64, g, r0, r1 int) {
 
 // maxPlanes sets a to the lane-wise maximum of the 3-bit levels in a and b.
 func maxPlanes(a, b []uint64) {
-	a0, a1, a2 := a[0], a[1], a[2]
-	b0, b1, b2 := b[0], b[1], b[2]
+	a[0], a[1], a[2] = max3(a[0], a[1], a[2], b[0], b[1], b[2])
+}
+
+// max3 is the lane-wise maximum of the 3-bit levels (a0, a1, a2) and (b0, b1, b2).
+func max3(a0, a1, a2, b0, b1, b2 uint64) (m0, m1, m2 uint64) {
 	eq2, eq1 := ^(a2 ^ b2), ^(a1 ^ b1)
 	bGreater := b2&^a2 | eq2&(b1&^a1|eq1&(b0&^a0))
-	a[0] = a0&^bGreater | b0&bGreater
-	a[1] = a1&^bGreater | b1&bGreater
-	a[2] = a2&^bGreater | b2&bGreater
+	return a0&^bGreater | b0&bGreater, a1&^bGreater | b1&bGreater, a2&^bGreater | b2&bGreater
 }
 
 // Deinterleave and interleave tables for 4 channels (12 record bits <-> 3 nibbles).

@@ -28,6 +28,15 @@ var (
 //go:noescape
 func levels32(x *uint64, w *uint64, sf int, total int, thr *int16, inv *int16) (p0, p1, p2 uint64)
 
+// levelsRow32 is levels32 for n pixels of a 3-word window (the dense first layer): x
+// holds 9 words per pixel, tot their level totals, w the 32 channels' 3 weight words
+// interleaved by interleaveRow; each pixel's plane bits go to the 32-bit half (half 0
+// low, 1 high) of its three plane words at dst, the pixels dstStride bytes apart.
+// Implemented in engine_amd64.s.
+//
+//go:noescape
+func levelsRow32(x *uint64, tot *int, n int, w *uint64, thr *int16, inv *int16, dst *uint64, dstStride int, half int)
+
 // dotPopcnt4 sets d[j] = sum over q < sf of sum_b 2^b popcount(x[3q+b] & w[4q+j]) for 4
 // output channels with interleaved weights (word q of channel j at w[4q+j]). sf must be
 // at least 1. Implemented in engine_amd64.s.

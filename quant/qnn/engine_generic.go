@@ -10,6 +10,11 @@ func levels32(x *uint64, w *uint64, sf int, total int, thr *int16, inv *int16) (
 	panic("qnn: no vector kernel")
 }
 
+// levelsRow32 is never called when vectorDot is false.
+func levelsRow32(x *uint64, tot *int, n int, w *uint64, thr *int16, inv *int16, dst *uint64, dstStride int, half int) {
+	panic("qnn: no vector kernel")
+}
+
 // popcntDot reports whether this build and CPU run dotPopcnt4: never outside amd64.
 func popcntDot() bool { return false }
 
