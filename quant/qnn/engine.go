@@ -64,9 +64,6 @@ type engineLayer struct {
 	wv, wvDense []uint64
 	thrV, invV  []int16 // thr and invMask for levels32, see thresholds32
 
-	// wRow is wDense interleaved for levelsRow32 (see interleaveRow), for a dense 3x3
-	// layer of 16 input channels when the vector kernel runs.
-	wRow []uint64
 }
 
 // NewEngine prepares the hidden layers of m for the host engine. threads <= 0 uses
@@ -117,9 +114,6 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 			el.wv = interleave(el.w, el.outCh, el.sf, el.vw)
 			if el.wDense != nil {
 				el.wvDense = interleave(el.wDense, el.outCh, el.dw, el.vw)
-			}
-			if el.vw == 32 && el.dw == 3 && el.outCh%32 == 0 {
-				el.wRow = interleaveRow(el.wDense, el.outCh, el.dw)
 			}
 		}
 		if el.outCh%4 != 0 {
@@ -324,9 +318,12 @@ func dotMasked4(x, w []uint64, sf int) (d0, d1, d2, d3 int) {
 }
 
 // interleave reorders the weights of outCh channels (sf words each) by blocks of n
-// channels for the assembly kernels: word q of channel nb+j at index n(b*sf+q)+j.
-// Channels past the last full block are left out.
+// channels for the assembly kernels: word q of channel nb+j at index n(b*sf+q)+j, for n
+// = 32 as interleaveRow lays them out. Channels past the last full block are left out.
 func interleave(w []uint64, outCh, sf, n int) []uint64 {
+	if n == 32 {
+		return interleaveRow(w, outCh, sf)
+	}
 	blocks := outCh / n
 	v := make([]uint64, blocks*n*sf)
 	for b := 0; b < blocks; b++ {
@@ -339,11 +336,12 @@ func interleave(w []uint64, outCh, sf, n int) []uint64 {
 	return v
 }
 
-// interleaveRow reorders the weights of outCh channels (sf words each, outCh a multiple
-// of 32) for levelsRow32: by blocks of 32 channels, word q of channel 32b+4j+i at
-// 32(b*sf+q)+8i+j, so that lane j of vector i holds channel 4j+i.
+// interleaveRow reorders the weights of outCh channels (sf words each) for levels32 and
+// levelsRow32: by blocks of 32 channels, word q of channel 32b+4j+i at 32(b*sf+q)+8i+j,
+// so that lane j of the kernels' vector i holds channel 4j+i. Channels past the last
+// full block are left out.
 func interleaveRow(w []uint64, outCh, sf int) []uint64 {
-	v := make([]uint64, outCh*sf)
+	v := make([]uint64, outCh/32*32*sf)
 	for b := 0; b < outCh/32; b++ {
 		for q := 0; q < sf; q++ {
 			for i := 0; i < 4; i++ {

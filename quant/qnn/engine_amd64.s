@@ -2,80 +2,132 @@
 
 #include "textflag.h"
 
-// BLOCK accumulates one 8-channel weight vector (at off(DI)) against the three
-// broadcast plane words Z12-Z14 into the plane accumulators a0, a1, a2.
-#define BLOCK(off, a0, a1, a2) \
-	VMOVDQU64 off(DI), Z15;  \
-	VPANDQ    Z15, Z12, Z16; \
-	VPANDQ    Z15, Z13, Z17; \
-	VPANDQ    Z15, Z14, Z18; \
-	VPOPCNTQ  Z16, Z16;      \
-	VPOPCNTQ  Z17, Z17;      \
-	VPOPCNTQ  Z18, Z18;      \
-	VPADDQ    Z16, a0, a0;   \
-	VPADDQ    Z17, a1, a1;   \
-	VPADDQ    Z18, a2, a2
-
-// ACC16 turns the plane accumulators a0, a1, a2 of eight channels into their
-// accumulators total - 2(a0 + 2 a1 + 4 a2), truncated to int16 (the engine's 16-bit MAC
-// register) into the words of xd.
-#define ACC16(a0, a1, a2, xd) \
-	VPSLLQ  $1, a1, a1; \
-	VPSLLQ  $2, a2, a2; \
-	VPADDQ  a1, a0, a0; \
-	VPADDQ  a2, a0, a0; \
-	VPADDQ  a0, a0, a0; \
-	VPSUBQ  a0, Z28, a0; \
-	VPMOVQW a0, xd
-
-// THRESH adds 1 to the levels Z21 of the 32 channels whose accumulator (Z20) is >= the
-// threshold vector at off(BX).
-#define THRESH(off) \
-	VPCMPW $5, off(BX), Z20, K1; \
-	VPADDW Z31, Z21, K1, Z21
-
 // func levels32(x *uint64, w *uint64, sf int, total int, thr *int16, inv *int16) (p0, p1, p2 uint64)
+//
+// Weights interleaved by interleaveRow: word q, vector i (8 channels), lane j holds
+// channel 4j+i. Z0-Z11 accumulate plane b of vector i in Z(3i+b); the first window word
+// writes them directly. The reduction then packs each plane's four vectors as 16-bit
+// words (vector i shifted by 16i), which puts channel 4j+i in word 4j+i: the rest runs
+// on 32 words in channel order, like levelsRow32.
 TEXT ·levels32(SB), NOSPLIT, $0-72
-	MOVQ   x+0(FP), SI
-	MOVQ   w+8(FP), DI
-	MOVQ   sf+16(FP), CX
-	MOVQ   thr+32(FP), BX
-	MOVQ   inv+40(FP), R8
-	VPXORQ Z0, Z0, Z0
-	VPXORQ Z1, Z1, Z1
-	VPXORQ Z2, Z2, Z2
-	VPXORQ Z3, Z3, Z3
-	VPXORQ Z4, Z4, Z4
-	VPXORQ Z5, Z5, Z5
-	VPXORQ Z6, Z6, Z6
-	VPXORQ Z7, Z7, Z7
-	VPXORQ Z8, Z8, Z8
-	VPXORQ Z9, Z9, Z9
-	VPXORQ Z10, Z10, Z10
-	VPXORQ Z11, Z11, Z11
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ sf+16(FP), CX
+	MOVQ thr+32(FP), BX
+	MOVQ inv+40(FP), R8
+
+	VPBROADCASTQ 0(SI), Z12
+	VPBROADCASTQ 8(SI), Z13
+	VPBROADCASTQ 16(SI), Z14
+	VMOVDQU64 0(DI), Z15
+	VPANDQ Z15, Z12, Z0
+	VPOPCNTQ Z0, Z0
+	VPANDQ Z15, Z13, Z1
+	VPOPCNTQ Z1, Z1
+	VPANDQ Z15, Z14, Z2
+	VPOPCNTQ Z2, Z2
+	VMOVDQU64 64(DI), Z15
+	VPANDQ Z15, Z12, Z3
+	VPOPCNTQ Z3, Z3
+	VPANDQ Z15, Z13, Z4
+	VPOPCNTQ Z4, Z4
+	VPANDQ Z15, Z14, Z5
+	VPOPCNTQ Z5, Z5
+	VMOVDQU64 128(DI), Z15
+	VPANDQ Z15, Z12, Z6
+	VPOPCNTQ Z6, Z6
+	VPANDQ Z15, Z13, Z7
+	VPOPCNTQ Z7, Z7
+	VPANDQ Z15, Z14, Z8
+	VPOPCNTQ Z8, Z8
+	VMOVDQU64 192(DI), Z15
+	VPANDQ Z15, Z12, Z9
+	VPOPCNTQ Z9, Z9
+	VPANDQ Z15, Z13, Z10
+	VPOPCNTQ Z10, Z10
+	VPANDQ Z15, Z14, Z11
+	VPOPCNTQ Z11, Z11
+	ADDQ $24, SI
+	ADDQ $256, DI
+	DECQ CX
+	JZ   reduce32
 
 loop32:
 	VPBROADCASTQ 0(SI), Z12
 	VPBROADCASTQ 8(SI), Z13
 	VPBROADCASTQ 16(SI), Z14
-	BLOCK(0, Z0, Z1, Z2)
-	BLOCK(64, Z3, Z4, Z5)
-	BLOCK(128, Z6, Z7, Z8)
-	BLOCK(192, Z9, Z10, Z11)
-	ADDQ         $24, SI
-	ADDQ         $256, DI
-	DECQ         CX
-	JNZ          loop32
+	VMOVDQU64 0(DI), Z15
+	VPANDQ Z15, Z12, Z16
+	VPOPCNTQ Z16, Z16
+	VPADDQ Z16, Z0, Z0
+	VPANDQ Z15, Z13, Z17
+	VPOPCNTQ Z17, Z17
+	VPADDQ Z17, Z1, Z1
+	VPANDQ Z15, Z14, Z18
+	VPOPCNTQ Z18, Z18
+	VPADDQ Z18, Z2, Z2
+	VMOVDQU64 64(DI), Z15
+	VPANDQ Z15, Z12, Z16
+	VPOPCNTQ Z16, Z16
+	VPADDQ Z16, Z3, Z3
+	VPANDQ Z15, Z13, Z17
+	VPOPCNTQ Z17, Z17
+	VPADDQ Z17, Z4, Z4
+	VPANDQ Z15, Z14, Z18
+	VPOPCNTQ Z18, Z18
+	VPADDQ Z18, Z5, Z5
+	VMOVDQU64 128(DI), Z15
+	VPANDQ Z15, Z12, Z16
+	VPOPCNTQ Z16, Z16
+	VPADDQ Z16, Z6, Z6
+	VPANDQ Z15, Z13, Z17
+	VPOPCNTQ Z17, Z17
+	VPADDQ Z17, Z7, Z7
+	VPANDQ Z15, Z14, Z18
+	VPOPCNTQ Z18, Z18
+	VPADDQ Z18, Z8, Z8
+	VMOVDQU64 192(DI), Z15
+	VPANDQ Z15, Z12, Z16
+	VPOPCNTQ Z16, Z16
+	VPADDQ Z16, Z9, Z9
+	VPANDQ Z15, Z13, Z17
+	VPOPCNTQ Z17, Z17
+	VPADDQ Z17, Z10, Z10
+	VPANDQ Z15, Z14, Z18
+	VPOPCNTQ Z18, Z18
+	VPADDQ Z18, Z11, Z11
+	ADDQ $24, SI
+	ADDQ $256, DI
+	DECQ CX
+	JNZ  loop32
 
-	// Accumulators of the 32 channels as int16 in Z20 (channel j in word j).
-	VPBROADCASTQ  total+24(FP), Z28
-	ACC16(Z0, Z1, Z2, X20)
-	ACC16(Z3, Z4, Z5, X21)
-	ACC16(Z6, Z7, Z8, X22)
-	ACC16(Z9, Z10, Z11, X23)
-	VINSERTI32X4  $1, X21, Z20, Z20
-	VINSERTI32X4  $2, X22, Z20, Z20
-	VINSERTI32X4  $3, X23, Z20, Z20
+reduce32:
+	// Pack each plane into words: Z0 (plane 0), Z1 (plane 1), Z2 (plane 2).
+	VPSLLQ     $16, Z3, Z3
+	VPSLLQ     $32, Z6, Z6
+	VPTERNLOGQ $0xfe, Z6, Z3, Z0
+	VPSLLQ     $48, Z9, Z9
+	VPORQ      Z9, Z0, Z0
+	VPSLLQ     $16, Z4, Z4
+	VPSLLQ     $32, Z7, Z7
+	VPTERNLOGQ $0xfe, Z7, Z4, Z1
+	VPSLLQ     $48, Z10, Z10
+	VPORQ      Z10, Z1, Z1
+	VPSLLQ     $16, Z5, Z5
+	VPSLLQ     $32, Z8, Z8
+	VPTERNLOGQ $0xfe, Z8, Z5, Z2
+	VPSLLQ     $48, Z11, Z11
+	VPORQ      Z11, Z2, Z2
+
+	// acc = total - 2(p0 + 2(p1 + 2 p2)), in 16 bits like the engine's MAC register.
+	VPADDW       Z2, Z2, Z2
+	VPADDW       Z2, Z1, Z1
+	VPADDW       Z1, Z1, Z1
+	VPADDW       Z1, Z0, Z0
+	VPADDW       Z0, Z0, Z0
+	MOVQ         total+24(FP), AX
+	VPBROADCASTW AX, Z20
+	VPSUBW       Z0, Z20, Z20
 
 	// Levels: count the thresholds reached, invert, split into the three planes.
 	MOVQ         $1, AX
@@ -85,13 +137,20 @@ loop32:
 	MOVQ         $4, AX
 	VPBROADCASTW AX, Z29
 	VPXORQ       Z21, Z21, Z21
-	THRESH(0)
-	THRESH(64)
-	THRESH(128)
-	THRESH(192)
-	THRESH(256)
-	THRESH(320)
-	THRESH(384)
+	VPCMPW $5, 0(BX), Z20, K1
+	VPADDW Z31, Z21, K1, Z21
+	VPCMPW $5, 64(BX), Z20, K1
+	VPADDW Z31, Z21, K1, Z21
+	VPCMPW $5, 128(BX), Z20, K1
+	VPADDW Z31, Z21, K1, Z21
+	VPCMPW $5, 192(BX), Z20, K1
+	VPADDW Z31, Z21, K1, Z21
+	VPCMPW $5, 256(BX), Z20, K1
+	VPADDW Z31, Z21, K1, Z21
+	VPCMPW $5, 320(BX), Z20, K1
+	VPADDW Z31, Z21, K1, Z21
+	VPCMPW $5, 384(BX), Z20, K1
+	VPADDW Z31, Z21, K1, Z21
 	VPXORQ       (R8), Z21, Z21
 	VPTESTMW     Z31, Z21, K1
 	VPTESTMW     Z30, Z21, K2

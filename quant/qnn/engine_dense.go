@@ -13,7 +13,7 @@ func (l *engineLayer) convRows3x16(in, out []uint64, r0, r1 int) {
 	// With the row kernel the row's windows and totals are gathered first.
 	var rowX []uint64
 	var rowTot []int
-	if l.wRow != nil {
+	if l.vw == 32 && l.outCh%32 == 0 {
 		rowX, rowTot = make([]uint64, 9*dim), make([]int, dim)
 	}
 	for r := r0; r < r1; r++ {
@@ -68,7 +68,7 @@ func (l *engineLayer) convRows3x16(in, out []uint64, r0, r1 int) {
 		if rowX != nil {
 			row := out[3*r*dim*gout : 3*(r+1)*dim*gout]
 			for o0 := 0; o0 < l.outCh; o0 += 32 {
-				levelsRow32(&rowX[0], &rowTot[0], dim, &l.wRow[o0*3], &l.thrV[7*o0], &l.invV[o0], &row[3*(o0/64)], 24*gout, o0%64/32)
+				levelsRow32(&rowX[0], &rowTot[0], dim, &l.wvDense[o0*3], &l.thrV[7*o0], &l.invV[o0], &row[3*(o0/64)], 24*gout, o0%64/32)
 			}
 		}
 	}
