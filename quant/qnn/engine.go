@@ -189,6 +189,10 @@ func (e *Engine) layer(l *engineLayer, in []uint64) []uint64 {
 		e.parallel(l.outDim, func(r0, r1 int) { l.convRows3x16(in, conv, r0, r1) })
 	case l.wDense != nil && lanesClean(in, l.inC):
 		e.parallel(l.outDim, func(r0, r1 int) { l.convRowsDense(in, conv, r0, r1) })
+	case l.vw == 32 && l.outCh%32 == 0:
+		tot := make([]int, l.inDim*l.inDim)
+		e.parallel(l.inDim, func(r0, r1 int) { levelTotals(tot, in, l.gin, r0*l.inDim, r1*l.inDim) })
+		e.parallel(l.outDim, func(r0, r1 int) { l.convRowsSeg(in, tot, conv, r0, r1) })
 	default:
 		e.parallel(l.outDim, func(r0, r1 int) { l.convRows(in, conv, r0, r1) })
 	}
@@ -231,6 +235,65 @@ func (l *engineLayer) convRows(in, out []uint64, r0, r1 int) {
 				}
 			}
 			l.outputs(x, l.w, l.wv, l.sf, total, out[3*(r*l.outDim+c)*gout:3*(r*l.outDim+c+1)*gout])
+		}
+	}
+}
+
+// seg32 is a run of window words for levels32s: n words of plane triples at x, whose
+// weights start woff bytes into the block's interleaved weights.
+type seg32 struct {
+	x    *uint64
+	woff int
+	n    int
+}
+
+// levelTotals sets tot[p] to the level sum of pixel p (all g groups) for p0 <= p < p1.
+func levelTotals(tot []int, planes []uint64, g, p0, p1 int) {
+	for p := p0; p < p1; p++ {
+		n := 0
+		for q := 3 * p * g; q < 3*(p+1)*g; q += 3 {
+			n += bits.OnesCount64(planes[q]) + 2*bits.OnesCount64(planes[q+1]) + 4*bits.OnesCount64(planes[q+2])
+		}
+		tot[p] = n
+	}
+}
+
+// convRowsSeg is convRows for the vector kernel with whole 32-channel blocks: the
+// window is read in place, one segment per window row inside the map (the taps inside
+// the map are contiguous pixels), so zero padding costs nothing.
+func (l *engineLayer) convRowsSeg(in []uint64, tot []int, out []uint64, r0, r1 int) {
+	k, g, dim := l.k, l.gin, l.inDim
+	gout := lanes(l.outCh)
+	segs := make([]seg32, k)
+	for r := r0; r < r1; r++ {
+		for c := 0; c < l.outDim; c++ {
+			ns, total := 0, 0
+			j0, j1 := max(0, l.pad-c), min(k, dim+l.pad-c) // taps inside the map
+			for i := 0; i < k; i++ {
+				rr := r + i - l.pad
+				if rr < 0 || rr >= dim || j0 >= j1 {
+					continue
+				}
+				p := rr*dim + c + j0 - l.pad
+				for _, t := range tot[p : p+j1-j0] {
+					total += t
+				}
+				segs[ns] = seg32{x: &in[3*p*g], woff: 256 * (i*k + j0) * g, n: (j1 - j0) * g}
+				ns++
+			}
+			dst := out[3*(r*l.outDim+c)*gout : 3*(r*l.outDim+c+1)*gout]
+			if ns == 0 {
+				// An all-padding window: every accumulator is 0.
+				l.outputs(make([]uint64, 3*l.sf), l.w, l.wv, l.sf, 0, dst)
+				continue
+			}
+			for o0 := 0; o0 < l.outCh; o0 += 32 {
+				p0, p1, p2 := levels32s(&segs[0], ns, &l.wv[o0*l.sf], total, &l.thrV[7*o0], &l.invV[o0])
+				q, sh := 3*(o0/64), uint(o0%64)
+				dst[q] |= p0 << sh
+				dst[q+1] |= p1 << sh
+				dst[q+2] |= p2 << sh
+			}
 		}
 	}
 }

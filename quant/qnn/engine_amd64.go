@@ -28,6 +28,12 @@ var (
 //go:noescape
 func levels32(x *uint64, w *uint64, sf int, total int, thr *int16, inv *int16) (p0, p1, p2 uint64)
 
+// levels32s is levels32 over a window given as nseg segments of plane words read in
+// place (see seg32). Implemented in engine_amd64.s.
+//
+//go:noescape
+func levels32s(segs *seg32, nseg int, w *uint64, total int, thr *int16, inv *int16) (p0, p1, p2 uint64)
+
 // levelsRow32 is levels32 for n pixels of a 3-word window (the dense first layer): x
 // holds 9 words per pixel, tot their level totals, w the 32 channels' 3 weight words
 // interleaved by interleaveRow; each pixel's plane bits go to the 32-bit half (half 0

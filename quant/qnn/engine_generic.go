@@ -10,6 +10,11 @@ func levels32(x *uint64, w *uint64, sf int, total int, thr *int16, inv *int16) (
 	panic("qnn: no vector kernel")
 }
 
+// levels32s is never called when vectorDot is false.
+func levels32s(segs *seg32, nseg int, w *uint64, total int, thr *int16, inv *int16) (p0, p1, p2 uint64) {
+	panic("qnn: no vector kernel")
+}
+
 // levelsRow32 is never called when vectorDot is false.
 func levelsRow32(x *uint64, tot *int, n int, w *uint64, thr *int16, inv *int16, dst *uint64, dstStride int, half int) {
 	panic("qnn: no vector kernel")
