@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/bits"
 	"runtime"
+	"sync"
 
 	"github.com/fpgadetector/pynq-agent/quant"
 )
@@ -31,10 +32,53 @@ import (
 // kernel; 32-bit CPUs (the board's Cortex-A9, no popcount instruction) add the masked
 // planes with carry-save adders (engine_csa.go); the rest run bits.OnesCount64. All give
 // identical results (TestEngineKernelsAgree).
+//
+// An Engine is safe for concurrent use: its layers are read-only after NewEngine, and
+// each Run takes its own scratch planes (reused across runs through a sync.Pool, about
+// 3 MB for a 208x208 input, which the garbage collector may drop).
 type Engine struct {
 	lim     Limits
 	layers  []*engineLayer
 	threads int
+	scratch sync.Pool // of *scratch
+}
+
+// scratch holds one run's bit planes: slot 0 the input, slots 1+2i and 2+2i layer i's
+// convolution and pool outputs; tot[i] layer i's input pixel totals.
+type scratch struct {
+	planes [][]uint64
+	tot    [][]int
+}
+
+// planesBuf returns slot's buffer of n words (contents undefined).
+func (s *scratch) planesBuf(slot, n int) []uint64 {
+	for len(s.planes) <= slot {
+		s.planes = append(s.planes, nil)
+	}
+	if cap(s.planes[slot]) < n {
+		s.planes[slot] = make([]uint64, n)
+	}
+	return s.planes[slot][:n]
+}
+
+// totBuf returns layer i's totals buffer of n entries (contents undefined).
+func (s *scratch) totBuf(i, n int) []int {
+	for len(s.tot) <= i {
+		s.tot = append(s.tot, nil)
+	}
+	if cap(s.tot[i]) < n {
+		s.tot[i] = make([]int, n)
+	}
+	return s.tot[i][:n]
+}
+
+// getScratch takes a scratch from the pool or makes one; put it back with
+// e.scratch.Put when the run's planes are no longer used.
+func (e *Engine) getScratch() *scratch {
+	if s, ok := e.scratch.Get().(*scratch); ok {
+		return s
+	}
+	return &scratch{}
 }
 
 type engineLayer struct {
@@ -150,9 +194,11 @@ func (e *Engine) Run(in []byte) ([]byte, error) {
 	if len(in) == 0 || len(in)%pixels != 0 {
 		return nil, fmt.Errorf("engine input of %d bytes is not a whole number of records for %dx%d pixels", len(in), first.inDim, first.inDim)
 	}
-	x := e.inputPlanes(in, len(in)/pixels, pixels, first.gin)
-	for _, l := range e.layers {
-		x = e.layer(l, x)
+	s := e.getScratch()
+	defer e.scratch.Put(s)
+	x := e.inputPlanes(s, in, len(in)/pixels, pixels, first.gin)
+	for i, l := range e.layers {
+		x = e.layer(s, i, l, x)
 	}
 	last := e.layers[len(e.layers)-1]
 	out := make([]byte, last.poolDim*last.poolDim*e.lim.RecordBytes())
@@ -169,10 +215,12 @@ func (e *Engine) RunTrace(in []byte) (outs [][]byte, err error) {
 	if len(in) == 0 || len(in)%pixels != 0 {
 		return nil, fmt.Errorf("engine input of %d bytes is not a whole number of records for %dx%d pixels", len(in), first.inDim, first.inDim)
 	}
-	x := e.inputPlanes(in, len(in)/pixels, pixels, first.gin)
+	s := e.getScratch()
+	defer e.scratch.Put(s)
+	x := e.inputPlanes(s, in, len(in)/pixels, pixels, first.gin)
 	rb := e.lim.RecordBytes()
-	for _, l := range e.layers {
-		x = e.layer(l, x)
+	for i, l := range e.layers {
+		x = e.layer(s, i, l, x)
 		out := make([]byte, l.poolDim*l.poolDim*rb)
 		planesToRecords(out, rb, x, l.poolDim*l.poolDim, lanes(l.outCh))
 		outs = append(outs, out)
@@ -180,27 +228,35 @@ func (e *Engine) RunTrace(in []byte) (outs [][]byte, err error) {
 	return outs, nil
 }
 
-// layer runs one convolution (all parts) and its pool on bit planes.
-func (e *Engine) layer(l *engineLayer, in []uint64) []uint64 {
+// layer runs layer i (l: one convolution, all parts, and its pool) on bit planes, with
+// s's buffers.
+func (e *Engine) layer(s *scratch, i int, l *engineLayer, in []uint64) []uint64 {
 	gout := lanes(l.outCh)
-	conv := make([]uint64, l.outDim*l.outDim*gout*3)
+	conv := s.planesBuf(1+2*i, l.outDim*l.outDim*gout*3)
+	// The row and segment kernels set every plane word; the others OR into zeros.
+	assigns := l.vw == 32 && l.outCh%64 == 0
 	switch {
 	case l.wDense != nil && l.k == 3 && l.pad == 1 && l.inC == 16 && l.outDim == l.inDim && lanesClean(in, l.inC):
+		if !assigns {
+			clear(conv)
+		}
 		e.parallel(l.outDim, func(r0, r1 int) { l.convRows3x16(in, conv, r0, r1) })
 	case l.wDense != nil && lanesClean(in, l.inC):
+		clear(conv)
 		e.parallel(l.outDim, func(r0, r1 int) { l.convRowsDense(in, conv, r0, r1) })
 	case l.vw == 32 && l.outCh%32 == 0:
-		tot := make([]int, l.inDim*l.inDim)
+		tot := s.totBuf(i, l.inDim*l.inDim)
 		e.parallel(l.inDim, func(r0, r1 int) { levelTotals(tot, in, l.gin, r0*l.inDim, r1*l.inDim) })
 		e.parallel(l.outDim, func(r0, r1 int) { l.convRowsSeg(in, tot, conv, r0, r1) })
 	default:
+		clear(conv)
 		e.parallel(l.outDim, func(r0, r1 int) { l.convRows(in, conv, r0, r1) })
 	}
 	switch l.pool {
 	case 0:
 		return conv
 	default:
-		out := make([]uint64, l.poolDim*l.poolDim*gout*3)
+		out := s.planesBuf(2+2*i, l.poolDim*l.poolDim*gout*3)
 		e.parallel(l.poolDim, func(r0, r1 int) { l.poolRows(conv, out, gout, r0, r1) })
 		return out
 	}
@@ -284,15 +340,22 @@ func (l *engineLayer) convRowsSeg(in []uint64, tot []int, out []uint64, r0, r1 i
 			dst := out[3*(r*l.outDim+c)*gout : 3*(r*l.outDim+c+1)*gout]
 			if ns == 0 {
 				// An all-padding window: every accumulator is 0.
+				clear(dst)
 				l.outputs(make([]uint64, 3*l.sf), l.w, l.wv, l.sf, 0, dst)
 				continue
 			}
+			// Every plane word is set (dst need not be zero): the low half of each
+			// group assigns, the high half ORs in.
 			for o0 := 0; o0 < l.outCh; o0 += 32 {
 				p0, p1, p2 := levels32s(&segs[0], ns, &l.wv[o0*l.sf], total, &l.thrV[7*o0], &l.invV[o0])
-				q, sh := 3*(o0/64), uint(o0%64)
-				dst[q] |= p0 << sh
-				dst[q+1] |= p1 << sh
-				dst[q+2] |= p2 << sh
+				q := 3 * (o0 / 64)
+				if o0%64 == 0 {
+					dst[q], dst[q+1], dst[q+2] = p0, p1, p2
+				} else {
+					dst[q] |= p0 << 32
+					dst[q+1] |= p1 << 32
+					dst[q+2] |= p2 << 32
+				}
 			}
 		}
 	}
@@ -601,8 +664,8 @@ func recordsToPlanes(buf []byte, stride, pixels, g int) []uint64 {
 
 // inputPlanes is recordsToPlanes over the engine's goroutines (the input is the largest
 // map, read from a strided buffer).
-func (e *Engine) inputPlanes(buf []byte, stride, pixels, g int) []uint64 {
-	out := make([]uint64, pixels*g*3)
+func (e *Engine) inputPlanes(s *scratch, buf []byte, stride, pixels, g int) []uint64 {
+	out := s.planesBuf(0, pixels*g*3)
 	e.parallel(pixels, func(p0, p1 int) { recordsToPlanesRange(out, buf, stride, g, p0, p1) })
 	return out
 }

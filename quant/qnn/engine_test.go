@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -323,6 +324,49 @@ func TestRecordsToPlanesKernels(t *testing.T) {
 		recordsToPlanesRange(got, buf, c.stride, c.g, 5, pixels)
 		if !slices.Equal(got, want) {
 			t.Errorf("stride %d, %d groups: planes differ from the table conversion", c.stride, c.g)
+		}
+	}
+}
+
+// TestEngineConcurrentRuns: runs sharing one engine (and its pooled scratch planes) from
+// several goroutines give the outputs of sequential runs, on inputs of both kinds of
+// first layer path (clean and junk padding lanes).
+func TestEngineConcurrentRuns(t *testing.T) {
+	m := widthModel(t, 7, 10, 16, 64, 96, 64)
+	e, err := NewEngine(m, W1A3, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ins, want [][]byte
+	for i := range 4 {
+		in, _ := Pack(randomLevels(m.Input.Size(), uint64(20+i)), DDRLayout(16, 10))
+		if i%2 == 1 {
+			for p := 0; p < 100; p++ {
+				in[p*192+7] |= byte(i) // junk in channels 18..20
+			}
+		}
+		out, err := e.Run(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ins, want = append(ins, in), append(want, out)
+	}
+	var wg sync.WaitGroup
+	got := make([][][]byte, 8)
+	for g := range got {
+		wg.Go(func() {
+			for r := range 6 {
+				out, _ := e.Run(ins[(g+r)%4])
+				got[g] = append(got[g], out)
+			}
+		})
+	}
+	wg.Wait()
+	for g := range got {
+		for r, out := range got[g] {
+			if !bytes.Equal(out, want[(g+r)%4]) {
+				t.Errorf("goroutine %d run %d: output differs from the sequential run", g, r)
+			}
 		}
 	}
 }
