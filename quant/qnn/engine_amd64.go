@@ -11,11 +11,14 @@ import "golang.org/x/sys/cpu"
 // useVPOPCNT selects the AVX-512 kernel, usePOPCNT the scalar POPCNT kernel for the
 // other CPUs (Go's bits.OnesCount64 checks the CPU feature at every call unless built
 // with GOAMD64=v2 or later; the checks' call paths make the compiler spill the
-// accumulators). Tests switch them off to check the Go paths.
+// accumulators). usePEXT selects PEXT for records to planes only where AVX-512 is
+// there too: AMD before Zen 3 has BMI2 but microcodes PEXT (hundreds of cycles), and
+// every CPU with AVX-512 runs it in one cycle; the lookup table is the fallback. Tests
+// switch them off to check the Go paths.
 var (
 	useVPOPCNT = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VPOPCNTDQ
 	usePOPCNT  = cpu.X86.HasPOPCNT
-	usePEXT    = cpu.X86.HasBMI2
+	usePEXT    = cpu.X86.HasBMI2 && cpu.X86.HasAVX512F
 )
 
 // levels32 computes the levels of 32 output channels of one pixel and returns their
