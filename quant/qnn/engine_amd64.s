@@ -2,6 +2,68 @@
 
 #include "textflag.h"
 
+// REDUCE32_RET finishes levels32 and levels32s, whose frames agree: the 16-bit sums
+// in Z3..Z11 are packed per plane (Z0, Z1, Z2), acc = total - 2(p0 + 2(p1 + 2 p2)) in
+// 16 bits like the engine's MAC register, the levels count the thresholds at BX that
+// acc reaches, are inverted by the mask at R8 and split into the planes p0, p1, p2.
+#define REDUCE32_RET \
+	VPSLLQ     $16, Z3, Z3; \
+	VPSLLQ     $32, Z6, Z6; \
+	VPTERNLOGQ $0xfe, Z6, Z3, Z0; \
+	VPSLLQ     $48, Z9, Z9; \
+	VPORQ      Z9, Z0, Z0; \
+	VPSLLQ     $16, Z4, Z4; \
+	VPSLLQ     $32, Z7, Z7; \
+	VPTERNLOGQ $0xfe, Z7, Z4, Z1; \
+	VPSLLQ     $48, Z10, Z10; \
+	VPORQ      Z10, Z1, Z1; \
+	VPSLLQ     $16, Z5, Z5; \
+	VPSLLQ     $32, Z8, Z8; \
+	VPTERNLOGQ $0xfe, Z8, Z5, Z2; \
+	VPSLLQ     $48, Z11, Z11; \
+	VPORQ      Z11, Z2, Z2; \
+	VPADDW       Z2, Z2, Z2; \
+	VPADDW       Z2, Z1, Z1; \
+	VPADDW       Z1, Z1, Z1; \
+	VPADDW       Z1, Z0, Z0; \
+	VPADDW       Z0, Z0, Z0; \
+	MOVQ         total+24(FP), AX; \
+	VPBROADCASTW AX, Z20; \
+	VPSUBW       Z0, Z20, Z20; \
+	MOVQ         $1, AX; \
+	VPBROADCASTW AX, Z31; \
+	MOVQ         $2, AX; \
+	VPBROADCASTW AX, Z30; \
+	MOVQ         $4, AX; \
+	VPBROADCASTW AX, Z29; \
+	VPXORQ       Z21, Z21, Z21; \
+	VPCMPW $5, 0(BX), Z20, K1; \
+	VPADDW Z31, Z21, K1, Z21; \
+	VPCMPW $5, 64(BX), Z20, K1; \
+	VPADDW Z31, Z21, K1, Z21; \
+	VPCMPW $5, 128(BX), Z20, K1; \
+	VPADDW Z31, Z21, K1, Z21; \
+	VPCMPW $5, 192(BX), Z20, K1; \
+	VPADDW Z31, Z21, K1, Z21; \
+	VPCMPW $5, 256(BX), Z20, K1; \
+	VPADDW Z31, Z21, K1, Z21; \
+	VPCMPW $5, 320(BX), Z20, K1; \
+	VPADDW Z31, Z21, K1, Z21; \
+	VPCMPW $5, 384(BX), Z20, K1; \
+	VPADDW Z31, Z21, K1, Z21; \
+	VPXORQ       (R8), Z21, Z21; \
+	VPTESTMW     Z31, Z21, K1; \
+	VPTESTMW     Z30, Z21, K2; \
+	VPTESTMW     Z29, Z21, K3; \
+	KMOVD        K1, AX; \
+	MOVQ         AX, p0+48(FP); \
+	KMOVD        K2, AX; \
+	MOVQ         AX, p1+56(FP); \
+	KMOVD        K3, AX; \
+	MOVQ         AX, p2+64(FP); \
+	VZEROUPPER; \
+	RET
+
 // func levels32(x *uint64, w *uint64, sf int, total int, thr *int16, inv *int16) (p0, p1, p2 uint64)
 //
 // Weights interleaved by interleaveRow: word q, vector i (8 channels), lane j holds
@@ -102,67 +164,7 @@ loop32:
 	JNZ  loop32
 
 reduce32:
-	// Pack each plane into words: Z0 (plane 0), Z1 (plane 1), Z2 (plane 2).
-	VPSLLQ     $16, Z3, Z3
-	VPSLLQ     $32, Z6, Z6
-	VPTERNLOGQ $0xfe, Z6, Z3, Z0
-	VPSLLQ     $48, Z9, Z9
-	VPORQ      Z9, Z0, Z0
-	VPSLLQ     $16, Z4, Z4
-	VPSLLQ     $32, Z7, Z7
-	VPTERNLOGQ $0xfe, Z7, Z4, Z1
-	VPSLLQ     $48, Z10, Z10
-	VPORQ      Z10, Z1, Z1
-	VPSLLQ     $16, Z5, Z5
-	VPSLLQ     $32, Z8, Z8
-	VPTERNLOGQ $0xfe, Z8, Z5, Z2
-	VPSLLQ     $48, Z11, Z11
-	VPORQ      Z11, Z2, Z2
-
-	// acc = total - 2(p0 + 2(p1 + 2 p2)), in 16 bits like the engine's MAC register.
-	VPADDW       Z2, Z2, Z2
-	VPADDW       Z2, Z1, Z1
-	VPADDW       Z1, Z1, Z1
-	VPADDW       Z1, Z0, Z0
-	VPADDW       Z0, Z0, Z0
-	MOVQ         total+24(FP), AX
-	VPBROADCASTW AX, Z20
-	VPSUBW       Z0, Z20, Z20
-
-	// Levels: count the thresholds reached, invert, split into the three planes.
-	MOVQ         $1, AX
-	VPBROADCASTW AX, Z31
-	MOVQ         $2, AX
-	VPBROADCASTW AX, Z30
-	MOVQ         $4, AX
-	VPBROADCASTW AX, Z29
-	VPXORQ       Z21, Z21, Z21
-	VPCMPW $5, 0(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 64(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 128(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 192(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 256(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 320(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 384(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPXORQ       (R8), Z21, Z21
-	VPTESTMW     Z31, Z21, K1
-	VPTESTMW     Z30, Z21, K2
-	VPTESTMW     Z29, Z21, K3
-	KMOVD        K1, AX
-	MOVQ         AX, p0+48(FP)
-	KMOVD        K2, AX
-	MOVQ         AX, p1+56(FP)
-	KMOVD        K3, AX
-	MOVQ         AX, p2+64(FP)
-	VZEROUPPER
-	RET
+	REDUCE32_RET
 
 // CHAN adds the masked level sum of one channel's weight word (at off(DI)) against the
 // plane words R8, R9, R10 to acc.
@@ -598,63 +600,4 @@ nextseg:
 reduceseg:
 
 	// Pack each plane into words: Z0 (plane 0), Z1 (plane 1), Z2 (plane 2).
-	VPSLLQ     $16, Z3, Z3
-	VPSLLQ     $32, Z6, Z6
-	VPTERNLOGQ $0xfe, Z6, Z3, Z0
-	VPSLLQ     $48, Z9, Z9
-	VPORQ      Z9, Z0, Z0
-	VPSLLQ     $16, Z4, Z4
-	VPSLLQ     $32, Z7, Z7
-	VPTERNLOGQ $0xfe, Z7, Z4, Z1
-	VPSLLQ     $48, Z10, Z10
-	VPORQ      Z10, Z1, Z1
-	VPSLLQ     $16, Z5, Z5
-	VPSLLQ     $32, Z8, Z8
-	VPTERNLOGQ $0xfe, Z8, Z5, Z2
-	VPSLLQ     $48, Z11, Z11
-	VPORQ      Z11, Z2, Z2
-
-	// acc = total - 2(p0 + 2(p1 + 2 p2)), in 16 bits like the engine's MAC register.
-	VPADDW       Z2, Z2, Z2
-	VPADDW       Z2, Z1, Z1
-	VPADDW       Z1, Z1, Z1
-	VPADDW       Z1, Z0, Z0
-	VPADDW       Z0, Z0, Z0
-	MOVQ         total+24(FP), AX
-	VPBROADCASTW AX, Z20
-	VPSUBW       Z0, Z20, Z20
-
-	// Levels: count the thresholds reached, invert, split into the three planes.
-	MOVQ         $1, AX
-	VPBROADCASTW AX, Z31
-	MOVQ         $2, AX
-	VPBROADCASTW AX, Z30
-	MOVQ         $4, AX
-	VPBROADCASTW AX, Z29
-	VPXORQ       Z21, Z21, Z21
-	VPCMPW $5, 0(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 64(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 128(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 192(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 256(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 320(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPCMPW $5, 384(BX), Z20, K1
-	VPADDW Z31, Z21, K1, Z21
-	VPXORQ       (R8), Z21, Z21
-	VPTESTMW     Z31, Z21, K1
-	VPTESTMW     Z30, Z21, K2
-	VPTESTMW     Z29, Z21, K3
-	KMOVD        K1, AX
-	MOVQ         AX, p0+48(FP)
-	KMOVD        K2, AX
-	MOVQ         AX, p1+56(FP)
-	KMOVD        K3, AX
-	MOVQ         AX, p2+64(FP)
-	VZEROUPPER
-	RET
+	REDUCE32_RET
