@@ -97,6 +97,8 @@
 // words (vector i shifted by 16i), which puts channel 4j+i in word 4j+i: the rest runs
 // on 32 words in channel order, like levelsRow32.
 TEXT ·levels32(SB), NOSPLIT, $0-72
+	CMPB ·useVPOPCNT(SB), $0
+	JEQ  levels32avx2
 	MOVQ x+0(FP), SI
 	MOVQ w+8(FP), DI
 	MOVQ sf+16(FP), CX
@@ -148,6 +150,9 @@ loop32:
 
 reduce32:
 	REDUCE32_RET
+
+levels32avx2:
+	JMP ·levels32AVX2(SB)
 
 // CHAN adds the masked level sum of one channel's weight word (at off(DI)) against the
 // plane words R8, R9, R10 to acc.
@@ -268,6 +273,8 @@ donepext:
 // window, packing the four registers of a plane as 16-bit words (register i shifted by
 // 16i) puts channel 4j+i in word 4j+i, so the rest runs on 32 words in channel order.
 TEXT ·levelsRow32(SB), NOSPLIT, $0-72
+	CMPB ·useVPOPCNT(SB), $0
+	JEQ  levelsRow32avx2
 	MOVQ x+0(FP), SI
 	MOVQ tot+8(FP), R9
 	MOVQ n+16(FP), CX
@@ -470,11 +477,16 @@ donerow:
 	VZEROUPPER
 	RET
 
+levelsRow32avx2:
+	JMP ·levelsRow32AVX2(SB)
+
 // func levels32s(segs *seg32, nseg int, w *uint64, total int, thr *int16, inv *int16) (p0, p1, p2 uint64)
 //
 // levels32 over a window given as nseg segments (seg32: plane words x, byte offset
 // woff of their first weight word past w, n >= 1 window words), read in place.
 TEXT ·levels32s(SB), NOSPLIT, $0-72
+	CMPB ·useVPOPCNT(SB), $0
+	JEQ  levels32savx2
 	MOVQ segs+0(FP), R9
 	MOVQ nseg+8(FP), R10
 	MOVQ w+16(FP), R11
@@ -542,3 +554,250 @@ reduceseg:
 
 	// Pack each plane into words: Z0 (plane 0), Z1 (plane 1), Z2 (plane 2).
 	REDUCE32_RET
+
+levels32savx2:
+	JMP ·levels32sAVX2(SB)
+
+// AVX2 kernels, for CPUs without AVX-512 VPOPCNTQ: levels32, levels32s and levelsRow32
+// jump to them when useVPOPCNT is false (NewEngine only picks the 32-channel kernels
+// then if useAVX2 is set). Popcounts are nibble lookups (VPSHUFB) of x_b & w, with
+// tables already scaled by 2^b so that one byte accumulator per weight register holds
+// sum_b 2^b popcount per byte: at most 56 per window word, so the byte accumulators are
+// summed into 16-bit channel sums (VPSADBW) every 4 words. The channel sums wrap at 16
+// bits like the engine's MAC register, so 16-bit fields are exact. A pass covers 16
+// channels (4 of the 8 weight registers of a word: registers 4-7 first, then 0-3).
+//
+// Register use: Y0-Y3 byte accumulators, Y4 / Y15 the 16-bit sums of channels 0-15 /
+// 16-31 (weight register k, qword l holds channel 16(k%2) + 4l + k/2, so register
+// 2i+h goes to word i of qword l of the half h), Y5-Y7 the broadcast plane words, Y8-Y10
+// the tables for planes 0, 1, 2, Y11 the nibble mask, Y12-Y14 temporaries.
+
+DATA avx2Nib1<>+0(SB)/8, $0x0302020102010100
+DATA avx2Nib1<>+8(SB)/8, $0x0403030203020201
+DATA avx2Nib1<>+16(SB)/8, $0x0302020102010100
+DATA avx2Nib1<>+24(SB)/8, $0x0403030203020201
+GLOBL avx2Nib1<>(SB), RODATA|NOPTR, $32
+DATA avx2Nib2<>+0(SB)/8, $0x0604040204020200
+DATA avx2Nib2<>+8(SB)/8, $0x0806060406040402
+DATA avx2Nib2<>+16(SB)/8, $0x0604040204020200
+DATA avx2Nib2<>+24(SB)/8, $0x0806060406040402
+GLOBL avx2Nib2<>(SB), RODATA|NOPTR, $32
+DATA avx2Nib4<>+0(SB)/8, $0x0c08080408040400
+DATA avx2Nib4<>+8(SB)/8, $0x100c0c080c080804
+DATA avx2Nib4<>+16(SB)/8, $0x0c08080408040400
+DATA avx2Nib4<>+24(SB)/8, $0x100c0c080c080804
+GLOBL avx2Nib4<>(SB), RODATA|NOPTR, $32
+DATA avx2Low4<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA avx2Low4<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA avx2Low4<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA avx2Low4<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL avx2Low4<>(SB), RODATA|NOPTR, $32
+
+// AVX2_PLANE adds the scaled byte popcounts of the plane word xr and the weight word in
+// Y12 to acc.
+#define AVX2_PLANE(xr, lut, acc) \
+	VPAND   Y12, xr, Y13; \
+	VPSRLW  $4, Y13, Y14; \
+	VPAND   Y11, Y13, Y13; \
+	VPAND   Y11, Y14, Y14; \
+	VPSHUFB Y13, lut, Y13; \
+	VPSHUFB Y14, lut, Y14; \
+	VPADDB  Y13, acc, acc; \
+	VPADDB  Y14, acc, acc
+
+// AVX2_REG adds one window word against 4 channels' weight words at off(DI) to acc.
+#define AVX2_REG(off, acc) \
+	VMOVDQU off(DI), Y12; \
+	AVX2_PLANE(Y5, Y8, acc); \
+	AVX2_PLANE(Y6, Y9, acc); \
+	AVX2_PLANE(Y7, Y10, acc)
+
+// AVX2_FLUSH adds the byte accumulators to the 16-bit channel sums and clears them.
+#define AVX2_FLUSH \
+	VPXOR   Y12, Y12, Y12; \
+	VPSADBW Y12, Y0, Y0; \
+	VPSADBW Y12, Y1, Y1; \
+	VPSADBW Y12, Y2, Y2; \
+	VPSADBW Y12, Y3, Y3; \
+	VPSLLQ  $16, Y2, Y2; \
+	VPSLLQ  $16, Y3, Y3; \
+	VPADDW  Y0, Y4, Y4; \
+	VPADDW  Y2, Y4, Y4; \
+	VPADDW  Y1, Y15, Y15; \
+	VPADDW  Y3, Y15, Y15; \
+	VPXOR   Y0, Y0, Y0; \
+	VPXOR   Y1, Y1, Y1; \
+	VPXOR   Y2, Y2, Y2; \
+	VPXOR   Y3, Y3, Y3
+
+// AVX2_LEVELS computes the plane bits of 32 channels (AX, DX, R12 = p0, p1, p2) over the
+// R10 segments (seg32) at R9, weights at R11, level total R13, thresholds at BX, invert
+// masks at R8 (levels32s' layouts). Clobbers CX, SI, DI, R14.
+#define AVX2_LEVELS \
+	VMOVDQU avx2Nib1<>(SB), Y8; \
+	VMOVDQU avx2Nib2<>(SB), Y9; \
+	VMOVDQU avx2Nib4<>(SB), Y10; \
+	VMOVDQU avx2Low4<>(SB), Y11; \
+	VPXOR   Y0, Y0, Y0; \
+	VPXOR   Y1, Y1, Y1; \
+	VPXOR   Y2, Y2, Y2; \
+	VPXOR   Y3, Y3, Y3; \
+	VPXOR   Y4, Y4, Y4; \
+	VPXOR   Y15, Y15, Y15; \
+	MOVQ    $128, R14; \
+avx2pass: \
+	MOVQ R9, AX; \
+	MOVQ R10, DX; \
+	MOVQ $4, R12; \
+avx2seg: \
+	MOVQ 0(AX), SI; \
+	MOVQ 8(AX), DI; \
+	ADDQ R11, DI; \
+	ADDQ R14, DI; \
+	MOVQ 16(AX), CX; \
+avx2word: \
+	VPBROADCASTQ 0(SI), Y5; \
+	VPBROADCASTQ 8(SI), Y6; \
+	VPBROADCASTQ 16(SI), Y7; \
+	AVX2_REG(0, Y0); \
+	AVX2_REG(32, Y1); \
+	AVX2_REG(64, Y2); \
+	AVX2_REG(96, Y3); \
+	ADDQ $24, SI; \
+	ADDQ $256, DI; \
+	DECQ R12; \
+	JNZ  avx2noflush; \
+	AVX2_FLUSH; \
+	MOVQ $4, R12; \
+avx2noflush: \
+	DECQ CX; \
+	JNZ  avx2word; \
+	ADDQ $24, AX; \
+	DECQ DX; \
+	JNZ  avx2seg; \
+	AVX2_FLUSH; \
+	TESTQ R14, R14; \
+	JZ   avx2reduce; \
+	VPSLLQ $32, Y4, Y4; \
+	VPSLLQ $32, Y15, Y15; \
+	XORQ R14, R14; \
+	JMP  avx2pass; \
+avx2reduce: \
+	VPADDW       Y4, Y4, Y4; \
+	VPADDW       Y15, Y15, Y15; \
+	VMOVQ        R13, X0; \
+	VPBROADCASTW X0, Y0; \
+	VPSUBW       Y4, Y0, Y4; \
+	VPSUBW       Y15, Y0, Y15; \
+	MOVQ         $7, AX; \
+	VMOVQ        AX, X1; \
+	VPBROADCASTW X1, Y1; \
+	VMOVDQU      Y1, Y2; \
+	AVX2_THR(0); \
+	AVX2_THR(64); \
+	AVX2_THR(128); \
+	AVX2_THR(192); \
+	AVX2_THR(256); \
+	AVX2_THR(320); \
+	AVX2_THR(384); \
+	VPXOR        0(R8), Y1, Y1; \
+	VPXOR        32(R8), Y2, Y2; \
+	VPACKUSWB    Y2, Y1, Y1; \
+	VPERMQ       $0xD8, Y1, Y1; \
+	VPSLLW       $7, Y1, Y2; \
+	VPMOVMSKB    Y2, AX; \
+	VPSLLW       $6, Y1, Y2; \
+	VPMOVMSKB    Y2, DX; \
+	VPSLLW       $5, Y1, Y2; \
+	VPMOVMSKB    Y2, R12
+
+// AVX2_THR subtracts 1 from the levels (Y1: channels 0-15, Y2: 16-31, from 7) of the
+// channels whose accumulator (Y4, Y15) is below their threshold at off(BX).
+#define AVX2_THR(off) \
+	VMOVDQU  off(BX), Y3; \
+	VPCMPGTW Y4, Y3, Y3; \
+	VPADDW   Y3, Y1, Y1; \
+	VMOVDQU  off+32(BX), Y3; \
+	VPCMPGTW Y15, Y3, Y3; \
+	VPADDW   Y3, Y2, Y2
+
+// func levels32sAVX2(segs *seg32, nseg int, w *uint64, total int, thr *int16, inv *int16) (p0, p1, p2 uint64)
+TEXT ·levels32sAVX2(SB), NOSPLIT, $0-72
+	MOVQ segs+0(FP), R9
+	MOVQ nseg+8(FP), R10
+	MOVQ w+16(FP), R11
+	MOVQ total+24(FP), R13
+	MOVQ thr+32(FP), BX
+	MOVQ inv+40(FP), R8
+	AVX2_LEVELS
+	MOVQ AX, p0+48(FP)
+	MOVQ DX, p1+56(FP)
+	MOVQ R12, p2+64(FP)
+	VZEROUPPER
+	RET
+
+// func levels32AVX2(x *uint64, w *uint64, sf int, total int, thr *int16, inv *int16) (p0, p1, p2 uint64)
+//
+// levels32sAVX2 on one segment, built in the frame.
+TEXT ·levels32AVX2(SB), NOSPLIT, $24-72
+	MOVQ x+0(FP), AX
+	MOVQ AX, 0(SP)
+	MOVQ $0, 8(SP)
+	MOVQ sf+16(FP), AX
+	MOVQ AX, 16(SP)
+	LEAQ 0(SP), R9
+	MOVQ $1, R10
+	MOVQ w+8(FP), R11
+	MOVQ total+24(FP), R13
+	MOVQ thr+32(FP), BX
+	MOVQ inv+40(FP), R8
+	AVX2_LEVELS
+	MOVQ AX, p0+48(FP)
+	MOVQ DX, p1+56(FP)
+	MOVQ R12, p2+64(FP)
+	VZEROUPPER
+	RET
+
+// func levelsRow32AVX2(x *uint64, tot *int, n int, w *uint64, thr *int16, inv *int16, dst *uint64, dstStride int, half int)
+//
+// levelsRow32 as one 3-word segment per pixel. Frame: the segment (0-23), pixels left
+// (24), the pixel's total pointer (32) and plane words (40).
+TEXT ·levelsRow32AVX2(SB), NOSPLIT, $48-72
+	MOVQ  n+16(FP), CX
+	TESTQ CX, CX
+	JLE   donerowavx2
+	MOVQ  CX, 24(SP)
+	MOVQ  x+0(FP), AX
+	MOVQ  AX, 0(SP)
+	MOVQ  $0, 8(SP)
+	MOVQ  $3, 16(SP)
+	MOVQ  tot+8(FP), AX
+	MOVQ  AX, 32(SP)
+	MOVQ  dst+48(FP), AX
+	MOVQ  half+64(FP), CX
+	LEAQ  (AX)(CX*4), AX
+	MOVQ  AX, 40(SP)
+	MOVQ  w+24(FP), R11
+	MOVQ  thr+32(FP), BX
+	MOVQ  inv+40(FP), R8
+
+looprowavx2:
+	LEAQ 0(SP), R9
+	MOVQ $1, R10
+	MOVQ 32(SP), AX
+	MOVQ (AX), R13
+	AVX2_LEVELS
+	MOVQ 40(SP), CX
+	MOVL AX, 0(CX)
+	MOVL DX, 8(CX)
+	MOVL R12, 16(CX)
+	ADDQ dstStride+56(FP), CX
+	MOVQ CX, 40(SP)
+	ADDQ $72, 0(SP)
+	ADDQ $8, 32(SP)
+	DECQ 24(SP)
+	JNZ  looprowavx2
+
+donerowavx2:
+	VZEROUPPER
+	RET

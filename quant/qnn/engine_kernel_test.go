@@ -91,6 +91,17 @@ func TestEngineKernelsAgree(t *testing.T) {
 		if !bytes.Equal(fast, scalar) || !bytes.Equal(fast, pure) {
 			t.Errorf("widths %v: default, scalar and Go kernels differ", widths)
 		}
+		for _, k := range extraKernels {
+			restore, ok := k.use()
+			if !ok {
+				continue
+			}
+			out := run()
+			restore()
+			if !bytes.Equal(out, fast) {
+				t.Errorf("widths %v: %s and default kernels differ", widths, k.name)
+			}
+		}
 		got, err := Unpack(fast, DDRLayout(widths[len(widths)-1], 5))
 		if err != nil {
 			t.Fatal(err)
@@ -104,6 +115,58 @@ func TestEngineKernelsAgree(t *testing.T) {
 		}
 		if diff != 0 {
 			t.Errorf("widths %v: %d of %d levels differ from the IR reference", widths, diff, len(want))
+		}
+	}
+}
+
+// extraKernels are the kernels some builds add (the AVX2 kernel on amd64): use makes
+// engines built and run until restore use them, ok is false where the CPU lacks them.
+var extraKernels []struct {
+	name string
+	use  func() (restore func(), ok bool)
+}
+
+// TestEngineKernelsRealModel runs the real model's engine layers on every kernel and
+// checks each against the Go kernels, layer by layer.
+func TestEngineKernelsRealModel(t *testing.T) {
+	m := loadModel(t)
+	in, err := Pack(randomLevels(16*208*208, 7), DDRLayout(16, 208))
+	if err != nil {
+		t.Fatal(err)
+	}
+	trace := func() [][]byte {
+		t.Helper()
+		e, err := NewEngine(m, W1A3, 2)
+		if err != nil {
+			t.Fatal(err)
+		}
+		outs, err := e.RunTrace(in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return outs
+	}
+	restore := goKernels()
+	want := trace()
+	restore()
+	kernels := append([]struct {
+		name string
+		use  func() (restore func(), ok bool)
+	}{
+		{"default", func() (func(), bool) { return func() {}, true }},
+		{"scalar", func() (func(), bool) { return scalarKernels(), true }},
+	}, extraKernels...)
+	for _, k := range kernels {
+		restore, ok := k.use()
+		if !ok {
+			continue
+		}
+		got := trace()
+		restore()
+		for i := range want {
+			if !bytes.Equal(got[i], want[i]) {
+				t.Errorf("%s kernel: engine layer %d differs from the Go kernels", k.name, i)
+			}
 		}
 	}
 }
@@ -231,19 +294,33 @@ func BenchmarkDotKernels(b *testing.B) {
 
 // BenchmarkEngineKernels runs the real model's engine layers (threads=1) on each kernel
 // this build has: the default (AVX-512 where the CPU has it), the scalar POPCNT
-// assembly kernel, the Go popcount kernel and the 32-bit carry-save kernel that 32-bit
-// CPUs run.
+// assembly kernel, the Go popcount kernel, the 32-bit carry-save kernel that 32-bit
+// CPUs run and the extraKernels (AVX2 on amd64).
 func BenchmarkEngineKernels(b *testing.B) {
 	m := loadModel(b)
 	in, _ := Pack(randomLevels(16*208*208, 5), DDRLayout(16, 208))
-	for _, kern := range []string{"default", "scalar", "go", "csa32"} {
+	kernels := []string{"default", "scalar", "go", "csa32"}
+	for _, k := range extraKernels {
+		kernels = append(kernels, k.name)
+	}
+	for _, kern := range kernels {
 		b.Run(kern, func(b *testing.B) {
 			restore := func() {}
 			switch kern {
+			case "default":
 			case "scalar":
 				restore = scalarKernels()
 			case "go", "csa32":
 				restore = goKernels()
+			default:
+				for _, k := range extraKernels {
+					if k.name == kern {
+						var ok bool
+						if restore, ok = k.use(); !ok {
+							b.Skipf("CPU lacks the %s kernel", kern)
+						}
+					}
+				}
 			}
 			old := use32
 			use32 = kern == "csa32"
