@@ -30,12 +30,14 @@ import (
 // Kernels: amd64 CPUs with AVX-512 VPOPCNTQ compute 32 output channels per call in
 // assembly, thresholds included (engine_amd64.s): levels32s reads each window in place as
 // one segment per window row inside the map (padding taps cost nothing), levelsRow32
-// runs a whole row of the dense first layer with its weights in registers; other amd64
-// CPUs run a POPCNT assembly kernel; 32-bit CPUs (the board's Cortex-A9, no popcount
+// runs a whole row of the dense first layer with its weights in registers; AVX2 CPUs
+// without AVX-512 run the same three with a VPSHUFB nibble-table popcount (about 2.3x
+// the AVX-512 time, 2.7x faster than scalar); other amd64 CPUs run a POPCNT assembly
+// kernel; 32-bit CPUs (the board's Cortex-A9, no popcount
 // instruction) add the masked planes with carry-save adders (engine_csa.go); the rest
 // run bits.OnesCount64. All give identical results (TestEngineKernelsAgree). Weights
 // are packed and interleaved once, in NewEngine. Records become planes with BMI2 PEXT
-// where the CPU has it, else through a table.
+// on CPUs with AVX-512 (fast PEXT), else through a table.
 //
 // An Engine is safe for concurrent use: its layers are read-only after NewEngine, and
 // each Run takes its own scratch planes (reused across runs through a sync.Pool, about
