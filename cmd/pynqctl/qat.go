@@ -26,6 +26,7 @@ func init() { quantCommands = append(quantCommands, newQATCmd, newQNNDirCmd) }
 // qatFlags are the options of `pynqctl quant qat`.
 type qatFlags struct {
 	train     train.Options
+	extras    trainExtras
 	precision precisionFlags
 	// The PTQ-vs-QAT comparison (with --outdir): calibration images, the flow's
 	// verify options, and the report directory.
@@ -63,14 +64,19 @@ float model (post-training quantization, calibrated on --calibration), <outdir>/
 "quant run" on the QAT model with its trained scales, both verified against the float
 model on --val. <outdir>/qat_report.json and qat_report.html compare float, PTQ and
 QAT mAP per class with precision-recall curves. Exits 3 when the QAT model still fails
-the accuracy gate (--max-drop).`,
+the accuracy gate (--max-drop).
+
+A model exported with --float-activation=lhtan trains its lhtan layers with the
+scales 1/(2^bits-1) of lhtan's saturation at 1 (the engine's levels), not calibrated.
+
+` + trainDataHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			return runQAT(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), log, f)
 		},
 	}
 	o := &f.train
-	addTrainFlags(cmd, o)
+	addTrainFlags(cmd, o, &f.extras)
 	addPrecisionFlags(cmd, &f.precision)
 	fl := cmd.Flags()
 	fl.StringVar(&o.Weights, "weights", "", "initial (float) weights (default: darknet's random initialisation)")
@@ -91,6 +97,10 @@ the accuracy gate (--max-drop).`,
 
 func runQAT(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f qatFlags) error {
 	o := &f.train
+	if err := f.extras.apply(o); err != nil {
+		return err
+	}
+	f.verify.names = f.extras.names
 	if f.outdir != "" && (o.Weights == "" || o.Val == "") {
 		return errors.New("quant qat: --outdir compares with post-training quantization of the float model: give --weights (float) and --val")
 	}
@@ -149,8 +159,12 @@ func runFlow(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f qat
 	r := quantRunFlags{cfg: cfg, weights: weights, calibration: f.calibration, val: f.train.Val,
 		outdir: filepath.Join(f.outdir, sub), name: defaultModelName(cfg), scales: scales,
 		calibImages: f.calibImages, precision: f.precision, verify: f.verify}
-	if r.calibration == "" {
-		r.calibration = f.train.Data
+	if r.calibration == "" { // the first training dataset
+		srcs, err := train.ParseSources(f.train.Data)
+		if err != nil {
+			return nil, err
+		}
+		r.calibration = srcs[0].Path
 	}
 	r.verify.float, r.verify.threads = floatRef, f.train.Threads
 	var res *verifyResult

@@ -48,7 +48,7 @@ func (p precisionFlags) activationArgs() []string {
 
 // annotate gives m the quantizers the weights and activations steps would, with the
 // activation scales unset (quantization-aware training calibrates them on its first
-// batch). LeakyRelu layers become ReLU with --leaky=relu, as in the flow.
+// batch) except after lhtan. LeakyRelu layers become ReLU with --leaky=relu, as in the flow.
 func (p precisionFlags) annotate(m *quant.Model) error {
 	w := p.weights
 	if p.overrides != "" {
@@ -63,10 +63,9 @@ func (p precisionFlags) annotate(m *quant.Model) error {
 		return fmt.Errorf("activations: %w", err)
 	}
 	for _, l := range m.Layers {
-		if l.Kind == quant.KindConv && l.Conv.Activation == quant.ActLHTan {
-			return fmt.Errorf("%s: lhtan activations cannot be trained (train with relu)", l.Name)
-		}
-		if q := l.Quant; q != nil && q.ActBits > 0 {
+		// After lhtan the scale is lhtan's saturation at 1 over the levels (what
+		// QuantizeActivations set); the others calibrate on the first batch.
+		if q := l.Quant; q != nil && q.ActBits > 0 && (l.Kind != quant.KindConv || l.Conv.Activation != quant.ActLHTan) {
 			q.ActScale = 0
 		}
 	}

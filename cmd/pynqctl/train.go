@@ -8,13 +8,17 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/train"
 )
 
 func init() { rootCommands = append(rootCommands, newTrainCmd) }
 
 func newTrainCmd(log *slog.Logger) *cobra.Command {
-	var o train.Options
+	var (
+		o train.Options
+		x trainExtras
+	)
 	cmd := &cobra.Command{
 		Use:   "train --cfg M.cfg --data DIR|LIST [--val DIR] [--weights W] [--out DIR] [--resume DIR/M_last.weights]",
 		Short: "Train a darknet Tiny-YOLO/Tinier-YOLO (region head) on the CPU, writing darknet .weights",
@@ -28,14 +32,21 @@ Writes <out>/<name>_<iter>.weights every --checkpoint-every iterations,
 <out>/<name>_last.weights (+ .momentum, atomically) and <out>/<name>_final.weights.
 --resume continues from a _last checkpoint (iteration = seen/batch; with its .momentum
 sidecar the run continues exactly as if uninterrupted). Interrupting (Ctrl-C) writes
-the last checkpoint. With --val, prints VOC2012 mAP@0.5 at checkpoints.`,
+the last checkpoint. With --val, prints VOC2012 mAP@0.5 at checkpoints and writes
+<out>/<name>_best.weights whenever it improves (--keep-best ends on it).
+
+` + trainDataHelp,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := x.apply(&o); err != nil {
+				return err
+			}
 			out := cmd.OutOrStdout()
 			o.Progress = func(p train.Progress) { fmt.Fprintln(out, p) }
 			res, err := train.Run(cmd.Context(), o)
 			if res != nil {
-				log.Info("training stopped", "iterations", res.Iterations, "seen", res.Seen, "avg_loss", res.AvgLoss, "weights", res.Final)
+				log.Info("training stopped", "iterations", res.Iterations, "seen", res.Seen, "avg_loss", res.AvgLoss, "weights", res.Final,
+					"best", res.Best, "best_map", res.BestMAP)
 			}
 			if errors.Is(err, context.Canceled) {
 				return nil
@@ -43,7 +54,7 @@ the last checkpoint. With --val, prints VOC2012 mAP@0.5 at checkpoints.`,
 			return err
 		},
 	}
-	addTrainFlags(cmd, &o)
+	addTrainFlags(cmd, &o, &x)
 	fl := cmd.Flags()
 	fl.StringVar(&o.Val, "val", "", "validation data for mAP (darknet-form directory, list file or VOC tree)")
 	fl.StringVar(&o.Weights, "weights", "", "initial weights (default: darknet's random initialisation); seen starts at 0")
@@ -57,10 +68,15 @@ the last checkpoint. With --val, prints VOC2012 mAP@0.5 at checkpoints.`,
 // addTrainFlags registers the training-loop flags (and their defaults) that train and
 // quant qat share; each command adds the ones whose meaning differs (val, weights,
 // resume, out, learn-clip, qat).
-func addTrainFlags(cmd *cobra.Command, o *train.Options) {
+func addTrainFlags(cmd *cobra.Command, o *train.Options, x *trainExtras) {
 	fl := cmd.Flags()
 	fl.StringVar(&o.Cfg, "cfg", "", "darknet cfg with [net] training keys and a [region] head (required)")
-	fl.StringVar(&o.Data, "data", "", "training data: darknet-form directory or list file (required)")
+	fl.StringVar(&o.Data, "data", "", "training data: darknet-form directories or list files, comma-separated, each PATH or PATH=WEIGHT (required)")
+	fl.StringVar(&x.names, "names", "", "the model's class names: labels and validation match them by name, other classes are dropped")
+	fl.IntVar(&x.freeze, "freeze", 0, "freeze layers 0..N-1 (no updates, batch norm on its rolling statistics, no backward pass below layer N)")
+	fl.StringVar(&x.layerRates, "layer-rates", "", `per-layer learning-rate factors, e.g. "9-12=0.5,13=10" (0 freezes; after --freeze)`)
+	fl.Float64Var(&o.BinaryMagnitude, "binary-magnitude", 0, "rescale the trained binary layers' latent weights to +-this (batch norm adjusted: same function) before training from --weights; 0.02-0.05 lets fine-tuning flip the signs of weights exported at +-1")
+	fl.BoolVar(&o.KeepBest, "keep-best", false, "with --val: end on the weights of the best validation mAP (<out>/<name>_best.weights)")
 	fl.IntVar(&o.MaxBatches, "max-batches", 0, "iterations to train to (default: the cfg's max_batches)")
 	fl.IntVar(&o.Batch, "batch", 0, "images per iteration (default: the cfg's batch)")
 	fl.IntVar(&o.Threads, "threads", 0, "compute goroutines (default: all cores)")
@@ -69,4 +85,38 @@ func addTrainFlags(cmd *cobra.Command, o *train.Options) {
 	fl.Uint64Var(&o.Seed, "seed", 1, "seed of the image order, augmentation and initial weights")
 	_ = cmd.MarkFlagRequired("cfg")
 	_ = cmd.MarkFlagRequired("data")
+}
+
+// trainDataHelp documents the training-data flags train and quant qat share.
+const trainDataHelp = `Training data: --data takes several datasets, comma-separated, each with an optional
+draw weight: "coco=3,pseudo,synth=0.5" draws every coco image three times and every
+synth image half as often as a pseudo one (images are drawn with replacement). With
+--names (the model's classes, e.g. a file holding "chair"), labels of every dataset and
+of --val are matched to the model's classes by name and other classes are dropped, so
+COCO-, VOC- and one-class datasets mix. --freeze N and --layer-rates fine-tune part of
+a network: a frozen backbone costs no backward pass.`
+
+// trainExtras are the training flags that need parsing into train.Options.
+type trainExtras struct {
+	names, layerRates string
+	freeze            int
+}
+
+func (x trainExtras) apply(o *train.Options) error {
+	if x.names != "" {
+		names, err := detect.LoadNames(x.names)
+		if err != nil {
+			return fmt.Errorf("--names: %w", err)
+		}
+		o.Names = names
+	}
+	rates, err := train.ParseLayerRates(x.layerRates)
+	if err != nil {
+		return fmt.Errorf("--layer-rates: %w", err)
+	}
+	o.LayerRates = append(train.Freeze(x.freeze), rates...)
+	if o.KeepBest && o.Val == "" {
+		return errors.New("--keep-best needs --val (the best checkpoint is the best validation mAP)")
+	}
+	return nil
 }

@@ -27,6 +27,7 @@ type convLayer struct {
 	trainPass bool
 	q         *layerQuant // nil: float layer
 	wfwd      []float32   // the weights of the last forward pass (bipolar under QAT)
+	wbin      []float32   // binary=1 without QAT: darknet's binarized weights
 	eps       float32
 	epsInside bool
 }
@@ -157,8 +158,11 @@ func (cl *convLayer) forward(n *Net, in, out []float32, train bool) {
 	cl.ensure(n)
 	f, isz, osz := cl.c.Filters, cl.l.In.Size(), cl.l.Out.Size()
 	cl.wfwd = cl.c.Weights
-	if cl.q != nil {
+	switch {
+	case cl.q != nil:
 		cl.wfwd = cl.q.quantizeWeights(cl.c.Weights, f)
+	case cl.c.Binary || cl.c.XNOR:
+		cl.wfwd = cl.binarized(f)
 	}
 	wp := engine.PackA(f, cl.k, cl.wfwd, cl.k)
 	n.parallelImages(func(worker, b int) {
@@ -177,6 +181,33 @@ func (cl *convLayer) forward(n *Net, in, out []float32, train bool) {
 	if cl.q != nil {
 		cl.q.quantizeActivations(out, n.clipInit)
 	}
+}
+
+// binarized returns darknet's binarize_weights of a binary=1 layer: per filter,
+// mean |w| times the sign (w > 0). Darknet trains such a layer with these weights in
+// both passes and applies the updates to the float ones, as QAT's bipolar quantizer.
+func (cl *convLayer) binarized(f int) []float32 {
+	w := cl.c.Weights
+	if len(cl.wbin) != len(w) {
+		cl.wbin = make([]float32, len(w))
+	}
+	per := len(w) / f
+	for o := range f {
+		row := w[o*per : (o+1)*per]
+		var sum float64
+		for _, v := range row {
+			sum += math.Abs(float64(v))
+		}
+		mean := float32(sum / float64(per))
+		for i, v := range row {
+			if v > 0 {
+				cl.wbin[o*per+i] = mean
+			} else {
+				cl.wbin[o*per+i] = -mean
+			}
+		}
+	}
+	return cl.wbin
 }
 
 func (cl *convLayer) addBias(n *Net, out []float32) {

@@ -6,7 +6,9 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"sort"
 	"strconv"
+	"strings"
 	"sync"
 
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
@@ -17,22 +19,82 @@ import (
 type Sample struct {
 	Path  string
 	Boxes []Box
+	// Weight is how often the loader draws this image relative to others (its
+	// source's weight; 0 counts as 1).
+	Weight float64
+}
+
+// Source is one training dataset and its draw weight.
+type Source struct {
+	Path   string
+	Weight float64 // per-image oversampling factor (1: as often as any other image)
+}
+
+// ParseSources reads a comma-separated list of datasets, each PATH or PATH=WEIGHT:
+// "coco=3,pseudo" draws every coco image three times as often as a pseudo image.
+func ParseSources(spec string) ([]Source, error) {
+	var out []Source
+	for _, part := range strings.Split(spec, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		src := Source{Path: part, Weight: 1}
+		if i := strings.LastIndex(part, "="); i >= 0 {
+			w, err := strconv.ParseFloat(part[i+1:], 64)
+			if err != nil || w < 0 || math.IsInf(w, 0) || math.IsNaN(w) {
+				return nil, fmt.Errorf("training data %q: weight %q is not a non-negative number", part, part[i+1:])
+			}
+			src = Source{Path: part[:i], Weight: w}
+		}
+		out = append(out, src)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("training data %q: no dataset given", spec)
+	}
+	return out, nil
+}
+
+// LoadSources loads every source (see [LoadSamples]) with its weight.
+func LoadSources(srcs []Source, classes int, names []string) ([]Sample, error) {
+	var out []Sample
+	for _, src := range srcs {
+		s, _, err := LoadSamples(src.Path, classes, names)
+		if err != nil {
+			return nil, err
+		}
+		for i := range s {
+			s[i].Weight = src.Weight
+		}
+		out = append(out, s...)
+	}
+	return out, nil
 }
 
 // LoadSamples opens a darknet dataset (a directory of images with same-name .txt
-// labels, or a list file; see quant/dataset) for training. Without a names file the
-// classes are named by their index (0 .. classes-1).
-func LoadSamples(path string, classes int) ([]Sample, []string, error) {
+// labels, or a list file; see quant/dataset) for training. With names (the model's
+// classes), labels are matched by class name and other classes are dropped (a COCO
+// or VOC dataset trains a chair model); without, a label's class is its index in the
+// dataset's names file, and a dataset without one names its classes 0 .. classes-1.
+func LoadSamples(path string, classes int, names []string) ([]Sample, []string, error) {
 	d, err := dataset.Open(path, dataset.Options{})
 	if errors.Is(err, dataset.ErrNoNames) {
-		names := make([]string, classes)
-		for i := range names {
-			names[i] = strconv.Itoa(i)
+		fallback := names
+		if fallback == nil {
+			fallback = make([]string, classes)
+			for i := range fallback {
+				fallback[i] = strconv.Itoa(i)
+			}
 		}
-		d, err = dataset.Open(path, dataset.Options{Names: names})
+		d, err = dataset.Open(path, dataset.Options{Names: fallback})
 	}
 	if err != nil {
 		return nil, nil, fmt.Errorf("training data: %w", err)
+	}
+	if names == nil {
+		names = d.Names
+	} else if !slices.ContainsFunc(names, func(n string) bool { return slices.Contains(d.Names, n) }) {
+		return nil, nil, fmt.Errorf("training data %s: none of the model's classes %v is among its classes", path, names)
 	}
 	var out []Sample
 	for _, im := range d.Images {
@@ -41,7 +103,10 @@ func LoadSamples(path string, classes int) ([]Sample, []string, error) {
 		}
 		s := Sample{Path: im.Path}
 		for _, o := range im.Objects {
-			c := slices.Index(d.Names, o.Class)
+			c := slices.Index(names, o.Class)
+			if c < 0 {
+				continue
+			}
 			w, h := float64(im.Width), float64(im.Height)
 			b := o.Box // VOC 1-based corners: undo dataset.Label.PixelBox
 			s.Boxes = append(s.Boxes, Box{
@@ -246,6 +311,7 @@ type miniBatch struct {
 // run repeat the uninterrupted one.
 type loader struct {
 	samples []Sample
+	cum     []float64 // cumulative sample weights, for weighted draws
 	w, h    int
 	batch   int
 	aug     Augment
@@ -284,7 +350,7 @@ func (ld *loader) make(k uint64) miniBatch {
 	picks := make([]int, ld.batch)
 	seeds := make([]uint64, ld.batch)
 	for b := range picks {
-		picks[b] = rng.IntN(len(ld.samples))
+		picks[b] = ld.pick(rng)
 		seeds[b] = rng.Uint64()
 	}
 	var wg sync.WaitGroup
@@ -306,6 +372,38 @@ func (ld *loader) make(k uint64) miniBatch {
 	wg.Wait()
 	mb.err = errors.Join(errs...)
 	return mb
+}
+
+// pick draws a sample index: uniformly, or by the samples' weights when they differ.
+func (ld *loader) pick(rng *rand.Rand) int {
+	if ld.cum == nil {
+		return rng.IntN(len(ld.samples))
+	}
+	u := rng.Float64() * ld.cum[len(ld.cum)-1]
+	// The first sample whose cumulative weight exceeds u: zero-weight ones never.
+	i := sort.Search(len(ld.cum), func(i int) bool { return ld.cum[i] > u })
+	return min(i, len(ld.samples)-1)
+}
+
+// weighCumulative sets the cumulative weights when some sample is weighted.
+func (ld *loader) weighCumulative() error {
+	uniform := true
+	for _, s := range ld.samples {
+		uniform = uniform && (s.Weight == 0 || s.Weight == 1)
+	}
+	if uniform {
+		return nil
+	}
+	ld.cum = make([]float64, len(ld.samples))
+	total := 0.0
+	for i, s := range ld.samples {
+		total += s.Weight
+		ld.cum[i] = total
+	}
+	if total <= 0 {
+		return errors.New("training data: every dataset has weight 0")
+	}
+	return nil
 }
 
 // run sends mini-batches first, first+1, ... until done is closed.

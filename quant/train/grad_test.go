@@ -92,6 +92,7 @@ func TestConvGradient(t *testing.T) {
 		{"3x3 bn linear", 3, 6, 6, 4, 3, 1, 1, quant.ActLinear, true, 3, 2},
 		{"3x3s2 bn leaky", 2, 7, 7, 3, 3, 2, 1, quant.ActLeaky, true, 2, 2},
 		{"2x2s2p0 bn logistic", 2, 6, 6, 2, 2, 2, 0, quant.ActLogistic, true, 2, 1},
+		{"3x3 bn lhtan", 3, 6, 6, 4, 3, 1, 1, quant.ActLHTan, true, 2, 2},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -38,7 +38,32 @@ type Net struct {
 	Loss float64
 	// Stats of the last forward pass's region layer.
 	Stats RegionStats
+
+	// scales are the per-layer learning-rate factors (SetLayerRates); a layer at 0 is
+	// frozen. firstTrained is the lowest layer the backward pass reaches.
+	scales       []float64
+	firstTrained int
 }
+
+// SetLayerRates scales the learning rate per layer; layers at scale 0 are frozen
+// (see [LayerRate]).
+func (n *Net) SetLayerRates(rates []LayerRate) error {
+	s, err := layerScales(rates, len(n.layers))
+	if err != nil {
+		return err
+	}
+	n.scales, n.firstTrained = s, len(n.layers)-1
+	for i, l := range n.layers {
+		if _, ok := l.(*convLayer); ok && s[i] > 0 {
+			n.firstTrained = i
+			break
+		}
+	}
+	return nil
+}
+
+// frozen says whether layer i trains at all.
+func (n *Net) frozen(i int) bool { return n.scales != nil && n.scales[i] == 0 }
 
 type trainLayer interface {
 	forward(n *Net, in, out []float32, train bool)
@@ -49,7 +74,7 @@ type trainLayer interface {
 
 // NewNet prepares m (with weights) for training with mini-batches of batch images on
 // threads goroutines (0: GOMAXPROCS). Supported layers: convolutional (groups 1, with or
-// without batch norm; linear, leaky, relu, logistic), maxpool and a final region head.
+// without batch norm; linear, leaky, relu, logistic, lhtan), maxpool and a final region head.
 func NewNet(m *quant.Model, batch, threads int, rp RegionParams) (*Net, error) {
 	if err := m.InferShapes(); err != nil {
 		return nil, fmt.Errorf("train: %w", err)
@@ -127,22 +152,29 @@ func (n *Net) Forward(input []float32, truths [][]Box, train bool) {
 	in := input
 	n.truths = truths
 	for i, l := range n.layers {
-		l.forward(n, in, n.outs[i], train)
+		// A frozen convolution keeps its rolling batch-norm statistics: it computes
+		// what it computed before training.
+		_, conv := l.(*convLayer)
+		l.forward(n, in, n.outs[i], train && !(conv && n.frozen(i)))
 		in = n.outs[i]
 	}
 }
 
 // Backward propagates the region deltas of the last training Forward back to the
-// first layer, accumulating parameter updates.
+// first layer (or the lowest layer that is not frozen), accumulating parameter
+// updates.
 func (n *Net) Backward(input []float32) {
 	for i := range n.deltas[:len(n.deltas)-1] {
 		clear(n.deltas[i])
 	}
-	for i := len(n.layers) - 1; i >= 0; i-- {
+	for i := len(n.layers) - 1; i >= n.firstTrained; i-- {
 		in := input
 		var inDelta []float32
 		if i > 0 {
 			in, inDelta = n.outs[i-1], n.deltas[i-1]
+		}
+		if i == n.firstTrained {
+			inDelta = nil
 		}
 		n.layers[i].backward(n, in, n.outs[i], n.deltas[i], inDelta)
 	}
@@ -152,10 +184,16 @@ func (n *Net) Backward(input []float32) {
 // with rate lr for a full batch of batch images: w += lr/batch * (u - decay*batch*w),
 // then u *= momentum, where u accumulates the deltas (and holds the momentum).
 func (n *Net) Update(lr, momentum, decay float64, batch int) {
-	for _, l := range n.layers {
-		if c, ok := l.(*convLayer); ok {
-			c.update(float32(lr/float64(batch)), float32(momentum), float32(decay*float64(batch)), n.LearnClip)
+	for i, l := range n.layers {
+		c, ok := l.(*convLayer)
+		if !ok || n.frozen(i) {
+			continue
 		}
+		r := lr
+		if n.scales != nil {
+			r *= n.scales[i]
+		}
+		c.update(float32(r/float64(batch)), float32(momentum), float32(decay*float64(batch)), n.LearnClip)
 	}
 }
 
@@ -221,6 +259,14 @@ func activateForward(x []float32, a quant.Activation) {
 		for i, v := range x {
 			x[i] = float32(1 / (1 + math.Exp(-float64(v))))
 		}
+	case quant.ActLHTan: // darknet's lhtan_activate: slope .001 outside [0, 1]
+		for i, v := range x {
+			if v < 0 {
+				x[i] = .001 * v
+			} else if v > 1 {
+				x[i] = .001*(v-1) + 1
+			}
+		}
 	}
 }
 
@@ -244,12 +290,18 @@ func activateBackward(y, delta []float32, a quant.Activation) {
 		for i, v := range y {
 			delta[i] *= (1 - v) * v
 		}
+	case quant.ActLHTan: // lhtan_gradient
+		for i, v := range y {
+			if v <= 0 || v >= 1 {
+				delta[i] *= .001
+			}
+		}
 	}
 }
 
 func supportedActivation(a quant.Activation) bool {
 	switch a {
-	case quant.ActLinear, quant.ActLeaky, quant.ActReLU, quant.ActLogistic:
+	case quant.ActLinear, quant.ActLeaky, quant.ActReLU, quant.ActLogistic, quant.ActLHTan:
 		return true
 	}
 	return false

@@ -314,7 +314,7 @@ func TestQATValidationRunsQuantized(t *testing.T) {
 	if len(maps) != 2 {
 		t.Fatalf("mAP reported %d times in 2 iterations with ValEvery 1, want 2", len(maps))
 	}
-	q, err := EvalMAP(res.Model, data, 1)
+	q, err := EvalMAP(res.Model, data, nil, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

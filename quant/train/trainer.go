@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/quant"
@@ -25,12 +26,26 @@ import (
 
 // Options configure [Run].
 type Options struct {
-	Cfg     string // darknet cfg with the training keys
-	Data    string // darknet dataset: directory or list file
-	Val     string // optional validation dataset for mAP
-	Weights string // optional initial weights (else darknet's random initialisation)
-	Resume  string // optional checkpoint to resume from (iteration = seen / batch)
-	OutDir  string // checkpoints go here (default ".")
+	Cfg string // darknet cfg with the training keys
+	// Data is one darknet dataset (directory or list file) or several, each with an
+	// optional draw weight: "a=3,b" (see ParseSources).
+	Data string
+	Val  string // optional validation dataset for mAP
+	// Names are the model's class names. With them, training and validation labels are
+	// matched to the model's classes by name and other classes are dropped; without,
+	// by index.
+	Names []string
+	// LayerRates scale the learning rate per layer; scale 0 freezes (see LayerRate).
+	LayerRates []LayerRate
+	// BinaryMagnitude, when set, rescales the trained binary layers' latent weights
+	// to +-BinaryMagnitude before training starts from Weights (ScaleBinaryWeights).
+	BinaryMagnitude float64
+	// KeepBest, with Val, ends the run with the model of the best validation mAP
+	// (also written as <name>_best.weights + .momentum whenever the mAP improves).
+	KeepBest bool
+	Weights  string // optional initial weights (else darknet's random initialisation)
+	Resume   string // optional checkpoint to resume from (iteration = seen / batch)
+	OutDir   string // checkpoints go here (default ".")
 
 	MaxBatches      int // overrides the cfg's max_batches when > 0
 	Batch           int // overrides the cfg's batch when > 0 (subdivisions kept if they divide it)
@@ -80,8 +95,13 @@ type Result struct {
 	Model      *quant.Model
 	Iterations int
 	Seen       uint64
-	Final      string // path of the last weights written
+	Final      string // path of the last weights written (the best ones with KeepBest)
 	AvgLoss    float64
+	// Best is the checkpoint of the highest validation mAP (BestMAP, at iteration
+	// BestIteration); empty without validation.
+	Best          string
+	BestMAP       float64
+	BestIteration int
 }
 
 // Run trains the cfg's model on the dataset until max_batches, writing
@@ -115,12 +135,25 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	if len(m.Layers) == 0 || m.Layers[len(m.Layers)-1].Head == nil {
 		return nil, fmt.Errorf("train: %s has no region head", opt.Cfg)
 	}
-	samples, _, err := LoadSamples(opt.Data, m.Layers[len(m.Layers)-1].Head.Classes)
+	classes := m.Layers[len(m.Layers)-1].Head.Classes
+	if opt.Names != nil && len(opt.Names) != classes {
+		return nil, fmt.Errorf("train: %d class names for a model of %d classes (%s)", len(opt.Names), classes, opt.Cfg)
+	}
+	srcs, err := ParseSources(opt.Data)
+	if err != nil {
+		return nil, fmt.Errorf("train: %w", err)
+	}
+	samples, err := LoadSources(srcs, classes, opt.Names)
 	if err != nil {
 		return nil, err
 	}
 	if opt.QAT {
 		if err := prepareQAT(m, opt); err != nil {
+			return nil, err
+		}
+	}
+	if opt.BinaryMagnitude > 0 && opt.Resume == "" {
+		if _, err := ScaleBinaryWeights(m, opt.LayerRates, opt.BinaryMagnitude); err != nil {
 			return nil, err
 		}
 	}
@@ -130,6 +163,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 		return nil, err
 	}
 	net.LearnClip, net.clipInit = opt.LearnClip, opt.ClipInit
+	if err := net.SetLayerRates(opt.LayerRates); err != nil {
+		return nil, err
+	}
 	net.Seen = seen
 	out := opt.OutDir
 	if out == "" {
@@ -174,6 +210,9 @@ func (t *trainer) loop(ctx context.Context, samples []Sample) (*Result, error) {
 	ld := &loader{samples: samples, w: m.Input.W, h: m.Input.H, batch: net.Batch, seed: t.opt.Seed,
 		aug:   Augment{Jitter: cfg.Jitter, Hue: cfg.Hue, Saturation: cfg.Saturation, Exposure: cfg.Exposure, Flip: cfg.Flip},
 		cache: map[string]*imageio.Image{}}
+	if err := ld.weighCumulative(); err != nil {
+		return nil, err
+	}
 	batches := make(chan miniBatch, 2)
 	done := make(chan struct{})
 	defer close(done)
@@ -183,7 +222,8 @@ func (t *trainer) loop(ctx context.Context, samples []Sample) (*Result, error) {
 	if every <= 0 {
 		every = 100
 	}
-	res := &Result{Model: m}
+	res := &Result{Model: m, BestMAP: -1}
+	var best *snapshot
 	iter := int(net.Seen / uint64(cfg.Batch))
 	for iter < cfg.MaxBatches {
 		if ctx.Err() != nil {
@@ -230,11 +270,17 @@ func (t *trainer) loop(ctx context.Context, samples []Sample) (*Result, error) {
 			}
 		}
 		if t.opt.Val != "" && ((t.opt.ValEvery > 0 && iter%t.opt.ValEvery == 0) || (t.opt.ValEvery <= 0 && checkpoint)) {
-			r, err := EvalMAP(m, t.opt.Val, t.opt.Threads)
+			r, err := EvalMAP(m, t.opt.Val, t.opt.Names, t.opt.Threads)
 			if err != nil {
 				return nil, err
 			}
 			p.MAP = r.MAP
+			if r.MAP > res.BestMAP {
+				if best, err = t.saveBest(best); err != nil {
+					return nil, err
+				}
+				res.Best, res.BestMAP, res.BestIteration = filepath.Join(t.out, m.Name+"_best.weights"), r.MAP, iter
+			}
 		}
 		if t.opt.Progress != nil {
 			t.opt.Progress(p)
@@ -251,8 +297,25 @@ func (t *trainer) loop(ctx context.Context, samples []Sample) (*Result, error) {
 		}
 	}
 	res.Iterations, res.Seen, res.AvgLoss = iter, net.Seen, t.avg
+	if t.opt.KeepBest && best != nil {
+		best.restore()
+		res.Final = res.Best
+	}
 	refreshWeightScales(m)
 	return res, ctx.Err()
+}
+
+// saveBest writes <name>_best.weights and .momentum and keeps the state in memory
+// (reusing prev's buffers) for KeepBest.
+func (t *trainer) saveBest(prev *snapshot) (*snapshot, error) {
+	name := t.net.Model.Name + "_best.weights"
+	if err := t.save(name); err != nil {
+		return nil, err
+	}
+	if err := writeAtomic(momentumPath(filepath.Join(t.out, name)), t.net.writeMomentum); err != nil {
+		return nil, err
+	}
+	return takeSnapshot(t.net.Model, prev), nil
 }
 
 func (t *trainer) saveLast() error {
@@ -421,7 +484,11 @@ func (n *Net) loadMomentum(path string) error {
 // darknet's `detector valid`) and returns VOC2012 mAP at IoU .5. A model with
 // quantizers (QAT) runs through them in the quantized engine, as its quantized
 // forward pass computes; others in the float engine.
-func EvalMAP(m *quant.Model, val string, threads int) (*mapeval.Result, error) {
+//
+// With names (the model's classes), detections are named by them and only those
+// classes' ground truth counts (a chair model on a 30-class set is scored on chairs);
+// without, the model's class j is the dataset's j-th name.
+func EvalMAP(m *quant.Model, val string, names []string, threads int) (*mapeval.Result, error) {
 	ds, err := dataset.Open(val, dataset.Options{})
 	if err != nil {
 		return nil, fmt.Errorf("validation data: %w", err)
@@ -439,12 +506,19 @@ func EvalMAP(m *quant.Model, val string, threads int) (*mapeval.Result, error) {
 	if err != nil {
 		return nil, err
 	}
+	classNames := names
+	if classNames == nil {
+		classNames = ds.Names
+	}
 	var gts []mapeval.ImageGT
 	var dets []mapeval.Detection
 	const thresh = .005
 	for _, im := range ds.Images {
 		gt := mapeval.ImageGT{ID: im.ID}
 		for _, o := range im.Objects {
+			if names != nil && !slices.Contains(names, o.Class) {
+				continue
+			}
 			gt.Objects = append(gt.Objects, mapeval.Object{Class: o.Class, Box: mapeval.Box(o.Box), Difficult: o.Difficult})
 		}
 		gts = append(gts, gt)
@@ -469,8 +543,8 @@ func EvalMAP(m *quant.Model, val string, threads int) (*mapeval.Result, error) {
 			b := mapeval.Box{max(float64(c.Box[0])+1, 1), max(float64(c.Box[1])+1, 1),
 				min(float64(c.Box[2])+1, w), min(float64(c.Box[3])+1, h)}
 			for j, p := range c.Probs {
-				if p > thresh && j < len(ds.Names) {
-					dets = append(dets, mapeval.Detection{Image: im.ID, Class: ds.Names[j], Score: float64(p), Box: b})
+				if p > thresh && j < len(classNames) {
+					dets = append(dets, mapeval.Detection{Image: im.ID, Class: classNames[j], Score: float64(p), Box: b})
 				}
 			}
 		}
