@@ -19,8 +19,9 @@ import (
 func init() { rootCommands = append(rootCommands, newDatasetCmd) }
 
 func newDatasetCmd(log *slog.Logger) *cobra.Command {
-	cmd := &cobra.Command{Use: "dataset", Short: "Make datasets (synthetic chair scenes)"}
+	cmd := &cobra.Command{Use: "dataset", Short: "Make datasets (synthetic chair scenes, pseudo-labels for photos)"}
 	cmd.AddCommand(newDatasetSynthCmd(log))
+	cmd.AddCommand(newDatasetLabelCmd(log))
 	return cmd
 }
 
