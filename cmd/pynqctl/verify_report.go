@@ -22,7 +22,9 @@ type verifyResult struct {
 	Created     string         `json:"created"`
 	Verdict     string         `json:"verdict"` // "pass" or "fail"
 	Passed      bool           `json:"passed"`
+	Reason      string         `json:"reason,omitempty"` // why the gate failed
 	MaxDrop     float64        `json:"max_drop_points"`
+	MinFloat    float64        `json:"min_float_map,omitempty"` // percent
 	Models      verifyModels   `json:"models"`
 	Dataset     verifyDataset  `json:"dataset"`
 	Metric      mapeval.Metric `json:"metric"`
@@ -120,7 +122,7 @@ type verifyTimings struct {
 
 func newVerifyResult(f verifyFlags, ds *dataset.Dataset, fl, q *verifyModel, notInModel []string, total time.Duration) *verifyResult {
 	r := &verifyResult{
-		Format: 1, Created: time.Now().UTC().Format(time.RFC3339), MaxDrop: f.maxDrop,
+		Format: 1, Created: time.Now().UTC().Format(time.RFC3339), MaxDrop: f.maxDrop, MinFloat: f.minFloat,
 		Models: verifyModels{Float: modelInfo(fl), Quantized: modelInfo(q)},
 		Metric: fl.res.Metric, MinOverlap: fl.res.MinOverlap, Thresh: f.thresh, NMS: f.nms,
 		MAP:    verifyPair{Float: fl.res.MAP, Quantized: q.res.MAP},
@@ -141,6 +143,14 @@ func newVerifyResult(f verifyFlags, ds *dataset.Dataset, fl, q *verifyModel, not
 		r.Drop.Relative = 100 * (r.MAP.Float - r.MAP.Quantized) / r.MAP.Float
 	}
 	r.Passed = r.Drop.Points < f.maxDrop
+	switch {
+	case 100*r.MAP.Float < f.minFloat:
+		// A float model that finds nothing makes any quantized model "pass".
+		r.Passed = false
+		r.Reason = fmt.Sprintf("the float model's mAP %.2f %% is below --min-float-map %g: it finds almost nothing on this dataset, so there is no accuracy to keep (check --names, the labels, the float model; an export-darknet --float-activation=relu model of a W1A3 network computes something else)", 100*r.MAP.Float, f.minFloat)
+	case !r.Passed:
+		r.Reason = fmt.Sprintf("mAP dropped %.2f points (limit %g)", r.Drop.Points, f.maxDrop)
+	}
 	r.Verdict = map[bool]string{true: "pass", false: "fail"}[r.Passed]
 	n := float64(len(ds.Images))
 	r.Timings = verifyTimings{TotalSeconds: total.Seconds(), FloatSeconds: fl.busy.Seconds(), QuantizedSeconds: q.busy.Seconds(),
@@ -193,6 +203,13 @@ func printVerify(out io.Writer, r *verifyResult) {
 
 // verifyAdvice is the guide's advice when the gate fails.
 func verifyAdvice(r *verifyResult) []string {
+	if 100*r.MAP.Float < r.MinFloat {
+		return []string{
+			"Check that --names lists the model's classes in its order and that the dataset's labels use the same names.",
+			"Check the float model on a few images (pynqctl detect): a float export of a quantized network must use --float-activation=lhtan.",
+			"Verify on a dataset where the float model finds objects; lower --min-float-map only if a tiny mAP is expected.",
+		}
+	}
 	used := ""
 	switch n := r.Calibration["images"].(type) {
 	case int:
@@ -208,7 +225,7 @@ func verifyAdvice(r *verifyResult) []string {
 }
 
 func printVerifyAdvice(out io.Writer, r *verifyResult) {
-	fmt.Fprintf(out, "\nThe quantized model loses %.2f points of mAP, more than the %g allowed. Next steps:\n", r.Drop.Points, r.MaxDrop)
+	fmt.Fprintf(out, "\nThe gate failed: %s. Next steps:\n", r.Reason)
 	for i, a := range verifyAdvice(r) {
 		fmt.Fprintf(out, "  %d. %s\n", i+1, a)
 	}
@@ -245,7 +262,7 @@ td:first-child,th:first-child{text-align:left}.pass{color:#1a7f37}.fail{color:#c
 <p>{{.R.Metric}} mAP (IoU &ge; {{.R.MinOverlap}}, threshold {{.R.Thresh}}, NMS {{.R.NMS}}) on {{.R.Dataset.Images}} images of <code>{{.R.Dataset.Path}}</code>:
 float <b>{{pct .R.MAP.Float}} %</b>, quantized <b>{{pct .R.MAP.Quantized}} %</b>, drop <b>{{f2 .R.Drop.Points}} points</b>
 ({{f2 .R.Drop.Relative}} % relative); limit {{.R.MaxDrop}} points.</p>
-{{if not .R.Passed}}<h2>What to try</h2><ol>{{range .Advice}}<li>{{.}}</li>{{end}}</ol>{{end}}
+{{if not .R.Passed}}<p>{{.R.Reason}}.</p><h2>What to try</h2><ol>{{range .Advice}}<li>{{.}}</li>{{end}}</ol>{{end}}
 <h2>Average precision per class</h2>
 <table><tr><th>class</th><th>objects</th><th>float AP %</th><th>quantized AP %</th><th>drop (points)</th><th>float dets</th><th>quantized dets</th></tr>
 {{range .R.Classes}}<tr><td>{{.Class}}</td><td>{{.Objects}}</td><td>{{pct .FloatAP}}</td><td>{{pct .QuantizedAP}}</td><td>{{f2 .DropPoints}}</td><td>{{.FloatDetections}}</td><td>{{.QuantDetections}}</td></tr>
