@@ -18,7 +18,7 @@ type datasetLabelFlags struct {
 	names, out, reject, truth, truthNames string
 	teachers                              []string
 	fuseIoU, thresh, uncertain            float32
-	keepUncertain                         bool
+	keepUncertain, objectCentred          bool
 	threads                               int
 }
 
@@ -55,6 +55,11 @@ teachers sees counts half). Fused boxes scoring >= --thresh become labels. An im
 a fused box between --uncertain and --thresh is uncertain and left out (a missed object
 would train as background) unless --keep-uncertain.
 
+--object-centred is for photos that each show one target object (product shots such
+as Caltech-101's chairs), which teachers trained on scenes see with low scores: each
+image gets its best fused box from --uncertain up, and an image without one is left
+out instead of becoming a negative.
+
 A rejection list (--reject) has one image id per line ("ID" drops the image, "ID N" only
 its box N, numbered as in labels.json and on the thumbnails; # comments). Re-run with the
 same settings so that box numbers stay the same; --out may be the earlier output.
@@ -75,6 +80,7 @@ recall per target class at IoU >= 0.5, over all images and over the written ones
 	fl.Float32Var(&f.thresh, "thresh", label.DefaultThresh, "fused score a box needs to become a label")
 	fl.Float32Var(&f.uncertain, "uncertain", label.DefaultUncertain, "fused score from which a box below --thresh makes its image uncertain")
 	fl.BoolVar(&f.keepUncertain, "keep-uncertain", false, "write uncertain images too (with their accepted boxes)")
+	fl.BoolVar(&f.objectCentred, "object-centred", false, "each photo shows one target object: keep its best box from --uncertain up, never write negatives")
 	fl.StringVar(&f.reject, "reject", "", "rejection list from reviewing an earlier run")
 	fl.StringVar(&f.truth, "truth", "", "directory of darknet labels of the same images, to measure precision and recall")
 	fl.StringVar(&f.truthNames, "truth-names", "", "class names of the --truth labels (default: the directory's names file)")
@@ -88,7 +94,7 @@ recall per target class at IoU >= 0.5, over all images and over the written ones
 // labelOptions checks the flags and reads the files they name, before any model loads.
 func labelOptions(f datasetLabelFlags, inputs []string) (label.Options, error) {
 	opt := label.Options{Inputs: inputs, Out: f.out, FuseIoU: f.fuseIoU, Thresh: f.thresh, Uncertain: f.uncertain,
-		KeepUncertain: f.keepUncertain, TruthDir: f.truth, TruthNames: f.truthNames, Threads: f.threads}
+		KeepUncertain: f.keepUncertain, ObjectCentred: f.objectCentred, TruthDir: f.truth, TruthNames: f.truthNames, Threads: f.threads}
 	if f.fuseIoU <= 0 || f.thresh <= 0 || f.uncertain <= 0 {
 		return opt, errors.New("--fuse-iou, --thresh and --uncertain must be above 0")
 	}

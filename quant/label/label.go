@@ -32,6 +32,11 @@ type Options struct {
 	// KeepUncertain writes uncertain images too (with their accepted boxes only);
 	// by default they are left out, since their missed objects would train as background.
 	KeepUncertain bool
+	// ObjectCentred is for photos that each show one target object (product shots,
+	// Caltech-101's chairs): each image gets its single best fused box whatever its
+	// score (from Uncertain up), and an image without one is left out rather than
+	// written as a negative. Teachers find such lone, centred objects with low scores.
+	ObjectCentred bool
 
 	Reject *Rejections // a reviewer's rejections from a previous run; optional
 
@@ -238,6 +243,9 @@ func (r *runner) image(in input) error {
 // dropped, the rest numbered (the index rejection lists use) and given a status.
 func (r *runner) classify(in input, w, h int, fused []Fused) imageRecord {
 	rec := imageRecord{ID: in.id, Source: in.path, Width: w, Height: h, Status: StatusKept, Boxes: []boxRecord{}}
+	if r.opt.ObjectCentred {
+		return r.classifyCentred(in, rec, fused)
+	}
 	uncertain := false
 	for _, f := range fused {
 		if f.Score < r.opt.Uncertain {
@@ -264,8 +272,32 @@ func (r *runner) classify(in input, w, h int, fused []Fused) imageRecord {
 	return rec
 }
 
-// written reports whether an image record goes into the dataset.
+// classifyCentred keeps the best fused box (Fuse sorts by score) as the image's one
+// label; without a box above Uncertain the image is uncertain.
+func (r *runner) classifyCentred(in input, rec imageRecord, fused []Fused) imageRecord {
+	switch {
+	case r.opt.Reject.image(in.id):
+		rec.Status = StatusRejected
+	case len(fused) == 0 || fused[0].Score < r.opt.Uncertain:
+		rec.Status = StatusUncertain
+	}
+	if len(fused) > 0 && fused[0].Score >= r.opt.Uncertain {
+		b := newBoxRecord(0, fused[0], r.opt.Target, r.teachers)
+		b.Status = StatusAccepted
+		if r.opt.Reject.box(in.id, 0) {
+			b.Status, rec.Status = StatusRejected, StatusRejected
+		}
+		rec.Boxes = append(rec.Boxes, b)
+	}
+	return rec
+}
+
+// written reports whether an image record goes into the dataset. An object-centred
+// image is never written without its box.
 func (r *runner) written(rec imageRecord) bool {
+	if r.opt.ObjectCentred && len(rec.accepted()) == 0 {
+		return false
+	}
 	return rec.Status == StatusKept || rec.Status == StatusUncertain && r.opt.KeepUncertain
 }
 

@@ -268,6 +268,29 @@ func TestLabelUncertainImages(t *testing.T) {
 	}
 }
 
+// TestLabelObjectCentred: each image keeps its best box even at a low score, and an
+// image without a box is left out, not written as a negative.
+func TestLabelObjectCentred(t *testing.T) {
+	dir := t.TempDir()
+	inputs := writePhotos(t, dir)
+	opt := Options{Target: []string{"chair"}, Teachers: []TeacherSpec{writeTeacher(t, dir, "faint", faintChair, table)},
+		Inputs: inputs[1:], Out: filepath.Join(dir, "centred"), Threads: 1, ObjectCentred: true}
+	res, err := Label(context.Background(), opt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Kept != 2 || res.Negatives != 0 || res.Boxes[0] != 2 {
+		t.Errorf("result %+v, want both images kept with their faint chair", res)
+	}
+	opt.Teachers, opt.Out = []TeacherSpec{writeTeacher(t, dir, "tables", table)}, filepath.Join(dir, "none")
+	if res, err = Label(context.Background(), opt); err != nil || res.Kept != 0 || res.Uncertain != 2 {
+		t.Fatalf("no chair anywhere: %+v, %v; want both images left out", res, err)
+	}
+	if m, _ := filepath.Glob(filepath.Join(opt.Out, "*.txt")); len(m) != 0 {
+		t.Errorf("images without a box written: %v", m)
+	}
+}
+
 func TestLabelTwoTeachersTruthAndDeterminism(t *testing.T) {
 	dir := t.TempDir()
 	inputs := writePhotos(t, dir)
