@@ -3,10 +3,12 @@ package main
 import (
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
@@ -64,6 +66,9 @@ func TestQuantExportDarknetErrors(t *testing.T) {
 		{[]string{"--model", filepath.Join(dir, "none"), "--output", "x.cfg"}, "none"},
 		{[]string{"--model", dir, "--output", filepath.Join(dir, "x.cfg")}, "QNN-MO parameter directory"},
 		{[]string{"--model", dir, "--model-weights", "w", "--output", "x.cfg"}, "--model-weights goes with a darknet cfg"},
+		{[]string{"--model", testutil.Fixture(t, "qnn-mo-pynq", "params"), "--output", filepath.Join(dir, "x.cfg"), "--keep-classes", "chair"}, "--keep-classes needs --names"},
+		{[]string{"--model", testutil.Fixture(t, "qnn-mo-pynq", "params"), "--output", filepath.Join(dir, "x.cfg"), "--keep-classes", "stool",
+			"--names", testutil.Fixture(t, "qnn-mo-pynq", "voc.names")}, `"stool" is not in`},
 	} {
 		_, err := runPynqctl(t, append([]string{"quant", "export-darknet"}, c.args...)...)
 		if err == nil || !strings.Contains(err.Error(), c.want) {
@@ -93,6 +98,42 @@ func TestQuantExportDarknetBNImages(t *testing.T) {
 	for _, want := range []string{"bn       rolling statistics of 7 batch-norm layers measured on 1 images", "2048 of 2048 channels give back identical thresholds"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("report lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestQuantExportDarknetKeepClasses cuts the VOC head of the published model to its
+// chair outputs: per anchor the box, objectness and chair rows of the full export.
+func TestQuantExportDarknetKeepClasses(t *testing.T) {
+	params := testutil.Fixture(t, "qnn-mo-pynq", "params")
+	names := testutil.Fixture(t, "qnn-mo-pynq", "voc.names")
+	dir := t.TempDir()
+	load := func(name string, args ...string) *quant.Model {
+		cfg := filepath.Join(dir, name+".cfg")
+		out, err := runPynqctl(t, append([]string{"quant", "export-darknet", "--model", params, "--output=" + cfg}, args...)...)
+		if err != nil {
+			t.Fatalf("export-darknet %v: %v\n%s", args, err, out)
+		}
+		m, err := darknet.Load(cfg, filepath.Join(dir, name+".weights"), darknet.Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	full, m := load("voc"), load("chair", "--keep-classes=chair", "--names="+names)
+	last := len(m.Layers) - 1
+	if h := m.Layers[last].Head; h.Classes != 1 || h.Num != 5 {
+		t.Fatalf("head %+v, want 1 class, 5 anchors", h)
+	}
+	got, want := m.Layers[last-1].Conv, full.Layers[last-1].Conv
+	per := len(want.Weights) / want.Filters
+	const chair = 8 // voc.names
+	for n := range 5 {
+		for i, r := range []int{0, 1, 2, 3, 4, 5 + chair} {
+			g, w := n*6+i, n*25+r
+			if !slices.Equal(got.Weights[g*per:(g+1)*per], want.Weights[w*per:(w+1)*per]) || got.Bias[g] != want.Bias[w] {
+				t.Fatalf("anchor %d output %d is not the VOC head's output %d", n, i, w)
+			}
 		}
 	}
 }

@@ -82,3 +82,53 @@ func TestTrainCommandCheckpointsAndResumes(t *testing.T) {
 		t.Errorf("resume should run iteration 3 only:\n%s", log)
 	}
 }
+
+// TestTrainMixedDatasetsByName trains a one-class chair model on two datasets of
+// other class lists (the chairs fixture's 30 classes, twice with weights), freezing
+// the first layer and keeping the best validation checkpoint.
+func TestTrainMixedDatasetsByName(t *testing.T) {
+	chairs := testutil.Fixture(t, "chairs")
+	dir := t.TempDir()
+	cfg := testutil.WriteFile(t, dir, "one.cfg", tinyRegionCfg(`[convolutional]
+batch_normalize=1
+filters=8
+size=3
+stride=2
+pad=1
+activation=lhtan
+
+[maxpool]
+size=2
+stride=2
+`, 1))
+	names := testutil.WriteFile(t, dir, "chair.names", "chair\n")
+	out := filepath.Join(dir, "backup")
+	data := filepath.Join(chairs, "val") + "=2," + filepath.Join(chairs, "calibration") + "=0.5"
+	log, err := runPynqctl(t, "train", "--cfg", cfg, "--data", data, "--names", names, "--val", filepath.Join(chairs, "val"),
+		"--freeze", "1", "--keep-best", "--val-every", "1", "--out", out, "--threads", "2")
+	if err != nil {
+		t.Fatalf("train: %v\n%s", err, log)
+	}
+	if !strings.Contains(log, "mAP@0.5") {
+		t.Errorf("no validation lines:\n%s", log)
+	}
+	if _, err := os.Stat(filepath.Join(out, "one_best.weights")); err != nil {
+		t.Error(err)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"--keep-best"}, "--keep-best needs --val"},
+		{[]string{"--layer-rates", "3"}, "--layer-rates"},
+		{[]string{"--layer-rates", "40=1"}, "the model has layers 0-"},
+		{[]string{"--names", testutil.WriteFile(t, dir, "two.names", "chair\ntable\n")}, "2 class names for a model of 1 classes"},
+		{[]string{"--names", testutil.WriteFile(t, dir, "cat.names", "cat\n")}, "none of the model's classes"},
+		{[]string{"--data", filepath.Join(chairs, "val") + "=x"}, `weight "x"`},
+	} {
+		args := append([]string{"train", "--cfg", cfg, "--data", filepath.Join(chairs, "val"), "--out", out, "--max-batches", "1"}, c.args...)
+		if _, err := runPynqctl(t, args...); err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: err %v, want %q", c.args, err, c.want)
+		}
+	}
+}
