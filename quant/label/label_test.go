@@ -375,3 +375,30 @@ func TestUniqueIDs(t *testing.T) {
 		t.Errorf("ids %v, want %s", got, want)
 	}
 }
+
+// TestLabelFixturePhotos runs the tiny teacher on real photos (the chairs fixture's
+// validation set, a JPEG of each size there) with their truth: the teacher's one
+// centred box per image, compared with the photos' chair labels.
+func TestLabelFixturePhotos(t *testing.T) {
+	val := testutil.Fixture(t, "chairs", "val")
+	dir := t.TempDir()
+	out := filepath.Join(dir, "out")
+	res, err := Label(context.Background(), Options{Target: []string{"chair"},
+		Teachers: []TeacherSpec{writeTeacher(t, dir, "sure", sureChair)}, Inputs: []string{val}, Out: out, Threads: 1,
+		TruthDir: val})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, _ := filepath.Glob(filepath.Join(val, "*.jpg"))
+	if res.Images != len(n) || res.Kept != len(n) || res.Boxes[0] != len(n) {
+		t.Errorf("result %+v, want each of the %d photos kept with one chair", res, len(n))
+	}
+	ev := res.Eval
+	if ev == nil || ev.All[0].TP+ev.All[0].FP != len(n) || ev.All[0].TP+ev.All[0].FN == 0 {
+		t.Fatalf("eval %+v: want %d predictions and the photos' chairs as truth", ev, len(n))
+	}
+	sheet := readFile(t, filepath.Join(out, "index.html"))
+	if c := strings.Count(sheet, `type="checkbox"`); c < len(n) {
+		t.Errorf("contact sheet has %d checkboxes for %d photos", c, len(n))
+	}
+}
