@@ -172,3 +172,19 @@ func TestParseTeacherSpec(t *testing.T) {
 		}
 	}
 }
+
+func FuzzParseTeacherSpec(f *testing.F) {
+	for _, s := range []string{"cfg=a.cfg,weights=a.weights,names=coco.names,thresh=0.25,map=chair:chair;couch:chair",
+		"model=params,names=voc.names", "map=:", "thresh=1", ",,"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		spec, err := ParseTeacherSpec(s)
+		if err != nil {
+			return
+		}
+		if spec.Names == "" || (spec.Model == "") == (spec.Cfg == "") || spec.Thresh < 0 || spec.Thresh >= 1 {
+			t.Fatalf("%q accepted as %+v", s, spec)
+		}
+	})
+}

@@ -45,7 +45,10 @@ func ParseSources(spec string) ([]Source, error) {
 			if err != nil || w < 0 || math.IsInf(w, 0) || math.IsNaN(w) {
 				return nil, fmt.Errorf("training data %q: weight %q is not a non-negative number", part, part[i+1:])
 			}
-			src = Source{Path: part[:i], Weight: w}
+			src = Source{Path: strings.TrimSpace(part[:i]), Weight: w}
+		}
+		if src.Path == "" {
+			return nil, fmt.Errorf("training data %q: no dataset path before the weight", part)
 		}
 		out = append(out, src)
 	}

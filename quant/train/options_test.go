@@ -320,3 +320,20 @@ func forwardHead(t *testing.T, m *quant.Model, in []float32) []float32 {
 	}
 	return slices.Clone(e.Output(len(m.Layers) - 2))
 }
+
+func FuzzParseSources(f *testing.F) {
+	for _, s := range []string{"a/coco=3,b,c=0.5", "=", "a==1", "x=1e400"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, spec string) {
+		srcs, err := ParseSources(spec)
+		if err != nil {
+			return
+		}
+		for _, s := range srcs {
+			if s.Path == "" || s.Weight < 0 || s.Weight != s.Weight {
+				t.Fatalf("%q gave %+v", spec, s)
+			}
+		}
+	})
+}
