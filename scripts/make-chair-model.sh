@@ -86,12 +86,13 @@ fi
 
 # 3. Float fine-tuning (binary weights as darknet trains binary=1 layers, unrounded
 # lhtan activations): conv0-conv4 frozen (layers 0-8), conv5-conv7 and the head train;
+# binary latent weights at +-0.02 (darknet's initial magnitude) so that signs can flip;
 # the checkpoint of the best chair AP on chairs/val is kept.
 F="$WORK/float"
 if [ ! -f "$F/tinier-yolo-chair.weights" ]; then
 	stamp "float fine-tuning"
 	"$P" train --cfg "$M.cfg" --weights "$M.weights" --data "$DATA" --names $NAMES --val "$VAL" \
-		--freeze 9 --binary-magnitude 0.05 --batch 16 --keep-best --out "$F/train" --seed 21 --checkpoint-every 50
+		--freeze 9 --binary-magnitude 0.02 --batch 16 --keep-best --out "$F/train" --seed 21 --checkpoint-every 50
 	cp "$M.cfg" "$F/tinier-yolo-chair.cfg"
 	cp "$F/train/tinier-yolo-chair_best.weights" "$F/tinier-yolo-chair.weights"
 	cp "$M.quant.json" "$F/tinier-yolo-chair.quant.json"
@@ -111,4 +112,33 @@ if [ ! -f "$Q/qat_report.json" ]; then
 		--data "$DATA" --names $NAMES --val "$VAL" --calibration "$FIX/chairs/calibration" \
 		--freeze 9 --batch 16 --keep-best --outdir "$Q" --seed 22 --checkpoint-every 50 || [ $? -eq 3 ]
 fi
+QT="$Q/train"
+
+# 5. The guide's files from the trained model: its cfg and weights (the QAT model in
+# float: binary weights, unrounded lhtan), .onnx, -finn, -w1, -w1a3,
+# -w1a3-calibrated (its trained scales, checked on the 22 calibration photos) and
+# quantization_results.json (the 5 % gate against its float form on chairs/val).
+G="$WORK/guide"
+if [ ! -f "$G/quantization_results.json" ]; then
+	stamp "the guide's files"
+	mkdir -p "$G"
+	cp "$QT/tinier-yolo-chair-qat.cfg" "$G/tinier-yolo-chair.cfg"
+	cp "$QT/tinier-yolo-chair_best.weights" "$G/tinier-yolo-chair.weights"
+	"$P" quant run --cfg "$G/tinier-yolo-chair.cfg" --weights "$G/tinier-yolo-chair.weights" \
+		--scales "$QT/tinier-yolo-chair.quant.json" --calibration "$FIX/chairs/calibration" --val "$VAL" \
+		--names $NAMES --outdir "$G" --name tinier-yolo-chair
+fi
+
+# 6. The engine's parameter directory, shipped in agent/demomodel.
+OUT=agent/demomodel/tinier-yolo-chair
+stamp "parameter directory -> $OUT"
+rm -rf "$WORK/tinier-yolo-chair"
+"$P" quant qnn-dir --cfg "$G/tinier-yolo-chair.cfg" --weights "$G/tinier-yolo-chair.weights" \
+	--sidecar "$QT/tinier-yolo-chair.quant.json" --out "$WORK/tinier-yolo-chair" --name tinier-yolo-chair
+rm -rf "$OUT.new"
+cp -r "$WORK/tinier-yolo-chair" "$OUT.new"
+cp $NAMES "$OUT.new/chair.names"
+cp scripts/chair-model/NOTICE "$OUT.new/NOTICE"
+rm -rf "$OUT"
+mv "$OUT.new" "$OUT"
 stamp "done"

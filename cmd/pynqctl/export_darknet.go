@@ -27,6 +27,7 @@ type exportDarknetFlags struct {
 	model, modelWeights, output, weights string
 	bnImages, trainCfg, floatAct         string
 	names, keepClasses                   string
+	objShift                             float64
 	bnMax, threads                       int
 }
 
@@ -78,6 +79,7 @@ Either way the files are read back and re-quantized, and the thresholds compared
 	fl.IntVar(&f.threads, "threads", 0, "goroutines for --bn-images (0: all cores)")
 	fl.StringVar(&f.keepClasses, "keep-classes", "", `comma-separated class names (of --names) the head keeps, e.g. "chair": a one-class head cut from a multi-class one, to fine-tune`)
 	fl.StringVar(&f.names, "names", "", "the model's class names file (for --keep-classes)")
+	fl.Float64Var(&f.objShift, "objectness-shift", train.ObjectnessShift, "with --keep-classes: move the objectness towards the kept classes' logits by this much (0: the old objectness, which scores any object)")
 	_ = cmd.MarkFlagRequired("model")
 	_ = cmd.MarkFlagRequired("output")
 	return cmd
@@ -113,7 +115,7 @@ func runExportDarknet(out io.Writer, log *slog.Logger, f exportDarknetFlags) err
 		return fmt.Errorf("export-darknet: %w", err)
 	}
 	if f.keepClasses != "" {
-		if err := keepHeadClasses(out, m, f.names, f.keepClasses); err != nil {
+		if err := keepHeadClasses(out, m, f.names, f.keepClasses, f.objShift); err != nil {
 			return fmt.Errorf("export-darknet: %w", err)
 		}
 	}
@@ -236,7 +238,7 @@ func trainingCfg(f exportDarknetFlags) ([]byte, error) {
 }
 
 // keepHeadClasses cuts the model's region head down to the named classes.
-func keepHeadClasses(out io.Writer, m *quant.Model, namesFile, keep string) error {
+func keepHeadClasses(out io.Writer, m *quant.Model, namesFile, keep string, shift float64) error {
 	if namesFile == "" {
 		return errors.New("--keep-classes needs --names (the model's class names)")
 	}
@@ -255,9 +257,9 @@ func keepHeadClasses(out io.Writer, m *quant.Model, namesFile, keep string) erro
 		}
 		idx = append(idx, i)
 	}
-	if err := train.KeepClasses(m, idx); err != nil {
+	if err := train.KeepClasses(m, idx, shift); err != nil {
 		return err
 	}
-	fmt.Fprintf(out, "head     kept classes %s of %d (box and objectness outputs kept per anchor)\n", keep, len(names))
+	fmt.Fprintf(out, "head     kept classes %s of %d (box and objectness outputs per anchor; objectness shifted by %g towards them)\n", keep, len(names), shift)
 	return nil
 }

@@ -234,7 +234,13 @@ func TestKeepClasses(t *testing.T) {
 		conv.Bias[i] = float32(i)
 	}
 	per := len(orig) / conv.Filters
-	if err := KeepClasses(m, []int{1}); err != nil {
+	objRow := func(n int) []float32 { return orig[(n*7+4)*per : (n*7+5)*per] }
+	wantObj := slices.Clone(objRow(1)) // anchor 1: obj + .5 * (class 1 - mean(class 0, 1))
+	for i := range wantObj {
+		c0, c1 := orig[(7+5)*per+i], orig[(7+6)*per+i]
+		wantObj[i] += .5 * (c1 - (c0+c1)/2)
+	}
+	if err := KeepClasses(m, []int{1}, .5); err != nil {
 		t.Fatal(err)
 	}
 	want := []int{0, 1, 2, 3, 4, 6, 7, 8, 9, 10, 11, 13} // 2 anchors x (4 coords, obj, class 1) of 7
@@ -242,9 +248,20 @@ func TestKeepClasses(t *testing.T) {
 		t.Fatalf("filters %d classes %d", conv.Filters, m.Layers[len(m.Layers)-1].Head.Classes)
 	}
 	for i, r := range want {
+		if r%7 == 4 { // objectness, shifted
+			continue
+		}
 		if conv.Bias[i] != float32(r) || !slices.Equal(conv.Weights[i*per:(i+1)*per], orig[r*per:(r+1)*per]) {
 			t.Errorf("filter %d is not the original filter %d", i, r)
 		}
+	}
+	for i, v := range conv.Weights[10*per : 11*per] {
+		if d := v - wantObj[i]; d > 1e-6 || d < -1e-6 {
+			t.Fatalf("anchor 1 objectness weight %d: %g, want %g", i, v, wantObj[i])
+		}
+	}
+	if b := conv.Bias[10]; b != 11+.5*(13-(12+13)/2.0) {
+		t.Errorf("anchor 1 objectness bias %g", b)
 	}
 	if m.Layers[len(m.Layers)-1].In.C != len(want) {
 		t.Errorf("the head reads %d channels", m.Layers[len(m.Layers)-1].In.C)
@@ -252,7 +269,7 @@ func TestKeepClasses(t *testing.T) {
 	for _, bad := range [][]int{nil, {2}, {0, 0}, {-1}} {
 		m, _ := darknet.LoadCfg(cfg, darknet.Options{})
 		InitWeights(m, 1)
-		if err := KeepClasses(m, bad); err == nil {
+		if err := KeepClasses(m, bad, 0); err == nil {
 			t.Errorf("KeepClasses(%v) accepted", bad)
 		}
 	}
