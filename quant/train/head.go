@@ -106,4 +106,3 @@ func pick(v []float32, rows []int) []float32 {
 	}
 	return out
 }
-
