@@ -82,6 +82,9 @@ type Progress struct {
 }
 
 func (p Progress) String() string {
+	if p.Iteration == 0 {
+		return fmt.Sprintf("0: before training, mAP@0.5 %.4f", p.MAP)
+	}
 	s := fmt.Sprintf("%d: %f, %f avg, %f rate, %.3f seconds, %d images, %.1f images/s, iou %.3f recall %.3f obj %.3f noobj %.4f",
 		p.Iteration, p.Loss, p.AvgLoss, p.Rate, p.Seconds, p.Seen, p.ImagesSec, p.Region.AvgIoU, p.Region.Recall, p.Region.Obj, p.Region.NoObj)
 	if p.MAP >= 0 {
@@ -225,6 +228,21 @@ func (t *trainer) loop(ctx context.Context, samples []Sample) (*Result, error) {
 	res := &Result{Model: m, BestMAP: -1}
 	var best *snapshot
 	iter := int(net.Seen / uint64(cfg.Batch))
+	if t.opt.Val != "" && iter == 0 && t.opt.KeepBest && scalesSet(m) {
+		// The starting point competes for the best checkpoint: fine-tuning that only
+		// loses accuracy then keeps what it started from.
+		r, err := EvalMAP(m, t.opt.Val, t.opt.Names, t.opt.Threads)
+		if err != nil {
+			return nil, err
+		}
+		if best, err = t.saveBest(best); err != nil {
+			return nil, err
+		}
+		res.Best, res.BestMAP = filepath.Join(t.out, m.Name+"_best.weights"), r.MAP
+		if t.opt.Progress != nil {
+			t.opt.Progress(Progress{MAP: r.MAP})
+		}
+	}
 	for iter < cfg.MaxBatches {
 		if ctx.Err() != nil {
 			break
@@ -550,6 +568,17 @@ func EvalMAP(m *quant.Model, val string, names []string, threads int) (*mapeval.
 		}
 	}
 	return mapeval.Evaluate(gts, dets, mapeval.Options{})
+}
+
+// scalesSet says whether every activation quantizer has its scale (QAT calibrates
+// unset ones on the first batch).
+func scalesSet(m *quant.Model) bool {
+	for _, l := range m.Layers {
+		if q := l.Quant; q != nil && q.ActBits > 0 && q.ActScale <= 0 {
+			return false
+		}
+	}
+	return true
 }
 
 func hasQuant(m *quant.Model) bool {
