@@ -84,15 +84,18 @@ if [ ! -f "$M.weights" ]; then
 		--train-cfg scripts/chair-model/train-float.cfg
 fi
 
-# 3. Float fine-tuning (binary weights as darknet trains binary=1 layers, unrounded
-# lhtan activations): conv0-conv4 frozen (layers 0-8), conv5-conv7 and the head train;
-# binary latent weights at +-0.02 (darknet's initial magnitude) so that signs can flip;
-# the checkpoint of the best chair AP on chairs/val is kept.
+# 3. Float fine-tuning of the head (binary weights as darknet runs binary=1 layers,
+# unrounded lhtan activations). Layers 0-12 stay frozen: training the binary layers'
+# batch norms or weights too (--freeze 9, with or without --fixed-bn and
+# --binary-magnitude) lowered the chair AP on chairs/val from 31 to 3-15 % and on the
+# held-out COCO photos within 50 updates on this little data (README). The region
+# loss's prior-matching term is off (it pulls a trained head's boxes to the anchors).
+# The checkpoint of the best chair AP on chairs/val is kept, the start included.
 F="$WORK/float"
 if [ ! -f "$F/tinier-yolo-chair.weights" ]; then
 	stamp "float fine-tuning"
 	"$P" train --cfg "$M.cfg" --weights "$M.weights" --data "$DATA" --names $NAMES --val "$VAL" \
-		--freeze 9 --binary-magnitude 0.02 --batch 16 --keep-best --out "$F/train" --seed 21 --checkpoint-every 50
+		--freeze 13 --prior-images -1 --batch 16 --keep-best --out "$F/train" --seed 21 --checkpoint-every 30
 	cp "$M.cfg" "$F/tinier-yolo-chair.cfg"
 	cp "$F/train/tinier-yolo-chair_best.weights" "$F/tinier-yolo-chair.weights"
 	cp "$M.quant.json" "$F/tinier-yolo-chair.quant.json"
@@ -100,17 +103,18 @@ fi
 
 # 4. Quantization-aware fine-tuning from the float model, with the guide's flow before
 # (PTQ: $WORK/qat/ptq) and after (QAT: $WORK/qat/qat) and qat_report.{json,html}.
-# 3-bit activations at lhtan's scale 1/7 (the engine's levels), bipolar weights.
+# 3-bit activations at lhtan's scale 1/7 (the engine's levels), bipolar weights; the
+# head trains on the engine's exact levels.
 Q="$WORK/qat"
 if [ ! -f "$Q/qat_report.json" ]; then
 	stamp "quantization-aware fine-tuning"
-	sed 's/^max_batches=.*/max_batches=600/; s/^steps=.*/steps=480/; s/^burn_in=.*/burn_in=0/' \
+	sed 's/^max_batches=.*/max_batches=150/; s/^steps=.*/steps=120/; s/^burn_in=.*/burn_in=0/' \
 		"$F/tinier-yolo-chair.cfg" >"$WORK/qat-tinier-yolo-chair.cfg"
 	mkdir -p "$WORK/qatcfg"
 	cp "$WORK/qat-tinier-yolo-chair.cfg" "$WORK/qatcfg/tinier-yolo-chair.cfg"
 	"$P" quant qat --cfg "$WORK/qatcfg/tinier-yolo-chair.cfg" --weights "$F/tinier-yolo-chair.weights" \
 		--data "$DATA" --names $NAMES --val "$VAL" --calibration "$FIX/chairs/calibration" \
-		--freeze 9 --batch 16 --keep-best --outdir "$Q" --seed 22 --checkpoint-every 50 || [ $? -eq 3 ]
+		--freeze 13 --prior-images -1 --batch 16 --keep-best --outdir "$Q" --seed 22 --checkpoint-every 30 || [ $? -eq 3 ]
 fi
 QT="$Q/train"
 

@@ -76,6 +76,8 @@ func addTrainFlags(cmd *cobra.Command, o *train.Options, x *trainExtras) {
 	fl.IntVar(&x.freeze, "freeze", 0, "freeze layers 0..N-1 (no updates, batch norm on its rolling statistics, no backward pass below layer N)")
 	fl.StringVar(&x.layerRates, "layer-rates", "", `per-layer learning-rate factors, e.g. "9-12=0.5,13=10" (0 freezes; after --freeze)`)
 	fl.Float64Var(&o.BinaryMagnitude, "binary-magnitude", 0, "rescale the trained binary layers' latent weights to +-this (batch norm adjusted: same function) before training from --weights; 0.02-0.05 lets fine-tuning flip the signs of weights exported at +-1")
+	fl.IntVar(&o.PriorImages, "prior-images", 0, "images during which the region loss pulls every box towards its anchor prior (0: darknet's 12800; -1: never, for fine-tuning a trained head)")
+	fl.BoolVar(&o.FixedBN, "fixed-bn", false, "train batch norm with its rolling statistics fixed (fine-tuning on small batches): scale and bias still learn")
 	fl.BoolVar(&o.KeepBest, "keep-best", false, "with --val: end on the weights of the best validation mAP (<out>/<name>_best.weights)")
 	fl.IntVar(&o.MaxBatches, "max-batches", 0, "iterations to train to (default: the cfg's max_batches)")
 	fl.IntVar(&o.Batch, "batch", 0, "images per iteration (default: the cfg's batch)")

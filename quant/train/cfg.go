@@ -42,6 +42,12 @@ type RegionParams struct {
 	Thresh                                             float64 // .5
 	Rescore, BiasMatch                                 bool
 	MaxBoxes                                           int // truths per image (30)
+	// PriorImages is how many images the prior-matching term (every anchor's box
+	// pulled towards its prior, scale .01) trains for: 0 means darknet's 12800, a
+	// negative number never. Fine-tuning a trained detector (seen starts at 0, as with
+	// darknet's -clear) wants it off: over a short run it pulls every box regression
+	// of the head towards the priors.
+	PriorImages int
 }
 
 // DefaultConfig returns darknet's defaults.

@@ -25,6 +25,9 @@ type convLayer struct {
 	x, xnorm  []float32 // pre-norm outputs and normalized outputs, Batch x F x HW
 	mean, vr  []float32 // batch mean and (unbiased) variance
 	trainPass bool
+	// fixedBN normalizes with the rolling statistics in training too and leaves them
+	// alone (Net.FixedBN): the layer's scale and bias still learn.
+	fixedBN bool
 	q         *layerQuant // nil: float layer
 	wfwd      []float32   // the weights of the last forward pass (bipolar under QAT)
 	wbin      []float32   // binary=1 without QAT: darknet's binarized weights
@@ -171,7 +174,7 @@ func (cl *convLayer) forward(n *Net, in, out []float32, train bool) {
 	})
 	cl.trainPass = train
 	if cl.c.BN != nil {
-		cl.batchNormForward(n, out, train)
+		cl.batchNormForward(n, out, train, train && cl.fixedBN)
 	} else {
 		cl.addBias(n, out)
 	}
@@ -240,13 +243,20 @@ func (cl *convLayer) std(v float32) (s, ds float32) {
 // batchNormForward is darknet's forward_batchnorm_layer: in training, batch mean and
 // variance (divided by N-1) normalize, and the rolling statistics move by .01 towards
 // them; in inference the rolling statistics normalize. Then scale and bias.
-func (cl *convLayer) batchNormForward(n *Net, out []float32, train bool) {
+//
+// With fixed set (training with frozen statistics) the rolling statistics normalize
+// and stay, and the normalized outputs are kept for the backward pass.
+func (cl *convLayer) batchNormForward(n *Net, out []float32, train, fixed bool) {
 	f, hw, bn := cl.c.Filters, cl.hw, cl.c.BN
+	keep := train
+	if train && len(cl.x) != len(out) {
+		cl.x, cl.xnorm = make([]float32, len(out)), make([]float32, len(out))
+		cl.mean, cl.vr = make([]float32, f), make([]float32, f)
+	}
+	if fixed {
+		train = false
+	}
 	if train {
-		if len(cl.x) != len(out) {
-			cl.x, cl.xnorm = make([]float32, len(out)), make([]float32, len(out))
-			cl.mean, cl.vr = make([]float32, f), make([]float32, f)
-		}
 		copy(cl.x, out)
 		cnt := float64(n.Batch * hw)
 		n.parallelRange(f, func(lo, hi int) {
@@ -283,7 +293,7 @@ func (cl *convLayer) batchNormForward(n *Net, out []float32, train bool) {
 			plane := out[p*hw : (p+1)*hw]
 			for i, v := range plane {
 				xn := (v - mean) / s
-				if train {
+				if keep {
 					cl.xnorm[p*hw+i] = xn
 				}
 				plane[i] = xn*bn.Scale[c] + cl.c.Bias[c]
@@ -302,7 +312,10 @@ func (cl *convLayer) backward(n *Net, in, out, delta, inDelta []float32) {
 		})
 	}
 	cl.biasScaleUpdates(n, delta)
-	if cl.c.BN != nil {
+	switch {
+	case cl.c.BN != nil && cl.fixedBN:
+		cl.fixedNormBackward(n, delta)
+	case cl.c.BN != nil:
 		cl.batchNormBackward(n, delta)
 	}
 	isz, osz := cl.l.In.Size(), cl.l.Out.Size()
@@ -404,6 +417,22 @@ func (cl *convLayer) batchNormBackward(n *Net, delta []float32) {
 					g := float64(delta[i] * scale)
 					delta[i] = float32(g/float64(s) + kv*float64(cl.x[i]-mean) + km)
 				}
+			}
+		}
+	})
+}
+
+// fixedNormBackward is the backward pass of a normalization by constants: delta times
+// scale / std.
+func (cl *convLayer) fixedNormBackward(n *Net, delta []float32) {
+	f, hw, bn := cl.c.Filters, cl.hw, cl.c.BN
+	n.parallelRange(n.Batch*f, func(lo, hi int) {
+		for p := lo; p < hi; p++ {
+			c := p % f
+			s, _ := cl.std(bn.Variance[c])
+			k := bn.Scale[c] / s
+			for i := p * hw; i < (p+1)*hw; i++ {
+				delta[i] *= k
 			}
 		}
 	})

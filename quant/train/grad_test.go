@@ -3,6 +3,7 @@ package train
 import (
 	"math"
 	"math/rand/v2"
+	"slices"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant"
@@ -266,4 +267,88 @@ func entryScale(rp RegionParams, ts []Box, hd *quant.Head, W, H, n, loc, e int, 
 		return rp.NoObjectScale
 	}
 	return 0
+}
+
+// TestFixedBNGradient: with fixed batch-norm statistics the layer is a convolution
+// followed by constants; its gradients by input, weights, bias and scale match
+// central differences, and the rolling statistics do not move.
+func TestFixedBNGradient(t *testing.T) {
+	rng := rand.New(rand.NewPCG(3, 4))
+	m, l := convModel(3, 6, 6, 4, 3, 1, 1, quant.ActLHTan, true)
+	l.Conv.Weights = randSlice(rng, 4*3*9, .5)
+	l.Conv.Bias = randSlice(rng, 4, .3)
+	l.Conv.BN.Scale = randSlice(rng, 4, 1)
+	for c := range 4 {
+		l.Conv.BN.Mean[c], l.Conv.BN.Variance[c] = float32(rng.NormFloat64()), float32(.5+rng.Float64())
+	}
+	mean, vr := slices.Clone(l.Conv.BN.Mean), slices.Clone(l.Conv.BN.Variance)
+	if err := m.InferShapes(); err != nil {
+		t.Fatal(err)
+	}
+	n := testNet(t, 2, 2)
+	cl, err := newConvLayer(m, l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cl.fixedBN = true
+	in := randSlice(rng, 2*l.In.Size(), 1)
+	out := make([]float32, 2*l.Out.Size())
+	r := randSlice(rng, len(out), 1)
+	objective := func() float64 {
+		cl.forward(n, in, out, true)
+		return dot64(r, out)
+	}
+	objective()
+	inference := make([]float32, len(out))
+	cl.forward(n, in, inference, false)
+	cl.forward(n, in, out, true)
+	if !slices.Equal(out, inference) {
+		t.Error("training with fixed statistics computes something else than inference")
+	}
+	delta := append([]float32(nil), r...)
+	inDelta := make([]float32, len(in))
+	cl.backward(n, in, out, delta, inDelta)
+	checkGrad(t, "input", in, inDelta, objective, rng)
+	checkGrad(t, "weights", l.Conv.Weights, cl.wUpd, objective, rng)
+	checkGrad(t, "bias", l.Conv.Bias, cl.bUpd, objective, rng)
+	checkGrad(t, "scale", l.Conv.BN.Scale, cl.sUpd, objective, rng)
+	if !slices.Equal(mean, l.Conv.BN.Mean) || !slices.Equal(vr, l.Conv.BN.Variance) {
+		t.Error("fixed statistics moved")
+	}
+}
+
+// TestPriorImages: the prior-matching term moves the coordinates of anchors without an
+// object while seen is below the period (darknet's 12800 by default), and never with
+// a negative period.
+func TestPriorImages(t *testing.T) {
+	hd := &quant.Head{Classes: 1, Coords: 4, Num: 1, Anchors: []float32{1, 1}, Softmax: true}
+	l := &quant.Layer{Kind: quant.KindRegion, Inputs: []int{-1}, Head: hd}
+	m := &quant.Model{Input: quant.Shape{C: 6, H: 2, W: 2}, Layers: []*quant.Layer{l}}
+	if err := m.InferShapes(); err != nil {
+		t.Fatal(err)
+	}
+	coordDeltas := func(prior int, seen uint64) bool {
+		out := make([]float32, l.Out.Size())
+		for i := range out {
+			out[i] = .3
+		}
+		delta := make([]float32, len(out))
+		rp := RegionParams{CoordScale: 1, ObjectScale: 5, NoObjectScale: 1, ClassScale: 1, Thresh: .6, MaxBoxes: 30, PriorImages: prior}
+		regionDeltas(l, rp, out, delta, [][]Box{nil}, 1, seen)
+		for _, d := range delta[:4*4] { // x, y, w, h planes of the 2x2 grid
+			if d != 0 {
+				return true
+			}
+		}
+		return false
+	}
+	for _, c := range []struct {
+		prior int
+		seen  uint64
+		want  bool
+	}{{0, 0, true}, {0, 12800, false}, {-1, 0, false}, {100, 50, true}, {100, 100, false}} {
+		if got := coordDeltas(c.prior, c.seen); got != c.want {
+			t.Errorf("prior images %d, seen %d: coordinate deltas %v, want %v", c.prior, c.seen, got, c.want)
+		}
+	}
 }

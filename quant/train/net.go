@@ -62,6 +62,18 @@ func (n *Net) SetLayerRates(rates []LayerRate) error {
 	return nil
 }
 
+// FixBatchNorm makes every batch-normalized convolution train with its rolling
+// statistics fixed (as in inference) instead of batch statistics: fine-tuning a
+// trained network on small batches of differently distributed images then starts from
+// exactly what the network computed, and only scale, bias and weights move.
+func (n *Net) FixBatchNorm() {
+	for _, l := range n.layers {
+		if c, ok := l.(*convLayer); ok {
+			c.fixedBN = true
+		}
+	}
+}
+
 // frozen says whether layer i trains at all.
 func (n *Net) frozen(i int) bool { return n.scales != nil && n.scales[i] == 0 }
 

@@ -132,7 +132,7 @@ func regionDeltas(l *quant.Layer, p RegionParams, out, delta []float32, truths [
 				if float64(best) > p.Thresh {
 					delta[oi] = 0
 				}
-				if seen < 12800 {
+				if priorTerm(p, seen) {
 					prior := rbox{(float32(loc%W) + .5) / float32(W), (float32(loc/W) + .5) / float32(H),
 						hd.Anchors[2*n] / float32(W), hd.Anchors[2*n+1] / float32(H)}
 					boxDelta(prior, b, n, loc, .01)
@@ -196,4 +196,15 @@ func regionDeltas(l *quant.Layer, p RegionParams, out, delta []float32, truths [
 	}
 	st.NoObj /= float64(hw * hd.Num * batch)
 	return st
+}
+
+// priorTerm says whether the prior-matching term runs after seen images.
+func priorTerm(p RegionParams, seen uint64) bool {
+	switch {
+	case p.PriorImages < 0:
+		return false
+	case p.PriorImages == 0:
+		return seen < 12800
+	}
+	return seen < uint64(p.PriorImages)
 }

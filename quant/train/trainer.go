@@ -40,6 +40,12 @@ type Options struct {
 	// BinaryMagnitude, when set, rescales the trained binary layers' latent weights
 	// to +-BinaryMagnitude before training starts from Weights (ScaleBinaryWeights).
 	BinaryMagnitude float64
+	// PriorImages overrides the region loss's prior-matching period when non-zero
+	// (RegionParams.PriorImages; negative: none).
+	PriorImages int
+	// FixedBN trains batch-normalized layers with their rolling statistics fixed
+	// (Net.FixBatchNorm).
+	FixedBN bool
 	// KeepBest, with Val, ends the run with the model of the best validation mAP
 	// (also written as <name>_best.weights + .momentum whenever the mAP improves).
 	KeepBest bool
@@ -160,6 +166,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 			return nil, err
 		}
 	}
+	if opt.PriorImages != 0 {
+		cfg.Region.PriorImages = opt.PriorImages
+	}
 	mini := cfg.MiniBatch()
 	net, err := NewNet(m, mini, opt.Threads, cfg.Region)
 	if err != nil {
@@ -168,6 +177,9 @@ func Run(ctx context.Context, opt Options) (*Result, error) {
 	net.LearnClip, net.clipInit = opt.LearnClip, opt.ClipInit
 	if err := net.SetLayerRates(opt.LayerRates); err != nil {
 		return nil, err
+	}
+	if opt.FixedBN {
+		net.FixBatchNorm()
 	}
 	net.Seen = seen
 	out := opt.OutDir
