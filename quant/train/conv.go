@@ -27,7 +27,7 @@ type convLayer struct {
 	trainPass bool
 	// fixedBN normalizes with the rolling statistics in training too and leaves them
 	// alone (Net.FixedBN): the layer's scale and bias still learn.
-	fixedBN bool
+	fixedBN   bool
 	q         *layerQuant // nil: float layer
 	wfwd      []float32   // the weights of the last forward pass (bipolar under QAT)
 	wbin      []float32   // binary=1 without QAT: darknet's binarized weights
