@@ -22,7 +22,7 @@ func TestLoadFitsTheEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Name != Network || m.Input != (quant.Shape{C: 3, H: 224, W: 224}) {
+	if m.Name != Network || m.Input != (quant.Shape{C: 3, H: 416, W: 416}) {
 		t.Errorf("model %q input %v", m.Name, m.Input)
 	}
 	head := m.Layers[len(m.Layers)-1].Head
@@ -33,8 +33,8 @@ func TestLoadFitsTheEngine(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(runs) != 5 {
-		t.Errorf("%d engine runs, want 5", len(runs))
+	if len(runs) != 10 { // conv1-4, and conv5-7 in two halves of 256 channels
+		t.Errorf("%d engine runs, want 10", len(runs))
 	}
 }
 

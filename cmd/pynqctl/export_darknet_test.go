@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"os"
 	"path/filepath"
 	"slices"
@@ -134,6 +135,34 @@ func TestQuantExportDarknetKeepClasses(t *testing.T) {
 			if !slices.Equal(got.Weights[g*per:(g+1)*per], want.Weights[w*per:(w+1)*per]) || got.Bias[g] != want.Bias[w] {
 				t.Fatalf("anchor %d output %d is not the VOC head's output %d", n, i, w)
 			}
+		}
+	}
+}
+
+// TestQNNDirOfLHTanExport: the published model exported as float lhtan darknet and
+// turned back into a parameter directory by qnn-dir gives the published engine
+// parameters byte for byte (what the chair model's frozen layers rely on).
+func TestQNNDirOfLHTanExport(t *testing.T) {
+	params := testutil.Fixture(t, "qnn-mo-pynq", "params")
+	dir := t.TempDir()
+	cfg := filepath.Join(dir, "ty.cfg")
+	if out, err := runPynqctl(t, "quant", "export-darknet", "--model", params, "--output="+cfg); err != nil {
+		t.Fatalf("export-darknet: %v\n%s", err, out)
+	}
+	out := filepath.Join(dir, "qnn")
+	if o, err := runPynqctl(t, "quant", "qnn-dir", "--cfg", cfg, "--weights", filepath.Join(dir, "ty.weights"),
+		"--sidecar", filepath.Join(dir, "ty.quant.json"), "--out", out, "--name", "ty"); err != nil {
+		t.Fatalf("qnn-dir: %v\n%s", err, o)
+	}
+	files, _ := filepath.Glob(filepath.Join(params, "binparam-tinier-yolo-nopool", "*.bin"))
+	if len(files) != 640 {
+		t.Fatalf("%d published binparam files, want 640", len(files))
+	}
+	for _, f := range files {
+		want, _ := os.ReadFile(f)
+		got, err := os.ReadFile(filepath.Join(out, "binparam-ty", filepath.Base(f)))
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("%s differs from the published file (%v)", filepath.Base(f), err)
 		}
 	}
 }

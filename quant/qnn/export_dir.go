@@ -118,7 +118,7 @@ func foldFirst(m *quant.Model, l, nl *quant.Layer) error {
 	if q == nil || q.ActBits != 3 || q.WeightBits != 0 || !(q.ActScale > 0) || l.Conv.Groups > 1 {
 		return fmt.Errorf("qat model: first convolution %s needs float weights and a 3-bit activation quantizer", l.Name)
 	}
-	if a := l.Conv.Activation; a != quant.ActReLU && a != quant.ActLeaky && a != quant.ActLinear {
+	if a := qonnx.WrittenActivation(l); a != quant.ActReLU && a != quant.ActLeaky && a != quant.ActLinear {
 		return fmt.Errorf("qat model: first convolution %s: activation %s (the engine's input quantizer clips at 0)", l.Name, a)
 	}
 	g, b := bnAffine(m, l.Conv)
@@ -143,6 +143,10 @@ func thresholdLayer(m *quant.Model, l, nl *quant.Layer, inScale float32) error {
 	q := l.Quant
 	if q == nil || q.WeightBits != 1 || q.ActBits != 3 || q.ActSigned || !(q.ActScale > 0) || !(inScale > 0) {
 		return fmt.Errorf("qat model: hidden convolution %s needs binary weights and an unsigned 3-bit quantizer after a quantized layer", l.Name)
+	}
+	// lhtan with its top level inside [0, 1] gives relu's levels (qonnx.LHTanAsReLU).
+	if a := qonnx.WrittenActivation(l); a != quant.ActReLU && a != quant.ActLeaky && a != quant.ActLinear {
+		return fmt.Errorf("qat model: hidden convolution %s: activation %s (thresholds need relu levels)", l.Name, a)
 	}
 	src := l.Conv
 	g, b := bnAffine(m, src)

@@ -2,8 +2,8 @@
 # Compares `pynqctl train` with Debian darknet's CPU training (`darknet detector train`)
 # on the same Tinier-YOLO-shaped cfg (30 classes, leaky, float) and the same 16 images
 # of the chairs fixture: seconds per iteration of 8 images and CPU seconds of the whole
-# run. With a third argument, a one-class region cfg (e.g. the demo model's
-# scripts/demo-model/chair-demo-float.cfg), that network trains instead, at the given
+# run. With a third argument, a one-class region cfg (any darknet cfg with a region head
+# and relu/leaky layers), that network trains instead, at the given
 # size, on 16 synthetic scenes.
 # Usage: quant/train/bench_darknet.sh [size=416] [iterations=2] [CFG]
 set -euo pipefail

@@ -26,7 +26,7 @@ type convLayer struct {
 	mean, vr  []float32 // batch mean and (unbiased) variance
 	trainPass bool
 	// fixedBN normalizes with the rolling statistics in training too and leaves them
-	// alone (Net.FixedBN): the layer's scale and bias still learn.
+	// alone (Net.FixBatchNorm): the layer's scale and bias still learn.
 	fixedBN   bool
 	q         *layerQuant // nil: float layer
 	wfwd      []float32   // the weights of the last forward pass (bipolar under QAT)
