@@ -134,6 +134,7 @@ type AddrRange struct {
 	SlaveBus     string  // SLAVEBUSINTERFACE
 	MasterBus    string  // MASTERBUSINTERFACE
 	AddressBlock string  // ADDRESSBLOCK
+	Line         int     // line of the MEMRANGE element in the .hwh
 }
 
 // Size is the number of bytes in the range.
@@ -473,6 +474,7 @@ func (p *hwhParser) memRange(se xml.StartElement) error {
 		AddressBlock: attr(se, "ADDRESSBLOCK"),
 	}
 	elem := "MEMRANGE " + r.Instance
+	r.Line = p.line
 	var err error
 	base, high := attr(se, "BASEVALUE"), attr(se, "HIGHVALUE")
 	if r.Base, err = parseNum(base); err != nil {
@@ -595,6 +597,26 @@ func isPS(m *Module) bool {
 	return m.Type == "processing_system7" || strings.HasPrefix(m.Type, "zynq_ultra_ps_e")
 }
 
+// The Zynq-7000's PL windows: what the PS reaches through M_AXI_GP0 and M_AXI_GP1.
+var plWindows = []AddrRange{
+	{Instance: "M_AXI_GP0", Base: 0x4000_0000, High: 0x7FFF_FFFF},
+	{Instance: "M_AXI_GP1", Base: 0x8000_0000, High: 0xBFFF_FFFF},
+}
+
+// checkPLWindows refuses a Zynq-7000 design whose PS address map puts a slave outside
+// the PL windows: the agent maps these ranges through /dev/mem, and one in DDR or the
+// PS's own registers (say 0x00100000) would let register writes land on memory the
+// kernel owns.
+func (d *Design) checkPLWindows() error {
+	for _, r := range d.AddressMap {
+		if !slices.ContainsFunc(plWindows, func(w AddrRange) bool { return w.Contains(r.Base, r.Size()) }) {
+			return &ParseError{File: d.Name, Line: r.Line, Elem: "MEMRANGE " + r.Instance,
+				Err: fmt.Errorf("0x%08X-0x%08X lies outside the Zynq-7000's PL windows (M_AXI_GP0 0x40000000-0x7FFFFFFF, M_AXI_GP1 0x80000000-0xBFFFFFFF): not a PL design's address map", r.Base, r.High)}
+		}
+	}
+	return nil
+}
+
 // finish builds the index and derives the address map, clocks and interrupts.
 func (d *Design) finish() error {
 	d.index = make(map[string]int, len(d.Modules))
@@ -612,6 +634,9 @@ func (d *Design) finish() error {
 	slices.SortStableFunc(d.AddressMap, func(a, b AddrRange) int { return cmp.Compare(a.Base, b.Base) })
 	if ps.Type != "processing_system7" {
 		return nil
+	}
+	if err := d.checkPLWindows(); err != nil {
+		return err
 	}
 	clocks, err := d.ps7Clocks(ps)
 	if err != nil {
