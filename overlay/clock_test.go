@@ -204,3 +204,18 @@ func TestParsePLL(t *testing.T) {
 		t.Error("ParsePLL(EMIO) succeeded")
 	}
 }
+
+func FuzzParsePLL(f *testing.F) {
+	for _, s := range []string{"IO PLL", "arm  pll", "DDRPLL", "", "IO\tPLL\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		p, err := ParsePLL(s)
+		if err != nil {
+			return
+		}
+		if q, err := ParsePLL(p.String()); err != nil || q != p {
+			t.Fatalf("%q -> %v, which does not read back (%v, %v)", s, p, q, err)
+		}
+	})
+}

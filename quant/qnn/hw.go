@@ -39,12 +39,17 @@ var W1A3 = Limits{
 
 // ReadLimits reads the "parameters" object of an overlay json file.
 func ReadLimits(path string) (Limits, error) {
-	var doc struct {
-		Parameters *Limits `json:"parameters"`
-	}
 	data, err := os.ReadFile(path)
 	if err != nil {
 		return Limits{}, err
+	}
+	return ParseLimits(data, path)
+}
+
+// ParseLimits reads the "parameters" object of overlay json data; errors name path.
+func ParseLimits(data []byte, path string) (Limits, error) {
+	var doc struct {
+		Parameters *Limits `json:"parameters"`
 	}
 	if err := json.Unmarshal(data, &doc); err != nil {
 		return Limits{}, fmt.Errorf("%s: %w", path, err)
