@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -317,6 +318,9 @@ func (c *Config) Validate() error {
 	if c.Server.Token != "" && c.Server.TokenFile != "" {
 		return c.keyErr("server.token_file", "give token or token_file, not both")
 	}
+	if t := c.Server.Token; t != "" && len(t) < MinTokenLen {
+		return c.keyErr("server.token", "%d characters: %s", len(t), tokenHint)
+	}
 	if q := c.Server.JPEGQuality; q < 1 || q > 100 {
 		return c.keyErr("server.jpeg_quality", "%d must be 1..100", q)
 	}
@@ -401,8 +405,20 @@ func (c *Config) Token() (string, error) {
 	if t == "" {
 		return "", fmt.Errorf("server.token_file %s is empty", c.Server.TokenFile)
 	}
+	if len(t) < MinTokenLen {
+		return "", fmt.Errorf("server.token_file %s: the token has %d characters: %s", c.Server.TokenFile, len(t), tokenHint)
+	}
 	return t, nil
 }
+
+// MinTokenLen is the shortest control token accepted: the token guards pausing the
+// detector and the board's verification endpoint, so it must not be guessable.
+const MinTokenLen = 16
+
+const tokenHint = "use at least 16 random characters (e.g. the output of `openssl rand -hex 16`)"
+
+// OpenOrigins says whether allowed_origins lets any web page open the feed.
+func (c *Config) OpenOrigins() bool { return slices.Contains(c.Server.AllowedOrigins, "*") }
 
 // Looping says whether file sources start over.
 func (s SourceConfig) Looping() bool { return s.Loop == nil || *s.Loop }

@@ -150,3 +150,28 @@ func TestSimQNNMOConfigLoads(t *testing.T) {
 		}
 	}
 }
+
+// TestTokenLength: short tokens are refused, inline and from token_file, naming the key.
+func TestTokenLength(t *testing.T) {
+	if _, err := ParseConfig([]byte("[server]\ntoken = \"short\"\n"), "a.toml"); err == nil || !strings.Contains(err.Error(), "server.token") || !strings.Contains(err.Error(), "at least 16") {
+		t.Errorf("short inline token: %v", err)
+	}
+	if _, err := ParseConfig([]byte("[server]\ntoken = \"0123456789abcdef\"\n"), "a.toml"); err != nil {
+		t.Errorf("16-character token: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "token"), []byte("abc\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	c, err := ParseConfig([]byte("[server]\ntoken_file = \"token\"\n"), filepath.Join(dir, "a.toml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Token(); err == nil || !strings.Contains(err.Error(), "3 characters") {
+		t.Errorf("short token file: %v", err)
+	}
+	c, err = ParseConfig([]byte("[server]\nallowed_origins = [\"*\"]\n"), "a.toml")
+	if err != nil || !c.OpenOrigins() {
+		t.Errorf("allowed_origins *: open %v, err %v", c != nil && c.OpenOrigins(), err)
+	}
+}

@@ -29,6 +29,9 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if token == "" {
 		log.Info("no control token configured: the feed is read-only, control is disabled (set server.token)")
 	}
+	if cfg.OpenOrigins() {
+		log.Warn("server.allowed_origins contains \"*\": any web page a viewer opens may read the feed and, with the token, control the agent; list the origins instead")
+	}
 	a, err := New(ctx, cfg, log)
 	if err != nil {
 		return err

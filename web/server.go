@@ -64,6 +64,7 @@ type server struct {
 	origins  map[string]bool
 	anyOrig  bool
 	upgrader websocket.Upgrader
+	guard    *authGuard
 
 	badOrigin, controlOK, controlDenied, controlBad, snapshots atomic.Uint64
 }
@@ -71,7 +72,7 @@ type server struct {
 // NewServer returns the handler for the API, the feed (/ws) and the page (/).
 func NewServer(b Backend, h *Hub, opt ServerOptions) http.Handler {
 	opt.defaults()
-	s := &server{b: b, hub: h, opt: opt, origins: map[string]bool{}}
+	s := &server{b: b, hub: h, opt: opt, origins: map[string]bool{}, guard: newAuthGuard()}
 	for _, o := range opt.AllowedOrigins {
 		if o == "*" {
 			s.anyOrig = true
@@ -240,8 +241,10 @@ func (s *server) authorize(token string) (int, string) {
 		return http.StatusUnauthorized, "missing token: send Authorization: Bearer <token>"
 	case subtle.ConstantTimeCompare([]byte(token), []byte(s.opt.Token)) != 1:
 		s.controlDenied.Add(1)
+		s.guard.refused(s.opt.Logger, "bad token")
 		return http.StatusForbidden, "bad token"
 	}
+	s.guard.accepted()
 	return 0, ""
 }
 
