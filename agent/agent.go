@@ -221,7 +221,7 @@ func (a *Agent) startQNN(ctx context.Context) error {
 	checked := overlay.NewCheckedBus(bus, design, overlay.SLCRRange)
 	drv, err := qnndriver.Open(qnndriver.Config{
 		Bus: checked, Alloc: alloc, Design: design, Model: m,
-		Instance: c.Bitstream.Engine, Preload: true, Log: a.log,
+		Instance: c.Bitstream.Engine, Preload: true, Log: a.log, Timeout: c.Engine.Timeout.Duration,
 	})
 	if err != nil {
 		return fmt.Errorf("engine: %w", err)
@@ -420,13 +420,28 @@ func (a *Agent) Names() []string { return slices.Clone(a.names) }
 // Ready reports that start-up finished and frames are being processed.
 func (a *Agent) Ready() bool { return a.ready.Load() }
 
+// Health reports what keeps the daemon from doing its job, nil when nothing does: the
+// engine stuck on one frame past engine.timeout, or frames going in and none coming
+// out for health.stall (an engine that hangs or fails on every frame; the driver's
+// timeout restarts each run, so only the stall shows it). /healthz, /readyz, the
+// systemd watchdog, /api/status and /metrics all report it.
+func (a *Agent) Health() error {
+	if busy, limit := a.pipe.EngineBusy(), a.cfg.Engine.Timeout.Duration+time.Second; busy > limit {
+		return fmt.Errorf("engine on one frame for %s (engine.timeout %s): the driver did not give up", busy.Round(time.Second), a.cfg.Engine.Timeout)
+	}
+	if r := a.pipe.Stalled(a.cfg.Health.Stall.Duration); r != "" {
+		return errors.New(r)
+	}
+	return nil
+}
+
 // Status is the JSON of /api/status.
 func (a *Agent) Status() web.Status {
 	sn := a.pipe.Stats()
 	thresh, classes, paused := a.pipe.controlState()
 	st := web.Status{
 		Version: Version, Backend: a.cfg.Backend, Bitstream: a.bitInfo, Model: a.modelInfo,
-		Source: RedactURL(a.cfg.SourceInput()), Paused: paused, Ready: a.Ready(),
+		Source: RedactURL(a.cfg.SourceInput()), Paused: paused, Ready: a.Ready(), Healthy: true,
 		FPSIn: sn.FPSIn, FPSOut: sn.FPSOut, StagesMS: web.StageTimes(sn.StagesMS),
 		LatencyMS: sn.LatencyMS, Dropped: sn.Dropped, UptimeS: time.Since(a.start).Seconds(),
 		Thresh: thresh, Classes: classes,
@@ -436,6 +451,9 @@ func (a *Agent) Status() web.Status {
 			"source_state": sn.SourceState, "source_error": sn.SourceError, "source_errors": sn.SourceErrors,
 			"stages_last_ms": sn.LastMS, "latency_last_ms": sn.LastLatencyMS,
 		},
+	}
+	if err := a.Health(); err != nil {
+		st.Healthy, st.Health = false, err.Error()
 	}
 	if a.tel != nil {
 		st.Extra["telemetry"] = a.tel.StatusExtra()

@@ -41,6 +41,8 @@ type Config struct {
 	LED       LEDConfig       `toml:"led"`
 	Log       LogConfig       `toml:"log"`
 	Queues    QueueConfig     `toml:"queues"`
+	Engine    EngineConfig    `toml:"engine"`
+	Health    HealthConfig    `toml:"health"`
 
 	// file is the path the config was read from ("" for built-in defaults); relative
 	// paths inside it resolve against its directory.
@@ -54,6 +56,20 @@ type BitstreamConfig struct {
 	HWH  string `toml:"hwh"`  // the .hwh; default: beside the .bit with the same base name
 	// Engine selects the BlackBoxJam instance when the design has several; "" = the only one.
 	Engine string `toml:"engine"`
+}
+
+// EngineConfig bounds the accelerator.
+type EngineConfig struct {
+	// Timeout bounds one engine run; the driver then gives up, resets the PL and the
+	// frame fails.
+	Timeout Duration `toml:"timeout"`
+}
+
+// HealthConfig says when the daemon reports itself unhealthy.
+type HealthConfig struct {
+	// Stall: frames taken but none finished for this long makes /healthz and /readyz
+	// answer 503 and stops the systemd watchdog pings.
+	Stall Duration `toml:"stall"`
 }
 
 // ModelConfig names the network and its post-processing.
@@ -144,6 +160,8 @@ func Defaults() *Config {
 		LED:     LEDConfig{Channel: 1},
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Queues:  QueueConfig{Frames: 2, Engine: 1, Output: 1},
+		Engine:  EngineConfig{Timeout: Duration{10 * time.Second}},
+		Health:  HealthConfig{Stall: Duration{30 * time.Second}},
 	}
 }
 
@@ -308,6 +326,12 @@ func (c *Config) Validate() error {
 	}
 	if s.Retry.Duration <= 0 || s.RetryMax.Duration < s.Retry.Duration {
 		return c.keyErr("source.retry", "retry %v and retry_max %v must be positive with retry <= retry_max", s.Retry, s.RetryMax)
+	}
+	if c.Engine.Timeout.Duration <= 0 {
+		return c.keyErr("engine.timeout", "must be positive")
+	}
+	if st := c.Health.Stall.Duration; st <= c.Engine.Timeout.Duration {
+		return c.keyErr("health.stall", "%v must be longer than engine.timeout %v (a run may take that long)", st, c.Engine.Timeout)
 	}
 	if s.StallTimeout.Duration < 0 {
 		return c.keyErr("source.stall_timeout", "must not be negative (0 disables it)")

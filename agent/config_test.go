@@ -98,12 +98,12 @@ func TestConfigErrorsNameKeyAndLine(t *testing.T) {
 
 func TestTokenFile(t *testing.T) {
 	dir := t.TempDir()
-	os.WriteFile(filepath.Join(dir, "token"), []byte("s3cret\n"), 0o600)
+	os.WriteFile(filepath.Join(dir, "token"), []byte("s3cret-s3cret-s3cret\n"), 0o600)
 	c, err := ParseConfig([]byte("[server]\ntoken_file = \"token\"\n"), filepath.Join(dir, "a.toml"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tok, err := c.Token(); err != nil || tok != "s3cret" {
+	if tok, err := c.Token(); err != nil || tok != "s3cret-s3cret-s3cret" {
 		t.Errorf("token %q %v", tok, err)
 	}
 	if _, err := ParseConfig([]byte("[server]\ntoken = \"a\"\ntoken_file = \"token\"\n"), "a.toml"); err == nil {
@@ -173,5 +173,21 @@ func TestTokenLength(t *testing.T) {
 	c, err = ParseConfig([]byte("[server]\nallowed_origins = [\"*\"]\n"), "a.toml")
 	if err != nil || !c.OpenOrigins() {
 		t.Errorf("allowed_origins *: open %v, err %v", c != nil && c.OpenOrigins(), err)
+	}
+}
+
+// TestEngineAndHealthKeys: the engine timeout and the stall window are checked.
+func TestEngineAndHealthKeys(t *testing.T) {
+	for doc, want := range map[string]string{
+		"[engine]\ntimeout = \"0s\"\n":                             "engine.timeout",
+		"[engine]\ntimeout = \"20s\"\n[health]\nstall = \"15s\"\n": "health.stall",
+	} {
+		if _, err := ParseConfig([]byte(doc), "a.toml"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error naming %s", doc, err, want)
+		}
+	}
+	c, err := ParseConfig([]byte("[engine]\ntimeout = \"2s\"\n[health]\nstall = \"5s\"\n"), "a.toml")
+	if err != nil || c.Engine.Timeout.Duration != 2*time.Second || c.Health.Stall.Duration != 5*time.Second {
+		t.Errorf("config %+v %+v, err %v", c.Engine, c.Health, err)
 	}
 }

@@ -17,6 +17,8 @@ func (a *Agent) WriteMetrics(w io.Writer) error {
 	m.one("pynq_agent_info", "gauge", "Build and backend of the daemon (value 1).",
 		fmt.Sprintf(`version=%q,backend=%q`, Version, a.cfg.Backend), 1)
 	m.one("pynq_agent_ready", "gauge", "1 when start-up finished and frames are processed.", "", b2f(a.Ready()))
+
+	m.one("pynq_agent_healthy", "gauge", "1 unless the engine is stuck or frames go in and none come out (health.stall); /api/status says why.", "", b2f(a.Health() == nil))
 	_, _, paused := a.pipe.controlState()
 	m.one("pynq_agent_paused", "gauge", "1 while processing is paused by control.", "", b2f(paused))
 	m.one("pynq_agent_uptime_seconds", "gauge", "Seconds since start-up began.", "", time.Since(a.start).Seconds())

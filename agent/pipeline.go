@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -431,6 +432,7 @@ func (p *Pipeline) prepareLoop(ctx context.Context, q *dropQueue, out chan<- *Jo
 			p.st.count(&p.st.paused)
 			continue
 		}
+		p.st.taken(time.Now())
 		j := &Job{ID: p.ids.Add(1), Captured: c.Time, Thresh: ctl.thresh, Name: c.Name}
 		if err := guard(func() error { return p.decode(j, c) }); err != nil {
 			p.frameError(j, "decode", err)
@@ -584,11 +586,23 @@ func (p *Pipeline) frameError(j *Job, stage string, err error) {
 	p.st.mu.Lock()
 	p.st.errors++
 	n := p.st.errors
+	p.st.lastErr = stage + ": " + firstLine(err.Error())
 	p.st.mu.Unlock()
 	// A camera sending garbage fails every frame: log the first few, then every 100th.
 	if n <= 10 || n%100 == 0 {
 		p.log.Warn("frame failed", "frame", j.ID, "stage", stage, "err", err, "errors_so_far", n)
 	}
+}
+
+// Stalled describes a pipeline that took frames but finished none for longer than
+// window ("" when it is not stalled): a wedged or always-failing engine.
+func (p *Pipeline) Stalled(window time.Duration) string { return p.st.stalled(time.Now(), window) }
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
 }
 
 // Control changes the running pipeline; names is the model's class list used to check

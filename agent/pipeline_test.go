@@ -439,3 +439,74 @@ func TestRateMeter(t *testing.T) {
 		t.Errorf("idle for 20 intervals reads %v", got)
 	}
 }
+
+// failingModel fails every engine run, as an engine whose runs all time out.
+type failingModel struct{ fakeModel }
+
+func (m *failingModel) Infer(ctx context.Context, j *Job) error {
+	return errors.New("engine run timed out after 10s\nstack")
+}
+
+// TestStalledPipeline: frames going in and none coming out for the stall window is
+// reported with the count and the last frame error, both when the engine hangs and when
+// it fails every frame; a published frame ends it; a paused pipeline is not stalled.
+func TestStalledPipeline(t *testing.T) {
+	const window = 150 * time.Millisecond
+	hang := &fakeModel{gate: make(chan struct{})}
+	p := NewPipeline(hang, PipelineOptions{Thresh: 0.5})
+	pub := newCollector()
+	runPipeline(t, p, opener(newFakeSource(1<<30, true)), pub)
+	waitFor(t, "the hang to be reported", func() bool { return p.Stalled(window) != "" })
+	if r := p.Stalled(window); !strings.Contains(r, "no frame completed for") || !strings.Contains(r, "health.stall 150ms") {
+		t.Errorf("reason %q", r)
+	}
+	close(hang.gate)
+	waitFor(t, "frames again", func() bool { return pub.count() > 0 })
+	if r := p.Stalled(time.Hour); r != "" {
+		t.Errorf("after a published frame: %q", r)
+	}
+
+	fail := NewPipeline(&failingModel{}, PipelineOptions{Thresh: 0.5})
+	runPipeline(t, fail, opener(newFakeSource(1<<30, true)), newCollector())
+	waitFor(t, "the failures to be reported", func() bool { return fail.Stalled(window) != "" })
+	if r := fail.Stalled(window); !strings.Contains(r, "last frame error: engine: engine run timed out after 10s") || strings.Contains(r, "stack") {
+		t.Errorf("reason %q, want the last error's first line", r)
+	}
+
+	paused := NewPipeline(&failingModel{}, PipelineOptions{Thresh: 0.5})
+	yes := true
+	if err := paused.Control(web.Control{Paused: &yes}, nil); err != nil {
+		t.Fatal(err)
+	}
+	runPipeline(t, paused, opener(newFakeSource(1<<30, true)), newCollector())
+	waitFor(t, "paused frames", func() bool { return paused.Stats().Paused > 20 })
+	time.Sleep(window)
+	if r := paused.Stalled(window); r != "" {
+		t.Errorf("paused: %q", r)
+	}
+}
+
+// TestAgentHealth: a hung engine makes the agent unhealthy (with the stall reason in
+// Health, /api/status and /metrics) within health.stall, and healthy again once
+// frames come out.
+func TestAgentHealth(t *testing.T) {
+	cfg := Defaults()
+	cfg.Engine.Timeout.Duration, cfg.Health.Stall.Duration = 50*time.Millisecond, 200*time.Millisecond
+	hang := &fakeModel{gate: make(chan struct{})}
+	a := &Agent{cfg: cfg, start: time.Now(), pipe: NewPipeline(hang, PipelineOptions{Thresh: 0.5})}
+	pub := newCollector()
+	runPipeline(t, a.pipe, opener(newFakeSource(1<<30, true)), pub)
+	waitFor(t, "unhealthy", func() bool { return a.Health() != nil })
+	if st := a.Status(); st.Healthy || !strings.Contains(st.Health, "no frame completed") {
+		t.Errorf("status healthy %v, health %q", st.Healthy, st.Health)
+	}
+	var m strings.Builder
+	if err := a.WriteMetrics(&m); err != nil || !strings.Contains(m.String(), "pynq_agent_healthy 0") {
+		t.Errorf("metrics (%v):\n%s", err, m.String())
+	}
+	close(hang.gate)
+	waitFor(t, "healthy again", func() bool { return pub.count() > 0 && a.Health() == nil })
+	if st := a.Status(); !st.Healthy || st.Health != "" {
+		t.Errorf("after recovery: healthy %v, health %q", st.Healthy, st.Health)
+	}
+}

@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
@@ -62,7 +61,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err := notify.Notify("READY=1", "STATUS=processing frames"); err != nil {
 		log.Warn("systemd notify failed", "err", err)
 	}
-	wg.Go(func() { watchdog(pctx, notify, log, a.healthy) })
+	wg.Go(func() { watchdog(pctx, notify, log, a.Health) })
 
 	select {
 	case <-ctx.Done():
@@ -87,16 +86,9 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	return err
 }
 
-// engineHangLimit is longer than any engine run may take (the driver gives up on a run
-// after qnndriver.DefaultTimeout and resets the PL).
-const engineHangLimit = 2 * qnndriver.DefaultTimeout
-
-// healthy says the pipeline is not wedged: the engine is not stuck on one frame.
-func (a *Agent) healthy() bool { return a.pipe.EngineBusy() < engineHangLimit }
-
 // watchdog pings systemd's watchdog while the pipeline runs and is healthy, so systemd
 // restarts a daemon whose engine wedged.
-func watchdog(ctx context.Context, n *Notifier, log *slog.Logger, healthy func() bool) {
+func watchdog(ctx context.Context, n *Notifier, log *slog.Logger, health func() error) {
 	if n == nil {
 		return
 	}
@@ -114,8 +106,8 @@ func watchdog(ctx context.Context, n *Notifier, log *slog.Logger, healthy func()
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if !healthy() {
-				log.Error("engine stuck on one frame; not pinging the systemd watchdog")
+			if err := health(); err != nil {
+				log.Error("unhealthy: not pinging the systemd watchdog", "reason", err)
 				continue
 			}
 			if err := n.Notify("WATCHDOG=1"); err != nil {

@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"sync"
 	"time"
 )
@@ -101,6 +102,13 @@ type stats struct {
 	srcErrors uint64 // source failures (each retried)
 	srcState  string
 	srcErr    string
+
+	// pendingSince is when the pipeline took the first frame since the last one it
+	// published (zero when none is pending); pendingN counts them. A pending run
+	// older than the health stall window means frames go in and none come out.
+	pendingSince time.Time
+	pendingN     uint64
+	lastErr      string // stage and error of the last failed frame
 }
 
 func newStats() *stats { return &stats{stages: map[string]*movingAvg{}} }
@@ -124,8 +132,35 @@ func (s *stats) frameIn(t time.Time) {
 	s.mu.Unlock()
 }
 
+// taken records that the pipeline started working on a frame.
+func (s *stats) taken(t time.Time) {
+	s.mu.Lock()
+	if s.pendingSince.IsZero() {
+		s.pendingSince = t
+	}
+	s.pendingN++
+	s.mu.Unlock()
+}
+
+// stalled describes frames that went in without one coming out for longer than
+// window; "" when the pipeline is not stalled.
+func (s *stats) stalled(now time.Time, window time.Duration) string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.pendingSince.IsZero() || window <= 0 || now.Sub(s.pendingSince) < window {
+		return ""
+	}
+	r := fmt.Sprintf("no frame completed for %s while the pipeline took %d (health.stall %s)",
+		now.Sub(s.pendingSince).Round(time.Second), s.pendingN, window)
+	if s.lastErr != "" {
+		r += "; last frame error: " + s.lastErr
+	}
+	return r
+}
+
 func (s *stats) frameOut(t time.Time, latency time.Duration, dets int) {
 	s.mu.Lock()
+	s.pendingSince, s.pendingN = time.Time{}, 0
 	s.framesOut++
 	s.detected += uint64(dets)
 	s.out.add(t)

@@ -2,6 +2,7 @@ package web
 
 import (
 	"encoding/json"
+	"errors"
 	"image/color"
 	"io"
 	"net/http"
@@ -57,6 +58,18 @@ func TestHealthReadyStatus(t *testing.T) {
 	if code, _ := get(t, e.srv.URL+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("readyz when not ready: %d, want 503", code)
 	}
+	// Unhealthy: both answer 503 with the reason.
+	e.b.mu.Lock()
+	e.b.ready, e.b.unhealthy = true, errors.New("no frame completed for 31s")
+	e.b.mu.Unlock()
+	for _, path := range []string{"/healthz", "/readyz"} {
+		if code, body := get(t, e.srv.URL+path); code != http.StatusServiceUnavailable || !strings.Contains(body, "unhealthy: no frame completed for 31s") {
+			t.Fatalf("%s when unhealthy: %d %q, want 503 with the reason", path, code, body)
+		}
+	}
+	e.b.mu.Lock()
+	e.b.unhealthy = nil
+	e.b.mu.Unlock()
 	e.dial(t, nil)
 	waitViewers(t, e.hub, 1)
 	code, body := get(t, e.srv.URL+"/api/status")

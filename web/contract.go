@@ -51,6 +51,8 @@ type Status struct {
 	Source    string         `json:"source"`
 	Paused    bool           `json:"paused"`
 	Ready     bool           `json:"ready"`
+	Healthy   bool           `json:"healthy"`
+	Health    string         `json:"health,omitempty"` // why not healthy
 	FPSIn     float64        `json:"fps_in"`
 	FPSOut    float64        `json:"fps_out"`
 	StagesMS  StageTimes     `json:"stages_ms"`
@@ -74,6 +76,9 @@ type Control struct {
 type Backend interface {
 	Status() Status
 	Ready() bool
+	// Health is nil while the daemon does its job, else the reason it does not
+	// (/healthz and /readyz answer 503 with it).
+	Health() error
 	// WriteMetrics writes Prometheus text exposition format (version 0.0.4).
 	WriteMetrics(w io.Writer) error
 	Control(c Control) error

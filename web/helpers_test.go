@@ -20,13 +20,14 @@ import (
 
 // fakeBackend is a Backend that records controls.
 type fakeBackend struct {
-	mu       sync.Mutex
-	ready    bool
-	thresh   float32
-	classes  []string
-	paused   bool
-	controls int
-	extra    map[string]any
+	mu        sync.Mutex
+	ready     bool
+	thresh    float32
+	classes   []string
+	paused    bool
+	controls  int
+	extra     map[string]any
+	unhealthy error
 }
 
 func (b *fakeBackend) Status() Status {
@@ -37,6 +38,8 @@ func (b *fakeBackend) Status() Status {
 }
 
 func (b *fakeBackend) Ready() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.ready }
+
+func (b *fakeBackend) Health() error { b.mu.Lock(); defer b.mu.Unlock(); return b.unhealthy }
 
 func (b *fakeBackend) WriteMetrics(w io.Writer) error {
 	_, err := io.WriteString(w, "# HELP pynq_frames_total Frames processed.\n# TYPE pynq_frames_total counter\npynq_frames_total 42\n")

@@ -102,13 +102,23 @@ func NewServer(b Backend, h *Hub, opt ServerOptions) http.Handler {
 
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.b.Health(); err != nil {
+		http.Error(w, "unhealthy: "+err.Error(), http.StatusServiceUnavailable)
+		return
+	}
 	fmt.Fprintf(w, "ok %s\n", s.opt.Version)
 }
 
+// readyz is ready only while healthy too: a load balancer or deploy check must not
+// send viewers to a daemon whose engine wedged.
 func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !s.b.Ready() {
 		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		return
+	}
+	if err := s.b.Health(); err != nil {
+		http.Error(w, "not ready: unhealthy: "+err.Error(), http.StatusServiceUnavailable)
 		return
 	}
 	io.WriteString(w, "ready\n")
