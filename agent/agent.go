@@ -231,9 +231,28 @@ func (a *Agent) startQNN(ctx context.Context) error {
 	if a.model, err = NewQNNModel(det, drv, float32(c.Model.NMS)); err != nil {
 		return err
 	}
+	if err := a.injectEngineFaults(); err != nil {
+		return err
+	}
 	a.led = openLED(checked, design, c.LED, a.log)
 	a.onClose(a.led.Close)
 	a.log.Info("engine ready", "backend", c.Backend, "design", design.Name)
+	return nil
+}
+
+// injectEngineFaults wraps the model with the engine faults of sim.faults.
+func (a *Agent) injectEngineFaults() error {
+	faults, _ := a.cfg.SimFaults()
+	faults = slices.DeleteFunc(faults, func(f Fault) bool { return f.Kind == "load-fail" })
+	if len(faults) == 0 || a.machine == nil {
+		return nil
+	}
+	jam, ok := a.machine.Jam(a.drv.Instance())
+	if !ok {
+		return fmt.Errorf("sim.faults: the simulated design has no engine %q", a.drv.Instance())
+	}
+	a.model = &engineFaults{Model: a.model, jam: jam, faults: faults}
+	a.log.Warn("fault injection on", "faults", a.cfg.Sim.Faults)
 	return nil
 }
 
@@ -285,6 +304,10 @@ func (a *Agent) programSim(ctx context.Context, m *quant.Model) (overlay.Bus, dm
 		return nil, nil, nil, fmt.Errorf("sim: %w", err)
 	}
 	bit := a.cfg.Path(a.cfg.Bitstream.Path)
+	faults, _ := a.cfg.SimFaults() // Validate checked them
+	if slices.ContainsFunc(faults, func(f Fault) bool { return f.Kind == "load-fail" }) {
+		machine.FailNextLoad(bitstream.StateWriteError) // sim.faults: load-fail
+	}
 	if _, err := machine.Program(ctx, bit, bitstream.Options{}); err != nil {
 		return nil, nil, nil, fmt.Errorf("sim: %w", err)
 	}

@@ -43,6 +43,7 @@ type Config struct {
 	Queues    QueueConfig     `toml:"queues"`
 	Engine    EngineConfig    `toml:"engine"`
 	Health    HealthConfig    `toml:"health"`
+	Sim       SimConfig       `toml:"sim"`
 
 	// file is the path the config was read from ("" for built-in defaults); relative
 	// paths inside it resolve against its directory.
@@ -70,6 +71,25 @@ type HealthConfig struct {
 	// Stall: frames taken but none finished for this long makes /healthz and /readyz
 	// answer 503 and stops the systemd watchdog pings.
 	Stall Duration `toml:"stall"`
+}
+
+// SimConfig tunes the FPGA simulation (backend "sim").
+type SimConfig struct {
+	// Faults to inject (see Fault): "engine-hang@N", "engine-hang-once@N", "load-fail".
+	Faults []string `toml:"faults"`
+}
+
+// SimFaults parses sim.faults.
+func (c *Config) SimFaults() ([]Fault, error) {
+	var out []Fault
+	for _, s := range c.Sim.Faults {
+		f, err := ParseFault(s)
+		if err != nil {
+			return nil, c.keyErr("sim.faults", "%v", err)
+		}
+		out = append(out, f)
+	}
+	return out, nil
 }
 
 // ModelConfig names the network and its post-processing.
@@ -326,6 +346,11 @@ func (c *Config) Validate() error {
 	}
 	if s.Retry.Duration <= 0 || s.RetryMax.Duration < s.Retry.Duration {
 		return c.keyErr("source.retry", "retry %v and retry_max %v must be positive with retry <= retry_max", s.Retry, s.RetryMax)
+	}
+	if faults, err := c.SimFaults(); err != nil {
+		return err
+	} else if len(faults) > 0 && c.Backend != BackendSim {
+		return c.keyErr("sim.faults", "fault injection needs backend = \"sim\"")
 	}
 	if c.Engine.Timeout.Duration <= 0 {
 		return c.keyErr("engine.timeout", "must be positive")

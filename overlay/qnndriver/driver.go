@@ -71,6 +71,7 @@ type Driver struct {
 	regs   overlay.Region
 	off    regOffsets
 	shadow map[string]uint32 // last value written per register, for hang reports
+	inst   string            // the engine's instance in the design
 
 	weights  [][2]dma.Buffer // per run when preloaded
 	act      [2]dma.Buffer   // ping-pong activations
@@ -111,7 +112,7 @@ func Open(cfg Config) (*Driver, error) {
 	if err != nil {
 		return nil, fmt.Errorf("qnn driver: map %s registers: %w", mod.Instance, err)
 	}
-	d := &Driver{cfg: cfg, log: cfg.Log, runs: runs, regs: regs, off: off, shadow: map[string]uint32{}}
+	d := &Driver{cfg: cfg, log: cfg.Log, runs: runs, regs: regs, off: off, shadow: map[string]uint32{}, inst: mod.Instance}
 	if d.log == nil {
 		d.log = slog.Default()
 	}
@@ -129,6 +130,9 @@ func Open(cfg Config) (*Driver, error) {
 }
 
 // findEngine returns the BlackBoxJam module and its register range.
+// Instance is the engine's instance name in the design (e.g. BlackBoxJam_0).
+func (d *Driver) Instance() string { return d.inst }
+
 func findEngine(d *overlay.Design, instance string) (*overlay.Module, overlay.AddrRange, error) {
 	var mods []*overlay.Module
 	for _, m := range d.FindByVLNV(VLNV) {

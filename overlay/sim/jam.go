@@ -68,6 +68,7 @@ type Jam struct {
 	hung       string // reason of the current hang, "" when none
 	gen        uint64 // bumps at every reset: a run of an older generation is dropped
 	hangNext   int    // injected: the next n starts hang
+	stuck      bool   // injected: every start hangs, resets or not
 	runs       int    // completed runs
 	wmem       [][]uint64
 	tmem       [][]threshEntry
@@ -106,6 +107,14 @@ func (j *Jam) InjectHang(n int) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.hangNext = n
+}
+
+// SetStuck makes every start hang until SetStuck(false): an engine that a PL reset
+// does not bring back (InjectHang's hangs end at the next reset).
+func (j *Jam) SetStuck(stuck bool) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.stuck = stuck
 }
 
 // Hung returns why the engine hangs, "" when it does not.
@@ -197,8 +206,8 @@ func (j *Jam) start() {
 	}
 	j.busy, j.done = true, false
 	gen := j.gen
-	if j.hangNext > 0 {
-		j.hangNext--
+	if j.hangNext > 0 || j.stuck {
+		j.hangNext = max(j.hangNext-1, 0)
 		j.hung = "injected hang"
 		j.mu.Unlock()
 		return

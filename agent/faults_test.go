@@ -1,0 +1,114 @@
+package agent
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fpgadetector/pynq-agent/agent/demomodel"
+	"github.com/fpgadetector/pynq-agent/bitstream"
+)
+
+func TestParseFault(t *testing.T) {
+	for s, want := range map[string]Fault{
+		"engine-hang@3": {"engine-hang", 3}, " engine-hang-once@1": {"engine-hang-once", 1}, "load-fail": {"load-fail", 0},
+	} {
+		if f, err := ParseFault(s); err != nil || f != want {
+			t.Errorf("%q: %+v %v, want %+v", s, f, err, want)
+		}
+	}
+	for _, bad := range []string{"engine-hang", "engine-hang@0", "engine-hang@x", "load-fail@2", "dma-error@1", ""} {
+		if _, err := ParseFault(bad); err == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+	if _, err := ParseConfig([]byte("[sim]\nfaults = [\"engine-hang@2\"]\n"), "a.toml"); err == nil || !strings.Contains(err.Error(), `needs backend = "sim"`) {
+		t.Errorf("faults on a board config: %v", err)
+	}
+}
+
+func FuzzParseFault(f *testing.F) {
+	for _, s := range []string{"engine-hang@3", "load-fail", "engine-hang-once@99999999999999999999"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ft, err := ParseFault(s)
+		if err == nil && ft.Kind != "load-fail" && ft.Frame < 1 {
+			t.Fatalf("%q gave %+v", s, ft)
+		}
+	})
+}
+
+// faultConfig is the demo (the embedded chair model on synthetic scenes) on the
+// simulation with the given faults, a short engine timeout and stall window.
+func faultConfig(t *testing.T, faults ...string) *Config {
+	t.Helper()
+	p, err := demomodel.Extract(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := Defaults()
+	c.Backend = BackendSim
+	c.Bitstream.Path = p.Bitstream
+	c.Model.Kind, c.Model.Dir, c.Model.Names = ModelQNN, p.ModelDir, p.Names
+	c.Source.Input = SynthPrefix + "1"
+	c.Engine.Timeout.Duration, c.Health.Stall.Duration = 300*time.Millisecond, 2*time.Second
+	c.Sim.Faults = faults
+	c.Server.Listen = "127.0.0.1:0"
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// TestSimFaults: each fault of [sim] faults is injected, reported and, where it can
+// be, recovered: a persistent hang makes the agent unhealthy with the reason; a single
+// hang costs one frame and the agent stays healthy; a failed load stops start-up with
+// the FPGA manager's state.
+func TestSimFaults(t *testing.T) {
+	skipSimPipelineInShort(t)
+	serve := func(t *testing.T, c *Config) (*Agent, *collector) {
+		a, err := New(context.Background(), c, quietLog())
+		if err != nil {
+			t.Fatal(err)
+		}
+		pub := newCollector()
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error)
+		go func() { done <- a.Serve(ctx, pub) }()
+		t.Cleanup(func() { cancel(); <-done; a.Close() })
+		return a, pub
+	}
+	t.Run("engine-hang", func(t *testing.T) {
+		a, pub := serve(t, faultConfig(t, "engine-hang@3"))
+		start := time.Now()
+		waitFor(t, "unhealthy", func() bool { return a.Health() != nil })
+		err := a.Health()
+		t.Logf("reported after %v: %v", time.Since(start).Round(100*time.Millisecond), err)
+		if !strings.Contains(err.Error(), "no frame completed") || !strings.Contains(err.Error(), "last frame error: engine") {
+			t.Errorf("reason %v", err)
+		}
+		if n := pub.count(); n != 2 {
+			t.Errorf("%d frames published, want the 2 before the hang", n)
+		}
+	})
+	t.Run("engine-hang-once", func(t *testing.T) {
+		a, pub := serve(t, faultConfig(t, "engine-hang-once@2"))
+		waitFor(t, "frames after the hang", func() bool { return pub.count() >= 5 })
+		if st := a.pipe.Stats(); st.Errors != 1 {
+			t.Errorf("%d frame errors, want the one hung frame", st.Errors)
+		}
+		if err := a.Health(); err != nil {
+			t.Errorf("unhealthy after recovering: %v", err)
+		}
+	})
+	t.Run("load-fail", func(t *testing.T) {
+		_, err := New(context.Background(), faultConfig(t, "load-fail"), quietLog())
+		var le *bitstream.LoadError
+		if !errors.As(err, &le) || le.State != bitstream.StateWriteError {
+			t.Errorf("start-up: %v, want the load error", err)
+		}
+	})
+}
