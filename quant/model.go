@@ -12,6 +12,7 @@ package quant
 import (
 	"errors"
 	"fmt"
+	"math"
 )
 
 // Shape is the shape of one activation tensor, batch 1, NCHW.
@@ -323,4 +324,26 @@ func (m *Model) Heads() []int {
 		}
 	}
 	return out
+}
+
+// Binarize writes darknet's binary=1 weights of OIHW weights w into dst (same length):
+// each filter becomes sign(w) times the filter's mean absolute weight, w <= 0 mapping
+// to -mean (binarize_weights).
+func Binarize(dst, w []float32, filters int) {
+	per := len(w) / filters
+	for f := range filters {
+		fw := w[f*per : (f+1)*per]
+		var sum float64
+		for _, v := range fw {
+			sum += math.Abs(float64(v))
+		}
+		mean := float32(sum / float64(per))
+		for j, v := range fw {
+			if v > 0 {
+				dst[f*per+j] = mean
+			} else {
+				dst[f*per+j] = -mean
+			}
+		}
+	}
 }

@@ -268,26 +268,10 @@ func (b *exporter) conv(name string, l *quant.Layer) error {
 	})
 }
 
-// binarize applies darknet's binary=1 forward pass to OIHW weights: each filter becomes
-// sign(w) times the mean absolute weight of that filter (w <= 0 maps to -mean).
+// binarize applies darknet's binary=1 forward pass to OIHW weights ([quant.Binarize]).
 func binarize(w []float32, filters int) []float32 {
 	out := make([]float32, len(w))
-	per := len(w) / filters
-	for f := 0; f < filters; f++ {
-		fw := w[f*per : (f+1)*per]
-		var sum float64
-		for _, v := range fw {
-			sum += math.Abs(float64(v))
-		}
-		mean := float32(sum / float64(per))
-		for j, v := range fw {
-			if v > 0 {
-				out[f*per+j] = mean
-			} else {
-				out[f*per+j] = -mean
-			}
-		}
-	}
+	quant.Binarize(out, w, filters)
 	return out
 }
 

@@ -190,26 +190,10 @@ func (cl *convLayer) forward(n *Net, in, out []float32, train bool) {
 // mean |w| times the sign (w > 0). Darknet trains such a layer with these weights in
 // both passes and applies the updates to the float ones, as QAT's bipolar quantizer.
 func (cl *convLayer) binarized(f int) []float32 {
-	w := cl.c.Weights
-	if len(cl.wbin) != len(w) {
-		cl.wbin = make([]float32, len(w))
+	if len(cl.wbin) != len(cl.c.Weights) {
+		cl.wbin = make([]float32, len(cl.c.Weights))
 	}
-	per := len(w) / f
-	for o := range f {
-		row := w[o*per : (o+1)*per]
-		var sum float64
-		for _, v := range row {
-			sum += math.Abs(float64(v))
-		}
-		mean := float32(sum / float64(per))
-		for i, v := range row {
-			if v > 0 {
-				cl.wbin[o*per+i] = mean
-			} else {
-				cl.wbin[o*per+i] = -mean
-			}
-		}
-	}
+	quant.Binarize(cl.wbin, cl.c.Weights, f)
 	return cl.wbin
 }
 
