@@ -129,6 +129,10 @@ type ServerConfig struct {
 	Token          string   `toml:"token"`
 	TokenFile      string   `toml:"token_file"`
 	AllowedOrigins []string `toml:"allowed_origins"`
+	// MaxViewers caps the feed's viewers (more are refused with 503); MaxConnections
+	// caps open TCP connections (more wait in the kernel's backlog).
+	MaxViewers     int      `toml:"max_viewers"`
+	MaxConnections int      `toml:"max_connections"`
 	JPEGQuality    int      `toml:"jpeg_quality"`
 	ShutdownWait   Duration `toml:"shutdown_timeout"`
 }
@@ -176,7 +180,7 @@ func Defaults() *Config {
 		Backend: BackendBoard,
 		Model:   ModelConfig{Kind: ModelQNN, Thresh: 0.3, NMS: 0.45},
 		Source:  SourceConfig{Loop: &loop, Format: "mjpeg", Retry: Duration{500 * time.Millisecond}, RetryMax: Duration{30 * time.Second}, StallTimeout: Duration{10 * time.Second}},
-		Server:  ServerConfig{Listen: "127.0.0.1:8080", JPEGQuality: 75, ShutdownWait: Duration{5 * time.Second}},
+		Server:  ServerConfig{Listen: "127.0.0.1:8080", JPEGQuality: 75, ShutdownWait: Duration{5 * time.Second}, MaxViewers: 32, MaxConnections: 256},
 		LED:     LEDConfig{Channel: 1},
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Queues:  QueueConfig{Frames: 2, Engine: 1, Output: 1},
@@ -372,6 +376,12 @@ func (c *Config) Validate() error {
 	}
 	if q := c.Server.JPEGQuality; q < 1 || q > 100 {
 		return c.keyErr("server.jpeg_quality", "%d must be 1..100", q)
+	}
+	if v := c.Server.MaxViewers; v < 1 || v > 1024 {
+		return c.keyErr("server.max_viewers", "%d must be 1..1024", v)
+	}
+	if n := c.Server.MaxConnections; n < c.Server.MaxViewers+8 || n > 65536 {
+		return c.keyErr("server.max_connections", "%d must be at least server.max_viewers + 8 (%d; viewers hold one each and the API needs some) and at most 65536", n, c.Server.MaxViewers+8)
 	}
 	if c.Server.ShutdownWait.Duration <= 0 {
 		return c.keyErr("server.shutdown_timeout", "must be positive")

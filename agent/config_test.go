@@ -191,3 +191,15 @@ func TestEngineAndHealthKeys(t *testing.T) {
 		t.Errorf("config %+v %+v, err %v", c.Engine, c.Health, err)
 	}
 }
+
+// TestServerBounds: the viewer and connection caps are checked against each other.
+func TestServerBounds(t *testing.T) {
+	for doc, want := range map[string]string{
+		"[server]\nmax_viewers = 0\n":                         "server.max_viewers",
+		"[server]\nmax_viewers = 100\nmax_connections = 50\n": "server.max_connections",
+	} {
+		if _, err := ParseConfig([]byte(doc), "a.toml"); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%q: %v, want an error naming %s", doc, err, want)
+		}
+	}
+}

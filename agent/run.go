@@ -12,6 +12,8 @@ import (
 	"sync"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
@@ -40,14 +42,22 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w (server.listen / -listen)", cfg.Server.Listen, err)
 	}
+	// Connections beyond the cap wait in the kernel's backlog instead of each taking a
+	// goroutine and buffers on a 512 MB board.
+	ln = netutil.LimitListener(ln, cfg.Server.MaxConnections)
 	hub := web.NewHub(web.HubOptions{Quality: cfg.Server.JPEGQuality, Logger: log})
 	defer hub.Close()
 	a.SetViewers(hub.Viewers)
 	srv := &http.Server{
 		Handler: web.NewServer(a, hub, web.ServerOptions{
 			Token: token, AllowedOrigins: cfg.Server.AllowedOrigins, Version: Version, Logger: log,
+			MaxViewers: cfg.Server.MaxViewers,
 		}),
+		// Bounded: a client that sends slowly or keeps an idle keep-alive connection
+		// gives it back (answers have their own write deadline, the feed its own).
 		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       30 * time.Second,
+		IdleTimeout:       60 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)

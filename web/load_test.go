@@ -55,7 +55,7 @@ func TestLoad100Viewers(t *testing.T) {
 		t.Skip("load test (about 4 s): skipped in -short mode")
 	}
 	const readers, stalled, frames = 100, 5, 300
-	e := newFeedEnv(t, HubOptions{ViewerQueue: 32}, ServerOptions{})
+	e := newFeedEnv(t, HubOptions{ViewerQueue: 32}, ServerOptions{MaxViewers: 200})
 	heapBefore := heapAfterGC()
 	var wg sync.WaitGroup
 	rs := make([]*reader, readers)

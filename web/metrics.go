@@ -58,5 +58,7 @@ func (s *server) writeMetrics(w io.Writer) error {
 	m.sample("pynq_control_requests_total", `result="denied"`, float64(s.controlDenied.Load()))
 	m.sample("pynq_control_requests_total", `result="bad"`, float64(s.controlBad.Load()))
 	m.one("pynq_snapshots_total", "counter", "Snapshots served.", float64(s.snapshots.Load()))
+	m.one("pynq_snapshot_encodes_total", "counter", "JPEG encodes for snapshots (at most one per frame and kind).", float64(s.snaps.count()))
+	m.one("pynq_feed_viewers_refused_total", "counter", "Feed connections refused because server.max_viewers watched already.", float64(s.viewersRefused.Load()))
 	return m.w.Flush()
 }

@@ -31,14 +31,21 @@ type ServerOptions struct {
 	// WriteDeadline bounds each write to a viewer; a viewer that cannot take a frame in
 	// time is disconnected. Default 10s.
 	WriteDeadline time.Duration
-	Version       string
-	Logger        *slog.Logger
+	// MaxViewers caps the feed's viewers; one more is refused with 503 before the
+	// upgrade. Default 32: each costs a JPEG send per frame on the board's CPU.
+	MaxViewers int
+	Version    string
+	Logger     *slog.Logger
 }
 
 const (
 	defaultReadLimit     = 4096
 	defaultPingInterval  = 20 * time.Second
 	defaultWriteDeadline = 10 * time.Second
+	defaultMaxViewers    = 32
+	// requestWriteLimit bounds writing one API answer: a client that does not read
+	// cannot hold a connection and its buffers (the feed sets its own deadlines).
+	requestWriteLimit = 30 * time.Second
 )
 
 func (o *ServerOptions) defaults() {
@@ -50,6 +57,9 @@ func (o *ServerOptions) defaults() {
 	}
 	if o.WriteDeadline <= 0 {
 		o.WriteDeadline = defaultWriteDeadline
+	}
+	if o.MaxViewers <= 0 {
+		o.MaxViewers = defaultMaxViewers
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -66,7 +76,8 @@ type server struct {
 	upgrader websocket.Upgrader
 	guard    *authGuard
 
-	badOrigin, controlOK, controlDenied, controlBad, snapshots atomic.Uint64
+	badOrigin, controlOK, controlDenied, controlBad, snapshots, viewersRefused atomic.Uint64
+	snaps                                                                     snapshotCache
 }
 
 // NewServer returns the handler for the API, the feed (/ws) and the page (/).
@@ -97,7 +108,12 @@ func NewServer(b Backend, h *Hub, opt ServerOptions) http.Handler {
 	mux.HandleFunc("/api/verify", s.verify)
 	mux.HandleFunc("GET /ws", s.feed)
 	mux.Handle("/", pageHandler()) // GET/HEAD only: the file server refuses others
-	return mux
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ws" {
+			_ = http.NewResponseController(w).SetWriteDeadline(time.Now().Add(requestWriteLimit))
+		}
+		mux.ServeHTTP(w, r)
+	})
 }
 
 func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
@@ -171,22 +187,24 @@ func (s *server) snapshot(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no frame yet: the pipeline has not published one", http.StatusServiceUnavailable)
 		return
 	}
-	boxes := r.URL.Query().Get("boxes")
-	var jpg []byte
-	var err error
-	switch {
-	case boxes == "1" || boxes == "true":
-		jpg, err = encodeJPEG(drawBoxes(f), s.hub.opt.Quality)
-	case boxes == "" || boxes == "0" || boxes == "false":
-		if m := s.hub.encoded.Load(); m != nil && m.id == f.ID {
-			jpg = m.jpeg // the feed already encoded this frame
-		} else {
-			jpg, err = encodeJPEG(f.Image, s.hub.opt.Quality)
-		}
+	var withBoxes bool
+	switch r.URL.Query().Get("boxes") {
+	case "1", "true":
+		withBoxes = true
+	case "", "0", "false":
 	default:
 		http.Error(w, "boxes: want 0 or 1", http.StatusBadRequest)
 		return
 	}
+	jpg, err := s.snaps.get(f, withBoxes, func() ([]byte, error) {
+		if withBoxes {
+			return encodeJPEG(drawBoxes(f), s.hub.opt.Quality)
+		}
+		if m := s.hub.encoded.Load(); m != nil && m.id == f.ID && m.published.Equal(f.Published) {
+			return m.jpeg, nil // the feed already encoded this frame
+		}
+		return encodeJPEG(f.Image, s.hub.opt.Quality)
+	})
 	if err != nil {
 		http.Error(w, "encode snapshot: "+err.Error(), http.StatusInternalServerError)
 		return

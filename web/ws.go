@@ -1,6 +1,7 @@
 package web
 
 import (
+	"fmt"
 	"encoding/json"
 	"errors"
 	"time"
@@ -32,6 +33,11 @@ type feedReply struct {
 
 // feed upgrades to WebSocket and streams frames until the client or the hub goes away.
 func (s *server) feed(w http.ResponseWriter, r *http.Request) {
+	if n := s.hub.Viewers(); n >= s.opt.MaxViewers {
+		s.viewersRefused.Add(1)
+		http.Error(w, fmt.Sprintf("too many viewers: %d watch already (server.max_viewers %d); try again later", n, s.opt.MaxViewers), http.StatusServiceUnavailable)
+		return
+	}
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered the request
