@@ -77,7 +77,7 @@ type server struct {
 	guard    *authGuard
 
 	badOrigin, controlOK, controlDenied, controlBad, snapshots, viewersRefused atomic.Uint64
-	snaps                                                                     snapshotCache
+	snaps                                                                      snapshotCache
 }
 
 // NewServer returns the handler for the API, the feed (/ws) and the page (/).
