@@ -88,6 +88,8 @@ var (
 // its buffers and loads the weights. On failure everything opened so far is closed.
 func New(ctx context.Context, cfg *Config, log *slog.Logger) (*Agent, error) {
 	a := &Agent{cfg: cfg, log: log, start: time.Now()}
+	// One limit for every decoder of the process: the board's memory is one budget.
+	imageio.SetMaxPixels(cfg.Limits.MaxImagePixels)
 	if err := a.startUp(ctx); err != nil {
 		a.Close()
 		return nil, err

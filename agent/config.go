@@ -16,6 +16,8 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
 // Backends.
@@ -44,6 +46,7 @@ type Config struct {
 	Engine    EngineConfig    `toml:"engine"`
 	Health    HealthConfig    `toml:"health"`
 	Sim       SimConfig       `toml:"sim"`
+	Limits    LimitsConfig    `toml:"limits"`
 
 	// file is the path the config was read from ("" for built-in defaults); relative
 	// paths inside it resolve against its directory.
@@ -71,6 +74,16 @@ type HealthConfig struct {
 	// Stall: frames taken but none finished for this long makes /healthz and /readyz
 	// answer 503 and stops the systemd watchdog pings.
 	Stall Duration `toml:"stall"`
+}
+
+// LimitsConfig sizes what the agent accepts to the board's memory.
+type LimitsConfig struct {
+	// MaxImagePixels bounds every image the agent decodes (source frames, /api/verify
+	// uploads), checked from the header before any large allocation: decoding peaks
+	// at about 20 bytes per pixel, so the default 4 MP stays inside the 160 MiB the
+	// unit gives the agent. A larger image fails (the frame is skipped, the request
+	// answered 4xx); the daemon goes on.
+	MaxImagePixels int64 `toml:"max_image_pixels"`
 }
 
 // SimConfig tunes the FPGA simulation (backend "sim").
@@ -185,6 +198,7 @@ func Defaults() *Config {
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Queues:  QueueConfig{Frames: 2, Engine: 1, Output: 1},
 		Engine:  EngineConfig{Timeout: Duration{10 * time.Second}},
+		Limits:  LimitsConfig{MaxImagePixels: 4 << 20},
 		Health:  HealthConfig{Stall: Duration{30 * time.Second}},
 	}
 }
@@ -342,6 +356,12 @@ func (c *Config) Validate() error {
 	}
 	if s.Width < 0 || s.Height < 0 || s.Width > 8192 || s.Height > 8192 {
 		return c.keyErr("source.width", "capture size %dx%d out of range", s.Width, s.Height)
+	}
+	if n := c.Limits.MaxImagePixels; n < 64*64 || n > imageio.DefaultMaxPixels {
+		return c.keyErr("limits.max_image_pixels", "%d must be %d..%d", n, 64*64, imageio.DefaultMaxPixels)
+	}
+	if int64(s.Width)*int64(s.Height) > c.Limits.MaxImagePixels {
+		return c.keyErr("source.width", "capture size %dx%d is more than limits.max_image_pixels %d", s.Width, s.Height, c.Limits.MaxImagePixels)
 	}
 	switch strings.ToLower(s.Format) {
 	case "mjpeg", "yuyv":

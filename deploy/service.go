@@ -17,7 +17,9 @@ import (
 // FPGA manager), tells systemd when it is ready (Type=notify, sd_notify READY=1) and pings
 // the watchdog; systemd restarts it when it crashes or hangs. GOMEMLIMIT keeps the Go
 // heap from growing to twice the live set on a 512 MB board: without it the agent's RSS
-// is 220-270 MB, with 160 MiB it measured 132 MB.
+// is 220-270 MB, with 160 MiB it measured 132 MB. MemoryMax is the hard stop: should the
+// agent still grow past it, the kernel ends it and systemd restarts it, instead of the
+// board's other processes being starved or killed.
 func Unit(l Layout, withConfig bool) string {
 	l = l.withDefaults()
 	cur := l.currentLink()
@@ -37,6 +39,7 @@ NotifyAccess=main
 User=root
 WorkingDirectory=%s
 Environment=GOMEMLIMIT=%s
+MemoryMax=%s
 ExecStart=%s
 Restart=on-failure
 RestartSec=2
@@ -45,11 +48,15 @@ TimeoutStartSec=120
 
 [Install]
 WantedBy=multi-user.target
-`, cur, MemoryLimit, exec)
+`, cur, MemoryLimit, MemoryMax, exec)
 }
 
 // MemoryLimit is the Go runtime's soft memory limit the unit sets (GOMEMLIMIT).
 const MemoryLimit = "160MiB"
+
+// MemoryMax is the unit's hard memory cap (systemd's MemoryMax): the soft limit plus
+// room for what the Go runtime does not count (stacks, mapped buffers).
+const MemoryMax = "256M"
 
 // installUnit writes the unit when it changed, reloads systemd and enables the service.
 func (b *board) installUnit(ctx context.Context, bundle *Bundle) error {

@@ -14,5 +14,8 @@ func TestUnitMemoryLimit(t *testing.T) {
 		if env < 0 || !(svc < env && env < exec) {
 			t.Errorf("unit (config %v) lacks Environment=GOMEMLIMIT=160MiB in [Service]:\n%s", withConfig, u)
 		}
+		if max := strings.Index(u, "\nMemoryMax=256M\n"); max < 0 || !(svc < max && max < exec) {
+			t.Errorf("unit (config %v) lacks MemoryMax=256M in [Service]:\n%s", withConfig, u)
+		}
 	}
 }

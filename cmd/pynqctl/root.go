@@ -2,9 +2,12 @@ package main
 
 import (
 	"errors"
+	"fmt"
 	"log/slog"
 
 	"github.com/spf13/cobra"
+
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
 // exitError carries a specific exit status (e.g. 3 for a failed accuracy gate).
@@ -34,12 +37,23 @@ var (
 )
 
 func newRootCmd(log *slog.Logger) *cobra.Command {
+	var maxPixels int64
 	root := &cobra.Command{
 		Use:           "pynqctl",
 		Short:         "Host tools for the FPGADetector chair detector on PYNQ-Z2",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		PersistentPreRunE: func(*cobra.Command, []string) error {
+			if maxPixels < 1 || maxPixels > imageio.DefaultMaxPixels {
+				return fmt.Errorf("--max-image-pixels %d: want 1..%d", maxPixels, imageio.DefaultMaxPixels)
+			}
+			imageio.SetMaxPixels(maxPixels)
+			return nil
+		},
 	}
+	// Decoding peaks at about 20 bytes per pixel: 16 MP (a 12 MP phone photo fits) is
+	// about 320 MB; a 110 KB PNG declaring 5790x5790 pixels would take 1.3 GB.
+	root.PersistentFlags().Int64Var(&maxPixels, "max-image-pixels", 16<<20, "largest image (width x height) any command decodes, checked from the header")
 	quantCmd := &cobra.Command{Use: "quant", Short: "Convert and quantize models (the quantization guide's steps)"}
 	for _, f := range quantCommands {
 		quantCmd.AddCommand(f(log))

@@ -3,6 +3,7 @@ package imageio
 import (
 	"bufio"
 	"bytes"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -12,6 +13,8 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
+	"strings"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
@@ -305,11 +308,37 @@ func FuzzDecodeJPEG(f *testing.F) {
 		if err != nil {
 			return
 		}
-		if b := img.Bounds(); b.Dx()*b.Dy() > maxPixels || b.Empty() {
+		if b := img.Bounds(); int64(b.Dx()*b.Dy()) > MaxPixels() || b.Empty() {
 			t.Fatalf("decoded %v", b)
 		}
 		if _, err := ToRGBA(img); err != nil {
 			t.Fatalf("decoded image does not convert: %v", err)
 		}
 	})
+}
+
+// TestMaxPixels: an image over the limit is refused from its header, naming its size,
+// before the decoder allocates its pixels (a PNG bomb: small file, huge image).
+func TestMaxPixels(t *testing.T) {
+	img := image.NewGray(image.Rect(0, 0, 1500, 1000))
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, img); err != nil {
+		t.Fatal(err)
+	}
+	prev := SetMaxPixels(1 << 20)
+	defer SetMaxPixels(prev)
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	_, err := Decode(bytes.NewReader(buf.Bytes()))
+	runtime.ReadMemStats(&after)
+	if !errors.Is(err, ErrTooLarge) || !strings.Contains(err.Error(), "1500x1000 (1.5 megapixels), more than the 1.0 megapixels allowed") {
+		t.Fatalf("err %v, want ErrTooLarge naming the size", err)
+	}
+	if grew := after.TotalAlloc - before.TotalAlloc; grew > uint64(4*buf.Len())+1<<16 {
+		t.Errorf("refusing allocated %d bytes for a %d-byte file: the pixels were decoded", grew, buf.Len())
+	}
+	SetMaxPixels(prev)
+	if _, err := Decode(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Errorf("under the default limit: %v", err)
+	}
 }

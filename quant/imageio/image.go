@@ -16,6 +16,7 @@ import (
 	_ "image/png"
 	"io"
 	"os"
+	"sync/atomic"
 )
 
 // Image is darknet's image: planar (CHW) float32 samples in [0,1].
@@ -45,11 +46,36 @@ func (im *Image) Fill(v float32) {
 // ErrUnsupported is wrapped when an image has a layout this package cannot read.
 var ErrUnsupported = errors.New("unsupported image")
 
-// maxPixels bounds decoded images so a hostile header cannot exhaust memory.
-const maxPixels = 1 << 25 // 33.5 megapixels: a photo, not a memory bomb
+// DefaultMaxPixels bounds decoded images so that a hostile header cannot exhaust a
+// host's memory: 33.5 megapixels, a photo, not a memory bomb. Decoding costs about 20
+// bytes per pixel at its peak (compressed data, decoded samples, RGBA, float planes).
+const DefaultMaxPixels = 1 << 25
 
-// tooBig says whether w x h exceeds maxPixels, without overflowing a 32-bit int.
-func tooBig(w, h int) bool { return int64(w)*int64(h) > maxPixels }
+// maxPixels is the limit in force (SetMaxPixels).
+var maxPixels atomic.Int64
+
+func init() { maxPixels.Store(DefaultMaxPixels) }
+
+// SetMaxPixels sets the largest image (width x height) any decoder of this package
+// accepts, checked from the header before any large allocation, and returns the
+// previous limit. A board with 512 MB sets it far below the default (the agent's
+// limits.max_image_pixels).
+func SetMaxPixels(n int64) (previous int64) { return maxPixels.Swap(max(n, 1)) }
+
+// MaxPixels is the limit in force.
+func MaxPixels() int64 { return maxPixels.Load() }
+
+// ErrTooLarge is wrapped when an image has more pixels than MaxPixels.
+var ErrTooLarge = errors.New("image too large")
+
+// tooBig says whether w x h exceeds the limit, without overflowing a 32-bit int.
+func tooBig(w, h int) bool { return int64(w)*int64(h) > maxPixels.Load() }
+
+// tooBigErr is the error for a w x h image over the limit.
+func tooBigErr(w, h int) error {
+	return fmt.Errorf("image is %dx%d (%.1f megapixels), more than the %.1f megapixels allowed: %w",
+		w, h, float64(w)*float64(h)/1e6, float64(maxPixels.Load())/1e6, ErrTooLarge)
+}
 
 // Load reads a JPEG or PNG file as a 3-channel image (darknet's load_image_color),
 // decoded like [LibJPEG]; see [Decode] and [LoadWith].
@@ -114,8 +140,11 @@ func readImage(r io.Reader) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode image header: %w (want JPEG or PNG)", err)
 	}
-	if cfg.Width <= 0 || cfg.Height <= 0 || tooBig(cfg.Width, cfg.Height) {
+	if cfg.Width <= 0 || cfg.Height <= 0 {
 		return nil, fmt.Errorf("image is %dx%d: %w", cfg.Width, cfg.Height, ErrUnsupported)
+	}
+	if tooBig(cfg.Width, cfg.Height) {
+		return nil, tooBigErr(cfg.Width, cfg.Height)
 	}
 	return data, nil
 }
@@ -129,7 +158,7 @@ func ToRGBA(src image.Image) (*image.RGBA, error) {
 		return nil, fmt.Errorf("image is %dx%d: %w", b.Dx(), b.Dy(), ErrUnsupported)
 	}
 	if tooBig(b.Dx(), b.Dy()) {
-		return nil, fmt.Errorf("image is %dx%d, more than %d pixels: %w", b.Dx(), b.Dy(), maxPixels, ErrUnsupported)
+		return nil, tooBigErr(b.Dx(), b.Dy())
 	}
 	if y, ok := src.(*image.YCbCr); ok {
 		if out, ok := yccToRGBA(y); ok {

@@ -208,7 +208,7 @@ func (d *jpegDecoder) readFrame() error {
 		return errSkip // DNL height, CMYK, odd component counts
 	}
 	if tooBig(d.width, d.height) {
-		return fmt.Errorf("jpeg is %dx%d: %w", d.width, d.height, ErrUnsupported)
+		return tooBigErr(d.width, d.height)
 	}
 	for i := 0; i < n; i++ {
 		c := &jpegComponent{id: int(p[6+3*i]), h: int(p[7+3*i] >> 4), v: int(p[7+3*i] & 15), tq: int(p[8+3*i])}
