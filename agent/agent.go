@@ -300,7 +300,6 @@ func (a *Agent) programSim(ctx context.Context, m *quant.Model) (overlay.Bus, dm
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	a.startTelemetry(design)
 	machine, err := sim.New(sim.Config{Threads: a.cfg.Model.Threads})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("sim: %w", err)
@@ -315,6 +314,7 @@ func (a *Agent) programSim(ctx context.Context, m *quant.Model) (overlay.Bus, dm
 	}
 	a.machine = machine
 	a.log.Info("bitstream programmed (simulated)", "bit", bit, "design", a.bitInfo["design"])
+	a.startTelemetry(design)
 	return machine, machine.Allocator(), machine.Design(), nil
 }
 
@@ -325,13 +325,13 @@ func (a *Agent) programBoard(ctx context.Context) (overlay.Bus, dma.Allocator, *
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	a.startTelemetry(design)
 	bit := a.cfg.Path(a.cfg.Bitstream.Path)
 	res, err := boardProgrammer.Program(ctx, bit, bitstream.Options{})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("program bitstream: %w", err)
 	}
 	a.log.Info("bitstream programmed", "bit", bit, "method", res.Method, "state", res.State)
+	a.startTelemetry(design)
 	bus, alloc, err := openBoard()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("board: %w", err)

@@ -47,6 +47,7 @@ type Config struct {
 	Health    HealthConfig    `toml:"health"`
 	Sim       SimConfig       `toml:"sim"`
 	Limits    LimitsConfig    `toml:"limits"`
+	Telemetry TelemetryConfig `toml:"telemetry"`
 
 	// file is the path the config was read from ("" for built-in defaults); relative
 	// paths inside it resolve against its directory.
@@ -75,6 +76,14 @@ type HealthConfig struct {
 	// answer 503 and stops the systemd watchdog pings.
 	Stall Duration `toml:"stall"`
 }
+
+// TelemetryConfig switches the kernel (eBPF) telemetry.
+type TelemetryConfig struct {
+	Enabled *bool `toml:"enabled"` // default true
+}
+
+// IsEnabled says whether telemetry starts (unset means yes).
+func (t TelemetryConfig) IsEnabled() bool { return t.Enabled == nil || *t.Enabled }
 
 // LimitsConfig sizes what the agent accepts to the board's memory.
 type LimitsConfig struct {

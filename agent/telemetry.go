@@ -22,10 +22,22 @@ type ThreadTracker interface {
 }
 
 // startTelemetry loads the eBPF probes (run-queue latency, off-CPU time of the
-// pipeline threads, the bitstream load timed in the kernel, the design's interrupt
-// lines). It is optional: without root, bpf() or the probes the agent logs why once
-// and runs on. Called before the bitstream is programmed so the load is timed.
+// pipeline threads, later bitstream loads timed in the kernel, the design's interrupt
+// lines). It is optional: off with telemetry.enabled = false, and without root, bpf()
+// or the probes the agent logs why once and runs on. It starts after the bitstream is
+// programmed, so that a fault in eBPF's 32-bit path cannot stop the board coming up,
+// and a panic in it is logged and leaves the agent without telemetry.
 func (a *Agent) startTelemetry(design *overlay.Design) {
+	if !a.cfg.Telemetry.IsEnabled() {
+		a.log.Info("kernel telemetry off (telemetry.enabled = false)")
+		return
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			a.log.Error("kernel telemetry failed; running without it (set telemetry.enabled = false to skip it)", "panic", r)
+			a.tel = nil // a probe set already opened is closed with the agent
+		}
+	}()
 	var gics []int
 	if design != nil {
 		for _, irq := range design.Interrupts {

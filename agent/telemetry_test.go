@@ -90,3 +90,36 @@ func serveFrames(tb testing.TB, a *Agent, n int) {
 		tb.Fatal(err)
 	}
 }
+
+// TestTelemetryPanicAndSwitch: a panic while loading the probes is logged and the agent
+// runs without telemetry; telemetry.enabled = false never loads them.
+func TestTelemetryPanicAndSwitch(t *testing.T) {
+	skipSimPipelineInShort(t)
+	defer func(f func(telemetry.Options) (*telemetry.Telemetry, error)) { openTelemetry = f }(openTelemetry)
+	calls := 0
+	openTelemetry = func(telemetry.Options) (*telemetry.Telemetry, error) {
+		calls++
+		panic("ebpf: 32-bit map layout")
+	}
+	var logs syncBuffer
+	a, err := New(context.Background(), faultConfig(t), slog.New(slog.NewTextHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	serveFrames(t, a, 1)
+	a.Close()
+	if a.tel != nil || !strings.Contains(logs.String(), "kernel telemetry failed; running without it") {
+		t.Errorf("after a panic: telemetry %v, logs:\n%s", a.tel, logs.String())
+	}
+	c := faultConfig(t)
+	off := false
+	c.Telemetry.Enabled = &off
+	a, err = New(context.Background(), c, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	a.Close()
+	if calls != 1 {
+		t.Errorf("telemetry loaded %d times, want once (not with enabled = false)", calls)
+	}
+}
