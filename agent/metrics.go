@@ -10,6 +10,12 @@ import (
 )
 
 // WriteMetrics writes the daemon's metrics in the Prometheus text format (0.0.4).
+//
+// Written by hand rather than with prometheus/client_golang: the library with its Go
+// runtime and process collectors adds 4.3 MB to a stripped armv7 binary (a minimal
+// HTTP server measured 5.6 MB without it, 9.9 MB with client_golang v1.23.2), half
+// again the agent's 8 MiB, for a dozen gauges and counters that checkPromText (the
+// tests) holds to the exposition format.
 func (a *Agent) WriteMetrics(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	sn := a.pipe.Stats()
