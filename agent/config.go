@@ -97,7 +97,8 @@ type LimitsConfig struct {
 
 // SimConfig tunes the FPGA simulation (backend "sim").
 type SimConfig struct {
-	// Faults to inject (see Fault): "engine-hang@N", "engine-hang-once@N", "load-fail".
+	// Faults to inject (see Fault): "engine-hang@N", "engine-hang-once@N",
+	// "dma-error@N", "load-fail".
 	Faults []string `toml:"faults"`
 }
 

@@ -15,13 +15,14 @@ import (
 //
 //	engine-hang@N       the engine hangs on every frame from the N-th on (1-based)
 //	engine-hang-once@N  the engine hangs on the N-th frame only
+//	dma-error@N         the engine's DDR master gets a bus error on the N-th frame
 //	load-fail           the bitstream load fails at start-up
 //
 // A hang is the engine never raising done: the driver times out (engine.timeout),
 // resets the PL and the frame fails; a persistent one stalls the pipeline, which
 // health reports.
 type Fault struct {
-	Kind  string // "engine-hang", "engine-hang-once", "load-fail"
+	Kind  string // "engine-hang", "engine-hang-once", "dma-error", "load-fail"
 	Frame int    // 1-based frame of the engine faults
 }
 
@@ -34,14 +35,14 @@ func ParseFault(s string) (Fault, error) {
 			return Fault{}, fmt.Errorf("fault %q: load-fail takes no @frame", s)
 		}
 		return Fault{Kind: kind}, nil
-	case "engine-hang", "engine-hang-once":
+	case "engine-hang", "engine-hang-once", "dma-error":
 		n, err := strconv.Atoi(at)
 		if !hasAt || err != nil || n < 1 {
 			return Fault{}, fmt.Errorf("fault %q: want %s@N with N a frame number from 1", s, kind)
 		}
 		return Fault{Kind: kind, Frame: n}, nil
 	}
-	return Fault{}, fmt.Errorf("fault %q: unknown (engine-hang@N, engine-hang-once@N, load-fail)", s)
+	return Fault{}, fmt.Errorf("fault %q: unknown (engine-hang@N, engine-hang-once@N, dma-error@N, load-fail)", s)
 }
 
 // engineFaults wraps the model so that the simulated engine hangs on the frames the
@@ -61,6 +62,8 @@ func (f *engineFaults) Infer(ctx context.Context, j *Job) error {
 			f.jam.SetStuck(true) // from here on; PL resets do not help
 		case ft.Kind == "engine-hang-once" && n == ft.Frame:
 			f.jam.InjectHang(1) // the next start; the driver's reset after the timeout ends it
+		case ft.Kind == "dma-error" && n == ft.Frame:
+			f.jam.InjectBusError(1)
 		}
 	}
 	return f.Model.Infer(ctx, j)

@@ -19,7 +19,7 @@ func TestParseFault(t *testing.T) {
 			t.Errorf("%q: %+v %v, want %+v", s, f, err, want)
 		}
 	}
-	for _, bad := range []string{"engine-hang", "engine-hang@0", "engine-hang@x", "load-fail@2", "dma-error@1", ""} {
+	for _, bad := range []string{"engine-hang", "engine-hang@0", "engine-hang@x", "load-fail@2", "dma-error", "disk-full@1", ""} {
 		if _, err := ParseFault(bad); err == nil {
 			t.Errorf("%q accepted", bad)
 		}
@@ -99,6 +99,16 @@ func TestSimFaults(t *testing.T) {
 		waitFor(t, "frames after the hang", func() bool { return pub.count() >= 5 })
 		if st := a.pipe.Stats(); st.Errors != 1 {
 			t.Errorf("%d frame errors, want the one hung frame", st.Errors)
+		}
+		if err := a.Health(); err != nil {
+			t.Errorf("unhealthy after recovering: %v", err)
+		}
+	})
+	t.Run("dma-error", func(t *testing.T) {
+		a, pub := serve(t, faultConfig(t, "dma-error@2"))
+		waitFor(t, "frames after the bus error", func() bool { return pub.count() >= 4 })
+		if st := a.pipe.Stats(); st.Errors != 1 {
+			t.Errorf("%d frame errors, want the one frame whose DDR access failed", st.Errors)
 		}
 		if err := a.Health(); err != nil {
 			t.Errorf("unhealthy after recovering: %v", err)

@@ -69,6 +69,7 @@ type Jam struct {
 	gen        uint64 // bumps at every reset: a run of an older generation is dropped
 	hangNext   int    // injected: the next n starts hang
 	stuck      bool   // injected: every start hangs, resets or not
+	busErrNext int    // injected: the next n runs end in an AXI bus error
 	runs       int    // completed runs
 	wmem       [][]uint64
 	tmem       [][]threshEntry
@@ -109,6 +110,15 @@ func (j *Jam) InjectHang(n int) {
 	j.hangNext = n
 }
 
+// InjectBusError makes the next n runs fail on the AXI master (a DDR access answered
+// SLVERR/DECERR, e.g. a buffer freed under the engine): as on the device, the HLS
+// engine then never raises done, and only a reset brings it back.
+func (j *Jam) InjectBusError(n int) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.busErrNext = n
+}
+
 // SetStuck makes every start hang until SetStuck(false): an engine that a PL reset
 // does not bring back (InjectHang's hangs end at the next reset).
 func (j *Jam) SetStuck(stuck bool) {
@@ -138,7 +148,7 @@ func (j *Jam) Reset() {
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.gen++
-	j.busy, j.done, j.hung, j.isr, j.hangNext = false, false, "", 0, 0
+	j.busy, j.done, j.hung, j.isr, j.hangNext, j.busErrNext = false, false, "", 0, 0, 0
 }
 
 func (j *Jam) read(off, stored uint32) uint32 {
@@ -209,6 +219,12 @@ func (j *Jam) start() {
 	if j.hangNext > 0 || j.stuck {
 		j.hangNext = max(j.hangNext-1, 0)
 		j.hung = "injected hang"
+		j.mu.Unlock()
+		return
+	}
+	if j.busErrNext > 0 {
+		j.busErrNext--
+		j.hung = "injected AXI bus error (SLVERR) on the DDR master"
 		j.mu.Unlock()
 		return
 	}
