@@ -83,3 +83,30 @@ func (e *feedEnv) snapshotEncodes(t *testing.T) int {
 	t.Fatalf("no pynq_snapshot_encodes_total in the metrics:\n%s", body)
 	return 0
 }
+
+// TestViewerCapBurst: a burst of simultaneous connections cannot pass the cap before
+// any of them is counted.
+func TestViewerCapBurst(t *testing.T) {
+	e := newFeedEnv(t, HubOptions{}, ServerOptions{MaxViewers: 5})
+	var mu sync.Mutex
+	var conns []*websocket.Conn
+	var wg sync.WaitGroup
+	for range 60 {
+		wg.Go(func() {
+			c, _, err := websocket.DefaultDialer.Dial(e.wsURL(), nil)
+			if err != nil {
+				return
+			}
+			mu.Lock()
+			conns = append(conns, c)
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	for _, c := range conns {
+		c.Close()
+	}
+	if len(conns) != 5 {
+		t.Errorf("%d of 60 simultaneous viewers admitted, want the cap of 5", len(conns))
+	}
+}

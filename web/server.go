@@ -77,6 +77,7 @@ type server struct {
 	guard    *authGuard
 
 	badOrigin, controlOK, controlDenied, controlBad, snapshots, viewersRefused atomic.Uint64
+	feedSlots                                                                  atomic.Int64 // feed connections admitted, for MaxViewers
 	snaps                                                                      snapshotCache
 }
 

@@ -33,11 +33,15 @@ type feedReply struct {
 
 // feed upgrades to WebSocket and streams frames until the client or the hub goes away.
 func (s *server) feed(w http.ResponseWriter, r *http.Request) {
-	if n := s.hub.Viewers(); n >= s.opt.MaxViewers {
+	// A slot is taken before the upgrade, atomically, so that a burst of connections
+	// cannot all pass the check before any of them is counted.
+	if n := s.feedSlots.Add(1); n > int64(s.opt.MaxViewers) {
+		s.feedSlots.Add(-1)
 		s.viewersRefused.Add(1)
-		http.Error(w, fmt.Sprintf("too many viewers: %d watch already (server.max_viewers %d); try again later", n, s.opt.MaxViewers), http.StatusServiceUnavailable)
+		http.Error(w, fmt.Sprintf("too many viewers: %d watch already (server.max_viewers %d); try again later", n-1, s.opt.MaxViewers), http.StatusServiceUnavailable)
 		return
 	}
+	defer s.feedSlots.Add(-1)
 	conn, err := s.upgrader.Upgrade(w, r, nil)
 	if err != nil {
 		return // the upgrader has answered the request
