@@ -20,6 +20,10 @@ type Layout struct {
 	Journalctl string // command prefix for journalctl; default "journalctl"
 	Sudo       string // sudo command for a login user who is not root (deploy adds -n or -S); default "sudo"
 	AgentAddr  string // the agent's HTTP address as seen on the board; default 127.0.0.1:8080
+	// Detach says how the board-side switch is started outside the SSH session:
+	// "systemd-run" (a transient unit), "setsid", or "" for systemd-run where systemd
+	// runs and setsid elsewhere.
+	Detach string
 }
 
 // DefaultLayout is the layout on a PYNQ board.
@@ -54,6 +58,9 @@ func (l Layout) releasesDir() string        { return path.Join(l.BaseDir, "relea
 func (l Layout) releaseDir(v string) string { return path.Join(l.BaseDir, "releases", v) }
 func (l Layout) currentLink() string        { return path.Join(l.BaseDir, "current") }
 func (l Layout) unitPath() string           { return path.Join(l.UnitDir, l.Service+".service") }
+
+// uploadDir is where a login user who is not root uploads; root copies from it.
+func (l Layout) uploadDir() string { return path.Join(l.BaseDir, ".upload") }
 
 // Facts are what deploy learns about the board before changing anything.
 type Facts struct {

@@ -23,6 +23,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
+
+	"github.com/fpgadetector/pynq-agent/deploy/activate"
 )
 
 // The "board" in these tests is this machine: a private sshd on a loopback port, a base
@@ -382,4 +384,61 @@ func cuttingProxy(tb testing.TB, target string, cutAfter int64) string {
 		}
 	}()
 	return ln.Addr().String()
+}
+
+// lastActivation reads the board's activation record (the zero record if none).
+func (b *testBoard) lastActivation() activate.Record {
+	file := activate.RecordPath(b.layout.BaseDir)
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return activate.Record{}
+	}
+	rec, _ := activate.ParseRecord(file, data)
+	return rec
+}
+
+// waitActivation waits for an activation other than the one named notID to end on the
+// board and returns its record.
+func (b *testBoard) waitActivation(tb testing.TB, notID string) activate.Record {
+	tb.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		rec := b.lastActivation()
+		if rec.ID != notID && rec.State.Final() {
+			return rec
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("the board's activation did not end in 60 s: %+v", rec)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// checkServing checks that current names a complete release that never failed, that the
+// agent answers healthy, and that the agent serving is that release's (its config's
+// label, which the stand-in reports in /api/status).
+func (b *testBoard) checkServing(tb testing.TB, label string) {
+	tb.Helper()
+	cur := b.current()
+	rel := filepath.Join(b.layout.BaseDir, "releases", cur)
+	if _, err := os.Stat(filepath.Join(rel, completeName)); err != nil {
+		tb.Errorf("current release %s is not complete: %v", cur, err)
+	}
+	if _, err := os.Stat(filepath.Join(rel, failedName)); err == nil {
+		tb.Errorf("current release %s failed its health check", cur)
+	}
+	cfg, err := os.ReadFile(filepath.Join(rel, ConfigName))
+	if err != nil || !strings.Contains(string(cfg), "label = "+label+"\n") {
+		tb.Errorf("current release %s has config %q (%v), want label %s", cur, cfg, err, label)
+	}
+	b.healthz()
+	resp, err := http.Get("http://" + b.agentAddr + "/api/status")
+	if err != nil {
+		tb.Fatalf("agent not serving: %v", err)
+	}
+	defer resp.Body.Close()
+	var st struct{ Label string }
+	if err := json.NewDecoder(resp.Body).Decode(&st); err != nil || st.Label != label {
+		tb.Errorf("the agent serving is release %q (%v), want %q", st.Label, err, label)
+	}
 }

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/pkg/sftp"
@@ -24,6 +25,7 @@ type Options struct {
 	DryRun        bool          // print the plan, change nothing
 	AllowArch     []string      // board architectures accepted; nil means armv7l only
 	HealthTimeout time.Duration // how long the new release has to answer /healthz; 0 means 60 s
+	LockWait      time.Duration // how long the board's switch waits for another deploy's lock; 0 means 60 s
 	// Progress receives upload progress (a bar on a terminal); nil is quiet.
 	Progress func(done, total int64)
 	Out      io.Writer        // plan and step lines for the user; nil discards
@@ -32,6 +34,8 @@ type Options struct {
 	// SudoPassword is asked when the login user is not root and sudo wants a password
 	// (the PYNQ image's xilinx user); nil refuses such boards.
 	SudoPassword func() (string, error)
+
+	testHook func(step string) // tests cut the connection at named steps
 }
 
 func (o Options) withDefaults() Options {
@@ -41,6 +45,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.HealthTimeout <= 0 {
 		o.HealthTimeout = 60 * time.Second
+	}
+	if o.LockWait <= 0 {
+		o.LockWait = 60 * time.Second
 	}
 	if o.Out == nil {
 		o.Out = io.Discard
@@ -160,11 +167,6 @@ func (b *board) trySudoPassword(ctx context.Context) error {
 	return nil
 }
 
-func (b *board) systemctl(ctx context.Context, args ...string) error {
-	_, err := b.runRoot(ctx, b.l.Systemctl+" "+strings.Join(args, " "), nil)
-	return err
-}
-
 func (b *board) step(format string, args ...any) {
 	fmt.Fprintf(b.opts.Out, format+"\n", args...)
 }
@@ -177,6 +179,11 @@ func Deploy(ctx context.Context, c *Conn, bundle *Bundle, opts Options) (*Result
 	if strings.ContainsAny(opts.Layout.BaseDir, " \t\n'\"\\") || !path.IsAbs(opts.Layout.BaseDir) {
 		return nil, fmt.Errorf("base dir %q: want an absolute path without spaces or quotes", opts.Layout.BaseDir)
 	}
+	bundle, cleanup, err := withUnit(bundle, opts.Layout)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
 	b, state, err := openBoard(ctx, c, opts)
 	if err != nil {
 		return nil, err
@@ -201,11 +208,13 @@ func Deploy(ctx context.Context, c *Conn, bundle *Bundle, opts Options) (*Result
 		printPlan(opts.Out, res, partial)
 		return res, nil
 	}
+	b.hook("lock")
 	unlock, err := b.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	b.warnUnfinishedSwitch(ctx)
 	// Another deploy may have finished between the first look and the lock.
 	if state, err = c.ReadState(ctx, opts.Layout); err != nil {
 		return nil, err
@@ -218,15 +227,21 @@ func Deploy(ctx context.Context, c *Conn, bundle *Bundle, opts Options) (*Result
 	if err := b.stage(ctx, res); err != nil {
 		return res, err
 	}
-	if err := b.installUnit(ctx, bundle); err != nil {
-		return res, err
-	}
-	body, err := b.activate(ctx, res.Version, state.Current)
+	body, err := b.activate(ctx, res.Version, state.Current, unlock)
 	if err != nil {
 		return res, err
 	}
 	res.Health = body
-	removed, err := b.prune(ctx, state, res.Version)
+	if unlock, err = b.lock(ctx); err != nil {
+		opts.Log.Warn("old releases stay: the deploy lock is taken again", "err", err)
+		return res, nil
+	}
+	defer unlock()
+	if state, err = c.ReadState(ctx, opts.Layout); err != nil {
+		opts.Log.Warn("old releases stay: listing them failed", "err", err)
+		return res, nil
+	}
+	removed, err := b.prune(ctx, state, state.Current)
 	res.Removed = append(res.Removed, removed...)
 	if err != nil {
 		opts.Log.Warn("removing old releases failed", "err", err)
@@ -235,7 +250,7 @@ func Deploy(ctx context.Context, c *Conn, bundle *Bundle, opts Options) (*Result
 }
 
 // lock holds <base>/.deploy.lock (flock) in a session of its own until the returned
-// function runs; a dropped connection ends the session and so releases the lock.
+// function first runs; a dropped connection ends the session and so releases the lock.
 func (b *board) lock(ctx context.Context) (func(), error) {
 	lockFile := path.Join(b.l.BaseDir, ".deploy.lock")
 	cmd := b.root(fmt.Sprintf("mkdir -p %s && exec flock -n %s sh -c 'echo locked; exec cat >/dev/null'",
@@ -266,11 +281,11 @@ func (b *board) lock(ctx context.Context) (func(), error) {
 	}
 	line, _ := bufio.NewReader(stdout).ReadString('\n')
 	if strings.TrimSpace(line) == "locked" {
-		return func() {
+		return sync.OnceFunc(func() {
 			stdin.Close()
 			_ = s.Wait()
 			s.Close()
-		}, nil
+		}), nil
 	}
 	stdin.Close()
 	err = s.Wait()
@@ -368,12 +383,16 @@ func orNone(s string) string {
 	return s
 }
 
-// prepare creates the release tree (owned by the login user, so SFTP can write it) and
-// removes releases an interrupted upload left behind.
+// prepare creates the release tree, owned by root because the unit runs its files as
+// root, removes releases an interrupted upload left behind and, for a login user who is
+// not root, makes that user's upload directory (the only place it can write).
 func (b *board) prepare(ctx context.Context, partial []string) error {
-	cmd := "mkdir -p " + shq(b.l.releasesDir())
+	base, rels := shq(b.l.BaseDir), shq(b.l.releasesDir())
+	// chown -R also takes back releases that older deploys left owned by the login user.
+	cmd := "mkdir -p " + rels + " && chown 0:0 " + base + " && chmod 755 " + base + " " + rels + " && chown -R 0:0 " + rels
 	if b.facts.UID != 0 {
-		cmd += " && chown " + shq(b.c.User()) + " " + shq(b.l.BaseDir) + " " + shq(b.l.releasesDir())
+		up := shq(b.l.uploadDir())
+		cmd += " && rm -rf " + up + " && mkdir -m 700 " + up + " && chown " + shq(b.c.User()) + " " + up
 	}
 	for _, r := range partial {
 		b.step("removing partial release %s (an earlier upload was interrupted)", r)
@@ -387,6 +406,9 @@ func (b *board) prepare(ctx context.Context, partial []string) error {
 
 // stage puts every file of the release on the board under a .part name, verifies all
 // digests there, renames them into place and only then marks the release complete.
+// A login user who is not root uploads into its own directory and root copies the
+// files into the release: copies, not moves, because a file the user still holds open
+// could be changed after the check.
 func (b *board) stage(ctx context.Context, res *Result) error {
 	dir := b.l.releaseDir(res.Version)
 	var files []File
@@ -396,16 +418,44 @@ func (b *board) stage(ctx context.Context, res *Result) error {
 	if err := b.linkExisting(ctx, dir, res); err != nil {
 		return err
 	}
-	n, bytes, err := b.upload(ctx, dir, res.Plan)
+	b.hook("upload")
+	into, suffix := dir, ".part"
+	if b.facts.UID != 0 {
+		into, suffix = path.Join(b.l.uploadDir(), res.Version), ""
+	}
+	n, bytes, err := b.upload(ctx, into, suffix, res.Plan)
 	res.Uploaded, res.BytesUploaded = n, bytes
 	if err != nil {
 		return fmt.Errorf("upload release %s: %w (the current release is untouched; the partial one is removed by the next deploy)", res.Version, err)
 	}
 	b.step("uploaded %d file(s) (%s), reused %d from earlier releases", res.Uploaded, humanBytes(bytes), res.Linked)
+	if into != dir {
+		if err := b.takeUploads(ctx, into, dir, res.Plan); err != nil {
+			return err
+		}
+	}
+	b.hook("verify")
 	if err := b.verify(ctx, dir, files); err != nil {
 		return err
 	}
+	b.hook("finalize")
 	return b.finalize(ctx, dir, files)
+}
+
+// takeUploads copies the uploaded files into the release as root and removes the upload.
+func (b *board) takeUploads(ctx context.Context, from, dir string, plan []PlannedFile) error {
+	var s strings.Builder
+	s.WriteString("set -e\n")
+	for _, p := range plan {
+		if p.LinkFrom == "" {
+			fmt.Fprintf(&s, "install -m %o %s %s\n", p.Mode, shq(path.Join(from, p.Name)), shq(path.Join(dir, p.Name)+".part"))
+		}
+	}
+	s.WriteString("rm -rf " + shq(from) + "\n")
+	if _, err := b.runRoot(ctx, "sh -s", strings.NewReader(s.String())); err != nil {
+		return fmt.Errorf("copy the upload into release %s: %w", path.Base(dir), err)
+	}
+	return nil
 }
 
 // linkExisting hard-links (or copies, across filesystems) files the board already has.
@@ -425,14 +475,15 @@ func (b *board) linkExisting(ctx context.Context, dir string, res *Result) error
 		fmt.Fprintf(&script, "ln -f %s %s 2>/dev/null || cp -p %s %s\n", shq(p.LinkFrom), dst, shq(p.LinkFrom), dst)
 		res.Linked++
 	}
-	if _, err := b.c.Run(ctx, "sh -s", strings.NewReader(script.String())); err != nil {
+	if _, err := b.runRoot(ctx, "sh -s", strings.NewReader(script.String())); err != nil {
 		return fmt.Errorf("create release %s: %w", path.Base(dir), err)
 	}
 	return nil
 }
 
-// upload sends the files not on the board over SFTP.
-func (b *board) upload(ctx context.Context, dir string, plan []PlannedFile) (files int, sent int64, err error) {
+// upload sends the files not on the board over SFTP, into dir under their names plus
+// suffix.
+func (b *board) upload(ctx context.Context, dir, suffix string, plan []PlannedFile) (files int, sent int64, err error) {
 	var total int64
 	for _, p := range plan {
 		if p.LinkFrom == "" {
@@ -456,7 +507,11 @@ func (b *board) upload(ctx context.Context, dir string, plan []PlannedFile) (fil
 		if p.LinkFrom != "" {
 			continue
 		}
-		if err := uploadFile(ctx, sc, p.File, path.Join(dir, p.Name)+".part", progress); err != nil {
+		remote := path.Join(dir, p.Name) + suffix
+		if err := sc.MkdirAll(path.Dir(remote)); err != nil {
+			return files, sent, fmt.Errorf("create %s on the board: %w", path.Dir(remote), err)
+		}
+		if err := uploadFile(ctx, sc, p.File, remote, progress); err != nil {
 			return files, sent, err
 		}
 		files++
@@ -516,7 +571,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // verify checks every staged file's SHA-256 on the board.
 func (b *board) verify(ctx context.Context, dir string, files []File) error {
-	out, err := b.c.Run(ctx, "cd "+shq(dir)+" && sha256sum -c --quiet -", strings.NewReader(manifest(files, ".part")))
+	out, err := b.runRoot(ctx, "cd "+shq(dir)+" && sha256sum -c --quiet -", strings.NewReader(manifest(files, ".part")))
 	if err != nil {
 		var ce *CommandError
 		if errors.As(err, &ce) && ce.Status > 0 {
@@ -538,7 +593,7 @@ func (b *board) finalize(ctx context.Context, dir string, files []File) error {
 	}
 	fmt.Fprintf(&s, "cat > %s.part <<'PYNQ_MANIFEST_EOF'\n%sPYNQ_MANIFEST_EOF\n", manifestName, manifest(files, ""))
 	fmt.Fprintf(&s, "mv -f %s.part %s\nsync -f . 2>/dev/null || sync\n: > %s\n", manifestName, manifestName, completeName)
-	if _, err := b.c.Run(ctx, "sh -s", strings.NewReader(s.String())); err != nil {
+	if _, err := b.runRoot(ctx, "sh -s", strings.NewReader(s.String())); err != nil {
 		return fmt.Errorf("complete release %s: %w", path.Base(dir), err)
 	}
 	return nil

@@ -6,6 +6,7 @@ import (
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
+	"encoding/json"
 	"encoding/pem"
 	"errors"
 	"net"
@@ -19,6 +20,8 @@ import (
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
+
+	"github.com/fpgadetector/pynq-agent/deploy/activate"
 )
 
 func TestFirstDeploy(t *testing.T) {
@@ -47,8 +50,9 @@ func TestFirstDeploy(t *testing.T) {
 	if err != nil {
 		t.Fatalf("deploy: %v", err)
 	}
-	if res.Uploaded != len(bundle.Files) || res.Linked != 0 {
-		t.Errorf("uploaded %d, linked %d; want %d, 0", res.Uploaded, res.Linked, len(bundle.Files))
+	// The bundle's files and the unit deploy adds.
+	if res.Uploaded != len(bundle.Files)+1 || res.Linked != 0 {
+		t.Errorf("uploaded %d, linked %d; want %d, 0", res.Uploaded, res.Linked, len(bundle.Files)+1)
 	}
 	if got := b.current(); got != res.Version {
 		t.Errorf("current -> %s, want %s", got, res.Version)
@@ -107,7 +111,7 @@ func TestRedeployUnchangedOnlySwitches(t *testing.T) {
 		if err != nil {
 			t.Fatalf("redeploy: %v", err)
 		}
-		if res.Uploaded != 0 || res.BytesUploaded != 0 || res.Linked != len(bundle.Files) {
+		if res.Uploaded != 0 || res.BytesUploaded != 0 || res.Linked != len(bundle.Files)+1 {
 			t.Errorf("redeploy uploaded %d files (%d bytes), linked %d; want nothing uploaded", res.Uploaded, res.BytesUploaded, res.Linked)
 		}
 		if b.current() != res.Version {
@@ -263,7 +267,7 @@ func TestRollbackCommand(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if second.Uploaded != 1 || second.Linked != 1 {
+	if second.Uploaded != 1 || second.Linked != 2 {
 		t.Errorf("second deploy uploaded %d, linked %d; want only the changed config uploaded", second.Uploaded, second.Linked)
 	}
 	res, err := Rollback(context.Background(), b.dial(b.target()), b.options())
@@ -494,24 +498,53 @@ func (c cancelOn) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func TestInterruptedActivationRollsBack(t *testing.T) {
+// An interrupted deploy does not stop the board's switch: it keeps the new release
+// because it answers healthy, with nobody watching.
+func TestInterruptedDeployFinishesOnTheBoard(t *testing.T) {
 	t.Parallel()
 	b := startBoard(t)
-	good, err := b.deploy(b.bundle(""), b.target(), b.options())
-	if err != nil {
+	if _, err := b.deploy(b.bundle("", "label = old"), b.target(), b.options()); err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	opts := b.options()
-	opts.Out = cancelOn{word: "switched current", cancel: cancel}
-	_, err = Deploy(ctx, b.dial(b.target()), b.bundle("", "label = new"), opts)
-	var herr *HealthError
-	if !errors.As(err, &herr) || herr.RollbackErr != nil {
-		t.Fatalf("interrupted deploy: %v, want a HealthError with a clean rollback", err)
+	opts.Out = cancelOn{word: "switching to", cancel: cancel}
+	before := b.lastActivation().ID
+	_, err := Deploy(ctx, b.dial(b.target()), b.bundle("", "label = new"), opts)
+	if !errors.Is(err, context.Canceled) || !strings.Contains(err.Error(), "finishes it on its own") {
+		t.Fatalf("interrupted deploy: %v, want the cancellation and what the board does", err)
 	}
-	if b.current() != good.Version {
-		t.Errorf("current -> %s after an interrupted switch, want %s", b.current(), good.Version)
+	rec := b.waitActivation(t, before)
+	if rec.State != activate.Committed {
+		t.Errorf("the board's switch ended %s (%s), want committed", rec.State, rec.Error)
 	}
-	b.healthz()
+	b.checkServing(t, "new")
+}
+
+// A switch that never ended (its process killed, the board's power cut) is reported by
+// the next deploy.
+func TestUnfinishedSwitchReported(t *testing.T) {
+	t.Parallel()
+	b := startBoard(t)
+	if _, err := b.deploy(b.bundle("", "label = a"), b.target(), b.options()); err != nil {
+		t.Fatal(err)
+	}
+	rec := b.lastActivation()
+	rec.ID, rec.State = "killed", activate.Switched
+	data, _ := json.Marshal(rec)
+	mustWrite(t, activate.RecordPath(b.layout.BaseDir), data, 0o644)
+	var out bytes.Buffer
+	opts := b.options()
+	opts.Out = &out
+	if _, err := b.deploy(b.bundle("", "label = b"), b.target(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(out.String(), "was interrupted") {
+		t.Errorf("deploy output lacks the interrupted switch:\n%s", out.String())
+	}
+	st, err := GetStatus(context.Background(), b.dial(b.target()), b.layout)
+	if err != nil || st.LastSwitch == nil || st.LastSwitch.State != activate.Committed {
+		t.Errorf("status after the deploy: %+v (%v), want the committed switch", st, err)
+	}
 }

@@ -4,27 +4,34 @@
 // Board layout (Layout; every path and command is configurable so tests run anywhere):
 //
 //	/opt/pynq-agent/releases/<version>/   pynq-agent, agent.toml, X.bit, X.hwh, model/...,
-//	                                      manifest.sha256, .complete (, .failed)
+//	                                      pynq-agent.service, manifest.sha256, .complete
+//	                                      (, .failed with its last log lines)
 //	/opt/pynq-agent/current -> releases/<version>
+//	/opt/pynq-agent/activation.json       the last switch's record (package activate)
+//	/opt/pynq-agent/.upload/              a login user's uploads, when it is not root
 //	/etc/systemd/system/pynq-agent.service
 //
-// A version is "<UTC yyyymmdd-hhmmss.mmm>-<content hash>", so names sort by age. Deploy
-// (1) detects the board's facts (uname -m, df, systemctl, id -u / sudo -n) and refuses
-// what it cannot serve before changing anything; (2) removes partial releases an
-// interrupted upload left, holding <base>/.deploy.lock (flock, released with the SSH
-// session, so a dropped connection never leaves it stuck); (3) hard-links files whose
-// SHA-256 an earlier complete release already has and uploads the rest over SFTP, all
-// under .part names; (4) checks every digest on the board with sha256sum, renames into
-// place, writes the manifest, syncs and only then writes .complete; (5) installs the
-// unit when it changed (daemon-reload, enable); (6) points current at the release
-// (symlink to a temp name, rename), restarts and polls /healthz through the SSH
-// connection (no port needs opening); a release that does not answer in time is marked
-// .failed, current goes back, the old release is restarted and a *HealthError carries
-// the new release's last journal lines; (7) keeps the newest Options.Keep complete
-// releases.
+// Everything under releases/ is owned by root: the unit runs it as root, so the login
+// user must not be able to change it. A version is "<UTC yyyymmdd-hhmmss.mmm>-<content
+// hash>", so names sort by age. Deploy (1) detects the board's facts (uname -m, df,
+// systemctl, id -u / sudo -n) and refuses what it cannot serve before changing anything;
+// (2) removes partial releases an interrupted upload left, holding <base>/.deploy.lock
+// (flock, released with the SSH session, so a dropped connection never leaves it stuck);
+// (3) hard-links files whose SHA-256 an earlier complete release already has and uploads
+// the rest over SFTP under .part names (a user who is not root uploads into .upload and
+// root copies the files in); (4) checks every digest on the board with sha256sum as
+// root, renames into place, writes the manifest, syncs and only then writes .complete;
+// (5) starts the switch on the board, detached from the SSH session (systemd-run, or
+// setsid where systemd does not run): "pynq-agent activate" of the new release takes the
+// lock, installs the release's unit when it changed, points current at the release
+// (symlink to a temp name, rename), restarts and polls /healthz on the board; a release
+// that does not answer in time is marked .failed and the board goes back to the previous
+// release on its own. The host only watches the record, so a dropped connection or an
+// interrupted pynqctl leaves the board on a healthy release either way; (6) keeps the
+// newest Options.Keep complete releases.
 //
 // The agent's side of the contract: `pynq-agent -version` prints its version on one
-// line; GET /healthz answers 200 "ok <version>"; GET /api/status answers JSON (version,
+// line; `pynq-agent activate` is package activate's Command; GET /healthz answers 200 "ok <version>"; GET /api/status answers JSON (version,
 // fps, uptime...); the unit runs it as root with Type=notify (sd_notify READY=1) and
 // WatchdogSec=30 (WATCHDOG=1 pings); it reads its config from -config
 // <base>/current/agent.toml and runs in <base>/current, so relative paths in the config

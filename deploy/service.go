@@ -11,6 +11,8 @@ import (
 	"path"
 	"strings"
 	"time"
+
+	"github.com/fpgadetector/pynq-agent/deploy/activate"
 )
 
 // Unit renders the systemd unit. The agent runs as root (it maps /dev/mem and drives the
@@ -58,46 +60,6 @@ const MemoryLimit = "160MiB"
 // room for what the Go runtime does not count (stacks, mapped buffers).
 const MemoryMax = "256M"
 
-// installUnit writes the unit when it changed, reloads systemd and enables the service.
-func (b *board) installUnit(ctx context.Context, bundle *Bundle) error {
-	withConfig := false
-	for _, f := range bundle.Files {
-		withConfig = withConfig || f.Name == ConfigName
-	}
-	want := Unit(b.l, withConfig)
-	unit := b.l.unitPath()
-	have, err := b.runRoot(ctx, "cat "+shq(unit)+" 2>/dev/null || true", nil)
-	if err != nil {
-		return fmt.Errorf("read %s: %w", unit, err)
-	}
-	if string(have) == want {
-		return nil
-	}
-	b.step("installing %s", unit)
-	cmd := fmt.Sprintf("mkdir -p %s && cat > %s.tmp && mv -f %s.tmp %s", shq(b.l.UnitDir), shq(unit), shq(unit), shq(unit))
-	if _, err := b.runRoot(ctx, cmd, strings.NewReader(want)); err != nil {
-		return fmt.Errorf("write %s: %w", unit, err)
-	}
-	if err := b.systemctl(ctx, "daemon-reload"); err != nil {
-		return fmt.Errorf("systemctl daemon-reload: %w", err)
-	}
-	if err := b.systemctl(ctx, "enable", shq(b.l.Service)); err != nil {
-		return fmt.Errorf("systemctl enable %s: %w", b.l.Service, err)
-	}
-	return nil
-}
-
-// switchTo points the current symlink at a release: a new link under a temp name renamed
-// over the old one, so current always names a whole release.
-func (b *board) switchTo(ctx context.Context, version string) error {
-	cmd := fmt.Sprintf("cd %s && ln -sfn %s .current.tmp && mv -Tf .current.tmp current",
-		shq(b.l.BaseDir), shq(path.Join("releases", version)))
-	if _, err := b.runRoot(ctx, cmd, nil); err != nil {
-		return fmt.Errorf("switch current to %s: %w", version, err)
-	}
-	return nil
-}
-
 // agentVersion asks a release's binary for its version (pynq-agent -version). An agent
 // that cannot say is accepted by any healthy answer.
 func (b *board) agentVersion(ctx context.Context, version string) string {
@@ -109,64 +71,6 @@ func (b *board) agentVersion(ctx context.Context, version string) string {
 	}
 	v, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
 	return strings.TrimSpace(v)
-}
-
-// activate switches to version, restarts and waits for health; on failure it goes back
-// to previous and returns a *HealthError with the failed release's logs.
-func (b *board) activate(ctx context.Context, version, previous string) (string, error) {
-	want := b.agentVersion(ctx, version)
-	if err := b.switchTo(ctx, version); err != nil {
-		return "", err
-	}
-	b.step("switched current to %s, restarting %s", version, b.l.Service)
-	body, err := b.restartAndWait(ctx, want)
-	if err == nil {
-		b.step("healthy: %s", body)
-		return body, nil
-	}
-	if ctx.Err() != nil {
-		// Interrupted before the new release proved itself: still go back, or the board
-		// is left on a release nobody saw healthy.
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), b.opts.HealthTimeout+30*time.Second)
-		defer cancel()
-	}
-	herr := &HealthError{Version: version, Err: err, RolledBackTo: previous}
-	herr.Logs = b.journal(ctx, 50)
-	if _, merr := b.c.Run(ctx, ": > "+shq(path.Join(b.l.releaseDir(version), failedName)), nil); merr != nil {
-		b.opts.Log.Warn("could not mark the release failed", "release", version, "err", merr)
-	}
-	if previous == "" {
-		if serr := b.systemctl(ctx, "stop", shq(b.l.Service)); serr != nil {
-			b.opts.Log.Warn("stopping the failed service", "err", serr)
-		}
-		return "", herr
-	}
-	b.step("release %s is not healthy (%v); switching back to %s", version, err, previous)
-	if err := b.switchTo(ctx, previous); err != nil {
-		herr.RollbackErr = err
-		return "", herr
-	}
-	if _, err := b.restartAndWait(ctx, b.agentVersion(ctx, previous)); err != nil {
-		herr.RollbackErr = err
-	}
-	return "", herr
-}
-
-func (b *board) restartAndWait(ctx context.Context, want string) (string, error) {
-	if err := b.systemctl(ctx, "restart", shq(b.l.Service)); err != nil {
-		return "", fmt.Errorf("systemctl restart %s: %w", b.l.Service, err)
-	}
-	return WaitHealthy(ctx, b.c, b.l.AgentAddr, want, b.opts.HealthTimeout)
-}
-
-// journal returns the service's last n log lines, or why it could not.
-func (b *board) journal(ctx context.Context, n int) string {
-	out, err := b.runRoot(ctx, journalCmd(b.l, n, false), nil)
-	if err != nil {
-		return fmt.Sprintf("(no logs: %v)", err)
-	}
-	return string(out)
 }
 
 func journalCmd(l Layout, n int, follow bool) string {
@@ -228,11 +132,13 @@ func Rollback(ctx context.Context, c *Conn, opts Options) (*Result, error) {
 		res.DryRun = true
 		return res, nil
 	}
+	b.hook("lock")
 	unlock, err := b.lock(ctx)
 	if err != nil {
 		return nil, err
 	}
 	defer unlock()
+	b.warnUnfinishedSwitch(ctx)
 	if state, err = c.ReadState(ctx, opts.Layout); err != nil {
 		return nil, err
 	}
@@ -240,7 +146,7 @@ func Rollback(ctx context.Context, c *Conn, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("no earlier complete release to roll back to (current: %s)", orNone(state.Current))
 	}
 	res.Version, res.Previous = prev, state.Current
-	body, err := b.activate(ctx, prev, state.Current)
+	body, err := b.activate(ctx, prev, state.Current, unlock)
 	res.Health = body
 	return res, err
 }
@@ -281,38 +187,6 @@ func httpGet(ctx context.Context, c *Conn, addr, p string) ([]byte, int, error) 
 	return body, resp.StatusCode, err
 }
 
-// WaitHealthy polls /healthz until it answers 200 with a body that mentions want (any
-// 200 "ok..." when want is empty), or timeout passes.
-func WaitHealthy(ctx context.Context, c *Conn, addr, want string, timeout time.Duration) (string, error) {
-	deadline := time.Now().Add(timeout)
-	var last error
-	// Poll quickly at first (a restarted agent often answers within a moment), then back
-	// off so a slow start does not flood the board.
-	wait := 50 * time.Millisecond
-	for {
-		body, err := Healthz(ctx, c, addr)
-		switch {
-		case err != nil:
-			last = err
-		case want != "" && !strings.Contains(body, want):
-			last = fmt.Errorf("/healthz answers %q, want version %q", body, want)
-		case want == "" && !strings.HasPrefix(body, "ok"):
-			last = fmt.Errorf("/healthz answers %q, want \"ok ...\"", body)
-		default:
-			return body, nil
-		}
-		if time.Now().After(deadline) {
-			return "", fmt.Errorf("not healthy after %s: %w", timeout, last)
-		}
-		select {
-		case <-ctx.Done():
-			return "", ctx.Err()
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, 500*time.Millisecond)
-	}
-}
-
 // Status is what `pynqctl status` shows.
 type Status struct {
 	Facts    Facts
@@ -321,6 +195,9 @@ type Status struct {
 	Unit     string         // systemctl is-active: active, failed, inactive...
 	Health   string         // /healthz body, or why it did not answer
 	API      map[string]any // /api/status (version, fps, uptime...), nil if unavailable
+	// LastSwitch is the board's record of the last switch (deploy or rollback); nil if
+	// the board has none.
+	LastSwitch *activate.Record
 }
 
 // GetStatus reads the board's releases, the unit state and the agent's status.
@@ -335,6 +212,9 @@ func GetStatus(ctx context.Context, c *Conn, l Layout) (*Status, error) {
 		return nil, err
 	}
 	st := &Status{Facts: facts, Current: state.Current, Releases: state.Releases}
+	if st.LastSwitch, err = readActivation(ctx, c, l); err != nil {
+		return nil, err
+	}
 	out, err := c.Run(ctx, l.Systemctl+" is-active "+shq(l.Service), nil)
 	st.Unit = strings.TrimSpace(string(out))
 	var ce *CommandError
@@ -359,6 +239,13 @@ func (s *Status) Format(w io.Writer) {
 	fmt.Fprintf(w, "release:  %s\n", orNone(s.Current))
 	fmt.Fprintf(w, "unit:     %s\n", s.Unit)
 	fmt.Fprintf(w, "health:   %s\n", s.Health)
+	if r := s.LastSwitch; r != nil {
+		fmt.Fprintf(w, "switch:   %s to %s at %s", r.State, r.Release, r.Updated.Format(time.RFC3339))
+		if r.Error != "" {
+			fmt.Fprintf(w, " (%s)", r.Error)
+		}
+		fmt.Fprintln(w)
+	}
 	for _, k := range []string{"version", "uptime", "fps"} {
 		if v, ok := s.API[k]; ok {
 			fmt.Fprintf(w, "%-9s %v\n", k+":", v)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/agent"
 	"github.com/fpgadetector/pynq-agent/agent/demomodel"
+	"github.com/fpgadetector/pynq-agent/deploy/activate"
 )
 
 func main() {
@@ -47,7 +48,8 @@ func parseFlags(args []string, stderr io.Writer) (flags, *flag.FlagSet, error) {
 	fs.StringVar(&f.model, "model", "", "QNN-MO parameter directory (overrides model.dir)")
 	fs.BoolVar(&f.version, "version", false, "print the version and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "usage: pynq-agent [-config FILE] [-sim] [-source SRC] [-listen ADDR] [-model DIR]\n\n")
+		fmt.Fprintf(stderr, "usage: pynq-agent [-config FILE] [-sim] [-source SRC] [-listen ADDR] [-model DIR]\n"+
+			"       pynq-agent activate -id ID -release NAME ... (run by pynqctl deploy on the board)\n\n")
 		fs.PrintDefaults()
 	}
 	err := fs.Parse(args)
@@ -119,6 +121,9 @@ func demoConfig() (*agent.Config, func(), error) {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) > 0 && args[0] == "activate" {
+		return activate.Command(ctx, args[1:], stdout, stderr)
+	}
 	f, fs, err := parseFlags(args, stderr)
 	if err != nil {
 		return err

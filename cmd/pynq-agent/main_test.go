@@ -28,6 +28,12 @@ func TestVersionAndHelp(t *testing.T) {
 	if err := run(context.Background(), nil, io.Discard, io.Discard); err == nil || !strings.Contains(err.Error(), "-config") {
 		t.Errorf("no config: %v", err)
 	}
+	// The board-side switch deploy runs (deploy/activate tests it in full).
+	var usage bytes.Buffer
+	if err := run(context.Background(), []string{"activate", "-base", t.TempDir()}, io.Discard, &usage); err == nil ||
+		!strings.Contains(err.Error(), "-release") || !strings.Contains(usage.String(), "usage: pynq-agent activate") {
+		t.Errorf("activate without a release: %v\n%s", err, usage.String())
+	}
 }
 
 // TestFlagsOverrideConfig: -sim, -source, -listen and -model replace the config's keys.

@@ -148,9 +148,13 @@ func newDeployCmd(log *slog.Logger) *cobra.Command {
 		Short: "Install the agent, bitstream, model and config on the board as a new release",
 		Long: `Cross-compiles pynq-agent for the board (linux/arm, GOARM=7) unless --agent-binary is
 given, uploads a new release to <base-dir>/releases/<version>/ over SFTP (files the board
-already has are reused), verifies every SHA-256 on the board, installs the systemd unit,
-switches <base-dir>/current, restarts and waits for /healthz. A release that does not
-come up is switched back and its last log lines are shown.`,
+already has are reused; a login user that is not root uploads into its own directory and
+root copies the files, so releases are owned by root), verifies every SHA-256 on the board,
+then starts the switch on the board itself ("pynq-agent activate", detached from the SSH
+session): it installs the release's systemd unit, switches <base-dir>/current, restarts and
+waits for /healthz, and switches back on its own when the release does not come up, whether
+or not this connection lasts. pynqctl watches it and shows a failed release's last log lines;
+"pynqctl status" shows how the last switch ended.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			ctx := cmd.Context()

@@ -6,6 +6,9 @@
 //
 //	listen = "127.0.0.1:8080"
 //	fail_health = true
+//	label = "b"
+//
+// "fakeagent activate ..." is the real agent's activate subcommand.
 package main
 
 import (
@@ -20,6 +23,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/fpgadetector/pynq-agent/deploy/activate"
 )
 
 // version is set with -ldflags "-X main.version=...".
@@ -36,6 +41,9 @@ func main() {
 }
 
 func run(args []string) error {
+	if len(args) > 0 && args[0] == "activate" {
+		return activate.Command(context.Background(), args[1:], os.Stdout, os.Stderr)
+	}
 	fs := flag.NewFlagSet("fakeagent", flag.ContinueOnError)
 	config := fs.String("config", "", "agent TOML config")
 	showVersion := fs.Bool("version", false, "print the version and exit")
@@ -46,13 +54,14 @@ func run(args []string) error {
 		fmt.Println(version)
 		return nil
 	}
-	listen, fail := "127.0.0.1:8080", false
+	cfg := fakeConfig{listen: "127.0.0.1:8080"}
 	if *config != "" {
 		var err error
-		if listen, fail, err = readConfig(*config, listen); err != nil {
+		if cfg, err = readConfig(*config, cfg); err != nil {
 			return err
 		}
 	}
+	listen, fail := cfg.listen, cfg.fail
 	start := time.Now()
 	mux := http.NewServeMux()
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, _ *http.Request) {
@@ -64,7 +73,7 @@ func run(args []string) error {
 	})
 	mux.HandleFunc("/api/status", func(w http.ResponseWriter, _ *http.Request) {
 		_ = json.NewEncoder(w).Encode(map[string]any{
-			"version": version, "fps": 0.75, "pid": os.Getpid(), "uptime": time.Since(start).Round(time.Second).String(),
+			"version": version, "label": cfg.label, "fps": 0.75, "pid": os.Getpid(), "uptime": time.Since(start).Round(time.Second).String(),
 		})
 	})
 	srv := &http.Server{Addr: listen, Handler: mux}
@@ -83,13 +92,19 @@ func run(args []string) error {
 	return nil
 }
 
-func readConfig(path, listen string) (string, bool, error) {
+// fakeConfig is what the stand-in reads from its TOML: where to listen, whether to fail
+// its health check, and a label /api/status reports (so tests see which release serves).
+type fakeConfig struct {
+	listen, label string
+	fail          bool
+}
+
+func readConfig(path string, cfg fakeConfig) (fakeConfig, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return "", false, err
+		return cfg, err
 	}
 	defer f.Close()
-	fail := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		k, v, ok := strings.Cut(sc.Text(), "=")
@@ -99,10 +114,12 @@ func readConfig(path, listen string) (string, bool, error) {
 		v = strings.Trim(strings.TrimSpace(v), `"`)
 		switch strings.TrimSpace(k) {
 		case "listen":
-			listen = v
+			cfg.listen = v
 		case "fail_health":
-			fail = v == "true"
+			cfg.fail = v == "true"
+		case "label":
+			cfg.label = v
 		}
 	}
-	return listen, fail, sc.Err()
+	return cfg, sc.Err()
 }
