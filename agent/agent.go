@@ -55,7 +55,7 @@ type Agent struct {
 	machine *sim.Machine         // the simulated board (sim backend), for tests
 	tel     *telemetry.Telemetry // kernel telemetry; nil when unavailable
 
-	drv *qnndriver.Driver // the engine driver (QNN models)
+	engine *engine // the guarded engine driver (QNN models)
 
 	ready   atomic.Bool
 	viewers atomic.Pointer[func() int]
@@ -211,26 +211,35 @@ func (a *Agent) startQNN(ctx context.Context) error {
 	var bus overlay.Bus
 	var alloc dma.Allocator
 	var design *overlay.Design
+	hw := engineHardware{}
 	switch c.Backend {
 	case BackendSim:
 		bus, alloc, design, err = a.programSim(ctx, m)
+		hw.Reprogram, hw.Claim = a.reprogramSim, a.claimSim
 	default:
 		bus, alloc, design, err = a.programBoard(ctx)
+		hw.Reprogram = func(ctx context.Context) error { return a.reprogramBoard(ctx, bus, design) }
+		hw.Claim = a.claimBoard
 	}
 	if err != nil {
 		return err
 	}
 	checked := overlay.NewCheckedBus(bus, design, overlay.SLCRRange)
-	drv, err := qnndriver.Open(qnndriver.Config{
-		Bus: checked, Alloc: alloc, Design: design, Model: m,
-		Instance: c.Bitstream.Engine, Preload: true, Log: a.log, Timeout: c.Engine.Timeout.Duration,
-	})
-	if err != nil {
-		return fmt.Errorf("engine: %w", err)
+	hw.Open = func() (*qnndriver.Driver, error) {
+		drv, err := qnndriver.Open(qnndriver.Config{
+			Bus: checked, Alloc: alloc, Design: design, Model: m,
+			Instance: c.Bitstream.Engine, Preload: true, Log: a.log, Timeout: c.Engine.Timeout.Duration,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("engine: %w", err)
+		}
+		return drv, nil
 	}
-	a.onClose(drv.Close)
-	a.drv = drv
-	if a.model, err = NewQNNModel(det, drv, float32(c.Model.NMS)); err != nil {
+	if a.engine, err = newEngine(hw, c.Engine.ReprogramAfter, a.log); err != nil {
+		return err
+	}
+	a.onClose(a.engine.Close)
+	if a.model, err = NewQNNModel(det, a.engine, float32(c.Model.NMS)); err != nil {
 		return err
 	}
 	if err := a.injectEngineFaults(); err != nil {
@@ -249,11 +258,11 @@ func (a *Agent) injectEngineFaults() error {
 	if len(faults) == 0 || a.machine == nil {
 		return nil
 	}
-	jam, ok := a.machine.Jam(a.drv.Instance())
-	if !ok {
-		return fmt.Errorf("sim.faults: the simulated design has no engine %q", a.drv.Instance())
+	inst := a.engine.Driver().Instance()
+	if _, ok := a.machine.Jam(inst); !ok {
+		return fmt.Errorf("sim.faults: the simulated design has no engine %q", inst)
 	}
-	a.model = &engineFaults{Model: a.model, jam: jam, faults: faults}
+	a.model = &engineFaults{Model: a.model, a: a, inst: inst, faults: faults}
 	a.log.Warn("fault injection on", "faults", a.cfg.Sim.Faults)
 	return nil
 }
@@ -337,15 +346,23 @@ func (a *Agent) programBoard(ctx context.Context) (overlay.Bus, dma.Allocator, *
 		return nil, nil, nil, fmt.Errorf("board: %w", err)
 	}
 	a.onClose(alloc.Close)
+	if err := applyClocks(bus, design); err != nil {
+		return nil, nil, nil, err
+	}
+	return bus, alloc, design, nil
+}
+
+// applyClocks sets the fabric clocks the design wants.
+func applyClocks(bus overlay.Bus, design *overlay.Design) error {
 	clocks, err := overlay.OpenClocks(overlay.NewCheckedBus(bus, design, overlay.SLCRRange))
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("board clocks: %w", err)
+		return fmt.Errorf("board clocks: %w", err)
 	}
 	defer clocks.Close()
 	if err := clocks.Apply(design); err != nil {
-		return nil, nil, nil, fmt.Errorf("board: %w", err)
+		return fmt.Errorf("board: %w", err)
 	}
-	return bus, alloc, design, nil
+	return nil
 }
 
 // checkBoard refuses to start when the daemon cannot work: not root, a .bit for another
@@ -446,11 +463,17 @@ func (a *Agent) Names() []string { return slices.Clone(a.names) }
 func (a *Agent) Ready() bool { return a.ready.Load() }
 
 // Health reports what keeps the daemon from doing its job, nil when nothing does: the
-// engine stuck on one frame past engine.timeout, or frames going in and none coming
-// out for health.stall (an engine that hangs or fails on every frame; the driver's
-// timeout restarts each run, so only the stall shows it). /healthz, /readyz, the
-// systemd watchdog, /api/status and /metrics all report it.
+// engine stopped (another program reprogrammed the PL, or reprogramming after repeated
+// failures failed), the engine stuck on one frame past engine.timeout, or frames going
+// in and none coming out for health.stall (an engine that hangs or fails on every
+// frame; the driver's timeout restarts each run, so only the stall shows it).
+// /healthz, /readyz, the systemd watchdog, /api/status and /metrics all report it.
 func (a *Agent) Health() error {
+	if a.engine != nil {
+		if err := a.engine.Err(); err != nil {
+			return err
+		}
+	}
 	if busy, limit := a.pipe.EngineBusy(), a.cfg.Engine.Timeout.Duration+time.Second; busy > limit {
 		return fmt.Errorf("engine on one frame for %s (engine.timeout %s): the driver did not give up", busy.Round(time.Second), a.cfg.Engine.Timeout)
 	}
@@ -483,8 +506,9 @@ func (a *Agent) Status() web.Status {
 	if a.tel != nil {
 		st.Extra["telemetry"] = a.tel.StatusExtra()
 	}
-	if a.drv != nil {
+	if a.engine != nil {
 		st.Extra["verification"] = a.verifyStatus()
+		st.Extra["recovery"] = a.engine.Counts()
 	}
 	if a.cfg.Model.Kind == ModelDarknet {
 		st.Backend = "cpu"

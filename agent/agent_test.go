@@ -486,6 +486,18 @@ func TestFeedOverWebSocket(t *testing.T) {
 	t.Logf("feed: %+v", meta.Detections)
 }
 
+// useSimAsBoard puts the simulated board where the board backend expects the kernel
+// and the hardware, until the test ends.
+func useSimAsBoard(t *testing.T, machine *sim.Machine) {
+	t.Cleanup(func(f func() int, p bitstream.Programmer, o func() (overlay.Bus, dma.Allocator, error), w func([]string) (plWatcher, error)) func() {
+		return func() { geteuid, boardProgrammer, openBoard, watchBoardPL = f, p, o, w }
+	}(geteuid, boardProgrammer, openBoard, watchBoardPL))
+	geteuid = func() int { return 0 }
+	boardProgrammer = machine
+	openBoard = func() (overlay.Bus, dma.Allocator, error) { return machine, machine.Allocator(), nil }
+	watchBoardPL = func([]string) (plWatcher, error) { return watchSimPL(machine), nil }
+}
+
 // TestBoardPathOnSimulatedHardware runs the board backend's start-up (root check, part
 // and engine checks, FPGA manager load, PL clocks from the .hwh, /dev/mem-style bus and
 // the board allocator) with the simulated board standing in for the kernel and the
@@ -499,12 +511,7 @@ func TestBoardPathOnSimulatedHardware(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer func(f func() int, p bitstream.Programmer, o func() (overlay.Bus, dma.Allocator, error)) {
-		geteuid, boardProgrammer, openBoard = f, p, o
-	}(geteuid, boardProgrammer, openBoard)
-	geteuid = func() int { return 0 }
-	boardProgrammer = machine
-	openBoard = func() (overlay.Bus, dma.Allocator, error) { return machine, machine.Allocator(), nil }
+	useSimAsBoard(t, machine)
 
 	a, err := New(context.Background(), cfg, quietLog())
 	if err != nil {

@@ -61,6 +61,12 @@ type BitstreamConfig struct {
 	HWH  string `toml:"hwh"`  // the .hwh; default: beside the .bit with the same base name
 	// Engine selects the BlackBoxJam instance when the design has several; "" = the only one.
 	Engine string `toml:"engine"`
+	// PYNQStates are glob patterns of PYNQ's record of the loaded overlay
+	// (pynq/pl_server/global_pl_state.json); when one appears or changes, another program
+	// has reprogrammed the PL and the agent stops using the engine. Unset: the usual
+	// PYNQ 3 install paths; [] checks only the FPGA manager's state (and telemetry's
+	// FPGA-load probe where it runs).
+	PYNQStates []string `toml:"pynq_state"`
 }
 
 // EngineConfig bounds the accelerator.
@@ -68,6 +74,11 @@ type EngineConfig struct {
 	// Timeout bounds one engine run; the driver then gives up, resets the PL and the
 	// frame fails.
 	Timeout Duration `toml:"timeout"`
+	// ReprogramAfter: this many engine runs failing in a row (resets did not help) makes
+	// the agent program the bitstream again and reopen the engine, once per run of
+	// failures; 0 never does. If the reprogram fails the agent reports itself unhealthy
+	// and stops the watchdog pings, so systemd restarts it.
+	ReprogramAfter int `toml:"reprogram_after"`
 }
 
 // HealthConfig says when the daemon reports itself unhealthy.
@@ -207,7 +218,7 @@ func Defaults() *Config {
 		LED:     LEDConfig{Channel: 1},
 		Log:     LogConfig{Level: "info", Format: "text"},
 		Queues:  QueueConfig{Frames: 2, Engine: 1, Output: 1},
-		Engine:  EngineConfig{Timeout: Duration{10 * time.Second}},
+		Engine:  EngineConfig{Timeout: Duration{10 * time.Second}, ReprogramAfter: 3},
 		Limits:  LimitsConfig{MaxImagePixels: 4 << 20},
 		Health:  HealthConfig{Stall: Duration{30 * time.Second}},
 	}
@@ -388,6 +399,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Engine.Timeout.Duration <= 0 {
 		return c.keyErr("engine.timeout", "must be positive")
+	}
+	if c.Engine.ReprogramAfter < 0 {
+		return c.keyErr("engine.reprogram_after", "must be 0 (never) or a count of failed runs")
 	}
 	if st := c.Health.Stall.Duration; st <= c.Engine.Timeout.Duration {
 		return c.keyErr("health.stall", "%v must be longer than engine.timeout %v (a run may take that long)", st, c.Engine.Timeout)

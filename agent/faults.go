@@ -7,22 +7,27 @@ import (
 	"strings"
 	"sync/atomic"
 
-	"github.com/fpgadetector/pynq-agent/overlay/sim"
+	"github.com/fpgadetector/pynq-agent/bitstream"
 )
 
 // Faults the simulation injects from the config ([sim] faults), so that users and
 // tests rehearse what a board does when its hardware misbehaves:
 //
-//	engine-hang@N       the engine hangs on every frame from the N-th on (1-based)
+//	engine-hang@N       the engine hangs on every frame from the N-th on (1-based),
+//	                    whatever is done: a broken board
+//	engine-wedge@N      the engine hangs from the N-th frame until the bitstream is
+//	                    programmed again (PL resets do not clear it)
 //	engine-hang-once@N  the engine hangs on the N-th frame only
 //	dma-error@N         the engine's DDR master gets a bus error on the N-th frame
+//	pl-taken@N          before the N-th frame another program loads a bitstream
 //	load-fail           the bitstream load fails at start-up
 //
 // A hang is the engine never raising done: the driver times out (engine.timeout),
-// resets the PL and the frame fails; a persistent one stalls the pipeline, which
-// health reports.
+// resets the PL and the frame fails; after engine.reprogram_after failures in a row
+// the agent programs the bitstream again (which ends a wedge); a hang that outlives
+// that stalls the pipeline, which health reports.
 type Fault struct {
-	Kind  string // "engine-hang", "engine-hang-once", "dma-error", "load-fail"
+	Kind  string // "engine-hang", "engine-wedge", "engine-hang-once", "dma-error", "pl-taken", "load-fail"
 	Frame int    // 1-based frame of the engine faults
 }
 
@@ -35,35 +40,48 @@ func ParseFault(s string) (Fault, error) {
 			return Fault{}, fmt.Errorf("fault %q: load-fail takes no @frame", s)
 		}
 		return Fault{Kind: kind}, nil
-	case "engine-hang", "engine-hang-once", "dma-error":
+	case "engine-hang", "engine-wedge", "engine-hang-once", "dma-error", "pl-taken":
 		n, err := strconv.Atoi(at)
 		if !hasAt || err != nil || n < 1 {
 			return Fault{}, fmt.Errorf("fault %q: want %s@N with N a frame number from 1", s, kind)
 		}
 		return Fault{Kind: kind, Frame: n}, nil
 	}
-	return Fault{}, fmt.Errorf("fault %q: unknown (engine-hang@N, engine-hang-once@N, dma-error@N, load-fail)", s)
+	return Fault{}, fmt.Errorf("fault %q: unknown (engine-hang@N, engine-wedge@N, engine-hang-once@N, dma-error@N, pl-taken@N, load-fail)", s)
 }
 
-// engineFaults wraps the model so that the simulated engine hangs on the frames the
-// faults name: before each engine run it arms the hang in the simulated BlackBoxJam.
+// engineFaults wraps the model so that the simulated engine misbehaves on the frames
+// the faults name: before each engine run it arms the fault in the simulated
+// BlackBoxJam the PL holds now (a reprogram makes a new one).
 type engineFaults struct {
 	Model
-	jam    *sim.Jam
+	a      *Agent
+	inst   string
 	faults []Fault
 	frame  atomic.Int64
 }
 
 func (f *engineFaults) Infer(ctx context.Context, j *Job) error {
 	n := int(f.frame.Add(1))
+	jam, _ := f.a.machine.Jam(f.inst)
 	for _, ft := range f.faults {
 		switch {
-		case ft.Kind == "engine-hang" && n == ft.Frame:
-			f.jam.SetStuck(true) // from here on; PL resets do not help
+		case jam == nil:
+		case ft.Kind == "engine-hang" && n >= ft.Frame:
+			jam.SetStuck(true) // on every frame: no reset or reprogram helps
+		case ft.Kind == "engine-wedge" && n == ft.Frame:
+			jam.SetStuck(true) // until a reprogram replaces this engine
 		case ft.Kind == "engine-hang-once" && n == ft.Frame:
-			f.jam.InjectHang(1) // the next start; the driver's reset after the timeout ends it
+			jam.InjectHang(1) // the next start; the driver's reset after the timeout ends it
 		case ft.Kind == "dma-error" && n == ft.Frame:
-			f.jam.InjectBusError(1)
+			jam.InjectBusError(1)
+		}
+		if ft.Kind == "pl-taken" && n == ft.Frame {
+			// Another program's load: the simulated manager loads the same design again,
+			// which is enough for the agent to lose track of what the PL holds.
+			if _, err := f.a.machine.Program(ctx, f.a.cfg.Path(f.a.cfg.Bitstream.Path), bitstream.Options{}); err != nil {
+				return fmt.Errorf("sim.faults pl-taken: %w", err)
+			}
 		}
 	}
 	return f.Model.Infer(ctx, j)

@@ -3,6 +3,9 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
+	"net"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -14,6 +17,7 @@ import (
 func TestParseFault(t *testing.T) {
 	for s, want := range map[string]Fault{
 		"engine-hang@3": {"engine-hang", 3}, " engine-hang-once@1": {"engine-hang-once", 1}, "load-fail": {"load-fail", 0},
+		"engine-wedge@2": {"engine-wedge", 2}, "pl-taken@7": {"pl-taken", 7},
 	} {
 		if f, err := ParseFault(s); err != nil || f != want {
 			t.Errorf("%q: %+v %v, want %+v", s, f, err, want)
@@ -114,6 +118,60 @@ func TestSimFaults(t *testing.T) {
 			t.Errorf("unhealthy after recovering: %v", err)
 		}
 	})
+	t.Run("engine-wedge", func(t *testing.T) {
+		// Resets do not end a wedge; after engine.reprogram_after (3) failed runs the agent
+		// programs the bitstream again and the engine works.
+		a, pub := serve(t, faultConfig(t, "engine-wedge@3"))
+		waitFor(t, "the wedge", func() bool { return a.pipe.Stats().Errors >= 1 })
+		start := time.Now()
+		waitFor(t, "frames after the reprogram", func() bool { return a.engine.Counts().Reprograms == 1 && pub.count() >= 4 })
+		t.Logf("recovered (reprogram, frames again) %v after the first failed frame", time.Since(start).Round(10*time.Millisecond))
+		c := a.engine.Counts()
+		if st := a.pipe.Stats(); st.Errors != 3 || c.Resets < 2 || c.ReprogramFailed != 0 {
+			t.Errorf("%d frame errors, counts %+v; want the 3 failed runs, their resets and one good reprogram", st.Errors, c)
+		}
+		if a.machine.Loads() != 2 {
+			t.Errorf("%d loads, want the start-up and the reprogram", a.machine.Loads())
+		}
+		if err := a.Health(); err != nil {
+			t.Errorf("unhealthy after the reprogram: %v", err)
+		}
+		if rec, ok := a.Status().Extra["recovery"].(engineCounts); !ok || rec.Reprograms != 1 {
+			t.Errorf("/api/status recovery %+v", a.Status().Extra["recovery"])
+		}
+	})
+	t.Run("reprogram-fails", func(t *testing.T) {
+		// A failed reprogram stops the engine for good: unhealthy at once, no watchdog.
+		a, _ := serve(t, faultConfig(t, "engine-hang@2"))
+		a.machine.FailNextLoad(bitstream.StateWriteError)
+		start := time.Now()
+		waitFor(t, "unhealthy", func() bool { return a.Health() != nil })
+		err := a.Health()
+		t.Logf("reported %v after start: %v", time.Since(start).Round(10*time.Millisecond), err)
+		if !strings.Contains(err.Error(), "reprogramming the PL after 3 failed runs") || errors.Is(err, bitstream.ErrPLChanged) {
+			t.Errorf("reason %v", err)
+		}
+		if c := a.engine.Counts(); c.Reprograms != 1 || c.ReprogramFailed != 1 {
+			t.Errorf("counts %+v", c)
+		}
+	})
+	t.Run("pl-taken", func(t *testing.T) {
+		// Another program loads the PL: the engine stops before touching it and stays
+		// stopped; the reason names the PL change.
+		a, pub := serve(t, faultConfig(t, "pl-taken@3"))
+		waitFor(t, "unhealthy", func() bool { return a.Health() != nil })
+		err := a.Health()
+		if !errors.Is(err, bitstream.ErrPLChanged) || !strings.Contains(err.Error(), "loaded 1 bitstream(s) since the agent's") {
+			t.Errorf("reason %v", err)
+		}
+		n := pub.count()
+		loads := a.machine.Loads()
+		time.Sleep(300 * time.Millisecond)
+		if pub.count() != n || n != 2 || a.machine.Loads() != loads {
+			t.Errorf("%d then %d frames published, %d then %d loads: want the 2 before and nothing after, no reprogram over the other program",
+				n, pub.count(), loads, a.machine.Loads())
+		}
+	})
 	t.Run("load-fail", func(t *testing.T) {
 		_, err := New(context.Background(), faultConfig(t, "load-fail"), quietLog())
 		var le *bitstream.LoadError
@@ -121,4 +179,39 @@ func TestSimFaults(t *testing.T) {
 			t.Errorf("start-up: %v, want the load error", err)
 		}
 	})
+}
+
+// The watchdog stops for an unhealthy agent, except when another program holds the PL:
+// a restart would program over it.
+func TestWatchdogKeepsPingingWhenThePLIsTaken(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "notify.sock")
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	t.Setenv("WATCHDOG_USEC", "20000")
+	t.Setenv("WATCHDOG_PID", "")
+	for _, tc := range []struct {
+		health error
+		pings  bool
+	}{
+		{nil, true},
+		{errors.New("no frame completed for 30s"), false},
+		{fmt.Errorf("engine stopped: %w", bitstream.ErrPLChanged), true},
+	} {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		watchdog(ctx, notifierFor(path), quietLog(), func() error { return tc.health })
+		cancel()
+		conn.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+		got := 0
+		for buf := make([]byte, 64); ; got++ {
+			if _, _, err := conn.ReadFromUnix(buf); err != nil {
+				break
+			}
+		}
+		if (got > 0) != tc.pings {
+			t.Errorf("health %v: %d pings, want pings %v", tc.health, got, tc.pings)
+		}
+	}
 }

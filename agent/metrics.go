@@ -24,7 +24,14 @@ func (a *Agent) WriteMetrics(w io.Writer) error {
 		fmt.Sprintf(`version=%q,backend=%q`, Version, a.cfg.Backend), 1)
 	m.one("pynq_agent_ready", "gauge", "1 when start-up finished and frames are processed.", "", b2f(a.Ready()))
 
-	m.one("pynq_agent_healthy", "gauge", "1 unless the engine is stuck or frames go in and none come out (health.stall); /api/status says why.", "", b2f(a.Health() == nil))
+	m.one("pynq_agent_healthy", "gauge", "1 unless the engine is stuck or stopped, or frames go in and none come out (health.stall); /api/status says why.", "", b2f(a.Health() == nil))
+	if a.engine != nil {
+		c := a.engine.Counts()
+		m.one("pynq_agent_engine_resets_total", "counter", "Engine resets after a failed run.", "", float64(c.Resets))
+		m.one("pynq_agent_engine_reprograms_total", "counter", "Bitstream loads after repeated engine failures.", "", float64(c.Reprograms))
+		m.one("pynq_agent_engine_reprograms_failed_total", "counter", "Of those, loads or engine reopens that failed.", "", float64(c.ReprogramFailed))
+		m.one("pynq_agent_engine_stopped", "gauge", "1 when the engine is stopped for good (another program reprogrammed the PL, or a reprogram failed).", "", b2f(a.engine.Err() != nil))
+	}
 	_, _, paused := a.pipe.controlState()
 	m.one("pynq_agent_paused", "gauge", "1 while processing is paused by control.", "", b2f(paused))
 	m.one("pynq_agent_uptime_seconds", "gauge", "Seconds since start-up began.", "", time.Since(a.start).Seconds())

@@ -14,6 +14,7 @@ import (
 
 	"golang.org/x/net/netutil"
 
+	"github.com/fpgadetector/pynq-agent/bitstream"
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
@@ -97,7 +98,8 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 }
 
 // watchdog pings systemd's watchdog while the pipeline runs and is healthy, so systemd
-// restarts a daemon whose engine wedged.
+// restarts a daemon whose engine wedged. One unhealthy state keeps the pings going:
+// another program holding the PL, which a restart would program over.
 func watchdog(ctx context.Context, n *Notifier, log *slog.Logger, health func() error) {
 	if n == nil {
 		return
@@ -116,7 +118,7 @@ func watchdog(ctx context.Context, n *Notifier, log *slog.Logger, health func() 
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if err := health(); err != nil {
+			if err := health(); err != nil && !errors.Is(err, bitstream.ErrPLChanged) {
 				log.Error("unhealthy: not pinging the systemd watchdog", "reason", err)
 				continue
 			}

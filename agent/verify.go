@@ -169,10 +169,10 @@ func EngineLayers(m *quant.Model) ([]EngineLayer, error) {
 // weights, 1: thresholds) in the simulated DDR: fault injection for testing that
 // verification catches and names a corrupted layer. Sim backend only.
 func (a *Agent) FlipWeightBit(layer string, buf, bit int) error {
-	if a.machine == nil || a.drv == nil {
+	if a.machine == nil || a.engine == nil || a.engine.Driver() == nil {
 		return fmt.Errorf("flip weight bit: only the sim backend's DDR can be corrupted on purpose")
 	}
-	phys, size, err := a.drv.WeightBuffer(layer, buf)
+	phys, size, err := a.engine.Driver().WeightBuffer(layer, buf)
 	if err != nil {
 		return err
 	}

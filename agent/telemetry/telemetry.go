@@ -227,6 +227,18 @@ func (t *Telemetry) MarkFrame(tid int) time.Duration {
 	return d
 }
 
+// FPGALoadCount is how many bitstream loads the kernel probe has seen since Open, for
+// noticing another program's load; ok is false without the probe.
+func (t *Telemetry) FPGALoadCount() (n uint64, ok bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.k == nil {
+		return 0, false
+	}
+	l, ok := t.k.fpgaLoads()
+	return l.Count, ok
+}
+
 // Snapshot reads all counters.
 func (t *Telemetry) Snapshot() Snapshot {
 	t.mu.Lock()

@@ -81,6 +81,7 @@ type Driver struct {
 	broken   error // the hang that needs a reset before the next run
 	closed   bool
 	lastWait time.Duration
+	resets   int // engine resets after failed runs
 }
 
 var _ qnn.Accelerator = (*Driver)(nil)

@@ -284,6 +284,7 @@ func (d *Driver) recover(ctx context.Context) error {
 	}
 	d.log.Warn("qnn engine reset after a failed run", "cause", d.broken)
 	d.broken = nil
+	d.resets++
 	return nil
 }
 
@@ -300,6 +301,13 @@ func (d *Driver) pulsePLReset(ctx context.Context) error {
 	time.Sleep(time.Microsecond) // proc_sys_reset stretches the pulse; any width works
 	r.Write32(slcrFPGAResetCtrl, v&^1)
 	return ctx.Err()
+}
+
+// Resets counts the engine resets after failed runs.
+func (d *Driver) Resets() int {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.resets
 }
 
 // LastWait is how long the last engine run took to signal done (for diagnostics).
