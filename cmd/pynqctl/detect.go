@@ -140,7 +140,7 @@ func runDetect(cmd *cobra.Command, f detectFlags, images []string) error {
 		}
 		img, err := imageio.LoadWith(path, dec)
 		if err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return err // names the file
 		}
 		start := time.Now()
 		cands, err := d.Detect(img, f.thresh)
