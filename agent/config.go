@@ -164,7 +164,8 @@ type ServerConfig struct {
 	TokenFile      string   `toml:"token_file"`
 	AllowedOrigins []string `toml:"allowed_origins"`
 	// MaxViewers caps the feed's viewers (more are refused with 503); MaxConnections
-	// caps open TCP connections (more wait in the kernel's backlog).
+	// caps open TCP connections (at the cap the longest-idle one is closed to make room;
+	// with all busy, more wait in the kernel's backlog).
 	MaxViewers     int      `toml:"max_viewers"`
 	MaxConnections int      `toml:"max_connections"`
 	JPEGQuality    int      `toml:"jpeg_quality"`

@@ -12,8 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"golang.org/x/net/netutil"
-
 	"github.com/fpgadetector/pynq-agent/bitstream"
 	"github.com/fpgadetector/pynq-agent/web"
 )
@@ -43,9 +41,10 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if err != nil {
 		return fmt.Errorf("listen %s: %w (server.listen / -listen)", cfg.Server.Listen, err)
 	}
-	// Connections beyond the cap wait in the kernel's backlog instead of each taking a
-	// goroutine and buffers on a 512 MB board.
-	ln = netutil.LimitListener(ln, cfg.Server.MaxConnections)
+	// A cap on connections, each a goroutine and buffers on a 512 MB board; at the cap
+	// the longest-idle one makes room, so idle connections cannot lock clients out.
+	limit := web.LimitConns(ln, cfg.Server.MaxConnections)
+	ln = limit
 	hub := web.NewHub(web.HubOptions{Quality: cfg.Server.JPEGQuality, Logger: log})
 	defer hub.Close()
 	a.SetViewers(hub.Viewers)
@@ -59,6 +58,7 @@ func Run(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
 		IdleTimeout:       60 * time.Second,
+		ConnState:         limit.ConnState,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
 	serveErr := make(chan error, 1)
