@@ -4,11 +4,15 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"net"
+	"net/http"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/fpgadetector/pynq-agent/agent/demomodel"
 	"github.com/fpgadetector/pynq-agent/bitstream"
@@ -100,6 +104,10 @@ func TestSimFaults(t *testing.T) {
 	})
 	t.Run("engine-hang-once", func(t *testing.T) {
 		a, pub := serve(t, faultConfig(t, "engine-hang-once@2"))
+		waitFor(t, "the hang", func() bool { return a.pipe.Stats().Errors == 1 })
+		failed, n := time.Now(), pub.count()
+		waitFor(t, "a frame after the hang", func() bool { return pub.count() > n })
+		t.Logf("next frame %v after the hung one failed", time.Since(failed).Round(time.Millisecond))
 		waitFor(t, "frames after the hang", func() bool { return pub.count() >= 5 })
 		if st := a.pipe.Stats(); st.Errors != 1 {
 			t.Errorf("%d frame errors, want the one hung frame", st.Errors)
@@ -110,6 +118,10 @@ func TestSimFaults(t *testing.T) {
 	})
 	t.Run("dma-error", func(t *testing.T) {
 		a, pub := serve(t, faultConfig(t, "dma-error@2"))
+		waitFor(t, "the bus error", func() bool { return a.pipe.Stats().Errors == 1 })
+		failed, n := time.Now(), pub.count()
+		waitFor(t, "a frame after the bus error", func() bool { return pub.count() > n })
+		t.Logf("next frame %v after the failed one", time.Since(failed).Round(time.Millisecond))
 		waitFor(t, "frames after the bus error", func() bool { return pub.count() >= 4 })
 		if st := a.pipe.Stats(); st.Errors != 1 {
 			t.Errorf("%d frame errors, want the one frame whose DDR access failed", st.Errors)
@@ -213,5 +225,56 @@ func TestWatchdogKeepsPingingWhenThePLIsTaken(t *testing.T) {
 		if (got > 0) != tc.pings {
 			t.Errorf("health %v: %d pings, want pings %v", tc.health, got, tc.pings)
 		}
+	}
+}
+
+// While the engine is hung (unhealthy) the daemon keeps serving: /healthz and /readyz
+// answer 503 with the reason, a viewer connects and gets the feed's hello and the
+// status, and the last frame stays available as a snapshot.
+func TestFeedServesWhileTheEngineIsHung(t *testing.T) {
+	skipSimPipelineInShort(t)
+	c := faultConfig(t, "engine-hang@3")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Server.Listen = ln.Addr().String()
+	ln.Close()
+	base := "http://" + c.Server.Listen
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- Run(ctx, c, quietLog()) }()
+	defer func() { cancel(); <-done }()
+	get := func(path string) (int, string) {
+		r, err := http.Get(base + path)
+		if err != nil {
+			return 0, err.Error()
+		}
+		defer r.Body.Close()
+		b, _ := io.ReadAll(r.Body)
+		return r.StatusCode, string(b)
+	}
+	start := time.Now()
+	waitFor(t, "/healthz to report the hang", func() bool { code, _ := get("/healthz"); return code == http.StatusServiceUnavailable })
+	t.Logf("hang at frame 3 reported by /healthz %v after start", time.Since(start).Round(10*time.Millisecond))
+	for _, p := range []string{"/healthz", "/readyz"} {
+		if code, body := get(p); code != http.StatusServiceUnavailable || !strings.Contains(body, "no frame completed") {
+			t.Errorf("%s: %d %q, want 503 with the reason", p, code, body)
+		}
+	}
+	if code, body := get("/api/snapshot.jpg"); code != http.StatusOK || !strings.HasPrefix(body, "\xff\xd8") {
+		t.Errorf("snapshot while hung: %d (%d bytes), want the last frame", code, len(body))
+	}
+	ws, _, err := websocket.DefaultDialer.Dial("ws://"+c.Server.Listen+"/ws", nil)
+	if err != nil {
+		t.Fatalf("viewer while hung: %v", err)
+	}
+	defer ws.Close()
+	ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	if _, msg, err := ws.ReadMessage(); err != nil || !strings.Contains(string(msg), `"hello"`) {
+		t.Errorf("viewer's first message %q (%v), want the hello", msg, err)
+	}
+	if code, body := get("/api/status"); code != http.StatusOK || !strings.Contains(body, `"healthy":false`) {
+		t.Errorf("status while hung: %d %s", code, body)
 	}
 }
