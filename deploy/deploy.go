@@ -389,7 +389,8 @@ func orNone(s string) string {
 func (b *board) prepare(ctx context.Context, partial []string) error {
 	base, rels := shq(b.l.BaseDir), shq(b.l.releasesDir())
 	// chown -R also takes back releases that older deploys left owned by the login user.
-	cmd := "mkdir -p " + rels + " && chown 0:0 " + base + " && chmod 755 " + base + " " + rels + " && chown -R 0:0 " + rels
+	cmd := "mkdir -p " + rels + " && chown 0:0 " + base + " && chmod 755 " + base + " " + rels + " && chown -R 0:0 " + rels +
+		" && rm -rf " + rels + "/" + removingPrefix + "*"
 	if b.facts.UID != 0 {
 		up := shq(b.l.uploadDir())
 		cmd += " && rm -rf " + up + " && mkdir -m 700 " + up + " && chown " + shq(b.c.User()) + " " + up

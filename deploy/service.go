@@ -81,6 +81,9 @@ func journalCmd(l Layout, n int, follow bool) string {
 	return cmd
 }
 
+// removingPrefix names a release directory on its way out.
+const removingPrefix = ".removing-"
+
 // prune keeps the newest Keep complete releases (current included) and removes the rest.
 func (b *board) prune(ctx context.Context, state *State, current string) ([]string, error) {
 	kept := 1 // current
@@ -100,10 +103,14 @@ func (b *board) prune(ctx context.Context, state *State, current string) ([]stri
 	if len(remove) == 0 {
 		return nil, nil
 	}
-	cmd := "rm -rf"
+	// Each goes out of sight first (a rename to a hidden name, which the release list
+	// skips), so a cut in the middle never leaves a half-removed release that still
+	// looks complete; prepare clears what a cut left.
+	cmd := "cd " + shq(b.l.releasesDir())
 	for _, r := range remove {
-		cmd += " " + shq(b.l.releaseDir(r))
+		cmd += " && mv -T " + shq(r) + " " + shq(removingPrefix+r) + " && rm -rf " + shq(removingPrefix+r)
 	}
+	b.hook("prune")
 	if _, err := b.runRoot(ctx, cmd, nil); err != nil {
 		return nil, fmt.Errorf("remove old releases: %w", err)
 	}
