@@ -33,6 +33,9 @@ type Watch struct {
 	method Method
 	files  map[string]stamp // PYNQ record path -> what it was; a missing file has the zero stamp
 	globs  []string
+	// globbed is when the patterns were last matched: a record appearing is looked for
+	// at most once a second (a glob reads directories), changes to known ones every Check.
+	globbed time.Time
 }
 
 type stamp struct {
@@ -51,7 +54,7 @@ func (m *Manager) Watch(pynqStates []string) (*Watch, error) {
 	if err != nil {
 		return nil, err
 	}
-	w := &Watch{m: m, method: method, files: map[string]stamp{}, globs: pynqStates}
+	w := &Watch{m: m, method: method, files: map[string]stamp{}, globs: pynqStates, globbed: time.Now()}
 	for _, p := range w.records() {
 		w.files[p] = stampOf(p)
 	}
@@ -87,6 +90,10 @@ func (w *Watch) Check() error {
 			return fmt.Errorf("%w: PYNQ's record %s changed%s", ErrPLChanged, p, pynqBitfile(p))
 		}
 	}
+	if time.Since(w.globbed) < time.Second {
+		return nil
+	}
+	w.globbed = time.Now()
 	for _, p := range w.records() {
 		if _, ok := w.files[p]; !ok {
 			return fmt.Errorf("%w: PYNQ's record %s appeared%s", ErrPLChanged, p, pynqBitfile(p))

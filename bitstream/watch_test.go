@@ -54,6 +54,7 @@ func TestWatchSeesAnotherProgramsLoad(t *testing.T) {
 				}
 			}
 			tc.change(t, k, rec)
+			w.globbed = time.Time{} // a second later
 			err = w.Check()
 			if !errors.Is(err, ErrPLChanged) || !strings.Contains(err.Error(), tc.want) {
 				t.Errorf("check after the change: %v, want ErrPLChanged mentioning %q", err, tc.want)
