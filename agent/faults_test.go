@@ -176,6 +176,7 @@ func TestSimFaults(t *testing.T) {
 		if !errors.Is(err, bitstream.ErrPLChanged) || !strings.Contains(err.Error(), "loaded 1 bitstream(s) since the agent's") {
 			t.Errorf("reason %v", err)
 		}
+		time.Sleep(300 * time.Millisecond) // frames past the engine finish
 		n := pub.count()
 		loads := a.machine.Loads()
 		time.Sleep(300 * time.Millisecond)
