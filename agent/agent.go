@@ -509,6 +509,11 @@ func (a *Agent) Status() web.Status {
 	if a.engine != nil {
 		st.Extra["verification"] = a.verifyStatus()
 		st.Extra["recovery"] = a.engine.Counts()
+		if d := a.engine.Driver(); d != nil {
+			est, hz := d.EngineEstimate()
+			st.Extra["engine_model_ms"] = float64(est) / float64(time.Millisecond) // the real engine, from its cycle model
+			st.Extra["engine_clock_mhz"] = hz / 1e6
+		}
 	}
 	if a.cfg.Model.Kind == ModelDarknet {
 		st.Backend = "cpu"

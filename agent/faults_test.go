@@ -148,8 +148,12 @@ func TestSimFaults(t *testing.T) {
 		if err := a.Health(); err != nil {
 			t.Errorf("unhealthy after the reprogram: %v", err)
 		}
-		if rec, ok := a.Status().Extra["recovery"].(engineCounts); !ok || rec.Reprograms != 1 {
-			t.Errorf("/api/status recovery %+v", a.Status().Extra["recovery"])
+		st := a.Status()
+		if rec, ok := st.Extra["recovery"].(engineCounts); !ok || rec.Reprograms != 1 {
+			t.Errorf("/api/status recovery %+v", st.Extra["recovery"])
+		}
+		if ms, _ := st.Extra["engine_model_ms"].(float64); ms <= 0 || st.Extra["engine_clock_mhz"] != 100.0 {
+			t.Errorf("/api/status engine model %v ms at %v MHz", st.Extra["engine_model_ms"], st.Extra["engine_clock_mhz"])
 		}
 	})
 	t.Run("reprogram-fails", func(t *testing.T) {

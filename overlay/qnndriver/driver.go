@@ -302,3 +302,19 @@ func (e *HangError) Error() string {
 }
 
 func (e *HangError) Unwrap() []error { return []error{ErrHang, e.Cause} }
+
+// DefaultEngineHz is the engine's clock when the design does not say: FCLK0 of the
+// QNN-MO overlays.
+const DefaultEngineHz = 100e6
+
+// EngineEstimate is how long the real engine takes for one frame's runs, from the cycle
+// model of its folding (qnn.Limits.Cycles) at the design's FCLK0, and that clock.
+func (d *Driver) EngineEstimate() (time.Duration, float64) {
+	hz := DefaultEngineHz
+	for _, c := range d.cfg.Design.Clocks {
+		if c.Index == 0 && c.Enabled && c.Hz() > 0 {
+			hz = c.Hz()
+		}
+	}
+	return d.cfg.Limits.EngineTime(d.runs, hz), hz
+}

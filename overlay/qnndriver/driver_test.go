@@ -299,3 +299,15 @@ func TestResetNeedsSLCR(t *testing.T) {
 		t.Fatal("Run after Close succeeded")
 	}
 }
+
+// The engine's time for Tinier-YOLO from the cycle model at the published design's
+// FCLK0 (100 MHz in its .hwh).
+func TestEngineEstimate(t *testing.T) {
+	f := loadFixture(t)
+	d := openDriver(t, f, board(t, f, sim.Config{}), true, 0)
+	est, hz := d.EngineEstimate()
+	if hz != 100e6 || est < 15*time.Millisecond || est > 30*time.Millisecond {
+		t.Errorf("engine estimate %v at %.0f MHz, want about 21 ms at 100 MHz", est, hz/1e6)
+	}
+	t.Logf("Tinier-YOLO engine estimate: %v at %.0f MHz (QNN-MO notebook: 106 ms)", est, hz/1e6)
+}
