@@ -8,6 +8,9 @@
 #
 # Each stage is counted alone: `--only STAGE` repeats it, and a 1-frame run subtracted
 # from an (N+1)-frame run leaves N repetitions (start-up and the other stages cancel).
+# GOMAXPROCS=1: the plugin's counters are not atomic, and guest threads running at once
+# would lose counts; the instructions are the same on one core, the estimate splits them
+# over two.
 #
 # Usage: scripts/board-cost.sh [MODEL_DIR [IMAGE]]   (defaults: the published
 # Tinier-YOLO and dog.jpg of ../shared/fixtures/qnn-mo-pynq). Env: FRAMES (default 3),
@@ -52,10 +55,10 @@ stages=(decode letterbox first engine last nms encode)
 count() { # count SOURCE_FLAGS STAGE -> instructions per frame
 	local src=$1 stage=$2
 	# shellcheck disable=SC2086 # the source flags are two words
-	qemu-arm -plugin "$work/armcount.so,out=$work/one.txt" "$work/pynqctl" bench board --model "$model" \
+	GOMAXPROCS=1 qemu-arm -plugin "$work/armcount.so,out=$work/one.txt" "$work/pynqctl" bench board --model "$model" \
 		"${names[@]}" "${bit[@]}" $src --frames 1 --only "$stage" "$image" >/dev/null 2>&1
 	# shellcheck disable=SC2086
-	qemu-arm -plugin "$work/armcount.so,out=$work/more.txt" "$work/pynqctl" bench board --model "$model" \
+	GOMAXPROCS=1 qemu-arm -plugin "$work/armcount.so,out=$work/more.txt" "$work/pynqctl" bench board --model "$model" \
 		"${names[@]}" "${bit[@]}" $src --frames $((frames + 1)) --only "$stage" "$image" >/dev/null 2>&1
 	python3 scripts/armcount/armcount.py "$work/pynqctl" "$work/more.txt" --minus "$work/one.txt" \
 		--frames "$frames" --exclude "$exclude" --total

@@ -176,6 +176,7 @@ func (j *Jam) convRows(planes []uint64, levels []uint8, s layerShape, r0, r1 int
 	for o := range w {
 		w[o] = j.wmem[o%pe][(o/pe)*s.sf : (o/pe+1)*s.sf]
 	}
+	th := j.thresholds(s.outCh)
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
 			for ky := 0; ky < s.k; ky++ { // gather the window in the PEs' order
@@ -190,13 +191,13 @@ func (j *Jam) convRows(planes []uint64, levels []uint8, s layerShape, r0, r1 int
 			o := 0
 			for ; o+4 <= s.outCh; o += 4 {
 				n0, n1, n2, n3 := maskedSum4(x, w[o], w[o+1], w[o+2], w[o+3])
-				lv[o] = j.tmem[o%pe][o/pe].level(total - 2*n0)
-				lv[o+1] = j.tmem[(o+1)%pe][(o+1)/pe].level(total - 2*n1)
-				lv[o+2] = j.tmem[(o+2)%pe][(o+2)/pe].level(total - 2*n2)
-				lv[o+3] = j.tmem[(o+3)%pe][(o+3)/pe].level(total - 2*n3)
+				lv[o] = th[o].level(total - 2*n0)
+				lv[o+1] = th[o+1].level(total - 2*n1)
+				lv[o+2] = th[o+2].level(total - 2*n2)
+				lv[o+3] = th[o+3].level(total - 2*n3)
 			}
 			for ; o < s.outCh; o++ {
-				lv[o] = j.tmem[o%pe][o/pe].level(total - 2*maskedSum(x, w[o]))
+				lv[o] = th[o].level(total - 2*maskedSum(x, w[o]))
 			}
 		}
 	}
@@ -243,12 +244,18 @@ func (j *Jam) convRowsDense(planes []uint64, levels []uint8, s layerShape, width
 		}
 	}
 	x := make([]uint64, 3*words)
+	th := j.thresholds(s.outCh)
+	tapAt := make([]int, taps) // plane offset of tap t from the window's corner
+	for t := range tapAt {
+		tapAt[t] = 3 * ((t/s.k)*s.padded + t%s.k)
+	}
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
 			clear(x)
 			total := 0
+			corner := 3 * (r*s.padded + c)
 			for t := 0; t < taps; t++ {
-				p := planes[3*((r+t/s.k)*s.padded+c+t%s.k):]
+				p := planes[corner+tapAt[t]:]
 				for b := 0; b < 3; b++ {
 					total += bits.OnesCount64(p[b]) << b
 					packPlane(x, b, t*width, width, p[b])
@@ -258,13 +265,13 @@ func (j *Jam) convRowsDense(planes []uint64, levels []uint8, s layerShape, width
 			o := 0
 			for ; o+4 <= s.outCh; o += 4 {
 				n0, n1, n2, n3 := maskedSum4(x, w[o], w[o+1], w[o+2], w[o+3])
-				lv[o] = j.tmem[o%pe][o/pe].level(total - 2*n0)
-				lv[o+1] = j.tmem[(o+1)%pe][(o+1)/pe].level(total - 2*n1)
-				lv[o+2] = j.tmem[(o+2)%pe][(o+2)/pe].level(total - 2*n2)
-				lv[o+3] = j.tmem[(o+3)%pe][(o+3)/pe].level(total - 2*n3)
+				lv[o] = th[o].level(total - 2*n0)
+				lv[o+1] = th[o+1].level(total - 2*n1)
+				lv[o+2] = th[o+2].level(total - 2*n2)
+				lv[o+3] = th[o+3].level(total - 2*n3)
 			}
 			for ; o < s.outCh; o++ {
-				lv[o] = j.tmem[o%pe][o/pe].level(total - 2*maskedSum(x, w[o]))
+				lv[o] = th[o].level(total - 2*maskedSum(x, w[o]))
 			}
 		}
 	}
@@ -279,6 +286,17 @@ func packPlane(x []uint64, b, pos, width int, v uint64) {
 	if pos%64+width > 64 {
 		x[3*(q+1)+b] |= v >> (64 - pos%64)
 	}
+}
+
+// thresholds lists the threshold entry of each output channel (PE o mod PEs, fold o /
+// PEs), so the inner loops do not divide (the A9 has no divide instruction).
+func (j *Jam) thresholds(outCh int) []*threshEntry {
+	pe := j.lim.MaxPEConv
+	th := make([]*threshEntry, outCh)
+	for o := range th {
+		th[o] = &j.tmem[o%pe][o/pe]
+	}
+	return th
 }
 
 // maskedSum is the level sum of the lanes whose weight bit is 1 (weight -1).

@@ -1,7 +1,6 @@
 package qnn
 
 import (
-	"encoding/binary"
 	"fmt"
 	"math"
 	"runtime"
@@ -22,7 +21,10 @@ type FirstLayer struct {
 	w              []float32 // [o][c*k*k+ky*k+kx]
 	bias           []float32
 	maxLevel, clip float32
-	threads        int
+	// bounds[o][k-1] is the smallest float32 sum s of output o with
+	// quantize(s + bias[o]) >= k: the quantizer as comparisons (see levelOf).
+	bounds  [][]float32
+	threads int
 }
 
 // NewFirstLayer prepares the float layer that feeds the engine. threads <= 0 uses
@@ -57,7 +59,78 @@ func NewFirstLayer(m *quant.Model, threads int) (*FirstLayer, error) {
 	if 3*f.cout > 192 {
 		return nil, fmt.Errorf("first layer has %d channels; its records hold at most 64", f.cout)
 	}
+	f.bounds = make([][]float32, f.cout)
+	for o := range f.bounds {
+		f.bounds[o] = quantizerBounds(func(s float32) uint8 { return f.quantize(s + f.bias[o]) }, int(f.maxLevel))
+	}
 	return f, nil
+}
+
+// quantizerBounds turns a non-decreasing quantizer q of float32 into its steps: element
+// k-1 is the smallest float32 x with q(x) >= k (+Inf when no x reaches k), found by
+// bisection over float32s in order.
+func quantizerBounds(q func(float32) uint8, levels int) []float32 {
+	b := make([]float32, levels)
+	for k := 1; k <= levels; k++ {
+		lo, hi := orderedKey(float32(math.Inf(-1))), orderedKey(float32(math.Inf(1)))
+		if int(q(float32(math.Inf(1)))) < k {
+			b[k-1] = float32(math.Inf(1))
+			continue
+		}
+		for lo < hi { // the first key whose float reaches level k
+			mid := lo + (hi-lo)/2
+			if int(q(fromOrderedKey(mid))) >= k {
+				hi = mid
+			} else {
+				lo = mid + 1
+			}
+		}
+		b[k-1] = fromOrderedKey(lo)
+	}
+	return b
+}
+
+// orderedKey maps float32s (not NaN) to uint32s in the same order.
+func orderedKey(x float32) uint32 {
+	u := math.Float32bits(x)
+	if u>>31 == 1 {
+		return ^u
+	}
+	return u | 1<<31
+}
+
+func fromOrderedKey(k uint32) float32 {
+	if k>>31 == 1 {
+		return math.Float32frombits(k &^ (1 << 31))
+	}
+	return math.Float32frombits(^k)
+}
+
+// levelOf is quantize(s + bias[o]) by comparisons with the precomputed steps: a binary
+// search for the 3-bit quantizer's 7 steps, a count otherwise.
+func (f *FirstLayer) levelOf(o int, s float32) uint8 {
+	b := f.bounds[o]
+	if len(b) != 7 {
+		var l uint8
+		for _, t := range b {
+			if s >= t {
+				l++
+			}
+		}
+		return l
+	}
+	b = b[:7:7]
+	var l uint8
+	if s >= b[3] {
+		l = 4
+	}
+	if s >= b[l+1] {
+		l += 2
+	}
+	if s >= b[l] {
+		l++
+	}
+	return l
 }
 
 // OutLayout is the DDR layout of the first layer's output (the engine's input).
@@ -100,22 +173,11 @@ func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
 	f.parallel(func(y0, y1 int) {
 		lv := make([]uint8, f.cout)
 		col := make([]float32, f.cin*f.k*f.k)
-		var words [3]uint64
 		var tmp [24]byte
 		for y := y0; y < y1; y++ {
 			for x := 0; x < f.dim; x++ {
 				f.pixel(img, y, x, col, lv)
-				words = [3]uint64{}
-				for o, v := range lv {
-					bit := 3 * o
-					words[bit/64] |= uint64(v) << (bit % 64)
-					if bit%64 > 61 { // a level straddling two words
-						words[bit/64+1] |= uint64(v) >> (64 - bit%64)
-					}
-				}
-				binary.LittleEndian.PutUint64(tmp[0:], words[0])
-				binary.LittleEndian.PutUint64(tmp[8:], words[1])
-				binary.LittleEndian.PutUint64(tmp[16:], words[2])
+				packRecord(&tmp, lv)
 				r := recordIndex(y, x, f.dim) * l.RecordBytes
 				copy(dst[r:r+nb], tmp[:nb])
 			}
@@ -124,16 +186,71 @@ func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
 	return nil
 }
 
-// pixel computes the levels of output pixel (y, x).
+// packRecord packs up to 64 3-bit levels into the first bytes of a record (level i at
+// bits 3i..3i+2, little-endian): eight levels make three bytes, packed in 32-bit words
+// (64-bit shifts take several instructions on the board's ARM).
+func packRecord(dst *[24]byte, lv []uint8) {
+	lv = lv[:min(len(lv), 64)]
+	*dst = [24]byte{}
+	for g := 0; g*8 < len(lv); g++ {
+		var v uint32
+		for i, l := range lv[g*8 : min(len(lv), g*8+8)] {
+			v |= uint32(l&7) << (3 * uint(i))
+		}
+		d := dst[3*g : 3*g+3 : 3*g+3]
+		d[0], d[1], d[2] = byte(v), byte(v>>8), byte(v>>16)
+	}
+}
+
+// pixel computes the levels of output pixel (y, x): every output's sum runs over the
+// window in (channel, row, column) order from zero, then the bias and the quantizer.
 func (f *FirstLayer) pixel(img []float32, y, x int, col []float32, lv []uint8) {
-	k := f.k
-	i := 0
+	f.gather(img, y, x, col)
+	n := len(col)
+	o := 0
+	// Four outputs at a time share each input load (more spill registers on ARM).
+	for ; o+4 <= len(lv); o += 4 {
+		w := f.w[o*n : (o+4)*n]
+		w0, w1, w2, w3 := w[:n], w[n:2*n], w[2*n:3*n], w[3*n:4*n]
+		w1, w2, w3 = w1[:len(w0)], w2[:len(w0)], w3[:len(w0)]
+		col := col[:len(w0)]
+		var s0, s1, s2, s3 float32
+		for j, v := range col {
+			s0 += w0[j] * v
+			s1 += w1[j] * v
+			s2 += w2[j] * v
+			s3 += w3[j] * v
+		}
+		lv[o], lv[o+1], lv[o+2], lv[o+3] = f.levelOf(o, s0), f.levelOf(o+1, s1), f.levelOf(o+2, s2), f.levelOf(o+3, s3)
+	}
+	for ; o < len(lv); o++ {
+		w := f.w[o*n : (o+1)*n]
+		var s float32
+		for j, v := range col {
+			s += w[j] * v
+		}
+		lv[o] = f.levelOf(o, s)
+	}
+}
+
+// gather copies the window of output pixel (y, x) into col, zero outside the image.
+func (f *FirstLayer) gather(img []float32, y, x int, col []float32) {
+	k, i := f.k, 0
+	y0, x0 := y*f.stride-f.pad, x*f.stride-f.pad
+	inside := y0 >= 0 && x0 >= 0 && y0+k <= f.inH && x0+k <= f.inW
 	for c := 0; c < f.cin; c++ {
 		plane := img[c*f.inH*f.inW : (c+1)*f.inH*f.inW]
 		for ky := 0; ky < k; ky++ {
-			yy := y*f.stride + ky - f.pad
+			yy := y0 + ky
+			if inside && k == 3 { // the usual case, without a copy call per row
+				row := plane[yy*f.inW+x0 : yy*f.inW+x0+3 : yy*f.inW+x0+3]
+				c3 := col[i : i+3 : i+3]
+				c3[0], c3[1], c3[2] = row[0], row[1], row[2]
+				i += 3
+				continue
+			}
 			for kx := 0; kx < k; kx++ {
-				xx := x*f.stride + kx - f.pad
+				xx := x0 + kx
 				if yy < 0 || yy >= f.inH || xx < 0 || xx >= f.inW {
 					col[i] = 0
 				} else {
@@ -143,36 +260,11 @@ func (f *FirstLayer) pixel(img []float32, y, x int, col []float32, lv []uint8) {
 			}
 		}
 	}
-	n := len(col)
-	o := 0
-	// Four outputs at a time share each input load; each sum still runs in input order.
-	for ; o+4 <= len(lv); o += 4 {
-		w := f.w[o*n : (o+4)*n]
-		w0, w1, w2, w3 := w[:n], w[n:2*n], w[2*n:3*n], w[3*n:4*n]
-		var s0, s1, s2, s3 float32
-		for j, v := range col {
-			s0 += w0[j] * v
-			s1 += w1[j] * v
-			s2 += w2[j] * v
-			s3 += w3[j] * v
-		}
-		lv[o] = f.quantize(s0 + f.bias[o])
-		lv[o+1] = f.quantize(s1 + f.bias[o+1])
-		lv[o+2] = f.quantize(s2 + f.bias[o+2])
-		lv[o+3] = f.quantize(s3 + f.bias[o+3])
-	}
-	for ; o < len(lv); o++ {
-		w := f.w[o*n : (o+1)*n]
-		var s float32
-		for j, v := range col {
-			s += w[j] * v
-		}
-		lv[o] = f.quantize(s + f.bias[o])
-	}
 }
 
 // quantize is clip(x, 0, clip) / clip * maxLevel rounded half to even, in float32 like
 // numpy's quantize(clip(x, 0, 4)/4, 3)*7.
+// The pixel loop uses its steps (levelOf); this is the definition.
 func (f *FirstLayer) quantize(x float32) uint8 {
 	x = max(0, min(x, f.clip))
 	v := x / f.clip * f.maxLevel

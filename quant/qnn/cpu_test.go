@@ -162,3 +162,56 @@ func BenchmarkLastLayer(b *testing.B) {
 		})
 	}
 }
+
+// The first layer's fast loop (eight outputs at a time, the quantizer as comparisons)
+// gives exactly the levels of its definition: each output's float32 sum over the window
+// in order, plus the bias, through quantize.
+func TestFirstLayerFastPathExact(t *testing.T) {
+	m := loadModel(t)
+	f, err := NewFirstLayer(m, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The quantizer's steps, on sums all around each boundary and at random.
+	rng := rand.New(rand.NewPCG(7, 7))
+	for o := 0; o < f.cout; o++ {
+		var probes []float32
+		for _, b := range f.bounds[o] {
+			for d := int32(-300); d <= 300; d++ {
+				probes = append(probes, math.Float32frombits(uint32(int32(math.Float32bits(b))+d)))
+			}
+		}
+		for range 20000 {
+			probes = append(probes, float32(rng.NormFloat64()*3))
+		}
+		for _, s := range probes {
+			if got, want := f.levelOf(o, s), f.quantize(s+f.bias[o]); got != want {
+				t.Fatalf("output %d, sum %v: level %d, quantize %d", o, s, got, want)
+			}
+		}
+	}
+	// Whole images, against the definition.
+	n := f.cin * f.k * f.k
+	for seed := uint64(1); seed <= 3; seed++ {
+		img := randomImage(3*416*416, seed)
+		got, err := f.Levels(img)
+		if err != nil {
+			t.Fatal(err)
+		}
+		col := make([]float32, n)
+		for y := 0; y < f.dim; y++ {
+			for x := 0; x < f.dim; x++ {
+				f.gather(img, y, x, col)
+				for o := 0; o < f.cout; o++ {
+					var s float32
+					for j, v := range col {
+						s += f.w[o*n+j] * v
+					}
+					if want := f.quantize(s + f.bias[o]); got[(o*f.dim+y)*f.dim+x] != want {
+						t.Fatalf("seed %d, output %d at (%d,%d): level %d, definition %d", seed, o, x, y, got[(o*f.dim+y)*f.dim+x], want)
+					}
+				}
+			}
+		}
+	}
+}
