@@ -19,6 +19,8 @@ type FirstLayer struct {
 	stride, pad    int
 	inH, inW, dim  int
 	w              []float32 // [o][c*k*k+ky*k+kx]
+	w16            []float32 // w in groups of 16 outputs, [o/16][j][o%16], for levels16
+	b16            [][7][16]float32 // bounds in groups of 16 outputs, [o/16][k][o%16]
 	bias           []float32
 	maxLevel, clip float32
 	// bounds[o][k-1] is the smallest float32 sum s of output o with
@@ -59,9 +61,24 @@ func NewFirstLayer(m *quant.Model, threads int) (*FirstLayer, error) {
 	if 3*f.cout > 192 {
 		return nil, fmt.Errorf("first layer has %d channels; its records hold at most 64", f.cout)
 	}
+	n := f.cin * f.k * f.k
+	f.w16 = make([]float32, f.cout/16*16*n)
+	for o := 0; o < f.cout/16*16; o++ {
+		for j := 0; j < n; j++ {
+			f.w16[(o/16)*16*n+16*j+o%16] = f.w[o*n+j]
+		}
+	}
 	f.bounds = make([][]float32, f.cout)
 	for o := range f.bounds {
 		f.bounds[o] = quantizerBounds(func(s float32) uint8 { return f.quantize(s + f.bias[o]) }, int(f.maxLevel))
+	}
+	if f.maxLevel == 7 && neonSafe(f.bounds) {
+		f.b16 = make([][7][16]float32, f.cout/16)
+		for o := 0; o < f.cout/16*16; o++ {
+			for k, t := range f.bounds[o] {
+				f.b16[o/16][k][o%16] = t
+			}
+		}
 	}
 	return f, nil
 }
@@ -208,6 +225,15 @@ func (f *FirstLayer) pixel(img []float32, y, x int, col []float32, lv []uint8) {
 	f.gather(img, y, x, col)
 	n := len(col)
 	o := 0
+	if haveNEON && f.b16 != nil { // sixteen outputs at a time on the board's NEON unit
+		var l [16]int32
+		for ; o+16 <= len(lv); o += 16 {
+			levels16NEON(&f.w16[o*n], &col[0], n, &f.b16[o/16], &l)
+			for i, v := range l {
+				lv[o+i] = uint8(v)
+			}
+		}
+	}
 	// Four outputs at a time share each input load (more spill registers on ARM).
 	for ; o+4 <= len(lv); o += 4 {
 		w := f.w[o*n : (o+4)*n]
@@ -230,6 +256,41 @@ func (f *FirstLayer) pixel(img []float32, y, x int, col []float32, lv []uint8) {
 			s += w[j] * v
 		}
 		lv[o] = f.levelOf(o, s)
+	}
+}
+
+// neonSafe says whether NEON's flush-to-zero cannot change a comparison: no step is
+// zero or subnormal. (Sums are of products of normal weights and pixels in [0,1]; only
+// a subnormal sum, from exact cancellation, would be flushed, and only a zero or
+// subnormal step could then tell the difference.)
+func neonSafe(bounds [][]float32) bool {
+	for _, b := range bounds {
+		for _, t := range b {
+			if a := math.Abs(float64(t)); a < 0x1p-126 {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+// levels16 is what levels16NEON computes, in Go: for 16 outputs, the sums over j of
+// w[16*j+o] * col[j], each in j order from zero, and how many bounds each reaches.
+func levels16(w, col []float32, bounds *[7][16]float32, out *[16]int32) {
+	var s [16]float32
+	for j, v := range col {
+		r := w[16*j : 16*j+16 : 16*j+16]
+		for o := range s {
+			s[o] += r[o] * v
+		}
+	}
+	*out = [16]int32{}
+	for k := range bounds {
+		for o, t := range bounds[k] {
+			if s[o] >= t {
+				out[o]++
+			}
+		}
 	}
 }
 

@@ -215,3 +215,64 @@ func TestFirstLayerFastPathExact(t *testing.T) {
 		}
 	}
 }
+
+// The NEON kernel (on ARM: the board, or qemu-arm in CI) gives the Go loop's levels,
+// also where a sum lands exactly on a step or one float32 beside it.
+func TestLevels16NEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernel runs under scripts/test-arm.sh)")
+	}
+	rng := rand.New(rand.NewPCG(3, 9))
+	for _, n := range []int{1, 2, 27, 75} {
+		for range 200 {
+			w, col := make([]float32, 16*n), make([]float32, n)
+			for i := range w {
+				w[i] = float32(rng.NormFloat64() * 0.3)
+			}
+			for i := range col {
+				col[i] = float32(rng.IntN(256)) / 255
+			}
+			// Steps around the real sums: equal, one float32 either side, or far.
+			var bounds [7][16]float32
+			for o := 0; o < 16; o++ {
+				var s float32
+				for j, v := range col {
+					s += w[16*j+o] * v
+				}
+				for k := range bounds {
+					switch rng.IntN(4) {
+					case 0:
+						bounds[k][o] = s
+					case 1:
+						bounds[k][o] = math.Nextafter32(s, float32(math.Inf(1)))
+					case 2:
+						bounds[k][o] = math.Nextafter32(s, float32(math.Inf(-1)))
+					default:
+						bounds[k][o] = float32(rng.NormFloat64())
+					}
+					if math.Abs(float64(bounds[k][o])) < 0x1p-126 { // NEON flushes subnormals (neonSafe)
+						bounds[k][o] = 1e-3
+					}
+				}
+			}
+			var got, want [16]int32
+			levels16NEON(&w[0], &col[0], n, &bounds, &got)
+			levels16(w, col, &bounds, &want)
+			if got != want {
+				t.Fatalf("n %d: NEON levels %v, Go %v (bounds %v)", n, got, want, bounds)
+			}
+		}
+	}
+}
+
+func TestNEONSafeRefusesZeroAndSubnormalSteps(t *testing.T) {
+	inf := float32(math.Inf(1))
+	for _, tc := range []struct {
+		b    []float32
+		safe bool
+	}{{[]float32{0.3, -2, inf}, true}, {[]float32{0.3, 0}, false}, {[]float32{1e-40}, false}, {[]float32{-1e-39}, false}} {
+		if got := neonSafe([][]float32{tc.b}); got != tc.safe {
+			t.Errorf("steps %v: safe %v, want %v", tc.b, got, tc.safe)
+		}
+	}
+}

@@ -1,0 +1,17 @@
+//go:build arm
+
+package qnn
+
+import "golang.org/x/sys/cpu"
+
+// haveNEON says whether the NEON kernel may run: the PYNQ-Z2's Cortex-A9 has NEON, some
+// ARMv7 cores do not (they take the Go loops).
+var haveNEON = cpu.ARM.HasNEON
+
+// levels16NEON is levels16 with NEON: four lanes a register; VMLA.F32 by scalar rounds
+// the product before it adds, as Go's s += w*v does, and VCGE.F32 compares as Go's >=,
+// so the levels are levels16's exactly (no denormals arise from weights and [0,1]
+// pixels; NEON would flush them). n >= 1.
+//
+//go:noescape
+func levels16NEON(w, col *float32, n int, bounds *[7][16]float32, out *[16]int32)

@@ -1,0 +1,51 @@
+#include "textflag.h"
+
+// func levels16NEON(w, col *float32, n int, bounds *[7][16]float32, out *[16]int32)
+//
+// For 16 outputs o: s[o] = sum over j < n of w[16*j+o] * col[j], in j order from zero,
+// then out[o] = how many of bounds[k][o] (k = 0..6) are <= s[o].
+// The Go assembler has no NEON mnemonics: the instructions are WORDs, each with the GNU
+// assembler's spelling beside it (arm-linux-gnueabihf-as produced the encodings). Sums
+// live in q8-q11 (d16-d23) and counts in q12-q15, outside Go's float registers; q0-q7
+// (Go's F0-F15, caller-saved) are scratch.
+TEXT ·levels16NEON(SB), NOSPLIT, $0-20
+	MOVW	w+0(FP), R0
+	MOVW	col+4(FP), R1
+	MOVW	n+8(FP), R2
+	WORD	$0xf2c00050 // vmov.i32 q8, #0
+	WORD	$0xf2c02050 // vmov.i32 q9, #0
+	WORD	$0xf2c04050 // vmov.i32 q10, #0
+	WORD	$0xf2c06050 // vmov.i32 q11, #0
+dot:
+	WORD	$0xf420028d // vld1.32 {d0-d3}, [r0]!   weights 0..7 of row j
+	WORD	$0xf420428d // vld1.32 {d4-d7}, [r0]!   weights 8..15
+	WORD	$0xf4a1880d // vld1.32 {d8[0]}, [r1]!   col[j]
+	WORD	$0xf3e00148 // vmla.f32 q8, q0, d8[0]   rounds the product, then adds
+	WORD	$0xf3e22148 // vmla.f32 q9, q1, d8[0]
+	WORD	$0xf3e44148 // vmla.f32 q10, q2, d8[0]
+	WORD	$0xf3e66148 // vmla.f32 q11, q3, d8[0]
+	SUB.S	$1, R2
+	BNE	dot
+	MOVW	bounds+12(FP), R2
+	MOVW	$7, R4
+	WORD	$0xf2c08050 // vmov.i32 q12, #0
+	WORD	$0xf2c0a050 // vmov.i32 q13, #0
+	WORD	$0xf2c0c050 // vmov.i32 q14, #0
+	WORD	$0xf2c0e050 // vmov.i32 q15, #0
+steps:
+	WORD	$0xf422028d // vld1.32 {d0-d3}, [r2]!   bounds k, outputs 0..7
+	WORD	$0xf422428d // vld1.32 {d4-d7}, [r2]!   outputs 8..15
+	WORD	$0xf3008ec0 // vcge.f32 q4, q8, q0      all ones where sum >= bound
+	WORD	$0xf302aec2 // vcge.f32 q5, q9, q1
+	WORD	$0xf304cec4 // vcge.f32 q6, q10, q2
+	WORD	$0xf306eec6 // vcge.f32 q7, q11, q3
+	WORD	$0xf36888c8 // vsub.i32 q12, q12, q4    count += 1 there
+	WORD	$0xf36aa8ca // vsub.i32 q13, q13, q5
+	WORD	$0xf36cc8cc // vsub.i32 q14, q14, q6
+	WORD	$0xf36ee8ce // vsub.i32 q15, q15, q7
+	SUB.S	$1, R4
+	BNE	steps
+	MOVW	out+16(FP), R3
+	WORD	$0xf443828d // vst1.32 {d24-d27}, [r3]!
+	WORD	$0xf443c28f // vst1.32 {d28-d31}, [r3]
+	RET

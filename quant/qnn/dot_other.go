@@ -1,0 +1,10 @@
+//go:build !arm
+
+package qnn
+
+// haveNEON is false off ARM: the Go loops run.
+var haveNEON = false
+
+func levels16NEON(w, col *float32, n int, bounds *[7][16]float32, out *[16]int32) {
+	panic("qnn: NEON kernel called off ARM")
+}
