@@ -18,8 +18,8 @@ type FirstLayer struct {
 	cin, cout, k   int
 	stride, pad    int
 	inH, inW, dim  int
-	w              []float32 // [o][c*k*k+ky*k+kx]
-	w16            []float32 // w in groups of 16 outputs, [o/16][j][o%16], for levels16
+	w              []float32        // [o][c*k*k+ky*k+kx]
+	w16            []float32        // w in groups of 16 outputs, [o/16][j][o%16], for levels16
 	b16            [][7][16]float32 // bounds in groups of 16 outputs, [o/16][k][o%16]
 	bias           []float32
 	maxLevel, clip float32
