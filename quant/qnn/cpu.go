@@ -190,33 +190,41 @@ func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
 	f.parallel(func(y0, y1 int) {
 		lv := make([]uint8, f.cout)
 		col := make([]float32, f.cin*f.k*f.k)
-		var tmp [24]byte
 		for y := y0; y < y1; y++ {
 			for x := 0; x < f.dim; x++ {
 				f.pixel(img, y, x, col, lv)
-				packRecord(&tmp, lv)
 				r := recordIndex(y, x, f.dim) * l.RecordBytes
-				copy(dst[r:r+nb], tmp[:nb])
+				packRecord(dst[r:r+nb], lv)
 			}
 		}
 	})
 	return nil
 }
 
-// packRecord packs up to 64 3-bit levels into the first bytes of a record (level i at
-// bits 3i..3i+2, little-endian): eight levels make three bytes, packed in 32-bit words
-// (64-bit shifts take several instructions on the board's ARM).
-func packRecord(dst *[24]byte, lv []uint8) {
-	lv = lv[:min(len(lv), 64)]
-	*dst = [24]byte{}
-	for g := 0; g*8 < len(lv); g++ {
-		var v uint32
-		for i, l := range lv[g*8 : min(len(lv), g*8+8)] {
-			v |= uint32(l&7) << (3 * uint(i))
-		}
-		d := dst[3*g : 3*g+3 : 3*g+3]
+// packRecord packs 3-bit levels into the leading bytes of a record (level i at bits
+// 3i..3i+2, little-endian) and zeroes the rest of rec: eight levels make three bytes,
+// packed in 32-bit words (64-bit shifts take several instructions on the board's ARM).
+func packRecord(rec []byte, lv []uint8) {
+	i := 0
+	for ; len(lv) >= 8 && i+3 <= len(rec); i += 3 {
+		g := lv[:8:8]
+		v := uint32(g[0]&7) | uint32(g[1]&7)<<3 | uint32(g[2]&7)<<6 | uint32(g[3]&7)<<9 |
+			uint32(g[4]&7)<<12 | uint32(g[5]&7)<<15 | uint32(g[6]&7)<<18 | uint32(g[7]&7)<<21
+		d := rec[i : i+3 : i+3]
 		d[0], d[1], d[2] = byte(v), byte(v>>8), byte(v>>16)
+		lv = lv[8:]
 	}
+	if len(lv) > 0 && i < len(rec) { // a last group of fewer than eight
+		var v uint32
+		for j, l := range lv {
+			v |= uint32(l&7) << (3 * uint(j))
+		}
+		for b := 0; b < 3 && i < len(rec); b++ {
+			rec[i] = byte(v >> (8 * b))
+			i++
+		}
+	}
+	clear(rec[i:])
 }
 
 // pixel computes the levels of output pixel (y, x): every output's sum runs over the
@@ -274,6 +282,19 @@ func neonSafe(bounds [][]float32) bool {
 	return true
 }
 
+// gather3x3x3 copies a 3x3 window of three planes (plane size hw, row length w) whose
+// top-left value is at at.
+func gather3x3x3(img []float32, hw, w, at int, col *[27]float32) {
+	for c := 0; c < 3; c++ {
+		p := img[c*hw+at : c*hw+at+2*w+3]
+		r0, r1, r2 := p[0:3:3], p[w:w+3:w+3], p[2*w:2*w+3:2*w+3]
+		d := col[9*c : 9*c+9 : 9*c+9]
+		d[0], d[1], d[2] = r0[0], r0[1], r0[2]
+		d[3], d[4], d[5] = r1[0], r1[1], r1[2]
+		d[6], d[7], d[8] = r2[0], r2[1], r2[2]
+	}
+}
+
 // levels16 is what levels16NEON computes, in Go: for 16 outputs, the sums over j of
 // w[16*j+o] * col[j], each in j order from zero, and how many bounds each reaches.
 func levels16(w, col []float32, bounds *[7][16]float32, out *[16]int32) {
@@ -299,6 +320,10 @@ func (f *FirstLayer) gather(img []float32, y, x int, col []float32) {
 	k, i := f.k, 0
 	y0, x0 := y*f.stride-f.pad, x*f.stride-f.pad
 	inside := y0 >= 0 && x0 >= 0 && y0+k <= f.inH && x0+k <= f.inW
+	if inside && k == 3 && f.cin == 3 && len(col) == 27 { // the usual case, unrolled
+		gather3x3x3(img, f.inH*f.inW, f.inW, y0*f.inW+x0, (*[27]float32)(col))
+		return
+	}
 	for c := 0; c < f.cin; c++ {
 		plane := img[c*f.inH*f.inW : (c+1)*f.inH*f.inW]
 		for ky := 0; ky < k; ky++ {
