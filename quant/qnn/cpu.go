@@ -3,6 +3,7 @@ package qnn
 import (
 	"fmt"
 	"math"
+	"math/bits"
 	"runtime"
 	"sync"
 
@@ -389,6 +390,7 @@ type LastLayer struct {
 	cout    int
 	dim     int
 	wT      []float32 // [c][o]: weights of input channel c for every output
+	w16     []float32 // [o/16][c][o%16]: wT in groups of 16 outputs, for dot16IdxNEON
 	bias    []float32
 	scale   float32
 	threads int
@@ -429,12 +431,50 @@ func NewLastLayer(m *quant.Model, threads int) (*LastLayer, error) {
 		ll.bias = make([]float32, ll.cout)
 	}
 	ll.wT = make([]float32, ll.cin*ll.cout)
+	groups := (ll.cout + 15) / 16
+	ll.w16 = make([]float32, groups*16*ll.cin) // outputs past cout weigh 0
 	for o := 0; o < ll.cout; o++ {
 		for ch := 0; ch < ll.cin; ch++ {
 			ll.wT[ch*ll.cout+o] = c.Weights[o*ll.cin+ch]
+			ll.w16[(o/16)*16*ll.cin+16*ch+o%16] = c.Weights[o*ll.cin+ch]
 		}
 	}
 	return ll, nil
+}
+
+// dot16Idx is what dot16IdxNEON computes, in Go: for 16 outputs, the sums over i of
+// w[16*idx[i]+o] * val[i], each in i order from zero.
+func dot16Idx(w []float32, idx []int32, val []float32, out *[16]float32) {
+	*out = [16]float32{}
+	for i, c := range idx {
+		r := w[16*c : 16*c+16 : 16*c+16]
+		for o := range out {
+			out[o] += r[o] * val[i]
+		}
+	}
+}
+
+// nonzero lists the channels of a pixel's bit planes whose level is not 0, with their
+// values (level times scale), in channel order.
+func (ll *LastLayer) nonzero(planes []uint64, idx []int32, val []float32) ([]int32, []float32) {
+	// By 32-bit halves and set bits only: 64-bit shifts cost several instructions on
+	// the board's 32-bit ARM, and many channels are 0.
+	for q := 0; 64*q < ll.cin; q++ {
+		for h := uint(0); h < 2; h++ {
+			p0, p1, p2 := uint32(planes[3*q]>>(32*h)), uint32(planes[3*q+1]>>(32*h)), uint32(planes[3*q+2]>>(32*h))
+			for m := p0 | p1 | p2; m != 0; m &= m - 1 {
+				b := uint(bits.TrailingZeros32(m))
+				ch := 64*q + 32*int(h) + int(b)
+				if ch >= ll.cin {
+					break
+				}
+				lv := p0>>b&1 | (p1>>b&1)<<1 | (p2>>b&1)<<2
+				idx = append(idx, int32(ch))
+				val = append(val, float32(lv)*ll.scale)
+			}
+		}
+	}
+	return idx, val
 }
 
 // Run reads engine output records (layout l) and returns the layer's output, CHW in
@@ -448,10 +488,27 @@ func (ll *LastLayer) Run(src []byte, l Layout) ([]float32, error) {
 	parallelRows(ll.dim, ll.threads, func(y0, y1 int) {
 		acc := make([]float32, ll.cout)
 		planes := make([]uint64, 3*lanes(ll.cin))
+		idx, val := make([]int32, 0, ll.cin), make([]float32, 0, ll.cin)
 		for y := y0; y < y1; y++ {
 			for x := 0; x < ll.dim; x++ {
 				r := recordIndex(y, x, ll.dim) * l.RecordBytes
 				copy(planes, recordsToPlanes(src[r:r+l.RecordBytes], l.RecordBytes, 1, lanes(ll.cin)))
+				if haveNEON { // the board: 16 outputs at a time over the nonzero channels
+					idx, val = ll.nonzero(planes, idx[:0], val[:0])
+					var s [16]float32
+					for g := 0; g*16 < ll.cout; g++ {
+						if len(idx) > 0 {
+							dot16IdxNEON(&ll.w16[g*16*ll.cin], &idx[0], &val[0], len(idx), &s)
+						} else {
+							s = [16]float32{}
+						}
+						for i, a := range s[:min(16, ll.cout-16*g)] {
+							o := 16*g + i
+							out[o*hw+y*ll.dim+x] = a + ll.bias[o]
+						}
+					}
+					continue
+				}
 				clear(acc)
 				// Sum in input-channel order, skipping level 0 (adding 0 changes nothing).
 				for ch := 0; ch < ll.cin; ch++ {

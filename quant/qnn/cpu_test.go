@@ -276,3 +276,61 @@ func TestNEONSafeRefusesZeroAndSubnormalSteps(t *testing.T) {
 		}
 	}
 }
+
+// The last layer's NEON kernel sums exactly as the Go loop.
+func TestDot16IdxNEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernel runs under scripts/test-arm.sh)")
+	}
+	rng := rand.New(rand.NewPCG(5, 1))
+	w := make([]float32, 16*512)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64() * 0.05)
+	}
+	for _, n := range []int{0, 1, 7, 300, 512} {
+		idx, val := make([]int32, n), make([]float32, n)
+		for i := range idx {
+			idx[i] = int32(rng.IntN(512))
+			val[i] = float32(1 + rng.IntN(7))
+		}
+		var got, want [16]float32
+		if n > 0 {
+			dot16IdxNEON(&w[0], &idx[0], &val[0], n, &got)
+		}
+		dot16Idx(w, idx, val, &want)
+		for o := range got {
+			if math.Float32bits(got[o]) != math.Float32bits(want[o]) {
+				t.Fatalf("n %d, output %d: NEON %v, Go %v", n, o, got[o], want[o])
+			}
+		}
+	}
+}
+
+// On the board the last layer takes the NEON path; its output is the Go path's, bit for
+// bit, on engine outputs with zero and nonzero levels.
+func TestLastLayerNEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernel runs under scripts/test-arm.sh)")
+	}
+	m := loadModel(t)
+	ll, err := NewLastLayer(m, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	in, _ := Pack(randomLevels(512*169, 6), DDRLayout(512, 13))
+	neon, err := ll.Run(in, DDRLayout(512, 13))
+	if err != nil {
+		t.Fatal(err)
+	}
+	haveNEON = false
+	defer func() { haveNEON = true }()
+	plain, err := ll.Run(in, DDRLayout(512, 13))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range neon {
+		if math.Float32bits(neon[i]) != math.Float32bits(plain[i]) {
+			t.Fatalf("value %d: NEON %v, Go %v", i, neon[i], plain[i])
+		}
+	}
+}

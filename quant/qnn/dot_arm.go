@@ -15,3 +15,8 @@ var haveNEON = cpu.ARM.HasNEON
 //
 //go:noescape
 func levels16NEON(w, col *float32, n int, bounds *[7][16]float32, out *[16]int32)
+
+// dot16IdxNEON is dot16Idx with NEON (the same rounding as the Go loop). n >= 0.
+//
+//go:noescape
+func dot16IdxNEON(w *float32, idx *int32, val *float32, n int, out *[16]float32)

@@ -49,3 +49,36 @@ steps:
 	WORD	$0xf443828d // vst1.32 {d24-d27}, [r3]!
 	WORD	$0xf443c28f // vst1.32 {d28-d31}, [r3]
 	RET
+
+// func dot16IdxNEON(w *float32, idx *int32, val *float32, n int, out *[16]float32)
+//
+// w holds 16 weights per input channel; out[o] = sum over i < n of
+// w[16*idx[i]+o] * val[i], i in order (the last layer's nonzero channels).
+TEXT ·dot16IdxNEON(SB), NOSPLIT, $0-20
+	MOVW	w+0(FP), R0
+	MOVW	idx+4(FP), R1
+	MOVW	val+8(FP), R2
+	MOVW	n+12(FP), R3
+	WORD	$0xf2c00050 // vmov.i32 q8, #0
+	WORD	$0xf2c02050 // vmov.i32 q9, #0
+	WORD	$0xf2c04050 // vmov.i32 q10, #0
+	WORD	$0xf2c06050 // vmov.i32 q11, #0
+	CMP	$0, R3
+	BEQ	done
+channel:
+	MOVW.P	4(R1), R4
+	ADD	R4<<6, R0, R5
+	WORD	$0xf425028d // vld1.32 {d0-d3}, [r5]!   weights 0..7 of the channel
+	WORD	$0xf425428f // vld1.32 {d4-d7}, [r5]    weights 8..15
+	WORD	$0xf4a2880d // vld1.32 {d8[0]}, [r2]!   its value
+	WORD	$0xf3e00148 // vmla.f32 q8, q0, d8[0]
+	WORD	$0xf3e22148 // vmla.f32 q9, q1, d8[0]
+	WORD	$0xf3e44148 // vmla.f32 q10, q2, d8[0]
+	WORD	$0xf3e66148 // vmla.f32 q11, q3, d8[0]
+	SUB.S	$1, R3
+	BNE	channel
+done:
+	MOVW	out+16(FP), R3
+	WORD	$0xf443028d // vst1.32 {d16-d19}, [r3]!
+	WORD	$0xf443428f // vst1.32 {d20-d23}, [r3]
+	RET

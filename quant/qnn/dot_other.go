@@ -8,3 +8,7 @@ var haveNEON = false
 func levels16NEON(w, col *float32, n int, bounds *[7][16]float32, out *[16]int32) {
 	panic("qnn: NEON kernel called off ARM")
 }
+
+func dot16IdxNEON(w *float32, idx *int32, val *float32, n int, out *[16]float32) {
+	panic("qnn: NEON kernel called off ARM")
+}
