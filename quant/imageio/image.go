@@ -200,17 +200,26 @@ func FromRGBA(src *image.RGBA) *Image {
 	w, h := b.Dx(), b.Dy()
 	im := NewImage(w, h, 3)
 	plane := w * h
+	r, g, bl := im.Data[:plane], im.Data[plane:2*plane], im.Data[2*plane:3*plane]
 	for y := 0; y < h; y++ {
 		row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
+		row = row[:4*w]
 		for x := 0; x < w; x++ {
+			px := row[4*x : 4*x+3 : 4*x+3]
 			i := y*w + x
-			im.Data[i] = float32(row[4*x]) / 255
-			im.Data[plane+i] = float32(row[4*x+1]) / 255
-			im.Data[2*plane+i] = float32(row[4*x+2]) / 255
+			r[i], g[i], bl[i] = byteUnit[px[0]], byteUnit[px[1]], byteUnit[px[2]]
 		}
 	}
 	return im
 }
+
+// byteUnit[b] is float32(b) / 255, looked up instead of divided for every pixel.
+var byteUnit = func() (t [256]float32) {
+	for i := range t {
+		t[i] = float32(i) / 255
+	}
+	return t
+}()
 
 // ToRGBA converts a 1- or 3-channel float image back to 8-bit pixels (clamped,
 // rounded), for drawing a letterboxed or resized image.

@@ -9,19 +9,30 @@ func Resize(im *Image, w, h int) *Image {
 	part := NewImage(w, im.H, im.C)
 	wScale := float32(im.W-1) / float32(w-1)
 	hScale := float32(im.H-1) / float32(h-1)
+	// Each column's source and weights, once for all rows and channels (the same
+	// float32 values the per-pixel formula gives).
+	ixs, dxs, rxs := make([]int, w), make([]float32, w), make([]float32, w)
+	for c := 0; c < w; c++ {
+		if c == w-1 || im.W == 1 {
+			ixs[c] = -1 // the last source column as it is
+			continue
+		}
+		sx := float32(c) * wScale
+		ixs[c] = int(sx)
+		dxs[c] = sx - float32(ixs[c])
+		rxs[c] = 1 - dxs[c]
+	}
 	for k := 0; k < im.C; k++ {
 		for r := 0; r < im.H; r++ {
 			src := im.Data[(k*im.H+r)*im.W : (k*im.H+r+1)*im.W]
 			dst := part.Data[(k*im.H+r)*w : (k*im.H+r+1)*w]
-			for c := 0; c < w; c++ {
-				if c == w-1 || im.W == 1 {
+			for c, ix := range ixs[:len(dst)] {
+				if ix < 0 {
 					dst[c] = src[im.W-1]
 					continue
 				}
-				sx := float32(c) * wScale
-				ix := int(sx)
-				dx := sx - float32(ix)
-				dst[c] = float32((1-dx)*src[ix]) + float32(dx*src[ix+1])
+				pair := src[ix : ix+2 : ix+2]
+				dst[c] = float32(rxs[c]*pair[0]) + float32(dxs[c]*pair[1])
 			}
 		}
 	}
