@@ -192,19 +192,48 @@ func yuyvToRGBA(src []byte, w, h, stride int) (*image.RGBA, error) {
 		return nil, fmt.Errorf("yuyv frame: %d bytes for %dx%d (stride %d)", len(src), w, h, stride)
 	}
 	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	t := &yuvTab
 	for y := 0; y < h; y++ {
 		row := src[y*stride : y*stride+2*w]
-		dst := out.Pix[y*out.Stride:]
-		for x := 0; x < w; x += 2 {
-			y0, u, y1, v := int(row[2*x]), int(row[2*x+1]), int(row[2*x+2]), int(row[2*x+3])
-			putYUV(dst[4*x:], y0, u, v)
-			putYUV(dst[4*x+4:], y1, u, v)
+		dst := out.Pix[y*out.Stride : y*out.Stride+4*w]
+		for x := 0; x+2 <= w; x += 2 {
+			q := row[2*x : 2*x+4 : 2*x+4]
+			u, v := q[1], q[3]
+			rv, guv, bu := t.rv[v], t.gu[u]+t.gv[v], t.bu[u]
+			d := dst[4*x : 4*x+8 : 4*x+8]
+			c := t.c[q[0]]
+			d[0], d[1], d[2], d[3] = t.clip[(c+rv)>>16&2047], t.clip[(c+guv)>>16&2047], t.clip[(c+bu)>>16&2047], 255
+			c = t.c[q[2]]
+			d[4], d[5], d[6], d[7] = t.clip[(c+rv)>>16&2047], t.clip[(c+guv)>>16&2047], t.clip[(c+bu)>>16&2047], 255
 		}
 	}
 	return out, nil
 }
 
-// putYUV writes one BT.601 limited-range pixel in 16.16 fixed point.
+// yuvTab holds the terms of the BT.601 limited-range conversion in 16.16 fixed point
+// (putYUV's arithmetic, by table): each channel is clip8((c(y) + chroma + 32768) >> 16),
+// with the rounding constant and a bias of 512 << 16 folded into the tables so that the
+// index into clip (512 + value, value in -277..534) is never negative.
+var yuvTab = func() (t struct {
+	c, rv, gu, gv, bu [256]int32
+	clip              [2048]uint8
+}) {
+	const bias = 512<<16 + 32768
+	for i := 0; i < 256; i++ {
+		t.c[i] = int32((i-16)*76309 + bias) // 1.164 * 65536
+		t.rv[i] = int32(104597 * (i - 128))
+		t.gu[i] = int32(-25675 * (i - 128))
+		t.gv[i] = int32(-53279 * (i - 128))
+		t.bu[i] = int32(132201 * (i - 128))
+	}
+	for i := range t.clip {
+		t.clip[i] = clip8(i - 512)
+	}
+	return t
+}()
+
+// putYUV writes one BT.601 limited-range pixel in 16.16 fixed point: the definition
+// that yuvTab tabulates.
 func putYUV(dst []byte, y, u, v int) {
 	c := (y - 16) * 76309 // 1.164 * 65536
 	d, e := u-128, v-128

@@ -188,3 +188,30 @@ func TestV4L2Device(t *testing.T) {
 		}
 	}
 }
+
+// The table-driven conversion equals putYUV's arithmetic for every Y, U and V.
+func TestYUYVTablesEqualPutYUV(t *testing.T) {
+	step := 1
+	if testing.Short() {
+		step = 7 // qemu-user: a sample of the 16.7 M combinations
+	}
+	src := make([]byte, 4*256)
+	want := make([]byte, 4)
+	for u := 0; u < 256; u += step {
+		for v := 0; v < 256; v += step {
+			for y := 0; y < 256; y++ {
+				src[4*y], src[4*y+1], src[4*y+2], src[4*y+3] = byte(y), byte(u), byte(y), byte(v)
+			}
+			img, err := yuyvToRGBA(src, 512, 1, 1024)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for y := 0; y < 256; y++ {
+				putYUV(want, y, u, v)
+				if got := img.Pix[8*y : 8*y+4]; !bytes.Equal(got, want) {
+					t.Fatalf("y %d u %d v %d: %v, putYUV %v", y, u, v, got, want)
+				}
+			}
+		}
+	}
+}
