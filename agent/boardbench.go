@@ -154,7 +154,7 @@ type boardBench struct {
 	per    map[string]time.Duration
 	objs   []detect.Detection
 
-	rgba   *image.RGBA
+	pic    image.Image // the feed's picture
 	img    *imageio.Image
 	lb     *imageio.Image
 	in     []byte
@@ -180,14 +180,17 @@ func (b *boardBench) frame(ctx context.Context, repeat bool, only string) error 
 
 func (b *boardBench) stage(ctx context.Context, name string) (err error) {
 	switch name {
-	case StageDecode: // as the pipeline's decode: the camera's frame to RGBA, then planar
+	case StageDecode: // as the pipeline's decode: the planar image and the feed's picture
 		if b.src.yuyv != nil {
-			b.rgba, err = yuyvToRGBA(b.src.yuyv, b.src.w, b.src.h, 2*b.src.w)
-		} else {
-			b.rgba, err = imageio.DecodeRGBAWith(bytes.NewReader(b.src.jpeg), b.a.decoder())
+			f := &YUYVFrame{Data: b.src.yuyv, W: b.src.w, H: b.src.h, Stride: 2 * b.src.w}
+			if b.img, err = f.Planar(); err == nil {
+				b.pic, err = f.YCbCr()
+			}
+			break
 		}
-		if err == nil {
-			b.img = imageio.FromRGBA(b.rgba)
+		var rgba *image.RGBA
+		if rgba, err = imageio.DecodeRGBAWith(bytes.NewReader(b.src.jpeg), b.a.decoder()); err == nil {
+			b.pic, b.img = rgba, imageio.FromRGBA(rgba)
 		}
 	case StageLetterbox:
 		in := b.q.Det.Model.Input
@@ -208,7 +211,7 @@ func (b *boardBench) stage(ctx context.Context, name string) (err error) {
 		b.objs = detect.Objects(detect.NMS(d, b.q.NMS), b.thresh, b.a.names, b.img.W, b.img.H)
 	case StageEncode:
 		b.frames++
-		f := &web.Frame{ID: b.frames, Captured: time.Now(), Published: time.Now(), Image: b.rgba}
+		f := &web.Frame{ID: b.frames, Captured: time.Now(), Published: time.Now(), Image: b.pic}
 		for _, o := range b.objs {
 			f.Detections = append(f.Detections, web.Box{Class: o.Name, ClassID: o.Class, Score: o.Score, Box: o.Box})
 		}

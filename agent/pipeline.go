@@ -44,7 +44,7 @@ type Model interface {
 type Job struct {
 	ID       uint64
 	Captured time.Time
-	RGBA     *image.RGBA    // the frame as captured, published to the feed
+	Picture  image.Image    // the frame as captured, published to the feed (RGBA or YCbCr)
 	Image    *imageio.Image // the same pixels as planar floats (darknet's image)
 	Thresh   float32        // detection threshold when the frame entered the pipeline
 	Name     string         // the capture's name (file name for file sources)
@@ -480,15 +480,21 @@ func (p *Pipeline) markFrame(tid int) (time.Duration, bool) {
 }
 
 func (p *Pipeline) decode(j *Job, c *Capture) error {
-	return j.Time(StageDecode, func() error {
+	return j.Time(StageDecode, func() (err error) {
+		if c.YUYV != nil {
+			if j.Image, err = c.YUYV.Planar(); err != nil {
+				return err
+			}
+			j.Picture, err = c.YUYV.YCbCr()
+			return err
+		}
 		rgba := c.Image
 		if rgba == nil {
-			var err error
 			if rgba, err = imageio.DecodeRGBAWith(bytes.NewReader(c.Data), p.opt.Decoder); err != nil {
 				return err
 			}
 		}
-		j.RGBA, j.Image = rgba, imageio.FromRGBA(rgba)
+		j.Picture, j.Image = rgba, imageio.FromRGBA(rgba)
 		return nil
 	})
 }
@@ -530,7 +536,7 @@ func (p *Pipeline) finishLoop(in <-chan *Job, pub Publisher) {
 func (p *Pipeline) publish(j *Job, pub Publisher) {
 	ctl := p.ctl.Load()
 	boxes := p.boxes(j, ctl)
-	f := &web.Frame{ID: j.ID, Captured: j.Captured, Image: j.RGBA, Detections: boxes}
+	f := &web.Frame{ID: j.ID, Captured: j.Captured, Image: j.Picture, Detections: boxes}
 	stages := web.StageTimes{}
 	for _, s := range j.Stages {
 		stages[s.Name] += float64(s.D) / float64(time.Millisecond)

@@ -25,8 +25,9 @@ import (
 type Capture struct {
 	Data  []byte
 	Image *image.RGBA
-	Time  time.Time // when it was captured (read)
-	Name  string    // file name for file sources, else ""
+	YUYV  *YUYVFrame // a camera's raw frame (V4L2 YUYV)
+	Time  time.Time  // when it was captured (read)
+	Name  string     // file name for file sources, else ""
 
 	pulled bool // read ahead at the pipeline's pace (files without a limit): restamped when taken
 }

@@ -185,38 +185,15 @@ func fourcc(v uint32) string {
 	return string([]byte{byte(v), byte(v >> 8), byte(v >> 16), byte(v >> 24)})
 }
 
-// yuyvToRGBA converts packed YUYV 4:2:2 (Y0 U Y1 V per pixel pair, BT.601 limited
-// range, as UVC cameras send it) to RGBA. stride is bytes per line (>= 2*w).
-func yuyvToRGBA(src []byte, w, h, stride int) (*image.RGBA, error) {
-	if w <= 0 || h <= 0 || w%2 != 0 || stride < 2*w || len(src) < stride*(h-1)+2*w {
-		return nil, fmt.Errorf("yuyv frame: %d bytes for %dx%d (stride %d)", len(src), w, h, stride)
-	}
-	out := image.NewRGBA(image.Rect(0, 0, w, h))
-	t := &yuvTab
-	for y := 0; y < h; y++ {
-		row := src[y*stride : y*stride+2*w]
-		dst := out.Pix[y*out.Stride : y*out.Stride+4*w]
-		for x := 0; x+2 <= w; x += 2 {
-			q := row[2*x : 2*x+4 : 2*x+4]
-			u, v := q[1], q[3]
-			rv, guv, bu := t.rv[v], t.gu[u]+t.gv[v], t.bu[u]
-			d := dst[4*x : 4*x+8 : 4*x+8]
-			c := t.c[q[0]]
-			d[0], d[1], d[2], d[3] = t.clip[(c+rv)>>16&2047], t.clip[(c+guv)>>16&2047], t.clip[(c+bu)>>16&2047], 255
-			c = t.c[q[2]]
-			d[4], d[5], d[6], d[7] = t.clip[(c+rv)>>16&2047], t.clip[(c+guv)>>16&2047], t.clip[(c+bu)>>16&2047], 255
-		}
-	}
-	return out, nil
-}
-
 // yuvTab holds the terms of the BT.601 limited-range conversion in 16.16 fixed point
-// (putYUV's arithmetic, by table): each channel is clip8((c(y) + chroma + 32768) >> 16),
+// (by table; the tests hold it to the per-pixel formula): each channel is clip8((c(y) + chroma + 32768) >> 16),
 // with the rounding constant and a bias of 512 << 16 folded into the tables so that the
 // index into clip (512 + value, value in -277..534) is never negative.
 var yuvTab = func() (t struct {
 	c, rv, gu, gv, bu [256]int32
 	clip              [2048]uint8
+	unit              [2048]float32 // clip's byte as the network's float, byte / 255
+	fullY, fullC      [256]uint8    // limited to full range: (Y-16)*255/219, (C-128)*255/224+128
 }) {
 	const bias = 512<<16 + 32768
 	for i := 0; i < 256; i++ {
@@ -228,19 +205,21 @@ var yuvTab = func() (t struct {
 	}
 	for i := range t.clip {
 		t.clip[i] = clip8(i - 512)
+		t.unit[i] = float32(t.clip[i]) / 255 // imageio.FromRGBA's value of that byte
+	}
+	for i := 0; i < 256; i++ {
+		t.fullY[i] = clip8(((i-16)*255*2 + 219) / (2 * 219))
+		t.fullC[i] = clip8(128 + roundDiv((i-128)*255, 224))
 	}
 	return t
 }()
 
-// putYUV writes one BT.601 limited-range pixel in 16.16 fixed point: the definition
-// that yuvTab tabulates.
-func putYUV(dst []byte, y, u, v int) {
-	c := (y - 16) * 76309 // 1.164 * 65536
-	d, e := u-128, v-128
-	dst[0] = clip8((c + 104597*e + 32768) >> 16)
-	dst[1] = clip8((c - 25675*d - 53279*e + 32768) >> 16)
-	dst[2] = clip8((c + 132201*d + 32768) >> 16)
-	dst[3] = 255
+// roundDiv divides rounding half away from zero.
+func roundDiv(a, b int) int {
+	if a < 0 {
+		return -((-a*2 + b) / (2 * b))
+	}
+	return (a*2 + b) / (2 * b)
 }
 
 func clip8(v int) uint8 { return uint8(max(0, min(255, v))) }

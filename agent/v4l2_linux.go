@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unsafe"
@@ -160,11 +161,12 @@ func (s *v4l2Source) convert(frame []byte) (*Capture, error) {
 	if stride == 0 {
 		stride = 2 * int(s.format.Width)
 	}
-	img, err := yuyvToRGBA(frame, int(s.format.Width), int(s.format.Height), stride)
-	if err != nil {
+	// A copy: the driver's buffer is queued again.
+	f := &YUYVFrame{Data: slices.Clone(frame), W: int(s.format.Width), H: int(s.format.Height), Stride: stride}
+	if err := f.check(); err != nil {
 		return nil, fmt.Errorf("v4l2: %s: %w", s.path, err)
 	}
-	return &Capture{Image: img, Time: now}, nil
+	return &Capture{YUYV: f, Time: now}, nil
 }
 
 func (s *v4l2Source) Live() bool     { return true }

@@ -3,11 +3,17 @@ package agent
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"image"
 	"image/jpeg"
+	"math"
+	"math/rand/v2"
 	"os"
+	"slices"
 	"testing"
 	"time"
+
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
 // TestV4L2ABI checks the struct sizes and ioctl numbers against the values the kernel
@@ -213,5 +219,98 @@ func TestYUYVTablesEqualPutYUV(t *testing.T) {
 				}
 			}
 		}
+	}
+}
+
+// yuyvToRGBA is the reference conversion the tables must reproduce: packed YUYV 4:2:2 (Y0 U Y1 V per pixel pair, BT.601 limited
+// range, as UVC cameras send it) to RGBA. stride is bytes per line (>= 2*w).
+func yuyvToRGBA(src []byte, w, h, stride int) (*image.RGBA, error) {
+	if w <= 0 || h <= 0 || w%2 != 0 || stride < 2*w || len(src) < stride*(h-1)+2*w {
+		return nil, fmt.Errorf("yuyv frame: %d bytes for %dx%d (stride %d)", len(src), w, h, stride)
+	}
+	out := image.NewRGBA(image.Rect(0, 0, w, h))
+	t := &yuvTab
+	for y := 0; y < h; y++ {
+		row := src[y*stride : y*stride+2*w]
+		dst := out.Pix[y*out.Stride : y*out.Stride+4*w]
+		for x := 0; x+2 <= w; x += 2 {
+			q := row[2*x : 2*x+4 : 2*x+4]
+			u, v := q[1], q[3]
+			rv, guv, bu := t.rv[v], t.gu[u]+t.gv[v], t.bu[u]
+			d := dst[4*x : 4*x+8 : 4*x+8]
+			c := t.c[q[0]]
+			d[0], d[1], d[2], d[3] = t.clip[(c+rv)>>16&2047], t.clip[(c+guv)>>16&2047], t.clip[(c+bu)>>16&2047], 255
+			c = t.c[q[2]]
+			d[4], d[5], d[6], d[7] = t.clip[(c+rv)>>16&2047], t.clip[(c+guv)>>16&2047], t.clip[(c+bu)>>16&2047], 255
+		}
+	}
+	return out, nil
+}
+
+// putYUV writes one BT.601 limited-range pixel in 16.16 fixed point: the definition
+// that yuvTab tabulates.
+func putYUV(dst []byte, y, u, v int) {
+	c := (y - 16) * 76309 // 1.164 * 65536
+	d, e := u-128, v-128
+	dst[0] = clip8((c + 104597*e + 32768) >> 16)
+	dst[1] = clip8((c - 25675*d - 53279*e + 32768) >> 16)
+	dst[2] = clip8((c + 132201*d + 32768) >> 16)
+	dst[3] = 255
+}
+
+// A YUYV frame's planar image is exactly FromRGBA of the reference RGBA conversion, and
+// its feed picture keeps the pixels' colours (JPEG full range).
+func TestYUYVFramePlanarAndYCbCr(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	const w, h, stride = 64, 10, 132
+	data := make([]byte, stride*h)
+	for i := range data {
+		data[i] = byte(rng.IntN(256))
+	}
+	f := &YUYVFrame{Data: data, W: w, H: h, Stride: stride}
+	legal := slices.Clone(data) // the camera's limited range: Y 16..235, Cb and Cr 16..240
+	for i := range legal {
+		if i%2 == 0 {
+			legal[i] = byte(16 + int(legal[i])%220)
+		} else {
+			legal[i] = byte(16 + int(legal[i])%225)
+		}
+	}
+	got, err := f.Planar()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ref, err := yuyvToRGBA(data, w, h, stride)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := imageio.FromRGBA(ref)
+	for i := range want.Data {
+		if math.Float32bits(got.Data[i]) != math.Float32bits(want.Data[i]) {
+			t.Fatalf("planar value %d: %v, reference %v", i, got.Data[i], want.Data[i])
+		}
+	}
+	ycc, err := (&YUYVFrame{Data: legal, W: w, H: h, Stride: stride}).YCbCr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ref, err = yuyvToRGBA(legal, w, h, stride); err != nil {
+		t.Fatal(err)
+	}
+	// Go's JFIF conversion of the full-range picture lands within a few levels of the
+	// BT.601 limited-range conversion.
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			r, g, b, _ := ycc.At(x, y).RGBA()
+			o := ref.PixOffset(x, y)
+			for c, v := range []uint32{r >> 8, g >> 8, b >> 8} {
+				if d := int(v) - int(ref.Pix[o+c]); d < -4 || d > 4 {
+					t.Fatalf("pixel (%d,%d) channel %d: feed %d, reference %d", x, y, c, v, ref.Pix[o+c])
+				}
+			}
+		}
+	}
+	if _, err := (&YUYVFrame{Data: data[:10], W: w, H: h, Stride: stride}).Planar(); err == nil {
+		t.Error("short frame accepted")
 	}
 }

@@ -61,7 +61,7 @@ func (a *Agent) Verify(ctx context.Context, req web.VerifyRequest) (*web.VerifyR
 	if err != nil {
 		return nil, fmt.Errorf("%w: decode: %w", web.ErrBadRequest, err)
 	}
-	j := &Job{RGBA: rgba, Image: imageio.FromRGBA(rgba), Thresh: thresh}
+	j := &Job{Picture: rgba, Image: imageio.FromRGBA(rgba), Thresh: thresh}
 	if err := q.Prepare(j); err != nil {
 		return nil, fmt.Errorf("first layer: %w", err)
 	}

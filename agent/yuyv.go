@@ -1,0 +1,73 @@
+package agent
+
+import (
+	"fmt"
+	"image"
+
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+)
+
+// YUYVFrame is a raw YUYV 4:2:2 frame as a UVC camera delivers it (Y0 U Y1 V per pixel
+// pair, BT.601 limited range). The pipeline makes the network's planar image from it and
+// hands the feed a YCbCr image: no RGBA copy, and the feed's JPEG encoder takes YCbCr
+// as it is.
+type YUYVFrame struct {
+	Data         []byte
+	W, H, Stride int // pixels, and bytes per line (>= 2*W)
+}
+
+func (f *YUYVFrame) check() error {
+	if f.W <= 0 || f.H <= 0 || f.W%2 != 0 || f.Stride < 2*f.W || len(f.Data) < f.Stride*(f.H-1)+2*f.W {
+		return fmt.Errorf("yuyv frame: %d bytes for %dx%d (stride %d)", len(f.Data), f.W, f.H, f.Stride)
+	}
+	return nil
+}
+
+// Planar is the frame as the network's planar image: exactly FromRGBA(yuyvToRGBA(f)),
+// in one pass.
+func (f *YUYVFrame) Planar() (*imageio.Image, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	w, h := f.W, f.H
+	im := imageio.NewImage(w, h, 3)
+	plane := w * h
+	r, g, b := im.Data[:plane], im.Data[plane:2*plane], im.Data[2*plane:3*plane]
+	t := &yuvTab
+	for y := 0; y < h; y++ {
+		row := f.Data[y*f.Stride : y*f.Stride+2*w]
+		o := y * w
+		rr, gg, bb := r[o:o+w], g[o:o+w], b[o:o+w]
+		for x := 0; x+2 <= w; x += 2 {
+			q := row[2*x : 2*x+4 : 2*x+4]
+			u, v := q[1], q[3]
+			rv, guv, bu := t.rv[v], t.gu[u]+t.gv[v], t.bu[u]
+			c := t.c[q[0]]
+			rr[x], gg[x], bb[x] = t.unit[(c+rv)>>16&2047], t.unit[(c+guv)>>16&2047], t.unit[(c+bu)>>16&2047]
+			c = t.c[q[2]]
+			rr[x+1], gg[x+1], bb[x+1] = t.unit[(c+rv)>>16&2047], t.unit[(c+guv)>>16&2047], t.unit[(c+bu)>>16&2047]
+		}
+	}
+	return im, nil
+}
+
+// YCbCr is the frame for the feed: 4:2:2 planes in JPEG's full range (the camera's
+// limited range stretched), which image/jpeg encodes without a colour conversion.
+func (f *YUYVFrame) YCbCr() (*image.YCbCr, error) {
+	if err := f.check(); err != nil {
+		return nil, err
+	}
+	img := image.NewYCbCr(image.Rect(0, 0, f.W, f.H), image.YCbCrSubsampleRatio422)
+	t := &yuvTab
+	for y := 0; y < f.H; y++ {
+		row := f.Data[y*f.Stride : y*f.Stride+2*f.W]
+		yy := img.Y[y*img.YStride : y*img.YStride+f.W]
+		cb := img.Cb[y*img.CStride : y*img.CStride+f.W/2]
+		cr := img.Cr[y*img.CStride : y*img.CStride+f.W/2]
+		for i := range cb {
+			q := row[4*i : 4*i+4 : 4*i+4]
+			yy[2*i], cb[i], yy[2*i+1], cr[i] = t.fullY[q[0]], t.fullC[q[1]], t.fullY[q[2]], t.fullC[q[3]]
+		}
+	}
+	return img, nil
+}
