@@ -47,16 +47,13 @@ func Resize(im *Image, w, h int) *Image {
 			dy := sy - float32(iy)
 			dst := out.Data[(k*h+r)*w : (k*h+r+1)*w]
 			top := part.Data[(k*im.H+iy)*w : (k*im.H+iy+1)*w]
-			for c := range dst {
-				dst[c] = (1 - dy) * top[c]
-			}
 			if r == h-1 || im.H == 1 {
+				for c := range dst {
+					dst[c] = (1 - dy) * top[c]
+				}
 				continue
 			}
-			bottom := part.Data[(k*im.H+iy+1)*w : (k*im.H+iy+2)*w]
-			for c := range dst {
-				dst[c] += float32(dy * bottom[c])
-			}
+			blendRows(dst, top, part.Data[(k*im.H+iy+1)*w:(k*im.H+iy+2)*w], 1-dy, dy)
 		}
 	}
 	return out
@@ -88,4 +85,18 @@ func Letterbox(im *Image, w, h int) *Image {
 		}
 	}
 	return out
+}
+
+// blendRows sets dst[i] = a*top[i] + b*bottom[i], each product rounded to float32 before
+// the add (darknet's vertical resize pass); NEON on the board, four at a time.
+func blendRows(dst, top, bottom []float32, a, b float32) {
+	i := 0
+	if n := len(dst) &^ 3; haveNEON && n > 0 {
+		blendRowsNEON(&dst[0], &top[0], &bottom[0], n, a, b)
+		i = n
+	}
+	top, bottom = top[:len(dst)], bottom[:len(dst)]
+	for ; i < len(dst); i++ {
+		dst[i] = float32(a*top[i]) + float32(b*bottom[i])
+	}
 }

@@ -5,6 +5,7 @@ import (
 	"image"
 	"image/png"
 	"math"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -119,5 +120,30 @@ func TestClassColorMatchesDarknet(t *testing.T) {
 	// Class 0 of 80 has offset 0: palette entry 0 (magenta).
 	if got := ClassColor(0, 80); got.R != 255 || got.G != 0 || got.B != 255 {
 		t.Errorf("class 0 colour %v, want magenta", got)
+	}
+}
+
+// On ARM the NEON blend gives the Go loop's rows bit for bit.
+func TestBlendRowsNEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernel runs under scripts/test-arm.sh)")
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	for _, n := range []int{4, 8, 416, 419} {
+		top, bottom := make([]float32, n), make([]float32, n)
+		for i := range top {
+			top[i], bottom[i] = rng.Float32(), rng.Float32()
+		}
+		a := rng.Float32()
+		got, want := make([]float32, n), make([]float32, n)
+		blendRows(got, top, bottom, 1-a, a)
+		for i := range want {
+			want[i] = float32((1-a)*top[i]) + float32(a*bottom[i])
+		}
+		for i := range got {
+			if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+				t.Fatalf("n %d, value %d: NEON %v, Go %v", n, i, got[i], want[i])
+			}
+		}
 	}
 }
