@@ -188,18 +188,39 @@ func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
 		return fmt.Errorf("first layer input has %d values, want %dx%dx%d", len(img), f.cin, f.inH, f.inW)
 	}
 	nb := min(l.RecordBytes, 8*((3*f.cout+63)/64))
+	packed := haveNEON && f.b16 != nil && f.cout == 16 && nb >= 6 // the board's path for Tinier-YOLO
 	f.parallel(func(y0, y1 int) {
 		lv := make([]uint8, f.cout)
 		col := make([]float32, f.cin*f.k*f.k)
+		var words [2]uint32
 		for y := y0; y < y1; y++ {
 			for x := 0; x < f.dim; x++ {
-				f.pixel(img, y, x, col, lv)
 				r := recordIndex(y, x, f.dim) * l.RecordBytes
-				packRecord(dst[r:r+nb], lv)
+				rec := dst[r : r+nb]
+				if packed {
+					f.gather(img, y, x, col)
+					levels16PackNEON(&f.w16[0], &col[0], len(col), &f.b16[0], &recordShifts, &words)
+					putPacked16(rec, words)
+					continue
+				}
+				f.pixel(img, y, x, col, lv)
+				packRecord(rec, lv)
 			}
 		}
 	})
 	return nil
+}
+
+// recordShifts are the bit positions of eight 3-bit levels in a 24-bit group.
+var recordShifts = [8]int32{0, 3, 6, 9, 12, 15, 18, 21}
+
+// putPacked16 writes 16 levels packed in two 24-bit groups as a record's first six
+// bytes (packRecord's layout) and zeroes the rest of rec.
+func putPacked16(rec []byte, w [2]uint32) {
+	r := rec[:6:6]
+	r[0], r[1], r[2] = byte(w[0]), byte(w[0]>>8), byte(w[0]>>16)
+	r[3], r[4], r[5] = byte(w[1]), byte(w[1]>>8), byte(w[1]>>16)
+	clear(rec[6:])
 }
 
 // packRecord packs 3-bit levels into the leading bytes of a record (level i at bits

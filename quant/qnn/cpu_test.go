@@ -334,3 +334,79 @@ func TestLastLayerNEONEqualsGo(t *testing.T) {
 		}
 	}
 }
+
+// The packing kernel gives packRecord's bytes of levels16's levels.
+func TestLevels16PackNEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernel runs under scripts/test-arm.sh)")
+	}
+	rng := rand.New(rand.NewPCG(8, 8))
+	for range 500 {
+		n := 1 + rng.IntN(40)
+		w, col := make([]float32, 16*n), make([]float32, n)
+		for i := range w {
+			w[i] = float32(rng.NormFloat64() * 0.3)
+		}
+		for i := range col {
+			col[i] = float32(rng.IntN(256)) / 255
+		}
+		var bounds [7][16]float32
+		for o := 0; o < 16; o++ {
+			for k := range bounds {
+				bounds[k][o] = float32(k-3)*0.3 + float32(rng.NormFloat64()*0.05)
+			}
+		}
+		var words [2]uint32
+		levels16PackNEON(&w[0], &col[0], n, &bounds, &recordShifts, &words)
+		got := make([]byte, 8)
+		putPacked16(got, words)
+		var l [16]int32
+		levels16(w, col, &bounds, &l)
+		lv := make([]uint8, 16)
+		for i, v := range l {
+			lv[i] = uint8(v)
+		}
+		want := make([]byte, 8)
+		packRecord(want, lv)
+		if !bytes.Equal(got, want) {
+			t.Fatalf("n %d: packed % x, Go % x (levels %v)", n, got, want, l)
+		}
+	}
+}
+
+// On the board the first layer's records come from the packing kernel; they are the Go
+// path's records byte for byte.
+func TestFirstLayerRunNEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernel runs under scripts/test-arm.sh)")
+	}
+	m := loadModel(t)
+	f, err := NewFirstLayer(m, 2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := randomImage(3*416*416, 9)
+	l := f.OutLayout()
+	neon := make([]byte, l.Size())
+	if err := f.Run(neon, l, img); err != nil {
+		t.Fatal(err)
+	}
+	haveNEON = false
+	defer func() { haveNEON = true }()
+	plain := make([]byte, l.Size())
+	if err := f.Run(plain, l, img); err != nil {
+		t.Fatal(err)
+	}
+	if i := firstDifference(neon, plain); i >= 0 {
+		t.Fatalf("records differ at byte %d (record %d)", i, i/l.RecordBytes)
+	}
+}
+
+func firstDifference(a, b []byte) int {
+	for i := range a {
+		if a[i] != b[i] {
+			return i
+		}
+	}
+	return -1
+}

@@ -20,3 +20,9 @@ func levels16NEON(w, col *float32, n int, bounds *[7][16]float32, out *[16]int32
 //
 //go:noescape
 func dot16IdxNEON(w *float32, idx *int32, val *float32, n int, out *[16]float32)
+
+// levels16PackNEON is levels16NEON with the levels packed as a record's first six bytes
+// want them (see packed16). shifts must hold 0, 3, ..., 21.
+//
+//go:noescape
+func levels16PackNEON(w, col *float32, n int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32)
