@@ -5,13 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"image"
-	"image/jpeg"
 	"log/slog"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/fpgadetector/pynq-agent/web/jpegenc"
 )
 
 // HubOptions tune the hub. Zero values pick the defaults named on each field.
@@ -300,7 +301,7 @@ func encodeJPEG(img image.Image, quality int) ([]byte, error) {
 	}
 	var buf bytes.Buffer
 	buf.Grow(img.Bounds().Dx() * img.Bounds().Dy() / 4)
-	if err := jpeg.Encode(&buf, img, &jpeg.Options{Quality: quality}); err != nil {
+	if err := jpegenc.Encode(&buf, img, quality); err != nil {
 		return nil, err
 	}
 	return buf.Bytes(), nil
