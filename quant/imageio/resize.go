@@ -77,11 +77,15 @@ func Letterbox(im *Image, w, h int) *Image {
 	newW, newH, dx, dy := LetterboxGeometry(im.W, im.H, w, h)
 	resized := Resize(im, newW, newH)
 	out := NewImage(w, h, im.C)
-	out.Fill(0.5)
 	for k := 0; k < im.C; k++ {
+		plane := out.Data[k*h*w : (k+1)*h*w]
+		fill(plane[:dy*w], 0.5) // the bands above and below, and the margins beside
+		fill(plane[(dy+newH)*w:], 0.5)
 		for y := 0; y < newH; y++ {
-			src := resized.Data[(k*newH+y)*newW : (k*newH+y+1)*newW]
-			copy(out.Data[(k*h+y+dy)*w+dx:], src)
+			row := plane[(y+dy)*w : (y+dy+1)*w]
+			fill(row[:dx], 0.5)
+			copy(row[dx:dx+newW], resized.Data[(k*newH+y)*newW:(k*newH+y+1)*newW])
+			fill(row[dx+newW:], 0.5)
 		}
 	}
 	return out
@@ -98,5 +102,11 @@ func blendRows(dst, top, bottom []float32, a, b float32) {
 	top, bottom = top[:len(dst)], bottom[:len(dst)]
 	for ; i < len(dst); i++ {
 		dst[i] = float32(a*top[i]) + float32(b*bottom[i])
+	}
+}
+
+func fill(s []float32, v float32) {
+	for i := range s {
+		s[i] = v
 	}
 }

@@ -90,7 +90,7 @@ func (e *encoder) block(blk *[64]int32, comp int) {
 	e.prevD[comp] = dc
 	run := 0
 	for z := 1; z < 64; z++ {
-		k := zigzag[z]
+		k := zigzag[z] & 63
 		v := quantize(blk[k], recip[k])
 		if v == 0 {
 			run++
@@ -108,12 +108,11 @@ func (e *encoder) block(blk *[64]int32, comp int) {
 	}
 }
 
-// quantize divides by the quantizer through its reciprocal, rounding half away from 0.
+// quantize divides by the quantizer through its reciprocal, rounding half away from 0
+// (without a branch: s is 0 or -1, and (x ^ s) - s negates x when s is -1).
 func quantize(v, recip int32) int32 {
-	if v < 0 {
-		return -((-v*recip + 1<<15) >> 16)
-	}
-	return (v*recip + 1<<15) >> 16
+	s := v >> 31
+	return (((v^s)-s)*recip+1<<15)>>16 ^ s - s
 }
 
 // emit writes the symbol for (run, size of v) and v's bits (T.81 F.1.2).
