@@ -198,8 +198,12 @@ func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
 				r := recordIndex(y, x, f.dim) * l.RecordBytes
 				rec := dst[r : r+nb]
 				if packed {
-					f.gather(img, y, x, col)
-					levels16PackNEON(&f.w16[0], &col[0], len(col), &f.b16[0], &recordShifts, &words)
+					if at, ok := f.window3x3x3(y, x); ok { // read in place
+						levels16WinNEON(&f.w16[0], &img[at], 4*f.inW, 4*f.inH*f.inW, &f.b16[0], &recordShifts, &words)
+					} else {
+						f.gather(img, y, x, col)
+						levels16PackNEON(&f.w16[0], &col[0], len(col), &f.b16[0], &recordShifts, &words)
+					}
 					putPacked16(rec, words)
 					continue
 				}
@@ -302,6 +306,16 @@ func neonSafe(bounds [][]float32) bool {
 		}
 	}
 	return true
+}
+
+// window3x3x3 returns the index of the top-left value of output pixel (y, x)'s window
+// when the layer is 3x3 over three planes and the window lies inside the image.
+func (f *FirstLayer) window3x3x3(y, x int) (int, bool) {
+	y0, x0 := y*f.stride-f.pad, x*f.stride-f.pad
+	if f.k != 3 || f.cin != 3 || y0 < 0 || x0 < 0 || y0+3 > f.inH || x0+3 > f.inW {
+		return 0, false
+	}
+	return y0*f.inW + x0, true
 }
 
 // gather3x3x3 copies a 3x3 window of three planes (plane size hw, row length w) whose

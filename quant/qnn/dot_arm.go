@@ -26,3 +26,9 @@ func dot16IdxNEON(w *float32, idx *int32, val *float32, n int, out *[16]float32)
 //
 //go:noescape
 func levels16PackNEON(w, col *float32, n int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32)
+
+// levels16WinNEON is levels16PackNEON on a 3x3 window of three planes read in place
+// (win: its top-left value; rows and planes rowBytes and planeBytes apart).
+//
+//go:noescape
+func levels16WinNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32)

@@ -139,3 +139,83 @@ psteps:
 	WORD	$0xf2688bbc // vpadd.i32 d24, d24, d28  out[0], out[1]
 	WORD	$0xf443878f // vst1.32 {d24}, [r3]
 	RET
+
+// func levels16WinNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32)
+//
+// levels16PackNEON for a 3x3 window of three planes read in place: win is the window's
+// top-left value in plane 0, rows rowBytes apart, planes planeBytes apart; the inputs
+// go in (plane, row, column) order, as a gathered window would.
+TEXT ·levels16WinNEON(SB), NOSPLIT, $0-28
+	MOVW	w+0(FP), R0
+	MOVW	win+4(FP), R1
+	MOVW	rowBytes+8(FP), R7
+	MOVW	planeBytes+12(FP), R6
+	WORD	$0xf2c00050 // vmov.i32 q8, #0
+	WORD	$0xf2c02050 // vmov.i32 q9, #0
+	WORD	$0xf2c04050 // vmov.i32 q10, #0
+	WORD	$0xf2c06050 // vmov.i32 q11, #0
+	MOVW	$3, R2
+wplane:
+	MOVW	R1, R8
+	MOVW	$3, R3
+wrow:
+	WORD	$0xf428878f // vld1.32 {d8}, [r8]       columns 0 and 1
+	ADD	$8, R8, R5
+	WORD	$0xf4a5980f // vld1.32 {d9[0]}, [r5]    column 2
+	WORD	$0xf420028d // vld1.32 {d0-d3}, [r0]!
+	WORD	$0xf420428d // vld1.32 {d4-d7}, [r0]!
+	WORD	$0xf3e00148 // vmla.f32 q8, q0, d8[0]
+	WORD	$0xf3e22148 // vmla.f32 q9, q1, d8[0]
+	WORD	$0xf3e44148 // vmla.f32 q10, q2, d8[0]
+	WORD	$0xf3e66148 // vmla.f32 q11, q3, d8[0]
+	WORD	$0xf420028d // vld1.32 {d0-d3}, [r0]!
+	WORD	$0xf420428d // vld1.32 {d4-d7}, [r0]!
+	WORD	$0xf3e00168 // vmla.f32 q8, q0, d8[1]
+	WORD	$0xf3e22168 // vmla.f32 q9, q1, d8[1]
+	WORD	$0xf3e44168 // vmla.f32 q10, q2, d8[1]
+	WORD	$0xf3e66168 // vmla.f32 q11, q3, d8[1]
+	WORD	$0xf420028d // vld1.32 {d0-d3}, [r0]!
+	WORD	$0xf420428d // vld1.32 {d4-d7}, [r0]!
+	WORD	$0xf3e00149 // vmla.f32 q8, q0, d9[0]
+	WORD	$0xf3e22149 // vmla.f32 q9, q1, d9[0]
+	WORD	$0xf3e44149 // vmla.f32 q10, q2, d9[0]
+	WORD	$0xf3e66149 // vmla.f32 q11, q3, d9[0]
+	ADD	R7, R8, R8
+	SUB.S	$1, R3
+	BNE	wrow
+	ADD	R6, R1, R1
+	SUB.S	$1, R2
+	BNE	wplane
+	MOVW	bounds+16(FP), R2
+	MOVW	$7, R4
+	WORD	$0xf2c08050 // vmov.i32 q12, #0
+	WORD	$0xf2c0a050 // vmov.i32 q13, #0
+	WORD	$0xf2c0c050 // vmov.i32 q14, #0
+	WORD	$0xf2c0e050 // vmov.i32 q15, #0
+wsteps:
+	WORD	$0xf422028d // vld1.32 {d0-d3}, [r2]!
+	WORD	$0xf422428d // vld1.32 {d4-d7}, [r2]!
+	WORD	$0xf3008ec0 // vcge.f32 q4, q8, q0
+	WORD	$0xf302aec2 // vcge.f32 q5, q9, q1
+	WORD	$0xf304cec4 // vcge.f32 q6, q10, q2
+	WORD	$0xf306eec6 // vcge.f32 q7, q11, q3
+	WORD	$0xf36888c8 // vsub.i32 q12, q12, q4
+	WORD	$0xf36aa8ca // vsub.i32 q13, q13, q5
+	WORD	$0xf36cc8cc // vsub.i32 q14, q14, q6
+	WORD	$0xf36ee8ce // vsub.i32 q15, q15, q7
+	SUB.S	$1, R4
+	BNE	wsteps
+	MOVW	shifts+20(FP), R5
+	MOVW	out+24(FP), R3
+	WORD	$0xf425028f // vld1.32 {d0-d3}, [r5]
+	WORD	$0xf3608468 // vshl.u32 q12, q12, q0
+	WORD	$0xf362a46a // vshl.u32 q13, q13, q1
+	WORD	$0xf360c46c // vshl.u32 q14, q14, q0
+	WORD	$0xf362e46e // vshl.u32 q15, q15, q1
+	WORD	$0xf26888ea // vadd.i32 q12, q12, q13
+	WORD	$0xf26cc8ee // vadd.i32 q14, q14, q15
+	WORD	$0xf2688bb9 // vpadd.i32 d24, d24, d25
+	WORD	$0xf26ccbbd // vpadd.i32 d28, d28, d29
+	WORD	$0xf2688bbc // vpadd.i32 d24, d24, d28
+	WORD	$0xf443878f // vst1.32 {d24}, [r3]
+	RET

@@ -16,3 +16,7 @@ func dot16IdxNEON(w *float32, idx *int32, val *float32, n int, out *[16]float32)
 func levels16PackNEON(w, col *float32, n int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32) {
 	panic("qnn: NEON kernel called off ARM")
 }
+
+func levels16WinNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32) {
+	panic("qnn: NEON kernel called off ARM")
+}
