@@ -12,3 +12,9 @@ var haveNEON = cpu.ARM.HasNEON
 //
 //go:noescape
 func blendRowsNEON(dst, top, bottom *float32, n int, a, b float32)
+
+// lerpColsNEON is the horizontal resize pass over n columns (a multiple of 4), as the
+// Go loop computes it.
+//
+//go:noescape
+func lerpColsNEON(dst, src *float32, ix *int32, rx, dx *float32, n int)

@@ -11,22 +11,31 @@ func Resize(im *Image, w, h int) *Image {
 	hScale := float32(im.H-1) / float32(h-1)
 	// Each column's source and weights, once for all rows and channels (the same
 	// float32 values the per-pixel formula gives).
-	ixs, dxs, rxs := make([]int, w), make([]float32, w), make([]float32, w)
+	ixs, dxs, rxs := make([]int32, w), make([]float32, w), make([]float32, w)
 	for c := 0; c < w; c++ {
 		if c == w-1 || im.W == 1 {
 			ixs[c] = -1 // the last source column as it is
 			continue
 		}
 		sx := float32(c) * wScale
-		ixs[c] = int(sx)
+		ixs[c] = int32(sx)
 		dxs[c] = sx - float32(ixs[c])
 		rxs[c] = 1 - dxs[c]
+	}
+	// Columns 0..w-2 interpolate (the last copies): four at a time on NEON.
+	vec := 0
+	if haveNEON && im.W > 1 {
+		vec = (w - 1) &^ 3
 	}
 	for k := 0; k < im.C; k++ {
 		for r := 0; r < im.H; r++ {
 			src := im.Data[(k*im.H+r)*im.W : (k*im.H+r+1)*im.W]
 			dst := part.Data[(k*im.H+r)*w : (k*im.H+r+1)*w]
-			for c, ix := range ixs[:len(dst)] {
+			if vec > 0 {
+				lerpColsNEON(&dst[0], &src[0], &ixs[0], &rxs[0], &dxs[0], vec)
+			}
+			for c := vec; c < len(dst); c++ {
+				ix := int(ixs[c])
 				if ix < 0 {
 					dst[c] = src[im.W-1]
 					continue

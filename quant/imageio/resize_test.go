@@ -147,3 +147,26 @@ func TestBlendRowsNEONEqualsGo(t *testing.T) {
 		}
 	}
 }
+
+// On ARM, Resize with the NEON passes equals the Go loops bit for bit.
+func TestResizeNEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernels run under scripts/test-arm.sh)")
+	}
+	rng := rand.New(rand.NewPCG(6, 6))
+	for _, sz := range [][4]int{{640, 480, 416, 312}, {101, 57, 37, 29}, {9, 9, 5, 3}} {
+		im := NewImage(sz[0], sz[1], 3)
+		for i := range im.Data {
+			im.Data[i] = float32(rng.IntN(256)) / 255
+		}
+		neon := Resize(im, sz[2], sz[3])
+		haveNEON = false
+		plain := Resize(im, sz[2], sz[3])
+		haveNEON = true
+		for i := range neon.Data {
+			if math.Float32bits(neon.Data[i]) != math.Float32bits(plain.Data[i]) {
+				t.Fatalf("%v: value %d: NEON %v, Go %v", sz, i, neon.Data[i], plain.Data[i])
+			}
+		}
+	}
+}
