@@ -1,25 +1,19 @@
 package jpegenc
 
 import (
-	"bufio"
 	"image"
 	"math/bits"
 )
 
 type encoder struct {
-	w     *bufio.Writer
+	out   []byte // the file so far
 	t     *tables
-	err   error
 	acc   uint32 // pending bits, the oldest highest
 	nacc  uint   // how many
 	prevD [3]int32
 }
 
-func (e *encoder) write(p []byte) {
-	if e.err == nil {
-		_, e.err = e.w.Write(p)
-	}
-}
+func (e *encoder) write(p []byte) { e.out = append(e.out, p...) }
 
 // header writes SOI, the tables, SOF0 (Y 2x1, Cb and Cr 1x1: 4:2:2) and SOS.
 func (e *encoder) header(w, h int) {
@@ -136,11 +130,9 @@ func (e *encoder) bits(v uint32, n uint) {
 	for e.nacc >= 8 {
 		e.nacc -= 8
 		c := byte(e.acc >> e.nacc)
-		if e.err == nil {
-			e.err = e.w.WriteByte(c)
-			if c == 0xFF && e.err == nil {
-				e.err = e.w.WriteByte(0)
-			}
+		e.out = append(e.out, c)
+		if c == 0xFF {
+			e.out = append(e.out, 0) // stuffing: FF in the scan is data, not a marker
 		}
 	}
 	e.acc &= 1<<e.nacc - 1

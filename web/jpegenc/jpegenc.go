@@ -9,7 +9,6 @@
 package jpegenc
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -34,18 +33,12 @@ func Encode(w io.Writer, img image.Image, quality int) error {
 	if !ok || ycc.SubsampleRatio != image.YCbCrSubsampleRatio422 {
 		ycc = toYCbCr422(img)
 	}
-	bw, ok := w.(*bufio.Writer)
-	if !ok {
-		bw = bufio.NewWriterSize(w, 32<<10)
-	}
-	e := &encoder{w: bw, t: t}
+	e := &encoder{t: t, out: make([]byte, 0, b.Dx()*b.Dy()/4)}
 	e.header(b.Dx(), b.Dy())
 	e.scan(ycc)
-	bw.Write([]byte{0xFF, 0xD9}) // EOI
-	if e.err != nil {
-		return e.err
-	}
-	return bw.Flush()
+	e.write([]byte{0xFF, 0xD9}) // EOI
+	_, err = w.Write(e.out)
+	return err
 }
 
 // tables are one quality's segments and derived codes.
