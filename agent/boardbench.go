@@ -183,9 +183,8 @@ func (b *boardBench) stage(ctx context.Context, name string) (err error) {
 	case StageDecode: // as the pipeline's decode: the planar image and the feed's picture
 		if b.src.yuyv != nil {
 			f := &YUYVFrame{Data: b.src.yuyv, W: b.src.w, H: b.src.h, Stride: 2 * b.src.w}
-			if b.img, err = f.Planar(); err == nil {
-				b.pic, err = f.YCbCr()
-			}
+			b.img, err = f.Planar()
+			b.pic = f
 			break
 		}
 		var rgba *image.RGBA
@@ -211,7 +210,11 @@ func (b *boardBench) stage(ctx context.Context, name string) (err error) {
 		b.objs = detect.Objects(detect.NMS(d, b.q.NMS), b.thresh, b.a.names, b.img.W, b.img.H)
 	case StageEncode:
 		b.frames++
-		f := &web.Frame{ID: b.frames, Captured: time.Now(), Published: time.Now(), Image: b.pic}
+		pic := b.pic
+		if y, ok := pic.(*YUYVFrame); ok { // a new frame's planes are made for its first viewer
+			pic = &YUYVFrame{Data: y.Data, W: y.W, H: y.H, Stride: y.Stride}
+		}
+		f := &web.Frame{ID: b.frames, Captured: time.Now(), Published: time.Now(), Image: pic}
 		for _, o := range b.objs {
 			f.Detections = append(f.Detections, web.Box{Class: o.Name, ClassID: o.Class, Score: o.Score, Box: o.Box})
 		}

@@ -481,11 +481,9 @@ func (p *Pipeline) markFrame(tid int) (time.Duration, bool) {
 
 func (p *Pipeline) decode(j *Job, c *Capture) error {
 	return j.Time(StageDecode, func() (err error) {
-		if c.YUYV != nil {
-			if j.Image, err = c.YUYV.Planar(); err != nil {
-				return err
-			}
-			j.Picture, err = c.YUYV.YCbCr()
+		if c.YUYV != nil { // the feed's picture is the frame itself (see YUYVFrame)
+			j.Image, err = c.YUYV.Planar()
+			j.Picture = c.YUYV
 			return err
 		}
 		rgba := c.Image

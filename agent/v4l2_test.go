@@ -310,6 +310,15 @@ func TestYUYVFramePlanarAndYCbCr(t *testing.T) {
 			}
 		}
 	}
+	// At is the reference conversion of that pixel.
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			want := ref.RGBAAt(x, y)
+			if got := (&YUYVFrame{Data: legal, W: w, H: h, Stride: stride}).At(x, y); got != want {
+				t.Fatalf("At(%d,%d) %v, reference %v", x, y, got, want)
+			}
+		}
+	}
 	if _, err := (&YUYVFrame{Data: data[:10], W: w, H: h, Stride: stride}).Planar(); err == nil {
 		t.Error("short frame accepted")
 	}

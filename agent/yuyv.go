@@ -3,17 +3,49 @@ package agent
 import (
 	"fmt"
 	"image"
+	"image/color"
+	"sync"
 
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
 // YUYVFrame is a raw YUYV 4:2:2 frame as a UVC camera delivers it (Y0 U Y1 V per pixel
 // pair, BT.601 limited range). The pipeline makes the network's planar image from it and
-// hands the feed a YCbCr image: no RGBA copy, and the feed's JPEG encoder takes YCbCr
-// as it is.
+// hands the frame itself to the feed as an image.Image: its JPEG encoder asks for the
+// YCbCr planes (YCbCr422), made only when a viewer needs them, and a pixel's colour
+// (At, for thumbnails) is the same conversion as the network's.
 type YUYVFrame struct {
 	Data         []byte
 	W, H, Stride int // pixels, and bytes per line (>= 2*W)
+
+	ycc    sync.Once
+	yccImg *image.YCbCr
+	yccErr error
+}
+
+var _ image.Image = (*YUYVFrame)(nil)
+
+func (f *YUYVFrame) ColorModel() color.Model { return color.RGBAModel }
+func (f *YUYVFrame) Bounds() image.Rectangle { return image.Rect(0, 0, f.W, f.H) }
+
+// At converts one pixel (BT.601 limited range, the tables of the planar image).
+func (f *YUYVFrame) At(x, y int) color.Color {
+	if x < 0 || y < 0 || x >= f.W || y >= f.H || f.check() != nil {
+		return color.RGBA{}
+	}
+	q := f.Data[y*f.Stride+4*(x/2):]
+	t := &yuvTab
+	c := t.c[q[2*(x%2)]]
+	return color.RGBA{t.clip[(c+t.rv[q[3]])>>16&2047], t.clip[(c+t.gu[q[1]]+t.gv[q[3]])>>16&2047], t.clip[(c+t.bu[q[1]])>>16&2047], 255}
+}
+
+// YCbCr422 is the frame's planes for a JPEG encoder (web/jpegenc), made on first use.
+func (f *YUYVFrame) YCbCr422() *image.YCbCr {
+	f.ycc.Do(func() { f.yccImg, f.yccErr = f.YCbCr() })
+	if f.yccErr != nil {
+		return image.NewYCbCr(f.Bounds(), image.YCbCrSubsampleRatio422)
+	}
+	return f.yccImg
 }
 
 func (f *YUYVFrame) check() error {

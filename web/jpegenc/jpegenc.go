@@ -19,7 +19,8 @@ import (
 	"sync"
 )
 
-// Encode writes img as a baseline JPEG of the given quality (1..100, as image/jpeg).
+// Encode writes img as a baseline JPEG of the given quality (1..100, as image/jpeg). An
+// image with a YCbCr422() method (a camera frame) gives its planes directly.
 func Encode(w io.Writer, img image.Image, quality int) error {
 	b := img.Bounds()
 	if b.Empty() || b.Dx() > 65535 || b.Dy() > 65535 {
@@ -29,8 +30,14 @@ func Encode(w io.Writer, img image.Image, quality int) error {
 	if err != nil {
 		return err
 	}
-	ycc, ok := img.(*image.YCbCr)
-	if !ok || ycc.SubsampleRatio != image.YCbCrSubsampleRatio422 {
+	var ycc *image.YCbCr
+	switch m := img.(type) {
+	case interface{ YCbCr422() *image.YCbCr }: // a camera frame that has the planes (or makes them)
+		ycc = m.YCbCr422()
+	case *image.YCbCr:
+		ycc = m
+	}
+	if ycc == nil || ycc.SubsampleRatio != image.YCbCrSubsampleRatio422 || ycc.Rect.Size() != b.Size() {
 		ycc = toYCbCr422(img)
 	}
 	e := &encoder{t: t, out: make([]byte, 0, b.Dx()*b.Dy()/4)}
