@@ -74,10 +74,11 @@ func (f *YUYVFrame) Planar() (*imageio.Image, error) {
 			q := row[2*x : 2*x+4 : 2*x+4]
 			u, v := q[1], q[3]
 			rv, guv, bu := t.rv[v], t.gu[u]+t.gv[v], t.bu[u]
-			c := t.c[q[0]]
-			rr[x], gg[x], bb[x] = t.unit[(c+rv)>>16&2047], t.unit[(c+guv)>>16&2047], t.unit[(c+bu)>>16&2047]
-			c = t.c[q[2]]
-			rr[x+1], gg[x+1], bb[x+1] = t.unit[(c+rv)>>16&2047], t.unit[(c+guv)>>16&2047], t.unit[(c+bu)>>16&2047]
+			c0, c1 := t.c[q[0]], t.c[q[2]]
+			rp, gp, bp := rr[x:x+2:x+2], gg[x:x+2:x+2], bb[x:x+2:x+2]
+			rp[0], rp[1] = t.unit[(c0+rv)>>16&2047], t.unit[(c1+rv)>>16&2047]
+			gp[0], gp[1] = t.unit[(c0+guv)>>16&2047], t.unit[(c1+guv)>>16&2047]
+			bp[0], bp[1] = t.unit[(c0+bu)>>16&2047], t.unit[(c1+bu)>>16&2047]
 		}
 	}
 	return im, nil
