@@ -239,17 +239,7 @@ func TestWatchdogKeepsPingingWhenThePLIsTaken(t *testing.T) {
 func TestFeedServesWhileTheEngineIsHung(t *testing.T) {
 	skipSimPipelineInShort(t)
 	c := faultConfig(t, "engine-hang@3")
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Server.Listen = ln.Addr().String()
-	ln.Close()
-	base := "http://" + c.Server.Listen
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- Run(ctx, c, quietLog()) }()
-	defer func() { cancel(); <-done }()
+	base := runDaemon(t, c)
 	get := func(path string) (int, string) {
 		r, err := http.Get(base + path)
 		if err != nil {
@@ -282,4 +272,21 @@ func TestFeedServesWhileTheEngineIsHung(t *testing.T) {
 	if code, body := get("/api/status"); code != http.StatusOK || !strings.Contains(body, `"healthy":false`) {
 		t.Errorf("status while hung: %d %s", code, body)
 	}
+}
+
+// runDaemon runs the daemon (Run) with c on a free loopback port until the test ends and
+// returns its base URL.
+func runDaemon(t *testing.T, c *Config) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Server.Listen = ln.Addr().String()
+	ln.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- Run(ctx, c, quietLog()) }()
+	t.Cleanup(func() { cancel(); <-done })
+	return "http://" + c.Server.Listen
 }

@@ -2,7 +2,6 @@ package agent
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -42,17 +41,7 @@ func TestLoadWhileServing(t *testing.T) {
 	// the live set.
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(160 << 20))
 	c := faultConfig(t)
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c.Server.Listen = ln.Addr().String()
-	ln.Close()
-	base := "http://" + c.Server.Listen
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- Run(ctx, c, quietLog()) }()
-	defer func() { cancel(); <-done }()
+	base := runDaemon(t, c)
 	waitFor(t, "ready", func() bool { r, err := http.Get(base + "/readyz"); return err == nil && r.StatusCode == 200 })
 
 	// Status over its own keep-alive connection; under load an idle one may be closed
