@@ -225,13 +225,7 @@ func TestLevels16NEONEqualsGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(3, 9))
 	for _, n := range []int{1, 2, 27, 75} {
 		for range 200 {
-			w, col := make([]float32, 16*n), make([]float32, n)
-			for i := range w {
-				w[i] = float32(rng.NormFloat64() * 0.3)
-			}
-			for i := range col {
-				col[i] = float32(rng.IntN(256)) / 255
-			}
+			w, col := randomWindow(rng, n)
 			// Steps around the real sums: equal, one float32 either side, or far.
 			var bounds [7][16]float32
 			for o := 0; o < 16; o++ {
@@ -343,13 +337,7 @@ func TestLevels16PackNEONEqualsGo(t *testing.T) {
 	rng := rand.New(rand.NewPCG(8, 8))
 	for range 500 {
 		n := 1 + rng.IntN(40)
-		w, col := make([]float32, 16*n), make([]float32, n)
-		for i := range w {
-			w[i] = float32(rng.NormFloat64() * 0.3)
-		}
-		for i := range col {
-			col[i] = float32(rng.IntN(256)) / 255
-		}
+		w, col := randomWindow(rng, n)
 		var bounds [7][16]float32
 		for o := 0; o < 16; o++ {
 			for k := range bounds {
@@ -409,4 +397,16 @@ func firstDifference(a, b []byte) int {
 		}
 	}
 	return -1
+}
+
+// randomWindow returns 16 outputs' weights for n inputs and n pixel values in [0,1].
+func randomWindow(rng *rand.Rand, n int) (w, col []float32) {
+	w, col = make([]float32, 16*n), make([]float32, n)
+	for i := range w {
+		w[i] = float32(rng.NormFloat64() * 0.3)
+	}
+	for i := range col {
+		col[i] = float32(rng.IntN(256)) / 255
+	}
+	return w, col
 }
