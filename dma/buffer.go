@@ -167,3 +167,43 @@ func parseCMAInfo(r io.Reader, name string) (CMAInfo, error) {
 func alignUp(n, align uint64) uint64 { return (n + align - 1) &^ (align - 1) }
 
 func isPowerOfTwo(n uint64) bool { return n != 0 && n&(n-1) == 0 }
+
+// RangeSyncer is a Buffer that can hand over part of itself: cache maintenance costs
+// time in proportion to the bytes, and a layer often uses a fraction of its buffer.
+type RangeSyncer interface {
+	// SyncRangeForDevice is SyncForDevice for bytes [off, off+n).
+	SyncRangeForDevice(off, n int) error
+	// SyncRangeForCPU is SyncForCPU for bytes [off, off+n).
+	SyncRangeForCPU(off, n int) error
+}
+
+// SyncRangeForDevice hands bytes [off, off+n) of b to the device; a buffer that cannot
+// sync a range hands over all of it.
+func SyncRangeForDevice(b Buffer, off, n int) error {
+	if err := checkRange(b, off, n); err != nil {
+		return err
+	}
+	if r, ok := b.(RangeSyncer); ok {
+		return r.SyncRangeForDevice(off, n)
+	}
+	return b.SyncForDevice()
+}
+
+// SyncRangeForCPU hands bytes [off, off+n) of b back to the CPU; a buffer that cannot
+// sync a range hands back all of it.
+func SyncRangeForCPU(b Buffer, off, n int) error {
+	if err := checkRange(b, off, n); err != nil {
+		return err
+	}
+	if r, ok := b.(RangeSyncer); ok {
+		return r.SyncRangeForCPU(off, n)
+	}
+	return b.SyncForCPU()
+}
+
+func checkRange(b Buffer, off, n int) error {
+	if off < 0 || n < 0 || off+n > b.Size() {
+		return fmt.Errorf("sync bytes %d..%d of a %d-byte buffer at 0x%X: out of range", off, off+n, b.Size(), b.PhysAddr())
+	}
+	return nil
+}

@@ -107,6 +107,7 @@ type SimAllocator struct {
 	arena *arena
 	// counters over all buffers, for tests asserting the sync protocol
 	toDevice, toCPU atomic.Int64
+	syncedBytes     atomic.Int64 // bytes handed over either way (the board's cache maintenance)
 	closed          atomic.Bool
 }
 
@@ -164,6 +165,9 @@ func (s *SimAllocator) AllocSim(size int) (*SimBuffer, error) {
 }
 
 // SyncCounts returns how many SyncForDevice and SyncForCPU calls all buffers got.
+// SyncedBytes is how many bytes all syncs so far handed over, either way.
+func (s *SimAllocator) SyncedBytes() int64 { return s.syncedBytes.Load() }
+
 func (s *SimAllocator) SyncCounts() (forDevice, forCPU int) {
 	return int(s.toDevice.Load()), int(s.toCPU.Load())
 }
@@ -201,27 +205,36 @@ func (b *SimBuffer) PhysAddr() uint64 { return b.phys }
 func (b *SimBuffer) Size() int { return len(b.ddr) }
 
 // SyncForDevice implements Buffer: with a simulated cache, the CPU copy is written back.
-func (b *SimBuffer) SyncForDevice() error {
+func (b *SimBuffer) SyncForDevice() error { return b.SyncRangeForDevice(0, len(b.ddr)) }
+
+// SyncForCPU implements Buffer: with a simulated cache, the CPU copy is refetched.
+func (b *SimBuffer) SyncForCPU() error { return b.SyncRangeForCPU(0, len(b.ddr)) }
+
+// SyncRangeForDevice implements RangeSyncer: only those bytes are written back, so a
+// range too short leaves the device reading stale data, as on the board.
+func (b *SimBuffer) SyncRangeForDevice(off, n int) error {
 	if b.closed.Load() {
 		return fmt.Errorf("sync sim buffer 0x%X: %w", b.phys, ErrClosed)
 	}
 	b.toDevice.Add(1)
 	b.alloc.toDevice.Add(1)
+	b.alloc.syncedBytes.Add(int64(n))
 	if b.alloc.cfg.WriteBack {
-		copy(b.ddr, b.cpu)
+		copy(b.ddr[off:off+n], b.cpu[off:off+n])
 	}
 	return nil
 }
 
-// SyncForCPU implements Buffer: with a simulated cache, the CPU copy is refetched.
-func (b *SimBuffer) SyncForCPU() error {
+// SyncRangeForCPU implements RangeSyncer: only those bytes are refetched.
+func (b *SimBuffer) SyncRangeForCPU(off, n int) error {
 	if b.closed.Load() {
 		return fmt.Errorf("sync sim buffer 0x%X: %w", b.phys, ErrClosed)
 	}
 	b.toCPU.Add(1)
 	b.alloc.toCPU.Add(1)
+	b.alloc.syncedBytes.Add(int64(n))
 	if b.alloc.cfg.WriteBack {
-		copy(b.cpu, b.ddr)
+		copy(b.cpu[off:off+n], b.ddr[off:off+n])
 	}
 	return nil
 }

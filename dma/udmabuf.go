@@ -221,18 +221,21 @@ func (b *udmabufBuffer) Bytes() []byte    { return b.data }
 func (b *udmabufBuffer) PhysAddr() uint64 { return b.u.phys + b.off }
 func (b *udmabufBuffer) Size() int        { return len(b.data) }
 
-func (b *udmabufBuffer) SyncForDevice() error {
+func (b *udmabufBuffer) SyncForDevice() error { return b.SyncRangeForDevice(0, len(b.data)) }
+func (b *udmabufBuffer) SyncForCPU() error    { return b.SyncRangeForCPU(0, len(b.data)) }
+
+func (b *udmabufBuffer) SyncRangeForDevice(off, n int) error {
 	if b.closed.Load() {
 		return fmt.Errorf("sync u-dma-buf buffer 0x%X: %w", b.PhysAddr(), ErrClosed)
 	}
-	return b.u.sync(b.off, len(b.data), udmabufToDevice, "sync_for_device")
+	return b.u.sync(b.off+uint64(off), n, udmabufToDevice, "sync_for_device")
 }
 
-func (b *udmabufBuffer) SyncForCPU() error {
+func (b *udmabufBuffer) SyncRangeForCPU(off, n int) error {
 	if b.closed.Load() {
 		return fmt.Errorf("sync u-dma-buf buffer 0x%X: %w", b.PhysAddr(), ErrClosed)
 	}
-	return b.u.sync(b.off, len(b.data), udmabufFromDevice, "sync_for_cpu")
+	return b.u.sync(b.off+uint64(off), n, udmabufFromDevice, "sync_for_cpu")
 }
 
 func (b *udmabufBuffer) Close() error {

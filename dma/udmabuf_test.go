@@ -89,6 +89,18 @@ func TestUdmabufAllocator(t *testing.T) {
 			t.Errorf("after SyncForDevice %s = %q, want %q", name, got, want)
 		}
 	}
+	// A range: the buffer's offset in the region plus the range's.
+	if err := SyncRangeForDevice(b, 192, 384); err != nil {
+		t.Fatal(err)
+	}
+	for name, want := range map[string]string{"sync_offset": "320", "sync_size": "384", "sync_direction": "1"} {
+		if got := f.attr(t, name); got != want {
+			t.Errorf("after SyncRangeForDevice %s = %q, want %q", name, got, want)
+		}
+	}
+	if err := SyncRangeForCPU(b, 4000, 200); err == nil {
+		t.Error("a range past the buffer's end was synced")
+	}
 	if err := a.SyncForCPU(); err != nil {
 		t.Fatal(err)
 	}

@@ -334,14 +334,17 @@ func (b *zoclBuffer) Bytes() []byte    { return b.data }
 func (b *zoclBuffer) PhysAddr() uint64 { return b.paddr }
 func (b *zoclBuffer) Size() int        { return len(b.data) }
 
-func (b *zoclBuffer) SyncForDevice() error { return b.sync(zoclSyncToDevice) }
-func (b *zoclBuffer) SyncForCPU() error    { return b.sync(zoclSyncFromDevice) }
+func (b *zoclBuffer) SyncForDevice() error { return b.sync(zoclSyncToDevice, 0, len(b.data)) }
+func (b *zoclBuffer) SyncForCPU() error    { return b.sync(zoclSyncFromDevice, 0, len(b.data)) }
 
-func (b *zoclBuffer) sync(dir uint32) error {
+func (b *zoclBuffer) SyncRangeForDevice(off, n int) error { return b.sync(zoclSyncToDevice, off, n) }
+func (b *zoclBuffer) SyncRangeForCPU(off, n int) error    { return b.sync(zoclSyncFromDevice, off, n) }
+
+func (b *zoclBuffer) sync(dir uint32, off, n int) error {
 	if b.closed.Load() {
 		return fmt.Errorf("zocl: sync buffer 0x%X: %w", b.paddr, ErrClosed)
 	}
-	a := encodeSyncBO(b.handle, dir, 0, uint64(len(b.data)))
+	a := encodeSyncBO(b.handle, dir, uint64(off), uint64(n))
 	if err := b.z.dev.ioctl(ioctlZoclSyncBO, unsafe.Pointer(&a)); err != nil {
 		return fmt.Errorf("zocl: DRM_IOCTL_ZOCL_SYNC_BO handle %d: %w", b.handle, err)
 	}

@@ -217,7 +217,10 @@ func TestZoclAllocator(t *testing.T) {
 	if err := buf.SyncForCPU(); err != nil {
 		t.Fatal(err)
 	}
-	if want := []string{"h1 dir0 off0 size1000", "h1 dir1 off0 size1000"}; !slices.Equal(dev.syncs, want) {
+	if err := SyncRangeForCPU(buf, 192, 384); err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"h1 dir0 off0 size1000", "h1 dir1 off0 size1000", "h1 dir1 off192 size384"}; !slices.Equal(dev.syncs, want) {
 		t.Errorf("syncs %q, want %q", dev.syncs, want)
 	}
 	if err := z.Close(); err == nil || !strings.Contains(err.Error(), "1 buffers still open") {

@@ -96,7 +96,7 @@ func (d *Driver) RunTrace(ctx context.Context, in []byte) ([]LayerOutput, error)
 	_, err := d.run(ctx, in, func(first int, buf dma.Buffer) error {
 		r := d.runs[first]
 		l := qnn.DDRLayout(int(r.OFMCh)*r.Parts, r.OutDim)
-		if err := buf.SyncForCPU(); err != nil {
+		if err := dma.SyncRangeForCPU(buf, 0, l.Size()); err != nil {
 			return err
 		}
 		outs = append(outs, LayerOutput{Name: d.names[first], Layout: l, Data: append([]byte(nil), buf.Bytes()[:l.Size()]...)})
@@ -134,7 +134,7 @@ func (d *Driver) run(ctx context.Context, in []byte, trace func(first int, buf d
 	}
 	cur := 0
 	copy(d.act[cur].Bytes(), src)
-	if err := d.act[cur].SyncForDevice(); err != nil {
+	if err := dma.SyncRangeForDevice(d.act[cur], 0, d.inL.Size()); err != nil {
 		return nil, err
 	}
 	for i := 0; i < len(d.runs); {
@@ -155,7 +155,7 @@ func (d *Driver) run(ctx context.Context, in []byte, trace func(first int, buf d
 		}
 		i += r.Parts
 	}
-	if err := d.act[cur].SyncForCPU(); err != nil {
+	if err := dma.SyncRangeForCPU(d.act[cur], 0, d.outL.Size()); err != nil {
 		return nil, err
 	}
 	return append([]byte(nil), d.act[cur].Bytes()[:d.outL.Size()]...), nil
@@ -173,15 +173,16 @@ func (d *Driver) splitLayer(ctx context.Context, first int, in, out dma.Buffer) 
 	l := qnn.DDRLayout(int(r.OFMCh)*r.Parts, r.OutDim)
 	dst := out.Bytes()[:l.Size()]
 	clear(dst)
+	part := qnn.DDRLayout(int(r.OFMCh), r.OutDim).Size()
 	for p := 0; p < r.Parts; p++ {
-		if err := d.split[p].SyncForCPU(); err != nil {
+		if err := dma.SyncRangeForCPU(d.split[p], 0, part); err != nil {
 			return err
 		}
 		if err := qnn.Concat(dst, d.split[p].Bytes(), l, p, int(r.OFMCh)); err != nil {
 			return fmt.Errorf("qnn driver: layer %s: %w", d.names[first], err)
 		}
 	}
-	return out.SyncForDevice()
+	return dma.SyncRangeForDevice(out, 0, l.Size())
 }
 
 // layer loads run i's weights and computes it from in to out.
@@ -205,7 +206,9 @@ func (d *Driver) layer(ctx context.Context, i int, in, out dma.Buffer) error {
 	if err := d.startAndWait(ctx, i, true); err != nil {
 		return err
 	}
-	if err := out.SyncForDevice(); err != nil { // no dirty line may land on the engine's output
+	// No dirty line may land on the engine's output: hand over the bytes it writes (only
+	// those: cache maintenance costs in proportion, and late layers are a few KB).
+	if err := dma.SyncRangeForDevice(out, 0, qnn.DDRLayout(int(r.OFMCh), r.OutDim).Size()); err != nil {
 		return err
 	}
 	d.write("doInit", 0)
