@@ -42,6 +42,20 @@ func TestDeployAsSudoUserLeavesRootOwnedReleases(t *testing.T) {
 	if err := os.Chmod(filepath.Join(b.dir, "authorized_keys"), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	// The login user runs the systemctl stand-in too (deploy asks for its version): a
+	// copy beside the keys, since the checkout may lie where that user cannot read.
+	shim, err := os.ReadFile("testdata/servicectl.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := filepath.Join(b.dir, "servicectl.sh")
+	mustWrite(t, own, shim, 0o755)
+	abs, err := filepath.Abs("testdata/servicectl.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b.layout.Systemctl = strings.Replace(b.layout.Systemctl, abs, own, 1)
+	b.layout.Journalctl = strings.Replace(b.layout.Journalctl, abs, own, 1)
 	tgt := b.target()
 	tgt.User = sudoLogin
 	model := t.TempDir()
