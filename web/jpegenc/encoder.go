@@ -77,15 +77,14 @@ func load(blk *[64]int32, p []uint8, stride, x, y, w, h int) {
 func (e *encoder) block(blk *[64]int32, comp int) {
 	fdct(blk)
 	id := min(comp, 1)
-	recip := &e.t.recip[id]
+	quantizeBlock(blk, &e.t.recip[id])
 	dcT, acT := &e.t.huff[2*id], &e.t.huff[2*id+1]
-	dc := quantize(blk[0], recip[0])
+	dc := blk[0]
 	e.emit(dcT, dc-e.prevD[comp], 0)
 	e.prevD[comp] = dc
 	run := 0
 	for z := 1; z < 64; z++ {
-		k := zigzag[z] & 63
-		v := quantize(blk[k], recip[k])
+		v := blk[zigzag[z]&63]
 		if v == 0 {
 			run++
 			continue
@@ -99,6 +98,17 @@ func (e *encoder) block(blk *[64]int32, comp int) {
 	}
 	if run > 0 {
 		e.bits(uint32(acT.code[0]), uint(acT.size[0])) // EOB
+	}
+}
+
+// quantizeBlock quantizes the 64 coefficients in place: on NEON four at a time.
+func quantizeBlock(blk, recip *[64]int32) {
+	if haveNEON {
+		quantizeNEON(blk, recip)
+		return
+	}
+	for k := range blk {
+		blk[k] = quantize(blk[k], recip[k])
 	}
 }
 

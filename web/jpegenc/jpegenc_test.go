@@ -135,3 +135,26 @@ func BenchmarkEncode640x480(b *testing.B) {
 		}
 	})
 }
+
+// On ARM the NEON quantizer gives the Go one's values.
+func TestQuantizeNEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernel runs under scripts/test-arm.sh)")
+	}
+	rng := rand.New(rand.NewPCG(3, 3))
+	for range 1000 {
+		var blk, recip [64]int32
+		for k := range blk {
+			blk[k] = int32(rng.IntN(32768)) - 16384
+			recip[k] = int32(1 + rng.IntN(8192))
+		}
+		want := blk
+		for k := range want {
+			want[k] = quantize(want[k], recip[k])
+		}
+		quantizeNEON(&blk, &recip)
+		if blk != want {
+			t.Fatalf("NEON %v, Go %v", blk, want)
+		}
+	}
+}
