@@ -5,10 +5,9 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"image"
-	"image/jpeg"
 	"strings"
-	"sync"
+
+	"github.com/fpgadetector/pynq-agent/web/jpegenc"
 )
 
 // V4L2 facts (linux/videodev2.h): the ioctls the capture path uses, encoded with the
@@ -225,25 +224,9 @@ func roundDiv(a, b int) int {
 func clip8(v int) uint8 { return uint8(max(0, min(255, v))) }
 
 // UVC cameras often send MJPEG frames without Huffman tables (DHT), relying on the
-// standard tables of the JPEG spec (ITU T.81 K.3), which decoders must then insert.
-// image/jpeg's encoder writes exactly those tables, so the segment is taken from a tiny
-// encoded image once.
-var stdDHT = sync.OnceValue(func() []byte {
-	var buf bytes.Buffer
-	// A colour image: a grey one would carry only the luminance tables.
-	if err := jpeg.Encode(&buf, image.NewRGBA(image.Rect(0, 0, 8, 8)), nil); err != nil {
-		return nil
-	}
-	b := buf.Bytes()
-	var dht []byte
-	walkJPEG(b, func(marker byte, seg []byte) bool {
-		if marker == 0xC4 {
-			dht = append(dht, seg...)
-		}
-		return marker != 0xDA
-	})
-	return dht
-})
+// standard tables of the JPEG spec (ITU T.81 K.3), which decoders must then insert: the
+// feed's encoder holds them (image/jpeg's own).
+func stdDHT() []byte { return jpegenc.StandardHuffmanTables() }
 
 // walkJPEG calls f with each marker segment (marker and its bytes, including FF xx and
 // the length) up to and including SOS; f returns false to stop. It stops quietly at the

@@ -48,6 +48,17 @@ func Encode(w io.Writer, img image.Image, quality int) error {
 	return err
 }
 
+// StandardHuffmanTables returns the DHT segments of the standard Huffman tables (ITU
+// T.81 K.3), as image/jpeg writes them: the tables an MJPEG frame without its own relies
+// on. nil if image/jpeg wrote something unexpected.
+func StandardHuffmanTables() []byte {
+	t, err := tablesFor(75) // the Huffman tables do not depend on the quality
+	if err != nil {
+		return nil
+	}
+	return t.dht
+}
+
 // tables are one quality's segments and derived codes.
 type tables struct {
 	dqt, dht []byte
