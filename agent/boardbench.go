@@ -59,7 +59,7 @@ type BenchResult struct {
 // decode the source frame (JPEG or YUYV), letterbox, first layer, the driver's work
 // around the engine (buffer syncs and register writes, with the simulated engine in the
 // FPGA's place), last layer, region decode and NMS, and the feed's JPEG encode for a
-// viewer. The code is the agent's own: its model stages, its YUYV conversion and the
+// viewer (a JPEG source's frame goes to viewers as it is). The code is the agent's own: its model stages, its YUYV conversion and the
 // web hub's encoder.
 func BenchBoard(ctx context.Context, o BenchOptions, log *slog.Logger) (*BenchResult, error) {
 	if o.Frames < 1 {
@@ -155,6 +155,7 @@ type boardBench struct {
 	objs   []detect.Detection
 
 	pic    image.Image // the feed's picture
+	jpeg   []byte      // the feed's JPEG as the source sent it, or nil
 	img    *imageio.Image
 	lb     *imageio.Image
 	in     []byte
@@ -190,6 +191,9 @@ func (b *boardBench) stage(ctx context.Context, name string) (err error) {
 		var rgba *image.RGBA
 		if rgba, err = imageio.DecodeRGBAWith(bytes.NewReader(b.src.jpeg), b.a.decoder()); err == nil {
 			b.pic, b.img = rgba, imageio.FromRGBA(rgba)
+			if feedAsIs(b.src.jpeg) {
+				b.jpeg = b.src.jpeg
+			}
 		}
 	case StageLetterbox:
 		in := b.q.Det.Model.Input
@@ -214,7 +218,7 @@ func (b *boardBench) stage(ctx context.Context, name string) (err error) {
 		if y, ok := pic.(*YUYVFrame); ok { // a new frame's planes are made for its first viewer
 			pic = &YUYVFrame{Data: y.Data, W: y.W, H: y.H, Stride: y.Stride}
 		}
-		f := &web.Frame{ID: b.frames, Captured: time.Now(), Published: time.Now(), Image: pic}
+		f := &web.Frame{ID: b.frames, Captured: time.Now(), Published: time.Now(), Image: pic, JPEG: b.jpeg}
 		for _, o := range b.objs {
 			f.Detections = append(f.Detections, web.Box{Class: o.Name, ClassID: o.Class, Score: o.Score, Box: o.Box})
 		}

@@ -166,10 +166,12 @@ type ServerConfig struct {
 	// MaxViewers caps the feed's viewers (more are refused with 503); MaxConnections
 	// caps open TCP connections (at the cap the longest-idle one is closed to make room;
 	// with all busy, more wait in the kernel's backlog).
-	MaxViewers     int      `toml:"max_viewers"`
-	MaxConnections int      `toml:"max_connections"`
-	JPEGQuality    int      `toml:"jpeg_quality"`
-	ShutdownWait   Duration `toml:"shutdown_timeout"`
+	MaxViewers     int `toml:"max_viewers"`
+	MaxConnections int `toml:"max_connections"`
+	// JPEGQuality is the quality of the frames the feed encodes; a JPEG source's frames
+	// (MJPEG cameras and streams) go to viewers as the source encoded them.
+	JPEGQuality  int      `toml:"jpeg_quality"`
+	ShutdownWait Duration `toml:"shutdown_timeout"`
 }
 
 // LEDConfig names an optional status LED on an AXI GPIO of the overlay.

@@ -45,6 +45,7 @@ type Job struct {
 	ID       uint64
 	Captured time.Time
 	Picture  image.Image    // the frame as captured, published to the feed (RGBA or YCbCr)
+	JPEG     []byte         // Picture as the source encoded it, sent to viewers as is; or nil
 	Image    *imageio.Image // the same pixels as planar floats (darknet's image)
 	Thresh   float32        // detection threshold when the frame entered the pipeline
 	Name     string         // the capture's name (file name for file sources)
@@ -491,6 +492,9 @@ func (p *Pipeline) decode(j *Job, c *Capture) error {
 			if rgba, err = imageio.DecodeRGBAWith(bytes.NewReader(c.Data), p.opt.Decoder); err != nil {
 				return err
 			}
+			if feedAsIs(c.Data) {
+				j.JPEG = c.Data
+			}
 		}
 		j.Picture, j.Image = rgba, imageio.FromRGBA(rgba)
 		return nil
@@ -534,7 +538,7 @@ func (p *Pipeline) finishLoop(in <-chan *Job, pub Publisher) {
 func (p *Pipeline) publish(j *Job, pub Publisher) {
 	ctl := p.ctl.Load()
 	boxes := p.boxes(j, ctl)
-	f := &web.Frame{ID: j.ID, Captured: j.Captured, Image: j.Picture, Detections: boxes}
+	f := &web.Frame{ID: j.ID, Captured: j.Captured, Image: j.Picture, JPEG: j.JPEG, Detections: boxes}
 	stages := web.StageTimes{}
 	for _, s := range j.Stages {
 		stages[s.Name] += float64(s.D) / float64(time.Millisecond)

@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"image"
+	"image/jpeg"
 	"io"
 	"runtime"
 	"strconv"
@@ -511,5 +513,36 @@ func TestAgentHealth(t *testing.T) {
 	waitFor(t, "healthy again", func() bool { return pub.count() > 0 && a.Health() == nil })
 	if st := a.Status(); !st.Healthy || st.Health != "" {
 		t.Errorf("after recovery: healthy %v, health %q", st.Healthy, st.Health)
+	}
+}
+
+// jpegSource emits the same encoded frame again and again.
+type jpegSource struct{ data []byte }
+
+func (s jpegSource) Next(ctx context.Context) (*Capture, error) {
+	return &Capture{Data: s.data, Time: time.Now()}, ctx.Err()
+}
+func (s jpegSource) Live() bool     { return true }
+func (s jpegSource) Close() error   { return nil }
+func (s jpegSource) String() string { return "jpeg" }
+
+// TestJPEGSourceFeedsAsIs: a JPEG capture reaches the feed as its own bytes (no second
+// encode on the board), except with Exif (a browser would rotate the picture, not the boxes).
+func TestJPEGSourceFeedsAsIs(t *testing.T) {
+	var b bytes.Buffer
+	jpeg.Encode(&b, image.NewRGBA(image.Rect(0, 0, 32, 16)), nil)
+	for _, c := range []struct {
+		data []byte
+		want bool
+	}{{b.Bytes(), true}, {withExif(b.Bytes()), false}} {
+		p := NewPipeline(&fakeModel{}, PipelineOptions{Thresh: 0.5})
+		pub := newCollector()
+		cancel := runPipeline(t, p, opener(jpegSource{c.data}), pub)
+		waitFor(t, "a frame", func() bool { return pub.count() > 0 })
+		cancel()
+		f := pub.frames[0]
+		if got := f.JPEG != nil; got != c.want || f.Image.Bounds().Dx() != 32 || (got && !bytes.Equal(f.JPEG, c.data)) {
+			t.Errorf("JPEG passed as is: %v, want %v (picture %v)", got, c.want, f.Image.Bounds())
+		}
 	}
 }

@@ -256,6 +256,19 @@ func walkJPEG(b []byte, f func(marker byte, seg []byte) bool) (sos int) {
 	return -1
 }
 
+// feedAsIs says a captured frame's bytes can go to the feed's viewers without a new
+// encode: a JPEG (an MJPEG camera's or stream's frame: the encode would cost the board
+// more than the detection's CPU stages) without an Exif segment, whose orientation a
+// browser would apply to the picture but not to the boxes.
+func feedAsIs(data []byte) bool {
+	exif := false
+	sos := walkJPEG(data, func(marker byte, seg []byte) bool {
+		exif = marker == 0xE1 && len(seg) >= 10 && string(seg[4:10]) == "Exif\x00\x00"
+		return !exif
+	})
+	return sos >= 0 && !exif
+}
+
 // withHuffmanTables returns the JPEG with the standard tables inserted before its scan
 // when it has none, else the bytes unchanged (copied: the caller's buffer is reused).
 func withHuffmanTables(frame []byte) []byte {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"image"
 	"image/jpeg"
+	"image/png"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -321,5 +322,37 @@ func TestYUYVFramePlanarAndYCbCr(t *testing.T) {
 	}
 	if _, err := (&YUYVFrame{Data: data[:10], W: w, H: h, Stride: stride}).Planar(); err == nil {
 		t.Error("short frame accepted")
+	}
+}
+
+// withExif returns the JPEG with an Exif APP1 segment (orientation 6) after SOI.
+func withExif(data []byte) []byte {
+	tiff := []byte("MM\x00\x2a\x00\x00\x00\x08\x00\x01\x01\x12\x00\x03\x00\x00\x00\x01\x00\x06\x00\x00\x00\x00\x00\x00")
+	seg := append([]byte{0xFF, 0xE1, 0, 0}, "Exif\x00\x00"...)
+	seg = append(seg, tiff...)
+	seg[2], seg[3] = byte((len(seg)-2)>>8), byte(len(seg)-2)
+	return append(append(append([]byte{}, data[:2]...), seg...), data[2:]...)
+}
+
+func TestFeedAsIs(t *testing.T) {
+	var b bytes.Buffer
+	jpeg.Encode(&b, image.NewGray(image.Rect(0, 0, 16, 8)), nil)
+	var p bytes.Buffer
+	png.Encode(&p, image.NewGray(image.Rect(0, 0, 16, 8)))
+	exif := withExif(b.Bytes())
+	if _, err := jpeg.Decode(bytes.NewReader(exif)); err != nil {
+		t.Fatalf("test JPEG with Exif: %v", err)
+	}
+	for _, c := range []struct {
+		name string
+		data []byte
+		want bool
+	}{
+		{"jpeg", b.Bytes(), true}, {"jpeg without tables", stripDHT(t, b.Bytes()), true},
+		{"jpeg with exif", exif, false}, {"png", p.Bytes(), false}, {"truncated", b.Bytes()[:3], false},
+	} {
+		if got := feedAsIs(c.data); got != c.want {
+			t.Errorf("%s: feedAsIs %v, want %v", c.name, got, c.want)
+		}
 	}
 }

@@ -32,12 +32,15 @@ type FrameStats struct {
 }
 
 // Frame is one processed frame. Image is the frame as captured (not letterboxed); the hub
-// encodes it to JPEG at most once, and only when someone watches.
+// encodes it to JPEG at most once, and only when someone watches. JPEG, when set, is
+// Image as the source encoded it (an MJPEG camera's frame): the feed sends those bytes as
+// they are instead of encoding Image again.
 type Frame struct {
 	ID         uint64
 	Captured   time.Time
 	Published  time.Time
 	Image      image.Image
+	JPEG       []byte
 	Detections []Box
 	Stats      FrameStats
 }

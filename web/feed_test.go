@@ -41,6 +41,29 @@ func TestFramesArrive(t *testing.T) {
 	}
 }
 
+// TestSourceJPEGAsIs: a frame that carries its source's JPEG reaches viewers as those
+// very bytes (no second encode at the feed's quality).
+func TestSourceJPEGAsIs(t *testing.T) {
+	e := newFeedEnv(t, HubOptions{Quality: 10}, ServerOptions{})
+	c := e.dial(t, nil)
+	waitViewers(t, e.hub, 1)
+	f := solidFrame(1, 64, 48, grey)
+	var src bytes.Buffer
+	if err := jpeg.Encode(&src, f.Image, &jpeg.Options{Quality: 95}); err != nil {
+		t.Fatal(err)
+	}
+	f.JPEG = src.Bytes()
+	e.hub.Publish(f)
+	m, jpg := readFrame(t, c)
+	if !bytes.Equal(jpg, src.Bytes()) || m.Width != 64 || m.Height != 48 || len(m.Detections) != 1 {
+		t.Fatalf("got %d bytes (%+v), want the source's %d bytes", len(jpg), m, src.Len())
+	}
+	e.hub.Publish(solidFrame(2, 64, 48, grey)) // without: encoded at the feed's quality
+	if _, jpg := readFrame(t, c); bytes.Equal(jpg, src.Bytes()) {
+		t.Fatal("a frame without source JPEG got the previous frame's bytes")
+	}
+}
+
 // TestEncodeOnce: with N viewers every frame is encoded exactly once, and every viewer gets it.
 func TestEncodeOnce(t *testing.T) {
 	const viewers, frames = 5, 20

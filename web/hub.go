@@ -17,7 +17,7 @@ import (
 
 // HubOptions tune the hub. Zero values pick the defaults named on each field.
 type HubOptions struct {
-	Quality          int      // JPEG quality of the feed and snapshots, 1..100; default 75
+	Quality          int      // JPEG quality of the frames the feed encodes (not of a source's own JPEGs), 1..100; default 75
 	ViewerQueue      int      // frames waiting per viewer before the oldest is dropped; default 2
 	InputQueue       int      // published frames waiting for the encoder; default 2
 	RecentDetections int      // size of the recent-detections ring; default 64
@@ -265,9 +265,12 @@ type frameMeta struct {
 // encode turns a frame into the feed's two messages, once for all viewers.
 func (h *Hub) encode(f *Frame) (*feedMessage, error) {
 	start := time.Now()
-	jpg, err := encodeJPEG(f.Image, h.opt.Quality)
-	if err != nil {
-		return nil, err
+	jpg := f.JPEG
+	if jpg == nil {
+		var err error
+		if jpg, err = encodeJPEG(f.Image, h.opt.Quality); err != nil {
+			return nil, err
+		}
 	}
 	b := f.Image.Bounds()
 	dets := f.Detections
