@@ -207,19 +207,18 @@ var yuvTab = func() (t struct {
 		t.unit[i] = float32(t.clip[i]) / 255 // imageio.FromRGBA's value of that byte
 	}
 	for i := 0; i < 256; i++ {
-		t.fullY[i] = clip8(((i-16)*255*2 + 219) / (2 * 219))
-		t.fullC[i] = clip8(128 + roundDiv((i-128)*255, 224))
+		t.fullY[i], t.fullC[i] = fullY(i), fullC(i)
 	}
 	return t
 }()
 
-// roundDiv divides rounding half away from zero.
-func roundDiv(a, b int) int {
-	if a < 0 {
-		return -((-a*2 + b) / (2 * b))
-	}
-	return (a*2 + b) / (2 * b)
-}
+// fullY stretches limited-range luma to full range, round((y-16) * 255/219) clipped, in
+// the fixed point the NEON loop computes (TestFullRangeFormulas holds it to the quotient).
+func fullY(y int) uint8 { return clip8((y*2385 - 37174) >> 11) }
+
+// fullC stretches limited-range chroma, 128 + (c-128) * 255/224 rounded half away from
+// zero and clipped, likewise.
+func fullC(c int) uint8 { return clip8((c*4663 - 70553) >> 12) }
 
 func clip8(v int) uint8 { return uint8(max(0, min(255, v))) }
 

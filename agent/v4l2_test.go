@@ -356,3 +356,71 @@ func TestFeedAsIs(t *testing.T) {
 		}
 	}
 }
+
+// The fixed-point range stretches are the rounded quotients they stand for.
+func TestFullRangeFormulas(t *testing.T) {
+	roundDiv := func(a, b int) int { // half away from zero
+		if a < 0 {
+			return -((-a*2 + b) / (2 * b))
+		}
+		return (a*2 + b) / (2 * b)
+	}
+	for i := 0; i < 256; i++ {
+		if got, want := fullY(i), clip8(((i-16)*255*2+219)/(2*219)); got != want {
+			t.Errorf("fullY(%d) = %d, want %d", i, got, want)
+		}
+		if got, want := fullC(i), clip8(128+roundDiv((i-128)*255, 224)); got != want {
+			t.Errorf("fullC(%d) = %d, want %d", i, got, want)
+		}
+	}
+}
+
+// The NEON Planar's byte -> float: b repeated in 32 bits plus a sticky bit, converted
+// with 32 fraction bits (round to nearest), is float32(b) / 255 for every byte.
+func TestByteFloatTrick(t *testing.T) {
+	for b := uint32(0); b < 256; b++ {
+		x := b * 0x01010101
+		x += min(b, 1, 0xffffffff-x) // vqadd.u32: saturating
+		if got, want := float32(x)*0x1p-32, float32(b)/255; got != want {
+			t.Fatalf("byte %d: %v, want %v", b, got, want)
+		}
+	}
+}
+
+// On ARM the NEON YUYV conversions give the Go loops' values bit for bit, for every
+// byte value in every position (the rows' widths leave a tail for the Go loop).
+func TestYUYVNEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernels run under scripts/test-arm.sh)")
+	}
+	rng := rand.New(rand.NewPCG(7, 7))
+	const w, h, stride = 16*9 + 6, 40, 2*(16*9+6) + 4
+	data := make([]byte, stride*h)
+	for i := range data {
+		data[i] = byte(i*7) ^ byte(rng.IntN(256)) // all values, every lane
+	}
+	conv := func(neon bool) (*imageio.Image, *image.YCbCr) {
+		defer func(v bool) { haveNEON = v }(haveNEON)
+		haveNEON = neon
+		f := &YUYVFrame{Data: data, W: w, H: h, Stride: stride}
+		p, err := f.Planar()
+		if err != nil {
+			t.Fatal(err)
+		}
+		y, err := f.YCbCr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p, y
+	}
+	p, y := conv(true)
+	wp, wy := conv(false)
+	for i := range wp.Data {
+		if math.Float32bits(p.Data[i]) != math.Float32bits(wp.Data[i]) {
+			t.Fatalf("planar value %d: NEON %v, Go %v", i, p.Data[i], wp.Data[i])
+		}
+	}
+	if !bytes.Equal(y.Y, wy.Y) || !bytes.Equal(y.Cb, wy.Cb) || !bytes.Equal(y.Cr, wy.Cr) {
+		t.Fatal("YCbCr planes: NEON differs from Go")
+	}
+}

@@ -70,7 +70,12 @@ func (f *YUYVFrame) Planar() (*imageio.Image, error) {
 		row := f.Data[y*f.Stride : y*f.Stride+2*w]
 		o := y * w
 		rr, gg, bb := r[o:o+w], g[o:o+w], b[o:o+w]
-		for x := 0; x+2 <= w; x += 2 {
+		x := 0
+		if n := w / 16; haveNEON && n > 0 {
+			yuyvPlanarNEON(&rr[0], &gg[0], &bb[0], &row[0], n)
+			x = 16 * n
+		}
+		for ; x+2 <= w; x += 2 {
 			q := row[2*x : 2*x+4 : 2*x+4]
 			u, v := q[1], q[3]
 			rv, guv, bu := t.rv[v], t.gu[u]+t.gv[v], t.bu[u]
@@ -97,7 +102,12 @@ func (f *YUYVFrame) YCbCr() (*image.YCbCr, error) {
 		yy := img.Y[y*img.YStride : y*img.YStride+f.W]
 		cb := img.Cb[y*img.CStride : y*img.CStride+f.W/2]
 		cr := img.Cr[y*img.CStride : y*img.CStride+f.W/2]
-		for i := range cb {
+		i := 0
+		if n := f.W / 16; haveNEON && n > 0 {
+			yuyvYCbCrNEON(&yy[0], &cb[0], &cr[0], &row[0], n)
+			i = 8 * n
+		}
+		for ; i < len(cb); i++ {
 			q := row[4*i : 4*i+4 : 4*i+4]
 			yy[2*i], cb[i], yy[2*i+1], cr[i] = t.fullY[q[0]], t.fullC[q[1]], t.fullY[q[2]], t.fullC[q[3]]
 		}

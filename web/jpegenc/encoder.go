@@ -56,6 +56,11 @@ func (e *encoder) scan(img *image.YCbCr) {
 // repeating the last row and column past the edges.
 func load(blk *[64]int32, p []uint8, stride, x, y, w, h int) {
 	if x+8 <= w && y+8 <= h { // inside: no clamping
+		if haveNEON {
+			_ = p[(y+7)*stride+x+7] // in bounds
+			loadNEON(blk, &p[y*stride+x], stride)
+			return
+		}
 		for r := 0; r < 8; r++ {
 			row := p[(y+r)*stride+x : (y+r)*stride+x+8 : (y+r)*stride+x+8]
 			d := blk[8*r : 8*r+8 : 8*r+8]
@@ -153,6 +158,10 @@ func (e *encoder) bits(v uint32, n uint) {
 // butterflies written out twice: on 32-bit ARM a shared function passes its values
 // through the stack, and transposing instead costs more than it saves.
 func fdct(d *[64]int32) {
+	if haveNEON {
+		fdctNEON(d)
+		return
+	}
 	fdctRows(d)
 	fdctCols(d)
 }

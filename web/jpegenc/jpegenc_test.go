@@ -158,3 +158,55 @@ func TestQuantizeNEONEqualsGo(t *testing.T) {
 		}
 	}
 }
+
+// On ARM the NEON DCT gives fdctRows+fdctCols's values, for level-shifted samples
+// (random, and the extremes).
+func TestFDCTNEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernel runs under scripts/test-arm.sh)")
+	}
+	rng := rand.New(rand.NewPCG(4, 4))
+	for i := range 2000 {
+		var blk [64]int32
+		for k := range blk {
+			switch i % 4 {
+			case 0:
+				blk[k] = -128 + 255*int32(rng.IntN(2))
+			default:
+				blk[k] = int32(rng.IntN(256)) - 128
+			}
+		}
+		want := blk
+		fdctRows(&want)
+		fdctCols(&want)
+		got := blk
+		fdctNEON(&got)
+		if got != want {
+			t.Fatalf("block %v: NEON %v, Go %v", blk, got, want)
+		}
+	}
+}
+
+// On ARM the NEON load gives the Go loop's samples.
+func TestLoadNEONEqualsGo(t *testing.T) {
+	if !haveNEON {
+		t.Skip("no NEON on this machine (the board's kernel runs under scripts/test-arm.sh)")
+	}
+	const stride = 37
+	p := make([]uint8, stride*20)
+	for i := range p {
+		p[i] = uint8(i * 13)
+	}
+	for _, at := range [][2]int{{0, 0}, {3, 5}, {29, 12}} {
+		var want, got [64]int32
+		for r := 0; r < 8; r++ {
+			for c := 0; c < 8; c++ {
+				want[8*r+c] = int32(p[(at[1]+r)*stride+at[0]+c]) - 128
+			}
+		}
+		loadNEON(&got, &p[at[1]*stride+at[0]], stride)
+		if got != want {
+			t.Fatalf("at %v: NEON %v, Go %v", at, got, want)
+		}
+	}
+}
