@@ -204,7 +204,12 @@ func FromRGBA(src *image.RGBA) *Image {
 	for y := 0; y < h; y++ {
 		row := src.Pix[src.PixOffset(b.Min.X, b.Min.Y+y):]
 		row = row[:4*w]
-		for x := 0; x < w; x++ {
+		x := 0
+		if k := w / 8; haveNEON && k > 0 {
+			rgbaPlanarNEON(&r[y*w], &g[y*w], &bl[y*w], &row[0], k)
+			x = 8 * k
+		}
+		for ; x < w; x++ {
 			px := row[4*x : 4*x+3 : 4*x+3]
 			i := y*w + x
 			r[i], g[i], bl[i] = byteUnit[px[0]], byteUnit[px[1]], byteUnit[px[2]]

@@ -308,7 +308,13 @@ func stbHV2(dst, near, far []byte) {
 		dst[1] = dst[0]
 		return
 	}
-	for i := 1; i < n; i++ {
+	i := 1
+	if k := (n - 1) / 8; haveNEON && k > 0 {
+		stbHV2NEON(&dst[1], &near[0], &far[0], k)
+		i = 8*k + 1
+		t1 = 3*int(near[i-1]) + int(far[i-1])
+	}
+	for ; i < n; i++ {
 		t0 := t1
 		t1 = 3*int(near[i]) + int(far[i])
 		pair := dst[2*i-1 : 2*i+1 : 2*i+1]
@@ -350,6 +356,10 @@ func init() {
 func stbYCbCrRow(o, y, cb, cr []byte) {
 	n := len(y)
 	o, cb, cr = o[:4*n], cb[:n], cr[:n]
+	if k := n / 8; haveNEON && k > 0 {
+		stbYCbCrNEON(&o[0], &y[0], &cb[0], &cr[0], k)
+		o, y, cb, cr = o[32*k:], y[8*k:], cb[8*k:], cr[8*k:]
+	}
 	for x, yv := range y {
 		yy := int32(yv) + stbClampOffset
 		c, b := cr[x], cb[x]
@@ -378,6 +388,13 @@ const (
 	stbFixM1961570560 = -8034
 	stbFixM0390180644 = -1597
 )
+
+// stbIDCTConsts are stbIDCT1D's factors in the order the NEON kernel loads them.
+var stbIDCTConsts = [12]int32{
+	stbFix0541196100, stbFixM1847759065, stbFix0765366865, stbFix1175875602,
+	stbFix0298631336, stbFix2053119869, stbFix3072711026, stbFix1501321110,
+	stbFixM0899976223, stbFixM2562915447, stbFixM1961570560, stbFixM0390180644,
+}
 
 // stbIDCT1D is one 8-point pass; it returns x0..x3 (even part) and t0..t3 (odd part)
 // as stb_image names them, outputs being x0+t3, x1+t2, x2+t1, x3+t0, x3-t0, x2-t1,
@@ -414,6 +431,11 @@ func stbIDCT1D(s0, s1, s2, s3, s4, s5, s6, s7 int32) (x0, x1, x2, x3, t0, t1, t2
 // extra bits ((x + 512) >> 10), the row pass removes 17 bits with rounding and the
 // +128 level shift folded in, then clamps to 0..255.
 func idctSTB(coef, quant *[64]int32, last int, out []byte, stride int) {
+	if haveNEON {
+		_ = out[7*stride+7] // in bounds
+		idctSTBNEON(coef, quant, &out[0], stride, &stbIDCTConsts)
+		return
+	}
 	var d [64]int32
 	for _, i := range jpegZigzag[:last+1] {
 		d[i] = int32(int16(coef[i] * quant[i]))
