@@ -34,9 +34,31 @@ type huffTable struct {
 	// lookup decodes codes of up to lookupBits bits in one step: for the next
 	// lookupBits bits of input, length<<8 | value, or 0 when the code is longer.
 	lookup [1 << lookupBits]uint16
+	// fastAC decodes, for AC tables, a code and its coefficient's bits together when
+	// both fit in lookupBits bits: value<<8 | run<<4 | bits used; 0 otherwise.
+	fastAC [1 << lookupBits]int32
 }
 
 const lookupBits = 9
+
+// fastHuffman enables decodeBlock's fast path (the fuzz target compares both paths).
+var fastHuffman = true
+
+// setFastAC fills t.fastAC from t.lookup.
+func (t *huffTable) setFastAC() {
+	for p, e := range t.lookup {
+		t.fastAC[p] = 0
+		n, run, s := int(e>>8), int32(byte(e)>>4), int(e&15)
+		if e == 0 || s == 0 || n+s > lookupBits {
+			continue
+		}
+		v := int32(p>>(lookupBits-n-s)) & (1<<s - 1)
+		if v < 1<<(s-1) {
+			v += -1<<s + 1
+		}
+		t.fastAC[p] = v<<8 | run<<4 | int32(n+s)
+	}
+}
 
 type jpegComponent struct {
 	id, h, v, tq int
@@ -304,6 +326,7 @@ func (d *jpegDecoder) readHuffman() error {
 			}
 			code <<= 1
 		}
+		t.setFastAC()
 		t.defined = true
 		p = p[17+total:]
 	}
@@ -469,6 +492,23 @@ func (d *jpegDecoder) fill() error {
 	return nil
 }
 
+// refill tops the bit buffer up to more than 24 bits while entropy-coded bytes follow;
+// at a marker or the end it stops quietly (fill, on the bit-by-bit paths, reports them).
+func (d *jpegDecoder) refill() {
+	for d.nbits <= 24 && !d.atMarker && d.pos < len(d.data) {
+		b := d.data[d.pos]
+		if b == 0xFF {
+			if d.pos+1 >= len(d.data) || d.data[d.pos+1] != 0 {
+				return
+			}
+			d.pos++
+		}
+		d.pos++
+		d.bits = d.bits<<8 | uint32(b)
+		d.nbits += 8
+	}
+}
+
 func (d *jpegDecoder) readBits(n int) (int32, error) {
 	for d.nbits < n {
 		if err := d.fill(); err != nil {
@@ -543,8 +583,48 @@ func (d *jpegDecoder) decodeBlock(c *jpegComponent, coef *[64]int32) (last int, 
 	}
 	c.pred += diff
 	coef[0] = c.pred
+	ac := &d.acTab[c.ac]
 	for k := 1; k < 64; k++ {
-		rs, err := d.decodeHuff(&d.acTab[c.ac])
+		// Fast path, with 25 bits buffered: a code of up to lookupBits bits and its
+		// coefficient's bits (at most 15) are there without a fill.
+		if d.nbits < 25 && fastHuffman {
+			d.refill()
+		}
+		if d.nbits >= 25 && fastHuffman {
+			peek := d.bits >> uint(d.nbits-lookupBits) & (1<<lookupBits - 1)
+			if f := ac.fastAC[peek]; f != 0 {
+				d.nbits -= int(f & 15)
+				if k += int(f >> 4 & 15); k > 63 {
+					return 0, d.fail("AC run past the end of a block")
+				}
+				coef[jpegZigzag[k]] = f >> 8
+				last = k
+				continue
+			}
+			if e := ac.lookup[peek]; e != 0 {
+				d.nbits -= int(e >> 8)
+				r, s := int(byte(e)>>4), uint(e&15)
+				if s == 0 {
+					if r != 15 {
+						return last, nil // end of block
+					}
+					k += 15
+					continue
+				}
+				if k += r; k > 63 {
+					return 0, d.fail("AC run past the end of a block")
+				}
+				d.nbits -= int(s)
+				v := int32(d.bits>>uint(d.nbits)) & (1<<s - 1)
+				if v < 1<<(s-1) {
+					v += -1<<s + 1
+				}
+				coef[jpegZigzag[k]] = v
+				last = k
+				continue
+			}
+		}
+		rs, err := d.decodeHuff(ac)
 		if err != nil {
 			return 0, err
 		}

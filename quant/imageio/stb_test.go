@@ -152,12 +152,31 @@ func FuzzDecodeSTB(f *testing.F) {
 		f.Add(buf.Bytes())
 		f.Add(buf.Bytes()[:buf.Len()*2/3])
 	}
+	noise := image.NewRGBA(image.Rect(0, 0, 48, 32)) // many coefficients: the fast path's
+	for i := range noise.Pix {
+		noise.Pix[i] = uint8(i*i*7 + i/5)
+	}
+	var buf bytes.Buffer
+	_ = jpeg.Encode(&buf, noise, &jpeg.Options{Quality: 90})
+	f.Add(buf.Bytes())
 	f.Add([]byte{0xff, 0xd8, 0xff, 0xd9})
 	f.Fuzz(func(t *testing.T, data []byte) {
-		// The decoder proper, without the header check DecodeWith puts in front.
-		if d, err := parseJPEG(data, true); err == nil && !tooBig(d.width, d.height) {
-			if out, ok := d.outputSTB(); ok && (out.Bounds().Dx() != d.width || out.Bounds().Dy() != d.height) {
+		// The decoder proper, without the header check DecodeWith puts in front; the
+		// fast Huffman path must decode exactly what the bit-by-bit one does.
+		d, err := parseJPEG(data, true)
+		fastHuffman = false
+		slow, slowErr := parseJPEG(data, true)
+		fastHuffman = true
+		if (err == nil) != (slowErr == nil) {
+			t.Fatalf("fast Huffman path: %v, bit-by-bit: %v", err, slowErr)
+		}
+		if err == nil && !tooBig(d.width, d.height) {
+			out, ok := d.outputSTB()
+			if ok && (out.Bounds().Dx() != d.width || out.Bounds().Dy() != d.height) {
 				t.Fatalf("outputSTB gave %v for %dx%d", out.Bounds(), d.width, d.height)
+			}
+			if want, _ := slow.outputSTB(); ok && !bytes.Equal(out.Pix, want.Pix) {
+				t.Fatal("the fast Huffman path decoded other pixels than the bit-by-bit one")
 			}
 		}
 		im, err := DecodeWith(bytes.NewReader(data), STB)
