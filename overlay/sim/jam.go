@@ -73,6 +73,13 @@ type Jam struct {
 	runs       int    // completed runs
 	wmem       [][]uint64
 	tmem       [][]threshEntry
+
+	// compute's buffers, kept for the next run; computeMu keeps a run that a reset
+	// abandoned (its goroutine still computing) from sharing them with the next.
+	computeMu sync.Mutex
+	planes    []uint64
+	levels    []uint8
+	pooled    []uint8
 }
 
 // threshEntry is one output channel's 128-bit threshold memory word, decoded.
@@ -238,7 +245,9 @@ func (j *Jam) run(gen uint64, a jamArgs) {
 	if a.doInit {
 		err = j.loadWeights(a)
 	} else {
+		j.computeMu.Lock()
 		err = j.compute(a)
+		j.computeMu.Unlock()
 	}
 	j.mu.Lock()
 	defer j.mu.Unlock()

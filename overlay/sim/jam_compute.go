@@ -89,7 +89,7 @@ func (j *Jam) compute(a jamArgs) error {
 		return fmt.Errorf("AXI write error on the output: %w", err)
 	}
 	planes := j.inputPlanes(in, s, recBytes)
-	levels := make([]uint8, s.ofm*s.ofm*s.outCh)
+	levels := grow(&j.levels, s.ofm*s.ofm*s.outCh) // every entry is written
 	if width := usedLanes(planes, s); width > 0 {
 		j.parallel(s.ofm, func(r0, r1 int) { j.convRowsDense(planes, levels, s, width, r0, r1) })
 	} else {
@@ -99,8 +99,9 @@ func (j *Jam) compute(a jamArgs) error {
 		levels = j.maxPool(levels, s)
 	}
 	j.parallel(s.outDim, func(r0, r1 int) {
+		var w [24]uint64
 		for p := r0 * s.outDim; p < r1*s.outDim; p++ {
-			writeRecord(out[p*recBytes:(p+1)*recBytes], levels[p*s.outCh:(p+1)*s.outCh])
+			writeRecord(out[p*recBytes:(p+1)*recBytes], levels[p*s.outCh:(p+1)*s.outCh], &w)
 		}
 	})
 	return nil
@@ -130,7 +131,8 @@ func (j *Jam) parallel(n int, f func(r0, r1 int)) {
 // The engine reads whole SIMD groups, so lanes past IFMCh count as they are in DDR.
 func (j *Jam) inputPlanes(in []byte, s layerShape, recBytes int) []uint64 {
 	stride := 3 * s.g
-	planes := make([]uint64, s.padded*s.padded*stride)
+	planes := grow(&j.planes, s.padded*s.padded*stride)
+	zeroBorder(planes, s, stride)
 	for r := 0; r < s.inDim; r++ {
 		for c := 0; c < s.inDim; c++ {
 			rec := in[(r*s.inDim+c)*recBytes:]
@@ -145,6 +147,37 @@ func (j *Jam) inputPlanes(in []byte, s layerShape, recBytes int) []uint64 {
 		}
 	}
 	return planes
+}
+
+// grow returns (*buf)[:n], reallocating when too small: the buffers of one run serve the
+// next (contents undefined).
+func grow[T any](buf *[]T, n int) []T {
+	if cap(*buf) < n {
+		*buf = make([]T, n)
+	}
+	return (*buf)[:n]
+}
+
+// zeroBorder zeroes the padding around the map in planes (the interior is written).
+// Plain loops, not clear: the simulation's work stays in its own functions for an
+// instruction count (scripts/board-cost.sh) rather than in runtime.memclr.
+func zeroBorder(planes []uint64, s layerShape, stride int) {
+	row := s.padded * stride
+	for r := 0; r < s.padded; r++ {
+		line := planes[r*row : (r+1)*row]
+		if r < s.pad || r >= s.pad+s.inDim {
+			for i := 0; i < len(line); i++ {
+				line[i] = 0
+			}
+			continue
+		}
+		for i := 0; i < s.pad*stride; i++ {
+			line[i] = 0
+		}
+		for i := (s.pad + s.inDim) * stride; i < len(line); i++ {
+			line[i] = 0
+		}
+	}
 }
 
 // lanePlanes turns 192 record bits (64 lanes of 3 bits, lane i at bits 3i..3i+2) into
@@ -181,7 +214,10 @@ func (j *Jam) convRows(planes []uint64, levels []uint8, s layerShape, r0, r1 int
 		for c := 0; c < s.ofm; c++ {
 			for ky := 0; ky < s.k; ky++ { // gather the window in the PEs' order
 				at := ((r+ky)*s.padded + c) * stride
-				copy(x[ky*rowWords:(ky+1)*rowWords], planes[at:at+rowWords])
+				dst, src := x[ky*rowWords:(ky+1)*rowWords], planes[at:at+rowWords]
+				for i := 0; i < len(dst); i++ {
+					dst[i] = src[i]
+				}
 			}
 			total := 0
 			for q := 0; q < len(x); q += 3 {
@@ -251,7 +287,9 @@ func (j *Jam) convRowsDense(planes []uint64, levels []uint8, s layerShape, width
 	}
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
-			clear(x)
+			for i := 0; i < len(x); i++ {
+				x[i] = 0
+			}
 			total := 0
 			corner := 3 * (r*s.padded + c)
 			for t := 0; t < taps; t++ {
@@ -331,12 +369,19 @@ func (e *threshEntry) level(acc int) uint8 {
 	a := int16(acc) // the MAC register is 16 bits and wraps
 	n := uint8(0)
 	for _, t := range e.t {
-		if a >= t {
-			n++
-		}
+		n += b2u8(a >= t)
 	}
 	if e.invert {
 		n = 7 - n
+	}
+	return n
+}
+
+// b2u8 is 1 for true (without a branch: the compiler emits a set-on-condition).
+func b2u8(b bool) uint8 {
+	var n uint8
+	if b {
+		n = 1
 	}
 	return n
 }
@@ -345,7 +390,7 @@ func (e *threshEntry) level(acc int) uint8 {
 // followed by the 2x2 max pool with stride 2^PoolStride.
 func (j *Jam) maxPool(levels []uint8, s layerShape) []uint8 {
 	size := j.lim.MaxPoolSize
-	out := make([]uint8, s.poolOut*s.poolOut*s.outCh)
+	out := grow(&j.pooled, s.poolOut*s.poolOut*s.outCh)
 	at := func(y, x int) []uint8 { // padded coordinates; nil for padding
 		y, x = y-s.poolPad, x-s.poolPad
 		if y < 0 || x < 0 || y >= s.ofm || x >= s.ofm {
@@ -357,6 +402,9 @@ func (j *Jam) maxPool(levels []uint8, s layerShape) []uint8 {
 		for r := r0; r < r1; r++ {
 			for c := 0; c < s.poolOut; c++ {
 				dst := out[(r*s.poolOut+c)*s.outCh : (r*s.poolOut+c+1)*s.outCh]
+				for o := 0; o < len(dst); o++ {
+					dst[o] = 0 // the padding's level, and the least
+				}
 				for ky := 0; ky < size; ky++ {
 					for kx := 0; kx < size; kx++ {
 						src := at(r<<s.poolStride+ky, c<<s.poolStride+kx)
@@ -373,8 +421,10 @@ func (j *Jam) maxPool(levels []uint8, s layerShape) []uint8 {
 
 // writeRecord stores one pixel's levels at record bits 3o..3o+2, zeroing the rest of
 // the record (the engine widens its MaxOFMCh output to MaxIFMCh records with zeros).
-func writeRecord(rec []byte, levels []uint8) {
-	var w [24]uint64
+func writeRecord(rec []byte, levels []uint8, w *[24]uint64) {
+	for i := 0; i < len(w); i++ {
+		w[i] = 0
+	}
 	for o, v := range levels {
 		pos := 3 * o
 		w[pos/64] |= uint64(v) << (pos % 64)
