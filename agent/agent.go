@@ -309,7 +309,7 @@ func (a *Agent) programSim(ctx context.Context, m *quant.Model) (overlay.Bus, dm
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	machine, err := sim.New(sim.Config{Threads: a.cfg.Model.Threads})
+	machine, err := sim.New(sim.Config{Threads: a.cfg.Model.Threads, Synchronous: a.cfg.Sim.synchronous})
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("sim: %w", err)
 	}

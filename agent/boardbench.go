@@ -77,6 +77,9 @@ func BenchBoard(ctx context.Context, o BenchOptions, log *slog.Logger) (*BenchRe
 	c.Model.Kind, c.Model.Dir, c.Model.Names = ModelQNN, o.ModelDir, o.Names
 	c.Source.Input = SynthPrefix + "1"
 	c.Telemetry.Enabled = new(bool)
+	// The simulated engine finishes inside its start: the driver polls once per run,
+	// not for as long as the simulation computes (the board's engine is far faster).
+	c.Sim.synchronous = true
 	if err := c.Validate(); err != nil {
 		return nil, err
 	}

@@ -111,6 +111,8 @@ type SimConfig struct {
 	// Faults to inject (see Fault): "engine-hang@N", "engine-hang-once@N",
 	// "dma-error@N", "load-fail".
 	Faults []string `toml:"faults"`
+
+	synchronous bool // the engine runs inside its start (BenchBoard; sim.Config.Synchronous)
 }
 
 // SimFaults parses sim.faults.

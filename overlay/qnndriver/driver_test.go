@@ -132,7 +132,8 @@ func TestBoardPathEqualsHost(t *testing.T) {
 		if testing.Short() && !preload {
 			continue // -short (qemu-user): one whole-network run
 		}
-		m := board(t, f, sim.Config{WriteBack: true})
+		// The synchronous engine (BenchBoard's) computes the same as the background one.
+		m := board(t, f, sim.Config{WriteBack: true, Synchronous: preload})
 		d := openDriver(t, f, m, preload, 0)
 		if d.InLayout() != f.det.Engine.InLayout() || d.OutLayout() != f.det.Engine.OutLayout() {
 			t.Fatalf("layouts in %+v out %+v, host %+v %+v", d.InLayout(), d.OutLayout(), f.det.Engine.InLayout(), f.det.Engine.OutLayout())

@@ -71,8 +71,10 @@ type Jam struct {
 	stuck      bool   // injected: every start hangs, resets or not
 	busErrNext int    // injected: the next n runs end in an AXI bus error
 	runs       int    // completed runs
-	wmem       [][]uint64
-	tmem       [][]threshEntry
+
+	synchronous bool // run inside the start (Config.Synchronous)
+	wmem        [][]uint64
+	tmem        [][]threshEntry
 
 	// compute's buffers, kept for the next run; computeMu keeps a run that a reset
 	// abandoned (its goroutine still computing) from sharing them with the next.
@@ -237,6 +239,10 @@ func (j *Jam) start() {
 	}
 	a := j.args()
 	j.mu.Unlock()
+	if j.synchronous {
+		j.run(gen, a)
+		return
+	}
 	go j.run(gen, a)
 }
 

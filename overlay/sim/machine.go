@@ -47,6 +47,10 @@ type Config struct {
 	WriteBack bool
 	Limits    qnn.Limits // BlackBoxJam synthesis limits; qnn.W1A3 when zero
 	Threads   int        // goroutines per engine layer; GOMAXPROCS when <= 0
+	// Synchronous runs the engine inside the write that starts it, so the driver's first
+	// poll sees done. For counting the driver's instructions (pynqctl bench board): the
+	// real engine does not make the CPU poll for as long as the simulation computes.
+	Synchronous bool
 }
 
 // Machine is a simulated PYNQ board: DDR, the SLCR and whatever PL a bitstream put
@@ -201,6 +205,7 @@ func (m *Machine) instantiate(d *overlay.Design) ([]*device, error) {
 		switch {
 		case mod != nil && strings.HasPrefix(mod.VLNV, VLNVJam):
 			j := NewJam(m.mem, m.cfg.Limits, m.cfg.Threads)
+			j.synchronous = m.cfg.Synchronous
 			dev.regs, dev.model, dev.reset = j.Region(), j, j.Reset
 		case mod != nil && strings.HasPrefix(mod.VLNV, VLNVDMA):
 			cfg, err := dma.ConfigFromModule(mod)
