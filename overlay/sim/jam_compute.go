@@ -138,11 +138,9 @@ func (j *Jam) inputPlanes(in []byte, s layerShape, recBytes int) []uint64 {
 			rec := in[(r*s.inDim+c)*recBytes:]
 			dst := planes[((r+s.pad)*s.padded+c+s.pad)*stride:]
 			for g := 0; g < s.g; g++ {
-				var w [3]uint64
-				for i := range w {
-					w[i] = binary.LittleEndian.Uint64(rec[24*g+8*i:])
-				}
-				dst[3*g], dst[3*g+1], dst[3*g+2] = lanePlanes(w)
+				w := rec[24*g : 24*g+24]
+				dst[3*g], dst[3*g+1], dst[3*g+2] = lanePlanes(binary.LittleEndian.Uint64(w),
+					binary.LittleEndian.Uint64(w[8:]), binary.LittleEndian.Uint64(w[16:]))
 			}
 		}
 	}
@@ -180,21 +178,30 @@ func zeroBorder(planes []uint64, s layerShape, stride int) {
 	}
 }
 
-// lanePlanes turns 192 record bits (64 lanes of 3 bits, lane i at bits 3i..3i+2) into
-// three bit planes.
-func lanePlanes(w [3]uint64) (p0, p1, p2 uint64) {
-	for lane := 0; lane < 64; lane++ {
-		pos := 3 * lane
-		v := w[pos/64] >> (pos % 64)
-		if pos%64 > 61 { // the level straddles two words
-			v |= w[pos/64+1] << (64 - pos%64)
-		}
-		p0 |= (v & 1) << lane
-		p1 |= (v >> 1 & 1) << lane
-		p2 |= (v >> 2 & 1) << lane
+// lanePlanes turns 192 record bits (64 lanes of 3 bits, lane i at bits 3i..3i+2, in
+// w0, w1, w2) into three bit planes, four lanes (12 bits) at a time by table.
+func lanePlanes(w0, w1, w2 uint64) (p0, p1, p2 uint64) {
+	for k := 0; k < 64; k += 4 {
+		t := uint64(lanes4[w0&0xFFF])
+		p0 |= (t & 15) << k
+		p1 |= (t >> 4 & 15) << k
+		p2 |= (t >> 8) << k
+		w0, w1, w2 = w0>>12|w1<<52, w1>>12|w2<<52, w2>>12
 	}
 	return
 }
+
+// lanes4 splits 12 bits (four 3-bit levels) into the four levels' bit 0 (bits 0-3),
+// bit 1 (bits 4-7) and bit 2 (bits 8-11).
+var lanes4 = func() (t [4096]uint16) {
+	for c := range t {
+		for lane := 0; lane < 4; lane++ {
+			v := c >> (3 * lane)
+			t[c] |= uint16(v&1)<<lane | uint16(v>>1&1)<<(4+lane) | uint16(v>>2&1)<<(8+lane)
+		}
+	}
+	return t
+}()
 
 // convRows computes the levels of output rows r0..r1-1. For each output channel o
 // (PE o mod PEs, neuron fold o / PEs) the weights are that PE's words
