@@ -194,7 +194,23 @@ func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
 		col := make([]float32, f.cin*f.k*f.k)
 		var words [2]uint32
 		for y := y0; y < y1; y++ {
+			xa, xb := 0, 0 // the row's in-place windows, one kernel call for all
+			if packed && nb == 8 {
+				xa, xb = f.interior(y)
+			}
+			if xb > xa {
+				at, _ := f.window3x3x3(y, xa)
+				r := recordIndex(y, xa, f.dim) * l.RecordBytes
+				_ = dst[recordIndex(y, xb-1, f.dim)*l.RecordBytes+7] // in bounds
+				_ = img[2*f.inH*f.inW+(at+(xb-1-xa)*f.stride)+2*f.inW+2]
+				levels16RowNEON(&f.w16[0], &img[at], 4*f.inW, 4*f.inH*f.inW, &f.b16[0], &recordShifts,
+					&dst[r], f.dim*l.RecordBytes, xb-xa, 4*f.stride)
+			}
 			for x := 0; x < f.dim; x++ {
+				if x == xa && xb > xa {
+					x = xb - 1
+					continue
+				}
 				r := recordIndex(y, x, f.dim) * l.RecordBytes
 				rec := dst[r : r+nb]
 				if packed {
@@ -316,6 +332,17 @@ func (f *FirstLayer) window3x3x3(y, x int) (int, bool) {
 		return 0, false
 	}
 	return y0*f.inW + x0, true
+}
+
+// interior returns the columns xa..xb-1 of output row y whose 3x3x3 windows lie inside
+// the image (window3x3x3 reads them in place); xa == xb when there are none.
+func (f *FirstLayer) interior(y int) (xa, xb int) {
+	xa = (f.pad + f.stride - 1) / f.stride // x*stride - pad >= 0
+	if _, ok := f.window3x3x3(y, xa); !ok {
+		return 0, 0
+	}
+	xb = min(f.dim, (f.inW-3+f.pad)/f.stride+1) // x*stride - pad + 3 <= inW
+	return xa, max(xa, xb)
 }
 
 // gather3x3x3 copies a 3x3 window of three planes (plane size hw, row length w) whose

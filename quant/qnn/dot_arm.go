@@ -32,3 +32,10 @@ func levels16PackNEON(w, col *float32, n int, bounds *[7][16]float32, shifts *[8
 //
 //go:noescape
 func levels16WinNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32)
+
+// levels16RowNEON is levels16WinNEON for n windows winStep bytes apart, writing each
+// pixel's levels as putPacked16 would into records dstStride bytes apart from dst
+// (records of at least 8 bytes).
+//
+//go:noescape
+func levels16RowNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, dst *byte, dstStride, n, winStep int)

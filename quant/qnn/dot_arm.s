@@ -198,3 +198,64 @@ wsteps:
 	MOVW	out+24(FP), R3
 	PACK_R5_R3
 	RET
+
+// func levels16RowNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, dst *byte, dstStride, n, winStep int)
+//
+// levels16WinNEON for n windows winStep bytes apart, each pixel's two 24-bit groups
+// written as the first six bytes of its record (putPacked16's layout, bytes 6 and 7
+// zeroed) at dst, records dstStride bytes apart. The loop's state lives in the
+// argument slots: all nine registers are the kernel's.
+TEXT ·levels16RowNEON(SB), NOSPLIT, $0-40
+row:
+	MOVW	w+0(FP), R0
+	MOVW	win+4(FP), R1
+	MOVW	rowBytes+8(FP), R7
+	MOVW	planeBytes+12(FP), R6
+	ZERO_SUMS
+	MOVW	$3, R2
+rplane:
+	MOVW	R1, R8
+	MOVW	$3, R3
+rrow:
+	WORD	$0xf428878f // vld1.32 {d8}, [r8]       columns 0 and 1
+	ADD	$8, R8, R5
+	WORD	$0xf4a5980f // vld1.32 {d9[0]}, [r5]    column 2
+	WEIGHTS_R0
+	MLA_D8_0
+	WEIGHTS_R0
+	MLA_D8_1
+	WEIGHTS_R0
+	MLA_D9_0
+	ADD	R7, R8, R8
+	SUB.S	$1, R3
+	BNE	rrow
+	ADD	R6, R1, R1
+	SUB.S	$1, R2
+	BNE	rplane
+	MOVW	bounds+16(FP), R2
+	MOVW	$7, R4
+	ZERO_COUNTS
+rsteps:
+	STEP_R2
+	SUB.S	$1, R4
+	BNE	rsteps
+	MOVW	shifts+20(FP), R5
+	MOVW	dst+24(FP), R3
+	PACK_R5_R3
+	MOVW	$0x04020100, R4 // bytes 0-2 of each group; index 8 reads as 0
+	MOVW	$0x08080605, R5
+	WORD	$0xec454b10 // vmov d0, r4, r5
+	WORD	$0xf3b81880 // vtbl.8 d1, {d24}, d0
+	WORD	$0xf403170f // vst1.8 {d1}, [r3]
+	MOVW	dstStride+28(FP), R4
+	ADD	R4, R3, R3
+	MOVW	R3, dst+24(FP)
+	MOVW	win+4(FP), R1
+	MOVW	winStep+36(FP), R4
+	ADD	R4, R1, R1
+	MOVW	R1, win+4(FP)
+	MOVW	n+32(FP), R4
+	SUB.S	$1, R4
+	MOVW	R4, n+32(FP)
+	BNE	row
+	RET
