@@ -158,11 +158,12 @@ func findEngine(d *overlay.Design, instance string) (*overlay.Module, overlay.Ad
 // allocate gets the activation and split buffers (and all weight buffers if preloading).
 func (d *Driver) allocate() error {
 	lim := d.cfg.Limits
-	maxPixels, maxSplit := 0, 0
+	maxPixels, maxSplit, splitPixels := 0, 0, 0
 	for _, r := range d.runs {
 		maxPixels = max(maxPixels, int(r.IFMDim*r.IFMDim), r.OutDim*r.OutDim)
-		if r.Parts > 1 {
+		if r.Parts > 1 { // a part's output: the split layers are the late, small ones
 			maxSplit = max(maxSplit, r.Parts)
+			splitPixels = max(splitPixels, r.OutDim*r.OutDim)
 		}
 	}
 	size := maxPixels * lim.RecordBytes()
@@ -174,7 +175,7 @@ func (d *Driver) allocate() error {
 		d.act[i] = b
 	}
 	for i := 0; i < maxSplit; i++ {
-		b, err := d.cfg.Alloc.Alloc(size)
+		b, err := d.cfg.Alloc.Alloc(splitPixels * lim.RecordBytes())
 		if err != nil {
 			return fmt.Errorf("qnn driver: split buffer: %w", err)
 		}

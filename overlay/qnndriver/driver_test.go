@@ -333,3 +333,18 @@ func TestSyncsOnlyTheBytesUsed(t *testing.T) {
 		t.Errorf("synced %d bytes in a frame; the input alone is %d", synced, in)
 	}
 }
+
+// The split layers' part buffers are sized to those (late, small) layers, not to the
+// largest activation: on a 512 MB board contiguous memory is scarce.
+func TestSplitBuffersSizedToTheirLayers(t *testing.T) {
+	f := loadFixture(t)
+	m := board(t, f, sim.Config{})
+	free0, _, _ := m.Allocator().Free()
+	d := openDriver(t, f, m, false, 0)
+	free1, _, live := m.Allocator().Free()
+	act := d.InLayout().Size() // Tinier-YOLO's largest activation is its input
+	t.Logf("%d buffers, %.1f MB (activations %.1f MB each)", live, float64(free0-free1)/1e6, float64(act)/1e6)
+	if used := free0 - free1; used > 2*act+act/4 {
+		t.Errorf("driver holds %d bytes of contiguous memory; the two activation buffers are %d", used, 2*act)
+	}
+}
