@@ -213,13 +213,9 @@ func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
 				}
 				r := recordIndex(y, x, f.dim) * l.RecordBytes
 				rec := dst[r : r+nb]
-				if packed {
-					if at, ok := f.window3x3x3(y, x); ok { // read in place
-						levels16WinNEON(&f.w16[0], &img[at], 4*f.inW, 4*f.inH*f.inW, &f.b16[0], &recordShifts, &words)
-					} else {
-						f.gather(img, y, x, col)
-						levels16PackNEON(&f.w16[0], &col[0], len(col), &f.b16[0], &recordShifts, &words)
-					}
+				if packed { // the image's edges (or records under 8 bytes)
+					f.gather(img, y, x, col)
+					levels16PackNEON(&f.w16[0], &col[0], len(col), &f.b16[0], &recordShifts, &words)
 					putPacked16(rec, words)
 					continue
 				}

@@ -27,15 +27,10 @@ func dot16IdxNEON(w *float32, idx *int32, val *float32, n int, out *[16]float32)
 //go:noescape
 func levels16PackNEON(w, col *float32, n int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32)
 
-// levels16WinNEON is levels16PackNEON on a 3x3 window of three planes read in place
-// (win: its top-left value; rows and planes rowBytes and planeBytes apart).
-//
-//go:noescape
-func levels16WinNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32)
-
-// levels16RowNEON is levels16WinNEON for n windows winStep bytes apart, writing each
-// pixel's levels as putPacked16 would into records dstStride bytes apart from dst
-// (records of at least 8 bytes).
+// levels16RowNEON is levels16PackNEON for n 3x3 windows of three planes read in place
+// (win the first one's top-left value in plane 0, rows rowBytes and planes planeBytes
+// apart, windows winStep bytes apart), writing each pixel's levels as putPacked16 would
+// into records dstStride bytes apart from dst (records of at least 8 bytes).
 //
 //go:noescape
 func levels16RowNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, dst *byte, dstStride, n, winStep int)

@@ -156,55 +156,15 @@ psteps:
 	PACK_R5_R3
 	RET
 
-// func levels16WinNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32)
-//
-// levels16PackNEON for a 3x3 window of three planes read in place: win is the window's
-// top-left value in plane 0, rows rowBytes apart, planes planeBytes apart; the inputs
-// go in (plane, row, column) order, as a gathered window would.
-TEXT ·levels16WinNEON(SB), NOSPLIT, $0-28
-	MOVW	w+0(FP), R0
-	MOVW	win+4(FP), R1
-	MOVW	rowBytes+8(FP), R7
-	MOVW	planeBytes+12(FP), R6
-	ZERO_SUMS
-	MOVW	$3, R2
-wplane:
-	MOVW	R1, R8
-	MOVW	$3, R3
-wrow:
-	WORD	$0xf428878f // vld1.32 {d8}, [r8]       columns 0 and 1
-	ADD	$8, R8, R5
-	WORD	$0xf4a5980f // vld1.32 {d9[0]}, [r5]    column 2
-	WEIGHTS_R0
-	MLA_D8_0
-	WEIGHTS_R0
-	MLA_D8_1
-	WEIGHTS_R0
-	MLA_D9_0
-	ADD	R7, R8, R8
-	SUB.S	$1, R3
-	BNE	wrow
-	ADD	R6, R1, R1
-	SUB.S	$1, R2
-	BNE	wplane
-	MOVW	bounds+16(FP), R2
-	MOVW	$7, R4
-	ZERO_COUNTS
-wsteps:
-	STEP_R2
-	SUB.S	$1, R4
-	BNE	wsteps
-	MOVW	shifts+20(FP), R5
-	MOVW	out+24(FP), R3
-	PACK_R5_R3
-	RET
-
 // func levels16RowNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, dst *byte, dstStride, n, winStep int)
 //
-// levels16WinNEON for n windows winStep bytes apart, each pixel's two 24-bit groups
-// written as the first six bytes of its record (putPacked16's layout, bytes 6 and 7
-// zeroed) at dst, records dstStride bytes apart. The loop's state lives in the
-// argument slots: all nine registers are the kernel's.
+// levels16PackNEON for n 3x3 windows of three planes read in place, winStep bytes
+// apart: win is the first window's top-left value in plane 0, rows rowBytes apart,
+// planes planeBytes apart; the inputs go in (plane, row, column) order, as a gathered
+// window would. Each pixel's two 24-bit groups are written as the first six bytes of its
+// record (putPacked16's layout, bytes 6 and 7 zeroed) at dst, records dstStride bytes
+// apart. The loop's state lives in the argument slots: all nine registers are the
+// kernel's.
 TEXT ·levels16RowNEON(SB), NOSPLIT, $0-40
 row:
 	MOVW	w+0(FP), R0

@@ -17,10 +17,6 @@ func levels16PackNEON(w, col *float32, n int, bounds *[7][16]float32, shifts *[8
 	panic("qnn: NEON kernel called off ARM")
 }
 
-func levels16WinNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, out *[2]uint32) {
-	panic("qnn: NEON kernel called off ARM")
-}
-
 func levels16RowNEON(w, win *float32, rowBytes, planeBytes int, bounds *[7][16]float32, shifts *[8]int32, dst *byte, dstStride, n, winStep int) {
 	panic("qnn: NEON kernel called off ARM")
 }
