@@ -1,6 +1,8 @@
 package overlay
 
 import (
+	"bufio"
+	"bytes"
 	"cmp"
 	"encoding/xml"
 	"errors"
@@ -181,7 +183,11 @@ func LoadHWH(path string) (*Design, error) {
 
 // ParseHWH parses a .hwh document; name is used in errors and Design.Name.
 func ParseHWH(r io.Reader, name string) (*Design, error) {
-	p := &hwhParser{d: &Design{Name: name}, dec: xml.NewDecoder(r), ctx: hwhCtx{-1, -1, -1, -1, -1}}
+	br := bufio.NewReader(r)
+	if err := checkXML(br); err != nil {
+		return nil, &ParseError{File: name, Line: 1, Err: err}
+	}
+	p := &hwhParser{d: &Design{Name: name}, dec: xml.NewDecoder(br), ctx: hwhCtx{-1, -1, -1, -1, -1}}
 	// Vivado writes UTF-8; accept a declared charset without converting it rather than
 	// failing on an unusual label.
 	p.dec.CharsetReader = func(_ string, in io.Reader) (io.Reader, error) { return in, nil }
@@ -192,6 +198,22 @@ func ParseHWH(r io.Reader, name string) (*Design, error) {
 		return nil, err
 	}
 	return p.d, nil
+}
+
+// checkXML says what a file that is no XML document is, before the XML parser reports
+// a confusing error deep inside it: most often the bitstream given for its .hwh.
+func checkXML(br *bufio.Reader) error {
+	head, _ := br.Peek(16)
+	t := bytes.TrimLeft(bytes.TrimPrefix(head, []byte("\xef\xbb\xbf")), " \t\r\n")
+	switch {
+	case len(head) == 0:
+		return errors.New("empty file, not a hardware handoff")
+	case bytes.HasPrefix(head, []byte{0x00, 0x09, 0x0f, 0xf0}):
+		return errors.New("this is a bitstream (.bit), not its hardware handoff: give the .hwh Vivado wrote beside it")
+	case len(t) > 0 && t[0] != '<':
+		return errors.New("not an XML document: a hardware handoff (.hwh) is Vivado's XML description of the block design")
+	}
+	return nil
 }
 
 // hwhCtx is the position in the element tree, as indices of the open objects (-1: none).

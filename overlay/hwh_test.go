@@ -334,7 +334,10 @@ func TestParseHWHErrors(t *testing.T) {
 		name, doc string
 		want      []string
 	}{
-		{"empty", "", []string{"small.hwh: no EDKSYSTEM element"}},
+		{"empty", "", []string{"small.hwh:1: empty file, not a hardware handoff"}},
+		{"bitstream", "\x00\x09\x0f\xf0\x0f\xf0\x0f\xf0\x0f\xf0\x00\x00\x01a", []string{"small.hwh:1: this is a bitstream (.bit)", "give the .hwh"}},
+		{"not xml", "# a README\n", []string{"small.hwh:1: not an XML document"}},
+		{"blank", "\n  \n", []string{"small.hwh: no EDKSYSTEM element"}},
 		{"other xml", `<?xml version="1.0"?><project/>`, []string{"small.hwh:1: project: root element is project"}},
 		{"truncated", smallHWH[:len(smallHWH)/2], []string{"small.hwh:", "malformed xml", "unexpected EOF"}},
 		{"truncated at a tag", smallHWH[:strings.Index(smallHWH, "</MODULES>")], []string{"small.hwh:", "file ends inside <MODULES> (truncated?)"}},
