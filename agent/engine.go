@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // engine is the accelerator the pipeline and /api/verify use: the QNN driver behind two
@@ -23,8 +23,8 @@ type engine struct {
 	hw     engineHardware
 	after  int // failed runs in a row before a reprogram; 0 never
 	log    *slog.Logger
-	inL    qnn.Layout
-	outL   qnn.Layout
+	inL    offload.Layout
+	outL   offload.Layout
 	mu     sync.Mutex
 	drv    *qnndriver.Driver
 	check  func() error // the PL-ownership check of the current load
@@ -67,12 +67,12 @@ func newEngine(hw engineHardware, after int, log *slog.Logger) (*engine, error) 
 }
 
 var (
-	_ qnn.Accelerator = (*engine)(nil)
-	_ tracer          = (*engine)(nil)
+	_ offload.Accelerator = (*engine)(nil)
+	_ tracer              = (*engine)(nil)
 )
 
-func (e *engine) InLayout() qnn.Layout  { return e.inL }
-func (e *engine) OutLayout() qnn.Layout { return e.outL }
+func (e *engine) InLayout() offload.Layout  { return e.inL }
+func (e *engine) OutLayout() offload.Layout { return e.outL }
 
 // Run runs the hidden layers after the PL check.
 func (e *engine) Run(ctx context.Context, in []byte) ([]byte, error) {

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
@@ -42,7 +43,7 @@ func loadQNNModel(path string) (*quant.Model, error) {
 // head. It names the first layer that does not fit, so that the user knows what to
 // change in the model or which quantization step is missing.
 func checkEngineFit(m *quant.Model) error {
-	first, last, err := qnn.EngineLayers(m)
+	first, last, err := offload.EngineLayers(m)
 	if err != nil {
 		return fmt.Errorf("%w (run pynqctl quant weights --weight-bits=1 on the hidden layers)", err)
 	}
@@ -54,7 +55,7 @@ func checkEngineFit(m *quant.Model) error {
 			return err
 		}
 	}
-	if _, err := qnn.Plan(m, qnn.W1A3); err != nil {
+	if _, err := offload.Plan(m, offload.W1A3); err != nil {
 		return err
 	}
 	if last+2 >= len(m.Layers) {
@@ -83,8 +84,8 @@ func checkFirstLayer(m *quant.Model, first int) error {
 	switch {
 	case l.Kind != quant.KindConv:
 		return fmt.Errorf("layer %s (%s): the first layer must be a float convolution", l.Name, l.Kind)
-	case q == nil || q.ActBits != qnn.W1A3.ActBits || q.ActSigned || !(q.ActScale > 0):
-		return fmt.Errorf("layer %s: the first layer needs an unsigned %d-bit output quantizer (pynqctl quant activations --activation-bits=%d, then calibrate)", l.Name, qnn.W1A3.ActBits, qnn.W1A3.ActBits)
+	case q == nil || q.ActBits != offload.W1A3.ActBits || q.ActSigned || !(q.ActScale > 0):
+		return fmt.Errorf("layer %s: the first layer needs an unsigned %d-bit output quantizer (pynqctl quant activations --activation-bits=%d, then calibrate)", l.Name, offload.W1A3.ActBits, offload.W1A3.ActBits)
 	case q.WeightBits != 0:
 		return fmt.Errorf("layer %s: %d-bit first-layer weights; the CPU first layer is float (pynqctl quant weights --keep-first --keep-bits=0)", l.Name, q.WeightBits)
 	case c.BN != nil:
@@ -108,7 +109,7 @@ func checkFirstLayer(m *quant.Model, first int) error {
 // only through their integer thresholds, which pynqctl quant calibrate writes.
 func checkHiddenLayer(l *quant.Layer) error {
 	if l.Kind != quant.KindConv {
-		return nil // pools: qnn.Plan checks them
+		return nil // pools: offload.Plan checks them
 	}
 	q := l.Quant
 	switch {
@@ -118,13 +119,13 @@ func checkHiddenLayer(l *quant.Layer) error {
 		return fmt.Errorf("layer %s: xnor (binarized input) convolutions are not what the engine computes", l.Name)
 	case q.ActSigned:
 		return fmt.Errorf("layer %s: signed output quantizer; the engine's levels are unsigned (pynqctl quant activations --leaky=relu)", l.Name)
-	case q.ActBits != qnn.W1A3.ActBits:
-		return fmt.Errorf("layer %s: %d-bit activations, the engine computes %d-bit", l.Name, q.ActBits, qnn.W1A3.ActBits)
+	case q.ActBits != offload.W1A3.ActBits:
+		return fmt.Errorf("layer %s: %d-bit activations, the engine computes %d-bit", l.Name, q.ActBits, offload.W1A3.ActBits)
 	case len(q.Thresholds) == 0:
 		return fmt.Errorf("layer %s: no integer thresholds (use the calibrated model: pynqctl quant calibrate writes <name>-w1a3-calibrated.onnx)", l.Name)
 	}
-	if l.Conv.Size > qnn.W1A3.MaxK {
-		return fmt.Errorf("layer %s: %dx%d kernels exceed the engine's MAX_K %d", l.Name, l.Conv.Size, l.Conv.Size, qnn.W1A3.MaxK)
+	if l.Conv.Size > offload.W1A3.MaxK {
+		return fmt.Errorf("layer %s: %dx%d kernels exceed the engine's MAX_K %d", l.Name, l.Conv.Size, l.Conv.Size, offload.W1A3.MaxK)
 	}
 	return nil
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/web"
 )
@@ -74,7 +75,7 @@ func (j *Job) Time(name string, f func() error) error {
 // reference), the last layer, region decode and NMS on the CPU.
 type QNNModel struct {
 	Det   *qnn.Detector // its First and Last layers; its Engine is not used
-	Accel qnn.Accelerator
+	Accel offload.Accelerator
 	NMS   float32
 	head  int
 	// inputs recycles engine input buffers (8 MiB each for Tinier-YOLO): the first
@@ -84,7 +85,7 @@ type QNNModel struct {
 }
 
 // NewQNNModel checks that the accelerator's buffers match the model's CPU layers.
-func NewQNNModel(det *qnn.Detector, acc qnn.Accelerator, nms float32) (*QNNModel, error) {
+func NewQNNModel(det *qnn.Detector, acc offload.Accelerator, nms float32) (*QNNModel, error) {
 	if in, want := acc.InLayout().Size(), det.First.OutLayout().Size(); in != want {
 		return nil, fmt.Errorf("accelerator input is %d bytes (%+v), the first layer writes %d (%+v): the bitstream does not fit this model",
 			in, acc.InLayout(), want, det.First.OutLayout())

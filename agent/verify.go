@@ -12,7 +12,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
@@ -131,12 +131,12 @@ func (a *Agent) verifyTrace(ctx context.Context, q *QNNModel, j *Job, req web.Ve
 // zeroed: it depends only on the 3-bit levels, so the engine (which leaves unused
 // record bits as they were) and the host reference (which zeroes them) can be compared
 // by digest.
-func PackedSHA256(buf []byte, l qnn.Layout) (string, error) {
-	levels, err := qnn.Unpack(buf, l)
+func PackedSHA256(buf []byte, l offload.Layout) (string, error) {
+	levels, err := offload.Unpack(buf, l)
 	if err != nil {
 		return "", err
 	}
-	packed, err := qnn.Pack(levels, l)
+	packed, err := offload.Pack(levels, l)
 	if err != nil {
 		return "", err
 	}
@@ -147,20 +147,20 @@ func PackedSHA256(buf []byte, l qnn.Layout) (string, error) {
 // EngineLayer is one engine layer of a model as a traced run reports it.
 type EngineLayer struct {
 	Name   string
-	Layout qnn.Layout
+	Layout offload.Layout
 }
 
 // EngineLayers lists the model's engine layers in run order (split layers once), the
 // order of the driver's RunTrace and of qnn.Engine.RunTrace.
 func EngineLayers(m *quant.Model) ([]EngineLayer, error) {
-	runs, err := qnn.Plan(m, qnn.W1A3)
+	runs, err := offload.Plan(m, offload.W1A3)
 	if err != nil {
 		return nil, err
 	}
 	var out []EngineLayer
 	for i := 0; i < len(runs); i += runs[i].Parts {
 		r := runs[i]
-		out = append(out, EngineLayer{Name: m.Layers[r.Conv].Name, Layout: qnn.DDRLayout(int(r.OFMCh)*r.Parts, r.OutDim)})
+		out = append(out, EngineLayer{Name: m.Layers[r.Conv].Name, Layout: offload.DDRLayout(int(r.OFMCh)*r.Parts, r.OutDim)})
 	}
 	return out, nil
 }

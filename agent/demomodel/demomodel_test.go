@@ -14,6 +14,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
 	"github.com/fpgadetector/pynq-agent/overlay/sim"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
 
@@ -29,7 +30,7 @@ func TestLoadFitsTheEngine(t *testing.T) {
 	if head == nil || head.Classes != 1 || head.Num != 5 {
 		t.Fatalf("head %+v, want 1 class, 5 anchors", head)
 	}
-	runs, err := qnn.Plan(m, qnn.W1A3)
+	runs, err := offload.Plan(m, offload.W1A3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -100,7 +101,7 @@ func TestSimEngineEqualsHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer drv.Close()
-	host, err := qnn.NewEngine(m, qnn.W1A3, 0)
+	host, err := qnn.NewEngine(m, offload.W1A3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 	"github.com/fpgadetector/pynq-agent/quant/train"
@@ -264,7 +265,7 @@ norm and scales folded into integer thresholds, the last layer scaled to read le
 			if err != nil {
 				return err
 			}
-			if err := qnn.WriteDir(qm, out, qnn.W1A3); err != nil {
+			if err := qnn.WriteDir(qm, out, offload.W1A3); err != nil {
 				return err
 			}
 			log.Info("qnn parameter directory written", "dir", out, "network", qm.Name)

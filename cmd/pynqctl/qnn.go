@@ -10,6 +10,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
 
@@ -62,7 +63,7 @@ instead, the form QNN-MO's Python code hands its library.`,
 			}
 			l := first.OutLayout()
 			if compact {
-				l = qnn.CompactLayout(l.Channels, l.Dim)
+				l = offload.CompactLayout(l.Channels, l.Dim)
 			}
 			buf := make([]byte, l.Size())
 			lb := imageio.Letterbox(img, m.Input.W, m.Input.H)
@@ -114,7 +115,7 @@ simulation: --bitstream programs a simulated board from the .bit and its .hwh).`
 			if err != nil {
 				return err
 			}
-			e, err := qnn.NewEngine(m, qnn.W1A3, threads)
+			e, err := qnn.NewEngine(m, offload.W1A3, threads)
 			if err != nil {
 				return fmt.Errorf("%s: %w", model, err)
 			}
@@ -123,7 +124,7 @@ simulation: --bitstream programs a simulated board from the .bit and its .hwh).`
 				return err
 			}
 			il := e.InLayout()
-			if _, err := qnn.LayoutForSize(il.Channels, il.Dim, len(in)); err != nil {
+			if _, err := offload.LayoutForSize(il.Channels, il.Dim, len(in)); err != nil {
 				return fmt.Errorf("%s: %w (the engine input is %dx%d pixels)", input, err, il.Dim, il.Dim)
 			}
 			out, err := e.Run(in)
@@ -167,16 +168,16 @@ each run ({L}-in1.bin, {L}-in2.bin) that the driver hands the engine for a weigh
 			if err != nil {
 				return err
 			}
-			if err := qnn.WriteBinparams(m, output, qnn.W1A3); err != nil {
+			if err := qnn.WriteBinparams(m, output, offload.W1A3); err != nil {
 				return err
 			}
-			runs, err := qnn.Plan(m, qnn.W1A3)
+			runs, err := offload.Plan(m, offload.W1A3)
 			if err != nil {
 				return err
 			}
 			if buffers {
 				for _, r := range runs {
-					w1, w2, err := qnn.LayerBuffers(m, r, qnn.W1A3)
+					w1, w2, err := offload.LayerBuffers(m, r, offload.W1A3)
 					if err != nil {
 						return err
 					}

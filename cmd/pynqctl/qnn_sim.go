@@ -14,6 +14,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/overlay"
 	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
 	"github.com/fpgadetector/pynq-agent/overlay/sim"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
 
@@ -66,7 +67,7 @@ func runQNNSim(ctx context.Context, log *slog.Logger, model, input, output strin
 		return err
 	}
 	il := d.InLayout()
-	if _, err := qnn.LayoutForSize(il.Channels, il.Dim, len(in)); err != nil {
+	if _, err := offload.LayoutForSize(il.Channels, il.Dim, len(in)); err != nil {
 		return fmt.Errorf("%s: %w (the engine input is %dx%d pixels)", input, err, il.Dim, il.Dim)
 	}
 	start := time.Now()

@@ -26,6 +26,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/web"
 	"github.com/spf13/cobra"
@@ -455,12 +456,12 @@ func localize(ctx context.Context, b *verifyBoard, h *hostRef, w *imageWork, thr
 
 // diffLevels compares two packed outputs level by level: the first differing channel
 // (lowest channel, then pixel in image order) and every differing channel.
-func diffLevels(board, host []byte, l qnn.Layout) (*layerMismatch, error) {
-	a, err := qnn.Unpack(board, l)
+func diffLevels(board, host []byte, l offload.Layout) (*layerMismatch, error) {
+	a, err := offload.Unpack(board, l)
 	if err != nil {
 		return nil, fmt.Errorf("board dump: %w", err)
 	}
-	b, err := qnn.Unpack(host, l)
+	b, err := offload.Unpack(host, l)
 	if err != nil {
 		return nil, fmt.Errorf("host trace: %w", err)
 	}

@@ -1,5 +1,5 @@
 // Package qnndriver drives QNN-MO's offload engine (the BlackBoxJam HLS IP) and
-// implements qnn.Accelerator over any overlay.Bus and dma.Allocator: the board's
+// implements offload.Accelerator over any overlay.Bus and dma.Allocator: the board's
 // /dev/mem and zocl, or the FPGA simulation. It loads each hidden layer's weights from
 // DDR buffers (a doInit=1 run), computes the layer (doInit=0) between ping-pong
 // activation buffers, runs layers with more than MaxOFMCh outputs in parts whose
@@ -19,7 +19,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/dma"
 	"github.com/fpgadetector/pynq-agent/overlay"
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // VLNV identifies the engine in a .hwh.
@@ -46,7 +46,7 @@ type Config struct {
 	Alloc  dma.Allocator   // contiguous buffers the engine reaches
 	Design *overlay.Design // the loaded bitstream's .hwh: locates the engine and its registers
 	Model  *quant.Model    // the network (qnn.LoadDir)
-	Limits qnn.Limits      // engine synthesis limits; qnn.W1A3 when zero
+	Limits offload.Limits  // engine synthesis limits; offload.W1A3 when zero
 	// Instance selects the engine when the design has several; "" takes the only one.
 	Instance string
 	// Preload allocates and fills every run's weight buffers at Open and keeps them for
@@ -66,7 +66,7 @@ type Driver struct {
 	mu     sync.Mutex
 	cfg    Config
 	log    *slog.Logger
-	runs   []qnn.Run
+	runs   []offload.Run
 	names  []string // layer name per run, for messages
 	regs   overlay.Region
 	off    regOffsets
@@ -76,20 +76,20 @@ type Driver struct {
 	weights  [][2]dma.Buffer // per run when preloaded
 	act      [2]dma.Buffer   // ping-pong activations
 	split    []dma.Buffer    // part outputs of split layers
-	inL      qnn.Layout
-	outL     qnn.Layout
+	inL      offload.Layout
+	outL     offload.Layout
 	broken   error // the hang that needs a reset before the next run
 	closed   bool
 	lastWait time.Duration
 	resets   int // engine resets after failed runs
 }
 
-var _ qnn.Accelerator = (*Driver)(nil)
+var _ offload.Accelerator = (*Driver)(nil)
 
 // Open maps the engine's registers and allocates its buffers.
 func Open(cfg Config) (*Driver, error) {
-	if cfg.Limits == (qnn.Limits{}) {
-		cfg.Limits = qnn.W1A3
+	if cfg.Limits == (offload.Limits{}) {
+		cfg.Limits = offload.W1A3
 	}
 	if cfg.Timeout <= 0 {
 		cfg.Timeout = DefaultTimeout
@@ -97,7 +97,7 @@ func Open(cfg Config) (*Driver, error) {
 	if cfg.Bus == nil || cfg.Alloc == nil || cfg.Design == nil || cfg.Model == nil {
 		return nil, errors.New("qnn driver: Bus, Alloc, Design and Model are required")
 	}
-	runs, err := qnn.Plan(cfg.Model, cfg.Limits)
+	runs, err := offload.Plan(cfg.Model, cfg.Limits)
 	if err != nil {
 		return nil, fmt.Errorf("qnn driver: %w", err)
 	}
@@ -121,8 +121,8 @@ func Open(cfg Config) (*Driver, error) {
 		d.names = append(d.names, cfg.Model.Layers[r.Conv].Name)
 	}
 	first, last := runs[0], runs[len(runs)-1]
-	d.inL = qnn.DDRLayout(int(first.IFMCh), int(first.IFMDim))
-	d.outL = qnn.DDRLayout(int(last.OFMCh)*last.Parts, last.OutDim)
+	d.inL = offload.DDRLayout(int(first.IFMCh), int(first.IFMDim))
+	d.outL = offload.DDRLayout(int(last.OFMCh)*last.Parts, last.OutDim)
 	if err := d.allocate(); err != nil {
 		d.Close()
 		return nil, err
@@ -195,9 +195,9 @@ func (d *Driver) allocate() error {
 }
 
 // weightBuffers allocates and fills the two weight buffers of one run.
-func (d *Driver) weightBuffers(r qnn.Run) ([2]dma.Buffer, error) {
+func (d *Driver) weightBuffers(r offload.Run) ([2]dma.Buffer, error) {
 	var bufs [2]dma.Buffer
-	w1, w2, err := qnn.LayerBuffers(d.cfg.Model, r, d.cfg.Limits)
+	w1, w2, err := offload.LayerBuffers(d.cfg.Model, r, d.cfg.Limits)
 	if err != nil {
 		return bufs, fmt.Errorf("qnn driver: layer %s weights: %w", d.cfg.Model.Layers[r.Conv].Name, err)
 	}
@@ -244,10 +244,10 @@ func closeAll(bufs []dma.Buffer) {
 }
 
 // InLayout is the packed input Run takes (the first engine layer's input records).
-func (d *Driver) InLayout() qnn.Layout { return d.inL }
+func (d *Driver) InLayout() offload.Layout { return d.inL }
 
 // OutLayout is the packed output Run returns.
-func (d *Driver) OutLayout() qnn.Layout { return d.outL }
+func (d *Driver) OutLayout() offload.Layout { return d.outL }
 
 // Close frees the buffers and unmaps the registers.
 func (d *Driver) Close() error {
@@ -270,9 +270,9 @@ func (d *Driver) Close() error {
 
 // HangError reports a run whose ap_done never rose.
 type HangError struct {
-	Layer  string  // IR layer name
-	Run    qnn.Run // the run's register values
-	DoInit bool    // the weight-load run (true) or the compute run
+	Layer  string      // IR layer name
+	Run    offload.Run // the run's register values
+	DoInit bool        // the weight-load run (true) or the compute run
 	Waited time.Duration
 	Ctrl   uint32            // ap_ctrl when giving up
 	Regs   map[string]uint32 // the values the driver wrote, by register name
@@ -309,7 +309,7 @@ func (e *HangError) Unwrap() []error { return []error{ErrHang, e.Cause} }
 const DefaultEngineHz = 100e6
 
 // EngineEstimate is how long the real engine takes for one frame's runs, from the cycle
-// model of its folding (qnn.Limits.Cycles) at the design's FCLK0, and that clock.
+// model of its folding (offload.Limits.Cycles) at the design's FCLK0, and that clock.
 func (d *Driver) EngineEstimate() (time.Duration, float64) {
 	hz := DefaultEngineHz
 	for _, c := range d.cfg.Design.Clocks {

@@ -8,7 +8,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/dma"
 	"github.com/fpgadetector/pynq-agent/overlay"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // ap_ctrl bits of an HLS block with ap_ctrl_hs.
@@ -82,7 +82,7 @@ func (d *Driver) Run(ctx context.Context, in []byte) ([]byte, error) {
 // left them).
 type LayerOutput struct {
 	Name   string // the model layer's name
-	Layout qnn.Layout
+	Layout offload.Layout
 	Data   []byte
 }
 
@@ -95,7 +95,7 @@ func (d *Driver) RunTrace(ctx context.Context, in []byte) ([]LayerOutput, error)
 	var outs []LayerOutput
 	_, err := d.run(ctx, in, func(first int, buf dma.Buffer) error {
 		r := d.runs[first]
-		l := qnn.DDRLayout(int(r.OFMCh)*r.Parts, r.OutDim)
+		l := offload.DDRLayout(int(r.OFMCh)*r.Parts, r.OutDim)
 		if err := dma.SyncRangeForCPU(buf, 0, l.Size()); err != nil {
 			return err
 		}
@@ -124,11 +124,11 @@ func (d *Driver) run(ctx context.Context, in []byte, trace func(first int, buf d
 	}
 	src := in
 	if len(in) != d.inL.Size() {
-		from, err := qnn.LayoutForSize(d.inL.Channels, d.inL.Dim, len(in))
+		from, err := offload.LayoutForSize(d.inL.Channels, d.inL.Dim, len(in))
 		if err != nil {
 			return nil, fmt.Errorf("qnn driver: input: %w", err)
 		}
-		if src, err = qnn.Repack(in, from, d.inL); err != nil {
+		if src, err = offload.Repack(in, from, d.inL); err != nil {
 			return nil, fmt.Errorf("qnn driver: input: %w", err)
 		}
 	}
@@ -170,15 +170,15 @@ func (d *Driver) splitLayer(ctx context.Context, first int, in, out dma.Buffer) 
 			return err
 		}
 	}
-	l := qnn.DDRLayout(int(r.OFMCh)*r.Parts, r.OutDim)
+	l := offload.DDRLayout(int(r.OFMCh)*r.Parts, r.OutDim)
 	dst := out.Bytes()[:l.Size()]
 	clear(dst)
-	part := qnn.DDRLayout(int(r.OFMCh), r.OutDim).Size()
+	part := offload.DDRLayout(int(r.OFMCh), r.OutDim).Size()
 	for p := 0; p < r.Parts; p++ {
 		if err := dma.SyncRangeForCPU(d.split[p], 0, part); err != nil {
 			return err
 		}
-		if err := qnn.Concat(dst, d.split[p].Bytes(), l, p, int(r.OFMCh)); err != nil {
+		if err := offload.Concat(dst, d.split[p].Bytes(), l, p, int(r.OFMCh)); err != nil {
 			return fmt.Errorf("qnn driver: layer %s: %w", d.names[first], err)
 		}
 	}
@@ -201,14 +201,14 @@ func (d *Driver) layer(ctx context.Context, i int, in, out dma.Buffer) error {
 	d.write64("in1", w[0].PhysAddr())
 	d.write64("in2", w[1].PhysAddr())
 	d.write("doInit", 1)
-	d.write("layerType", qnn.TypeConv)
+	d.write("layerType", offload.TypeConv)
 	d.write("KernelDim", r.KernelDim)
 	if err := d.startAndWait(ctx, i, true); err != nil {
 		return err
 	}
 	// No dirty line may land on the engine's output: hand over the bytes it writes (only
 	// those: cache maintenance costs in proportion, and late layers are a few KB).
-	if err := dma.SyncRangeForDevice(out, 0, qnn.DDRLayout(int(r.OFMCh), r.OutDim).Size()); err != nil {
+	if err := dma.SyncRangeForDevice(out, 0, offload.DDRLayout(int(r.OFMCh), r.OutDim).Size()); err != nil {
 		return err
 	}
 	d.write("doInit", 0)

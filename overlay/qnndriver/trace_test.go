@@ -7,7 +7,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
 	"github.com/fpgadetector/pynq-agent/overlay/sim"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // TestRunTraceEqualsHostTrace: every layer's output of a traced driver run equals the
@@ -64,11 +64,11 @@ func TestRunTraceEqualsHostTrace(t *testing.T) {
 func firstLayerDiff(tb testing.TB, outs []qnndriver.LayerOutput, host [][]byte) int {
 	tb.Helper()
 	for k, o := range outs {
-		a, err := qnn.Unpack(o.Data, o.Layout)
+		a, err := offload.Unpack(o.Data, o.Layout)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		b, err := qnn.Unpack(host[k], o.Layout)
+		b, err := offload.Unpack(host[k], o.Layout)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/dma"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // FuzzJamRegisters drives the engine model with arbitrary register values and DDR
@@ -28,7 +28,7 @@ func FuzzJamRegisters(f *testing.F) {
 		for i := range ddr {
 			ddr[i] = data[i%len(data)] ^ byte(i>>8)
 		}
-		j := NewJam(mem, qnn.W1A3, 1)
+		j := NewJam(mem, offload.W1A3, 1)
 		small := data[12]&1 == 0
 		reg := func(i int, bound uint32) uint32 {
 			v := uint32(data[i])

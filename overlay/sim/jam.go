@@ -7,7 +7,7 @@ import (
 	"sync"
 
 	"github.com/fpgadetector/pynq-agent/overlay"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // Register offsets of the BlackBoxJam AXI-lite slave (the .hwh lists them under
@@ -59,7 +59,7 @@ type Memory interface {
 type Jam struct {
 	regs    *overlay.MemRegion
 	mem     Memory
-	lim     qnn.Limits
+	lim     offload.Limits
 	threads int
 
 	mu         sync.Mutex
@@ -90,9 +90,9 @@ type threshEntry struct {
 	invert bool
 }
 
-// NewJam returns an engine model over mem with the synthesis limits lim (qnn.W1A3 for
+// NewJam returns an engine model over mem with the synthesis limits lim (offload.W1A3 for
 // the published overlay). threads <= 0 uses GOMAXPROCS goroutines for a layer.
-func NewJam(mem Memory, lim qnn.Limits, threads int) *Jam {
+func NewJam(mem Memory, lim offload.Limits, threads int) *Jam {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}

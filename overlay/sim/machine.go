@@ -20,7 +20,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/dma"
 	"github.com/fpgadetector/pynq-agent/dma/simdma"
 	"github.com/fpgadetector/pynq-agent/overlay"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // MethodSim is the Result.Method of a simulated load.
@@ -45,8 +45,8 @@ type Config struct {
 	DDRSize int    // bytes; 64 MiB when 0
 	// WriteBack simulates non-coherent caches in the allocator (see dma.SimConfig).
 	WriteBack bool
-	Limits    qnn.Limits // BlackBoxJam synthesis limits; qnn.W1A3 when zero
-	Threads   int        // goroutines per engine layer; GOMAXPROCS when <= 0
+	Limits    offload.Limits // BlackBoxJam synthesis limits; offload.W1A3 when zero
+	Threads   int            // goroutines per engine layer; GOMAXPROCS when <= 0
 	// Synchronous runs the engine inside the write that starts it, so the driver's first
 	// poll sees done. For counting the driver's instructions (pynqctl bench board): the
 	// real engine does not make the CPU poll for as long as the simulation computes.
@@ -91,8 +91,8 @@ func New(cfg Config) (*Machine, error) {
 	if cfg.DDRSize == 0 {
 		cfg.DDRSize = 64 << 20
 	}
-	if cfg.Limits == (qnn.Limits{}) {
-		cfg.Limits = qnn.W1A3
+	if cfg.Limits == (offload.Limits{}) {
+		cfg.Limits = offload.W1A3
 	}
 	mem, err := dma.NewSimMemory(cfg.DDRBase, cfg.DDRSize)
 	if err != nil {

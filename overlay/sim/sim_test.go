@@ -18,6 +18,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/overlay"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
 
@@ -111,7 +112,7 @@ func (e *engine) start(wait time.Duration) bool {
 // layerRegs are the compute registers of one run.
 type layerRegs map[uint32]uint32
 
-func runRegs(r qnn.Run) layerRegs {
+func runRegs(r offload.Run) layerRegs {
 	return layerRegs{JamLayerType: r.Type, JamKernelDim: r.KernelDim, JamStride: r.Log2Stride,
 		JamIFMCh: r.IFMCh, JamOFMCh: r.OFMCh, JamIFMDim: r.IFMDim, JamPaddedDim: r.PaddedDim,
 		JamOFMDim: r.OFMDim, JamPoolInDim: r.PoolInDim, JamPoolOutDim: r.PoolOutDim, JamPoolStride: r.Log2PoolStride}
@@ -119,9 +120,9 @@ func runRegs(r qnn.Run) layerRegs {
 
 // layer loads run r's weights (with weight-load KernelDim initK) and computes in with
 // regs; it returns the output buffer's bytes, or nil if the engine hung.
-func (e *engine) layer(r qnn.Run, initK uint32, regs layerRegs, in []byte, inAddr *uint64, wait time.Duration) []byte {
+func (e *engine) layer(r offload.Run, initK uint32, regs layerRegs, in []byte, inAddr *uint64, wait time.Duration) []byte {
 	e.tb.Helper()
-	w1, w2, err := qnn.LayerBuffers(loadModel(e.tb), r, qnn.W1A3)
+	w1, w2, err := offload.LayerBuffers(loadModel(e.tb), r, offload.W1A3)
 	if err != nil {
 		e.tb.Fatal(err)
 	}
@@ -185,7 +186,7 @@ func TestJamMatchesHostLayer(t *testing.T) {
 	m := qnnBoard(t)
 	e := newEngine(t, m)
 	model := loadModel(t)
-	runs, err := qnn.Plan(model, qnn.W1A3)
+	runs, err := offload.Plan(model, offload.W1A3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -202,7 +203,7 @@ func TestJamMatchesHostLayer(t *testing.T) {
 }
 
 // hostLayer runs only the first engine layer (conv + pool) on the host engine.
-func hostLayer(tb testing.TB, m *quant.Model, r qnn.Run, in []byte) []byte {
+func hostLayer(tb testing.TB, m *quant.Model, r offload.Run, in []byte) []byte {
 	tb.Helper()
 	cut := *m
 	last := r.Conv
@@ -210,7 +211,7 @@ func hostLayer(tb testing.TB, m *quant.Model, r qnn.Run, in []byte) []byte {
 		last = r.Pool
 	}
 	cut.Layers = m.Layers[:last+1]
-	eng, err := qnn.NewEngine(&cut, qnn.W1A3, 0)
+	eng, err := qnn.NewEngine(&cut, offload.W1A3, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -225,7 +226,7 @@ func hostLayer(tb testing.TB, m *quant.Model, r qnn.Run, in []byte) []byte {
 func TestJamWrongRegisters(t *testing.T) {
 	m := qnnBoard(t)
 	e := newEngine(t, m)
-	runs, err := qnn.Plan(loadModel(t), qnn.W1A3)
+	runs, err := offload.Plan(loadModel(t), offload.W1A3)
 	if err != nil {
 		t.Fatal(err)
 	}

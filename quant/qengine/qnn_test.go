@@ -6,6 +6,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
@@ -44,7 +45,7 @@ func TestQNNMOBitExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	runs, err := qnn.Plan(m, qnn.W1A3)
+	runs, err := offload.Plan(m, offload.W1A3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,11 +64,11 @@ func TestQNNMOBitExact(t *testing.T) {
 	}
 	t.Logf("first layer: %d of %d levels differ from qnn.FirstLayer (quantizer ties)", diff, len(got0))
 
-	eng, err := qnn.NewEngine(m, qnn.W1A3, 0)
+	eng, err := qnn.NewEngine(m, offload.W1A3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
-	packed, err := qnn.Pack(lv, eng.InLayout())
+	packed, err := offload.Pack(lv, eng.InLayout())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,7 +86,7 @@ func TestQNNMOBitExact(t *testing.T) {
 			idx = r.Pool
 		}
 		l := m.Layers[idx]
-		want, err := qnn.Unpack(outs[k], qnn.DDRLayout(l.Out.C, l.Out.H))
+		want, err := offload.Unpack(outs[k], offload.DDRLayout(l.Out.C, l.Out.H))
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -1,20 +1,12 @@
 package qnn
 
-import "context"
+import (
+	"context"
 
-// Accelerator runs a model's hidden layers: packed engine input records in (the first
-// layer's output, [Engine.InLayout]), packed engine output records out ([Engine.OutLayout]).
-// It is the one interface the agent calls; the host reference engine, the board driver
-// and the driver over the FPGA simulation all implement it, so the pipeline has no
-// "if sim" anywhere.
-type Accelerator interface {
-	Run(ctx context.Context, in []byte) ([]byte, error)
-	InLayout() Layout
-	OutLayout() Layout
-	Close() error
-}
+	"github.com/fpgadetector/pynq-agent/quant/offload"
+)
 
-// HostAccelerator adapts the host reference [Engine] to [Accelerator].
+// HostAccelerator adapts the host reference [Engine] to [offload.Accelerator].
 type HostAccelerator struct{ *Engine }
 
 // Run computes the hidden layers on the CPU; ctx is checked before starting.
@@ -28,4 +20,4 @@ func (h HostAccelerator) Run(ctx context.Context, in []byte) ([]byte, error) {
 // Close releases nothing: the host engine holds only memory.
 func (h HostAccelerator) Close() error { return nil }
 
-var _ Accelerator = HostAccelerator{}
+var _ offload.Accelerator = HostAccelerator{}

@@ -8,11 +8,12 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 func TestThresholdEntry(t *testing.T) {
 	th := []int32{-32768, -5, 0, 7, 300, 32767, -1}
-	hi, lo, err := thresholdEntry(th, true)
+	hi, lo, err := offload.ThresholdEntry(th, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -20,33 +21,33 @@ func TestThresholdEntry(t *testing.T) {
 	if lo != 0x0007_0000_fffb_8000 || hi != 0x0001_ffff_7fff_012c {
 		t.Errorf("entry hi %#016x lo %#016x", hi, lo)
 	}
-	back, inv, err := parseThresholdEntry(hi, lo)
+	back, inv, err := offload.ParseThresholdEntry(hi, lo)
 	if err != nil || !inv || !equalInt32(back, th) {
 		t.Errorf("parse = %v %v %v", back, inv, err)
 	}
-	if _, _, err := thresholdEntry([]int32{0, 0, 0, 0, 0, 0, 40000}, false); err == nil {
+	if _, _, err := offload.ThresholdEntry([]int32{0, 0, 0, 0, 0, 0, 40000}, false); err == nil {
 		t.Error("threshold 40000 fitted int16")
 	}
-	if _, _, err := thresholdEntry([]int32{1, 2}, false); err == nil {
+	if _, _, err := offload.ThresholdEntry([]int32{1, 2}, false); err == nil {
 		t.Error("2 thresholds accepted")
 	}
-	if _, _, err := parseThresholdEntry(1<<50, 0); err == nil {
+	if _, _, err := offload.ParseThresholdEntry(1<<50, 0); err == nil {
 		t.Error("bit 114 accepted")
 	}
 }
 
 func TestSetWeightWordsRefusesPaddingBits(t *testing.T) {
 	l := &quant.Layer{In: quant.Shape{C: 16, H: 4, W: 4}, Conv: &quant.Conv{Filters: 1, Size: 1}}
-	if err := setWeightWords(l, []uint64{1 << 20}); err == nil {
+	if err := offload.SetWeightWords(l, []uint64{1 << 20}); err == nil {
 		t.Error("a weight on padding lane 20 of a 16-channel layer was accepted")
 	}
-	if err := setWeightWords(l, []uint64{0x8001}); err != nil {
+	if err := offload.SetWeightWords(l, []uint64{0x8001}); err != nil {
 		t.Fatal(err)
 	}
 	if l.Conv.Weights[0] != -1 || l.Conv.Weights[15] != -1 || l.Conv.Weights[1] != 1 {
 		t.Errorf("weights %v", l.Conv.Weights)
 	}
-	if got := weightWords(l); len(got) != 1 || got[0] != 0x8001 {
+	if got := offload.WeightWords(l); len(got) != 1 || got[0] != 0x8001 {
 		t.Errorf("weightWords = %#x", got)
 	}
 }
@@ -55,14 +56,14 @@ func TestSetWeightWordsRefusesPaddingBits(t *testing.T) {
 // PE q of channel ch at word q*576, thresholds from word 16*576, zero elsewhere.
 func TestLayerBuffersLayout(t *testing.T) {
 	m := loadModel(t)
-	runs, err := Plan(m, W1A3)
+	runs, err := offload.Plan(m, offload.W1A3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	dir := filepath.Join(paramsDir(t), "binparam-tinier-yolo-nopool")
 	for _, ri := range []int{0, 5, 9} { // conv1, conv5 part 1, conv7 part 1
 		r := runs[ri]
-		w1, w2, err := LayerBuffers(m, r, W1A3)
+		w1, w2, err := offload.LayerBuffers(m, r, offload.W1A3)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -90,10 +91,10 @@ func TestLayerBuffersLayout(t *testing.T) {
 		}
 	}
 	// conv1: PE 0's first threshold entry, high word first.
-	w1, _, _ := LayerBuffers(m, runs[0], W1A3)
+	w1, _, _ := offload.LayerBuffers(m, runs[0], offload.W1A3)
 	hi := binary.LittleEndian.Uint64(w1[8*16*576:])
 	lo := binary.LittleEndian.Uint64(w1[8*(16*576+1):])
-	if th, _, _ := parseThresholdEntry(hi, lo); !equalInt32(th, []int32{40, 47, 54, 60, 67, 74, 81}) {
+	if th, _, _ := offload.ParseThresholdEntry(hi, lo); !equalInt32(th, []int32{40, 47, 54, 60, 67, 74, 81}) {
 		t.Errorf("conv1 PE 0 entry 0 = %v", th)
 	}
 }
@@ -105,7 +106,7 @@ func binparamFile(weightIndex, pe int, kind string) string {
 func TestReadBinparamsErrors(t *testing.T) {
 	m := loadModel(t)
 	dir := t.TempDir()
-	if err := WriteBinparams(m, dir, W1A3); err != nil {
+	if err := WriteBinparams(m, dir, offload.W1A3); err != nil {
 		t.Fatal(err)
 	}
 	// Truncate one file: loading names the file and the expected size.
@@ -117,7 +118,7 @@ func TestReadBinparamsErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	err = readBinparams(m2, dir, W1A3)
+	err = readBinparams(m2, dir, offload.W1A3)
 	if err == nil || !bytes.Contains([]byte(err.Error()), []byte("3-7-weights.bin")) {
 		t.Errorf("truncated file: %v", err)
 	}

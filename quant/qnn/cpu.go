@@ -8,6 +8,7 @@ import (
 	"sync"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // FirstLayer is the float convolution that runs on the CPU before the engine
@@ -33,7 +34,7 @@ type FirstLayer struct {
 // NewFirstLayer prepares the float layer that feeds the engine. threads <= 0 uses
 // GOMAXPROCS goroutines.
 func NewFirstLayer(m *quant.Model, threads int) (*FirstLayer, error) {
-	first, _, err := EngineLayers(m)
+	first, _, err := offload.EngineLayers(m)
 	if err != nil {
 		return nil, err
 	}
@@ -152,7 +153,7 @@ func (f *FirstLayer) levelOf(o int, s float32) uint8 {
 }
 
 // OutLayout is the DDR layout of the first layer's output (the engine's input).
-func (f *FirstLayer) OutLayout() Layout { return DDRLayout(f.cout, f.dim) }
+func (f *FirstLayer) OutLayout() offload.Layout { return offload.DDRLayout(f.cout, f.dim) }
 
 // Levels returns the quantized output levels, CHW in image order.
 func (f *FirstLayer) Levels(img []float32) ([]uint8, error) {
@@ -180,8 +181,8 @@ func (f *FirstLayer) Levels(img []float32) ([]uint8, error) {
 // engine's transposed pixel order. Only the first ceil(3*C/64) 64-bit words of each
 // record (or the whole record, when shorter) are written: the engine reads the rest of a
 // record as channels C..63, so hand it zeroed buffers.
-func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
-	if l.Channels != f.cout || l.Dim != f.dim || l.check() != nil || len(dst) < l.Size() {
+func (f *FirstLayer) Run(dst []byte, l offload.Layout, img []float32) error {
+	if l.Channels != f.cout || l.Dim != f.dim || l.Check() != nil || len(dst) < l.Size() {
 		return fmt.Errorf("first layer output layout %+v (%d bytes), want %d channels of %dx%d", l, len(dst), f.cout, f.dim, f.dim)
 	}
 	if len(img) != f.cin*f.inH*f.inW {
@@ -200,8 +201,8 @@ func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
 			}
 			if xb > xa {
 				at, _ := f.window3x3x3(y, xa)
-				r := recordIndex(y, xa, f.dim) * l.RecordBytes
-				_ = dst[recordIndex(y, xb-1, f.dim)*l.RecordBytes+7] // in bounds
+				r := offload.RecordIndex(y, xa, f.dim) * l.RecordBytes
+				_ = dst[offload.RecordIndex(y, xb-1, f.dim)*l.RecordBytes+7] // in bounds
 				_ = img[2*f.inH*f.inW+(at+(xb-1-xa)*f.stride)+2*f.inW+2]
 				levels16RowNEON(&f.w16[0], &img[at], 4*f.inW, 4*f.inH*f.inW, &f.b16[0], &recordShifts,
 					&dst[r], f.dim*l.RecordBytes, xb-xa, 4*f.stride)
@@ -211,7 +212,7 @@ func (f *FirstLayer) Run(dst []byte, l Layout, img []float32) error {
 					x = xb - 1
 					continue
 				}
-				r := recordIndex(y, x, f.dim) * l.RecordBytes
+				r := offload.RecordIndex(y, x, f.dim) * l.RecordBytes
 				rec := dst[r : r+nb]
 				if packed { // the image's edges (or records under 8 bytes)
 					f.gather(img, y, x, col)
@@ -456,7 +457,7 @@ type LastLayer struct {
 
 // NewLastLayer prepares the float layer that reads the engine's output.
 func NewLastLayer(m *quant.Model, threads int) (*LastLayer, error) {
-	_, last, err := EngineLayers(m)
+	_, last, err := offload.EngineLayers(m)
 	if err != nil {
 		return nil, err
 	}
@@ -476,7 +477,7 @@ func NewLastLayer(m *quant.Model, threads int) (*LastLayer, error) {
 	}
 	var engineOut *quant.Layer
 	for i := last; i >= 0; i-- {
-		if isEngineConv(m.Layers[i]) {
+		if offload.IsEngineConv(m.Layers[i]) {
 			engineOut = m.Layers[i]
 			break
 		}
@@ -537,20 +538,20 @@ func (ll *LastLayer) nonzero(planes []uint64, idx []int32, val []float32) ([]int
 
 // Run reads engine output records (layout l) and returns the layer's output, CHW in
 // image order.
-func (ll *LastLayer) Run(src []byte, l Layout) ([]float32, error) {
-	if l.Channels != ll.cin || l.Dim != ll.dim || l.check() != nil || len(src) < l.Size() {
+func (ll *LastLayer) Run(src []byte, l offload.Layout) ([]float32, error) {
+	if l.Channels != ll.cin || l.Dim != ll.dim || l.Check() != nil || len(src) < l.Size() {
 		return nil, fmt.Errorf("last layer input layout %+v (%d bytes), want %d channels of %dx%d", l, len(src), ll.cin, ll.dim, ll.dim)
 	}
 	hw := ll.dim * ll.dim
 	out := make([]float32, ll.cout*hw)
 	parallelRows(ll.dim, ll.threads, func(y0, y1 int) {
 		acc := make([]float32, ll.cout)
-		planes := make([]uint64, 3*lanes(ll.cin))
+		planes := make([]uint64, 3*offload.Lanes(ll.cin))
 		idx, val := make([]int32, 0, ll.cin), make([]float32, 0, ll.cin)
 		for y := y0; y < y1; y++ {
 			for x := 0; x < ll.dim; x++ {
-				r := recordIndex(y, x, ll.dim) * l.RecordBytes
-				copy(planes, recordsToPlanes(src[r:r+l.RecordBytes], l.RecordBytes, 1, lanes(ll.cin)))
+				r := offload.RecordIndex(y, x, ll.dim) * l.RecordBytes
+				copy(planes, recordsToPlanes(src[r:r+l.RecordBytes], l.RecordBytes, 1, offload.Lanes(ll.cin)))
 				if haveNEON { // the board: 16 outputs at a time over the nonzero channels
 					idx, val = ll.nonzero(planes, idx[:0], val[:0])
 					var s [16]float32

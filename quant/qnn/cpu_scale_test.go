@@ -4,6 +4,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // TestCPULayersHonourActScale checks that the CPU layers take their scales from the IR,
@@ -25,12 +27,12 @@ func TestCPULayersHonourActScale(t *testing.T) {
 		c0.Bias[i] /= 4
 	}
 	m.Layers[0].Quant.ActScale = float32(1.0 / 7)
-	_, last, err := EngineLayers(m)
+	_, last, err := offload.EngineLayers(m)
 	if err != nil {
 		t.Fatal(err)
 	}
 	for _, l := range m.Layers[:last+1] {
-		if isEngineConv(l) {
+		if offload.IsEngineConv(l) {
 			l.Quant.ActScale = float32(1.0 / 7)
 		}
 	}
@@ -71,8 +73,8 @@ func TestCPULayersHonourActScale(t *testing.T) {
 	for i := range levels {
 		levels[i] = uint8(rng.IntN(8))
 	}
-	l := DDRLayout(512, 13)
-	packed, err := Pack(levels, l)
+	l := offload.DDRLayout(512, 13)
+	packed, err := offload.Pack(levels, l)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // randomImage returns a CHW image with values in [0,1].
@@ -66,16 +68,16 @@ func TestFirstLayerMatchesReference(t *testing.T) {
 	if err := f.Run(buf, l, img); err != nil {
 		t.Fatal(err)
 	}
-	want, _ := Pack(got, l)
+	want, _ := offload.Pack(got, l)
 	if !bytes.Equal(buf, want) {
 		t.Error("Run's records differ from Pack(Levels)")
 	}
-	compact := CompactLayout(16, 208)
+	compact := offload.CompactLayout(16, 208)
 	cbuf := make([]byte, compact.Size())
 	if err := f.Run(cbuf, compact, img); err != nil {
 		t.Fatal(err)
 	}
-	if cw, _ := Pack(got, compact); !bytes.Equal(cbuf, cw) {
+	if cw, _ := offload.Pack(got, compact); !bytes.Equal(cbuf, cw) {
 		t.Error("compact records differ")
 	}
 }
@@ -102,8 +104,8 @@ func TestLastLayerMatchesReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	levels := randomLevels(512*169, 4)
-	in, _ := Pack(levels, DDRLayout(512, 13))
-	got, err := ll.Run(in, DDRLayout(512, 13))
+	in, _ := offload.Pack(levels, offload.DDRLayout(512, 13))
+	got, err := ll.Run(in, offload.DDRLayout(512, 13))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +147,7 @@ func BenchmarkFirstLayer(b *testing.B) {
 
 func BenchmarkLastLayer(b *testing.B) {
 	m := loadModel(b)
-	in, _ := Pack(randomLevels(512*169, 6), DDRLayout(512, 13))
+	in, _ := offload.Pack(randomLevels(512*169, 6), offload.DDRLayout(512, 13))
 	for _, threads := range []int{1, 2} {
 		b.Run(map[int]string{1: "threads=1", 2: "threads=2"}[threads], func(b *testing.B) {
 			ll, err := NewLastLayer(m, threads)
@@ -154,7 +156,7 @@ func BenchmarkLastLayer(b *testing.B) {
 			}
 			cpu0 := cpuTime()
 			for b.Loop() {
-				if _, err := ll.Run(in, DDRLayout(512, 13)); err != nil {
+				if _, err := ll.Run(in, offload.DDRLayout(512, 13)); err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -311,14 +313,14 @@ func TestLastLayerNEONEqualsGo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in, _ := Pack(randomLevels(512*169, 6), DDRLayout(512, 13))
-	neon, err := ll.Run(in, DDRLayout(512, 13))
+	in, _ := offload.Pack(randomLevels(512*169, 6), offload.DDRLayout(512, 13))
+	neon, err := ll.Run(in, offload.DDRLayout(512, 13))
 	if err != nil {
 		t.Fatal(err)
 	}
 	haveNEON = false
 	defer func() { haveNEON = true }()
-	plain, err := ll.Run(in, DDRLayout(512, 13))
+	plain, err := ll.Run(in, offload.DDRLayout(512, 13))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,40 +1,10 @@
-// Package qnn owns the Tinier-YOLO W1A3 model of Xilinx's QNN-MO-PYNQ and the formats of
-// its offload engine (the BlackBoxJam HLS IP): import of a QNN-MO parameter directory into
-// the model IR ([LoadDir]), the engine's parameter files and per-layer DDR weight buffers
-// ([WriteBinparams], [LayerBuffers]), the engine's activation records ([Pack], [Unpack],
-// [Concat]), the plan of engine runs with their register values ([Plan]), and a host
-// reference of the engine ([Engine]) that computes the hidden layers bit-exactly as the
-// hardware does, plus the float first and last layers that run on the CPU ([FirstLayer],
-// [LastLayer]).
-//
-// Formats (read from QNN-MO-PYNQ's HLS and host sources):
-//
-// Activation records. The engine reads and writes one record per pixel of
-// MaxIFMCh*ActBits/8 = 192 bytes (24 little-endian 64-bit words), whatever the layer's
-// channel count. Channel c's 3-bit level sits at record bits 3c..3c+2 (bit 3c is the level's
-// least significant bit; record bit i is bit i%8 of byte i/8). Bits above the layer's
-// channels are zero in engine output; in engine input they are read as channels (the
-// host zero-pads them). Records follow the engine's raster order (row-major, engine rows
-// first). QNN-MO's driver feeds the engine the transposed image (numpy swapaxes of
-// darknet's CHW image): engine row r, column c is image pixel x=r, y=c, so record index
-// = x*H + y; the last layer transposes back. [Pack] and [Unpack] take CHW tensors in
-// image order and do that transposition. The Python driver hands the library a compact
-// form (ceil(3C/8) bytes per pixel) that the library bit-copies into 192-byte records;
-// [Pack] and [Unpack] take the record size as a parameter.
-//
-// Parameter files {L}-{PE}-weights.bin and {L}-{PE}-thres.bin: see binparam.go
-// ([WriteBinparams]); DDR weight buffers: [LayerBuffers].
-//
-// Driving the engine (QNN-MO's host library; [Plan] lists the runs and their register
-// values): for each [Run], first a weight load — in1 (0x10) and in2 (0x1C) = the physical
-// addresses of the run's two [LayerBuffers], doInit (0x34) = 1, layerType (0x3C) = 1,
-// KernelDim (0x44), start, wait for done — then the compute run: doInit = 0, in1 = the
-// input activation buffer, out (0x28) = the output buffer, layerType (1 conv, 2 conv +
-// pool), KernelDim, log2 stride (0x4C), IFMCh, OFMCh (channels of this part), IFMDim,
-// PaddedDim (IFMDim + 2*pad), OFMDim, PoolInDim, PoolOutDim, log2 PoolStride, start, wait.
-// The engine reads IFMDim^2 records and writes PoolOutDim^2 records of 192 bytes (for a
-// plain conv run it ignores the pool registers). A layer with Parts > 1 runs each part on
-// the same input; the CPU merges the part outputs with [Concat] (part j's channels at
-// record bits 3*OFMCh*j ...) into the next layer's input. The stride-1 pool pads the conv
-// output bottom and right with level 0 (PoolInDim = OFMDim + 1).
+// Package qnn owns the Tinier-YOLO W1A3 model of Xilinx's QNN-MO-PYNQ on the host side:
+// import of a QNN-MO parameter directory into the model IR ([LoadDir]), its parameter
+// files ([WriteBinparams]; {L}-{PE}-weights.bin and {L}-{PE}-thres.bin hold the engine's
+// per-PE words, offload.PEParams), a host reference of the offload engine ([Engine]) that
+// computes the hidden layers bit-exactly as the hardware does, and the float first and
+// last layers that run on the CPU ([FirstLayer], [LastLayer]). What the engine itself
+// takes and does (records, runs, registers, limits, weight buffers, the Accelerator
+// interface) is package offload's, which the board's driver and the simulation use
+// without this package.
 package qnn

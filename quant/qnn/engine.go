@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // Engine is the host reference of the offload engine: it computes a model's hidden
@@ -43,7 +44,7 @@ import (
 // each Run takes its own scratch planes (reused across runs through a sync.Pool, about
 // 3 MB for a 208x208 input, which the garbage collector may drop).
 type Engine struct {
-	lim     Limits
+	lim     offload.Limits
 	layers  []*engineLayer
 	threads int
 	scratch sync.Pool // of *scratch
@@ -118,8 +119,8 @@ type engineLayer struct {
 
 // NewEngine prepares the hidden layers of m for the host engine. threads <= 0 uses
 // GOMAXPROCS goroutines.
-func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
-	runs, err := Plan(m, lim)
+func NewEngine(m *quant.Model, lim offload.Limits, threads int) (*Engine, error) {
+	runs, err := offload.Plan(m, lim)
 	if err != nil {
 		return nil, err
 	}
@@ -134,7 +135,7 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 		l := m.Layers[r.Conv]
 		el := &engineLayer{
 			name: l.Name, k: l.Conv.Size, pad: l.Conv.Pad, inDim: l.In.H, outDim: l.Out.H,
-			gin: lanes(l.In.C), outCh: l.Conv.Filters, w: weightWords(l),
+			gin: offload.Lanes(l.In.C), outCh: l.Conv.Filters, w: offload.WeightWords(l),
 			thr: make([]int32, 7*l.Conv.Filters), invMask: make([]int32, l.Conv.Filters), poolDim: l.Out.H,
 		}
 		el.sf = el.k * el.k * el.gin
@@ -143,7 +144,7 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 			el.densify()
 		}
 		for o, t := range l.Quant.Thresholds {
-			if _, _, err := thresholdEntry(t, false); err != nil {
+			if _, _, err := offload.ThresholdEntry(t, false); err != nil {
 				return nil, fmt.Errorf("layer %s channel %d: %w", l.Name, o, err)
 			}
 			for i, v := range t {
@@ -181,14 +182,14 @@ func NewEngine(m *quant.Model, lim Limits, threads int) (*Engine, error) {
 // InLayout is the DDR layout of the engine's input (the first hidden layer's input
 // channels; the engine also reads the record bits up to the next multiple of 64
 // channels).
-func (e *Engine) InLayout() Layout {
-	return Layout{Channels: e.layers[0].inC, Dim: e.layers[0].inDim, RecordBytes: e.lim.RecordBytes()}
+func (e *Engine) InLayout() offload.Layout {
+	return offload.Layout{Channels: e.layers[0].inC, Dim: e.layers[0].inDim, RecordBytes: e.lim.RecordBytes()}
 }
 
 // OutLayout is the DDR layout of the engine's output (the last hidden layer's output).
-func (e *Engine) OutLayout() Layout {
+func (e *Engine) OutLayout() offload.Layout {
 	l := e.layers[len(e.layers)-1]
-	return Layout{Channels: l.outCh, Dim: l.poolDim, RecordBytes: e.lim.RecordBytes()}
+	return offload.Layout{Channels: l.outCh, Dim: l.poolDim, RecordBytes: e.lim.RecordBytes()}
 }
 
 // Run computes the hidden layers on a packed input (records of any size, as QNN-MO's
@@ -208,7 +209,7 @@ func (e *Engine) Run(in []byte) ([]byte, error) {
 	}
 	last := e.layers[len(e.layers)-1]
 	out := make([]byte, last.poolDim*last.poolDim*e.lim.RecordBytes())
-	planesToRecords(out, e.lim.RecordBytes(), x, last.poolDim*last.poolDim, lanes(last.outCh))
+	planesToRecords(out, e.lim.RecordBytes(), x, last.poolDim*last.poolDim, offload.Lanes(last.outCh))
 	return out, nil
 }
 
@@ -228,7 +229,7 @@ func (e *Engine) RunTrace(in []byte) (outs [][]byte, err error) {
 	for i, l := range e.layers {
 		x = e.layer(s, i, l, x)
 		out := make([]byte, l.poolDim*l.poolDim*rb)
-		planesToRecords(out, rb, x, l.poolDim*l.poolDim, lanes(l.outCh))
+		planesToRecords(out, rb, x, l.poolDim*l.poolDim, offload.Lanes(l.outCh))
 		outs = append(outs, out)
 	}
 	return outs, nil
@@ -237,7 +238,7 @@ func (e *Engine) RunTrace(in []byte) (outs [][]byte, err error) {
 // layer runs layer i (l: one convolution, all parts, and its pool) on bit planes, with
 // s's buffers.
 func (e *Engine) layer(s *scratch, i int, l *engineLayer, in []uint64) []uint64 {
-	gout := lanes(l.outCh)
+	gout := offload.Lanes(l.outCh)
 	conv := s.planesBuf(1+2*i, l.outDim*l.outDim*gout*3)
 	// The row and segment kernels set every plane word; the others OR into zeros.
 	assigns := l.vw == 32 && l.outCh%64 == 0
@@ -274,7 +275,7 @@ func (e *Engine) parallel(n int, f func(r0, r1 int)) { parallelRows(n, e.threads
 // convRows computes output rows r0..r1-1 of a convolution into bit planes.
 func (l *engineLayer) convRows(in, out []uint64, r0, r1 int) {
 	k, g, dim := l.k, l.gin, l.inDim
-	gout := lanes(l.outCh)
+	gout := offload.Lanes(l.outCh)
 	x := make([]uint64, 3*l.sf)
 	for r := r0; r < r1; r++ {
 		for c := 0; c < l.outDim; c++ {
@@ -325,7 +326,7 @@ func levelTotals(tot []int, planes []uint64, g, p0, p1 int) {
 // the map are contiguous pixels), so zero padding costs nothing.
 func (l *engineLayer) convRowsSeg(in []uint64, tot []int, out []uint64, r0, r1 int) {
 	k, g, dim := l.k, l.gin, l.inDim
-	gout := lanes(l.outCh)
+	gout := offload.Lanes(l.outCh)
 	segs := make([]seg32, k)
 	for r := r0; r < r1; r++ {
 		for c := 0; c < l.outDim; c++ {
@@ -397,7 +398,7 @@ func lanesClean(planes []uint64, c int) bool {
 // convRowsDense is convRows for a dense layer whose padding lanes are zero.
 func (l *engineLayer) convRowsDense(in, out []uint64, r0, r1 int) {
 	k, dim, dw := l.k, l.inDim, l.dw
-	gout := lanes(l.outCh)
+	gout := offload.Lanes(l.outCh)
 	x := make([]uint64, 3*dw)
 	for r := r0; r < r1; r++ {
 		for c := 0; c < l.outDim; c++ {

@@ -1,6 +1,10 @@
 package qnn
 
-import "math/bits"
+import (
+	"math/bits"
+
+	"github.com/fpgadetector/pynq-agent/quant/offload"
+)
 
 // convRows3x16 is convRowsDense for the usual first engine layer: 3x3 taps, pad 1, 16
 // input channels with zero padding lanes (144 window bits in 3 words). The window slides
@@ -8,7 +12,7 @@ import "math/bits"
 // each, and each step shifts one pixel in instead of gathering nine.
 func (l *engineLayer) convRows3x16(in, out []uint64, r0, r1 int) {
 	dim := l.inDim
-	gout := lanes(l.outCh)
+	gout := offload.Lanes(l.outCh)
 	if l.vw == 32 && l.outCh%32 == 0 {
 		// The row kernel: the row's windows and totals are gathered first.
 		rowX, rowTot, zero := make([]uint64, 9*dim), make([]int, dim), make([]uint64, 3*dim)

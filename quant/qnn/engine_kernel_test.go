@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // widthModel builds a random W1A3 model on an inC-channel input with the given output
@@ -65,13 +66,13 @@ func TestEngineKernelsAgree(t *testing.T) {
 		widths := c.widths
 		m := widthModel(t, uint64(widths[0]+c.inC), 10, c.inC, widths...)
 		in := randomLevels(m.Input.Size(), 6)
-		packed, err := Pack(in, DDRLayout(c.inC, 10))
+		packed, err := offload.Pack(in, offload.DDRLayout(c.inC, 10))
 		if err != nil {
 			t.Fatal(err)
 		}
 		run := func() []byte {
 			t.Helper()
-			e, err := NewEngine(m, W1A3, 2)
+			e, err := NewEngine(m, offload.W1A3, 2)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -102,7 +103,7 @@ func TestEngineKernelsAgree(t *testing.T) {
 				t.Errorf("widths %v: %s and default kernels differ", widths, k.name)
 			}
 		}
-		got, err := Unpack(fast, DDRLayout(widths[len(widths)-1], 5))
+		got, err := offload.Unpack(fast, offload.DDRLayout(widths[len(widths)-1], 5))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,13 +131,13 @@ var extraKernels []struct {
 // checks each against the Go kernels, layer by layer.
 func TestEngineKernelsRealModel(t *testing.T) {
 	m := loadModel(t)
-	in, err := Pack(randomLevels(16*208*208, 7), DDRLayout(16, 208))
+	in, err := offload.Pack(randomLevels(16*208*208, 7), offload.DDRLayout(16, 208))
 	if err != nil {
 		t.Fatal(err)
 	}
 	trace := func() [][]byte {
 		t.Helper()
-		e, err := NewEngine(m, W1A3, 2)
+		e, err := NewEngine(m, offload.W1A3, 2)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -181,11 +182,11 @@ func TestEngineCSAKernel(t *testing.T) {
 	defer func() { use32 = old }()
 	m := widthModel(t, 3, 8, 16, 64, 256, 64) // 3 (dense), 9 and 36 words per channel
 	in := randomLevels(m.Input.Size(), 8)
-	packed, err := Pack(in, DDRLayout(16, 8))
+	packed, err := offload.Pack(in, offload.DDRLayout(16, 8))
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := NewEngine(m, W1A3, 1)
+	e, err := NewEngine(m, offload.W1A3, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -193,7 +194,7 @@ func TestEngineCSAKernel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	got, err := Unpack(out, DDRLayout(64, 4))
+	got, err := offload.Unpack(out, offload.DDRLayout(64, 4))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -298,7 +299,7 @@ func BenchmarkDotKernels(b *testing.B) {
 // CPUs run and the extraKernels (AVX2 on amd64).
 func BenchmarkEngineKernels(b *testing.B) {
 	m := loadModel(b)
-	in, _ := Pack(randomLevels(16*208*208, 5), DDRLayout(16, 208))
+	in, _ := offload.Pack(randomLevels(16*208*208, 5), offload.DDRLayout(16, 208))
 	kernels := []string{"default", "scalar", "go", "csa32"}
 	for _, k := range extraKernels {
 		kernels = append(kernels, k.name)
@@ -324,7 +325,7 @@ func BenchmarkEngineKernels(b *testing.B) {
 			}
 			old := use32
 			use32 = kern == "csa32"
-			e, err := NewEngine(m, W1A3, 1)
+			e, err := NewEngine(m, offload.W1A3, 1)
 			defer func() { restore(); use32 = old }()
 			if err != nil {
 				b.Fatal(err)

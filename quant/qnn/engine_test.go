@@ -10,13 +10,14 @@ import (
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // refHidden computes the model's engine layers straight from the IR in image order and
 // orientation (darknet semantics), on integer levels.
 func refHidden(tb testing.TB, m *quant.Model, in []uint8) []uint8 {
 	tb.Helper()
-	first, last, err := EngineLayers(m)
+	first, last, err := offload.EngineLayers(m)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -148,12 +149,12 @@ func randomLevels(n int, seed uint64) []uint8 {
 func TestEngineMatchesIRReference(t *testing.T) {
 	for _, threads := range []int{1, 3} {
 		m := syntheticModel(t, 7)
-		e, err := NewEngine(m, W1A3, threads)
+		e, err := NewEngine(m, offload.W1A3, threads)
 		if err != nil {
 			t.Fatal(err)
 		}
 		in := randomLevels(m.Input.Size(), 3)
-		packed, err := Pack(in, DDRLayout(16, 12))
+		packed, err := offload.Pack(in, offload.DDRLayout(16, 12))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -162,10 +163,10 @@ func TestEngineMatchesIRReference(t *testing.T) {
 			t.Fatal(err)
 		}
 		ol := e.OutLayout()
-		if ol != DDRLayout(96, 6) || len(out) != ol.Size() {
+		if ol != offload.DDRLayout(96, 6) || len(out) != ol.Size() {
 			t.Fatalf("output layout %+v, %d bytes", ol, len(out))
 		}
-		got, err := Unpack(out, ol)
+		got, err := offload.Unpack(out, ol)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -192,7 +193,7 @@ func TestEngineMatchesIRReference(t *testing.T) {
 			t.Errorf("RunTrace: %d layers, %v", len(trace), err)
 		}
 		// A compact input gives the same output.
-		compact, _ := Pack(in, CompactLayout(16, 12))
+		compact, _ := offload.Pack(in, offload.CompactLayout(16, 12))
 		out2, err := e.Run(compact)
 		if err != nil || !bytes.Equal(out, out2) {
 			t.Errorf("compact input: %v, equal %v", err, bytes.Equal(out, out2))
@@ -204,12 +205,12 @@ func TestEngineMatchesIRReference(t *testing.T) {
 // the record bits past the input channels by the padding lanes' weights (+1).
 func TestEngineReadsPaddingLanes(t *testing.T) {
 	m := syntheticModel(t, 9)
-	e, err := NewEngine(m, W1A3, 1)
+	e, err := NewEngine(m, offload.W1A3, 1)
 	if err != nil {
 		t.Fatal(err)
 	}
 	in := randomLevels(m.Input.Size(), 4)
-	clean, _ := Pack(in, DDRLayout(16, 12))
+	clean, _ := offload.Pack(in, offload.DDRLayout(16, 12))
 	dirty := bytes.Clone(clean)
 	for p := 0; p < 144; p++ {
 		dirty[p*192+10] = 0xff // channels 26..29
@@ -226,10 +227,10 @@ func TestEngineReadsPaddingLanes(t *testing.T) {
 		y, x := p%12, p/12 // record p is image pixel x = p/12, y = p%12
 		rec := dirty[p*192:]
 		for c := 16; c < 64; c++ {
-			wide[(c*12+y)*12+x] = getBits3(rec, 3*c)
+			wide[(c*12+y)*12+x] = offload.RecordLevel(rec, c)
 		}
 	}
-	wpacked, _ := Pack(wide, DDRLayout(64, 12))
+	wpacked, _ := offload.Pack(wide, offload.DDRLayout(64, 12))
 	c, _ := e.Run(wpacked)
 	if !bytes.Equal(b, c) {
 		t.Error("padding lanes are not read as channels 16..63")
@@ -254,7 +255,7 @@ func TestPlanesRecordsRoundTrip(t *testing.T) {
 	rec := make([]byte, 5*192)
 	for p := 0; p < 5; p++ {
 		for c := 0; c < 192; c++ {
-			putBits3(rec[p*192:], 3*c, levels[p*192+c])
+			offload.SetRecordLevel(rec[p*192:], c, levels[p*192+c])
 		}
 	}
 	// 192 channels = 3 groups; bytes 72.. of each record stay zero.
@@ -279,11 +280,11 @@ func BenchmarkEngine(b *testing.B) {
 	m := loadModel(b)
 	for _, threads := range []int{1, 2} {
 		b.Run(map[int]string{1: "threads=1", 2: "threads=2"}[threads], func(b *testing.B) {
-			e, err := NewEngine(m, W1A3, threads)
+			e, err := NewEngine(m, offload.W1A3, threads)
 			if err != nil {
 				b.Fatal(err)
 			}
-			in, _ := Pack(randomLevels(16*208*208, 5), DDRLayout(16, 208))
+			in, _ := offload.Pack(randomLevels(16*208*208, 5), offload.DDRLayout(16, 208))
 			cpu0 := cpuTime()
 			for b.Loop() {
 				if _, err := e.Run(in); err != nil {
@@ -333,13 +334,13 @@ func TestRecordsToPlanesKernels(t *testing.T) {
 // first layer path (clean and junk padding lanes).
 func TestEngineConcurrentRuns(t *testing.T) {
 	m := widthModel(t, 7, 10, 16, 64, 96, 64)
-	e, err := NewEngine(m, W1A3, 2)
+	e, err := NewEngine(m, offload.W1A3, 2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var ins, want [][]byte
 	for i := range 4 {
-		in, _ := Pack(randomLevels(m.Input.Size(), uint64(20+i)), DDRLayout(16, 10))
+		in, _ := offload.Pack(randomLevels(m.Input.Size(), uint64(20+i)), offload.DDRLayout(16, 10))
 		if i%2 == 1 {
 			for p := 0; p < 100; p++ {
 				in[p*192+7] |= byte(i) // junk in channels 18..20

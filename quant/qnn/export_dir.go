@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
@@ -209,11 +210,11 @@ func scaled(w []float32, s float32) []float32 {
 // parameter directory that LoadDir reads back: <network>.cfg, <network>-layers.json,
 // <network>-conv<N>-W.npy (HWIO) and -bias.npy for the float convolutions, and the
 // engine's binparam-<network>/ files ([WriteBinparams]). network is m.Name.
-func WriteDir(m *quant.Model, dir string, lim Limits) error {
+func WriteDir(m *quant.Model, dir string, lim offload.Limits) error {
 	if m.Name == "" || strings.ContainsAny(m.Name, `/\`) {
 		return fmt.Errorf("write qnn dir: model name %q is not a file name", m.Name)
 	}
-	if _, err := Plan(m, lim); err != nil {
+	if _, err := offload.Plan(m, lim); err != nil {
 		return fmt.Errorf("write qnn dir: %w", err)
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
@@ -233,7 +234,7 @@ func WriteDir(m *quant.Model, dir string, lim Limits) error {
 		if l.Kind != quant.KindConv {
 			continue
 		}
-		if !isEngineConv(l) {
+		if !offload.IsEngineConv(l) {
 			var w, b bytes.Buffer
 			c := l.Conv
 			if err := WriteNpy(&w, []int{c.Size, c.Size, l.In.C, c.Filters}, oihwToHWIO(c.Weights, c.Filters, l.In.C, c.Size)); err != nil {
@@ -279,7 +280,7 @@ func qnnCfg(m *quant.Model) ([]byte, *layersJSON, error) {
 	var b strings.Builder
 	fmt.Fprintf(&b, "[net]\nbatch=1\nsubdivisions=1\nwidth=%d\nheight=%d\nchannels=%d\n", m.Input.W, m.Input.H, m.Input.C)
 	lj := &layersJSON{Network: m.Name, Binparam: "binparam-" + m.Name, BinparamSkip: BinparamSkip}
-	first, last, err := EngineLayers(m)
+	first, last, err := offload.EngineLayers(m)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -300,7 +301,7 @@ func qnnCfg(m *quant.Model) ([]byte, *layersJSON, error) {
 				pad = 1
 			}
 			fmt.Fprintf(&b, "\n[convolutional]\nfilters=%d\nsize=%d\nstride=%d\npad=%d\nactivation=%s\n", c.Filters, c.Size, c.Stride, pad, c.Activation)
-			if isEngineConv(l) {
+			if offload.IsEngineConv(l) {
 				b.WriteString("batch_normalize=1\nbinary=1\n")
 			}
 		case quant.KindMaxPool:

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/train"
 )
 
@@ -132,7 +133,7 @@ func TestFromQATWriteDirLoad(t *testing.T) {
 		t.Fatalf("first layer not folded: %+v", m.Layers[0].Quant)
 	}
 	dir := t.TempDir()
-	if err := WriteDir(m, dir, W1A3); err != nil {
+	if err := WriteDir(m, dir, offload.W1A3); err != nil {
 		t.Fatal(err)
 	}
 	fromDir, err := LoadDir(dir)
@@ -158,10 +159,10 @@ func TestFromQATWriteDirLoad(t *testing.T) {
 			if !reflect.DeepEqual(g.Conv.Weights, l.Conv.Weights) {
 				t.Errorf("layer %d: weights differ", i)
 			}
-			if isEngineConv(l) && (!reflect.DeepEqual(g.Quant.Thresholds, l.Quant.Thresholds) || !reflect.DeepEqual(g.Quant.Invert, l.Quant.Invert)) {
+			if offload.IsEngineConv(l) && (!reflect.DeepEqual(g.Quant.Thresholds, l.Quant.Thresholds) || !reflect.DeepEqual(g.Quant.Invert, l.Quant.Invert)) {
 				t.Errorf("layer %d: thresholds differ", i)
 			}
-			if !isEngineConv(l) && !reflect.DeepEqual(g.Conv.Bias, l.Conv.Bias) {
+			if !offload.IsEngineConv(l) && !reflect.DeepEqual(g.Conv.Bias, l.Conv.Bias) {
 				t.Errorf("layer %d: bias differs", i)
 			}
 		}
@@ -205,7 +206,7 @@ func TestFromQATMatchesTrainingForward(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eng, err := NewEngine(m, W1A3, 1)
+	eng, err := NewEngine(m, offload.W1A3, 1)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,13 +5,14 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // BenchmarkFloatHidden runs the same hidden layers (conv1..conv7 and pools, +-1 float
 // weights, ReLU instead of thresholds) through the float32 engine, for the speed ratio.
 func BenchmarkFloatHidden(b *testing.B) {
 	m := loadModel(b)
-	first, last, err := EngineLayers(m)
+	first, last, err := offload.EngineLayers(m)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -8,6 +8,7 @@ import (
 	"testing/fstest"
 
 	"github.com/fpgadetector/pynq-agent/agent/demomodel"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
 
@@ -75,7 +76,7 @@ func FuzzPackedInput(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	e, err := qnn.NewEngine(m, qnn.W1A3, 1)
+	e, err := qnn.NewEngine(m, offload.W1A3, 1)
 	if err != nil {
 		f.Fatal(err)
 	}
@@ -93,7 +94,7 @@ func FuzzPackedInput(f *testing.F) {
 		for i := range in {
 			in[i] = fill + byte(i)
 		}
-		l, err := qnn.LayoutForSize(il.Channels, il.Dim, len(in))
+		l, err := offload.LayoutForSize(il.Channels, il.Dim, len(in))
 		if err != nil {
 			return
 		}
@@ -105,24 +106,6 @@ func FuzzPackedInput(f *testing.F) {
 		}
 		if _, err := e.Run(in); err != nil && !strings.Contains(err.Error(), "record") {
 			t.Logf("run: %v", err)
-		}
-	})
-}
-
-func FuzzParseLimits(f *testing.F) {
-	f.Add([]byte(`{"parameters": {"MAX_K": 3, "MAX_IFM_CH": 512, "MAX_SIMD": 64}}`))
-	f.Add([]byte(`{"parameters": null}`))
-	f.Add([]byte(`[]`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		l, err := qnn.ParseLimits(data, "overlay.json")
-		if err != nil {
-			if !strings.HasPrefix(err.Error(), "overlay.json") {
-				t.Fatalf("error does not name the file: %v", err)
-			}
-			return
-		}
-		if l.Check() != nil {
-			t.Fatalf("accepted limits that fail Check: %+v", l)
 		}
 	})
 }

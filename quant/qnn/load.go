@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // FirstActScale is the activation scale of the CPU's first layer: its output is clipped
@@ -92,7 +93,7 @@ func loadFS(fsys fs.FS, dir string) (*quant.Model, error) {
 	if lj.BinparamSkip != BinparamSkip {
 		return nil, fmt.Errorf("%s: binparam_skip %d (only %d is supported)", jsonPath, lj.BinparamSkip, BinparamSkip)
 	}
-	if err := readBinparamsFS(fsys, m, path.Join(dir, lj.Binparam), W1A3); err != nil {
+	if err := readBinparamsFS(fsys, m, path.Join(dir, lj.Binparam), offload.W1A3); err != nil {
 		return nil, err
 	}
 	return m, nil

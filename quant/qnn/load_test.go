@@ -8,6 +8,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 func paramsDir(tb testing.TB) string {
@@ -89,7 +90,7 @@ func equalInt32(a, b []int32) bool {
 
 func TestPlanRegisters(t *testing.T) {
 	m := loadModel(t)
-	runs, err := Plan(m, W1A3)
+	runs, err := offload.Plan(m, offload.W1A3)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -123,7 +124,7 @@ func TestBinparamRoundTrip(t *testing.T) {
 	m := loadModel(t)
 	src := filepath.Join(paramsDir(t), "binparam-tinier-yolo-nopool")
 	out := t.TempDir()
-	if err := WriteBinparams(m, out, W1A3); err != nil {
+	if err := WriteBinparams(m, out, offload.W1A3); err != nil {
 		t.Fatal(err)
 	}
 	names, err := filepath.Glob(filepath.Join(src, "*.bin"))
@@ -169,19 +170,19 @@ func FuzzModelFromCfg(f *testing.F) {
 		if m.InferShapes() != nil {
 			return
 		}
-		_, _ = plan(m, W1A3, false)
+		_, _ = offload.PlanShapes(m, offload.W1A3)
 	})
 }
 
 func TestRunRegisters(t *testing.T) {
-	runs, err := Plan(loadModel(t), W1A3)
+	runs, err := offload.Plan(loadModel(t), offload.W1A3)
 	if err != nil {
 		t.Fatal(err)
 	}
 	r := runs[4] // conv5 part 0 with the 2/1 pool
 	got := r.ComputeRegs()
-	want := []RegWrite{{0x34, 0}, {0x3C, 2}, {0x44, 3}, {0x4C, 0}, {0x54, 256}, {0x5C, 256}, {0x64, 13},
-		{0x6C, 15}, {0x74, 13}, {0x7C, 14}, {0x84, 13}, {0x8C, 0}}
+	want := []offload.RegWrite{{Offset: 0x34, Value: 0}, {Offset: 0x3C, Value: 2}, {Offset: 0x44, Value: 3}, {Offset: 0x4C, Value: 0}, {Offset: 0x54, Value: 256}, {Offset: 0x5C, Value: 256}, {Offset: 0x64, Value: 13},
+		{Offset: 0x6C, Value: 15}, {Offset: 0x74, Value: 13}, {Offset: 0x7C, Value: 14}, {Offset: 0x84, Value: 13}, {Offset: 0x8C, Value: 0}}
 	if len(got) != len(want) {
 		t.Fatalf("%v", got)
 	}
@@ -190,10 +191,10 @@ func TestRunRegisters(t *testing.T) {
 			t.Errorf("write %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if w := r.WeightLoadRegs(); len(w) != 3 || w[0] != (RegWrite{0x34, 1}) || w[2] != (RegWrite{0x44, 3}) {
+	if w := r.WeightLoadRegs(); len(w) != 3 || w[0] != (offload.RegWrite{Offset: 0x34, Value: 1}) || w[2] != (offload.RegWrite{Offset: 0x44, Value: 3}) {
 		t.Errorf("weight load %v", w)
 	}
-	if runs[0].InBytes(W1A3) != 208*208*192 || runs[0].OutBytes(W1A3) != 104*104*192 {
-		t.Errorf("conv1 moves %d -> %d bytes", runs[0].InBytes(W1A3), runs[0].OutBytes(W1A3))
+	if runs[0].InBytes(offload.W1A3) != 208*208*192 || runs[0].OutBytes(offload.W1A3) != 104*104*192 {
+		t.Errorf("conv1 moves %d -> %d bytes", runs[0].InBytes(offload.W1A3), runs[0].OutBytes(offload.W1A3))
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/engine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
 // NMS is the overlap threshold of darknet's detector (do_nms_sort with .45).
@@ -32,7 +33,7 @@ func NewDetector(m *quant.Model, threads int) (*Detector, error) {
 	if d.First, err = NewFirstLayer(m, threads); err != nil {
 		return nil, err
 	}
-	if d.Engine, err = NewEngine(m, W1A3, threads); err != nil {
+	if d.Engine, err = NewEngine(m, offload.W1A3, threads); err != nil {
 		return nil, err
 	}
 	if d.Last, err = NewLastLayer(m, threads); err != nil {

@@ -1,4 +1,4 @@
-package qnn
+package offload
 
 // Register offsets of the engine's AXI-Lite control interface (BlackBoxJam, as
 // QNN-MO's offload-adapter-hw.cpp writes them). The three buffer addresses are 64-bit

@@ -1,4 +1,4 @@
-package qnn
+package offload
 
 import (
 	"fmt"
@@ -27,7 +27,7 @@ func (l Layout) Pixels() int { return l.Dim * l.Dim }
 // Size is the buffer size in bytes.
 func (l Layout) Size() int { return l.Pixels() * l.RecordBytes }
 
-func (l Layout) check() error {
+func (l Layout) Check() error {
 	if l.Channels <= 0 || l.Dim <= 0 || l.RecordBytes*8 < 3*l.Channels {
 		return fmt.Errorf("activation layout %d channels, %dx%d pixels, %d-byte records: records too small or empty", l.Channels, l.Dim, l.Dim, l.RecordBytes)
 	}
@@ -42,11 +42,11 @@ func LayoutForSize(channels, dim, n int) (Layout, error) {
 		return l, fmt.Errorf("%d bytes are not a whole number of records for %dx%d pixels", n, dim, dim)
 	}
 	l.RecordBytes = n / (dim * dim)
-	return l, l.check()
+	return l, l.Check()
 }
 
-// recordIndex maps image pixel (y, x) to its record: the engine scans the transposed image.
-func recordIndex(y, x, dim int) int { return x*dim + y }
+// RecordIndex maps image pixel (y, x) to its record: the engine scans the transposed image.
+func RecordIndex(y, x, dim int) int { return x*dim + y }
 
 // Pack packs 3-bit levels of a CHW tensor in image order (Channels x Dim x Dim, values
 // 0..7) into a new buffer of layout l, in the engine's transposed pixel order. Record bits
@@ -58,7 +58,7 @@ func Pack(levels []uint8, l Layout) ([]byte, error) {
 
 // PackInto is [Pack] into an existing buffer; it writes every byte of every record.
 func PackInto(dst []byte, levels []uint8, l Layout) error {
-	if err := l.check(); err != nil {
+	if err := l.Check(); err != nil {
 		return err
 	}
 	if len(levels) != l.Channels*l.Pixels() || len(dst) < l.Size() {
@@ -68,7 +68,7 @@ func PackInto(dst []byte, levels []uint8, l Layout) error {
 	plane := l.Pixels()
 	for y := 0; y < l.Dim; y++ {
 		for x := 0; x < l.Dim; x++ {
-			rec := dst[recordIndex(y, x, l.Dim)*l.RecordBytes:]
+			rec := dst[RecordIndex(y, x, l.Dim)*l.RecordBytes:]
 			for c := 0; c < l.Channels; c++ {
 				v := levels[c*plane+y*l.Dim+x]
 				if v > 7 {
@@ -83,7 +83,7 @@ func PackInto(dst []byte, levels []uint8, l Layout) error {
 
 // Unpack reads the levels of a buffer of layout l back into a CHW tensor in image order.
 func Unpack(buf []byte, l Layout) ([]uint8, error) {
-	if err := l.check(); err != nil {
+	if err := l.Check(); err != nil {
 		return nil, err
 	}
 	if len(buf) < l.Size() {
@@ -93,7 +93,7 @@ func Unpack(buf []byte, l Layout) ([]uint8, error) {
 	levels := make([]uint8, l.Channels*plane)
 	for y := 0; y < l.Dim; y++ {
 		for x := 0; x < l.Dim; x++ {
-			rec := buf[recordIndex(y, x, l.Dim)*l.RecordBytes:]
+			rec := buf[RecordIndex(y, x, l.Dim)*l.RecordBytes:]
 			for c := 0; c < l.Channels; c++ {
 				levels[c*plane+y*l.Dim+x] = getBits3(rec, 3*c)
 			}
@@ -103,6 +103,12 @@ func Unpack(buf []byte, l Layout) ([]uint8, error) {
 }
 
 // putBits3 ORs a 3-bit value into rec at bit offset off (record bit i = byte i/8, bit i%8).
+// RecordLevel returns channel ch's 3-bit level in a record.
+func RecordLevel(rec []byte, ch int) uint8 { return getBits3(rec, 3*ch) }
+
+// SetRecordLevel sets channel ch's level in a record whose bits for it are zero.
+func SetRecordLevel(rec []byte, ch int, v uint8) { putBits3(rec, 3*ch, v) }
+
 func putBits3(rec []byte, off int, v uint8) {
 	for b := 0; b < 3; b++ {
 		if v>>b&1 == 1 {

@@ -1,4 +1,4 @@
-package qnn
+package offload
 
 import "time"
 

@@ -1,7 +1,8 @@
-package qnn
+package offload
 
 import (
 	"bytes"
+	"math/rand/v2"
 	"testing"
 )
 
@@ -133,4 +134,14 @@ func TestRepack(t *testing.T) {
 	if err != nil || !bytes.Equal(back, compact) {
 		t.Errorf("DDR -> compact: %v", err)
 	}
+}
+
+// randomLevels returns n random 3-bit levels.
+func randomLevels(n int, seed uint64) []uint8 {
+	rng := rand.New(rand.NewPCG(seed, 2))
+	v := make([]uint8, n)
+	for i := range v {
+		v[i] = uint8(rng.IntN(8))
+	}
+	return v
 }
