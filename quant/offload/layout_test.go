@@ -138,8 +138,7 @@ func TestRepack(t *testing.T) {
 
 // randomLevels returns n random 3-bit levels.
 func randomLevels(n int, seed uint64) []uint8 {
-	rng := rand.New(rand.NewPCG(seed, 2))
-	v := make([]uint8, n)
+	rng, v := rand.New(rand.NewPCG(seed, 2)), make([]uint8, n)
 	for i := range v {
 		v[i] = uint8(rng.IntN(8))
 	}
