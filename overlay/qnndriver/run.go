@@ -18,14 +18,17 @@ const (
 	ctrlIdle  = 1 << 2
 )
 
-// regOrder lists the engine's registers by their .hwh names, in address order.
-var regOrder = []string{"CTRL", "in1", "in2", "out", "doInit", "layerType", "KernelDim", "Stride",
-	"IFMCh", "OFMCh", "IFMDim", "PaddedDim", "OFMDim", "PoolInDim", "PoolOutDim", "PoolStride"}
-
-// defaultOffsets are the published W1A3 overlay's offsets (DESIGN.md section 3).
-var defaultOffsets = regOffsets{"CTRL": 0x00, "in1": 0x10, "in2": 0x1C, "out": 0x28, "doInit": 0x34,
-	"layerType": 0x3C, "KernelDim": 0x44, "Stride": 0x4C, "IFMCh": 0x54, "OFMCh": 0x5C, "IFMDim": 0x64,
-	"PaddedDim": 0x6C, "OFMDim": 0x74, "PoolInDim": 0x7C, "PoolOutDim": 0x84, "PoolStride": 0x8C}
+// regOrder lists the engine's registers by their .hwh names, in address order, and
+// defaultOffsets places them as the published W1A3 overlay does (offload.Registers).
+var regOrder, defaultOffsets = func() ([]string, regOffsets) {
+	off := regOffsets{}
+	var names []string
+	for _, r := range offload.Registers {
+		names = append(names, r.Name)
+		off[r.Name] = r.Offset
+	}
+	return names, off
+}()
 
 // regOffsets maps register names (64-bit pointers by their argument name) to offsets.
 type regOffsets map[string]uint32
@@ -200,9 +203,9 @@ func (d *Driver) layer(ctx context.Context, i int, in, out dma.Buffer) error {
 	}
 	d.write64("in1", w[0].PhysAddr())
 	d.write64("in2", w[1].PhysAddr())
-	d.write("doInit", 1)
-	d.write("layerType", offload.TypeConv)
-	d.write("KernelDim", r.KernelDim)
+	for _, rw := range r.WeightLoadRegs() {
+		d.write(rw.Name, rw.Value)
+	}
 	if err := d.startAndWait(ctx, i, true); err != nil {
 		return err
 	}
@@ -211,19 +214,10 @@ func (d *Driver) layer(ctx context.Context, i int, in, out dma.Buffer) error {
 	if err := dma.SyncRangeForDevice(out, 0, offload.DDRLayout(int(r.OFMCh), r.OutDim).Size()); err != nil {
 		return err
 	}
-	d.write("doInit", 0)
 	d.write64("in1", in.PhysAddr())
 	d.write64("out", out.PhysAddr())
-	for _, rv := range []struct {
-		name string
-		v    uint32
-	}{
-		{"layerType", r.Type}, {"KernelDim", r.KernelDim}, {"Stride", r.Log2Stride},
-		{"IFMCh", r.IFMCh}, {"OFMCh", r.OFMCh}, {"IFMDim", r.IFMDim}, {"PaddedDim", r.PaddedDim},
-		{"OFMDim", r.OFMDim}, {"PoolInDim", r.PoolInDim}, {"PoolOutDim", r.PoolOutDim},
-		{"PoolStride", r.Log2PoolStride},
-	} {
-		d.write(rv.name, rv.v)
+	for _, rw := range r.ComputeRegs() {
+		d.write(rw.Name, rw.Value)
 	}
 	return d.startAndWait(ctx, i, false)
 }

@@ -10,28 +10,29 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
-// Register offsets of the BlackBoxJam AXI-lite slave (the .hwh lists them under
-// BlackBoxJam_0's REGISTERS; the HLS top's arguments in this order).
+// Register offsets of the BlackBoxJam AXI-lite slave: offload's map (the .hwh lists
+// them under BlackBoxJam_0's REGISTERS; the HLS top's arguments in this order), plus
+// the interrupt registers every HLS control interface has.
 const (
-	JamCtrl       = 0x00 // ap_ctrl: bit0 ap_start, bit1 ap_done (clear on read), bit2 ap_idle, bit3 ap_ready
+	JamCtrl       = offload.RegCtrl // ap_ctrl: bit0 ap_start, bit1 ap_done (clear on read), bit2 ap_idle, bit3 ap_ready
 	JamGIER       = 0x04
 	JamIER        = 0x08
 	JamISR        = 0x0C
-	JamIn1        = 0x10 // 64-bit: low word here, high word at +4
-	JamIn2        = 0x1C
-	JamOut        = 0x28
-	JamDoInit     = 0x34
-	JamLayerType  = 0x3C
-	JamKernelDim  = 0x44
-	JamStride     = 0x4C // log2 of the convolution stride
-	JamIFMCh      = 0x54
-	JamOFMCh      = 0x5C
-	JamIFMDim     = 0x64
-	JamPaddedDim  = 0x6C
-	JamOFMDim     = 0x74
-	JamPoolInDim  = 0x7C
-	JamPoolOutDim = 0x84
-	JamPoolStride = 0x8C // log2 of the pool stride
+	JamIn1        = offload.RegIn1 // 64-bit: low word here, high word at +4
+	JamIn2        = offload.RegIn2
+	JamOut        = offload.RegOut
+	JamDoInit     = offload.RegDoInit
+	JamLayerType  = offload.RegLayerType
+	JamKernelDim  = offload.RegKernelDim
+	JamStride     = offload.RegLog2Stride // log2 of the convolution stride
+	JamIFMCh      = offload.RegIFMCh
+	JamOFMCh      = offload.RegOFMCh
+	JamIFMDim     = offload.RegIFMDim
+	JamPaddedDim  = offload.RegPaddedDim
+	JamOFMDim     = offload.RegOFMDim
+	JamPoolInDim  = offload.RegPoolInDim
+	JamPoolOutDim = offload.RegPoolOutDim
+	JamPoolStride = offload.RegLog2PoolStride // log2 of the pool stride
 
 	ctrlStart = 1 << 0
 	ctrlDone  = 1 << 1

@@ -22,24 +22,41 @@ const (
 	RegLog2PoolStride = 0x8C
 )
 
-// RegWrite is one 32-bit register write.
-type RegWrite struct{ Offset, Value uint32 }
+// Registers are the engine's registers by their .hwh names (the HLS top's arguments; a
+// 64-bit pointer by its argument name), in address order, at the published overlay's
+// offsets. A design's .hwh may place them elsewhere: the driver looks the names up there.
+var Registers = []struct {
+	Name   string
+	Offset uint32
+}{
+	{"CTRL", RegCtrl}, {"in1", RegIn1}, {"in2", RegIn2}, {"out", RegOut}, {"doInit", RegDoInit},
+	{"layerType", RegLayerType}, {"KernelDim", RegKernelDim}, {"Stride", RegLog2Stride},
+	{"IFMCh", RegIFMCh}, {"OFMCh", RegOFMCh}, {"IFMDim", RegIFMDim}, {"PaddedDim", RegPaddedDim},
+	{"OFMDim", RegOFMDim}, {"PoolInDim", RegPoolInDim}, {"PoolOutDim", RegPoolOutDim},
+	{"PoolStride", RegLog2PoolStride},
+}
+
+// RegWrite is one 32-bit register write, the register by its name in [Registers].
+type RegWrite struct {
+	Name  string
+	Value uint32
+}
 
 // WeightLoadRegs are the scalar registers QNN-MO writes for a run's weight load (besides
-// RegIn1/RegIn2 = the [LayerBuffers] addresses), in its order; then it starts the engine.
+// in1/in2 = the [LayerBuffers] addresses), in its order; then it starts the engine.
 func (r Run) WeightLoadRegs() []RegWrite {
-	return []RegWrite{{RegDoInit, 1}, {RegLayerType, TypeConv}, {RegKernelDim, r.KernelDim}}
+	return []RegWrite{{"doInit", 1}, {"layerType", TypeConv}, {"KernelDim", r.KernelDim}}
 }
 
 // ComputeRegs are the scalar registers QNN-MO writes for a run's computation (besides
-// RegIn1 = input and RegOut = output buffer addresses), in its order; then it starts the
+// in1 = input and out = output buffer addresses), in its order; then it starts the
 // engine.
 func (r Run) ComputeRegs() []RegWrite {
 	return []RegWrite{
-		{RegDoInit, 0}, {RegLayerType, r.Type}, {RegKernelDim, r.KernelDim}, {RegLog2Stride, r.Log2Stride},
-		{RegIFMCh, r.IFMCh}, {RegOFMCh, r.OFMCh}, {RegIFMDim, r.IFMDim}, {RegPaddedDim, r.PaddedDim},
-		{RegOFMDim, r.OFMDim}, {RegPoolInDim, r.PoolInDim}, {RegPoolOutDim, r.PoolOutDim},
-		{RegLog2PoolStride, r.Log2PoolStride},
+		{"doInit", 0}, {"layerType", r.Type}, {"KernelDim", r.KernelDim}, {"Stride", r.Log2Stride},
+		{"IFMCh", r.IFMCh}, {"OFMCh", r.OFMCh}, {"IFMDim", r.IFMDim}, {"PaddedDim", r.PaddedDim},
+		{"OFMDim", r.OFMDim}, {"PoolInDim", r.PoolInDim}, {"PoolOutDim", r.PoolOutDim},
+		{"PoolStride", r.Log2PoolStride},
 	}
 }
 

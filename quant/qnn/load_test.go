@@ -181,8 +181,8 @@ func TestRunRegisters(t *testing.T) {
 	}
 	r := runs[4] // conv5 part 0 with the 2/1 pool
 	got := r.ComputeRegs()
-	want := []offload.RegWrite{{Offset: 0x34, Value: 0}, {Offset: 0x3C, Value: 2}, {Offset: 0x44, Value: 3}, {Offset: 0x4C, Value: 0}, {Offset: 0x54, Value: 256}, {Offset: 0x5C, Value: 256}, {Offset: 0x64, Value: 13},
-		{Offset: 0x6C, Value: 15}, {Offset: 0x74, Value: 13}, {Offset: 0x7C, Value: 14}, {Offset: 0x84, Value: 13}, {Offset: 0x8C, Value: 0}}
+	want := []offload.RegWrite{{Name: "doInit", Value: 0}, {Name: "layerType", Value: 2}, {Name: "KernelDim", Value: 3}, {Name: "Stride", Value: 0}, {Name: "IFMCh", Value: 256}, {Name: "OFMCh", Value: 256},
+		{Name: "IFMDim", Value: 13}, {Name: "PaddedDim", Value: 15}, {Name: "OFMDim", Value: 13}, {Name: "PoolInDim", Value: 14}, {Name: "PoolOutDim", Value: 13}, {Name: "PoolStride", Value: 0}}
 	if len(got) != len(want) {
 		t.Fatalf("%v", got)
 	}
@@ -191,7 +191,7 @@ func TestRunRegisters(t *testing.T) {
 			t.Errorf("write %d = %+v, want %+v", i, got[i], want[i])
 		}
 	}
-	if w := r.WeightLoadRegs(); len(w) != 3 || w[0] != (offload.RegWrite{Offset: 0x34, Value: 1}) || w[2] != (offload.RegWrite{Offset: 0x44, Value: 3}) {
+	if w := r.WeightLoadRegs(); len(w) != 3 || w[0] != (offload.RegWrite{Name: "doInit", Value: 1}) || w[2] != (offload.RegWrite{Name: "KernelDim", Value: 3}) {
 		t.Errorf("weight load %v", w)
 	}
 	if runs[0].InBytes(offload.W1A3) != 208*208*192 || runs[0].OutBytes(offload.W1A3) != 104*104*192 {
