@@ -98,7 +98,7 @@ func NewQNNModel(det *qnn.Detector, acc offload.Accelerator, nms float32) (*QNNM
 		return nil, fmt.Errorf("model has %d heads, want one region head", len(heads))
 	}
 	if nms <= 0 {
-		nms = qnn.NMS
+		nms = detect.DarknetNMS
 	}
 	return &QNNModel{Det: det, Accel: acc, NMS: nms, head: heads[0]}, nil
 }

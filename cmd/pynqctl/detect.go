@@ -53,7 +53,7 @@ float last layer).`,
 	fl.StringVar(&f.model, "model", "", "QNN-MO parameter directory (instead of --cfg/--weights)")
 	fl.StringVar(&f.names, "names", "", "class names file, one per line (default: class numbers)")
 	fl.Float32Var(&f.thresh, "thresh", 0.25, "detection threshold")
-	fl.Float32Var(&f.nms, "nms", detector.NMS, "NMS overlap threshold")
+	fl.Float32Var(&f.nms, "nms", detect.DarknetNMS, "NMS overlap threshold")
 	fl.BoolVar(&f.json, "json", false, "one JSON object per image instead of darknet-style lines")
 	fl.StringVar(&f.annotate, "annotate", "", "write images with boxes and labels into this directory")
 	fl.StringVar(&f.dialect, "dialect", "", "darknet dialect: pjreddie or alexeyab (default: from the cfg)")

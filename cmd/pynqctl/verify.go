@@ -18,7 +18,6 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
-	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/engine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
@@ -84,7 +83,7 @@ func addVerifyFlags(cmd *cobra.Command, f *verifyFlags) {
 	fl.Float64Var(&f.maxDrop, "max-drop", 5, "largest accepted mAP drop in percentage points")
 	fl.Float64Var(&f.minFloat, "min-float-map", 1, "smallest float mAP (percent) the gate accepts as a baseline: below it the gate fails, since the comparison means nothing")
 	fl.Float32Var(&f.thresh, "thresh", 0.005, "detection threshold for mAP (darknet's detector valid uses 0.005)")
-	fl.Float32Var(&f.nms, "nms", detector.NMS, "NMS overlap threshold")
+	fl.Float32Var(&f.nms, "nms", detect.DarknetNMS, "NMS overlap threshold")
 	if fl.Lookup("threads") == nil { // quant qat's --threads serves training and verify
 		fl.IntVar(&f.threads, "threads", 0, "engine goroutines (default: all cores)")
 	}

@@ -348,7 +348,7 @@ func (h *hostRef) run(data []byte, thresh float32, names []string) (*hostResult,
 	if err != nil {
 		return nil, err
 	}
-	cands = detect.NMS(cands, qnn.NMS)
+	cands = detect.NMS(cands, detect.DarknetNMS)
 	r.candCount = len(cands)
 	r.dets = []web.Box{}
 	for _, o := range detect.Objects(cands, thresh, names, img.W, img.H) {
@@ -556,7 +556,7 @@ func floatDetections(images []dataset.Image, f boardVerifyFlags) ([]mapeval.Dete
 	if err != nil {
 		return nil, fmt.Errorf("verify: float model: %w", err)
 	}
-	d, err := detector.NewFloat(m, f.threads, qnn.NMS)
+	d, err := detector.NewFloat(m, f.threads, detect.DarknetNMS)
 	if err != nil {
 		return nil, fmt.Errorf("verify: float model: %w", err)
 	}

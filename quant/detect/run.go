@@ -14,6 +14,9 @@ type Engine interface {
 	Output(layer int) []float32
 }
 
+// DarknetNMS is the overlap threshold of darknet's detector (do_nms_sort with .45).
+const DarknetNMS = 0.45
+
 // Config holds the detection parameters of [Run].
 type Config struct {
 	Thresh float32 // darknet -thresh (e.g. 0.25)

@@ -10,9 +10,6 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
-// NMS is darknet's default overlap threshold for do_nms_sort.
-const NMS = 0.45
-
 // Detector turns an image into darknet's candidate boxes after NMS, in pixels of the
 // image; [detect.Objects] turns those into the list darknet prints.
 type Detector interface {
@@ -35,7 +32,7 @@ func NewFloat(m *quant.Model, threads int, nms float32) (*Float, error) {
 		return nil, err
 	}
 	if nms <= 0 {
-		nms = NMS
+		nms = detect.DarknetNMS
 	}
 	return &Float{model: m, engine: e, nms: nms}, nil
 }

@@ -10,9 +10,6 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
-// NMS is the overlap threshold of darknet's detector (do_nms_sort with .45).
-const NMS = 0.45
-
 // Detector runs QNN-MO's whole pipeline on the host: darknet letterbox, the float first
 // layer and 3-bit quantizer, the engine layers (the host reference), the float last layer
 // and the region head. Its methods keep no state between calls (every call allocates its
@@ -94,5 +91,5 @@ func (d *Detector) Detect(img *imageio.Image, thresh float32) ([]detect.Detectio
 	if err != nil {
 		return nil, err
 	}
-	return detect.NMS(dets, NMS), nil
+	return detect.NMS(dets, detect.DarknetNMS), nil
 }
