@@ -281,12 +281,8 @@ func validDetections(m *quant.Model, e detect.Engine, img *imageio.Image, id str
 		cands = detect.NMS(cands, f.nms)
 	}
 	var out []mapeval.Detection
-	w, h := float64(img.W), float64(img.H)
 	for _, c := range cands {
-		b := mapeval.Box{
-			max(float64(c.Box[0])+1, 1), max(float64(c.Box[1])+1, 1),
-			min(float64(c.Box[2])+1, w), min(float64(c.Box[3])+1, h),
-		}
+		b := mapeval.VOCBox(c.Box, img.W, img.H)
 		for j, p := range c.Probs {
 			if p > f.thresh {
 				out = append(out, mapeval.Detection{Image: id, Class: detect.ClassName(names, j), Score: float64(p), Box: b})

@@ -493,12 +493,9 @@ func diffLevels(board, host []byte, l offload.Layout) (*layerMismatch, error) {
 // mapDetections converts detections as darknet's validate_detector writes them: the
 // box +1 pixel (VOC coordinates), clipped to [1, w] x [1, h].
 func mapDetections(id string, boxes []web.Box, w, h int) []mapeval.Detection {
-	fw, fh := float64(w), float64(h)
 	out := make([]mapeval.Detection, 0, len(boxes))
 	for _, b := range boxes {
-		out = append(out, mapeval.Detection{Image: id, Class: b.Class, Score: float64(b.Score), Box: mapeval.Box{
-			max(float64(b.Box[0])+1, 1), max(float64(b.Box[1])+1, 1), min(float64(b.Box[2])+1, fw), min(float64(b.Box[3])+1, fh),
-		}})
+		out = append(out, mapeval.Detection{Image: id, Class: b.Class, Score: float64(b.Score), Box: mapeval.VOCBox(b.Box, w, h)})
 	}
 	return out
 }

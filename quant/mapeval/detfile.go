@@ -143,10 +143,7 @@ func ReadDetectJSON(r io.Reader, name string, names []string) (*Detections, erro
 			if class == "" {
 				return nil, fmt.Errorf("%s:%d: detection %d has no class", name, line, i+1)
 			}
-			det := Detection{Image: id, Class: class, Score: d.Score}
-			for k, v := range d.Box {
-				det.Box[k] = v + 1
-			}
+			det := Detection{Image: id, Class: class, Score: d.Score, Box: VOCBox(d.Box, im.Width, im.Height)}
 			out.Dets = append(out.Dets, det)
 		}
 	}

@@ -40,13 +40,15 @@ func TestReadComp4AndJSON(t *testing.T) {
 	if _, err := ReadComp4(strings.NewReader("img1 0.9 1 2 30\n"), "f.txt", "chair"); err == nil || !strings.Contains(err.Error(), "f.txt:1:") {
 		t.Errorf("short line: err %v", err)
 	}
-	j := `{"image":"/x/val/a.jpg","width":640,"height":480,"detections":[{"class":"chair","class_id":0,"score":0.8,"box":[0,10,100,200]},{"class":"class 1","class_id":1,"score":0.3,"box":[1,2,3,4]}]}` + "\n" +
+	j := `{"image":"/x/val/a.jpg","width":640,"height":480,"detections":[{"class":"chair","class_id":0,"score":0.8,"box":[0,10,100,200]},{"class":"class 1","class_id":1,"score":0.3,"box":[1,2,3,4]},{"class":"chair","score":0.5,"box":[600,400,640,480]}]}` + "\n" +
 		`{"image":"b.png","width":10,"height":20,"detections":[]}`
 	d, err := ReadDetectJSON(strings.NewReader(j), "d.json", []string{"chair", "sofa"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(d.Dets) != 2 || d.Dets[0].Image != "a" || d.Dets[0].Box != (Box{1, 11, 101, 201}) || d.Dets[1].Class != "sofa" || d.Sizes["b"] != [2]int{10, 20} {
+	// A box at the image's edge ends there, as darknet's validate_detector clips it.
+	if len(d.Dets) != 3 || d.Dets[0].Image != "a" || d.Dets[0].Box != (Box{1, 11, 101, 201}) || d.Dets[1].Class != "sofa" ||
+		d.Dets[2].Box != (Box{601, 401, 640, 480}) || d.Sizes["b"] != [2]int{10, 20} {
 		t.Fatalf("json: %+v", d)
 	}
 	if _, err := ReadDetectJSON(strings.NewReader("{}\n{\"image\":"), "d.json", nil); err == nil || !strings.Contains(err.Error(), "d.json:1:") {
@@ -89,4 +91,20 @@ func FuzzReadDetections(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestVOCBox(t *testing.T) {
+	for _, c := range []struct {
+		in   [4]float32
+		w, h int
+		want Box
+	}{
+		{[4]float32{0, 0, 9, 19}, 10, 20, Box{1, 1, 10, 20}},
+		{[4]float32{-3, -1, 10, 20}, 10, 20, Box{1, 1, 10, 20}},    // clipped to [1, w] x [1, h]
+		{[4]float32{-3, 2.5, 10, 20}, 0, 0, Box{-2, 3.5, 11, 21}}, // size unknown: +1 only
+	} {
+		if got := VOCBox(c.in, c.w, c.h); got != c.want {
+			t.Errorf("VOCBox(%v, %d, %d) = %v, want %v", c.in, c.w, c.h, got, c.want)
+		}
+	}
 }

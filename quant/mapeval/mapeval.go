@@ -53,6 +53,19 @@ func ParseMetric(s string) (Metric, error) {
 // Box is x1, y1, x2, y2 in VOC pixel coordinates (inclusive corners).
 type Box [4]float64
 
+// VOCBox converts a box in 0-based image pixels (x1, y1, x2, y2) to the VOC pixel
+// coordinates darknet's validate_detector writes: every edge +1, clipped to [1, w] x
+// [1, h] (no clipping when the image size is unknown, w or h 0). Every evaluation of
+// this project's detections goes through it.
+func VOCBox[F float32 | float64](b [4]F, w, h int) Box {
+	v := Box{float64(b[0]) + 1, float64(b[1]) + 1, float64(b[2]) + 1, float64(b[3]) + 1}
+	if w > 0 && h > 0 {
+		fw, fh := float64(w), float64(h)
+		v = Box{max(v[0], 1), max(v[1], 1), min(v[2], fw), min(v[3], fh)}
+	}
+	return v
+}
+
 // Object is one ground-truth object.
 type Object struct {
 	Class     string

@@ -567,11 +567,9 @@ func EvalMAP(m *quant.Model, val string, names []string, threads int) (*mapeval.
 		if err != nil {
 			return nil, err
 		}
-		cands = detect.NMS(cands, .45)
-		w, h := float64(img.W), float64(img.H)
+		cands = detect.NMS(cands, detect.DarknetNMS)
 		for _, c := range cands {
-			b := mapeval.Box{max(float64(c.Box[0])+1, 1), max(float64(c.Box[1])+1, 1),
-				min(float64(c.Box[2])+1, w), min(float64(c.Box[3])+1, h)}
+			b := mapeval.VOCBox(c.Box, img.W, img.H)
 			for j, p := range c.Probs {
 				if p > thresh && j < len(classNames) {
 					dets = append(dets, mapeval.Detection{Image: im.ID, Class: classNames[j], Score: float64(p), Box: b})
