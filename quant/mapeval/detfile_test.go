@@ -100,7 +100,7 @@ func TestVOCBox(t *testing.T) {
 		want Box
 	}{
 		{[4]float32{0, 0, 9, 19}, 10, 20, Box{1, 1, 10, 20}},
-		{[4]float32{-3, -1, 10, 20}, 10, 20, Box{1, 1, 10, 20}},    // clipped to [1, w] x [1, h]
+		{[4]float32{-3, -1, 10, 20}, 10, 20, Box{1, 1, 10, 20}},   // clipped to [1, w] x [1, h]
 		{[4]float32{-3, 2.5, 10, 20}, 0, 0, Box{-2, 3.5, 11, 21}}, // size unknown: +1 only
 	} {
 		if got := VOCBox(c.in, c.w, c.h); got != c.want {
