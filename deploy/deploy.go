@@ -171,6 +171,22 @@ func (b *board) step(format string, args ...any) {
 	fmt.Fprintf(b.opts.Out, format+"\n", args...)
 }
 
+// PlanOffline prints, without a board, the plan of a deploy to a board that has no
+// releases yet: every file uploaded. pynqctl deploy --dry-run falls back to it when the
+// board cannot be reached.
+func PlanOffline(bundle *Bundle, opts Options) (*Result, error) {
+	opts = opts.withDefaults()
+	bundle, cleanup, err := withUnit(bundle, opts.Layout)
+	if err != nil {
+		return nil, err
+	}
+	defer cleanup()
+	res := &Result{DryRun: true, Version: releaseVersion(opts.Now(), bundle.Content)}
+	res.Plan = plan(bundle, &State{}, opts.Layout)
+	printPlan(opts.Out, res, nil)
+	return res, nil
+}
+
 // Deploy makes bundle the board's current release: upload what the board lacks, verify,
 // install the unit, switch, restart and wait for /healthz; a release that does not come
 // up is switched back. c must be a fresh connection; Deploy does not close it.

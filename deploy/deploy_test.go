@@ -548,3 +548,25 @@ func TestUnfinishedSwitchReported(t *testing.T) {
 		t.Errorf("status after the deploy: %+v (%v), want the committed switch", st, err)
 	}
 }
+
+// Without a board, the dry run's plan is that of a board without releases.
+func TestPlanOffline(t *testing.T) {
+	t.Parallel()
+	model := t.TempDir()
+	mustWrite(t, filepath.Join(model, "1-0-weights.bin"), []byte("weights"), 0o644)
+	cfg := filepath.Join(t.TempDir(), "agent.toml")
+	mustWrite(t, cfg, []byte("listen = \"127.0.0.1:0\"\n"), 0o644)
+	bundle, err := Collect(Sources{AgentBinary: fakeAgent(t), Config: cfg, ModelDir: model})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	res, err := PlanOffline(bundle, Options{Out: &out})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !res.DryRun || len(res.Plan) == 0 || !strings.Contains(out.String(), "model/1-0-weights.bin") ||
+		!strings.Contains(out.String(), "current: none") || strings.Contains(out.String(), "skip (on board") {
+		t.Errorf("offline plan %+v:\n%s", res, out.String())
+	}
+}

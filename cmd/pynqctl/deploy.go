@@ -171,13 +171,18 @@ or not this connection lasts. pynqctl watches it and shows a failed release's la
 			if err != nil {
 				return err
 			}
+			opts := bf.options(log)
+			opts.DryRun, opts.Keep = dryRun, keep
 			c, err := bf.dial(ctx, log)
+			if err != nil && dryRun { // the plan for a board without releases
+				log.Warn("board not reachable: planning for a board without releases (every file uploaded)", "err", err)
+				_, err = deploy.PlanOffline(bundle, opts)
+				return err
+			}
 			if err != nil {
 				return err
 			}
 			defer c.Close()
-			opts := bf.options(log)
-			opts.DryRun, opts.Keep = dryRun, keep
 			bar := newUploadBar()
 			opts.Progress = bar.update
 			start := time.Now()
