@@ -71,7 +71,7 @@ frame's data, so a 1-frame run subtracted from an N-frame run isolates it.`,
 				}
 				o.Bitstream = p.Bitstream
 			}
-			res, err := agent.BenchBoard(cmd.Context(), o, log)
+			res, err := agent.BenchBoard(cmd.Context(), o, agentLog(log))
 			if err != nil {
 				return err
 			}

@@ -647,7 +647,7 @@ func openSimBoard(ctx context.Context, f boardVerifyFlags, log *slog.Logger) (*v
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("verify: sim agent: %w", err)
 	}
-	a, err := agent.New(ctx, cfg, log)
+	a, err := agent.New(ctx, cfg, agentLog(log))
 	if err != nil {
 		return nil, fmt.Errorf("verify: sim agent: %w", err)
 	}
