@@ -101,8 +101,9 @@ func TestBrowserFeed(t *testing.T) {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	b := &fakeBackend{ready: true, thresh: 0.3, extra: map[string]any{"telemetry": map[string]any{
-		"engine_ms": 18.42, "conv0_ms": 9.7, "dma_bytes": 1048576, "irq": map[string]any{"count": 12, "latency_us": 41.5}}}}
+	b := &fakeBackend{ready: true, thresh: 0.3, extra: map[string]any{"telemetry": map[string]any{ // the agent's keys
+		"runqueue_waits": 812, "runqueue_p99_us": 41.5, "offcpu_engine_per_frame_ms": 18.42, "fpga_loads": 1,
+		"irq_gic61": 12, "fpga_load_unavailable": "kprobe fpga_mgr_load: not found (kernel without the FPGA framework)"}}}
 	agent := &agentSim{t: t, addr: addr, b: b}
 	agent.start()
 	t.Cleanup(agent.close)
@@ -179,6 +180,16 @@ func TestBrowserFeed(t *testing.T) {
 	}
 	run("telemetry and recent chairs shown", chromedp.Poll[chromedp.Void](
 		`!document.getElementById("telemetryCard").hidden && document.querySelectorAll("#recent img").length > 0`))
+	// Telemetry rows carry labels, not the JSON keys.
+	tel := eval(`document.getElementById("telemetry").innerText`)
+	for _, want := range []string{"Run-queue wait, p99 (µs)", "Off-CPU, engine thread, per frame (ms)", "Interrupts, GIC 61", "Probe fpga_load unavailable"} {
+		if !strings.Contains(tel, want) {
+			t.Errorf("telemetry table lacks %q:\n%s", want, tel)
+		}
+	}
+	if strings.Contains(tel, "runqueue_p99_us") {
+		t.Errorf("telemetry table shows raw keys:\n%s", tel)
+	}
 
 	// Control from the page with the token.
 	run("control", chromedp.Poll[chromedp.Void](`window.feedState.controlAllowed`))

@@ -205,6 +205,28 @@
     return out;
   }
 
+  // Human labels for the agent's telemetry keys (agent/telemetry StatusExtra); an unknown
+  // key shows as it is.
+  const telemetryLabels = [
+    [/^runqueue_waits$/, () => "Run-queue waits"],
+    [/^runqueue_(p50|p99|mean)_us$/, (m) => "Run-queue wait, " + m[1] + " (µs)"],
+    [/^offcpu_(.+)_last_frame_ms$/, (m) => "Off-CPU, " + m[1] + " thread, last frame (ms)"],
+    [/^offcpu_(.+)_per_frame_ms$/, (m) => "Off-CPU, " + m[1] + " thread, per frame (ms)"],
+    [/^fpga_loads$/, () => "FPGA loads seen"],
+    [/^fpga_load_last_ms$/, () => "Last FPGA load (ms)"],
+    [/^irq_gic(\d+)$/, (m) => "Interrupts, GIC " + m[1]],
+    [/^irq(\d+)$/, (m) => "Interrupts, IRQ " + m[1]],
+    [/^(.+)_unavailable$/, (m) => "Probe " + m[1] + " unavailable"],
+  ];
+
+  function telemetryLabel(key) {
+    for (const [re, label] of telemetryLabels) {
+      const m = key.match(re);
+      if (m) return label(m);
+    }
+    return key;
+  }
+
   function showTelemetry(tel) {
     const table = $("telemetry");
     table.replaceChildren();
@@ -216,10 +238,10 @@
         tr.className = "note";
         const td = tr.insertCell();
         td.colSpan = 2;
-        td.textContent = k + ": " + v;
+        td.textContent = telemetryLabel(k) + ": " + v;
         continue;
       }
-      tr.insertCell().textContent = k;
+      tr.insertCell().textContent = telemetryLabel(k);
       tr.insertCell().textContent = typeof v === "number" && !Number.isInteger(v) ? v.toFixed(2) : String(v);
     }
   }
