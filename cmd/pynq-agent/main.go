@@ -11,6 +11,8 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"strings"
 	"syscall"
 
 	"github.com/fpgadetector/pynq-agent/agent"
@@ -85,18 +87,31 @@ func loadConfig(f flags, set map[string]bool) (cfg *agent.Config, cleanup func()
 		cfg.Backend = agent.BackendSim
 	}
 	if set["source"] {
-		cfg.Source.Input = f.source
+		cfg.Source.Input = flagPath(f.source)
 	}
 	if set["listen"] {
 		cfg.Server.Listen = f.listen
 	}
 	if set["model"] {
-		cfg.Model.Kind, cfg.Model.Dir = agent.ModelQNN, f.model
+		cfg.Model.Kind, cfg.Model.Dir = agent.ModelQNN, flagPath(f.model)
 	}
 	if err := cfg.Validate(); err != nil {
 		return nil, nil, fmt.Errorf("after flags: %w", err)
 	}
 	return cfg, cleanup, nil
+}
+
+// flagPath makes a relative path from a flag absolute against the working directory:
+// flags name paths as the shell does, while the config's keys resolve against the
+// config file's directory (agent.Config.Path). URLs, devices and synthetic sources stay.
+func flagPath(p string) string {
+	if p == "" || filepath.IsAbs(p) || strings.Contains(p, "://") || strings.HasPrefix(p, agent.SynthPrefix) {
+		return p
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		return abs
+	}
+	return p
 }
 
 // demoConfig is -sim without -config: the FPGA simulation running the built-in demo

@@ -71,6 +71,20 @@ listen = "0.0.0.0:80"
 	if cfg.Backend != agent.BackendBoard || cfg.Server.Listen != "0.0.0.0:80" || cfg.Path(cfg.Model.Dir) != filepath.Join(dir, "params") {
 		t.Errorf("config changed: %+v", cfg)
 	}
+	// Relative paths in flags are the shell's, whatever the config file's directory.
+	f, fs, _ = parseFlags([]string{"-config", path, "-source", "frames/", "-model", "m"}, io.Discard)
+	set = map[string]bool{}
+	fs.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if cfg, _, err = loadConfig(f, set); err != nil {
+		t.Fatal(err)
+	}
+	wd, _ := os.Getwd()
+	if got := cfg.SourceInput(); got != filepath.Join(wd, "frames") {
+		t.Errorf("-source frames/ with -config in %s: %s, want it under %s", dir, got, wd)
+	}
+	if got := cfg.Path(cfg.Model.Dir); got != filepath.Join(wd, "m") {
+		t.Errorf("-model m with -config in %s: %s, want it under %s", dir, got, wd)
+	}
 	// A bad flag value is reported like a bad key.
 	f, _, _ = parseFlags([]string{"-config", path, "-listen", "nonsense"}, io.Discard)
 	if _, _, err := loadConfig(f, map[string]bool{"listen": true}); err == nil || !strings.Contains(err.Error(), "server.listen") {
