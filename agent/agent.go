@@ -459,8 +459,9 @@ func (a *Agent) Pipeline() *Pipeline { return a.pipe }
 // Names are the model's class names.
 func (a *Agent) Names() []string { return slices.Clone(a.names) }
 
-// Ready reports that start-up finished and frames are being processed.
-func (a *Agent) Ready() bool { return a.ready.Load() }
+// Ready reports that start-up finished and the source delivers frames (a failing
+// source, reopened with a growing delay, makes the daemon not ready: /readyz says why).
+func (a *Agent) Ready() bool { return a.ready.Load() && a.pipe.SourceFailure() == "" }
 
 // Health reports what keeps the daemon from doing its job, nil when nothing does: the
 // engine stopped (another program reprogrammed the PL, or reprogramming after repeated
@@ -489,7 +490,7 @@ func (a *Agent) Status() web.Status {
 	thresh, classes, paused := a.pipe.controlState()
 	st := web.Status{
 		Version: Version, Backend: a.cfg.Backend, Bitstream: a.bitInfo, Model: a.modelInfo,
-		Source: RedactURL(a.cfg.SourceInput()), Paused: paused, Ready: a.Ready(), Healthy: true,
+		Source: RedactURL(a.cfg.SourceInput()), SourceError: a.pipe.SourceFailure(), Paused: paused, Ready: a.Ready(), Healthy: true,
 		FPSIn: sn.FPSIn, FPSOut: sn.FPSOut, StagesMS: web.StageTimes(sn.StagesMS),
 		LatencyMS: sn.LatencyMS, Dropped: sn.Dropped, UptimeS: time.Since(a.start).Seconds(),
 		Thresh: thresh, Classes: classes,

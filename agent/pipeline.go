@@ -502,6 +502,10 @@ func (p *Pipeline) decode(j *Job, c *Capture) error {
 	})
 }
 
+// SourceFailure is the frame source's last error while it fails (the pipeline reopens
+// it with a growing delay), or "" while it delivers or has not failed.
+func (p *Pipeline) SourceFailure() string { return p.st.sourceFailure() }
+
 // engineLoop runs the accelerator. It drains its queue after ctx ends, without
 // cancelling runs in progress (a cancelled engine run would need a PL reset).
 func (p *Pipeline) engineLoop(ctx context.Context, in <-chan *Job, out chan<- *Job) {

@@ -377,9 +377,18 @@ func TestSourceRetry(t *testing.T) {
 	runPipeline(t, p, open, pub)
 	waitFor(t, "frames after retries", func() bool { return pub.count() > 0 })
 	sn := p.Stats()
-	if sn.SourceErrors != 3 || sn.SourceState != "running" || sn.SourceError != "" {
-		t.Errorf("source errors %d state %q err %q", sn.SourceErrors, sn.SourceState, sn.SourceError)
+	if sn.SourceErrors != 3 || sn.SourceState != "running" || sn.SourceError != "" || p.SourceFailure() != "" {
+		t.Errorf("source errors %d state %q err %q failure %q", sn.SourceErrors, sn.SourceState, sn.SourceError, p.SourceFailure())
 	}
+}
+
+// A source that keeps failing is reported as failing, with its error.
+func TestSourceFailureReported(t *testing.T) {
+	open := func(context.Context) (Source, error) { return nil, errors.New("camera unplugged") }
+	p := NewPipeline(&fakeModel{}, PipelineOptions{Thresh: 0.5,
+		Source: SourceConfig{Retry: Duration{time.Millisecond}, RetryMax: Duration{4 * time.Millisecond}}})
+	runPipeline(t, p, open, newCollector())
+	waitFor(t, "the failure reported", func() bool { return p.SourceFailure() == "camera unplugged" })
 }
 
 // stallSource connects but never delivers a frame.

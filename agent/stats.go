@@ -186,6 +186,16 @@ func (s *stats) source(state string, err error) {
 	}
 }
 
+// sourceFailure is the source's last error while it is failing (being reopened), else "".
+func (s *stats) sourceFailure() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srcState != "retrying" {
+		return ""
+	}
+	return s.srcErr
+}
+
 // Snapshot is a consistent copy of the pipeline's figures.
 type Snapshot struct {
 	FramesIn, FramesOut, Dropped, Paused, Errors, Detections, SourceErrors uint64

@@ -58,6 +58,19 @@ func TestHealthReadyStatus(t *testing.T) {
 	if code, _ := get(t, e.srv.URL+"/readyz"); code != http.StatusServiceUnavailable {
 		t.Fatalf("readyz when not ready: %d, want 503", code)
 	}
+	// Not ready because the source fails: /readyz says so, /api/status carries the error.
+	e.b.mu.Lock()
+	e.b.sourceErr = "open /dev/video0: no such device"
+	e.b.mu.Unlock()
+	if code, body := get(t, e.srv.URL+"/readyz"); code != http.StatusServiceUnavailable || !strings.Contains(body, "frame source failing (retrying): open /dev/video0: no such device") {
+		t.Fatalf("readyz with a failing source: %d %q", code, body)
+	}
+	if _, body := get(t, e.srv.URL+"/api/status"); !strings.Contains(body, `"source_error":"open /dev/video0: no such device"`) {
+		t.Fatalf("status with a failing source: %s", body)
+	}
+	e.b.mu.Lock()
+	e.b.sourceErr = ""
+	e.b.mu.Unlock()
 	// Unhealthy: both answer 503 with the reason.
 	e.b.mu.Lock()
 	e.b.ready, e.b.unhealthy = true, errors.New("no frame completed for 31s")

@@ -52,20 +52,23 @@ type Status struct {
 	Bitstream map[string]any `json:"bitstream,omitempty"`
 	Model     map[string]any `json:"model,omitempty"`
 	Source    string         `json:"source"`
-	Paused    bool           `json:"paused"`
-	Ready     bool           `json:"ready"`
-	Healthy   bool           `json:"healthy"`
-	Health    string         `json:"health,omitempty"` // why not healthy
-	FPSIn     float64        `json:"fps_in"`
-	FPSOut    float64        `json:"fps_out"`
-	StagesMS  StageTimes     `json:"stages_ms"`
-	LatencyMS float64        `json:"latency_ms"`
-	Dropped   uint64         `json:"dropped"`
-	Viewers   int            `json:"viewers"`
-	UptimeS   float64        `json:"uptime_s"`
-	Thresh    float32        `json:"thresh"`
-	Classes   []string       `json:"classes,omitempty"` // class filter; empty = all
-	Extra     map[string]any `json:"extra,omitempty"`   // e.g. telemetry
+	// SourceError is the source's last error while it fails (the daemon reopens it with a
+	// growing delay and is not ready meanwhile).
+	SourceError string         `json:"source_error,omitempty"`
+	Paused      bool           `json:"paused"`
+	Ready       bool           `json:"ready"`
+	Healthy     bool           `json:"healthy"`
+	Health      string         `json:"health,omitempty"` // why not healthy
+	FPSIn       float64        `json:"fps_in"`
+	FPSOut      float64        `json:"fps_out"`
+	StagesMS    StageTimes     `json:"stages_ms"`
+	LatencyMS   float64        `json:"latency_ms"`
+	Dropped     uint64         `json:"dropped"`
+	Viewers     int            `json:"viewers"`
+	UptimeS     float64        `json:"uptime_s"`
+	Thresh      float32        `json:"thresh"`
+	Classes     []string       `json:"classes,omitempty"` // class filter; empty = all
+	Extra       map[string]any `json:"extra,omitempty"`   // e.g. telemetry
 }
 
 // Control is an authenticated change to the running pipeline. Nil fields are unchanged.

@@ -28,13 +28,14 @@ type fakeBackend struct {
 	controls  int
 	extra     map[string]any
 	unhealthy error
+	sourceErr string
 }
 
 func (b *fakeBackend) Status() Status {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	return Status{Version: "test", Backend: "sim", Source: "synthetic", Ready: b.ready, Thresh: b.thresh,
-		Classes: b.classes, Paused: b.paused, FPSIn: 30, FPSOut: 29.5, Extra: b.extra}
+		Classes: b.classes, Paused: b.paused, FPSIn: 30, FPSOut: 29.5, Extra: b.extra, SourceError: b.sourceErr}
 }
 
 func (b *fakeBackend) Ready() bool { b.mu.Lock(); defer b.mu.Unlock(); return b.ready }

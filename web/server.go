@@ -131,7 +131,11 @@ func (s *server) healthz(w http.ResponseWriter, _ *http.Request) {
 func (s *server) readyz(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	if !s.b.Ready() {
-		http.Error(w, "not ready", http.StatusServiceUnavailable)
+		msg := "not ready"
+		if e := s.b.Status().SourceError; e != "" {
+			msg += ": frame source failing (retrying): " + e
+		}
+		http.Error(w, msg, http.StatusServiceUnavailable)
 		return
 	}
 	if err := s.b.Health(); err != nil {

@@ -189,8 +189,16 @@
     // running: the pill says so while they come in.
     const ver = st.extra && st.extra.verification;
     const verifying = !!(ver && ver.active);
-    if (state.connected) setConn(paused ? "reconnecting" : "live",
-      (paused ? "live · paused" : "live") + (verifying ? " · verifying (frames interleaved)" : ""));
+    if (state.connected) setConn(paused || st.source_error ? "reconnecting" : "live",
+      (paused ? "live · paused" : "live") + (st.source_error ? " · source failing" : "") +
+      (verifying ? " · verifying (frames interleaved)" : ""));
+    // A failing source is said where the frames would be (the last frame, if any, stays).
+    if (st.source_error && state.connected && !state.frames) {
+      $("overlay").hidden = false;
+      $("overlay").textContent = "frame source failing, retrying: " + st.source_error;
+    } else if (!st.source_error && !state.frames && state.connected) {
+      $("overlay").textContent = "waiting for frames…";
+    }
     if (document.activeElement !== $("classes")) $("classes").value = (st.classes || []).join(", ");
     const tel = st.extra && st.extra.telemetry;
     $("telemetryCard").hidden = !tel;
