@@ -14,6 +14,10 @@ var agentLogLevel = func() *slog.LevelVar {
 	return v
 }()
 
+// verbose is --verbose: per-layer detail in the quantization steps' output, and the log
+// of an in-process agent.
+var verbose bool
+
 // agentLog is log for an agent the command runs in its own process.
 func agentLog(log *slog.Logger) *slog.Logger {
 	return slog.New(minLevel{log.Handler(), agentLogLevel})

@@ -141,6 +141,9 @@ func runQuantRun(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f
 // runSubcommand runs `pynqctl <args>` in-process, so each step behaves exactly as the
 // command the guide documents.
 func runSubcommand(ctx context.Context, out, errOut io.Writer, log *slog.Logger, args []string) error {
+	if verbose { // the new root starts quiet
+		args = append(args, "--verbose")
+	}
 	root := newRootCmd(log)
 	root.SetArgs(args)
 	root.SetOut(out)

@@ -41,7 +41,7 @@ func TestQuantRunTinierYOLOLHTan(t *testing.T) {
 	val := chairsSubset(t, 6)
 	outdir := filepath.Join(dir, "run")
 	out, err := runPynqctl(t, "quant", "run", "--cfg="+cfg, "--weights="+weights, "--calibration="+val, "--val="+val,
-		"--outdir="+outdir, "--scales="+sidecar, "--names="+names)
+		"--outdir="+outdir, "--scales="+sidecar, "--names="+names, "-v")
 	if err != nil {
 		t.Fatalf("quant run: %v\n%s", err, out)
 	}

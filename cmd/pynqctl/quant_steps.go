@@ -48,6 +48,10 @@ func printStepNotes(w io.Writer, title string, notes []qonnx.Note) {
 	if len(notes) == 0 {
 		return
 	}
+	if !verbose && title != "refused" { // why a layer stays float is always said
+		fmt.Fprintf(w, "%-8s %d layers (-v lists them)\n", title, len(notes))
+		return
+	}
 	fmt.Fprintf(w, "%-8s %d:\n", title, len(notes))
 	for _, n := range notes {
 		bits := ""
@@ -288,9 +292,19 @@ func runCalibrate(out, errw io.Writer, log *slog.Logger, f calibrateFlags) error
 		fmt.Fprintf(out, " %g", res.Percentile)
 	}
 	fmt.Fprintln(out)
-	fmt.Fprintf(out, "%-12s %4s %10s %10s %10s %8s %10s\n", "layer", "bits", "max", "clip", "scale", "clipped", "zeros")
-	for _, l := range res.Layers {
-		fmt.Fprintf(out, "%-12s %4d %10.4g %10.4g %10.6g %7.4f%% %9.1f%%\n", l.Layer, l.Bits, l.Max, l.Clip, l.Scale, 100*l.Clipped, 100*l.Zeros)
+	if verbose {
+		fmt.Fprintf(out, "%-12s %4s %10s %10s %10s %8s %10s\n", "layer", "bits", "max", "clip", "scale", "clipped", "zeros")
+		for _, l := range res.Layers {
+			fmt.Fprintf(out, "%-12s %4d %10.4g %10.4g %10.6g %7.4f%% %9.1f%%\n", l.Layer, l.Bits, l.Max, l.Clip, l.Scale, 100*l.Clipped, 100*l.Zeros)
+		}
+	} else if len(res.Layers) > 0 {
+		worst := res.Layers[0]
+		for _, l := range res.Layers {
+			if l.Clipped > worst.Clipped {
+				worst = l
+			}
+		}
+		fmt.Fprintf(out, "ranges   %d layers; most clipped %s %.4f%% (-v lists them)\n", len(res.Layers), worst.Layer, 100*worst.Clipped)
 	}
 	tr := res.Thresholds
 	fmt.Fprintf(out, "thresholds %d layers (%d inverted channels, %d constant)\n", len(tr.Layers), tr.Inverted, tr.Constant)

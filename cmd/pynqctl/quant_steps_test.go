@@ -40,14 +40,14 @@ func TestQuantStepsYoloFastest(t *testing.T) {
 	run("quant", "convert", "--cfg="+filepath.Join(dir, "yolo-fastest-1.1.cfg"),
 		"--weights="+filepath.Join(dir, "yolo-fastest-1.1.weights"), "--output="+p("yf.onnx"))
 	out := run("quant", "finn", "--input="+p("yf.onnx"), "--output="+p("yf-finn.onnx"))
-	if !strings.Contains(out, "leaky    54:") {
+	if !strings.Contains(out, "leaky    54 layers (-v lists them)") {
 		t.Errorf("finn output lacks the 54 leaky layers:\n%s", out)
 	}
 	toml := p("over.toml")
 	if err := os.WriteFile(toml, []byte("keep_bits = 8\n[layers]\nconv1 = 0\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	out = run("quant", "weights", "--input="+p("yf-finn.onnx"), "--output="+p("yf-w1.onnx"), "--weight-bits=1", "--overrides="+toml)
+	out = run("quant", "weights", "--input="+p("yf-finn.onnx"), "--output="+p("yf-w1.onnx"), "--weight-bits=1", "--overrides="+toml, "-v")
 	for _, want := range []string{"refused  28:", "conv0        [8-bit] first layer", "conv1        [float] override"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("weights output lacks %q:\n%s", want, out)

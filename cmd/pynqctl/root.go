@@ -38,7 +38,6 @@ var (
 
 func newRootCmd(log *slog.Logger) *cobra.Command {
 	var maxPixels int64
-	var verbose bool
 	root := &cobra.Command{
 		Use:           "pynqctl",
 		Short:         "Host tools for the FPGADetector chair detector on PYNQ-Z2",
@@ -49,6 +48,7 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 				return fmt.Errorf("--max-image-pixels %d: want 1..%d", maxPixels, imageio.DefaultMaxPixels)
 			}
 			imageio.SetMaxPixels(maxPixels)
+			agentLogLevel.Set(slog.LevelWarn)
 			if verbose {
 				agentLogLevel.Set(slog.LevelInfo)
 			}
@@ -58,7 +58,7 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 	// Decoding peaks at about 20 bytes per pixel: 16 MP (a 12 MP phone photo fits) is
 	// about 320 MB; a 110 KB PNG declaring 5790x5790 pixels would take 1.3 GB.
 	root.PersistentFlags().Int64Var(&maxPixels, "max-image-pixels", 16<<20, "largest image (width x height) any command decodes, checked from the header")
-	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "also show the log of an agent the command runs in its own process (bench board, verify --board sim)")
+	root.PersistentFlags().BoolVarP(&verbose, "verbose", "v", false, "per-layer detail of the quantization steps, and the log of an agent the command runs in its own process (bench board, verify --board sim)")
 	quantCmd := &cobra.Command{Use: "quant", Short: "Convert and quantize models (the quantization guide's steps)"}
 	for _, f := range quantCommands {
 		quantCmd.AddCommand(f(log))
