@@ -1,5 +1,5 @@
-// Package dma owns physically contiguous buffers (XRT zocl, u-dma-buf, simulated), their
-// cache synchronisation, and the Xilinx AXI DMA driver.
+// Package dma owns physically contiguous buffers (XRT zocl, u-dma-buf, simulated) and
+// their cache synchronisation.
 //
 // Buffers come from an Allocator; every buffer has a CPU view (Bytes), the physical
 // address a device is told (PhysAddr), and cache maintenance in both directions:
@@ -13,7 +13,6 @@
 //   - SimAllocator: buffers carved out of a SimMemory, the simulated DDR, so a simulated
 //     IP reading physical address p sees exactly the bytes the driver wrote there.
 //
-// AXIDMA drives a Xilinx AXI DMA (PG021) in simple (register) mode through an
-// overlay.Region; package dma/simdma holds a register-level model of that IP for tests
-// and the FPGA simulation.
+// Package dma/axidma drives a Xilinx AXI DMA IP over these buffers; package dma/simdma
+// models that IP for the FPGA simulation.
 package dma

@@ -9,7 +9,7 @@ package simdma
 import (
 	"sync"
 
-	"github.com/fpgadetector/pynq-agent/dma"
+	"github.com/fpgadetector/pynq-agent/dma/axidma"
 	"github.com/fpgadetector/pynq-agent/overlay"
 )
 
@@ -54,7 +54,7 @@ type Config struct {
 
 // ConfigFromModule shapes the model like an axi_dma module of a .hwh.
 func ConfigFromModule(m *overlay.Module) (Config, error) {
-	c, err := dma.ConfigFromModule(m)
+	c, err := axidma.ConfigFromModule(m)
 	if err != nil {
 		return Config{}, err
 	}
@@ -76,8 +76,8 @@ type Model struct {
 }
 
 type channel struct {
-	dir               dma.Direction
-	regs              dma.ChannelRegs
+	dir               axidma.Direction
+	regs              axidma.ChannelRegs
 	cr, sr            uint32
 	addr, addrMSB     uint32
 	length            uint32
@@ -98,12 +98,12 @@ func New(mem Memory, cfg Config) *Model {
 	if cfg.AddrWidth == 0 {
 		cfg.AddrWidth = 32
 	}
-	if cfg.RegionSize < dma.RegisterWindow {
+	if cfg.RegionSize < axidma.RegisterWindow {
 		cfg.RegionSize = 0x10000
 	}
 	m := &Model{cfg: cfg, mem: mem, regs: overlay.NewMemRegion(cfg.RegionSize)}
-	for i, d := range []dma.Direction{dma.MM2S, dma.S2MM} {
-		m.ch[i] = channel{dir: d, regs: dma.Regs(d)}
+	for i, d := range []axidma.Direction{axidma.MM2S, axidma.S2MM} {
+		m.ch[i] = channel{dir: d, regs: axidma.Regs(d)}
 	}
 	m.hardReset()
 	m.regs.OnWrite = m.write
@@ -115,7 +115,7 @@ func New(mem Memory, cfg Config) *Model {
 func (m *Model) Region() *overlay.MemRegion { return m.regs }
 
 // InjectFault makes the next transfer on channel d fail with f.
-func (m *Model) InjectFault(d dma.Direction, f Fault) {
+func (m *Model) InjectFault(d axidma.Direction, f Fault) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.ch[d].next = f
@@ -140,7 +140,7 @@ type Stats struct {
 }
 
 // Stats returns the counters of channel d.
-func (m *Model) Stats(d dma.Direction) Stats {
+func (m *Model) Stats(d axidma.Direction) Stats {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	c := &m.ch[d]
@@ -159,7 +159,7 @@ func (m *Model) hardReset() {
 	for i := range m.ch {
 		c := &m.ch[i]
 		c.cr = 0x00010002 // IRQThreshold 1; bit 1 reads as 1
-		c.sr = dma.SRHalted
+		c.sr = axidma.SRHalted
 		c.addr, c.addrMSB, c.length = 0, 0, 0
 		c.busy, c.hang, c.busyLeft = false, false, 0
 	}
@@ -190,7 +190,7 @@ func (m *Model) read(off, stored uint32) uint32 {
 			if m.resetLeft > 0 {
 				m.resetLeft--
 			}
-			return c.cr | dma.CRReset
+			return c.cr | axidma.CRReset
 		}
 		return c.cr
 	case c.regs.SR:
@@ -215,7 +215,7 @@ func (m *Model) write(off, v uint32) {
 	case c.regs.CR:
 		m.writeCR(c, v)
 	case c.regs.SR:
-		c.sr &^= v & (dma.SRIOCIrq | 0x2000 | dma.SRErrIrq) // write 1 to clear
+		c.sr &^= v & (axidma.SRIOCIrq | 0x2000 | axidma.SRErrIrq) // write 1 to clear
 	case c.regs.Addr:
 		c.addr = v
 	case c.regs.AddrMSB:
@@ -227,7 +227,7 @@ func (m *Model) write(off, v uint32) {
 }
 
 func (m *Model) writeCR(c *channel, v uint32) {
-	if v&dma.CRReset != 0 {
+	if v&axidma.CRReset != 0 {
 		m.resets++
 		m.hardReset()
 		m.resetLeft = m.cfg.ResetReads
@@ -241,19 +241,19 @@ func (m *Model) writeCR(c *channel, v uint32) {
 	}
 	c.cr = v | 0x2
 	switch {
-	case v&dma.CRRunStop != 0:
-		c.sr &^= dma.SRHalted
+	case v&axidma.CRRunStop != 0:
+		c.sr &^= axidma.SRHalted
 	case !c.busy:
-		c.sr |= dma.SRHalted
+		c.sr |= axidma.SRHalted
 	}
 }
 
 // start begins the transfer a LENGTH write asks for.
 func (m *Model) start(c *channel) {
-	if c.sr&dma.SRHalted != 0 || c.busy || m.resetLeft != 0 {
+	if c.sr&axidma.SRHalted != 0 || c.busy || m.resetLeft != 0 {
 		return // ignored, as by the IP
 	}
-	c.sr &^= dma.SRIdle
+	c.sr &^= axidma.SRIdle
 	c.busy, c.busyLeft, c.hang = true, m.cfg.BusyReads, false
 	fault := c.next
 	c.next = NoFault
@@ -261,11 +261,11 @@ func (m *Model) start(c *channel) {
 	case fault == Hang:
 		c.hang = true
 	case fault == SlaveError:
-		m.fail(c, dma.SRDMASlvErr)
+		m.fail(c, axidma.SRDMASlvErr)
 	case fault == DecodeError:
-		m.fail(c, dma.SRDMADecErr)
+		m.fail(c, axidma.SRDMADecErr)
 	case fault == InternalError || c.length == 0:
-		m.fail(c, dma.SRDMAIntErr)
+		m.fail(c, axidma.SRDMAIntErr)
 	}
 	if c.busyLeft == 0 {
 		m.progress(c)
@@ -281,14 +281,14 @@ func (m *Model) progress(c *channel) {
 		c.busyLeft--
 		return
 	}
-	if c.dir == dma.MM2S {
+	if c.dir == axidma.MM2S {
 		m.runMM2S(c)
 	} else {
 		m.runS2MM(c)
 	}
 	// S2MM without data yet stays busy and retries at the next status read; an MM2S
 	// packet may be what it was waiting for.
-	if s := &m.ch[dma.S2MM]; c.dir == dma.MM2S && s.busy && !s.hang && s.busyLeft == 0 {
+	if s := &m.ch[axidma.S2MM]; c.dir == axidma.MM2S && s.busy && !s.hang && s.busyLeft == 0 {
 		m.runS2MM(s)
 	}
 }
@@ -304,12 +304,12 @@ func (m *Model) address(c *channel) uint64 {
 func (m *Model) runMM2S(c *channel) {
 	p := make([]byte, c.length)
 	if err := m.mem.ReadPhys(p, m.address(c)); err != nil {
-		m.fail(c, dma.SRDMADecErr)
+		m.fail(c, axidma.SRDMADecErr)
 		return
 	}
 	if m.cfg.Sink != nil {
 		if err := m.cfg.Sink(p); err != nil {
-			m.fail(c, dma.SRDMASlvErr)
+			m.fail(c, axidma.SRDMASlvErr)
 			return
 		}
 	} else {
@@ -334,13 +334,13 @@ func (m *Model) runS2MM(c *channel) {
 	}
 	n := min(len(p), int(c.length))
 	if err := m.mem.WritePhys(p[:n], m.address(c)); err != nil {
-		m.fail(c, dma.SRDMADecErr)
+		m.fail(c, axidma.SRDMADecErr)
 		return
 	}
 	if len(p) > int(c.length) {
 		// The packet did not fit: the model treats the missing TLAST as an internal
 		// error, so drivers notice a buffer that is too small.
-		m.fail(c, dma.SRDMAIntErr)
+		m.fail(c, axidma.SRDMAIntErr)
 		return
 	}
 	c.length = uint32(n) // LENGTH reads back the bytes received
@@ -349,7 +349,7 @@ func (m *Model) runS2MM(c *channel) {
 
 func (m *Model) complete(c *channel, n int) {
 	c.busy = false
-	c.sr |= dma.SRIdle | dma.SRIOCIrq
+	c.sr |= axidma.SRIdle | axidma.SRIOCIrq
 	c.transfers++
 	c.bytes += int64(n)
 }
@@ -357,7 +357,7 @@ func (m *Model) complete(c *channel, n int) {
 // fail ends the transfer with error bits; the channel halts, as PG021 describes.
 func (m *Model) fail(c *channel, bits uint32) {
 	c.busy, c.hang = false, false
-	c.sr |= bits | dma.SRErrIrq | dma.SRHalted
-	c.cr &^= dma.CRRunStop
+	c.sr |= bits | axidma.SRErrIrq | axidma.SRHalted
+	c.cr &^= axidma.CRRunStop
 	c.errors++
 }

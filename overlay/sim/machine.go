@@ -18,6 +18,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/bitstream"
 	"github.com/fpgadetector/pynq-agent/dma"
+	"github.com/fpgadetector/pynq-agent/dma/axidma"
 	"github.com/fpgadetector/pynq-agent/dma/simdma"
 	"github.com/fpgadetector/pynq-agent/overlay"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
@@ -208,7 +209,7 @@ func (m *Machine) instantiate(d *overlay.Design) ([]*device, error) {
 			j.synchronous = m.cfg.Synchronous
 			dev.regs, dev.model, dev.reset = j.Region(), j, j.Reset
 		case mod != nil && strings.HasPrefix(mod.VLNV, VLNVDMA):
-			cfg, err := dma.ConfigFromModule(mod)
+			cfg, err := axidma.ConfigFromModule(mod)
 			if err != nil {
 				return nil, err
 			}

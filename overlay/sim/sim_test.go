@@ -14,6 +14,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/bitstream"
 	"github.com/fpgadetector/pynq-agent/dma"
+	"github.com/fpgadetector/pynq-agent/dma/axidma"
 	"github.com/fpgadetector/pynq-agent/dma/simdma"
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/overlay"
@@ -425,7 +426,7 @@ func TestDesignModels(t *testing.T) {
 	}
 
 	// AXI DMA: loopback, an injected slave error, recovery.
-	d, err := dma.OpenAXIDMA(bus, m.Design(), "dma")
+	d, err := axidma.Open(bus, m.Design(), "dma")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -454,10 +455,10 @@ func TestDesignModels(t *testing.T) {
 		t.Fatal("loopback data differs")
 	}
 	model, _ := m.DMA("dma")
-	model.InjectFault(dma.MM2S, simdma.SlaveError)
+	model.InjectFault(axidma.MM2S, simdma.SlaveError)
 	err = d.MM2S().Run(ctx, src, 0, 4096)
-	var derr *dma.DMAError
-	if !errors.As(err, &derr) || !errors.Is(err, dma.ErrSlave) || !derr.Reset {
+	var derr *axidma.Error
+	if !errors.As(err, &derr) || !errors.Is(err, axidma.ErrSlave) || !derr.Reset {
 		t.Fatalf("got %v, want a slave error with a reset", err)
 	}
 	t.Log(err)

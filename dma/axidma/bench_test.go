@@ -1,4 +1,4 @@
-package dma_test
+package axidma_test
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package dma_test
+package axidma_test
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/dma"
+	"github.com/fpgadetector/pynq-agent/dma/axidma"
 	"github.com/fpgadetector/pynq-agent/dma/simdma"
 	"github.com/fpgadetector/pynq-agent/overlay"
 )
@@ -44,7 +45,7 @@ const dmaHWH = `<?xml version="1.0" encoding="UTF-8" standalone="no" ?>
 type rig struct {
 	alloc *dma.SimAllocator
 	model *simdma.Model
-	dev   *dma.AXIDMA
+	dev   *axidma.DMA
 }
 
 // newRig puts a simulated DMA on a bus, opens it through the .hwh and starts it. The
@@ -66,7 +67,7 @@ func newRig(tb testing.TB, mcfg simdma.Config) *rig {
 	model := simdma.New(mem, mcfg)
 	bus := &overlay.MemBus{}
 	bus.Add(dmaBase, model.Region())
-	dev, err := dma.OpenAXIDMA(overlay.NewCheckedBus(bus, d), d, "axi_dma_0")
+	dev, err := axidma.Open(overlay.NewCheckedBus(bus, d), d, "axi_dma_0")
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -107,11 +108,11 @@ func TestConfigFromModule(t *testing.T) {
 		t.Fatal(err)
 	}
 	m, _ := d.Module("axi_dma_0")
-	cfg, err := dma.ConfigFromModule(m)
+	cfg, err := axidma.ConfigFromModule(m)
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := dma.AXIDMAConfig{LengthWidth: 14, AddrWidth: 32, HasMM2S: true, HasS2MM: true, MM2SAlign: 8, S2MMAlign: 1}
+	want := axidma.Config{LengthWidth: 14, AddrWidth: 32, HasMM2S: true, HasS2MM: true, MM2SAlign: 8, S2MMAlign: 1}
 	if cfg != want || cfg.MaxLength() != 16383 {
 		t.Errorf("config %+v (max %d), want %+v", cfg, cfg.MaxLength(), want)
 	}
@@ -129,14 +130,14 @@ func TestConfigFromModule(t *testing.T) {
 			t.Fatal(err)
 		}
 		m, _ := d.Module("axi_dma_0")
-		if _, err := dma.ConfigFromModule(m); err == nil || !strings.Contains(err.Error(), c.want) {
+		if _, err := axidma.ConfigFromModule(m); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%s: %v, want %q", c.new, err, c.want)
 		}
 	}
-	if _, err := dma.OpenAXIDMA(&overlay.MemBus{}, d, "gpio"); err == nil || !strings.Contains(err.Error(), "not an AXI DMA") {
+	if _, err := axidma.Open(&overlay.MemBus{}, d, "gpio"); err == nil || !strings.Contains(err.Error(), "not an AXI DMA") {
 		t.Errorf("gpio as DMA: %v", err)
 	}
-	if _, err := dma.OpenAXIDMA(&overlay.MemBus{}, d, "nope"); err == nil || !strings.Contains(err.Error(), `no module "nope"`) {
+	if _, err := axidma.Open(&overlay.MemBus{}, d, "nope"); err == nil || !strings.Contains(err.Error(), `no module "nope"`) {
 		t.Errorf("missing instance: %v", err)
 	}
 }
@@ -162,7 +163,7 @@ func TestLoopback(t *testing.T) {
 		if d, c := dst.SyncCounts(); d != 1 || c != 1 {
 			t.Errorf("S2MM buffer syncs: %d for device, %d for CPU; want 1, 1", d, c)
 		}
-		if s := r.model.Stats(dma.MM2S); s.Transfers != 1 || s.Bytes != 3000 {
+		if s := r.model.Stats(axidma.MM2S); s.Transfers != 1 || s.Bytes != 3000 {
 			t.Errorf("model MM2S stats %+v", s)
 		}
 	}
@@ -192,23 +193,23 @@ func TestErrorBits(t *testing.T) {
 		err   error
 		text  string
 	}{
-		{simdma.SlaveError, dma.SRDMASlvErr, dma.ErrSlave, "DMASlvErr"},
-		{simdma.DecodeError, dma.SRDMADecErr, dma.ErrDecode, "DMADecErr"},
-		{simdma.InternalError, dma.SRDMAIntErr, dma.ErrInternal, "DMAIntErr"},
+		{simdma.SlaveError, axidma.SRDMASlvErr, axidma.ErrSlave, "DMASlvErr"},
+		{simdma.DecodeError, axidma.SRDMADecErr, axidma.ErrDecode, "DMADecErr"},
+		{simdma.InternalError, axidma.SRDMAIntErr, axidma.ErrInternal, "DMAIntErr"},
 	} {
-		for _, dir := range []dma.Direction{dma.MM2S, dma.S2MM} {
+		for _, dir := range []axidma.Direction{axidma.MM2S, axidma.S2MM} {
 			r := newRig(t, simdma.Config{})
 			src, dst := r.buffer(t, 256, 3), r.buffer(t, 256, 0)
 			r.model.InjectFault(dir, c.fault)
 			err := r.loopback(context.Background(), src, dst, 256)
-			var de *dma.DMAError
+			var de *axidma.Error
 			if !errors.As(err, &de) || !errors.Is(err, c.err) {
 				t.Fatalf("%v on %s: %v", c.fault, dir, err)
 			}
-			if de.Channel != dir || de.Status&c.bit == 0 || de.Status&dma.SRHalted == 0 || de.Length != 256 || !de.Reset {
+			if de.Channel != dir || de.Status&c.bit == 0 || de.Status&axidma.SRHalted == 0 || de.Length != 256 || !de.Reset {
 				t.Errorf("%v on %s: %+v", c.fault, dir, de)
 			}
-			if want := map[dma.Direction]uint64{dma.MM2S: src.PhysAddr(), dma.S2MM: dst.PhysAddr()}[dir]; de.Addr != want {
+			if want := map[axidma.Direction]uint64{axidma.MM2S: src.PhysAddr(), axidma.S2MM: dst.PhysAddr()}[dir]; de.Addr != want {
 				t.Errorf("%v on %s: error names 0x%X, want 0x%X", c.fault, dir, de.Addr, want)
 			}
 			msg := err.Error()
@@ -241,7 +242,7 @@ func (b *outsideBuffer) Close() error         { return nil }
 func TestDecodeErrorFromAddress(t *testing.T) {
 	r := newRig(t, simdma.Config{})
 	err := r.dev.MM2S().Run(context.Background(), &outsideBuffer{make([]byte, 64)}, 0, 64)
-	if !errors.Is(err, dma.ErrDecode) || !strings.Contains(err.Error(), "at 0x8000000") {
+	if !errors.Is(err, axidma.ErrDecode) || !strings.Contains(err.Error(), "at 0x8000000") {
 		t.Errorf("unmapped address: %v", err)
 	}
 }
@@ -249,7 +250,7 @@ func TestDecodeErrorFromAddress(t *testing.T) {
 func TestHangTimesOutAndRecovers(t *testing.T) {
 	r := newRig(t, simdma.Config{})
 	src, dst := r.buffer(t, 512, 9), r.buffer(t, 512, 0)
-	r.model.InjectFault(dma.MM2S, simdma.Hang)
+	r.model.InjectFault(axidma.MM2S, simdma.Hang)
 	resets := r.model.Resets()
 	if err := r.dev.MM2S().Transfer(src, 0, 512); err != nil {
 		t.Fatal(err)
@@ -257,8 +258,8 @@ func TestHangTimesOutAndRecovers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
 	err := r.dev.MM2S().Wait(ctx)
-	var de *dma.DMAError
-	if !errors.As(err, &de) || !errors.Is(err, dma.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || !de.Reset {
+	var de *axidma.Error
+	if !errors.As(err, &de) || !errors.Is(err, axidma.ErrTimeout) || !errors.Is(err, context.DeadlineExceeded) || !de.Reset {
 		t.Fatalf("hang: %v", err)
 	}
 	if !strings.Contains(err.Error(), "consumer") || r.model.Resets() != resets+1 {
@@ -277,11 +278,11 @@ func TestResetAbortsOtherChannel(t *testing.T) {
 	if err := r.dev.S2MM().Transfer(dst, 0, 128); err != nil {
 		t.Fatal(err)
 	}
-	r.model.InjectFault(dma.MM2S, simdma.SlaveError)
-	if err := r.dev.MM2S().Run(context.Background(), src, 0, 128); !errors.Is(err, dma.ErrSlave) {
+	r.model.InjectFault(axidma.MM2S, simdma.SlaveError)
+	if err := r.dev.MM2S().Run(context.Background(), src, 0, 128); !errors.Is(err, axidma.ErrSlave) {
 		t.Fatalf("MM2S: %v", err)
 	}
-	if err := r.dev.S2MM().Wait(context.Background()); !errors.Is(err, dma.ErrAborted) {
+	if err := r.dev.S2MM().Wait(context.Background()); !errors.Is(err, axidma.ErrAborted) {
 		t.Errorf("S2MM after the reset: %v", err)
 	}
 }
@@ -304,7 +305,7 @@ func TestTransferChecks(t *testing.T) {
 			t.Errorf("Transfer(off %d, n %d): %v, want %q", c.off, c.n, err, c.want)
 		}
 	}
-	if s := r.model.Stats(dma.MM2S); s.Transfers+s.Errors != 0 || s.Busy {
+	if s := r.model.Stats(axidma.MM2S); s.Transfers+s.Errors != 0 || s.Busy {
 		t.Errorf("a refused transfer reached the DMA: %+v", s)
 	}
 	if d, _ := big.SyncCounts(); d != 0 {
@@ -333,15 +334,15 @@ func TestNotStartedAndResetStuck(t *testing.T) {
 	mem, _ := dma.NewSimMemory(dma.DefaultSimBase, 1<<16)
 	alloc, _ := dma.NewSimAllocator(mem, dma.SimConfig{})
 	model := simdma.New(mem, simdma.Config{ResetReads: 3})
-	dev, err := dma.NewAXIDMA("dma0", model.Region(), dma.AXIDMAConfig{HasMM2S: true, ResetTimeout: 10 * time.Millisecond})
+	dev, err := axidma.New("dma0", model.Region(), axidma.Config{HasMM2S: true, ResetTimeout: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	buf, _ := alloc.Alloc(64)
-	if err := dev.MM2S().Transfer(buf, 0, 64); !errors.Is(err, dma.ErrHalted) {
+	if err := dev.MM2S().Transfer(buf, 0, 64); !errors.Is(err, axidma.ErrHalted) {
 		t.Errorf("transfer before Start: %v", err)
 	}
-	if err := dev.S2MM().Transfer(buf, 0, 64); !errors.Is(err, dma.ErrNoChannel) {
+	if err := dev.S2MM().Transfer(buf, 0, 64); !errors.Is(err, axidma.ErrNoChannel) {
 		t.Errorf("S2MM on an MM2S-only DMA: %v", err)
 	}
 	if err := dev.Start(context.Background()); err != nil {
@@ -366,12 +367,12 @@ func TestWideAddresses(t *testing.T) {
 	model := simdma.New(mem, simdma.Config{AddrWidth: 40})
 	buf, _ := alloc.Alloc(64)
 	copy(buf.Bytes(), "above 4 GiB")
-	narrow, _ := dma.NewAXIDMA("dma32", model.Region(), dma.AXIDMAConfig{HasMM2S: true, HasS2MM: true})
+	narrow, _ := axidma.New("dma32", model.Region(), axidma.Config{HasMM2S: true, HasS2MM: true})
 	narrow.Start(context.Background())
 	if err := narrow.MM2S().Transfer(buf, 0, 64); err == nil || !strings.Contains(err.Error(), "32-bit address space") {
 		t.Errorf("32-bit DMA, 36-bit buffer: %v", err)
 	}
-	wide, _ := dma.NewAXIDMA("dma40", model.Region(), dma.AXIDMAConfig{HasMM2S: true, HasS2MM: true, AddrWidth: 40})
+	wide, _ := axidma.New("dma40", model.Region(), axidma.Config{HasMM2S: true, HasS2MM: true, AddrWidth: 40})
 	wide.Start(context.Background())
 	dst, _ := alloc.Alloc(64)
 	wide.S2MM().Transfer(dst, 0, 64)
@@ -381,7 +382,7 @@ func TestWideAddresses(t *testing.T) {
 	if err := wide.S2MM().Wait(context.Background()); err != nil || string(dst.Bytes()[:11]) != "above 4 GiB" {
 		t.Errorf("40-bit loopback: %v, %q", err, dst.Bytes()[:11])
 	}
-	if msb := model.Region().Peek(dma.Regs(dma.S2MM).AddrMSB); msb != 1 {
+	if msb := model.Region().Peek(axidma.Regs(axidma.S2MM).AddrMSB); msb != 1 {
 		t.Errorf("S2MM DA MSB = %d, want 1", msb)
 	}
 }

@@ -1,4 +1,8 @@
-package dma
+// Package axidma drives a Xilinx AXI DMA (PG021) in simple (register) mode through an
+// overlay.Region, moving dma.Buffers; package dma/simdma holds a register-level model of
+// that IP for tests and the FPGA simulation. (QNN-MO's engine reads and writes DDR
+// itself; overlays with a stream IP behind an AXI DMA use this.)
+package axidma
 
 import (
 	"context"
@@ -11,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/fpgadetector/pynq-agent/dma"
 	"github.com/fpgadetector/pynq-agent/overlay"
 )
 
@@ -65,7 +70,7 @@ func Regs(d Direction) ChannelRegs {
 	return ChannelRegs{CR: 0x00, SR: 0x04, Addr: 0x18, AddrMSB: 0x1C, Length: 0x28}
 }
 
-// Errors of the AXI DMA driver, for errors.Is. A *DMAError wraps one or more of them.
+// Errors of the AXI DMA driver, for errors.Is. A *Error wraps one or more of them.
 var (
 	ErrTimeout   = errors.New("transfer did not complete in time")
 	ErrInternal  = errors.New("DMAIntErr: internal error (zero length, or a stream/length mismatch)")
@@ -76,9 +81,9 @@ var (
 	ErrNoChannel = errors.New("channel not present in this DMA (c_include_mm2s/s2mm = 0)")
 )
 
-// AXIDMAConfig is what the driver must know about one AXI DMA instance; read it from the
+// Config is what the driver must know about one AXI DMA instance; read it from the
 // .hwh with ConfigFromModule.
-type AXIDMAConfig struct {
+type Config struct {
 	// LengthWidth is c_sg_length_width: LENGTH has that many bits, so a transfer
 	// moves at most (1<<LengthWidth)-1 bytes. Default 14.
 	LengthWidth int
@@ -99,9 +104,9 @@ type AXIDMAConfig struct {
 }
 
 // MaxLength is the largest transfer in bytes.
-func (c AXIDMAConfig) MaxLength() int { return 1<<c.LengthWidth - 1 }
+func (c Config) MaxLength() int { return 1<<c.LengthWidth - 1 }
 
-func (c *AXIDMAConfig) defaults() {
+func (c *Config) defaults() {
 	if c.LengthWidth == 0 {
 		c.LengthWidth = 14
 	}
@@ -118,7 +123,7 @@ func (c *AXIDMAConfig) defaults() {
 	}
 }
 
-func (c AXIDMAConfig) validate() error {
+func (c Config) validate() error {
 	if c.LengthWidth < 8 || c.LengthWidth > 26 {
 		return fmt.Errorf("c_sg_length_width %d is outside PG021's 8..26", c.LengthWidth)
 	}
@@ -129,20 +134,20 @@ func (c AXIDMAConfig) validate() error {
 		return errors.New("neither channel is included (c_include_mm2s = c_include_s2mm = 0)")
 	}
 	for _, a := range []int{c.MM2SAlign, c.S2MMAlign} {
-		if !isPowerOfTwo(uint64(a)) {
+		if a <= 0 || a&(a-1) != 0 {
 			return fmt.Errorf("alignment %d is not a power of two", a)
 		}
 	}
 	return nil
 }
 
-// AXIDMAVLNV prefixes the VLNV of the Xilinx AXI DMA IP.
-const AXIDMAVLNV = "xilinx.com:ip:axi_dma:"
+// VLNV prefixes the VLNV of the Xilinx AXI DMA IP.
+const VLNV = "xilinx.com:ip:axi_dma:"
 
 // ConfigFromModule reads an axi_dma module's parameters (PG021 names, any case) with
 // the IP's defaults for missing ones. It refuses scatter-gather builds: simple mode
 // registers do not exist there.
-func ConfigFromModule(m *overlay.Module) (AXIDMAConfig, error) {
+func ConfigFromModule(m *overlay.Module) (Config, error) {
 	param := func(name string, def int) (int, error) {
 		for _, p := range m.Parameters {
 			if strings.EqualFold(p.Name, name) {
@@ -155,7 +160,7 @@ func ConfigFromModule(m *overlay.Module) (AXIDMAConfig, error) {
 		}
 		return def, nil
 	}
-	var cfg AXIDMAConfig
+	var cfg Config
 	var sg, mm2s, s2mm, mm2sDRE, s2mmDRE, mm2sWidth, s2mmWidth int
 	for _, p := range []struct {
 		name string
@@ -169,12 +174,12 @@ func ConfigFromModule(m *overlay.Module) (AXIDMAConfig, error) {
 	} {
 		v, err := param(p.name, p.def)
 		if err != nil {
-			return AXIDMAConfig{}, err
+			return Config{}, err
 		}
 		*p.dst = v
 	}
 	if sg != 0 {
-		return AXIDMAConfig{}, fmt.Errorf("axi dma %s is built with scatter-gather (c_include_sg = 1): %w (rebuild with c_include_sg = 0 for simple mode)", m.Instance, ErrNotSupported)
+		return Config{}, fmt.Errorf("axi dma %s is built with scatter-gather (c_include_sg = 1): %w (rebuild with c_include_sg = 0 for simple mode)", m.Instance, dma.ErrNotSupported)
 	}
 	cfg.HasMM2S, cfg.HasS2MM = mm2s != 0, s2mm != 0
 	cfg.MM2SAlign, cfg.S2MMAlign = 1, 1
@@ -185,18 +190,18 @@ func ConfigFromModule(m *overlay.Module) (AXIDMAConfig, error) {
 		cfg.S2MMAlign = max(s2mmWidth/8, 1)
 	}
 	if err := cfg.validate(); err != nil {
-		return AXIDMAConfig{}, fmt.Errorf("axi dma %s: %w", m.Instance, err)
+		return Config{}, fmt.Errorf("axi dma %s: %w", m.Instance, err)
 	}
 	return cfg, nil
 }
 
-// AXIDMA drives one AXI DMA in simple mode. Its two channels work independently and
+// DMA drives one AXI DMA in simple mode. Its two channels work independently and
 // may be used from different goroutines; a reset (Start, or recovery after an error
 // or timeout) resets both, because the IP has one reset for the whole core.
-type AXIDMA struct {
+type DMA struct {
 	name string
 	r    overlay.Region
-	cfg  AXIDMAConfig
+	cfg  Config
 	mm2s *Channel
 	s2mm *Channel
 
@@ -204,8 +209,8 @@ type AXIDMA struct {
 	gen     atomic.Uint64 // bumped by every core reset; transfers from older generations are lost
 }
 
-// NewAXIDMA wraps the register window r (at least RegisterWindow bytes) of a DMA.
-func NewAXIDMA(name string, r overlay.Region, cfg AXIDMAConfig) (*AXIDMA, error) {
+// New wraps the register window r (at least RegisterWindow bytes) of a DMA.
+func New(name string, r overlay.Region, cfg Config) (*DMA, error) {
 	cfg.defaults()
 	if err := cfg.validate(); err != nil {
 		return nil, fmt.Errorf("axi dma %s: %w", name, err)
@@ -213,20 +218,20 @@ func NewAXIDMA(name string, r overlay.Region, cfg AXIDMAConfig) (*AXIDMA, error)
 	if r.Size() < 0x5C {
 		return nil, fmt.Errorf("axi dma %s: register window of %d bytes is too small (need 0x5C)", name, r.Size())
 	}
-	d := &AXIDMA{name: name, r: r, cfg: cfg}
+	d := &DMA{name: name, r: r, cfg: cfg}
 	d.mm2s = &Channel{d: d, dir: MM2S, regs: Regs(MM2S), present: cfg.HasMM2S, align: cfg.MM2SAlign}
 	d.s2mm = &Channel{d: d, dir: S2MM, regs: Regs(S2MM), present: cfg.HasS2MM, align: cfg.S2MMAlign}
 	return d, nil
 }
 
-// OpenAXIDMA finds instance in the design, reads its configuration and maps its
+// Open finds instance in the design, reads its configuration and maps its
 // registers through bus (an overlay.CheckedBus on the board).
-func OpenAXIDMA(bus overlay.Bus, d *overlay.Design, instance string) (*AXIDMA, error) {
+func Open(bus overlay.Bus, d *overlay.Design, instance string) (*DMA, error) {
 	m, ok := d.Module(instance)
 	if !ok {
 		return nil, fmt.Errorf("axi dma: %s has no module %q (see `pynqctl hwh info`)", d.Name, instance)
 	}
-	if !strings.HasPrefix(m.VLNV, AXIDMAVLNV) {
+	if !strings.HasPrefix(m.VLNV, VLNV) {
 		return nil, fmt.Errorf("axi dma: %s is %s, not an AXI DMA", instance, m.VLNV)
 	}
 	cfg, err := ConfigFromModule(m)
@@ -241,7 +246,7 @@ func OpenAXIDMA(bus overlay.Bus, d *overlay.Design, instance string) (*AXIDMA, e
 	if err != nil {
 		return nil, fmt.Errorf("axi dma %s: %w", instance, err)
 	}
-	dma, err := NewAXIDMA(instance, r, cfg)
+	dma, err := New(instance, r, cfg)
 	if err != nil {
 		r.Close()
 		return nil, err
@@ -250,22 +255,22 @@ func OpenAXIDMA(bus overlay.Bus, d *overlay.Design, instance string) (*AXIDMA, e
 }
 
 // Name is the instance name used in messages.
-func (d *AXIDMA) Name() string { return d.name }
+func (d *DMA) Name() string { return d.name }
 
 // Config returns the configuration in use (defaults filled in).
-func (d *AXIDMA) Config() AXIDMAConfig { return d.cfg }
+func (d *DMA) Config() Config { return d.cfg }
 
 // MM2S is the memory-to-stream channel.
-func (d *AXIDMA) MM2S() *Channel { return d.mm2s }
+func (d *DMA) MM2S() *Channel { return d.mm2s }
 
 // S2MM is the stream-to-memory channel.
-func (d *AXIDMA) S2MM() *Channel { return d.s2mm }
+func (d *DMA) S2MM() *Channel { return d.s2mm }
 
 // Close unmaps the registers (the DMA keeps its state).
-func (d *AXIDMA) Close() error { return d.r.Close() }
+func (d *DMA) Close() error { return d.r.Close() }
 
 // Start resets the core and sets both present channels running.
-func (d *AXIDMA) Start(ctx context.Context) error {
+func (d *DMA) Start(ctx context.Context) error {
 	d.resetMu.Lock()
 	defer d.resetMu.Unlock()
 	return d.resetAndRun(ctx)
@@ -273,11 +278,11 @@ func (d *AXIDMA) Start(ctx context.Context) error {
 
 // Reset is Start under another name, for recovery by callers: it aborts whatever
 // either channel was doing.
-func (d *AXIDMA) Reset(ctx context.Context) error { return d.Start(ctx) }
+func (d *DMA) Reset(ctx context.Context) error { return d.Start(ctx) }
 
 // resetAndRun soft-resets the core, waits for the reset to finish, and sets RS on the
 // present channels. Callers hold resetMu.
-func (d *AXIDMA) resetAndRun(ctx context.Context) error {
+func (d *DMA) resetAndRun(ctx context.Context) error {
 	d.gen.Add(1)
 	first := d.mm2s
 	if !first.present {
@@ -314,7 +319,7 @@ func (d *AXIDMA) resetAndRun(ctx context.Context) error {
 
 // recover resets the core after a failed transfer, with a fresh time budget (the
 // caller's context may be the one that just expired).
-func (d *AXIDMA) recover() error {
+func (d *DMA) recover() error {
 	d.resetMu.Lock()
 	defer d.resetMu.Unlock()
 	ctx, cancel := context.WithTimeout(context.Background(), 4*d.cfg.ResetTimeout)
@@ -324,7 +329,7 @@ func (d *AXIDMA) recover() error {
 
 // Channel is one direction of an AXI DMA.
 type Channel struct {
-	d       *AXIDMA
+	d       *DMA
 	dir     Direction
 	regs    ChannelRegs
 	present bool
@@ -337,7 +342,7 @@ type Channel struct {
 }
 
 type transfer struct {
-	buf  Buffer
+	buf  dma.Buffer
 	addr uint64
 	n    int
 	gen  uint64
@@ -353,7 +358,7 @@ func (c *Channel) Direction() Direction { return c.dir }
 // the stream, S2MM writes up to n bytes from the stream into memory. The buffer is
 // synced for the device first (MM2S: the device reads what the CPU wrote; S2MM: no dirty
 // line is evicted over the device's data). Call Wait before the next Transfer.
-func (c *Channel) Transfer(buf Buffer, off, n int) error {
+func (c *Channel) Transfer(buf dma.Buffer, off, n int) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if !c.present {
@@ -383,7 +388,7 @@ func (c *Channel) Transfer(buf Buffer, off, n int) error {
 }
 
 // check validates a transfer request and returns the bus address.
-func (c *Channel) check(buf Buffer, off, n int) (uint64, error) {
+func (c *Channel) check(buf dma.Buffer, off, n int) (uint64, error) {
 	maxLen := c.d.cfg.MaxLength()
 	switch {
 	case n <= 0:
@@ -406,7 +411,7 @@ func (c *Channel) check(buf Buffer, off, n int) (uint64, error) {
 }
 
 // Wait waits for the transfer in flight. It returns nil when none is. On success an
-// S2MM buffer is synced for the CPU. On an error bit or a timeout it returns a *DMAError
+// S2MM buffer is synced for the CPU. On an error bit or a timeout it returns a *Error
 // and resets the core so the next Transfer can work (the reset aborts the other
 // channel's transfer too). Without a deadline in ctx, the configured Timeout applies.
 func (c *Channel) Wait(ctx context.Context) error {
@@ -458,7 +463,7 @@ func (c *Channel) LastLength() int {
 }
 
 // Run is Transfer followed by Wait.
-func (c *Channel) Run(ctx context.Context, buf Buffer, off, n int) error {
+func (c *Channel) Run(ctx context.Context, buf dma.Buffer, off, n int) error {
 	if err := c.Transfer(buf, off, n); err != nil {
 		return err
 	}
@@ -467,7 +472,7 @@ func (c *Channel) Run(ctx context.Context, buf Buffer, off, n int) error {
 
 // failure builds the error of a failed transfer and, when asked, resets the core.
 func (c *Channel) failure(p *transfer, sr uint32, cause error, reset bool) error {
-	e := &DMAError{DMA: c.d.name, Channel: c.dir, Status: sr, Addr: p.addr, Length: p.n, Err: cause}
+	e := &Error{DMA: c.d.name, Channel: c.dir, Status: sr, Addr: p.addr, Length: p.n, Err: cause}
 	if reset {
 		e.ResetErr = c.d.recover()
 		e.Reset = e.ResetErr == nil
@@ -494,9 +499,9 @@ func statusErrors(sr uint32) error {
 	return errors.Join(errs...)
 }
 
-// DMAError describes a failed transfer: which DMA and channel, the status register, the
+// Error describes a failed transfer: which DMA and channel, the status register, the
 // transfer, and whether the driver reset the core afterwards.
-type DMAError struct {
+type Error struct {
 	DMA      string
 	Channel  Direction
 	Status   uint32 // DMASR when the failure was seen
@@ -507,7 +512,7 @@ type DMAError struct {
 	ResetErr error // why the reset failed, if it did
 }
 
-func (e *DMAError) Error() string {
+func (e *Error) Error() string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "axi dma %s %s: transfer of %d bytes at 0x%X failed (DMASR 0x%X): %s",
 		e.DMA, e.Channel, e.Length, e.Addr, e.Status, strings.ReplaceAll(e.Err.Error(), "\n", "; "))
@@ -523,7 +528,7 @@ func (e *DMAError) Error() string {
 	return b.String()
 }
 
-func (e *DMAError) hint() string {
+func (e *Error) hint() string {
 	switch {
 	case errors.Is(e.Err, ErrTimeout) && e.Channel == S2MM:
 		return "the stream never delivered enough data or TLAST: check the producer IP is started"
@@ -537,7 +542,7 @@ func (e *DMAError) hint() string {
 	return ""
 }
 
-func (e *DMAError) Unwrap() error { return e.Err }
+func (e *Error) Unwrap() error { return e.Err }
 
 // pollUntil calls done until it reports true, spinning briefly and then sleeping with
 // a growing backoff (a transfer of a few KiB finishes in microseconds, a frame in
