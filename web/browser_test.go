@@ -191,6 +191,16 @@ func TestBrowserFeed(t *testing.T) {
 		t.Errorf("telemetry table shows raw keys:\n%s", tel)
 	}
 
+	// A failing source shows in the pill (the status poll runs every 2 s).
+	b.mu.Lock()
+	b.sourceErr = "open /dev/video0: no such device"
+	b.mu.Unlock()
+	run("source failure shown", chromedp.Poll[chromedp.Void](`document.getElementById("conn").textContent.includes("source failing")`))
+	b.mu.Lock()
+	b.sourceErr = ""
+	b.mu.Unlock()
+	run("source failure cleared", chromedp.Poll[chromedp.Void](`!document.getElementById("conn").textContent.includes("source failing")`))
+
 	// Control from the page with the token.
 	run("control", chromedp.Poll[chromedp.Void](`window.feedState.controlAllowed`))
 	eval(`(() => { const t = document.getElementById("token"); t.value = "tok"; t.dispatchEvent(new Event("input"));
