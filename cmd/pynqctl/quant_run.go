@@ -11,6 +11,9 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fpgadetector/pynq-agent/quant/calib"
+	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/dataset"
 	"github.com/spf13/cobra"
 )
 
@@ -99,6 +102,9 @@ func runQuantRun(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f
 	if f.name == "" {
 		f.name = defaultModelName(f.cfg)
 	}
+	if err := checkQuantRunInputs(f, log); err != nil {
+		return fmt.Errorf("quant run: %w (nothing written)", err)
+	}
 	if err := os.MkdirAll(f.outdir, 0o755); err != nil {
 		return fmt.Errorf("quant run: %w", err)
 	}
@@ -136,6 +142,36 @@ func runQuantRun(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f
 		return err
 	}
 	return gateErr
+}
+
+// checkQuantRunInputs finds, before any step writes a file, what would stop a later
+// step: the model unreadable, a calibration or validation set missing or empty, or a
+// validation set whose classes the model's names cannot be matched with.
+func checkQuantRunInputs(f quantRunFlags, log *slog.Logger) error {
+	m, err := darknet.Load(f.cfg, f.weights, darknet.Options{})
+	if err != nil {
+		return err
+	}
+	if f.scales == "" {
+		imgs, err := calib.ListImages(f.calibration) // as the calibrate step reads it
+		if err != nil {
+			return fmt.Errorf("calibration set: %w", err)
+		}
+		if len(imgs) == 0 {
+			return fmt.Errorf("calibration set %s has no images", f.calibration)
+		}
+	} else if _, err := os.Stat(f.scales); err != nil {
+		return fmt.Errorf("--scales: %w", err)
+	}
+	val, err := dataset.Open(f.val, dataset.Options{NamesFile: f.verify.datasetNames})
+	if err != nil {
+		return fmt.Errorf("validation set: %w", err)
+	}
+	if len(val.Images) == 0 {
+		return fmt.Errorf("validation set %s has no images", f.val)
+	}
+	_, err = verifyNames(f.verify.names, m, val)
+	return err
 }
 
 // runSubcommand runs `pynqctl <args>` in-process, so each step behaves exactly as the

@@ -65,10 +65,46 @@ func TestQuantRunStepFailure(t *testing.T) {
 	dir := t.TempDir()
 	_, err := runPynqctl(t, "quant", "run", "--cfg="+filepath.Join(dir, "missing.cfg"), "--weights="+filepath.Join(dir, "missing.weights"),
 		"--calibration="+dir, "--val="+dir, "--outdir="+filepath.Join(dir, "out"))
-	if err == nil || !strings.Contains(err.Error(), "step convert") || exitCode(err) != 1 {
-		t.Errorf("missing cfg: err %v (exit %d), want a convert-step failure with exit 1", err, exitCode(err))
+	if err == nil || !strings.Contains(err.Error(), "missing.cfg") || !strings.Contains(err.Error(), "nothing written") || exitCode(err) != 1 {
+		t.Errorf("missing cfg: err %v (exit %d), want the input check's failure with exit 1", err, exitCode(err))
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+		t.Errorf("the output directory was made before the inputs were checked (%v)", err)
 	}
 	if got := defaultModelName("/x/tinier-yolo-chair_final.cfg"); got != "tinier-yolo-chair" {
 		t.Errorf("defaultModelName = %q", got)
+	}
+}
+
+// Inputs that would stop a later step are refused before any file is written: here the
+// validation set's classes cannot be matched (a names file shorter than the model's 80
+// classes), and an empty calibration folder.
+func TestQuantRunChecksInputsFirst(t *testing.T) {
+	fx := testutil.Fixture(t, "yolo-fastest")
+	dir := t.TempDir()
+	names := filepath.Join(dir, "three.names")
+	if err := os.WriteFile(names, []byte("a\nb\nc\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cal := testutil.Fixture(t, "chairs", "calibration")
+	args := func(calib, names string) []string {
+		return []string{"quant", "run", "--cfg=" + filepath.Join(fx, "yolo-fastest-1.1.cfg"),
+			"--weights=" + filepath.Join(fx, "yolo-fastest-1.1.weights"), "--calibration=" + calib,
+			"--val=" + chairsSubset(t, 1), "--outdir=" + filepath.Join(dir, "out"), "--names=" + names}
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{args(cal, names), "three.names has 3 names, the model has 80 classes"},
+		{args(t.TempDir(), filepath.Join(fx, "coco.names")), "calibration set"},
+	} {
+		_, err := runPynqctl(t, c.args...)
+		if err == nil || !strings.Contains(err.Error(), c.want) || !strings.Contains(err.Error(), "nothing written") {
+			t.Errorf("err %v, want %q before any step", err, c.want)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
+			t.Errorf("the output directory exists after a refused run (%v)", err)
+		}
 	}
 }
