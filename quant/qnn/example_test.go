@@ -1,0 +1,36 @@
+package qnn_test
+
+import (
+	"fmt"
+	"log"
+
+	"github.com/fpgadetector/pynq-agent/agent/demomodel"
+	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/qnn"
+)
+
+// A QNN-MO parameter directory (here the embedded demo chair model; qnn.LoadDir reads
+// one from disk) becomes a host detector: the CPU's first layer, the host reference of
+// the engine, the CPU's last layer, region decode and NMS, as a board runs them.
+func ExampleNewDetector() {
+	m, err := qnn.LoadFS(demomodel.FS(), demomodel.Network)
+	if err != nil {
+		log.Fatal(err)
+	}
+	d, err := qnn.NewDetector(m, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	img := imageio.NewImage(640, 480, 3) // a grey frame; imageio.LoadWith reads a file
+	for i := range img.Data {
+		img.Data[i] = 0.5
+	}
+	cands, err := d.Detect(img, 0.3)
+	if err != nil {
+		log.Fatal(err)
+	}
+	objs := detect.Objects(cands, 0.3, []string{"chair"}, img.W, img.H)
+	fmt.Printf("%s: %dx%d input, %d chairs in a grey frame\n", m.Name, m.Input.W, m.Input.H, len(objs))
+	// Output: tinier-yolo-chair: 416x416 input, 0 chairs in a grey frame
+}
