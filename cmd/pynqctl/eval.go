@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"slices"
 
 	"github.com/spf13/cobra"
 
@@ -97,11 +96,11 @@ func runEval(out io.Writer, log *slog.Logger, f evalFlags) error {
 	if f.allClasses {
 		restrict = nil
 	}
-	classes, notInModel := evalClasses(ds, restrict)
+	classes, notInModel := mapeval.Classes(ds, restrict)
 	if len(classes) == 0 {
 		return fmt.Errorf("eval: no class is both in the ground truth (%d classes) and the detector's names", len(ds.ObjectCount()))
 	}
-	res, err := mapeval.Evaluate(evalGroundTruth(ds), dets.Dets, mapeval.Options{Metric: metric, MinOverlap: f.iou, Classes: classes})
+	res, err := mapeval.Evaluate(mapeval.GroundTruth(ds), dets.Dets, mapeval.Options{Metric: metric, MinOverlap: f.iou, Classes: classes})
 	if err != nil {
 		return fmt.Errorf("eval: %w", err)
 	}
@@ -133,57 +132,6 @@ func openGroundTruth(f evalFlags, names []string, dets *mapeval.Detections) (*da
 		ds, err = dataset.Open(f.gt, opt)
 	}
 	return ds, err
-}
-
-// evalGroundTruth converts a dataset for mapeval.
-func evalGroundTruth(ds *dataset.Dataset) []mapeval.ImageGT {
-	gt := make([]mapeval.ImageGT, len(ds.Images))
-	for i, im := range ds.Images {
-		gt[i].ID = im.ID
-		for _, o := range im.Objects {
-			gt[i].Objects = append(gt[i].Objects, mapeval.Object{Class: o.Class, Box: o.Box, Difficult: o.Difficult})
-		}
-	}
-	return gt
-}
-
-// evalClasses returns the classes to evaluate: present in the ground truth (a
-// non-difficult object) and, when the model's names are known, in them; chair first,
-// then the dataset's order. notInModel lists present classes the model lacks.
-func evalClasses(ds *dataset.Dataset, modelNames []string) (classes, notInModel []string) {
-	count := ds.ObjectCount()
-	order := slices.Clone(ds.Names)
-	for _, im := range ds.Images { // classes a names file does not list (VOC: all)
-		for _, o := range im.Objects {
-			if !slices.Contains(order, o.Class) {
-				order = append(order, o.Class)
-			}
-		}
-	}
-	for _, c := range chairFirst(order) {
-		switch {
-		case count[c] == 0:
-		case modelNames != nil && !slices.Contains(modelNames, c):
-			notInModel = append(notInModel, c)
-		default:
-			classes = append(classes, c)
-		}
-	}
-	return classes, notInModel
-}
-
-// chairFirst moves "chair" (the product's class) to the front.
-func chairFirst(names []string) []string {
-	out := make([]string, 0, len(names))
-	if slices.Contains(names, "chair") {
-		out = append(out, "chair")
-	}
-	for _, n := range names {
-		if n != "chair" {
-			out = append(out, n)
-		}
-	}
-	return out
 }
 
 func printAPTable(out io.Writer, res *mapeval.Result) {

@@ -136,7 +136,7 @@ func runVerify(out, errOut io.Writer, log *slog.Logger, f verifyFlags) error {
 	if err != nil {
 		return err
 	}
-	classes, notInModel := evalClasses(ds, names)
+	classes, notInModel := mapeval.Classes(ds, names)
 	if len(classes) == 0 {
 		return fmt.Errorf("verify: no class of the dataset (%v) is among the model's names; check --names", ds.Names)
 	}
@@ -144,7 +144,7 @@ func runVerify(out, errOut io.Writer, log *slog.Logger, f verifyFlags) error {
 	if err := runValidation(errOut, ds, sides, names, f); err != nil {
 		return err
 	}
-	gt := evalGroundTruth(ds)
+	gt := mapeval.GroundTruth(ds)
 	for _, s := range sides {
 		s.res, err = mapeval.Evaluate(gt, s.dets, mapeval.Options{Metric: metric, Classes: classes})
 		if err != nil {

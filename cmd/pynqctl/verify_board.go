@@ -504,11 +504,11 @@ func mapDetections(id string, boxes []web.Box, w, h int) []mapeval.Detection {
 func verifyAccuracy(rep *boardReport, ds *dataset.Dataset, images []dataset.Image, names []string, board, host []mapeval.Detection, f boardVerifyFlags) error {
 	sub := *ds
 	sub.Images = images
-	classes, _ := evalClasses(&sub, names)
+	classes, _ := mapeval.Classes(&sub, names)
 	if len(classes) == 0 {
 		return fmt.Errorf("verify: no class is both in the ground truth of %s and in --names", f.dataset)
 	}
-	gt := evalGroundTruth(&sub)
+	gt := mapeval.GroundTruth(&sub)
 	opt := mapeval.Options{Classes: classes}
 	var err error
 	if rep.Accuracy.Board, err = mapeval.Evaluate(gt, board, opt); err != nil {
