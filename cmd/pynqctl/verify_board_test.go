@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/agent"
+	"github.com/fpgadetector/pynq-agent/agent/boardverify"
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/web"
@@ -62,7 +63,7 @@ func chairPhotos(tb testing.TB, n int, dog bool) string {
 }
 
 // runVerifyCLI runs `pynqctl verify --board sim` on dataset and returns the report.
-func runVerifyCLI(tb testing.TB, dataset string) (*boardReport, string, error) {
+func runVerifyCLI(tb testing.TB, dataset string) (*boardverify.Report, string, error) {
 	tb.Helper()
 	q := testutil.Fixture(tb, "qnn-mo-pynq")
 	report := filepath.Join(tb.TempDir(), "report.json")
@@ -72,7 +73,7 @@ func runVerifyCLI(tb testing.TB, dataset string) (*boardReport, string, error) {
 	if rerr != nil {
 		tb.Fatalf("no report (%v): %v\n%s", err, rerr, out)
 	}
-	var rep boardReport
+	var rep boardverify.Report
 	if err := json.Unmarshal(data, &rep); err != nil {
 		tb.Fatal(err)
 	}
@@ -163,25 +164,14 @@ func TestVerifyOverHTTP(t *testing.T) {
 	defer hub.Close()
 	srv := httptest.NewServer(web.NewServer(a, hub, web.ServerOptions{Token: "board-token"}))
 	defer srv.Close()
-	f := boardVerifyFlags{board: srv.URL, model: cfg.Model.Dir, names: cfg.Model.Names,
-		dataset: chairPhotos(t, 1, false), token: "board-token", thresh: 0.005}
+	f := boardVerifyFlags{Options: boardverify.Options{Board: srv.URL, Model: cfg.Model.Dir, Names: cfg.Model.Names,
+		Dataset: chairPhotos(t, 1, false), Token: "board-token", Thresh: 0.005}}
 	var out bytes.Buffer
 	if err := runBoardVerify(context.Background(), &out, slog.New(slog.DiscardHandler), f); err != nil || !strings.Contains(out.String(), "RESULT: the board matches") {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	f.token = "wrong"
+	f.Token = "wrong"
 	if err := runBoardVerify(context.Background(), io.Discard, slog.New(slog.DiscardHandler), f); err == nil || !strings.Contains(err.Error(), "--token") {
 		t.Errorf("wrong token: %v", err)
-	}
-}
-
-func TestAgentURL(t *testing.T) {
-	for in, want := range map[string]string{
-		"pynq": "http://pynq:8080", "192.168.2.99:9000": "http://192.168.2.99:9000",
-		"https://board.local/": "https://board.local", "[fe80::1]": "http://[fe80::1]:8080",
-	} {
-		if got, err := agentURL(in); err != nil || got != want {
-			t.Errorf("%s: %q %v, want %q", in, got, err, want)
-		}
 	}
 }
