@@ -309,7 +309,7 @@ func runCalibrate(out, errw io.Writer, log *slog.Logger, f calibrateFlags) error
 	tr := res.Thresholds
 	fmt.Fprintf(out, "thresholds %d layers (%d inverted channels, %d constant)\n", len(tr.Layers), tr.Inverted, tr.Constant)
 	printStepNotes(out, "no thresholds", tr.Skipped)
-	meta, err := calibrationMeta(res)
+	meta, err := calib.Metadata(res)
 	if err != nil {
 		return err
 	}
@@ -328,22 +328,6 @@ func runCalibrate(out, errw io.Writer, log *slog.Logger, f calibrateFlags) error
 	}
 	fmt.Fprintf(out, "wrote    %s\ntime     %s\n", f.report, time.Since(start).Round(time.Millisecond))
 	return nil
-}
-
-// calibrationMeta is the "pynq.calibration" metadata entry: method, images, scales.
-func calibrationMeta(res *calib.Result) (map[string]string, error) {
-	scales := map[string]float32{}
-	for _, l := range res.Layers {
-		scales[l.Layer] = l.Scale
-	}
-	js, err := json.Marshal(map[string]any{
-		"method": res.Method, "percentile": res.Percentile, "images": len(res.Images),
-		"scales": scales, "images_per_sec": res.ImagesPerSec, "warnings": res.Warnings,
-	})
-	if err != nil {
-		return nil, err
-	}
-	return map[string]string{"pynq.calibration": string(js)}, nil
 }
 
 func calibrateImages(m *quant.Model, f calibrateFlags) (*calib.Result, error) {

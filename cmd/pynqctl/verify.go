@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
@@ -306,8 +307,8 @@ func readCalibration(path string) map[string]any {
 		}
 	}
 	// quant calibrate's own entry: its members are the calibration itself.
-	if own, ok := out[calibrationKey].(map[string]any); ok && len(out) == 1 {
-		own["source"] = "metadata " + calibrationKey + " of " + path
+	if own, ok := out[calib.MetadataKey].(map[string]any); ok && len(out) == 1 {
+		own["source"] = "metadata " + calib.MetadataKey + " of " + path
 		return own
 	}
 	if len(out) == 0 {
@@ -319,9 +320,6 @@ func readCalibration(path string) map[string]any {
 	return out
 }
 
-// calibrationKey is the metadata entry `quant calibrate` writes.
-const calibrationKey = "pynq.calibration"
-
 // calibrationSidecar summarizes calibrate's statistics file: method, image count and
 // each quantizer's scale and clipping.
 func calibrationSidecar(path string) map[string]any {
@@ -329,25 +327,23 @@ func calibrationSidecar(path string) map[string]any {
 	if err != nil {
 		return nil
 	}
-	var st struct {
-		Method       string   `json:"method"`
-		Percentile   float64  `json:"percentile"`
-		Images       []string `json:"images"`
-		ImagesPerSec float64  `json:"images_per_sec"`
-		Warnings     []string `json:"warnings"`
-		Layers       []struct {
-			Layer   string  `json:"layer"`
-			Bits    int     `json:"bits"`
-			Scale   float64 `json:"scale"`
-			Clip    float64 `json:"clip"`
-			Clipped float64 `json:"clipped"`
-		} `json:"layers"`
+	var st calib.Result // the file is calibrate's Result
+	type layer struct {
+		Layer   string  `json:"layer"`
+		Bits    int     `json:"bits"`
+		Scale   float32 `json:"scale"`
+		Clip    float64 `json:"clip"`
+		Clipped float64 `json:"clipped"`
 	}
 	if json.Unmarshal(b, &st) != nil || st.Method == "" {
 		return nil
 	}
+	layers := make([]layer, len(st.Layers))
+	for i, l := range st.Layers {
+		layers[i] = layer{l.Layer, l.Bits, l.Scale, l.Clip, l.Clipped}
+	}
 	out := map[string]any{"source": path, "method": st.Method, "images": len(st.Images),
-		"images_per_s": st.ImagesPerSec, "layers": st.Layers}
+		"images_per_s": st.ImagesPerSec, "layers": layers}
 	if st.Percentile != 0 {
 		out["percentile"] = st.Percentile
 	}

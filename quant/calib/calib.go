@@ -7,6 +7,7 @@ package calib
 
 import (
 	"bufio"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -489,4 +490,24 @@ func (r *Result) Names() []string {
 		out = append(out, l.Layer)
 	}
 	return slices.Clip(out)
+}
+
+// MetadataKey is the ONNX metadata entry of a calibrated model: Metadata's JSON.
+const MetadataKey = "pynq.calibration"
+
+// Metadata is a calibrated model's ONNX metadata entry (MetadataKey): method, images,
+// scales.
+func Metadata(res *Result) (map[string]string, error) {
+	scales := map[string]float32{}
+	for _, l := range res.Layers {
+		scales[l.Layer] = l.Scale
+	}
+	js, err := json.Marshal(map[string]any{
+		"method": res.Method, "percentile": res.Percentile, "images": len(res.Images),
+		"scales": scales, "images_per_sec": res.ImagesPerSec, "warnings": res.Warnings,
+	})
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{MetadataKey: string(js)}, nil
 }
