@@ -3,10 +3,10 @@ package agent
 import (
 	"bytes"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"strings"
 
+	"github.com/fpgadetector/pynq-agent/internal/unsupported"
 	"github.com/fpgadetector/pynq-agent/web/jpegenc"
 )
 
@@ -16,7 +16,7 @@ import (
 // encoded by hand for a given word size instead of relying on Go struct layout.
 
 // ErrNotSupported is returned where the system lacks a feature (V4L2 off Linux).
-var ErrNotSupported = errors.New("not supported on this system")
+var ErrNotSupported error = unsupported.Error("not supported on this system")
 
 // V4L2Options choose the capture format.
 type V4L2Options struct {

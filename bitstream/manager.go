@@ -10,6 +10,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/fpgadetector/pynq-agent/internal/unsupported"
 )
 
 // Defaults of the real system, used when a Manager field is empty.
@@ -25,7 +27,7 @@ const (
 var (
 	// ErrNotSupported means the kernel offers neither the Xilinx sysfs interface nor
 	// configfs device-tree overlays.
-	ErrNotSupported = errors.New("fpga manager interface not supported by this kernel")
+	ErrNotSupported error = unsupported.Error("fpga manager interface not supported by this kernel")
 	// ErrLoadFailed is wrapped by every LoadError.
 	ErrLoadFailed = errors.New("bitstream load failed")
 )

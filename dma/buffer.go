@@ -9,6 +9,8 @@ import (
 	"os"
 	"strconv"
 	"strings"
+
+	"github.com/fpgadetector/pynq-agent/internal/unsupported"
 )
 
 // Buffer is a physically contiguous memory block that both the CPU and a device reach.
@@ -49,7 +51,7 @@ var (
 	// ErrClosed: the buffer or allocator was already closed.
 	ErrClosed = errors.New("already closed")
 	// ErrNotSupported: the platform or kernel lacks the facility (no zocl, not Linux).
-	ErrNotSupported = errors.New("not supported on this system")
+	ErrNotSupported error = unsupported.Error("not supported on this system")
 )
 
 // AllocError explains a failed allocation: what was asked and what was free.

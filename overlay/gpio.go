@@ -1,13 +1,13 @@
 package overlay
 
 import (
-	"errors"
 	"fmt"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/fpgadetector/pynq-agent/internal/unsupported"
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/conn/v3/pin"
@@ -28,7 +28,7 @@ const (
 )
 
 // ErrNotSupported is returned for features the hardware lacks (pull resistors, PWM).
-var ErrNotSupported = errors.New("not supported")
+var ErrNotSupported error = unsupported.Error("not supported")
 
 // GPIOConfig describes an AXI GPIO instance.
 type GPIOConfig struct {

@@ -9,12 +9,14 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/fpgadetector/pynq-agent/internal/unsupported"
 )
 
 // ErrNotSupported is wrapped by every error that means "this kernel, user or platform
 // cannot provide the measurement" (no root/CAP_BPF, no bpf() syscall, tracepoint or
 // kprobe target missing). The agent treats it as "run on without telemetry".
-var ErrNotSupported = errors.New("not supported")
+var ErrNotSupported error = unsupported.Error("not supported")
 
 // DefaultFPGALoadSymbols are the kprobe targets tried in order for bitstream loads.
 // The Xilinx kernels' sysfs "firmware" attribute calls fpga_mgr_firmware_load, which

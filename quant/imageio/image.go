@@ -17,6 +17,8 @@ import (
 	"io"
 	"os"
 	"sync/atomic"
+
+	"github.com/fpgadetector/pynq-agent/internal/unsupported"
 )
 
 // Image is darknet's image: planar (CHW) float32 samples in [0,1].
@@ -44,7 +46,7 @@ func (im *Image) Fill(v float32) {
 }
 
 // ErrUnsupported is wrapped when an image has a layout this package cannot read.
-var ErrUnsupported = errors.New("unsupported image")
+var ErrUnsupported error = unsupported.Error("unsupported image")
 
 // DefaultMaxPixels bounds decoded images so that a hostile header cannot exhaust a
 // host's memory: 33.5 megapixels, a photo, not a memory bomb. Decoding costs about 20

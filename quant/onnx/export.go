@@ -1,7 +1,6 @@
 package onnx
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -10,6 +9,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/fpgadetector/pynq-agent/internal/unsupported"
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxbuild"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
@@ -31,7 +31,7 @@ type ExportOptions struct {
 
 // ErrUnsupported is wrapped when a model or graph uses something this package cannot
 // express.
-var ErrUnsupported = errors.New("not supported")
+var ErrUnsupported error = unsupported.Error("not supported")
 
 // Export writes m as an opset-13 ONNX model. It runs shape inference on m first.
 func Export(m *quant.Model, opt ExportOptions) (*onnxpb.ModelProto, error) {

@@ -11,11 +11,12 @@ import (
 
 	"github.com/BurntSushi/toml"
 
+	"github.com/fpgadetector/pynq-agent/internal/unsupported"
 	"github.com/fpgadetector/pynq-agent/quant"
 )
 
 // ErrUnsupported is wrapped when a model uses something the QONNX files cannot express.
-var ErrUnsupported = errors.New("not supported")
+var ErrUnsupported error = unsupported.Error("not supported")
 
 // Note is one line of a step's report about a layer.
 type Note struct {
