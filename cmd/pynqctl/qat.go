@@ -168,9 +168,8 @@ func runFlow(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f qat
 		r.calibration = srcs[0].Path
 	}
 	r.verify.float, r.verify.threads = floatRef, f.train.Threads
-	var res *verifyResult
-	r.verify.onResult = func(v *verifyResult) { res = v }
-	if err := runQuantRun(ctx, out, errOut, log, r); err != nil && exitCode(err) != exitGateFailed {
+	res, err := runQuantRun(ctx, out, errOut, log, r)
+	if err != nil && exitCode(err) != exitGateFailed {
 		return nil, err
 	}
 	if res == nil {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"fmt"
-	"strconv"
 
 	"github.com/spf13/cobra"
 
@@ -28,22 +27,6 @@ func addPrecisionFlags(cmd *cobra.Command, p *precisionFlags) {
 	fl.StringVar(&p.overrides, "overrides", "", "TOML file of per-layer weight bits (as quant weights)")
 	fl.IntVar(&p.act.Bits, "activation-bits", 3, "activation bits (as quant activations)")
 	fl.StringVar(&p.act.Leaky, "leaky", "relu", "LeakyRelu layers: relu, keep or error (as quant activations)")
-}
-
-// weightArgs and activationArgs are the flags of the flow's weights and activations
-// steps.
-func (p precisionFlags) weightArgs() []string {
-	w := p.weights
-	args := []string{"--weight-bits=" + strconv.Itoa(w.Bits), "--keep-first=" + strconv.FormatBool(w.KeepFirst),
-		"--keep-last=" + strconv.FormatBool(w.KeepLast), "--keep-bits=" + strconv.Itoa(w.KeepBits)}
-	if p.overrides != "" {
-		args = append(args, "--overrides="+p.overrides)
-	}
-	return args
-}
-
-func (p precisionFlags) activationArgs() []string {
-	return []string{"--activation-bits=" + strconv.Itoa(p.act.Bits), "--leaky=" + p.act.Leaky}
 }
 
 // annotate gives m the quantizers the weights and activations steps would, with the

@@ -41,7 +41,8 @@ quantization_results.html, quant_run.json with the step timings). Prints each st
 wall time and a summary; exits like verify (3 when the accuracy gate fails).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runQuantRun(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), log, f)
+			_, err := runQuantRun(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), log, f)
+			return err
 		},
 	}
 	fl := cmd.Flags()
@@ -63,32 +64,36 @@ wall time and a summary; exits like verify (3 when the accuracy gate fails).`,
 	return cmd
 }
 
-// quantStep is one step of the guide and its wall time.
+// quantStep is one step of the guide and its wall time; run is the step's own
+// command's work (runFinn, runCalibrate...), with the flow's typed options.
 type quantStep struct {
 	Name    string  `json:"name"`
 	Output  string  `json:"output"`
 	Seconds float64 `json:"seconds"`
-	args    []string
+	run     func() error
 }
 
-func quantRunSteps(f quantRunFlags) []quantStep {
+// quantRunSteps are the guide's steps but verify (which quant run calls itself, for its
+// result), each running what its command runs.
+func quantRunSteps(out, errOut io.Writer, log *slog.Logger, f quantRunFlags) []quantStep {
 	p := func(suffix string) string { return filepath.Join(f.outdir, f.name+suffix) }
-	calibrate := []string{"quant", "calibrate", "--model=" + p("-w1a3.onnx"), "--dataset=" + f.calibration, "--output=" + p("-w1a3-calibrated.onnx")}
+	cal := defaultCalibrateFlags()
+	cal.model, cal.dataset, cal.output, cal.scales, cal.images = p("-w1a3.onnx"), f.calibration, p("-w1a3-calibrated.onnx"), f.scales, f.calibImages
 	if f.calibMethod != "" {
-		calibrate = append(calibrate, "--method="+f.calibMethod)
-	}
-	if f.scales != "" {
-		calibrate = append(calibrate, "--scales="+f.scales)
-	}
-	if f.calibImages > 0 {
-		calibrate = append(calibrate, fmt.Sprintf("--images=%d", f.calibImages))
+		cal.opt.Method = f.calibMethod
 	}
 	return []quantStep{
-		{Name: "convert", Output: p(".onnx"), args: []string{"quant", "convert", "--cfg=" + f.cfg, "--weights=" + f.weights, "--output=" + p(".onnx")}},
-		{Name: "finn", Output: p("-finn.onnx"), args: []string{"quant", "finn", "--input=" + p(".onnx"), "--output=" + p("-finn.onnx")}},
-		{Name: "weights", Output: p("-w1.onnx"), args: append([]string{"quant", "weights", "--input=" + p("-finn.onnx"), "--output=" + p("-w1.onnx")}, f.precision.weightArgs()...)},
-		{Name: "activations", Output: p("-w1a3.onnx"), args: append([]string{"quant", "activations", "--input=" + p("-w1.onnx"), "--output=" + p("-w1a3.onnx")}, f.precision.activationArgs()...)},
-		{Name: "calibrate", Output: p("-w1a3-calibrated.onnx"), args: calibrate},
+		{Name: "convert", Output: p(".onnx"), run: func() error {
+			return runConvert(out, log, convertFlags{cfg: f.cfg, weights: f.weights, output: p(".onnx")})
+		}},
+		{Name: "finn", Output: p("-finn.onnx"), run: func() error { return runFinn(out, p(".onnx"), p("-finn.onnx")) }},
+		{Name: "weights", Output: p("-w1.onnx"), run: func() error {
+			return runWeights(out, log, p("-finn.onnx"), p("-w1.onnx"), f.precision.overrides, f.precision.weights)
+		}},
+		{Name: "activations", Output: p("-w1a3.onnx"), run: func() error {
+			return runActivations(out, log, p("-w1.onnx"), p("-w1a3.onnx"), f.precision.act)
+		}},
+		{Name: "calibrate", Output: p("-w1a3-calibrated.onnx"), run: func() error { return runCalibrate(out, errOut, log, cal) }},
 		{Name: "verify", Output: filepath.Join(f.outdir, "quantization_results.json")},
 	}
 }
@@ -98,19 +103,22 @@ func defaultModelName(cfg string) string {
 	return strings.TrimSuffix(base, "_final")
 }
 
-func runQuantRun(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f quantRunFlags) error {
+// runQuantRun is quant run; it returns the verify step's result (with an exitError of
+// exitGateFailed when the gate fails: every file is written).
+func runQuantRun(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f quantRunFlags) (*verifyResult, error) {
 	if f.name == "" {
 		f.name = defaultModelName(f.cfg)
 	}
 	if err := checkQuantRunInputs(f, log); err != nil {
-		return fmt.Errorf("quant run: %w (nothing written)", err)
+		return nil, fmt.Errorf("quant run: %w (nothing written)", err)
 	}
 	if err := os.MkdirAll(f.outdir, 0o755); err != nil {
-		return fmt.Errorf("quant run: %w", err)
+		return nil, fmt.Errorf("quant run: %w", err)
 	}
-	steps := quantRunSteps(f)
+	steps := quantRunSteps(out, errOut, log, f)
 	start := time.Now()
 	var gateErr error
+	var res *verifyResult
 	for i := range steps {
 		s := &steps[i]
 		fmt.Fprintf(out, "== step %d/%d: %s -> %s\n", i+1, len(steps), s.Name, s.Output)
@@ -122,9 +130,9 @@ func runQuantRun(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f
 			if v.float == "" {
 				v.float = steps[0].Output
 			}
-			err = runVerify(out, errOut, log, v)
+			res, err = runVerify(out, errOut, log, v)
 		} else {
-			err = runSubcommand(ctx, out, errOut, log, s.args)
+			err = s.run()
 		}
 		s.Seconds = time.Since(t0).Seconds()
 		fmt.Fprintf(out, "== %s: %.2f s\n", s.Name, s.Seconds)
@@ -133,15 +141,15 @@ func runQuantRun(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f
 				gateErr = err // the files are all written; still print the summary
 				break
 			}
-			return fmt.Errorf("quant run: step %s: %w", s.Name, err)
+			return nil, fmt.Errorf("quant run: step %s: %w", s.Name, err)
 		}
 	}
 	total := time.Since(start).Seconds()
 	printQuantRunSummary(out, steps, total, gateErr)
 	if err := writeQuantRunTimings(filepath.Join(f.outdir, "quant_run.json"), f, steps, total); err != nil {
-		return err
+		return nil, err
 	}
-	return gateErr
+	return res, gateErr
 }
 
 // checkQuantRunInputs finds, before any step writes a file, what would stop a later
@@ -172,19 +180,6 @@ func checkQuantRunInputs(f quantRunFlags, log *slog.Logger) error {
 	}
 	_, err = verifyNames(f.verify.names, m, val)
 	return err
-}
-
-// runSubcommand runs `pynqctl <args>` in-process, so each step behaves exactly as the
-// command the guide documents.
-func runSubcommand(ctx context.Context, out, errOut io.Writer, log *slog.Logger, args []string) error {
-	if verbose { // the new root starts quiet
-		args = append(args, "--verbose")
-	}
-	root := newRootCmd(log)
-	root.SetArgs(args)
-	root.SetOut(out)
-	root.SetErr(errOut)
-	return root.ExecuteContext(ctx)
 }
 
 func printQuantRunSummary(out io.Writer, steps []quantStep, total float64, gateErr error) {

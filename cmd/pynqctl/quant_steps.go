@@ -103,17 +103,7 @@ func newFinnCmd(log *slog.Logger) *cobra.Command {
 		Short: "Write a clean QONNX model FINN can import (opset 11, UINT8 input, BN kept)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := cmd.OutOrStdout()
-			return runModelStep(out, "finn", input, output, "-finn", "finn", func(m *quant.Model) error {
-				r, err := qonnx.Finn(m)
-				if err != nil {
-					return err
-				}
-				fmt.Fprintf(out, "model    %s: %d layers, %d with batch norm (kept as BatchNormalization)\n", m.Name, r.Layers, r.BatchNorm)
-				printStepNotes(out, "leaky", r.Leaky)
-				printStepNotes(out, "notes", r.Notes)
-				return nil
-			})
+			return runFinn(cmd.OutOrStdout(), input, output)
 		},
 	}
 	cmd.Flags().StringVar(&input, "input", "", "ONNX model from quant convert (required)")
@@ -137,26 +127,7 @@ and kept at --keep-bits. --overrides=F.toml sets keep_first, keep_last, keep_bit
 per-layer bits in a [layers] table (name = bits).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := cmd.OutOrStdout()
-			if overrides != "" {
-				if err := qonnx.LoadOverrides(overrides, &opt); err != nil {
-					return err
-				}
-			}
-			stage := fmt.Sprintf("w%d", opt.Bits)
-			return runModelStep(out, "weights", input, output, "-"+stage, stage, func(m *quant.Model) error {
-				r, err := qonnx.QuantizeWeights(m, opt)
-				if err != nil {
-					return fmt.Errorf("weights: %w", err)
-				}
-				printStepNotes(out, "quantized", r.Quantized)
-				printStepNotes(out, "kept", r.Kept)
-				printStepNotes(out, "refused", r.Refused)
-				if len(r.Refused) > 0 {
-					log.Warn("layers cannot be binarized (grouped/depthwise); kept", "layers", len(r.Refused), "bits", opt.KeepBits)
-				}
-				return nil
-			})
+			return runWeights(cmd.OutOrStdout(), log, input, output, overrides, opt)
 		},
 	}
 	fl := cmd.Flags()
@@ -192,21 +163,7 @@ the negative levels are mostly unused); error refuses.
 The scales are placeholders until quant calibrate.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			out := cmd.OutOrStdout()
-			suffix, stage := fmt.Sprintf("-w1a%d", opt.Bits), fmt.Sprintf("a%d", opt.Bits)
-			return runModelStep(out, "activations", input, output, suffix, stage, func(m *quant.Model) error {
-				r, err := qonnx.QuantizeActivations(m, opt)
-				if err != nil {
-					return err
-				}
-				printStepNotes(out, "quantized", r.Quantized)
-				printStepNotes(out, "leaky", r.Leaky)
-				printStepNotes(out, "float", r.Float)
-				if len(r.Leaky) > 0 {
-					log.Warn("LeakyRelu layers changed for FINN", "layers", len(r.Leaky), "mode", opt.Leaky)
-				}
-				return nil
-			})
+			return runActivations(cmd.OutOrStdout(), log, input, output, opt)
 		},
 	}
 	fl := cmd.Flags()
@@ -218,14 +175,74 @@ The scales are placeholders until quant calibrate.`,
 	return cmd
 }
 
+// runFinn is quant finn: a clean QONNX model FINN imports.
+func runFinn(out io.Writer, input, output string) error {
+	return runModelStep(out, "finn", input, output, "-finn", "finn", func(m *quant.Model) error {
+		r, err := qonnx.Finn(m)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(out, "model    %s: %d layers, %d with batch norm (kept as BatchNormalization)\n", m.Name, r.Layers, r.BatchNorm)
+		printStepNotes(out, "leaky", r.Leaky)
+		printStepNotes(out, "notes", r.Notes)
+		return nil
+	})
+}
+
+// runWeights is quant weights: opt, with a TOML file of overrides when given.
+func runWeights(out io.Writer, log *slog.Logger, input, output, overrides string, opt qonnx.WeightOptions) error {
+	if overrides != "" {
+		if err := qonnx.LoadOverrides(overrides, &opt); err != nil {
+			return err
+		}
+	}
+	stage := fmt.Sprintf("w%d", opt.Bits)
+	return runModelStep(out, "weights", input, output, "-"+stage, stage, func(m *quant.Model) error {
+		r, err := qonnx.QuantizeWeights(m, opt)
+		if err != nil {
+			return fmt.Errorf("weights: %w", err)
+		}
+		printStepNotes(out, "quantized", r.Quantized)
+		printStepNotes(out, "kept", r.Kept)
+		printStepNotes(out, "refused", r.Refused)
+		if len(r.Refused) > 0 {
+			log.Warn("layers cannot be binarized (grouped/depthwise); kept", "layers", len(r.Refused), "bits", opt.KeepBits)
+		}
+		return nil
+	})
+}
+
+// runActivations is quant activations.
+func runActivations(out io.Writer, log *slog.Logger, input, output string, opt qonnx.ActOptions) error {
+	suffix, stage := fmt.Sprintf("-w1a%d", opt.Bits), fmt.Sprintf("a%d", opt.Bits)
+	return runModelStep(out, "activations", input, output, suffix, stage, func(m *quant.Model) error {
+		r, err := qonnx.QuantizeActivations(m, opt)
+		if err != nil {
+			return err
+		}
+		printStepNotes(out, "quantized", r.Quantized)
+		printStepNotes(out, "leaky", r.Leaky)
+		printStepNotes(out, "float", r.Float)
+		if len(r.Leaky) > 0 {
+			log.Warn("LeakyRelu layers changed for FINN", "layers", len(r.Leaky), "mode", opt.Leaky)
+		}
+		return nil
+	})
+}
+
 type calibrateFlags struct {
 	model, dataset, output, streamlined, report, scales string
 	images                                              int
 	opt                                                 calib.Options
 }
 
+// defaultCalibrateFlags are quant calibrate's defaults.
+func defaultCalibrateFlags() calibrateFlags {
+	return calibrateFlags{opt: calib.Options{Method: calib.Percentile, Percentile: 99.99}}
+}
+
 func newCalibrateCmd(log *slog.Logger) *cobra.Command {
-	var f calibrateFlags
+	f := defaultCalibrateFlags()
 	cmd := &cobra.Command{
 		Use:   "calibrate --model=M-w1a3.onnx --dataset=DIR --output=M-w1a3-calibrated.onnx",
 		Short: "Set the activation scales from 20-50 images and compute integer thresholds",
@@ -246,8 +263,8 @@ plus the statistics as JSON (--report, default M-w1a3-calibrated.json).`,
 	fl.StringVar(&f.output, "output", "", "calibrated QONNX file (default M-w1a3-calibrated.onnx)")
 	fl.StringVar(&f.streamlined, "streamlined-output", "", "streamlined QONNX file (default: output with -streamlined)")
 	fl.StringVar(&f.report, "report", "", "calibration statistics JSON (default: output with .json)")
-	fl.StringVar(&f.opt.Method, "method", calib.Percentile, "scale method: percentile, minmax or mse")
-	fl.Float64Var(&f.opt.Percentile, "percentile", 99.99, "percentile of the activations the scale covers (method percentile)")
+	fl.StringVar(&f.opt.Method, "method", f.opt.Method, "scale method: percentile, minmax or mse")
+	fl.Float64Var(&f.opt.Percentile, "percentile", f.opt.Percentile, "percentile of the activations the scale covers (method percentile)")
 	fl.IntVar(&f.images, "images", 0, "use the first N images (0 = all)")
 	fl.StringVar(&f.scales, "scales", "", "take the activation scales from an export-darknet sidecar (M.quant.json) instead of the images")
 	fl.IntVar(&f.opt.Threads, "threads", 0, "goroutines (0 = all cores)")

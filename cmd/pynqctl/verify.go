@@ -38,7 +38,6 @@ type verifyFlags struct {
 	maxDrop, minFloat                           float64
 	thresh, nms                                 float32
 	threads                                     int
-	onResult                                    func(*verifyResult) // receives the results once written (quant qat's report)
 }
 
 func newVerifyCmd(log *slog.Logger) *cobra.Command {
@@ -57,7 +56,8 @@ The float model defaults to <name>.onnx beside the quantized one (the guide's fi
 names); it may also be a darknet cfg (--float M.cfg --float-weights M.weights).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runVerify(cmd.OutOrStdout(), cmd.ErrOrStderr(), log, f)
+			_, err := runVerify(cmd.OutOrStdout(), cmd.ErrOrStderr(), log, f)
+			return err
 		},
 	}
 	addVerifyFlags(cmd, &f)
@@ -103,70 +103,69 @@ type verifyModel struct {
 	res    *mapeval.Result
 }
 
-func runVerify(out, errOut io.Writer, log *slog.Logger, f verifyFlags) error {
+// runVerify is quant verify; a failed gate returns the result with an exitError of
+// exitGateFailed (the files are written).
+func runVerify(out, errOut io.Writer, log *slog.Logger, f verifyFlags) (*verifyResult, error) {
 	start := time.Now()
 	metric, err := mapeval.ParseMetric(f.metric)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if err := os.MkdirAll(filepath.Dir(f.output), 0o755); err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return nil, fmt.Errorf("verify: %w", err)
 	}
 	ds, err := dataset.Open(f.dataset, dataset.Options{NamesFile: f.datasetNames})
 	if err != nil {
-		return fmt.Errorf("verify: %w", err)
+		return nil, fmt.Errorf("verify: %w", err)
 	}
 	for _, w := range ds.Warnings {
 		log.Warn(w)
 	}
 	quantized, err := loadQuantizedSide(f.model, f.threads)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	floatPath := f.float
 	if floatPath == "" {
 		if floatPath, err = defaultFloatModel(f.model); err != nil {
-			return err
+			return nil, err
 		}
 	}
 	float, err := loadFloatSide(floatPath, f.floatWeights, f.threads)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	names, err := verifyNames(f.names, quantized.m, ds)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	classes, notInModel := mapeval.Classes(ds, names)
 	if len(classes) == 0 {
-		return fmt.Errorf("verify: no class of the dataset (%v) is among the model's names; check --names", ds.Names)
+		return nil, fmt.Errorf("verify: no class of the dataset (%v) is among the model's names; check --names", ds.Names)
 	}
 	sides := []*verifyModel{float, quantized}
 	if err := runValidation(errOut, ds, sides, names, f); err != nil {
-		return err
+		return nil, err
 	}
 	gt := mapeval.GroundTruth(ds)
 	for _, s := range sides {
 		s.res, err = mapeval.Evaluate(gt, s.dets, mapeval.Options{Metric: metric, Classes: classes})
 		if err != nil {
-			return fmt.Errorf("verify: %s model: %w", s.role, err)
+			return nil, fmt.Errorf("verify: %s model: %w", s.role, err)
 		}
 	}
 	res := newVerifyResult(f, ds, float, quantized, notInModel, time.Since(start))
 	res.Calibration = readCalibration(f.model)
 	res.path = f.output
 	if err := writeVerifyOutputs(f, res, float, quantized); err != nil {
-		return err
-	}
-	if f.onResult != nil {
-		f.onResult(res)
+		return nil, err
 	}
 	printVerify(out, res)
 	if !res.Passed {
 		printVerifyAdvice(out, res)
-		return &exitError{code: exitGateFailed, err: fmt.Errorf("accuracy gate failed: %s", res.Reason)}
+		return res, &exitError{code: exitGateFailed, err: fmt.Errorf("accuracy gate failed: %s", res.Reason)}
 	}
-	return nil
+	return res, nil
 }
 
 // guideSuffix matches the guide's derived file names: M-finn, M-w1, M-w1a3,
