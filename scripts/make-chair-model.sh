@@ -46,7 +46,7 @@ if [ ! -f "$D/coco-test/list.txt" ]; then
 fi
 if [ ! -d "$D/synth" ]; then
 	stamp "data: synthetic scenes"
-	"$P" dataset synth --out "$D/synth" --count 600 --seed 11 --size 416 --val-fraction 0
+	"$P" dataset synth --output "$D/synth" --count 600 --seed 11 --size 416 --val-fraction 0
 fi
 # Pseudo-labels from Yolo-Fastest 1.1 (COCO, float). On the COCO photos with their
 # labels hidden it finds chairs with precision 0.78 and recall 0.06 at --thresh 0.5
@@ -59,12 +59,12 @@ YF="cfg=$FIX/yolo-fastest/yolo-fastest-1.1.cfg,weights=$FIX/yolo-fastest/yolo-fa
 if [ ! -f "$D/pseudo-indoor/classes.names" ]; then
 	stamp "data: pseudo-labels for the indoor photos"
 	"$P" dataset label --names $NAMES --teacher "$YF" --thresh 0.5 --uncertain 0.1 \
-		--reject scripts/chair-model/indoor-rejections.txt --out "$D/pseudo-indoor" "$FIX/real-chairs/indoor-unlabeled"
+		--reject scripts/chair-model/indoor-rejections.txt --output "$D/pseudo-indoor" "$FIX/real-chairs/indoor-unlabeled"
 fi
 if [ ! -f "$D/pseudo-caltech/classes.names" ]; then
 	stamp "data: pseudo-labels for the Caltech chairs"
 	"$P" dataset label --names $NAMES --teacher "$YF" --object-centred --thresh 0.5 --uncertain 0.02 \
-		--reject scripts/chair-model/caltech-rejections.txt --out "$D/pseudo-caltech" "$FIX/real-chairs/caltech-chairs"
+		--reject scripts/chair-model/caltech-rejections.txt --output "$D/pseudo-caltech" "$FIX/real-chairs/caltech-chairs"
 fi
 # Draw weights per image: the few real photos with chair boxes (COCO 26, VOC 22,
 # Caltech 50) often, negatives and synthetic scenes less.
@@ -95,7 +95,7 @@ F="$WORK/float"
 if [ ! -f "$F/tinier-yolo-chair.weights" ]; then
 	stamp "float fine-tuning"
 	"$P" train --cfg "$M.cfg" --weights "$M.weights" --data "$DATA" --names $NAMES --val "$VAL" \
-		--freeze 13 --prior-images -1 --batch 16 --keep-best --out "$F/train" --seed 21 --checkpoint-every 30
+		--freeze 13 --prior-images -1 --batch 16 --keep-best --output "$F/train" --seed 21 --checkpoint-every 30
 	cp "$M.cfg" "$F/tinier-yolo-chair.cfg"
 	cp "$F/train/tinier-yolo-chair_best.weights" "$F/tinier-yolo-chair.weights"
 	cp "$M.quant.json" "$F/tinier-yolo-chair.quant.json"
@@ -114,7 +114,7 @@ if [ ! -f "$Q/qat_report.json" ]; then
 	cp "$WORK/qat-tinier-yolo-chair.cfg" "$WORK/qatcfg/tinier-yolo-chair.cfg"
 	"$P" quant qat --cfg "$WORK/qatcfg/tinier-yolo-chair.cfg" --weights "$F/tinier-yolo-chair.weights" \
 		--data "$DATA" --names $NAMES --val "$VAL" --calibration "$FIX/chairs/calibration" \
-		--freeze 13 --prior-images -1 --batch 16 --keep-best --outdir "$Q" --seed 22 --checkpoint-every 30 || [ $? -eq 3 ]
+		--freeze 13 --prior-images -1 --batch 16 --keep-best --output "$Q" --seed 22 --checkpoint-every 30 || [ $? -eq 3 ]
 fi
 QT="$Q/train"
 
@@ -131,7 +131,7 @@ if [ ! -f "$G/quantization_results.json" ]; then
 	cp "$QT/tinier-yolo-chair_best.weights" "$G/tinier-yolo-chair.weights"
 	"$P" quant run --cfg "$G/tinier-yolo-chair.cfg" --weights "$G/tinier-yolo-chair.weights" \
 		--scales "$QT/tinier-yolo-chair.quant.json" --calibration "$FIX/chairs/calibration" --val "$VAL" \
-		--names $NAMES --outdir "$G" --name tinier-yolo-chair || [ $? -eq 3 ] # a failed gate is a result
+		--names $NAMES --output "$G" --name tinier-yolo-chair || [ $? -eq 3 ] # a failed gate is a result
 fi
 
 # 6. The engine's parameter directory, shipped in agent/demomodel.
@@ -139,7 +139,7 @@ OUT=agent/demomodel/tinier-yolo-chair
 stamp "parameter directory -> $OUT"
 rm -rf "$WORK/tinier-yolo-chair"
 "$P" quant qnn-dir --cfg "$G/tinier-yolo-chair.cfg" --weights "$G/tinier-yolo-chair.weights" \
-	--sidecar "$QT/tinier-yolo-chair.quant.json" --out "$WORK/tinier-yolo-chair" --name tinier-yolo-chair
+	--sidecar "$QT/tinier-yolo-chair.quant.json" --output "$WORK/tinier-yolo-chair" --name tinier-yolo-chair
 rm -rf "$OUT.new"
 cp -r "$WORK/tinier-yolo-chair" "$OUT.new"
 cp $NAMES "$OUT.new/chair.names"

@@ -143,7 +143,8 @@ func newBitToBinCmd(log *slog.Logger) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVarP(&out, "out", "o", "", "output .bin (default: FILE with .bin beside it)")
+	cmd.Flags().StringVarP(&out, "output", "o", "", "output .bin (default: FILE with .bin beside it)")
+	aliasFlags(cmd, map[string]string{"out": "output"})
 	cmd.Flags().BoolVar(&force, "force", false, "convert even if the part is not the PYNQ-Z2's "+bitstream.PartPYNQZ2)
 	return cmd
 }

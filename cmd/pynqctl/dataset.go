@@ -31,7 +31,7 @@ func newDatasetSynthCmd(log *slog.Logger) *cobra.Command {
 		size string
 	)
 	cmd := &cobra.Command{
-		Use:   "synth --out DIR --count N",
+		Use:   "synth --output DIR --count N",
 		Short: "Render synthetic rooms with chairs as a darknet dataset with exact boxes",
 		Long: `Render synthetic indoor scenes (rooms with chairs of several types, poses, sizes and
 occlusions, plus tables, stools, sofas, shelves, cabinets, plants and lamps that are
@@ -73,7 +73,8 @@ whatever --workers is.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&opt.Out, "out", "", "output directory (new or empty; see --force)")
+	f.StringVar(&opt.Out, "output", "", "output directory (new or empty; see --force)")
+	aliasFlags(cmd, map[string]string{"out": "output"})
 	f.IntVar(&opt.Count, "count", 0, "number of images")
 	f.Int64Var(&opt.Seed, "seed", 1, "seed naming the dataset")
 	f.StringVar(&size, "size", "416x416", "image size WxH (or N for NxN)")
@@ -81,10 +82,10 @@ whatever --workers is.`,
 	f.IntVar(&opt.Workers, "workers", runtime.NumCPU(), "parallel renderers")
 	f.BoolVar(&opt.AllClasses, "all-classes", false, "label the distractor furniture too (8 classes; chair stays class 0)")
 	f.BoolVar(&opt.AbsPaths, "abs-paths", false, "write absolute image paths in train.txt/val.txt and synth.data (darknet resolves relative paths from its working directory)")
-	f.BoolVar(&opt.Force, "force", false, "replace a dataset already in --out")
+	f.BoolVar(&opt.Force, "force", false, "replace a dataset already in --output")
 	f.Float64Var(&opt.MinVisible, "min-visible", 0.25, "smallest visible fraction of an object that gets a box")
 	f.IntVar(&opt.MinSide, "min-side", 4, "smallest box side in pixels")
-	_ = cmd.MarkFlagRequired("out")
+	_ = cmd.MarkFlagRequired("output")
 	_ = cmd.MarkFlagRequired("count")
 	cmd.PreRunE = func(cmd *cobra.Command, _ []string) error {
 		if opt.ValFraction == 0 {

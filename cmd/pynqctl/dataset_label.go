@@ -25,10 +25,10 @@ type datasetLabelFlags struct {
 func newDatasetLabelCmd(log *slog.Logger) *cobra.Command {
 	var f datasetLabelFlags
 	cmd := &cobra.Command{
-		Use:   "label --names TARGET.names --teacher SPEC [--teacher SPEC...] --out DIR IMAGE_DIR...",
+		Use:   "label --names TARGET.names --teacher SPEC [--teacher SPEC...] --output DIR IMAGE_DIR...",
 		Short: "Pseudo-label unlabeled photos with teacher models, with a contact sheet to review",
 		Long: `Runs one or more teacher models on the images of each IMAGE_DIR (sorted by path) and
-writes a darknet dataset for the target classes of --names into --out:
+writes a darknet dataset for the target classes of --names into --output:
 
   DIR/<id>.<ext> + <id>.txt   a link to each kept image (a copy where links fail) and its
                               labels "class cx cy w h" (normalized); no boxes = empty file
@@ -62,7 +62,7 @@ out instead of becoming a negative.
 
 A rejection list (--reject) has one image id per line ("ID" drops the image, "ID N" only
 its box N, numbered as in labels.json and on the thumbnails; # comments). Re-run with the
-same settings so that box numbers stay the same; --out may be the earlier output.
+same settings so that box numbers stay the same; --output may be the earlier output.
 
 With --truth DIR (darknet labels <image>.txt of the same images, names from --truth-names
 or DIR's names file) the labels are compared with the truth: TP, FP, FN, precision and
@@ -75,7 +75,8 @@ recall per target class at IoU >= 0.5, over all images and over the written ones
 	fl := cmd.Flags()
 	fl.StringVar(&f.names, "names", "", "target class names file (e.g. a file holding just: chair)")
 	fl.StringArrayVar(&f.teachers, "teacher", nil, "teacher model SPEC (repeatable; see above)")
-	fl.StringVar(&f.out, "out", "", "output directory (new, empty, or an earlier output to replace)")
+	fl.StringVar(&f.out, "output", "", "output directory (new, empty, or an earlier output to replace)")
+	aliasFlags(cmd, map[string]string{"out": "output"})
 	fl.Float32Var(&f.fuseIoU, "fuse-iou", label.DefaultFuseIoU, "IoU at which boxes of different teachers fuse")
 	fl.Float32Var(&f.thresh, "thresh", label.DefaultThresh, "fused score a box needs to become a label")
 	fl.Float32Var(&f.uncertain, "uncertain", label.DefaultUncertain, "fused score from which a box below --thresh makes its image uncertain")

@@ -25,7 +25,7 @@ type evalFlags struct {
 func newEvalCmd(log *slog.Logger) *cobra.Command {
 	var f evalFlags
 	cmd := &cobra.Command{
-		Use:   "eval --gt DIR --detections PATH [--names F] [--metric voc2012|voc2007] [--json]",
+		Use:   "eval --dataset DIR --detections PATH [--names F] [--metric voc2012|voc2007] [--json]",
 		Short: "VOC average precision per class and mAP of detections against ground truth",
 		Long: `Computes PASCAL VOC AP per class and their mean exactly as the VOC devkit does
 (pixel boxes with +1 in widths and heights, IoU >= 0.5, greedy by confidence, each object
@@ -33,7 +33,7 @@ matched once, difficult objects ignored; all-point AP by default, 11-point with
 --metric voc2007), over the classes present in the ground truth (and, with --names,
 known to the detector, unless --all-classes; classes are matched by name).
 
-Ground truth (--gt): a darknet-form directory (images + same-name .txt labels, names
+Ground truth (--dataset, formerly --gt): a darknet-form directory (images + same-name .txt labels, names
 file classes.names or *.names in it or its parent, or --gt-names), a darknet list file,
 or a VOC tree (Annotations/*.xml + JPEGImages/).
 
@@ -47,7 +47,8 @@ devkit's 1-based pixels as darknet's valid output does).`,
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.gt, "gt", "", "ground truth: darknet-form directory, list file or VOC tree (required)")
+	fl.StringVar(&f.gt, "dataset", "", "ground truth: darknet-form directory, list file or VOC tree (required)")
+	aliasFlags(cmd, map[string]string{"gt": "dataset"})
 	fl.StringVar(&f.gtNames, "gt-names", "", "names file of darknet-form ground truth (default: classes.names / *.names beside it, else --names)")
 	fl.StringVar(&f.imageSet, "imageset", "", "VOC ground truth: evaluate only this image set (a name like val for ImageSets/Main/val.txt, or a file)")
 	fl.StringVar(&f.detections, "detections", "", "detections: comp4 directory/file or detect --json lines (required)")
@@ -56,7 +57,7 @@ devkit's 1-based pixels as darknet's valid output does).`,
 	fl.Float64Var(&f.iou, "iou", 0.5, "minimum overlap for a true positive")
 	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
 	fl.BoolVar(&f.allClasses, "all-classes", false, "average over every ground-truth class, also those --names lacks (their AP is 0)")
-	_ = cmd.MarkFlagRequired("gt")
+	_ = cmd.MarkFlagRequired("dataset")
 	_ = cmd.MarkFlagRequired("detections")
 	return cmd
 }
@@ -116,7 +117,7 @@ func runEval(out io.Writer, log *slog.Logger, f evalFlags) error {
 	return nil
 }
 
-// openGroundTruth loads --gt; darknet labels without images take the sizes from
+// openGroundTruth loads --dataset; darknet labels without images take the sizes from
 // detect JSON output.
 func openGroundTruth(f evalFlags, names []string, dets *mapeval.Detections) (*dataset.Dataset, error) {
 	opt := dataset.Options{NamesFile: f.gtNames, ImageSet: f.imageSet}

@@ -29,7 +29,7 @@ type qatFlags struct {
 	train     train.Options
 	extras    trainExtras
 	precision precisionFlags
-	// The PTQ-vs-QAT comparison (with --outdir): calibration images, the flow's
+	// The PTQ-vs-QAT comparison (with --output): calibration images, the flow's
 	// verify options, and the report directory.
 	outdir, calibration string
 	calibImages         int
@@ -37,12 +37,12 @@ type qatFlags struct {
 }
 
 // newQATCmd is `pynqctl quant qat`: quantization-aware training with the flow's
-// quantizers, then (with --outdir) the flow's calibrate and verify steps for the
+// quantizers, then (with --output) the flow's calibrate and verify steps for the
 // post-training-quantized float model and for the QAT model, and a PTQ-vs-QAT report.
 func newQATCmd(log *slog.Logger) *cobra.Command {
 	var f qatFlags
 	cmd := &cobra.Command{
-		Use:   "qat --cfg M.cfg --weights FLOAT.weights --data DIR|LIST [--val DIR --outdir DIR] [--out CKPT]",
+		Use:   "qat --cfg M.cfg --weights FLOAT.weights --data DIR|LIST [--val DIR --output DIR] [--checkpoints DIR]",
 		Short: "Quantization-aware training (W1A3) and its PTQ-vs-QAT accuracy report",
 		Long: `Fine-tunes the cfg's model from --weights (float; without it, from darknet's random
 initialisation) as "pynqctl train" does, with the quantizers of the quantization flow
@@ -54,16 +54,16 @@ is calibrated on the first batch (--clip-init) and then fixed, or learned with
 --learn-clip (PACT). LeakyRelu layers train as ReLU (--leaky=relu), as the flow
 rewrites them.
 
-Writes the checkpoints into --out, <out>/<name>.quant.json (the trained activation
-scales, the sidecar format of "quant export-darknet") and <out>/<name>-qat.cfg (the
+Writes the checkpoints into --checkpoints, <checkpoints>/<name>.quant.json (the trained activation
+scales, the sidecar format of "quant export-darknet") and <checkpoints>/<name>-qat.cfg (the
 network as trained: ReLU for leaky, binary=1 on bipolar layers). "quant qnn-dir"
 turns cfg, weights and sidecar into a QNN-MO parameter directory. Interrupting
 (Ctrl-C) writes the last checkpoint and the sidecar.
 
-With --outdir and --val, the normal flow follows: <outdir>/ptq is "quant run" on the
-float model (post-training quantization, calibrated on --calibration), <outdir>/qat is
+With --output and --val, the normal flow follows: <output>/ptq is "quant run" on the
+float model (post-training quantization, calibrated on --calibration), <output>/qat is
 "quant run" on the QAT model with its trained scales, both verified against the float
-model on --val. <outdir>/qat_report.json and qat_report.html compare float, PTQ and
+model on --val. <output>/qat_report.json and qat_report.html compare float, PTQ and
 QAT mAP per class with precision-recall curves. Exits 3 when the QAT model still fails
 the accuracy gate (--max-drop).
 
@@ -82,11 +82,12 @@ scales 1/(2^bits-1) of lhtan's saturation at 1 (the engine's levels), not calibr
 	fl := cmd.Flags()
 	fl.StringVar(&o.Weights, "weights", "", "initial (float) weights (default: darknet's random initialisation)")
 	fl.StringVar(&o.Resume, "resume", "", "checkpoint to resume from (its .momentum sidecar restores the activation scales)")
-	fl.StringVar(&o.OutDir, "out", "", "checkpoint directory (default: <outdir>/train, or backup)")
+	fl.StringVar(&o.OutDir, "checkpoints", "", "checkpoint directory (default: <output>/train, or backup)")
 	fl.BoolVar(&o.LearnClip, "learn-clip", false, "activation clipping scales learn (PACT) after their first-batch calibration")
 	fl.StringVar(&o.ClipInit, "clip-init", calib.MSE, "first-batch calibration of the activation scales: mse, percentile or minmax")
-	fl.StringVar(&o.Val, "val", "", "validation set with labels: mAP at checkpoints, and the PTQ/QAT verification with --outdir")
-	fl.StringVar(&f.outdir, "outdir", "", "run the flow's calibrate/verify for PTQ and QAT here and write the PTQ-vs-QAT report (needs --weights and --val)")
+	fl.StringVar(&o.Val, "val", "", "validation set with labels: mAP at checkpoints, and the PTQ/QAT verification with --output")
+	fl.StringVar(&f.outdir, "output", "", "run the flow's calibrate/verify for PTQ and QAT here and write the PTQ-vs-QAT report (needs --weights and --val)")
+	aliasFlags(cmd, map[string]string{"out": "checkpoints", "outdir": "output"})
 	fl.StringVar(&f.calibration, "calibration", "", "PTQ calibration images (default: the first --calibration-images of --data)")
 	fl.IntVar(&f.calibImages, "calibration-images", 32, "calibrate PTQ on the first N calibration images (0 = all)")
 	addVerifyFlags(cmd, &f.verify)
@@ -103,7 +104,7 @@ func runQAT(ctx context.Context, out, errOut io.Writer, log *slog.Logger, f qatF
 	}
 	f.verify.names = f.extras.names
 	if f.outdir != "" && (o.Weights == "" || o.Val == "") {
-		return errors.New("quant qat: --outdir compares with post-training quantization of the float model: give --weights (float) and --val")
+		return errors.New("quant qat: --output compares with post-training quantization of the float model: give --weights (float) and --val")
 	}
 	if o.OutDir == "" {
 		o.OutDir = "backup"
@@ -236,7 +237,7 @@ func writeQATSidecar(m *quant.Model, path string) error {
 func newQNNDirCmd(log *slog.Logger) *cobra.Command {
 	var cfg, weights, sidecar, out, name string
 	cmd := &cobra.Command{
-		Use:   "qnn-dir --cfg M.cfg --weights M.weights --sidecar M.quant.json --out DIR [--name NET]",
+		Use:   "qnn-dir --cfg M.cfg --weights M.weights --sidecar M.quant.json --output DIR [--name NET]",
 		Short: "Write a W1A3 QAT-trained darknet model as a QNN-MO parameter directory (thresholds, binparams)",
 		Long: `Reads a darknet model trained by "pynqctl quant qat" (cfg, weights, and the quant sidecar
 with the trained activation scales) and writes it as the QNN-MO parameter directory the
@@ -275,9 +276,10 @@ norm and scales folded into integer thresholds, the last layer scaled to read le
 	fl.StringVar(&cfg, "cfg", "", "darknet cfg the model was trained with (required)")
 	fl.StringVar(&weights, "weights", "", "trained darknet .weights (required)")
 	fl.StringVar(&sidecar, "sidecar", "", "quant sidecar with the trained activation scales, from pynqctl quant qat (required)")
-	fl.StringVar(&out, "out", "", "parameter directory to write (required)")
+	fl.StringVar(&out, "output", "", "parameter directory to write (required)")
+	aliasFlags(cmd, map[string]string{"out": "output"})
 	fl.StringVar(&name, "name", "", "network name (file prefix; default: the cfg's base name)")
-	for _, f := range []string{"cfg", "weights", "sidecar", "out"} {
+	for _, f := range []string{"cfg", "weights", "sidecar", "output"} {
 		_ = cmd.MarkFlagRequired(f)
 	}
 	return cmd

@@ -32,10 +32,10 @@ type quantRunFlags struct {
 func newQuantRunCmd(log *slog.Logger) *cobra.Command {
 	var f quantRunFlags
 	cmd := &cobra.Command{
-		Use:   "run --cfg=M.cfg --weights=M.weights --calibration=DIR --val=DIR --outdir=DIR [--name M]",
+		Use:   "run --cfg=M.cfg --weights=M.weights --calibration=DIR --val=DIR --output=DIR [--name M]",
 		Short: "The whole quantization guide: convert, finn, weights, activations, calibrate, verify",
 		Long: `Runs the guide's steps in order, each exactly as its own command does, writing the
-guide's files into --outdir: <name>.onnx, <name>-finn.onnx, <name>-w1.onnx,
+guide's files into --output: <name>.onnx, <name>-finn.onnx, <name>-w1.onnx,
 <name>-w1a3.onnx, <name>-w1a3-calibrated.onnx, quantization_results.json (and
 quantization_results.html, quant_run.json with the step timings). Prints each step's
 wall time and a summary; exits like verify (3 when the accuracy gate fails).`,
@@ -50,7 +50,8 @@ wall time and a summary; exits like verify (3 when the accuracy gate fails).`,
 	fl.StringVar(&f.weights, "weights", "", "darknet .weights (required)")
 	fl.StringVar(&f.calibration, "calibration", "", "calibration images (20-50), a dataset directory or list file (required)")
 	fl.StringVar(&f.val, "val", "", "validation set with labels (required)")
-	fl.StringVar(&f.outdir, "outdir", "", "output directory (required)")
+	fl.StringVar(&f.outdir, "output", "", "output directory (required)")
+	aliasFlags(cmd, map[string]string{"outdir": "output"})
 	fl.StringVar(&f.name, "name", "", "model name for the files (default: the cfg's name without _final/.cfg)")
 	fl.StringVar(&f.calibMethod, "method", "", "calibration method passed to calibrate (default: calibrate's)")
 	fl.StringVar(&f.scales, "scales", "", "calibrate with the activation scales of an export-darknet sidecar (M.quant.json) instead of the images")

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
@@ -68,4 +69,16 @@ func newRootCmd(log *slog.Logger) *cobra.Command {
 		root.AddCommand(f(log))
 	}
 	return root
+}
+
+// aliasFlags keeps a command's former flag names working: each old name reads as its
+// new one (the vocabulary the README lists: --output for what a command writes,
+// --dataset for the images it evaluates). The flags must be defined under the new names.
+func aliasFlags(cmd *cobra.Command, old map[string]string) {
+	cmd.Flags().SetNormalizeFunc(func(_ *pflag.FlagSet, name string) pflag.NormalizedName {
+		if n, ok := old[name]; ok {
+			return pflag.NormalizedName(n)
+		}
+		return pflag.NormalizedName(name)
+	})
 }

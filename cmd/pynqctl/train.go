@@ -20,7 +20,7 @@ func newTrainCmd(log *slog.Logger) *cobra.Command {
 		x trainExtras
 	)
 	cmd := &cobra.Command{
-		Use:   "train --cfg M.cfg --data DIR|LIST [--val DIR] [--weights W] [--out DIR] [--resume DIR/M_last.weights]",
+		Use:   "train --cfg M.cfg --data DIR|LIST [--val DIR] [--weights W] [--output DIR] [--resume DIR/M_last.weights]",
 		Short: "Train a darknet Tiny-YOLO/Tinier-YOLO (region head) on the CPU, writing darknet .weights",
 		Long: `Trains a darknet cfg (convolutions with batch norm and leaky/relu/linear, max pools,
 a YOLOv2 [region] head) on a darknet dataset (images with same-name .txt labels, or a
@@ -59,7 +59,8 @@ the last checkpoint. With --val, prints VOC2012 mAP@0.5 at checkpoints and write
 	fl.StringVar(&o.Val, "val", "", "validation data for mAP (darknet-form directory, list file or VOC tree)")
 	fl.StringVar(&o.Weights, "weights", "", "initial weights (default: darknet's random initialisation); seen starts at 0")
 	fl.StringVar(&o.Resume, "resume", "", "checkpoint to resume from (its seen counter gives the iteration)")
-	fl.StringVar(&o.OutDir, "out", "backup", "checkpoint directory")
+	fl.StringVar(&o.OutDir, "output", "backup", "checkpoint directory")
+	aliasFlags(cmd, map[string]string{"out": "output"})
 	fl.BoolVar(&o.QAT, "qat", false, "quantization-aware: binary weights (straight-through) and 3-bit activations on every conv but the first and last (first: 3-bit activations only)")
 	fl.BoolVar(&o.LearnClip, "learn-clip", false, "with --qat: activation clipping scales learn (PACT) instead of staying at their first-batch calibration")
 	return cmd

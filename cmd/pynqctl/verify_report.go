@@ -220,7 +220,7 @@ func verifyAdvice(r *verifyResult) []string {
 	return []string{
 		"Use more calibration data: up to 50 representative images" + used + " (pynqctl quant calibrate --dataset).",
 		"Try other calibration parameters: --method=percentile with 99.9 or 99.999, --method=mse or minmax; keep the first and last layers at 8 bits or float.",
-		"If post-training quantization cannot reach the limit, retrain with quantization-aware training: pynqctl quant qat --weights <float weights> --val <this dataset> --outdir DIR fine-tunes with binary weights and 3-bit activations in the loop and reports PTQ vs QAT.",
+		"If post-training quantization cannot reach the limit, retrain with quantization-aware training: pynqctl quant qat --weights <float weights> --val <this dataset> --output DIR fine-tunes with binary weights and 3-bit activations in the loop and reports PTQ vs QAT.",
 	}
 }
 

@@ -157,7 +157,7 @@ feed:
 
 func (opt DatasetOptions) check() (DatasetOptions, error) {
 	if opt.Out == "" {
-		return opt, errors.New("synth: no output directory (--out DIR)")
+		return opt, errors.New("synth: no output directory (--output DIR)")
 	}
 	if opt.Count <= 0 {
 		return opt, fmt.Errorf("synth: count %d: want at least one image (--count N)", opt.Count)

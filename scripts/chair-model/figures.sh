@@ -33,7 +33,7 @@ ap() { # name, dataset, names file, detect model flags...
 	shift 3
 	# shellcheck disable=SC2046
 	"$P" detect "$@" --names "$names" --thresh 0.005 --json $(images "$ds") >"$OUT/$name.jsonl"
-	"$P" eval --gt "$ds" --detections "$OUT/$name.jsonl" --names "$names" --json | chair_ap
+	"$P" eval --dataset "$ds" --detections "$OUT/$name.jsonl" --names "$names" --json | chair_ap
 }
 row() { # label, names file, detect model flags...
 	label=$1
