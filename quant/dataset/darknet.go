@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -139,26 +140,35 @@ func FindNames(dir string) (string, error) {
 	return "", fmt.Errorf("%s: %w (put classes.names there or give a names file)", dir, ErrNoNames)
 }
 
-// ReadNames reads a names file: one class per line, surrounding blanks trimmed,
-// trailing blank lines dropped; a blank line inside the list is an error because it
-// would shift every later class id.
+// ReadNames reads a names file (ParseNames).
 func ReadNames(path string) ([]string, error) {
 	b, err := os.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("names: %w", err)
+	}
+	return ParseNames(b, path)
+}
+
+// ParseNames parses a names file's bytes (name is used in errors): one class per line,
+// surrounding blanks trimmed, trailing blank lines dropped; a blank line inside the list
+// is an error because it would shift every later class id, and binary data (an image
+// given for the names file) is refused as such.
+func ParseNames(b []byte, name string) ([]string, error) {
+	if bytes.IndexByte(b[:min(len(b), 4096)], 0) >= 0 {
+		return nil, fmt.Errorf("%s: binary data: not a names file (one class name per line)", name)
 	}
 	lines := strings.Split(strings.ReplaceAll(string(b), "\r\n", "\n"), "\n")
 	for len(lines) > 0 && strings.TrimSpace(lines[len(lines)-1]) == "" {
 		lines = lines[:len(lines)-1]
 	}
 	if len(lines) == 0 {
-		return nil, fmt.Errorf("%s: no class names", path)
+		return nil, fmt.Errorf("%s: no class names", name)
 	}
 	names := make([]string, len(lines))
 	for i, l := range lines {
 		names[i] = strings.TrimSpace(l)
 		if names[i] == "" {
-			return nil, fmt.Errorf("%s:%d: empty class name (every line is one class)", path, i+1)
+			return nil, fmt.Errorf("%s:%d: empty class name (every line is one class)", name, i+1)
 		}
 	}
 	return names, nil

@@ -228,36 +228,6 @@ func TestObjectsOneLinePerClass(t *testing.T) {
 	}
 }
 
-func TestReadNames(t *testing.T) {
-	names, err := ReadNames(strings.NewReader("person\r\n chair \nsofa\n\n"))
-	if err != nil || strings.Join(names, ",") != "person,chair,sofa" {
-		t.Fatalf("got %q %v", names, err)
-	}
-	for _, bad := range []string{"", "\n\n", "a\n\nb\n"} {
-		if _, err := ReadNames(strings.NewReader(bad)); err == nil {
-			t.Errorf("ReadNames(%q) succeeded", bad)
-		}
-	}
-}
-
-func FuzzReadNames(f *testing.F) {
-	f.Add([]byte("person\nbicycle\ncar\n"))
-	f.Add([]byte("chair\r\n"))
-	f.Add([]byte("a\n\nb"))
-	f.Add([]byte{0xff, 0, '\n'})
-	f.Fuzz(func(t *testing.T, data []byte) {
-		names, err := ReadNames(bytes.NewReader(data))
-		if err != nil {
-			return
-		}
-		for _, n := range names {
-			if n == "" || strings.TrimSpace(n) != n {
-				t.Fatalf("bad name %q", n)
-			}
-		}
-	})
-}
-
 // fakeEngine returns a fixed head output and records the input it was given.
 type fakeEngine struct {
 	input []float32

@@ -1,59 +1,17 @@
 package detect
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"math"
-	"os"
-	"strings"
 
+	"github.com/fpgadetector/pynq-agent/quant/dataset"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
-// ReadNames reads a darknet names file: one class name per line, surrounding
-// whitespace trimmed; trailing empty lines are dropped, an empty line inside the list
-// is an error because it would shift every later class id.
-func ReadNames(r io.Reader) ([]string, error) {
-	var names []string
-	blank := 0 // line number of a pending blank line
-	sc := bufio.NewScanner(r)
-	for line := 1; sc.Scan(); line++ {
-		name := strings.TrimSpace(sc.Text())
-		if name == "" {
-			if blank == 0 {
-				blank = line
-			}
-			continue
-		}
-		if blank != 0 {
-			return nil, fmt.Errorf("names line %d: empty class name (every line is one class)", blank)
-		}
-		names = append(names, name)
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("read names: %w", err)
-	}
-	if len(names) == 0 {
-		return nil, fmt.Errorf("names file has no class names")
-	}
-	return names, nil
-}
-
-// LoadNames reads a names file from disk.
-func LoadNames(path string) ([]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("load names: %w", err)
-	}
-	defer f.Close()
-	names, err := ReadNames(f)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return names, nil
-}
+// LoadNames reads a names file (dataset.ReadNames: one class per line).
+func LoadNames(path string) ([]string, error) { return dataset.ReadNames(path) }
 
 // WriteDarknet prints objects as darknet's detector does: "name: NN%" per line, the
 // percentage rounded by printf's %.0f (half to even on the exact binary value).
