@@ -1,12 +1,30 @@
 package imageio
 
+import "sync"
+
 // Resize scales an image to w x h the way darknet's resize_image does: bilinear in two
 // passes (columns first into an intermediate image of the source height, then rows),
 // with sample positions c*(srcW-1)/(w-1) so that the corner samples map onto each other,
 // all in float32. The float32 conversions below stop the compiler from fusing
 // multiply-adds, which would change the last bit compared with darknet's C.
 func Resize(im *Image, w, h int) *Image {
-	part := NewImage(w, im.H, im.C)
+	out := NewImage(w, h, im.C)
+	resizeInto(out.Data, w, w*h, im, w, h)
+	return out
+}
+
+// resizeInto is Resize writing plane k's row r at dst[k*plane+r*stride:]: into a
+// letterbox canvas directly. The column pass's intermediate comes from a pool (a frame's
+// resize would otherwise allocate megabytes for the garbage collector).
+func resizeInto(dst []float32, stride, plane int, im *Image, w, h int) {
+	n := w * im.H * im.C
+	buf, _ := resizeParts.Get().(*[]float32)
+	if buf == nil || cap(*buf) < n {
+		buf = new([]float32)
+		*buf = make([]float32, n)
+	}
+	defer resizeParts.Put(buf)
+	part := &Image{W: w, H: im.H, C: im.C, Data: (*buf)[:n]}
 	wScale := float32(im.W-1) / float32(w-1)
 	hScale := float32(im.H-1) / float32(h-1)
 	// Each column's source and weights, once for all rows and channels (the same
@@ -45,7 +63,6 @@ func Resize(im *Image, w, h int) *Image {
 			}
 		}
 	}
-	out := NewImage(w, h, im.C)
 	for k := 0; k < im.C; k++ {
 		for r := 0; r < h; r++ {
 			sy := float32(0)
@@ -54,7 +71,7 @@ func Resize(im *Image, w, h int) *Image {
 			}
 			iy := int(sy)
 			dy := sy - float32(iy)
-			dst := out.Data[(k*h+r)*w : (k*h+r+1)*w]
+			dst := dst[k*plane+r*stride : k*plane+r*stride+w]
 			top := part.Data[(k*im.H+iy)*w : (k*im.H+iy+1)*w]
 			if r == h-1 || im.H == 1 {
 				for c := range dst {
@@ -65,8 +82,10 @@ func Resize(im *Image, w, h int) *Image {
 			blendRows(dst, top, part.Data[(k*im.H+iy+1)*w:(k*im.H+iy+2)*w], 1-dy, dy)
 		}
 	}
-	return out
 }
+
+// resizeParts holds column-pass intermediates for reuse.
+var resizeParts sync.Pool
 
 // LetterboxGeometry returns the size of the resized image inside a w x h letterbox and
 // its top-left offset, with darknet's integer arithmetic (letterbox_image): the side
@@ -84,7 +103,6 @@ func LetterboxGeometry(srcW, srcH, w, h int) (newW, newH, dx, dy int) {
 // canvas of 0.5 (darknet's letterbox_image).
 func Letterbox(im *Image, w, h int) *Image {
 	newW, newH, dx, dy := LetterboxGeometry(im.W, im.H, w, h)
-	resized := Resize(im, newW, newH)
 	out := NewImage(w, h, im.C)
 	for k := 0; k < im.C; k++ {
 		plane := out.Data[k*h*w : (k+1)*h*w]
@@ -93,10 +111,10 @@ func Letterbox(im *Image, w, h int) *Image {
 		for y := 0; y < newH; y++ {
 			row := plane[(y+dy)*w : (y+dy+1)*w]
 			fill(row[:dx], 0.5)
-			copy(row[dx:dx+newW], resized.Data[(k*newH+y)*newW:(k*newH+y+1)*newW])
 			fill(row[dx+newW:], 0.5)
 		}
 	}
+	resizeInto(out.Data[dy*w+dx:], w, w*h, im, newW, newH) // the picture, straight into the canvas
 	return out
 }
 
