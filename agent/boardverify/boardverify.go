@@ -178,7 +178,6 @@ func openVerifyDataset(o Options) (*dataset.Dataset, error) {
 // hostRef is the host reference: quant/qnn's pipeline with its layers exposed.
 type hostRef struct {
 	det    *qnn.Detector
-	head   int
 	layers []agent.EngineLayer
 }
 
@@ -195,7 +194,7 @@ func newHostRef(dir string, threads int) (*hostRef, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify: --model %s: %w", dir, err)
 	}
-	return &hostRef{det: det, head: m.Heads()[0], layers: layers}, nil
+	return &hostRef{det: det, layers: layers}, nil
 }
 
 // hostResult is the host reference on one image.
@@ -209,29 +208,18 @@ type hostResult struct {
 }
 
 // run decodes the file bytes as the agent does (stb_image for QNN-MO) and runs the
-// pipeline step by step (the steps of qnn.Detector.Detect) keeping the packed buffers.
+// detector keeping the packed buffers (qnn.Detector.Stages).
 func (h *hostRef) run(data []byte, thresh float32, names []string) (*hostResult, error) {
 	img, err := imageio.DecodeWith(bytes.NewReader(data), qnn.ImageDecoder)
 	if err != nil {
 		return nil, err
 	}
-	r := &hostResult{img: img}
-	if r.in, err = h.det.Input(img); err != nil {
-		return nil, err
-	}
-	if r.out, err = h.det.Engine.Run(r.in); err != nil {
-		return nil, err
-	}
-	head, err := h.det.Output(r.out)
+	st, err := h.det.Stages(img, thresh)
 	if err != nil {
 		return nil, err
 	}
-	cands, err := detect.Decode(h.det.Model, map[int][]float32{h.head: head}, img.W, img.H, thresh)
-	if err != nil {
-		return nil, err
-	}
-	cands = detect.NMS(cands, detect.DarknetNMS)
-	r.candCount = len(cands)
+	r := &hostResult{img: img, in: st.In, out: st.Out, candCount: len(st.Candidates)}
+	cands := st.Candidates
 	r.dets = []web.Box{}
 	for _, o := range detect.Objects(cands, thresh, names, img.W, img.H) {
 		r.dets = append(r.dets, web.Box{Class: o.Name, ClassID: o.Class, Score: o.Score, Box: o.Box})

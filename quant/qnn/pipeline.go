@@ -75,6 +75,22 @@ func (d *Detector) Output(out []byte) ([]float32, error) {
 // Detect runs the pipeline on an image and returns darknet's candidate boxes after NMS,
 // in pixels of the image (pass them to [detect.Objects] for darknet's printed list).
 func (d *Detector) Detect(img *imageio.Image, thresh float32) ([]detect.Detection, error) {
+	st, err := d.Stages(img, thresh)
+	if err != nil {
+		return nil, err
+	}
+	return st.Candidates, nil
+}
+
+// Stages is one image through the detector with the packed engine buffers kept: what
+// board verification compares with a board's.
+type Stages struct {
+	In, Out    []byte             // the engine's packed input and output records
+	Candidates []detect.Detection // after NMS, as Detect returns them
+}
+
+// Stages is Detect keeping the engine's packed input and output.
+func (d *Detector) Stages(img *imageio.Image, thresh float32) (*Stages, error) {
 	in, err := d.Input(img)
 	if err != nil {
 		return nil, err
@@ -91,5 +107,5 @@ func (d *Detector) Detect(img *imageio.Image, thresh float32) ([]detect.Detectio
 	if err != nil {
 		return nil, err
 	}
-	return detect.NMS(dets, detect.DarknetNMS), nil
+	return &Stages{In: in, Out: out, Candidates: detect.NMS(dets, detect.DarknetNMS)}, nil
 }
