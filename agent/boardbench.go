@@ -213,8 +213,8 @@ func (b *boardBench) stage(ctx context.Context, name string) (err error) {
 		b.head, err = b.q.Det.Output(b.out)
 	case StageNMS:
 		var d []detect.Detection
-		d, err = detect.Decode(b.q.Det.Model, map[int][]float32{b.q.head: b.head}, b.img.W, b.img.H, b.thresh)
-		b.objs = detect.Objects(detect.NMS(d, b.q.NMS), b.thresh, b.a.names, b.img.W, b.img.H)
+		d, err = b.q.Det.Candidates(b.head, b.img.W, b.img.H, b.thresh, b.q.NMS)
+		b.objs = detect.Objects(d, b.thresh, b.a.names, b.img.W, b.img.H)
 	case StageEncode:
 		b.frames++
 		pic := b.pic

@@ -77,7 +77,6 @@ type QNNModel struct {
 	Det   *qnn.Detector // its First and Last layers; its Engine is not used
 	Accel offload.Accelerator
 	NMS   float32
-	head  int
 	// inputs recycles engine input buffers (8 MiB each for Tinier-YOLO): the first
 	// layer writes the same leading words of every record each time and leaves the rest
 	// zero, as the engine needs, so a used buffer is as good as a new one.
@@ -93,14 +92,10 @@ func NewQNNModel(det *qnn.Detector, acc offload.Accelerator, nms float32) (*QNNM
 	if acc.OutLayout() != det.Engine.OutLayout() {
 		return nil, fmt.Errorf("accelerator output layout %+v, the last layer reads %+v: the bitstream does not fit this model", acc.OutLayout(), det.Engine.OutLayout())
 	}
-	heads := det.Model.Heads()
-	if len(heads) != 1 {
-		return nil, fmt.Errorf("model has %d heads, want one region head", len(heads))
-	}
-	if nms <= 0 {
+	if nms <= 0 { // qnn.NewDetector checked the single region head
 		nms = detect.DarknetNMS
 	}
-	return &QNNModel{Det: det, Accel: acc, NMS: nms, head: heads[0]}, nil
+	return &QNNModel{Det: det, Accel: acc, NMS: nms}, nil
 }
 
 // Prepare letterboxes and runs the first layer into the engine's input records.
@@ -137,14 +132,14 @@ func (q *QNNModel) Finish(j *Job) error {
 		return err
 	}
 	return j.Time(StageNMS, func() error {
-		d, err := detect.Decode(q.Det.Model, map[int][]float32{q.head: head}, j.Image.W, j.Image.H, j.Thresh)
-		j.Candidates = detect.NMS(d, q.NMS)
+		var err error
+		j.Candidates, err = q.Det.Candidates(head, j.Image.W, j.Image.H, j.Thresh, q.NMS)
 		return err
 	})
 }
 
 // Classes is the head's class count.
-func (q *QNNModel) Classes() int { return q.Det.Model.Layers[q.head].Head.Classes }
+func (q *QNNModel) Classes() int { return q.Det.Classes() }
 
 // FloatModel runs a float darknet model entirely on the CPU as one stage.
 type FloatModel struct {

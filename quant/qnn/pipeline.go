@@ -103,9 +103,23 @@ func (d *Detector) Stages(img *imageio.Image, thresh float32) (*Stages, error) {
 	if err != nil {
 		return nil, err
 	}
-	dets, err := detect.Decode(d.Model, map[int][]float32{d.head: head}, img.W, img.H, thresh)
+	cands, err := d.Candidates(head, img.W, img.H, thresh, detect.DarknetNMS)
 	if err != nil {
 		return nil, err
 	}
-	return &Stages{In: in, Out: out, Candidates: detect.NMS(dets, detect.DarknetNMS)}, nil
+	return &Stages{In: in, Out: out, Candidates: cands}, nil
 }
+
+// Candidates decodes the head's values ([Detector.Output]) into boxes in pixels of a w x h
+// image and applies NMS with overlap nms: the last step of Detect, and the agent's NMS
+// stage.
+func (d *Detector) Candidates(head []float32, w, h int, thresh, nms float32) ([]detect.Detection, error) {
+	dets, err := detect.Decode(d.Model, map[int][]float32{d.head: head}, w, h, thresh)
+	if err != nil {
+		return nil, err
+	}
+	return detect.NMS(dets, nms), nil
+}
+
+// Classes is the head's class count.
+func (d *Detector) Classes() int { return d.Model.Layers[d.head].Head.Classes }
