@@ -26,10 +26,20 @@ type Config struct {
 	NoLetterbox bool
 }
 
-// Run is the whole darknet detector on one image: letterbox (or stretch) to the model
-// input, forward, decode the heads, NMS, and darknet's per-class object list with boxes
-// in pixels of im.
+// Run is the whole darknet detector on one image: Candidates, then darknet's per-class
+// object list with boxes in pixels of im.
 func Run(m *quant.Model, e Engine, im *imageio.Image, cfg Config) ([]Detection, error) {
+	cands, err := Candidates(m, e, im, cfg)
+	if err != nil {
+		return nil, err
+	}
+	return Objects(cands, cfg.Thresh, cfg.Names, im.W, im.H), nil
+}
+
+// Candidates runs a float engine on one image as darknet's detector does: letterbox (or
+// stretch) to the model input, forward, decode the heads, NMS (cfg.NMS; 0 none); the
+// candidates are in pixels of im.
+func Candidates(m *quant.Model, e Engine, im *imageio.Image, cfg Config) ([]Detection, error) {
 	if im.C != m.Input.C {
 		return nil, fmt.Errorf("detect: image has %d channels, model wants %d", im.C, m.Input.C)
 	}
@@ -53,5 +63,5 @@ func Run(m *quant.Model, e Engine, im *imageio.Image, cfg Config) ([]Detection, 
 	if cfg.NMS > 0 {
 		cands = NMS(cands, cfg.NMS)
 	}
-	return Objects(cands, cfg.Thresh, cfg.Names, im.W, im.H), nil
+	return cands, nil
 }

@@ -37,19 +37,7 @@ func NewFloat(m *quant.Model, threads int, nms float32) (*Float, error) {
 	return &Float{model: m, engine: e, nms: nms}, nil
 }
 
-// Detect runs the model on img.
+// Detect runs the model on img (detect.Candidates with darknet's letterbox).
 func (f *Float) Detect(img *imageio.Image, thresh float32) ([]detect.Detection, error) {
-	in := imageio.Letterbox(img, f.model.Input.W, f.model.Input.H)
-	if err := f.engine.Forward(in.Data); err != nil {
-		return nil, err
-	}
-	heads := map[int][]float32{}
-	for _, i := range f.model.Heads() {
-		heads[i] = f.engine.Output(i)
-	}
-	cands, err := detect.Decode(f.model, heads, img.W, img.H, thresh)
-	if err != nil {
-		return nil, err
-	}
-	return detect.NMS(cands, f.nms), nil
+	return detect.Candidates(f.model, f.engine, img, detect.Config{Thresh: thresh, NMS: f.nms})
 }
