@@ -265,20 +265,9 @@ func runValidation(errOut io.Writer, ds *dataset.Dataset, sides []*verifyModel, 
 // boxes above thresh, do_nms_sort, and every class probability above thresh as one
 // detection with darknet's +1 pixel box clipped to [1, w] x [1, h].
 func validDetections(m *quant.Model, e detect.Engine, img *imageio.Image, id string, names []string, f verifyFlags) ([]mapeval.Detection, error) {
-	in := imageio.Letterbox(img, m.Input.W, m.Input.H)
-	if err := e.Forward(in.Data); err != nil {
-		return nil, err
-	}
-	heads := map[int][]float32{}
-	for _, i := range m.Heads() {
-		heads[i] = e.Output(i)
-	}
-	cands, err := detect.DecodeWith(m, heads, img.W, img.H, detect.Options{Thresh: f.thresh})
+	cands, err := detect.Candidates(m, e, img, detect.Config{Thresh: f.thresh, NMS: f.nms})
 	if err != nil {
 		return nil, err
-	}
-	if f.nms > 0 {
-		cands = detect.NMS(cands, f.nms)
 	}
 	var out []mapeval.Detection
 	for _, c := range cands {

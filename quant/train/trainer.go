@@ -556,18 +556,10 @@ func EvalMAP(m *quant.Model, val string, names []string, threads int) (*mapeval.
 		if err != nil {
 			return nil, fmt.Errorf("validation image: %w", err)
 		}
-		if err := e.Forward(imageio.Letterbox(img, m.Input.W, m.Input.H).Data); err != nil {
-			return nil, err
-		}
-		heads := map[int][]float32{}
-		for _, i := range m.Heads() {
-			heads[i] = e.Output(i)
-		}
-		cands, err := detect.DecodeWith(m, heads, img.W, img.H, detect.Options{Thresh: thresh})
+		cands, err := detect.Candidates(m, e, img, detect.Config{Thresh: thresh, NMS: detect.DarknetNMS})
 		if err != nil {
 			return nil, err
 		}
-		cands = detect.NMS(cands, detect.DarknetNMS)
 		for _, c := range cands {
 			b := mapeval.VOCBox(c.Box, img.W, img.H)
 			for j, p := range c.Probs {
