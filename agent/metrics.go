@@ -22,7 +22,8 @@ func (a *Agent) WriteMetrics(w io.Writer) error {
 	m := promWriter{bw}
 	m.one("pynq_agent_info", "gauge", "Build and backend of the daemon (value 1).",
 		fmt.Sprintf(`version=%q,backend=%q`, Version, a.cfg.Backend), 1)
-	m.one("pynq_agent_ready", "gauge", "1 when start-up finished and frames are processed.", "", b2f(a.Ready()))
+	m.one("pynq_agent_ready", "gauge", "1 when start-up finished and the source delivers frames.", "", b2f(a.Ready()))
+	m.one("pynq_agent_source_failing", "gauge", "1 while the frame source fails and is being reopened; /api/status has its error.", "", b2f(a.pipe.SourceFailure() != ""))
 
 	m.one("pynq_agent_healthy", "gauge", "1 unless the engine is stuck or stopped, or frames go in and none come out (health.stall); /api/status says why.", "", b2f(a.Health() == nil))
 	if a.engine != nil {

@@ -555,3 +555,26 @@ func TestJPEGSourceFeedsAsIs(t *testing.T) {
 		}
 	}
 }
+
+// TestAgentSourceFailure: a source that fails makes the agent not ready, with the error in
+// /api/status and a 1 in pynq_agent_source_failing; health is untouched (a restart would
+// not bring a camera back).
+func TestAgentSourceFailure(t *testing.T) {
+	cfg := Defaults()
+	cfg.Source.Retry.Duration, cfg.Source.RetryMax.Duration = time.Millisecond, 4*time.Millisecond
+	a := &Agent{cfg: cfg, start: time.Now(), pipe: NewPipeline(&fakeModel{}, PipelineOptions{Thresh: 0.5, Source: cfg.Source})}
+	a.ready.Store(true)
+	open := func(context.Context) (Source, error) { return nil, errors.New("open /dev/video0: no such device") }
+	runPipeline(t, a.pipe, open, newCollector())
+	waitFor(t, "the failure", func() bool { return a.pipe.SourceFailure() != "" })
+	if a.Ready() || a.Health() != nil {
+		t.Errorf("ready %v health %v", a.Ready(), a.Health())
+	}
+	if st := a.Status(); st.Ready || st.SourceError != "open /dev/video0: no such device" {
+		t.Errorf("status ready %v source_error %q", st.Ready, st.SourceError)
+	}
+	var m strings.Builder
+	if err := a.WriteMetrics(&m); err != nil || !strings.Contains(m.String(), "pynq_agent_source_failing 1") || !strings.Contains(m.String(), "pynq_agent_ready 0") {
+		t.Errorf("metrics (%v):\n%s", err, m.String())
+	}
+}
