@@ -5,7 +5,7 @@
 // The NEON instructions are WORDs (the Go assembler has none) with the GNU assembler's
 // spelling beside them.
 
-// AAN is fdctRows' butterflies on eight vectors of four lanes, in place: x0..x7 in
+// AAN is aan8's butterflies on eight vectors of four lanes, in place: x0..x7 in
 // q0, q2, q4, q6, q1, q3, q5, q7, and y0..y7 out in the same registers. q8-q15 are
 // scratch. (t * 334) >> 8 is computed as (t * 167) >> 7, the same number: 334 is no NEON
 // immediate.
@@ -20,7 +20,7 @@
 
 // func fdctNEON(d *[64]int32)
 //
-// fdct: fdctRows then fdctCols, with the same integer arithmetic four lanes at a time.
+// fdctGo: rows then columns, with the same integer arithmetic four lanes at a time.
 TEXT ·fdctNEON(SB), NOSPLIT, $0-4
 	MOVW	d+0(FP), R0
 	MOVW	R0, R1

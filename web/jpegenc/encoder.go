@@ -154,16 +154,24 @@ func (e *encoder) bits(v uint32, n uint) {
 }
 
 // fdct is the AAN forward DCT in 8.8 fixed point, the rows then the columns; the
-// outputs carry the scales that tables.recip divides out. The two passes are the same
-// butterflies written out twice: on 32-bit ARM a shared function passes its values
-// through the stack, and transposing instead costs more than it saves.
+// outputs carry the scales that tables.recip divides out. On the board NEON runs both
+// passes four lanes at a time (fdctNEON, the same integer arithmetic).
 func fdct(d *[64]int32) {
 	if haveNEON {
 		fdctNEON(d)
 		return
 	}
-	fdctRows(d)
-	fdctCols(d)
+	fdctGo(d)
+}
+
+// fdctGo is fdct in Go: the butterflies along each row, then down each column.
+func fdctGo(d *[64]int32) {
+	for i := 0; i < 8; i++ {
+		aan8(d, 8*i, 1)
+	}
+	for c := 0; c < 8; c++ {
+		aan8(d, c, 8)
+	}
 }
 
 const (
@@ -173,52 +181,26 @@ const (
 	c1306 = 334 // 1.306562965 * 256
 )
 
-// fdctRows transforms each row of d (written out in one body: on 32-bit ARM a call
-// passes its values through the stack).
-func fdctRows(d *[64]int32) {
-	for i := 0; i < 64; i += 8 {
-		r := (*[8]int32)(d[i : i+8])
-		t0, t7 := r[0]+r[7], r[0]-r[7]
-		t1, t6 := r[1]+r[6], r[1]-r[6]
-		t2, t5 := r[2]+r[5], r[2]-r[5]
-		t3, t4 := r[3]+r[4], r[3]-r[4]
-		// Even part.
-		t10, t13 := t0+t3, t0-t3
-		t11, t12 := t1+t2, t1-t2
-		r[0], r[4] = t10+t11, t10-t11
-		z1 := (t12 + t13) * c0707 >> 8
-		r[2], r[6] = t13+z1, t13-z1
-		// Odd part.
-		t10, t11, t12 = t4+t5, t5+t6, t6+t7
-		z5 := (t10 - t12) * c0382 >> 8
-		z2 := t10*c0541>>8 + z5
-		z4 := t12*c1306>>8 + z5
-		z3 := t11 * c0707 >> 8
-		z11, z13 := t7+z3, t7-z3
-		r[5], r[3] = z13+z2, z13-z2
-		r[1], r[7] = z11+z4, z11-z4
-	}
-}
-
-// fdctCols is fdctRows down the columns.
-func fdctCols(d *[64]int32) {
-	for c := 0; c < 8; c++ {
-		t0, t7 := d[c]+d[c+56], d[c]-d[c+56]
-		t1, t6 := d[c+8]+d[c+48], d[c+8]-d[c+48]
-		t2, t5 := d[c+16]+d[c+40], d[c+16]-d[c+40]
-		t3, t4 := d[c+24]+d[c+32], d[c+24]-d[c+32]
-		t10, t13 := t0+t3, t0-t3
-		t11, t12 := t1+t2, t1-t2
-		d[c], d[c+32] = t10+t11, t10-t11
-		z1 := (t12 + t13) * c0707 >> 8
-		d[c+16], d[c+48] = t13+z1, t13-z1
-		t10, t11, t12 = t4+t5, t5+t6, t6+t7
-		z5 := (t10 - t12) * c0382 >> 8
-		z2 := t10*c0541>>8 + z5
-		z4 := t12*c1306>>8 + z5
-		z3 := t11 * c0707 >> 8
-		z11, z13 := t7+z3, t7-z3
-		d[c+40], d[c+24] = z13+z2, z13-z2
-		d[c+8], d[c+56] = z11+z4, z11-z4
-	}
+// aan8 transforms the 8 values of d at at, at+step, ..., at+7*step in place.
+func aan8(d *[64]int32, at, step int) {
+	x := func(k int) *int32 { return &d[at+k*step] }
+	t0, t7 := *x(0)+*x(7), *x(0)-*x(7)
+	t1, t6 := *x(1)+*x(6), *x(1)-*x(6)
+	t2, t5 := *x(2)+*x(5), *x(2)-*x(5)
+	t3, t4 := *x(3)+*x(4), *x(3)-*x(4)
+	// Even part.
+	t10, t13 := t0+t3, t0-t3
+	t11, t12 := t1+t2, t1-t2
+	*x(0), *x(4) = t10+t11, t10-t11
+	z1 := (t12 + t13) * c0707 >> 8
+	*x(2), *x(6) = t13+z1, t13-z1
+	// Odd part.
+	t10, t11, t12 = t4+t5, t5+t6, t6+t7
+	z5 := (t10 - t12) * c0382 >> 8
+	z2 := t10*c0541>>8 + z5
+	z4 := t12*c1306>>8 + z5
+	z3 := t11 * c0707 >> 8
+	z11, z13 := t7+z3, t7-z3
+	*x(5), *x(3) = z13+z2, z13-z2
+	*x(1), *x(7) = z11+z4, z11-z4
 }

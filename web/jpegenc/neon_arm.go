@@ -13,7 +13,7 @@ var haveNEON = cpu.ARM.HasNEON
 //go:noescape
 func quantizeNEON(blk, recip *[64]int32)
 
-// fdctNEON is fdct (fdctRows then fdctCols) four lanes at a time, with the same integer
+// fdctNEON is fdct (fdctGo: rows then columns) four lanes at a time, with the same integer
 // arithmetic.
 //
 //go:noescape
