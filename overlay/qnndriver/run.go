@@ -222,6 +222,10 @@ func (d *Driver) layer(ctx context.Context, i int, in, out dma.Buffer) error {
 	return d.startAndWait(ctx, i, false)
 }
 
+// maxPollPause bounds the back-off between ap_done polls: a layer ends at most this
+// late (a register read costs well under a microsecond; a frame has some 20 runs).
+const maxPollPause = 100 * time.Microsecond
+
 // startAndWait starts the engine and polls ap_done until it rises, the run times out or
 // ctx ends; the latter two leave the driver needing a reset.
 func (d *Driver) startAndWait(ctx context.Context, i int, doInit bool) error {
@@ -253,7 +257,7 @@ func (d *Driver) startAndWait(ctx context.Context, i int, doInit bool) error {
 			return herr
 		case <-timer.C:
 		}
-		pause = min(2*pause, time.Millisecond)
+		pause = min(2*pause, maxPollPause)
 		timer.Reset(pause)
 	}
 }

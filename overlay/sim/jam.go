@@ -74,21 +74,20 @@ type Jam struct {
 	runs       int    // completed runs
 
 	synchronous bool // run inside the start (Config.Synchronous)
-	wmem        [][]uint64
-	tmem        [][]threshEntry
+
+	// The PE memories, stored address-major as the PEs read them in lockstep: word a
+	// of PE p at wmem[a*PEs+p]; per neuron fold f, tmem[(8f+t)*PEs+p] holds PE p's
+	// threshold t (t < 7) and, at t = 7, its invert mask (7 inverts, 0 does not).
+	wmem []uint64
+	tmem []int16
 
 	// compute's buffers, kept for the next run; computeMu keeps a run that a reset
 	// abandoned (its goroutine still computing) from sharing them with the next.
 	computeMu sync.Mutex
 	planes    []uint64
+	packed    []uint64
 	levels    []uint8
 	pooled    []uint8
-}
-
-// threshEntry is one output channel's 128-bit threshold memory word, decoded.
-type threshEntry struct {
-	t      [7]int16
-	invert bool
 }
 
 // NewJam returns an engine model over mem with the synthesis limits lim (offload.W1A3 for
@@ -98,13 +97,8 @@ func NewJam(mem Memory, lim offload.Limits, threads int) *Jam {
 		threads = runtime.GOMAXPROCS(0)
 	}
 	j := &Jam{regs: overlay.NewMemRegion(jamRegSize), mem: mem, lim: lim, threads: threads}
-	wmem := lim.WMemWords(lim.MaxK)
-	j.wmem = make([][]uint64, lim.MaxPEConv)
-	j.tmem = make([][]threshEntry, lim.MaxPEConv)
-	for pe := range j.wmem {
-		j.wmem[pe] = make([]uint64, wmem)
-		j.tmem[pe] = make([]threshEntry, lim.TMemEntries())
-	}
+	j.wmem = make([]uint64, lim.WMemWords(lim.MaxK)*lim.MaxPEConv)
+	j.tmem = make([]int16, lim.TMemEntries()*tmemRows*lim.MaxPEConv)
 	j.regs.OnWrite = j.write
 	j.regs.OnRead = j.read
 	return j
@@ -287,31 +281,33 @@ func (j *Jam) loadWeights(a jamArgs) error {
 			return fmt.Errorf("weight load channel %d: AXI read error: %w", ch, err)
 		}
 		word := func(i int) uint64 { return binary.LittleEndian.Uint64(buf[8*i:]) }
+		pes := lim.MaxPEConv
 		for q := 0; q < perCh; q++ {
 			pe := ch*perCh + q
 			for w := 0; w < wmem; w++ {
-				j.wmem[pe][w] = word(q*wmem + w)
+				j.wmem[w*pes+pe] = word(q*wmem + w)
 			}
 			for n := 0; n < tmem; n++ {
 				base := perCh*wmem + (q*tmem+n)*2
-				j.tmem[pe][n] = decodeThreshold(word(base), word(base+1))
+				decodeThreshold(j.tmem[n*tmemRows*pes+pe:], pes, word(base), word(base+1))
 			}
 		}
 	}
 	return nil
 }
 
-// decodeThreshold splits a 128-bit threshold word: seven int16 thresholds from bit 0
-// up, the invert flag at bit 112.
-func decodeThreshold(hi, lo uint64) threshEntry {
-	var e threshEntry
+// tmemRows is the rows per neuron fold in Jam.tmem: seven thresholds and the invert mask.
+const tmemRows = 8
+
+// decodeThreshold splits a 128-bit threshold word (seven int16 thresholds from bit 0
+// up, the invert flag at bit 112) into dst's rows, stride entries apart.
+func decodeThreshold(dst []int16, stride int, hi, lo uint64) {
 	for t := 0; t < 7; t++ {
 		v := lo >> (16 * t)
 		if t >= 4 {
 			v = hi >> (16 * (t - 4))
 		}
-		e.t[t] = int16(uint16(v))
+		dst[t*stride] = int16(uint16(v))
 	}
-	e.invert = hi>>48&1 == 1
-	return e
+	dst[7*stride] = int16(7 * (hi >> 48 & 1))
 }

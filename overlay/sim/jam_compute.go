@@ -47,8 +47,8 @@ func (j *Jam) shape(a jamArgs) (layerShape, error) {
 	s.k, s.g = int(a.k), (int(a.ifmCh)+lim.MaxSIMD-1)/lim.MaxSIMD
 	s.sf = s.k * s.k * s.g
 	s.outCh = (int(a.ofmCh) + pe - 1) / pe * pe
-	if nf := s.outCh / pe; nf*s.sf > len(j.wmem[0]) || nf > len(j.tmem[0]) {
-		return s, fmt.Errorf("%d output channels of %d weight words each exceed the PE memories (%d words, %d thresholds)", s.outCh, s.sf, len(j.wmem[0]), len(j.tmem[0]))
+	if nf := s.outCh / pe; nf*s.sf > lim.WMemWords(lim.MaxK) || nf > lim.TMemEntries() {
+		return s, fmt.Errorf("%d output channels of %d weight words each exceed the PE memories (%d words, %d thresholds)", s.outCh, s.sf, lim.WMemWords(lim.MaxK), lim.TMemEntries())
 	}
 	s.inDim, s.padded, s.ofm = int(a.ifmDim), int(a.padded), int(a.ofmDim)
 	s.pad = (s.padded - s.inDim) / 2
@@ -91,7 +91,8 @@ func (j *Jam) compute(a jamArgs) error {
 	planes := j.inputPlanes(in, s, recBytes)
 	levels := grow(&j.levels, s.ofm*s.ofm*s.outCh) // every entry is written
 	if width := usedLanes(planes, s); width > 0 {
-		j.parallel(s.ofm, func(r0, r1 int) { j.convRowsDense(planes, levels, s, width, r0, r1) })
+		packed := j.rowPacks(planes, s, width)
+		j.parallel(s.ofm, func(r0, r1 int) { j.convRowsDense(packed, levels, s, width, r0, r1) })
 	} else {
 		j.parallel(s.ofm, func(r0, r1 int) { j.convRows(planes, levels, s, r0, r1) })
 	}
@@ -99,9 +100,8 @@ func (j *Jam) compute(a jamArgs) error {
 		levels = j.maxPool(levels, s)
 	}
 	j.parallel(s.outDim, func(r0, r1 int) {
-		var w [24]uint64
 		for p := r0 * s.outDim; p < r1*s.outDim; p++ {
-			writeRecord(out[p*recBytes:(p+1)*recBytes], levels[p*s.outCh:(p+1)*s.outCh], &w)
+			writeRecord(out[p*recBytes:(p+1)*recBytes], levels[p*s.outCh:(p+1)*s.outCh])
 		}
 	})
 	return nil
@@ -179,9 +179,10 @@ func zeroBorder(planes []uint64, s layerShape, stride int) {
 }
 
 // lanePlanes turns 192 record bits (64 lanes of 3 bits, lane i at bits 3i..3i+2, in
-// w0, w1, w2) into three bit planes, four lanes (12 bits) at a time by table.
+// w0, w1, w2) into three bit planes, four lanes (12 bits) at a time by table, up to the
+// last lane that is not 0.
 func lanePlanes(w0, w1, w2 uint64) (p0, p1, p2 uint64) {
-	for k := 0; k < 64; k += 4 {
+	for k := 0; w0|w1|w2 != 0; k += 4 { // the rest of the lanes are level 0
 		t := uint64(lanes4[w0&0xFFF])
 		p0 |= (t & 15) << k
 		p1 |= (t >> 4 & 15) << k
@@ -203,20 +204,15 @@ var lanes4 = func() (t [4096]uint16) {
 	return t
 }()
 
-// convRows computes the levels of output rows r0..r1-1. For each output channel o
-// (PE o mod PEs, neuron fold o / PEs) the weights are that PE's words
-// fold*SF .. fold*SF+SF-1, in window order: kernel row, kernel column, SIMD group, the
-// order the sliding window generator feeds the PEs.
+// convRows computes the levels of output rows r0..r1-1 as the matrix-vector unit
+// does: per output pixel, the window in the sliding window generator's order (kernel
+// row, kernel column, SIMD group), then one neuron fold after the other, the PEs of a
+// fold reading their memories in lockstep (channel o is PE o mod PEs, fold o / PEs;
+// fold f's weights are words f*SF .. f*SF+SF-1 of every PE).
 func (j *Jam) convRows(planes []uint64, levels []uint8, s layerShape, r0, r1 int) {
-	pe := j.lim.MaxPEConv
 	stride := 3 * s.g
 	rowWords := s.k * stride // plane words of one kernel row
 	x := make([]uint64, 3*s.sf)
-	w := make([][]uint64, s.outCh)
-	for o := range w {
-		w[o] = j.wmem[o%pe][(o/pe)*s.sf : (o/pe+1)*s.sf]
-	}
-	th := j.thresholds(s.outCh)
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
 			for ky := 0; ky < s.k; ky++ { // gather the window in the PEs' order
@@ -226,30 +222,35 @@ func (j *Jam) convRows(planes []uint64, levels []uint8, s layerShape, r0, r1 int
 					dst[i] = src[i]
 				}
 			}
-			total := 0
-			for q := 0; q < len(x); q += 3 {
-				total += bits.OnesCount64(x[q]) + 2*bits.OnesCount64(x[q+1]) + 4*bits.OnesCount64(x[q+2])
-			}
-			lv := levels[(r*s.ofm+c)*s.outCh:]
-			o := 0
-			for ; o+4 <= s.outCh; o += 4 {
-				n0, n1, n2, n3 := maskedSum4(x, w[o], w[o+1], w[o+2], w[o+3])
-				lv[o] = th[o].level(total - 2*n0)
-				lv[o+1] = th[o+1].level(total - 2*n1)
-				lv[o+2] = th[o+2].level(total - 2*n2)
-				lv[o+3] = th[o+3].level(total - 2*n3)
-			}
-			for ; o < s.outCh; o++ {
-				lv[o] = th[o].level(total - 2*maskedSum(x, w[o]))
-			}
+			j.folds(x, j.wmem, s.sf, levels[(r*s.ofm+c)*s.outCh:(r*s.ofm+c+1)*s.outCh])
 		}
 	}
 }
 
-// usedLanes returns, for a one-group layer whose input uses only the low lanes (at most
-// 32), how many low lanes hold data; 0 otherwise. Lanes that are zero everywhere add
-// nothing to any sum, so the window can be packed densely (the hardware still spends
-// cycles on them; the result is the same).
+// folds computes the levels of every neuron fold of one pixel (len(lv) / PEs folds)
+// from its window x of sf plane-word triples and the lockstep weights w (sf rows of PEs
+// words per fold).
+func (j *Jam) folds(x, w []uint64, sf int, lv []uint8) {
+	pes := j.lim.MaxPEConv
+	total := levelSum(x)
+	for f := 0; f < len(lv)/pes; f++ {
+		foldLevels(x, w[f*sf*pes:(f+1)*sf*pes], total, j.tmem[f*tmemRows*pes:(f+1)*tmemRows*pes], lv[f*pes:(f+1)*pes])
+	}
+}
+
+// levelSum is the sum of the levels in x (plane-word triples).
+func levelSum(x []uint64) int {
+	total := 0
+	for q := 0; q+2 < len(x); q += 3 {
+		total += bits.OnesCount64(x[q]) + 2*bits.OnesCount64(x[q+1]) + 4*bits.OnesCount64(x[q+2])
+	}
+	return total
+}
+
+// usedLanes returns, for a one-group layer whose input uses only the low lanes, how
+// many low lanes hold data, if a kernel row of that many lanes per tap fits a word; 0
+// otherwise. Lanes that are zero everywhere add nothing to any sum, so the window can
+// be packed densely (the hardware still spends cycles on them; the result is the same).
 func usedLanes(planes []uint64, s layerShape) int {
 	if s.g != 1 {
 		return 0
@@ -258,130 +259,101 @@ func usedLanes(planes []uint64, s layerShape) int {
 	for _, p := range planes {
 		m |= p
 	}
-	if w := bits.Len64(m); w <= 32 {
-		return max(w, 1)
+	if w := max(bits.Len64(m), 1); w*s.k <= 64 {
+		return w
 	}
 	return 0
 }
 
-// packLanes ORs the low width bits of v into dst at bit position pos.
-func packLanes(dst []uint64, pos, width int, v uint64) {
-	v &= 1<<width - 1
-	dst[pos/64] |= v << (pos % 64)
-	if pos%64+width > 64 {
-		dst[pos/64+1] |= v >> (64 - pos%64)
-	}
+// rowPacks packs, for every padded row r and output column c, the k taps of kernel
+// row (r, c..c+k-1) into one word per plane (tap kx at bits kx*width), at
+// packed[3*(r*ofm+c)+b]: a dense window is then k such triples.
+func (j *Jam) rowPacks(planes []uint64, s layerShape, width int) []uint64 {
+	packed := grow(&j.packed, 3*s.padded*s.ofm)
+	j.parallel(s.padded, func(r0, r1 int) {
+		for r := r0; r < r1; r++ {
+			for c := 0; c < s.ofm; c++ {
+				src, dst := planes[3*(r*s.padded+c):], packed[3*(r*s.ofm+c):]
+				var p0, p1, p2 uint64
+				for kx := 0; kx < s.k; kx++ {
+					sh := uint(kx * width)
+					p0 |= src[3*kx] << sh
+					p1 |= src[3*kx+1] << sh
+					p2 |= src[3*kx+2] << sh
+				}
+				dst[0], dst[1], dst[2] = p0, p1, p2
+			}
+		}
+	})
+	return packed
 }
 
-// convRowsDense is convRows for one-group inputs using only the low width lanes: tap t's
-// lanes sit at bits t*width.. of the packed window and weight rows.
-func (j *Jam) convRowsDense(planes []uint64, levels []uint8, s layerShape, width, r0, r1 int) {
-	pe, taps := j.lim.MaxPEConv, s.k*s.k
-	words := (taps*width + 63) / 64
-	w := make([][]uint64, s.outCh)
-	for o := range w {
-		src := j.wmem[o%pe][(o/pe)*s.sf : (o/pe+1)*s.sf]
-		w[o] = make([]uint64, words)
-		for t := 0; t < taps; t++ {
-			packLanes(w[o], t*width, width, src[t])
+// convRowsDense is convRows for one-group inputs using only the low width lanes, from
+// their row packs: window word ky holds kernel row ky, tap kx's lanes at bits
+// kx*width, and the lockstep weights are packed the same way.
+func (j *Jam) convRowsDense(packed []uint64, levels []uint8, s layerShape, width, r0, r1 int) {
+	pes := j.lim.MaxPEConv
+	w := make([]uint64, s.outCh/pes*s.k*pes)
+	for f := 0; f < s.outCh/pes; f++ {
+		for t := 0; t < s.k*s.k; t++ {
+			for p := 0; p < pes; p++ {
+				v := j.wmem[(f*s.sf+t)*pes+p] & (1<<width - 1)
+				w[(f*s.k+t/s.k)*pes+p] |= v << uint(t%s.k*width)
+			}
 		}
 	}
-	x := make([]uint64, 3*words)
-	th := j.thresholds(s.outCh)
-	tapAt := make([]int, taps) // plane offset of tap t from the window's corner
-	for t := range tapAt {
-		tapAt[t] = 3 * ((t/s.k)*s.padded + t%s.k)
-	}
+	x := make([]uint64, 3*s.k)
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
-			for i := 0; i < len(x); i++ {
-				x[i] = 0
+			for ky := 0; ky < s.k; ky++ {
+				src := packed[3*((r+ky)*s.ofm+c):]
+				x[3*ky], x[3*ky+1], x[3*ky+2] = src[0], src[1], src[2]
 			}
-			total := 0
-			corner := 3 * (r*s.padded + c)
-			for t := 0; t < taps; t++ {
-				p := planes[corner+tapAt[t]:]
-				for b := 0; b < 3; b++ {
-					total += bits.OnesCount64(p[b]) << b
-					packPlane(x, b, t*width, width, p[b])
-				}
-			}
-			lv := levels[(r*s.ofm+c)*s.outCh:]
-			o := 0
-			for ; o+4 <= s.outCh; o += 4 {
-				n0, n1, n2, n3 := maskedSum4(x, w[o], w[o+1], w[o+2], w[o+3])
-				lv[o] = th[o].level(total - 2*n0)
-				lv[o+1] = th[o+1].level(total - 2*n1)
-				lv[o+2] = th[o+2].level(total - 2*n2)
-				lv[o+3] = th[o+3].level(total - 2*n3)
-			}
-			for ; o < s.outCh; o++ {
-				lv[o] = th[o].level(total - 2*maskedSum(x, w[o]))
-			}
+			j.folds(x, w, s.k, levels[(r*s.ofm+c)*s.outCh:(r*s.ofm+c+1)*s.outCh])
 		}
 	}
 }
 
-// packPlane is packLanes into bit plane b of interleaved plane words (word q of plane b
-// at index 3q+b).
-func packPlane(x []uint64, b, pos, width int, v uint64) {
-	v &= 1<<width - 1
-	q := pos / 64
-	x[3*q+b] |= v << (pos % 64)
-	if pos%64+width > 64 {
-		x[3*(q+1)+b] |= v >> (64 - pos%64)
+// foldLevelsGo is foldLevels in Go, four PEs at a time.
+func foldLevelsGo(x, w []uint64, total int, thr []int16, lv []uint8) {
+	pes := len(lv)
+	n := len(w) / pes
+	x = x[:3*n]
+	for p := 0; p+3 < pes; p += 4 {
+		var n0, n1, n2, n3 int
+		for q := 0; q < n; q++ {
+			p0, p1, p2 := x[3*q], x[3*q+1], x[3*q+2]
+			ws := w[q*pes+p : q*pes+p+4]
+			a, b, c, d := ws[0], ws[1], ws[2], ws[3]
+			n0 += bits.OnesCount64(p0&a) + 2*bits.OnesCount64(p1&a) + 4*bits.OnesCount64(p2&a)
+			n1 += bits.OnesCount64(p0&b) + 2*bits.OnesCount64(p1&b) + 4*bits.OnesCount64(p2&b)
+			n2 += bits.OnesCount64(p0&c) + 2*bits.OnesCount64(p1&c) + 4*bits.OnesCount64(p2&c)
+			n3 += bits.OnesCount64(p0&d) + 2*bits.OnesCount64(p1&d) + 4*bits.OnesCount64(p2&d)
+		}
+		lv[p] = level(total-2*n0, thr[p:], pes)
+		lv[p+1] = level(total-2*n1, thr[p+1:], pes)
+		lv[p+2] = level(total-2*n2, thr[p+2:], pes)
+		lv[p+3] = level(total-2*n3, thr[p+3:], pes)
+	}
+	for p := pes &^ 3; p < pes; p++ {
+		d := 0
+		for q := 0; q < n; q++ {
+			a := w[q*pes+p]
+			d += bits.OnesCount64(x[3*q]&a) + 2*bits.OnesCount64(x[3*q+1]&a) + 4*bits.OnesCount64(x[3*q+2]&a)
+		}
+		lv[p] = level(total-2*d, thr[p:], pes)
 	}
 }
 
-// thresholds lists the threshold entry of each output channel (PE o mod PEs, fold o /
-// PEs), so the inner loops do not divide (the A9 has no divide instruction).
-func (j *Jam) thresholds(outCh int) []*threshEntry {
-	pe := j.lim.MaxPEConv
-	th := make([]*threshEntry, outCh)
-	for o := range th {
-		th[o] = &j.tmem[o%pe][o/pe]
-	}
-	return th
-}
-
-// maskedSum is the level sum of the lanes whose weight bit is 1 (weight -1).
-func maskedSum(x, w []uint64) int {
-	var s0, s1, s2 int
-	x = x[:3*len(w)]
-	for q, wq := range w {
-		s0 += bits.OnesCount64(x[3*q] & wq)
-		s1 += bits.OnesCount64(x[3*q+1] & wq)
-		s2 += bits.OnesCount64(x[3*q+2] & wq)
-	}
-	return s0 + 2*s1 + 4*s2
-}
-
-// maskedSum4 is maskedSum for four weight rows, reading each window word once.
-func maskedSum4(x, w0, w1, w2, w3 []uint64) (n0, n1, n2, n3 int) {
-	x = x[:3*len(w0)]
-	w1, w2, w3 = w1[:len(w0)], w2[:len(w0)], w3[:len(w0)]
-	for q, a := range w0 {
-		p0, p1, p2 := x[3*q], x[3*q+1], x[3*q+2]
-		b, c, d := w1[q], w2[q], w3[q]
-		n0 += bits.OnesCount64(p0&a) + 2*bits.OnesCount64(p1&a) + 4*bits.OnesCount64(p2&a)
-		n1 += bits.OnesCount64(p0&b) + 2*bits.OnesCount64(p1&b) + 4*bits.OnesCount64(p2&b)
-		n2 += bits.OnesCount64(p0&c) + 2*bits.OnesCount64(p1&c) + 4*bits.OnesCount64(p2&c)
-		n3 += bits.OnesCount64(p0&d) + 2*bits.OnesCount64(p1&d) + 4*bits.OnesCount64(p2&d)
-	}
-	return
-}
-
-// level applies the thresholds to the 16-bit MAC register's value.
-func (e *threshEntry) level(acc int) uint8 {
+// level applies a PE's thresholds (thr[t*stride], t < 7, and its invert mask at
+// thr[7*stride]) to the 16-bit MAC register's value.
+func level(acc int, thr []int16, stride int) uint8 {
 	a := int16(acc) // the MAC register is 16 bits and wraps
 	n := uint8(0)
-	for _, t := range e.t {
-		n += b2u8(a >= t)
+	for t := 0; t < 7; t++ {
+		n += b2u8(a >= thr[t*stride])
 	}
-	if e.invert {
-		n = 7 - n
-	}
-	return n
+	return n ^ uint8(thr[7*stride])
 }
 
 // b2u8 is 1 for true (without a branch: the compiler emits a set-on-condition).
@@ -394,12 +366,14 @@ func b2u8(b bool) uint8 {
 }
 
 // maxPool is StreamPad to PoolInDim (level 0 padding, the extra row/column at the end)
-// followed by the 2x2 max pool with stride 2^PoolStride.
+// followed by the 2x2 max pool with stride 2^PoolStride. Padding is level 0, the least,
+// so a window's maximum is that of its taps inside the map (there is at least one).
 func (j *Jam) maxPool(levels []uint8, s layerShape) []uint8 {
-	size := j.lim.MaxPoolSize
+	if j.lim.MaxPoolSize != 2 {
+		panic(fmt.Sprintf("sim: pool size %d; the model has the published 2x2 pool only", j.lim.MaxPoolSize))
+	}
 	out := grow(&j.pooled, s.poolOut*s.poolOut*s.outCh)
-	at := func(y, x int) []uint8 { // padded coordinates; nil for padding
-		y, x = y-s.poolPad, x-s.poolPad
+	pixel := func(y, x int) []uint8 { // nil outside the map
 		if y < 0 || x < 0 || y >= s.ofm || x >= s.ofm {
 			return nil
 		}
@@ -408,38 +382,83 @@ func (j *Jam) maxPool(levels []uint8, s layerShape) []uint8 {
 	j.parallel(s.poolOut, func(r0, r1 int) {
 		for r := r0; r < r1; r++ {
 			for c := 0; c < s.poolOut; c++ {
-				dst := out[(r*s.poolOut+c)*s.outCh : (r*s.poolOut+c+1)*s.outCh]
-				for o := 0; o < len(dst); o++ {
-					dst[o] = 0 // the padding's level, and the least
-				}
-				for ky := 0; ky < size; ky++ {
-					for kx := 0; kx < size; kx++ {
-						src := at(r<<s.poolStride+ky, c<<s.poolStride+kx)
-						for o, v := range src {
-							dst[o] = max(dst[o], v)
-						}
-					}
-				}
+				y, x := r<<s.poolStride-s.poolPad, c<<s.poolStride-s.poolPad
+				a, b := pixel(y, x), pixel(y, x+1)
+				cc, d := pixel(y+1, x), pixel(y+1, x+1)
+				maxLevels4(out[(r*s.poolOut+c)*s.outCh:(r*s.poolOut+c+1)*s.outCh], a, b, cc, d)
 			}
 		}
 	})
 	return out
 }
 
-// writeRecord stores one pixel's levels at record bits 3o..3o+2, zeroing the rest of
-// the record (the engine widens its MaxOFMCh output to MaxIFMCh records with zeros).
-func writeRecord(rec []byte, levels []uint8, w *[24]uint64) {
-	for i := 0; i < len(w); i++ {
-		w[i] = 0
-	}
-	for o, v := range levels {
-		pos := 3 * o
-		w[pos/64] |= uint64(v) << (pos % 64)
-		if pos%64 > 61 {
-			w[pos/64+1] |= uint64(v) >> (64 - pos%64)
+// maxLevels4 sets dst to the maximum of the non-nil level vectors a, b, c, d (levels
+// 0..7), eight at a time.
+func maxLevels4(dst, a, b, c, d []uint8) {
+	src := [4][]uint8{a, b, c, d}
+	first := true
+	for _, v := range src {
+		switch {
+		case v == nil:
+		case first:
+			copy(dst, v)
+			first = false
+		default:
+			maxLevels(dst, v)
 		}
 	}
-	for i := 0; i < len(rec)/8; i++ {
-		binary.LittleEndian.PutUint64(rec[8*i:], w[i])
+}
+
+// maxLevels sets dst[i] = max(dst[i], src[i]) for levels (0..7), eight at a time: in
+// each byte, (a | 0x80) - b keeps bit 7 exactly when a >= b.
+func maxLevels(dst, src []uint8) {
+	const hi = 0x8080808080808080
+	src = src[:len(dst)]
+	i := 0
+	for ; i+8 <= len(dst); i += 8 {
+		a, b := binary.LittleEndian.Uint64(dst[i:]), binary.LittleEndian.Uint64(src[i:])
+		ge := ((a | hi) - b) & hi
+		m := ge - ge>>7 | ge // 0xFF where a >= b
+		binary.LittleEndian.PutUint64(dst[i:], a&m|b&^m)
+	}
+	for ; i < len(dst); i++ {
+		dst[i] = max(dst[i], src[i])
+	}
+}
+
+// writeRecord stores one pixel's levels at record bits 3o..3o+2, zeroing the rest of
+// the record (the engine widens its MaxOFMCh output to MaxIFMCh records with zeros).
+// Eight levels at a time become 24 bits by folding pairs of fields together.
+func writeRecord(rec []byte, levels []uint8) {
+	var acc uint64 // bits not yet stored, from bit 0
+	n, at := 0, 0  // bits in acc, bytes stored
+	o := 0
+	for ; o+8 <= len(levels); o += 8 {
+		v := binary.LittleEndian.Uint64(levels[o:]) & 0x0707070707070707
+		v = (v | v>>5) & 0x003F003F003F003F
+		v = (v | v>>10) & 0x00000FFF00000FFF
+		v = (v | v>>20) & 0xFFFFFF
+		acc |= v << n
+		if n += 24; n >= 64 {
+			binary.LittleEndian.PutUint64(rec[at:], acc)
+			at, n = at+8, n-64
+			acc = v >> (24 - n)
+		}
+	}
+	for ; o < len(levels); o++ { // channels past the last group of eight
+		acc |= uint64(levels[o]&7) << n
+		if n += 3; n >= 64 {
+			binary.LittleEndian.PutUint64(rec[at:], acc)
+			at, n = at+8, n-64
+			acc = uint64(levels[o]&7) >> (3 - n)
+		}
+	}
+	for ; at+8 <= len(rec); at += 8 { // the last bits, then zeros
+		binary.LittleEndian.PutUint64(rec[at:], acc)
+		acc = 0
+	}
+	for ; at < len(rec); at++ {
+		rec[at] = byte(acc)
+		acc >>= 8
 	}
 }

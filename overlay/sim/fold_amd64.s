@@ -1,0 +1,282 @@
+//go:build amd64 && !purego
+
+#include "textflag.h"
+
+// The matrix-vector unit's neuron fold for 32 PEs (see foldLevels): per window word
+// (three plane words at SI) every PE ANDs its weight word (32 words side by side at DI,
+// the lockstep layout of Jam.wmem) with each plane and counts the bits; the counts are
+// summed per PE and plane and combined as d = c0 + 2 c1 + 4 c2 at the end. The
+// threshold stage then runs on the 16-bit MAC value total - 2d of each PE.
+
+// PES8 adds the plane counts of the 8 PEs whose weight words are at off(DI) against
+// the broadcast plane words Z12, Z13, Z14 to the qword sums c0, c1, c2.
+#define PES8(off, c0, c1, c2) \
+	VMOVDQU64 off(DI), Z15; \
+	VPANDQ    Z12, Z15, Z16; \
+	VPANDQ    Z13, Z15, Z17; \
+	VPANDQ    Z14, Z15, Z18; \
+	VPOPCNTQ  Z16, Z16; \
+	VPOPCNTQ  Z17, Z17; \
+	VPOPCNTQ  Z18, Z18; \
+	VPADDQ    Z16, c0, c0; \
+	VPADDQ    Z17, c1, c1; \
+	VPADDQ    Z18, c2, c2
+
+// DWORDS8 turns the plane sums c0, c1, c2 of 8 PEs into their d as 8 words in x.
+#define DWORDS8(c0, c1, c2, x) \
+	VPSLLQ  $1, c1, c1; \
+	VPSLLQ  $2, c2, c2; \
+	VPADDQ  c1, c0, c0; \
+	VPADDQ  c2, c0, c0; \
+	VPMOVQW c0, x
+
+// func fold32AVX512(x, w *uint64, n, total int, thr *int16, lv *uint8)
+TEXT ·fold32AVX512(SB), NOSPLIT, $0-48
+	MOVQ x+0(FP), SI
+	MOVQ w+8(FP), DI
+	MOVQ n+16(FP), CX
+	VPXORQ Z0, Z0, Z0
+	VPXORQ Z1, Z1, Z1
+	VPXORQ Z2, Z2, Z2
+	VPXORQ Z3, Z3, Z3
+	VPXORQ Z4, Z4, Z4
+	VPXORQ Z5, Z5, Z5
+	VPXORQ Z6, Z6, Z6
+	VPXORQ Z7, Z7, Z7
+	VPXORQ Z8, Z8, Z8
+	VPXORQ Z9, Z9, Z9
+	VPXORQ Z10, Z10, Z10
+	VPXORQ Z11, Z11, Z11
+
+word512:
+	VPBROADCASTQ 0(SI), Z12
+	VPBROADCASTQ 8(SI), Z13
+	VPBROADCASTQ 16(SI), Z14
+	PES8(0, Z0, Z1, Z2)
+	PES8(64, Z3, Z4, Z5)
+	PES8(128, Z6, Z7, Z8)
+	PES8(192, Z9, Z10, Z11)
+	ADDQ $24, SI
+	ADDQ $256, DI
+	DECQ CX
+	JNZ  word512
+
+	// d of the 32 PEs as words in PE order in Z20; the MAC value total - 2d in Z21
+	// (word arithmetic wraps like the 16-bit register).
+	DWORDS8(Z0, Z1, Z2, X20)
+	DWORDS8(Z3, Z4, Z5, X21)
+	DWORDS8(Z6, Z7, Z8, X22)
+	DWORDS8(Z9, Z10, Z11, X23)
+	VINSERTI32X4 $1, X21, Z20, Z20
+	VINSERTI32X4 $2, X22, Z20, Z20
+	VINSERTI32X4 $3, X23, Z20, Z20
+	VPADDW       Z20, Z20, Z20
+	MOVQ         total+24(FP), AX
+	VPBROADCASTW AX, Z21
+	VPSUBW       Z20, Z21, Z21
+
+	// Level: one more for each threshold row the MAC value reaches (signed), then the
+	// invert row's mask (7 or 0) XORed in.
+	MOVQ       thr+32(FP), BX
+	VPXORQ     Z22, Z22, Z22
+	VPTERNLOGD $0xff, Z23, Z23, Z23 // -1 in every word
+	VPCMPW     $5, 0(BX), Z21, K1   // predicate 5: not less than
+	VPSUBW     Z23, Z22, K1, Z22
+	VPCMPW     $5, 64(BX), Z21, K1
+	VPSUBW     Z23, Z22, K1, Z22
+	VPCMPW     $5, 128(BX), Z21, K1
+	VPSUBW     Z23, Z22, K1, Z22
+	VPCMPW     $5, 192(BX), Z21, K1
+	VPSUBW     Z23, Z22, K1, Z22
+	VPCMPW     $5, 256(BX), Z21, K1
+	VPSUBW     Z23, Z22, K1, Z22
+	VPCMPW     $5, 320(BX), Z21, K1
+	VPSUBW     Z23, Z22, K1, Z22
+	VPCMPW     $5, 384(BX), Z21, K1
+	VPSUBW     Z23, Z22, K1, Z22
+	VPXORQ     448(BX), Z22, Z22
+	MOVQ       lv+40(FP), DX
+	VPMOVWB    Z22, Y0
+	VMOVDQU    Y0, (DX)
+	VZEROUPPER
+	RET
+
+// Constants of the AVX2 fold: bit counts of the 16 nibbles (both lanes), the low-nibble
+// mask, the dword indices of the low halves of 4 qwords, and the byte indices of the
+// low bytes of 4 dwords (per lane; 0x80 clears).
+DATA nibbleBits<>+0(SB)/8, $0x0302020102010100
+DATA nibbleBits<>+8(SB)/8, $0x0403030203020201
+DATA nibbleBits<>+16(SB)/8, $0x0302020102010100
+DATA nibbleBits<>+24(SB)/8, $0x0403030203020201
+GLOBL nibbleBits<>(SB), RODATA|NOPTR, $32
+
+DATA lowNibbles<>+0(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA lowNibbles<>+8(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA lowNibbles<>+16(SB)/8, $0x0f0f0f0f0f0f0f0f
+DATA lowNibbles<>+24(SB)/8, $0x0f0f0f0f0f0f0f0f
+GLOBL lowNibbles<>(SB), RODATA|NOPTR, $32
+
+DATA qwordLows<>+0(SB)/8, $0x0000000200000000
+DATA qwordLows<>+8(SB)/8, $0x0000000600000004
+DATA qwordLows<>+16(SB)/8, $0x0000000200000000
+DATA qwordLows<>+24(SB)/8, $0x0000000600000004
+GLOBL qwordLows<>(SB), RODATA|NOPTR, $32
+
+DATA dwordLows<>+0(SB)/8, $0x808080800c080400
+DATA dwordLows<>+8(SB)/8, $0x8080808080808080
+DATA dwordLows<>+16(SB)/8, $0x808080800c080400
+DATA dwordLows<>+24(SB)/8, $0x8080808080808080
+GLOBL dwordLows<>(SB), RODATA|NOPTR, $32
+
+// BYTEBITS sets t to the bit count of each of its bytes (u is clobbered).
+#define BYTEBITS(t, u) \
+	VPSRLW  $4, t, u; \
+	VPAND   Y9, t, t; \
+	VPAND   Y9, u, u; \
+	VPSHUFB t, Y8, t; \
+	VPSHUFB u, Y8, u; \
+	VPADDB  u, t, t
+
+// PES4 adds, per byte, 4 c2 + 2 c1 + c0 of the 4 PEs whose weight words are at off(DI)
+// against the broadcast plane words Y10, Y11, Y12 to acc.
+#define PES4(off, acc) \
+	VMOVDQU off(DI), Y13; \
+	VPAND   Y12, Y13, Y14; \
+	BYTEBITS(Y14, Y15); \
+	VPADDB  Y14, Y14, Y14; \
+	VPADDB  Y14, Y14, Y14; \
+	VPADDB  Y14, acc, acc; \
+	VPAND   Y11, Y13, Y14; \
+	BYTEBITS(Y14, Y15); \
+	VPADDB  Y14, Y14, Y14; \
+	VPADDB  Y14, acc, acc; \
+	VPAND   Y10, Y13, Y14; \
+	BYTEBITS(Y14, Y15); \
+	VPADDB  Y14, acc, acc
+
+// LEVELS8 stores at loff(DX) the levels of the 8 PEs whose d are the dwords at
+// soff(SP), with their thresholds and invert masks from the rows at toff(BX) (row t
+// 64t bytes further), the total in Y8 and 7 in Y9.
+#define LEVELS8(soff, toff, loff) \
+	VMOVDQU   soff(SP), Y1; \
+	VPADDD    Y1, Y1, Y1; \
+	VPSUBD    Y1, Y8, Y1; \
+	VPSLLD    $16, Y1, Y1; \
+	VPSRAD    $16, Y1, Y1; \
+	VMOVDQU   Y9, Y2; \
+	VPMOVSXWD toff(BX), Y3; \
+	VPCMPGTD  Y1, Y3, Y3; \
+	VPADDD    Y3, Y2, Y2; \
+	VPMOVSXWD 64+toff(BX), Y3; \
+	VPCMPGTD  Y1, Y3, Y3; \
+	VPADDD    Y3, Y2, Y2; \
+	VPMOVSXWD 128+toff(BX), Y3; \
+	VPCMPGTD  Y1, Y3, Y3; \
+	VPADDD    Y3, Y2, Y2; \
+	VPMOVSXWD 192+toff(BX), Y3; \
+	VPCMPGTD  Y1, Y3, Y3; \
+	VPADDD    Y3, Y2, Y2; \
+	VPMOVSXWD 256+toff(BX), Y3; \
+	VPCMPGTD  Y1, Y3, Y3; \
+	VPADDD    Y3, Y2, Y2; \
+	VPMOVSXWD 320+toff(BX), Y3; \
+	VPCMPGTD  Y1, Y3, Y3; \
+	VPADDD    Y3, Y2, Y2; \
+	VPMOVSXWD 384+toff(BX), Y3; \
+	VPCMPGTD  Y1, Y3, Y3; \
+	VPADDD    Y3, Y2, Y2; \
+	VPMOVSXWD 448+toff(BX), Y3; \
+	VPXOR     Y3, Y2, Y2; \
+	VPSHUFB   Y10, Y2, Y2; \
+	VEXTRACTI128 $1, Y2, X3; \
+	MOVQ      X2, AX; \
+	MOVQ      X3, CX; \
+	MOVL      AX, loff(DX); \
+	MOVL      CX, 4+loff(DX)
+
+// func fold32AVX2(x, w *uint64, n, total int, thr *int16, lv *uint8)
+//
+// Two passes of 16 PEs. Byte counts accumulate up to four window words (at most
+// 4 * 56 per byte) before VPSADBW folds them into qword sums; each pass leaves its 16
+// d as dwords in the frame, and the threshold stage runs on 8 PEs at a time in dwords.
+TEXT ·fold32AVX2(SB), NOSPLIT, $128-48
+	VMOVDQU nibbleBits<>(SB), Y8
+	VMOVDQU lowNibbles<>(SB), Y9
+	XORQ    R11, R11 // pass offset in a weight row: 0, then 128 bytes
+
+pass:
+	MOVQ  x+0(FP), SI
+	MOVQ  w+8(FP), DI
+	ADDQ  R11, DI
+	MOVQ  n+16(FP), CX
+	VPXOR Y4, Y4, Y4
+	VPXOR Y5, Y5, Y5
+	VPXOR Y6, Y6, Y6
+	VPXOR Y7, Y7, Y7
+
+chunk:
+	VPXOR   Y0, Y0, Y0
+	VPXOR   Y1, Y1, Y1
+	VPXOR   Y2, Y2, Y2
+	VPXOR   Y3, Y3, Y3
+	MOVQ    $4, R10
+	CMPQ    CX, R10
+	CMOVQLT CX, R10
+	SUBQ    R10, CX
+
+word2:
+	VPBROADCASTQ 0(SI), Y10
+	VPBROADCASTQ 8(SI), Y11
+	VPBROADCASTQ 16(SI), Y12
+	PES4(0, Y0)
+	PES4(32, Y1)
+	PES4(64, Y2)
+	PES4(96, Y3)
+	ADDQ $24, SI
+	ADDQ $256, DI
+	DECQ R10
+	JNZ  word2
+
+	VPXOR   Y13, Y13, Y13
+	VPSADBW Y13, Y0, Y0
+	VPSADBW Y13, Y1, Y1
+	VPSADBW Y13, Y2, Y2
+	VPSADBW Y13, Y3, Y3
+	VPADDQ  Y0, Y4, Y4
+	VPADDQ  Y1, Y5, Y5
+	VPADDQ  Y2, Y6, Y6
+	VPADDQ  Y3, Y7, Y7
+	TESTQ   CX, CX
+	JNZ     chunk
+
+	// The pass's 16 qword sums (each < 2^32) to dwords in PE order at R11/2(SP).
+	VMOVDQU      qwordLows<>(SB), Y0
+	VPERMD       Y4, Y0, Y4
+	VPERMD       Y5, Y0, Y5
+	VINSERTI128  $1, X5, Y4, Y4
+	VPERMD       Y6, Y0, Y6
+	VPERMD       Y7, Y0, Y7
+	VINSERTI128  $1, X7, Y6, Y6
+	MOVQ         R11, AX
+	SHRQ         $1, AX
+	VMOVDQU      Y4, 0(SP)(AX*1)
+	VMOVDQU      Y6, 32(SP)(AX*1)
+	ADDQ         $128, R11
+	CMPQ         R11, $256
+	JLT          pass
+
+	MOVQ         total+24(FP), AX
+	MOVQ         AX, X8
+	VPBROADCASTD X8, Y8
+	MOVQ         $7, AX // the level before the thresholds: 7 - #(t > acc)
+	MOVQ         AX, X9
+	VPBROADCASTD X9, Y9
+	VMOVDQU      dwordLows<>(SB), Y10
+	MOVQ         thr+32(FP), BX
+	MOVQ         lv+40(FP), DX
+	LEVELS8(0, 0, 0)
+	LEVELS8(32, 16, 8)
+	LEVELS8(64, 32, 16)
+	LEVELS8(96, 48, 24)
+	VZEROUPPER
+	RET
