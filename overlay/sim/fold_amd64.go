@@ -5,34 +5,33 @@ package sim
 import "golang.org/x/sys/cpu"
 
 // foldAVX512 runs 32-PE folds in assembly (fold_amd64.s) on CPUs with AVX-512 VPOPCNTQ;
-// foldAVX2 on the other CPUs with AVX2. Tests switch them off to compare with Go.
+// foldAVX2 on the other CPUs with AVX2 (and POPCNT, which all of them have). Tests
+// switch them off to compare with Go.
 var (
 	foldAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VPOPCNTDQ
-	foldAVX2   = cpu.X86.HasAVX2
+	foldAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasPOPCNT
 )
 
-// foldLevels sets lv[p] to the level of PE p (len(lv) PEs) of one neuron fold: the
-// 16-bit MAC register total - 2 d_p, with d_p = sum over q of sum_b 2^b popcount(x[3q+b] &
-// w[q*PEs+p]), against the fold's threshold rows thr (see Jam.tmem).
-func foldLevels(x, w []uint64, total int, thr []int16, lv []uint8) {
-	n := len(w) / 32
+// foldLevels computes one pixel's levels for every neuron fold (see foldLevelsGo).
+func foldLevels(win pixelWindow, pes int, w []uint64, thr []int16, lv []uint8) {
+	folds := len(lv) / 32
 	switch {
-	case len(lv) != 32 || n == 0 || len(x) < 3*n || len(thr) < tmemRows*32:
-		foldLevelsGo(x, w, total, thr, lv)
+	case pes != 32 || len(lv)%32 != 0 || !win.valid() || len(w) < folds*win.triples()*32 || len(thr) < folds*tmemRows*32:
+		foldLevelsGo(win, pes, w, thr, lv)
 	case foldAVX512:
-		fold32AVX512(&x[0], &w[0], n, total, &thr[0], &lv[0])
+		fold32AVX512(&win.x[0], win.seg, win.segs, 8*win.stride, &w[0], folds, &thr[0], &lv[0])
 	case foldAVX2:
-		fold32AVX2(&x[0], &w[0], n, total, &thr[0], &lv[0])
+		fold32AVX2(&win.x[0], win.seg, win.segs, 8*win.stride, &w[0], folds, &thr[0], &lv[0])
 	default:
-		foldLevelsGo(x, w, total, thr, lv)
+		foldLevelsGo(win, pes, w, thr, lv)
 	}
 }
 
-// fold32AVX512 and fold32AVX2 are foldLevels for 32 PEs and n >= 1 window words.
-// Implemented in fold_amd64.s.
+// fold32AVX512 and fold32AVX2 are foldLevels for 32 PEs, folds >= 1 and a valid window
+// whose segments start stride bytes apart. Implemented in fold_amd64.s.
 //
 //go:noescape
-func fold32AVX512(x, w *uint64, n, total int, thr *int16, lv *uint8)
+func fold32AVX512(x *uint64, seg, segs, stride int, w *uint64, folds int, thr *int16, lv *uint8)
 
 //go:noescape
-func fold32AVX2(x, w *uint64, n, total int, thr *int16, lv *uint8)
+func fold32AVX2(x *uint64, seg, segs, stride int, w *uint64, folds int, thr *int16, lv *uint8)

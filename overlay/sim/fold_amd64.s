@@ -30,11 +30,40 @@
 	VPADDQ  c2, c0, c0; \
 	VPMOVQW c0, x
 
-// func fold32AVX512(x, w *uint64, n, total int, thr *int16, lv *uint8)
-TEXT ·fold32AVX512(SB), NOSPLIT, $0-48
-	MOVQ x+0(FP), SI
-	MOVQ w+8(FP), DI
-	MOVQ n+16(FP), CX
+// TOTAL sets R13 to the level sum of the window (segments at x, as foldLevels takes
+// them). Clobbers AX, CX, SI, R8, R9, R10.
+#define TOTAL \
+	XORQ R13, R13; \
+	MOVQ x+0(FP), R8; \
+	MOVQ segs+16(FP), R9; \
+totseg: \
+	MOVQ    R8, SI; \
+	MOVQ    seg+8(FP), CX; \
+totword: \
+	POPCNTQ 0(SI), AX; \
+	POPCNTQ 8(SI), R10; \
+	LEAQ    (AX)(R10*2), AX; \
+	POPCNTQ 16(SI), R10; \
+	LEAQ    (AX)(R10*4), AX; \
+	ADDQ    AX, R13; \
+	ADDQ    $24, SI; \
+	DECQ    CX; \
+	JNZ     totword; \
+	ADDQ    stride+24(FP), R8; \
+	DECQ    R9; \
+	JNZ     totseg
+
+// func fold32AVX512(x *uint64, seg, segs, stride int, w *uint64, folds int, thr *int16, lv *uint8)
+TEXT ·fold32AVX512(SB), NOSPLIT, $0-64
+	TOTAL
+	VPBROADCASTW R13, Z24 // the window's level sum, in every word
+	VPTERNLOGD   $0xff, Z25, Z25, Z25 // -1 in every word
+	MOVQ         w+32(FP), DI
+	MOVQ         folds+40(FP), R12
+	MOVQ         thr+48(FP), BX
+	MOVQ         lv+56(FP), DX
+
+fold512:
 	VPXORQ Z0, Z0, Z0
 	VPXORQ Z1, Z1, Z1
 	VPXORQ Z2, Z2, Z2
@@ -47,6 +76,12 @@ TEXT ·fold32AVX512(SB), NOSPLIT, $0-48
 	VPXORQ Z9, Z9, Z9
 	VPXORQ Z10, Z10, Z10
 	VPXORQ Z11, Z11, Z11
+	MOVQ   x+0(FP), R8
+	MOVQ   segs+16(FP), R9
+
+seg512:
+	MOVQ R8, SI
+	MOVQ seg+8(FP), CX
 
 word512:
 	VPBROADCASTQ 0(SI), Z12
@@ -60,6 +95,9 @@ word512:
 	ADDQ $256, DI
 	DECQ CX
 	JNZ  word512
+	ADDQ stride+24(FP), R8
+	DECQ R9
+	JNZ  seg512
 
 	// d of the 32 PEs as words in PE order in Z20; the MAC value total - 2d in Z21
 	// (word arithmetic wraps like the 16-bit register).
@@ -71,33 +109,32 @@ word512:
 	VINSERTI32X4 $2, X22, Z20, Z20
 	VINSERTI32X4 $3, X23, Z20, Z20
 	VPADDW       Z20, Z20, Z20
-	MOVQ         total+24(FP), AX
-	VPBROADCASTW AX, Z21
-	VPSUBW       Z20, Z21, Z21
+	VPSUBW       Z20, Z24, Z21
 
 	// Level: one more for each threshold row the MAC value reaches (signed), then the
 	// invert row's mask (7 or 0) XORed in.
-	MOVQ       thr+32(FP), BX
-	VPXORQ     Z22, Z22, Z22
-	VPTERNLOGD $0xff, Z23, Z23, Z23 // -1 in every word
-	VPCMPW     $5, 0(BX), Z21, K1   // predicate 5: not less than
-	VPSUBW     Z23, Z22, K1, Z22
-	VPCMPW     $5, 64(BX), Z21, K1
-	VPSUBW     Z23, Z22, K1, Z22
-	VPCMPW     $5, 128(BX), Z21, K1
-	VPSUBW     Z23, Z22, K1, Z22
-	VPCMPW     $5, 192(BX), Z21, K1
-	VPSUBW     Z23, Z22, K1, Z22
-	VPCMPW     $5, 256(BX), Z21, K1
-	VPSUBW     Z23, Z22, K1, Z22
-	VPCMPW     $5, 320(BX), Z21, K1
-	VPSUBW     Z23, Z22, K1, Z22
-	VPCMPW     $5, 384(BX), Z21, K1
-	VPSUBW     Z23, Z22, K1, Z22
-	VPXORQ     448(BX), Z22, Z22
-	MOVQ       lv+40(FP), DX
-	VPMOVWB    Z22, Y0
-	VMOVDQU    Y0, (DX)
+	VPXORQ  Z22, Z22, Z22
+	VPCMPW  $5, 0(BX), Z21, K1 // predicate 5: not less than
+	VPSUBW  Z25, Z22, K1, Z22
+	VPCMPW  $5, 64(BX), Z21, K1
+	VPSUBW  Z25, Z22, K1, Z22
+	VPCMPW  $5, 128(BX), Z21, K1
+	VPSUBW  Z25, Z22, K1, Z22
+	VPCMPW  $5, 192(BX), Z21, K1
+	VPSUBW  Z25, Z22, K1, Z22
+	VPCMPW  $5, 256(BX), Z21, K1
+	VPSUBW  Z25, Z22, K1, Z22
+	VPCMPW  $5, 320(BX), Z21, K1
+	VPSUBW  Z25, Z22, K1, Z22
+	VPCMPW  $5, 384(BX), Z21, K1
+	VPSUBW  Z25, Z22, K1, Z22
+	VPXORQ  448(BX), Z22, Z22
+	VPMOVWB Z22, Y0
+	VMOVDQU Y0, (DX)
+	ADDQ    $512, BX
+	ADDQ    $32, DX
+	DECQ    R12
+	JNZ     fold512
 	VZEROUPPER
 	RET
 
@@ -194,25 +231,35 @@ GLOBL dwordLows<>(SB), RODATA|NOPTR, $32
 	MOVL      AX, loff(DX); \
 	MOVL      CX, 4+loff(DX)
 
-// func fold32AVX2(x, w *uint64, n, total int, thr *int16, lv *uint8)
+// func fold32AVX2(x *uint64, seg, segs, stride int, w *uint64, folds int, thr *int16, lv *uint8)
 //
-// Two passes of 16 PEs. Byte counts accumulate up to four window words (at most
-// 4 * 56 per byte) before VPSADBW folds them into qword sums; each pass leaves its 16
-// d as dwords in the frame, and the threshold stage runs on 8 PEs at a time in dwords.
-TEXT ·fold32AVX2(SB), NOSPLIT, $128-48
+// Per fold, two passes of 16 PEs. Byte counts accumulate up to four window words (at
+// most 4 * 56 per byte) before VPSADBW folds them into qword sums; each pass leaves its
+// 16 d as dwords in the frame, and the threshold stage runs on 8 PEs at a time in dwords.
+TEXT ·fold32AVX2(SB), NOSPLIT, $128-64
+	TOTAL
+	MOVQ w+32(FP), R14
+	MOVQ folds+40(FP), R12
+	MOVQ thr+48(FP), BX
+	MOVQ lv+56(FP), DX
+
+fold2:
 	VMOVDQU nibbleBits<>(SB), Y8
 	VMOVDQU lowNibbles<>(SB), Y9
 	XORQ    R11, R11 // pass offset in a weight row: 0, then 128 bytes
 
 pass:
-	MOVQ  x+0(FP), SI
-	MOVQ  w+8(FP), DI
-	ADDQ  R11, DI
-	MOVQ  n+16(FP), CX
+	LEAQ  (R14)(R11*1), DI
+	MOVQ  x+0(FP), R8
+	MOVQ  segs+16(FP), R9
 	VPXOR Y4, Y4, Y4
 	VPXOR Y5, Y5, Y5
 	VPXOR Y6, Y6, Y6
 	VPXOR Y7, Y7, Y7
+
+seg2:
+	MOVQ R8, SI
+	MOVQ seg+8(FP), CX
 
 chunk:
 	VPXOR   Y0, Y0, Y0
@@ -248,35 +295,43 @@ word2:
 	VPADDQ  Y3, Y7, Y7
 	TESTQ   CX, CX
 	JNZ     chunk
+	ADDQ    stride+24(FP), R8
+	DECQ    R9
+	JNZ     seg2
 
 	// The pass's 16 qword sums (each < 2^32) to dwords in PE order at R11/2(SP).
-	VMOVDQU      qwordLows<>(SB), Y0
-	VPERMD       Y4, Y0, Y4
-	VPERMD       Y5, Y0, Y5
-	VINSERTI128  $1, X5, Y4, Y4
-	VPERMD       Y6, Y0, Y6
-	VPERMD       Y7, Y0, Y7
-	VINSERTI128  $1, X7, Y6, Y6
-	MOVQ         R11, AX
-	SHRQ         $1, AX
-	VMOVDQU      Y4, 0(SP)(AX*1)
-	VMOVDQU      Y6, 32(SP)(AX*1)
-	ADDQ         $128, R11
-	CMPQ         R11, $256
-	JLT          pass
+	VMOVDQU     qwordLows<>(SB), Y0
+	VPERMD      Y4, Y0, Y4
+	VPERMD      Y5, Y0, Y5
+	VINSERTI128 $1, X5, Y4, Y4
+	VPERMD      Y6, Y0, Y6
+	VPERMD      Y7, Y0, Y7
+	VINSERTI128 $1, X7, Y6, Y6
+	MOVQ        R11, AX
+	SHRQ        $1, AX
+	VMOVDQU     Y4, 0(SP)(AX*1)
+	VMOVDQU     Y6, 32(SP)(AX*1)
+	ADDQ        $128, R11
+	CMPQ        R11, $256
+	JLT         pass
 
-	MOVQ         total+24(FP), AX
-	MOVQ         AX, X8
+	MOVQ         R13, X8
 	VPBROADCASTD X8, Y8
 	MOVQ         $7, AX // the level before the thresholds: 7 - #(t > acc)
 	MOVQ         AX, X9
 	VPBROADCASTD X9, Y9
 	VMOVDQU      dwordLows<>(SB), Y10
-	MOVQ         thr+32(FP), BX
-	MOVQ         lv+40(FP), DX
 	LEVELS8(0, 0, 0)
 	LEVELS8(32, 16, 8)
 	LEVELS8(64, 32, 16)
 	LEVELS8(96, 48, 24)
+	ADDQ         $512, BX
+	ADDQ         $32, DX
+	MOVQ         seg+8(FP), AX
+	IMULQ        segs+16(FP), AX
+	SHLQ         $8, AX
+	ADDQ         AX, R14 // the next fold's weights: seg*segs rows of 256 bytes
+	DECQ         R12
+	JNZ          fold2
 	VZEROUPPER
 	RET

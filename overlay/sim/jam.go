@@ -280,20 +280,33 @@ func (j *Jam) loadWeights(a jamArgs) error {
 		if err != nil {
 			return fmt.Errorf("weight load channel %d: AXI read error: %w", ch, err)
 		}
-		word := func(i int) uint64 { return binary.LittleEndian.Uint64(buf[8*i:]) }
+		j.storeWeights(buf[:8*perCh*wmem], ch*perCh, perCh, wmem)
 		pes := lim.MaxPEConv
+		word := func(i int) uint64 { return binary.LittleEndian.Uint64(buf[8*i:]) }
 		for q := 0; q < perCh; q++ {
-			pe := ch*perCh + q
-			for w := 0; w < wmem; w++ {
-				j.wmem[w*pes+pe] = word(q*wmem + w)
-			}
 			for n := 0; n < tmem; n++ {
 				base := perCh*wmem + (q*tmem+n)*2
-				decodeThreshold(j.tmem[n*tmemRows*pes+pe:], pes, word(base), word(base+1))
+				decodeThreshold(j.tmem[n*tmemRows*pes+ch*perCh+q:], pes, word(base), word(base+1))
 			}
 		}
 	}
 	return nil
+}
+
+// storeWeights stores the weight streams of PEs pe0..pe0+n-1 (in buf one after the
+// other, words each) address-major, eight PEs at a time so that every store fills a
+// cache line of Jam.wmem rather than touching one line per word.
+func (j *Jam) storeWeights(buf []byte, pe0, n, words int) {
+	pes := j.lim.MaxPEConv
+	for b := 0; b < n; b += 8 {
+		block := min(8, n-b)
+		for w := 0; w < words; w++ {
+			dst := j.wmem[w*pes+pe0+b : w*pes+pe0+b+block]
+			for q := range dst {
+				dst[q] = binary.LittleEndian.Uint64(buf[8*((b+q)*words+w):])
+			}
+		}
+	}
 }
 
 // tmemRows is the rows per neuron fold in Jam.tmem: seven thresholds and the invert mask.

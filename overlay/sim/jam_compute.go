@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/bits"
 	"sync"
+	"sync/atomic"
 )
 
 // layerShape is a compute run's geometry after the checks the hardware's fixed buffers
@@ -107,22 +108,32 @@ func (j *Jam) compute(a jamArgs) error {
 	return nil
 }
 
-// parallel runs f over contiguous row ranges of 0..n-1 on the model's goroutines.
+// parallel runs f over row ranges of 0..n-1 on the model's goroutines. The rows go
+// out in small chunks to whichever goroutine is free, so that one the OS leaves
+// waiting (the machine is shared) delays a chunk, not half of the layer.
 func (j *Jam) parallel(n int, f func(r0, r1 int)) {
 	t := min(j.threads, n)
 	if t <= 1 {
 		f(0, n)
 		return
 	}
-	var wg sync.WaitGroup
-	for i := 0; i < t; i++ {
-		r0, r1 := n*i/t, n*(i+1)/t
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			f(r0, r1)
-		}()
+	chunk := max(1, n/(4*t))
+	var next atomic.Int64
+	work := func() {
+		for {
+			r1 := int(next.Add(int64(chunk)))
+			r0 := r1 - chunk
+			if r0 >= n {
+				return
+			}
+			f(r0, min(r1, n))
+		}
 	}
+	var wg sync.WaitGroup
+	for i := 1; i < t; i++ {
+		wg.Go(work)
+	}
+	work()
 	wg.Wait()
 }
 
@@ -204,47 +215,35 @@ var lanes4 = func() (t [4096]uint16) {
 	return t
 }()
 
+// pixelWindow is the input a PE array reads for one output pixel: segs segments of seg
+// plane-word triples (kernel rows), segment i starting at word i*stride of x.
+type pixelWindow struct {
+	x                 []uint64
+	seg, segs, stride int
+}
+
+// triples is the number of plane-word triples in the window (weight words per PE).
+func (win pixelWindow) triples() int { return win.seg * win.segs }
+
+// valid reports whether the window is not empty and its last segment lies within x.
+func (win pixelWindow) valid() bool {
+	return win.seg > 0 && win.segs > 0 && win.stride >= 0 && (win.segs-1)*win.stride+3*win.seg <= len(win.x)
+}
+
 // convRows computes the levels of output rows r0..r1-1 as the matrix-vector unit
 // does: per output pixel, the window in the sliding window generator's order (kernel
-// row, kernel column, SIMD group), then one neuron fold after the other, the PEs of a
-// fold reading their memories in lockstep (channel o is PE o mod PEs, fold o / PEs;
-// fold f's weights are words f*SF .. f*SF+SF-1 of every PE).
+// row, kernel column, SIMD group) read in place from the padded map, then one neuron
+// fold after the other, the PEs of a fold reading their memories in lockstep (channel
+// o is PE o mod PEs, fold o / PEs; fold f's weights are words f*SF .. f*SF+SF-1 of
+// every PE).
 func (j *Jam) convRows(planes []uint64, levels []uint8, s layerShape, r0, r1 int) {
-	stride := 3 * s.g
-	rowWords := s.k * stride // plane words of one kernel row
-	x := make([]uint64, 3*s.sf)
+	stride := 3 * s.g // plane words per pixel
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
-			for ky := 0; ky < s.k; ky++ { // gather the window in the PEs' order
-				at := ((r+ky)*s.padded + c) * stride
-				dst, src := x[ky*rowWords:(ky+1)*rowWords], planes[at:at+rowWords]
-				for i := 0; i < len(dst); i++ {
-					dst[i] = src[i]
-				}
-			}
-			j.folds(x, j.wmem, s.sf, levels[(r*s.ofm+c)*s.outCh:(r*s.ofm+c+1)*s.outCh])
+			win := pixelWindow{x: planes[(r*s.padded+c)*stride:], seg: s.k * s.g, segs: s.k, stride: s.padded * stride}
+			foldLevels(win, j.lim.MaxPEConv, j.wmem, j.tmem, levels[(r*s.ofm+c)*s.outCh:(r*s.ofm+c+1)*s.outCh])
 		}
 	}
-}
-
-// folds computes the levels of every neuron fold of one pixel (len(lv) / PEs folds)
-// from its window x of sf plane-word triples and the lockstep weights w (sf rows of PEs
-// words per fold).
-func (j *Jam) folds(x, w []uint64, sf int, lv []uint8) {
-	pes := j.lim.MaxPEConv
-	total := levelSum(x)
-	for f := 0; f < len(lv)/pes; f++ {
-		foldLevels(x, w[f*sf*pes:(f+1)*sf*pes], total, j.tmem[f*tmemRows*pes:(f+1)*tmemRows*pes], lv[f*pes:(f+1)*pes])
-	}
-}
-
-// levelSum is the sum of the levels in x (plane-word triples).
-func levelSum(x []uint64) int {
-	total := 0
-	for q := 0; q+2 < len(x); q += 3 {
-		total += bits.OnesCount64(x[q]) + 2*bits.OnesCount64(x[q+1]) + 4*bits.OnesCount64(x[q+2])
-	}
-	return total
 }
 
 // usedLanes returns, for a one-group layer whose input uses only the low lanes, how
@@ -289,7 +288,7 @@ func (j *Jam) rowPacks(planes []uint64, s layerShape, width int) []uint64 {
 }
 
 // convRowsDense is convRows for one-group inputs using only the low width lanes, from
-// their row packs: window word ky holds kernel row ky, tap kx's lanes at bits
+// their row packs: window triple ky holds kernel row ky, tap kx's lanes at bits
 // kx*width, and the lockstep weights are packed the same way.
 func (j *Jam) convRowsDense(packed []uint64, levels []uint8, s layerShape, width, r0, r1 int) {
 	pes := j.lim.MaxPEConv
@@ -302,47 +301,63 @@ func (j *Jam) convRowsDense(packed []uint64, levels []uint8, s layerShape, width
 			}
 		}
 	}
-	x := make([]uint64, 3*s.k)
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
-			for ky := 0; ky < s.k; ky++ {
-				src := packed[3*((r+ky)*s.ofm+c):]
-				x[3*ky], x[3*ky+1], x[3*ky+2] = src[0], src[1], src[2]
-			}
-			j.folds(x, w, s.k, levels[(r*s.ofm+c)*s.outCh:(r*s.ofm+c+1)*s.outCh])
+			win := pixelWindow{x: packed[3*(r*s.ofm+c):], seg: 1, segs: s.k, stride: 3 * s.ofm}
+			foldLevels(win, pes, w, j.tmem, levels[(r*s.ofm+c)*s.outCh:(r*s.ofm+c+1)*s.outCh])
 		}
 	}
 }
 
-// foldLevelsGo is foldLevels in Go, four PEs at a time.
-func foldLevelsGo(x, w []uint64, total int, thr []int16, lv []uint8) {
-	pes := len(lv)
-	n := len(w) / pes
-	x = x[:3*n]
-	for p := 0; p+3 < pes; p += 4 {
-		var n0, n1, n2, n3 int
-		for q := 0; q < n; q++ {
-			p0, p1, p2 := x[3*q], x[3*q+1], x[3*q+2]
-			ws := w[q*pes+p : q*pes+p+4]
-			a, b, c, d := ws[0], ws[1], ws[2], ws[3]
-			n0 += bits.OnesCount64(p0&a) + 2*bits.OnesCount64(p1&a) + 4*bits.OnesCount64(p2&a)
-			n1 += bits.OnesCount64(p0&b) + 2*bits.OnesCount64(p1&b) + 4*bits.OnesCount64(p2&b)
-			n2 += bits.OnesCount64(p0&c) + 2*bits.OnesCount64(p1&c) + 4*bits.OnesCount64(p2&c)
-			n3 += bits.OnesCount64(p0&d) + 2*bits.OnesCount64(p1&d) + 4*bits.OnesCount64(p2&d)
+// foldLevelsGo sets lv[o] for every output channel of one pixel (len(lv) / pes neuron
+// folds): PE p of fold f computes the 16-bit MAC value total - 2 d, where total is the
+// window's level sum and d = sum over the window's triples q of sum_b 2^b
+// popcount(x_q[b] & w[(f*n+q)*pes+p]) (n triples), and counts the thresholds
+// thr[(8f+t)*pes+p], t < 7, that it reaches, inverted by the mask at t = 7.
+func foldLevelsGo(win pixelWindow, pes int, w []uint64, thr []int16, lv []uint8) {
+	n := win.triples()
+	total := 0
+	win.each(func(q int, x0, x1, x2 uint64) {
+		total += bits.OnesCount64(x0) + 2*bits.OnesCount64(x1) + 4*bits.OnesCount64(x2)
+	})
+	for f := 0; f < len(lv)/pes; f++ {
+		wf, tf, lf := w[f*n*pes:(f+1)*n*pes], thr[f*tmemRows*pes:(f+1)*tmemRows*pes], lv[f*pes:(f+1)*pes]
+		p := 0
+		for ; p+4 <= pes; p += 4 { // four PEs per pass over the window
+			var d0, d1, d2, d3 int
+			win.each(func(q int, x0, x1, x2 uint64) {
+				ws := wf[q*pes+p : q*pes+p+4]
+				d0 += maskedSum(x0, x1, x2, ws[0])
+				d1 += maskedSum(x0, x1, x2, ws[1])
+				d2 += maskedSum(x0, x1, x2, ws[2])
+				d3 += maskedSum(x0, x1, x2, ws[3])
+			})
+			lf[p], lf[p+1] = level(total-2*d0, tf[p:], pes), level(total-2*d1, tf[p+1:], pes)
+			lf[p+2], lf[p+3] = level(total-2*d2, tf[p+2:], pes), level(total-2*d3, tf[p+3:], pes)
 		}
-		lv[p] = level(total-2*n0, thr[p:], pes)
-		lv[p+1] = level(total-2*n1, thr[p+1:], pes)
-		lv[p+2] = level(total-2*n2, thr[p+2:], pes)
-		lv[p+3] = level(total-2*n3, thr[p+3:], pes)
-	}
-	for p := pes &^ 3; p < pes; p++ {
-		d := 0
-		for q := 0; q < n; q++ {
-			a := w[q*pes+p]
-			d += bits.OnesCount64(x[3*q]&a) + 2*bits.OnesCount64(x[3*q+1]&a) + 4*bits.OnesCount64(x[3*q+2]&a)
+		for ; p < pes; p++ {
+			d := 0
+			win.each(func(q int, x0, x1, x2 uint64) { d += maskedSum(x0, x1, x2, wf[q*pes+p]) })
+			lf[p] = level(total-2*d, tf[p:], pes)
 		}
-		lv[p] = level(total-2*d, thr[p:], pes)
 	}
+}
+
+// each calls f with every plane-word triple of the window, in order (q counts them).
+func (win pixelWindow) each(f func(q int, x0, x1, x2 uint64)) {
+	q := 0
+	for s := 0; s < win.segs; s++ {
+		x := win.x[s*win.stride : s*win.stride+3*win.seg]
+		for i := 0; i+2 < len(x); i += 3 {
+			f(q, x[i], x[i+1], x[i+2])
+			q++
+		}
+	}
+}
+
+// maskedSum is the level sum of the lanes whose weight bit is 1 (weight -1).
+func maskedSum(x0, x1, x2, w uint64) int {
+	return bits.OnesCount64(x0&w) + 2*bits.OnesCount64(x1&w) + 4*bits.OnesCount64(x2&w)
 }
 
 // level applies a PE's thresholds (thr[t*stride], t < 7, and its invert mask at
@@ -366,16 +381,16 @@ func b2u8(b bool) uint8 {
 }
 
 // maxPool is StreamPad to PoolInDim (level 0 padding, the extra row/column at the end)
-// followed by the 2x2 max pool with stride 2^PoolStride. Padding is level 0, the least,
-// so a window's maximum is that of its taps inside the map (there is at least one).
+// followed by the 2x2 max pool with stride 2^PoolStride. Padding is level 0, the least.
 func (j *Jam) maxPool(levels []uint8, s layerShape) []uint8 {
 	if j.lim.MaxPoolSize != 2 {
 		panic(fmt.Sprintf("sim: pool size %d; the model has the published 2x2 pool only", j.lim.MaxPoolSize))
 	}
 	out := grow(&j.pooled, s.poolOut*s.poolOut*s.outCh)
-	pixel := func(y, x int) []uint8 { // nil outside the map
+	zero := make([]uint8, s.outCh)
+	pixel := func(y, x int) []uint8 { // padding outside the map
 		if y < 0 || x < 0 || y >= s.ofm || x >= s.ofm {
-			return nil
+			return zero
 		}
 		return levels[(y*s.ofm+x)*s.outCh : (y*s.ofm+x+1)*s.outCh]
 	}
@@ -383,47 +398,36 @@ func (j *Jam) maxPool(levels []uint8, s layerShape) []uint8 {
 		for r := r0; r < r1; r++ {
 			for c := 0; c < s.poolOut; c++ {
 				y, x := r<<s.poolStride-s.poolPad, c<<s.poolStride-s.poolPad
-				a, b := pixel(y, x), pixel(y, x+1)
-				cc, d := pixel(y+1, x), pixel(y+1, x+1)
-				maxLevels4(out[(r*s.poolOut+c)*s.outCh:(r*s.poolOut+c+1)*s.outCh], a, b, cc, d)
+				maxLevels4(out[(r*s.poolOut+c)*s.outCh:(r*s.poolOut+c+1)*s.outCh],
+					pixel(y, x), pixel(y, x+1), pixel(y+1, x), pixel(y+1, x+1))
 			}
 		}
 	})
 	return out
 }
 
-// maxLevels4 sets dst to the maximum of the non-nil level vectors a, b, c, d (levels
-// 0..7), eight at a time.
+// maxLevels4 sets dst to the bytewise maximum of the levels (0..7) a, b, c and d,
+// eight at a time: in each byte, (u | 0x80) - v keeps bit 7 exactly when u >= v.
 func maxLevels4(dst, a, b, c, d []uint8) {
-	src := [4][]uint8{a, b, c, d}
-	first := true
-	for _, v := range src {
-		switch {
-		case v == nil:
-		case first:
-			copy(dst, v)
-			first = false
-		default:
-			maxLevels(dst, v)
-		}
+	n := len(dst)
+	a, b, c, d = a[:n], b[:n], c[:n], d[:n]
+	le := binary.LittleEndian
+	i := 0
+	for ; i+8 <= n; i += 8 {
+		m := max8(max8(le.Uint64(a[i:]), le.Uint64(b[i:])), max8(le.Uint64(c[i:]), le.Uint64(d[i:])))
+		le.PutUint64(dst[i:], m)
+	}
+	for ; i < n; i++ {
+		dst[i] = max(a[i], b[i], c[i], d[i])
 	}
 }
 
-// maxLevels sets dst[i] = max(dst[i], src[i]) for levels (0..7), eight at a time: in
-// each byte, (a | 0x80) - b keeps bit 7 exactly when a >= b.
-func maxLevels(dst, src []uint8) {
+// max8 is the bytewise maximum of eight levels.
+func max8(u, v uint64) uint64 {
 	const hi = 0x8080808080808080
-	src = src[:len(dst)]
-	i := 0
-	for ; i+8 <= len(dst); i += 8 {
-		a, b := binary.LittleEndian.Uint64(dst[i:]), binary.LittleEndian.Uint64(src[i:])
-		ge := ((a | hi) - b) & hi
-		m := ge - ge>>7 | ge // 0xFF where a >= b
-		binary.LittleEndian.PutUint64(dst[i:], a&m|b&^m)
-	}
-	for ; i < len(dst); i++ {
-		dst[i] = max(dst[i], src[i])
-	}
+	ge := ((u | hi) - v) & hi
+	m := ge - ge>>7 | ge // 0xFF where u >= v
+	return u&m | v&^m
 }
 
 // writeRecord stores one pixel's levels at record bits 3o..3o+2, zeroing the rest of
