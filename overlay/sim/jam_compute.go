@@ -316,43 +316,59 @@ func (j *Jam) convRowsDense(packed []uint64, levels []uint8, s layerShape, width
 // thr[(8f+t)*pes+p], t < 7, that it reaches, inverted by the mask at t = 7.
 func foldLevelsGo(win pixelWindow, pes int, w []uint64, thr []int16, lv []uint8) {
 	n := win.triples()
-	total := 0
-	win.each(func(q int, x0, x1, x2 uint64) {
-		total += bits.OnesCount64(x0) + 2*bits.OnesCount64(x1) + 4*bits.OnesCount64(x2)
-	})
+	total := win.levelSum()
 	for f := 0; f < len(lv)/pes; f++ {
 		wf, tf, lf := w[f*n*pes:(f+1)*n*pes], thr[f*tmemRows*pes:(f+1)*tmemRows*pes], lv[f*pes:(f+1)*pes]
 		p := 0
-		for ; p+4 <= pes; p += 4 { // four PEs per pass over the window
-			var d0, d1, d2, d3 int
-			win.each(func(q int, x0, x1, x2 uint64) {
-				ws := wf[q*pes+p : q*pes+p+4]
-				d0 += maskedSum(x0, x1, x2, ws[0])
-				d1 += maskedSum(x0, x1, x2, ws[1])
-				d2 += maskedSum(x0, x1, x2, ws[2])
-				d3 += maskedSum(x0, x1, x2, ws[3])
-			})
-			lf[p], lf[p+1] = level(total-2*d0, tf[p:], pes), level(total-2*d1, tf[p+1:], pes)
-			lf[p+2], lf[p+3] = level(total-2*d2, tf[p+2:], pes), level(total-2*d3, tf[p+3:], pes)
+		for ; p+4 <= pes; p += 4 {
+			d := win.dots4(wf, pes, p)
+			for i, di := range d {
+				lf[p+i] = level(total-2*di, tf[p+i:], pes)
+			}
 		}
-		for ; p < pes; p++ {
-			d := 0
-			win.each(func(q int, x0, x1, x2 uint64) { d += maskedSum(x0, x1, x2, wf[q*pes+p]) })
+		for ; p < pes; p++ { // PEs past the last group of four
+			d, q := 0, 0
+			for sg := 0; sg < win.segs; sg++ {
+				x := win.x[sg*win.stride : sg*win.stride+3*win.seg]
+				for i := 0; i+2 < len(x); i += 3 {
+					d += maskedSum(x[i], x[i+1], x[i+2], wf[q*pes+p])
+					q++
+				}
+			}
 			lf[p] = level(total-2*d, tf[p:], pes)
 		}
 	}
 }
 
-// each calls f with every plane-word triple of the window, in order (q counts them).
-func (win pixelWindow) each(f func(q int, x0, x1, x2 uint64)) {
-	q := 0
-	for s := 0; s < win.segs; s++ {
-		x := win.x[s*win.stride : s*win.stride+3*win.seg]
+// levelSum is the sum of the window's levels.
+func (win pixelWindow) levelSum() int {
+	total := 0
+	for sg := 0; sg < win.segs; sg++ {
+		x := win.x[sg*win.stride : sg*win.stride+3*win.seg]
 		for i := 0; i+2 < len(x); i += 3 {
-			f(q, x[i], x[i+1], x[i+2])
+			total += bits.OnesCount64(x[i]) + 2*bits.OnesCount64(x[i+1]) + 4*bits.OnesCount64(x[i+2])
+		}
+	}
+	return total
+}
+
+// dots4 returns d of PEs p..p+3 (see foldLevelsGo) over the fold's weights wf, reading
+// each window word once for the four.
+func (win pixelWindow) dots4(wf []uint64, pes, p int) (d [4]int) {
+	q := 0
+	for sg := 0; sg < win.segs; sg++ {
+		x := win.x[sg*win.stride : sg*win.stride+3*win.seg]
+		for i := 0; i+2 < len(x); i += 3 {
+			x0, x1, x2 := x[i], x[i+1], x[i+2]
+			ws := wf[q*pes+p : q*pes+p+4]
+			d[0] += maskedSum(x0, x1, x2, ws[0])
+			d[1] += maskedSum(x0, x1, x2, ws[1])
+			d[2] += maskedSum(x0, x1, x2, ws[2])
+			d[3] += maskedSum(x0, x1, x2, ws[3])
 			q++
 		}
 	}
+	return d
 }
 
 // maskedSum is the level sum of the lanes whose weight bit is 1 (weight -1).
