@@ -53,6 +53,12 @@ totword: \
 	DECQ    R9; \
 	JNZ     totseg
 
+// REACHED adds 1 to the word levels in Z22 where the MAC value in Z21 reaches (signed,
+// predicate 5: not less than) the 32 thresholds at off(BX); Z25 holds -1.
+#define REACHED(off) \
+	VPCMPW $5, off(BX), Z21, K1; \
+	VPSUBW Z25, Z22, K1, Z22
+
 // func fold32AVX512(x *uint64, seg, segs, stride int, w *uint64, folds int, thr *int16, lv *uint8)
 TEXT ·fold32AVX512(SB), NOSPLIT, $0-64
 	TOTAL
@@ -114,20 +120,13 @@ word512:
 	// Level: one more for each threshold row the MAC value reaches (signed), then the
 	// invert row's mask (7 or 0) XORed in.
 	VPXORQ  Z22, Z22, Z22
-	VPCMPW  $5, 0(BX), Z21, K1 // predicate 5: not less than
-	VPSUBW  Z25, Z22, K1, Z22
-	VPCMPW  $5, 64(BX), Z21, K1
-	VPSUBW  Z25, Z22, K1, Z22
-	VPCMPW  $5, 128(BX), Z21, K1
-	VPSUBW  Z25, Z22, K1, Z22
-	VPCMPW  $5, 192(BX), Z21, K1
-	VPSUBW  Z25, Z22, K1, Z22
-	VPCMPW  $5, 256(BX), Z21, K1
-	VPSUBW  Z25, Z22, K1, Z22
-	VPCMPW  $5, 320(BX), Z21, K1
-	VPSUBW  Z25, Z22, K1, Z22
-	VPCMPW  $5, 384(BX), Z21, K1
-	VPSUBW  Z25, Z22, K1, Z22
+	REACHED(0)
+	REACHED(64)
+	REACHED(128)
+	REACHED(192)
+	REACHED(256)
+	REACHED(320)
+	REACHED(384)
 	VPXORQ  448(BX), Z22, Z22
 	VPMOVWB Z22, Y0
 	VMOVDQU Y0, (DX)
@@ -191,6 +190,13 @@ GLOBL dwordLows<>(SB), RODATA|NOPTR, $32
 	BYTEBITS(Y14, Y15); \
 	VPADDB  Y14, acc, acc
 
+// BELOW subtracts 1 from the dword levels in Y2 where the MAC value in Y1 is below
+// the 8 thresholds at toff(BX).
+#define BELOW(toff) \
+	VPMOVSXWD toff(BX), Y3; \
+	VPCMPGTD  Y1, Y3, Y3; \
+	VPADDD    Y3, Y2, Y2
+
 // LEVELS8 stores at loff(DX) the levels of the 8 PEs whose d are the dwords at
 // soff(SP), with their thresholds and invert masks from the rows at toff(BX) (row t
 // 64t bytes further), the total in Y8 and 7 in Y9.
@@ -201,27 +207,13 @@ GLOBL dwordLows<>(SB), RODATA|NOPTR, $32
 	VPSLLD    $16, Y1, Y1; \
 	VPSRAD    $16, Y1, Y1; \
 	VMOVDQU   Y9, Y2; \
-	VPMOVSXWD toff(BX), Y3; \
-	VPCMPGTD  Y1, Y3, Y3; \
-	VPADDD    Y3, Y2, Y2; \
-	VPMOVSXWD 64+toff(BX), Y3; \
-	VPCMPGTD  Y1, Y3, Y3; \
-	VPADDD    Y3, Y2, Y2; \
-	VPMOVSXWD 128+toff(BX), Y3; \
-	VPCMPGTD  Y1, Y3, Y3; \
-	VPADDD    Y3, Y2, Y2; \
-	VPMOVSXWD 192+toff(BX), Y3; \
-	VPCMPGTD  Y1, Y3, Y3; \
-	VPADDD    Y3, Y2, Y2; \
-	VPMOVSXWD 256+toff(BX), Y3; \
-	VPCMPGTD  Y1, Y3, Y3; \
-	VPADDD    Y3, Y2, Y2; \
-	VPMOVSXWD 320+toff(BX), Y3; \
-	VPCMPGTD  Y1, Y3, Y3; \
-	VPADDD    Y3, Y2, Y2; \
-	VPMOVSXWD 384+toff(BX), Y3; \
-	VPCMPGTD  Y1, Y3, Y3; \
-	VPADDD    Y3, Y2, Y2; \
+	BELOW(toff); \
+	BELOW(64+toff); \
+	BELOW(128+toff); \
+	BELOW(192+toff); \
+	BELOW(256+toff); \
+	BELOW(320+toff); \
+	BELOW(384+toff); \
 	VPMOVSXWD 448+toff(BX), Y3; \
 	VPXOR     Y3, Y2, Y2; \
 	VPSHUFB   Y10, Y2, Y2; \
