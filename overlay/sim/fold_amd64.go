@@ -13,7 +13,7 @@ var (
 )
 
 // foldLevels computes one pixel's levels for every neuron fold (see foldLevelsGo).
-func foldLevels(win pixelWindow, pes int, w []uint64, thr []int16, lv []uint8) {
+func foldLevels(win *pixelWindow, pes int, w []uint64, thr []int16, lv []uint8) {
 	folds := len(lv) / 32
 	switch {
 	case pes != 32 || len(lv)%32 != 0 || !win.valid() || len(w) < folds*win.triples()*32 || len(thr) < folds*tmemRows*32:

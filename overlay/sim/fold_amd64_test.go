@@ -30,7 +30,7 @@ func TestFoldKernelsAgree(t *testing.T) {
 			for trial := 0; trial < 400; trial++ {
 				c := newFoldCase(rng, 32, 1+rng.IntN(3), 80)
 				got := make([]uint8, len(c.want))
-				foldLevels(c.win, 32, c.w, c.thr, got)
+				foldLevels(&c.win, 32, c.w, c.thr, got)
 				if string(got) != string(c.want) {
 					t.Fatalf("trial %d (%d triples in %d segments): levels\n%v, want\n%v", trial, c.win.seg, c.win.segs, got, c.want)
 				}

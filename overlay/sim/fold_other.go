@@ -3,6 +3,6 @@
 package sim
 
 // foldLevels computes one pixel's levels for every neuron fold (see foldLevelsGo).
-func foldLevels(win pixelWindow, pes int, w []uint64, thr []int16, lv []uint8) {
+func foldLevels(win *pixelWindow, pes int, w []uint64, thr []int16, lv []uint8) {
 	foldLevelsGo(win, pes, w, thr, lv)
 }

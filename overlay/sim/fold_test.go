@@ -93,7 +93,7 @@ func TestFoldLevelsGo(t *testing.T) {
 		for trial := 0; trial < 300; trial++ {
 			c := newFoldCase(rng, pes, 1+rng.IntN(3), 12)
 			got := make([]uint8, len(c.want))
-			foldLevelsGo(c.win, pes, c.w, c.thr, got)
+			foldLevelsGo(&c.win, pes, c.w, c.thr, got)
 			if string(got) != string(c.want) {
 				t.Fatalf("%d PEs, trial %d: levels %v, want %v", pes, trial, got, c.want)
 			}

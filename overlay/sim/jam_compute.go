@@ -223,10 +223,10 @@ type pixelWindow struct {
 }
 
 // triples is the number of plane-word triples in the window (weight words per PE).
-func (win pixelWindow) triples() int { return win.seg * win.segs }
+func (win *pixelWindow) triples() int { return win.seg * win.segs }
 
 // valid reports whether the window is not empty and its last segment lies within x.
-func (win pixelWindow) valid() bool {
+func (win *pixelWindow) valid() bool {
 	return win.seg > 0 && win.segs > 0 && win.stride >= 0 && (win.segs-1)*win.stride+3*win.seg <= len(win.x)
 }
 
@@ -238,9 +238,10 @@ func (win pixelWindow) valid() bool {
 // every PE).
 func (j *Jam) convRows(planes []uint64, levels []uint8, s layerShape, r0, r1 int) {
 	stride := 3 * s.g // plane words per pixel
+	win := &pixelWindow{seg: s.k * s.g, segs: s.k, stride: s.padded * stride}
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
-			win := pixelWindow{x: planes[(r*s.padded+c)*stride:], seg: s.k * s.g, segs: s.k, stride: s.padded * stride}
+			win.x = planes[(r*s.padded+c)*stride:]
 			foldLevels(win, j.lim.MaxPEConv, j.wmem, j.tmem, levels[(r*s.ofm+c)*s.outCh:(r*s.ofm+c+1)*s.outCh])
 		}
 	}
@@ -301,9 +302,10 @@ func (j *Jam) convRowsDense(packed []uint64, levels []uint8, s layerShape, width
 			}
 		}
 	}
+	win := &pixelWindow{seg: 1, segs: s.k, stride: 3 * s.ofm}
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
-			win := pixelWindow{x: packed[3*(r*s.ofm+c):], seg: 1, segs: s.k, stride: 3 * s.ofm}
+			win.x = packed[3*(r*s.ofm+c):]
 			foldLevels(win, pes, w, j.tmem, levels[(r*s.ofm+c)*s.outCh:(r*s.ofm+c+1)*s.outCh])
 		}
 	}
@@ -314,17 +316,16 @@ func (j *Jam) convRowsDense(packed []uint64, levels []uint8, s layerShape, width
 // window's level sum and d = sum over the window's triples q of sum_b 2^b
 // popcount(x_q[b] & w[(f*n+q)*pes+p]) (n triples), and counts the thresholds
 // thr[(8f+t)*pes+p], t < 7, that it reaches, inverted by the mask at t = 7.
-func foldLevelsGo(win pixelWindow, pes int, w []uint64, thr []int16, lv []uint8) {
+func foldLevelsGo(win *pixelWindow, pes int, w []uint64, thr []int16, lv []uint8) {
 	n := win.triples()
 	total := win.levelSum()
-	for f := 0; f < len(lv)/pes; f++ {
+	for f := 0; (f+1)*pes <= len(lv); f++ { // (no division: the A9 has no divide instruction)
 		wf, tf, lf := w[f*n*pes:(f+1)*n*pes], thr[f*tmemRows*pes:(f+1)*tmemRows*pes], lv[f*pes:(f+1)*pes]
 		p := 0
 		for ; p+4 <= pes; p += 4 {
-			d := win.dots4(wf, pes, p)
-			for i, di := range d {
-				lf[p+i] = level(total-2*di, tf[p+i:], pes)
-			}
+			d0, d1, d2, d3 := win.dots4(wf, pes, p)
+			lf[p], lf[p+1] = level(total-2*d0, tf[p:], pes), level(total-2*d1, tf[p+1:], pes)
+			lf[p+2], lf[p+3] = level(total-2*d2, tf[p+2:], pes), level(total-2*d3, tf[p+3:], pes)
 		}
 		for ; p < pes; p++ { // PEs past the last group of four
 			d, q := 0, 0
@@ -341,7 +342,7 @@ func foldLevelsGo(win pixelWindow, pes int, w []uint64, thr []int16, lv []uint8)
 }
 
 // levelSum is the sum of the window's levels.
-func (win pixelWindow) levelSum() int {
+func (win *pixelWindow) levelSum() int {
 	total := 0
 	for sg := 0; sg < win.segs; sg++ {
 		x := win.x[sg*win.stride : sg*win.stride+3*win.seg]
@@ -354,21 +355,21 @@ func (win pixelWindow) levelSum() int {
 
 // dots4 returns d of PEs p..p+3 (see foldLevelsGo) over the fold's weights wf, reading
 // each window word once for the four.
-func (win pixelWindow) dots4(wf []uint64, pes, p int) (d [4]int) {
+func (win *pixelWindow) dots4(wf []uint64, pes, p int) (d0, d1, d2, d3 int) {
 	q := 0
 	for sg := 0; sg < win.segs; sg++ {
 		x := win.x[sg*win.stride : sg*win.stride+3*win.seg]
 		for i := 0; i+2 < len(x); i += 3 {
 			x0, x1, x2 := x[i], x[i+1], x[i+2]
 			ws := wf[q*pes+p : q*pes+p+4]
-			d[0] += maskedSum(x0, x1, x2, ws[0])
-			d[1] += maskedSum(x0, x1, x2, ws[1])
-			d[2] += maskedSum(x0, x1, x2, ws[2])
-			d[3] += maskedSum(x0, x1, x2, ws[3])
+			d0 += maskedSum(x0, x1, x2, ws[0])
+			d1 += maskedSum(x0, x1, x2, ws[1])
+			d2 += maskedSum(x0, x1, x2, ws[2])
+			d3 += maskedSum(x0, x1, x2, ws[3])
 			q++
 		}
 	}
-	return d
+	return d0, d1, d2, d3
 }
 
 // maskedSum is the level sum of the lanes whose weight bit is 1 (weight -1).
