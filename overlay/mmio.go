@@ -122,6 +122,16 @@ func (c *CheckedBus) Find(phys, size uint64) (AddrRange, bool) {
 	return AddrRange{}, false
 }
 
+// Interrupter is implemented by a Region whose device has an interrupt line to the
+// CPU: Interrupt returns a channel that is closed at the device's next interrupt.
+// Drivers still read the status registers; the channel only ends a wait early, so a
+// lost or spurious interrupt costs time, never a wrong answer. Regions mapped through
+// /dev/mem have none (the published overlay leaves the engine's interrupt output
+// unconnected); the simulation's devices have one.
+type Interrupter interface {
+	Interrupt() <-chan struct{}
+}
+
 // MemRegion is an in-memory register file: a Region backed by []uint32, for tests and as
 // the base of simulated devices. It is safe for concurrent use.
 type MemRegion struct {
@@ -133,6 +143,29 @@ type MemRegion struct {
 	OnWrite func(off, v uint32)
 	// OnRead, when set, supplies the value of a read instead of the stored word.
 	OnRead func(off uint32, stored uint32) uint32
+
+	irq chan struct{} // closed by Raise; nil until someone waits
+}
+
+// Interrupt implements Interrupter: the channel is closed at the next Raise.
+func (m *MemRegion) Interrupt() <-chan struct{} {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.irq == nil {
+		m.irq = make(chan struct{})
+	}
+	return m.irq
+}
+
+// Raise signals an interrupt to everyone waiting on Interrupt (a device model calls it
+// when its status changes).
+func (m *MemRegion) Raise() {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.irq != nil {
+		close(m.irq)
+		m.irq = nil
+	}
 }
 
 // NewMemRegion returns a zeroed register file of size bytes (rounded up to a word).

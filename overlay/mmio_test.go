@@ -211,3 +211,29 @@ func TestDevMemErrors(t *testing.T) {
 		t.Error("Map accepted a short mapping")
 	}
 }
+
+// TestMemRegionInterrupt checks that Raise ends every wait begun before it, and only
+// those.
+func TestMemRegionInterrupt(t *testing.T) {
+	m := NewMemRegion(16)
+	m.Raise() // nobody waits: nothing to do
+	a, b := m.Interrupt(), m.Interrupt()
+	select {
+	case <-a:
+		t.Fatal("interrupt before Raise")
+	default:
+	}
+	m.Raise()
+	for _, ch := range []<-chan struct{}{a, b} {
+		select {
+		case <-ch:
+		default:
+			t.Fatal("a wait begun before Raise did not end")
+		}
+	}
+	select {
+	case <-m.Interrupt():
+		t.Fatal("a wait begun after Raise ended")
+	default:
+	}
+}

@@ -233,6 +233,10 @@ func (d *Driver) startAndWait(ctx context.Context, i int, doInit bool) error {
 		d.broken = fmt.Errorf("engine busy (ap_ctrl 0x%X) before layer %s", v, d.names[i])
 		return fmt.Errorf("qnn driver: %w (reset pending)", d.broken)
 	}
+	var irq <-chan struct{} // a device interrupt ends a pause early (see overlay.Interrupter)
+	if it, ok := d.regs.(overlay.Interrupter); ok {
+		irq = it.Interrupt()
+	}
 	d.write("CTRL", ctrlStart)
 	start := time.Now()
 	wctx, cancel := context.WithTimeout(ctx, d.cfg.Timeout)
@@ -256,6 +260,8 @@ func (d *Driver) startAndWait(ctx context.Context, i int, doInit bool) error {
 			}
 			return herr
 		case <-timer.C:
+		case <-irq:
+			irq = d.regs.(overlay.Interrupter).Interrupt()
 		}
 		pause = min(2*pause, maxPollPause)
 		timer.Reset(pause)

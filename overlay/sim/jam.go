@@ -262,6 +262,7 @@ func (j *Jam) run(gen uint64, a jamArgs) {
 	j.busy, j.done = false, true
 	j.isr |= 1
 	j.runs++
+	j.regs.Raise() // ap_done on the interrupt line (the model does not gate it by GIER/IER)
 }
 
 // loadWeights is StreamingDoMemInit: each memory channel streams, for its half of the PEs,

@@ -338,6 +338,9 @@ func (w *window) check(off uint32) {
 func (w *window) Read32(off uint32) uint32 { w.check(off); return w.regs.Read32(w.off + off) }
 func (w *window) Write32(off, v uint32)    { w.check(off); w.regs.Write32(w.off+off, v) }
 func (w *window) Size() int                { return w.size }
+
+// Interrupt implements overlay.Interrupter with the device's interrupt line.
+func (w *window) Interrupt() <-chan struct{} { return w.regs.Interrupt() }
 func (w *window) Close() error {
 	if w.closed {
 		return overlay.ErrClosed
