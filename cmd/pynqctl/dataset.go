@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/fpgadetector/pynq-agent/internal/humanize"
 	"github.com/fpgadetector/pynq-agent/quant/synth"
 )
 
@@ -67,7 +68,7 @@ whatever --workers is.`,
 			for c, k := range res.PerClass {
 				fmt.Fprintf(cmd.OutOrStdout(), "  %-8s %d boxes\n", res.Names[c], k)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "  %d images without a box; %s; data file %s\n", res.Empty, byteSize(res.BytesWritten), res.DataFile)
+			fmt.Fprintf(cmd.OutOrStdout(), "  %d images without a box; %s; data file %s\n", res.Empty, humanize.Bytes(res.BytesWritten), res.DataFile)
 			log.Debug("dataset written", "dir", opt.Out)
 			return nil
 		},

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/fpgadetector/pynq-agent/deploy"
+	"github.com/fpgadetector/pynq-agent/internal/humanize"
 )
 
 func init() {
@@ -193,7 +194,7 @@ or not this connection lasts. pynqctl watches it and shows a failed release's la
 			}
 			if !res.DryRun {
 				fmt.Printf("deployed %s in %s (uploaded %d file(s), %s; reused %d)\n",
-					res.Version, time.Since(start).Round(time.Millisecond), res.Uploaded, byteSize(res.BytesUploaded), res.Linked)
+					res.Version, time.Since(start).Round(time.Millisecond), res.Uploaded, humanize.Bytes(res.BytesUploaded), res.Linked)
 			}
 			return nil
 		},
