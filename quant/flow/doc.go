@@ -13,6 +13,8 @@
 // [QAT] is quantization-aware training compared with post-training quantization: it
 // calls [Run] on the float model and on the trained one and writes qat_report.json and
 // .html; [QNNDir] turns a QAT-trained darknet model into a QNN-MO parameter directory.
+// [ExportDarknet] goes the other way: a QNN-MO model (or any darknet model) as a float
+// darknet model plus the sidecar of its activation scales, to fine-tune.
 //
 // The calls write their files and return what they did; each result has a Print
 // method that writes the report pynqctl prints (per-layer detail only when verbose).
