@@ -161,7 +161,7 @@ or not this connection lasts. pynqctl watches it and shows a failed release's la
 			ctx := cmd.Context()
 			src.AgentBinary = agentBinary
 			if src.AgentBinary == "" {
-				bin, cleanup, err := buildAgent(ctx, log)
+				bin, cleanup, err := deploy.BuildAgentHere(ctx, log)
 				if err != nil {
 					return err
 				}
@@ -208,30 +208,6 @@ or not this connection lasts. pynqctl watches it and shows a failed release's la
 	fs.BoolVar(&dryRun, "dry-run", false, "print the plan (files, sizes, what is reused) and change nothing")
 	fs.IntVar(&keep, "keep", 3, "releases to keep on the board, the current one included")
 	return cmd
-}
-
-// buildAgent cross-compiles the agent of the module around the working directory.
-func buildAgent(ctx context.Context, log *slog.Logger) (string, func(), error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", nil, err
-	}
-	mod, err := deploy.FindModule(wd)
-	if err != nil {
-		return "", nil, err
-	}
-	dir, err := os.MkdirTemp("", "pynqctl-agent")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { os.RemoveAll(dir) }
-	bin := filepath.Join(dir, deploy.BinaryName)
-	log.Info("cross-compiling the agent", "module", mod, "target", "linux/arm GOARM=7")
-	if err := deploy.BuildAgent(ctx, mod, bin); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return bin, cleanup, nil
 }
 
 // uploadBar draws a progress bar on a terminal and nothing otherwise.
