@@ -184,8 +184,8 @@ or not this connection lasts. pynqctl watches it and shows a failed release's la
 				return err
 			}
 			defer c.Close()
-			bar := newUploadBar()
-			opts.Progress = bar.update
+			bar := newTermBar(progressbar.OptionSetDescription("upload"), progressbar.OptionShowBytes(true))
+			opts.Progress = bar.set
 			start := time.Now()
 			res, err := deploy.Deploy(ctx, c, bundle, opts)
 			bar.finish()
@@ -208,37 +208,6 @@ or not this connection lasts. pynqctl watches it and shows a failed release's la
 	fs.BoolVar(&dryRun, "dry-run", false, "print the plan (files, sizes, what is reused) and change nothing")
 	fs.IntVar(&keep, "keep", 3, "releases to keep on the board, the current one included")
 	return cmd
-}
-
-// uploadBar draws a progress bar on a terminal and nothing otherwise.
-type uploadBar struct {
-	tty bool
-	bar *progressbar.ProgressBar
-}
-
-func newUploadBar() *uploadBar {
-	return &uploadBar{tty: term.IsTerminal(int(os.Stderr.Fd()))}
-}
-
-func (u *uploadBar) update(done, total int64) {
-	if !u.tty {
-		return
-	}
-	if u.bar == nil {
-		u.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription("upload"),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish())
-	}
-	_ = u.bar.Set64(done)
-}
-
-func (u *uploadBar) finish() {
-	if u.bar != nil {
-		_ = u.bar.Finish()
-	}
 }
 
 // newBoardCmd is a board command without arguments: it registers bf's flags and runs
