@@ -106,7 +106,7 @@ func runDetect(cmd *cobra.Command, f detectFlags, images []string) error {
 			return err
 		}
 	}
-	d, classes := l.Detector, l.Classes()
+	d, classes := l.Detector, l.Model.Classes()
 	if f.annotate != "" {
 		if err := os.MkdirAll(f.annotate, 0o755); err != nil {
 			return fmt.Errorf("annotate: %w", err)

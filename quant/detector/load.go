@@ -52,18 +52,10 @@ func Load(s Spec) (*Loaded, error) {
 	return &Loaded{Model: m, Detector: d, Decoder: imageio.LibJPEG}, nil
 }
 
-// Classes is the number of classes of the model's first head (0 without a head).
-func (l *Loaded) Classes() int {
-	if h := l.Model.Heads(); len(h) > 0 {
-		return l.Model.Layers[h[0]].Head.Classes
-	}
-	return 0
-}
-
 // CheckNames refuses a names file (path, with n names) that does not name every
 // class: the detections would print other classes' names.
 func (l *Loaded) CheckNames(path string, n int) error {
-	if c := l.Classes(); n < c {
+	if c := l.Model.Classes(); n < c {
 		return fmt.Errorf("%s has %d names, the model has %d classes", path, n, c)
 	}
 	return nil

@@ -13,8 +13,8 @@ func TestLoadQNNDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Decoder != qnn.ImageDecoder || l.Classes() != 20 {
-		t.Errorf("decoder %v, %d classes; want stb_image and VOC's 20", l.Decoder, l.Classes())
+	if l.Decoder != qnn.ImageDecoder || l.Model.Classes() != 20 {
+		t.Errorf("decoder %v, %d classes; want stb_image and VOC's 20", l.Decoder, l.Model.Classes())
 	}
 	if err := l.CheckNames("chair.names", 1); err == nil || !strings.Contains(err.Error(), "chair.names has 1 names, the model has 20 classes") {
 		t.Errorf("one name for 20 classes: %v", err)

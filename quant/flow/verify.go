@@ -182,7 +182,7 @@ func loadFloatSide(path, weights string, threads int) (*verifyModel, error) {
 // ModelNames returns the model's class names: the names file when given (it must
 // name every class), else the dataset's when the class counts agree.
 func ModelNames(path string, m *quant.Model, ds *dataset.Dataset) ([]string, error) {
-	classes := modelClasses(m)
+	classes := m.Classes()
 	if path != "" {
 		names, err := dataset.ReadNames(path)
 		if err != nil {
@@ -197,13 +197,6 @@ func ModelNames(path string, m *quant.Model, ds *dataset.Dataset) ([]string, err
 		return ds.Names, nil
 	}
 	return nil, fmt.Errorf("verify: the model has %d classes and the dataset %d; give the model's names file with --names (e.g. voc.names)", classes, len(ds.Names))
-}
-
-func modelClasses(m *quant.Model) int {
-	if h := m.Heads(); len(h) > 0 {
-		return m.Layers[h[0]].Head.Classes
-	}
-	return 0
 }
 
 // runValidation runs every side on every image, collecting darknet-valid detections.

@@ -179,7 +179,7 @@ func (r *VerifyResult) GateError() error {
 }
 
 func modelInfo(v *verifyModel) VerifyModelInfo {
-	return VerifyModelInfo{Path: v.path, Format: v.kind, Engine: v.engine, Name: v.m.Name, Classes: modelClasses(v.m)}
+	return VerifyModelInfo{Path: v.path, Format: v.kind, Engine: v.engine, Name: v.m.Name, Classes: v.m.Classes()}
 }
 
 // write writes the results as JSON to path and the HTML report to report (default:
