@@ -157,12 +157,7 @@ func (f *FloatModel) Infer(_ context.Context, j *Job) error {
 func (f *FloatModel) Finish(*Job) error { return nil }
 
 // Classes is the first head's class count.
-func (f *FloatModel) Classes() int {
-	if h := f.M.Heads(); len(h) > 0 {
-		return f.M.Layers[h[0]].Head.Classes
-	}
-	return 0
-}
+func (f *FloatModel) Classes() int { return f.M.Classes() }
 
 // control is the state Control changes; swapped as a whole so a frame sees one version.
 type control struct {

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -239,6 +240,31 @@ func BuildAgent(ctx context.Context, moduleDir, out string) error {
 		return fmt.Errorf("cross-compile the agent in %s: %w\n%s", moduleDir, err, b)
 	}
 	return nil
+}
+
+// BuildAgentHere cross-compiles the agent of the module around the working directory
+// into a temporary directory, which cleanup removes.
+func BuildAgentHere(ctx context.Context, log *slog.Logger) (bin string, cleanup func(), err error) {
+	wd, err := os.Getwd()
+	if err != nil {
+		return "", nil, err
+	}
+	mod, err := FindModule(wd)
+	if err != nil {
+		return "", nil, err
+	}
+	dir, err := os.MkdirTemp("", "pynqctl-agent")
+	if err != nil {
+		return "", nil, err
+	}
+	cleanup = func() { os.RemoveAll(dir) }
+	bin = filepath.Join(dir, BinaryName)
+	log.Info("cross-compiling the agent", "module", mod, "target", "linux/arm GOARM=7")
+	if err := BuildAgent(ctx, mod, bin); err != nil {
+		cleanup()
+		return "", nil, err
+	}
+	return bin, cleanup, nil
 }
 
 // FindModule walks up from dir to the directory holding go.mod.

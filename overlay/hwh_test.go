@@ -437,3 +437,13 @@ func BenchmarkParseHWH(b *testing.B) {
 		}
 	}
 }
+
+func TestDesignSummary(t *testing.T) {
+	s := parseSmall(t).Summary("small.hwh", true)
+	if s.File != "small.hwh" || s.Device != "7z020" || len(s.Modules) != 7 || len(s.AddressMap) == 0 || len(s.Registers) == 0 {
+		t.Errorf("summary %+v", s)
+	}
+	if r := s.AddressMap[0]; len(r.Base) != 10 || r.Size == 0 {
+		t.Errorf("address map entry %+v", r)
+	}
+}

@@ -326,6 +326,14 @@ func (m *Model) Heads() []int {
 	return out
 }
 
+// Classes is the class count of the first detection head (0 without a head).
+func (m *Model) Classes() int {
+	if h := m.Heads(); len(h) > 0 {
+		return m.Layers[h[0]].Head.Classes
+	}
+	return 0
+}
+
 // Binarize writes darknet's binary=1 weights of OIHW weights w into dst (same length):
 // each filter becomes sign(w) times the filter's mean absolute weight, w <= 0 mapping
 // to -mean (binarize_weights).

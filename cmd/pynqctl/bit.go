@@ -1,14 +1,10 @@
 package main
 
 import (
-	"bufio"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/spf13/cobra"
@@ -24,23 +20,6 @@ func newBitCmd(log *slog.Logger) *cobra.Command {
 	return cmd
 }
 
-// bitInfo is what `pynqctl bit info` reports (also its --json schema).
-type bitInfo struct {
-	File          string `json:"file"`
-	Design        string `json:"design"`
-	DesignField   string `json:"design_field"`
-	UserID        string `json:"user_id"`
-	Version       string `json:"version"`
-	Part          string `json:"part"`
-	PartIsPYNQZ2  bool   `json:"part_is_pynq_z2"`
-	Date          string `json:"date"`
-	Time          string `json:"time"`
-	PayloadOffset int64  `json:"payload_offset"`
-	PayloadBytes  int64  `json:"payload_bytes"`
-	FileSHA256    string `json:"file_sha256"`
-	PayloadSHA256 string `json:"payload_sha256"`
-}
-
 func newBitInfoCmd() *cobra.Command {
 	var asJSON bool
 	cmd := &cobra.Command{
@@ -48,7 +27,7 @@ func newBitInfoCmd() *cobra.Command {
 		Short: "Print a .bit file's header, payload size and checksums",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			info, err := readBitInfo(args[0])
+			info, err := bitstream.ReadInfo(args[0])
 			if err != nil {
 				return err
 			}
@@ -64,41 +43,7 @@ func newBitInfoCmd() *cobra.Command {
 	return cmd
 }
 
-// readBitInfo parses the file in one pass, hashing the whole file and the payload.
-func readBitInfo(path string) (*bitInfo, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
-		return nil, err
-	}
-	fileHash, payloadHash := sha256.New(), sha256.New()
-	r := io.TeeReader(bufio.NewReaderSize(f, 64<<10), fileHash)
-	h, err := bitstream.Decode(r, fi.Size(), payloadHash)
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	return &bitInfo{
-		File:          path,
-		Design:        h.DesignName,
-		DesignField:   h.Design,
-		UserID:        h.UserID,
-		Version:       h.Version,
-		Part:          h.Part,
-		PartIsPYNQZ2:  h.Part == bitstream.PartPYNQZ2,
-		Date:          h.Date,
-		Time:          h.Time,
-		PayloadOffset: h.PayloadOffset,
-		PayloadBytes:  h.PayloadLen,
-		FileSHA256:    hex.EncodeToString(fileHash.Sum(nil)),
-		PayloadSHA256: hex.EncodeToString(payloadHash.Sum(nil)),
-	}, nil
-}
-
-func printBitInfo(w io.Writer, i *bitInfo) error {
+func printBitInfo(w io.Writer, i *bitstream.Info) error {
 	part := "not the PYNQ-Z2's " + bitstream.PartPYNQZ2 + ": programming needs --force"
 	if i.PartIsPYNQZ2 {
 		part = "PYNQ-Z2"

@@ -18,7 +18,7 @@ func TestBitInfoJSON(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info bitInfo
+	var info bitstream.Info
 	if err := json.Unmarshal([]byte(out), &info); err != nil {
 		t.Fatalf("%v in %s", err, out)
 	}

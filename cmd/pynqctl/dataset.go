@@ -3,16 +3,14 @@ package main
 import (
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
-	"golang.org/x/term"
 
+	"github.com/fpgadetector/pynq-agent/internal/humanize"
 	"github.com/fpgadetector/pynq-agent/quant/synth"
 )
 
@@ -52,8 +50,8 @@ whatever --workers is.`,
 			if opt.Width, opt.Height, err = parseSynthSize(size); err != nil {
 				return err
 			}
-			bar := newSynthBar(opt.Count, "render")
-			opt.Progress = bar.set
+			bar := imageBar("render")
+			opt.Progress = func(done int) { bar.images(done, opt.Count) }
 			start := time.Now()
 			res, err := synth.WriteDataset(cmd.Context(), opt)
 			bar.finish()
@@ -67,7 +65,7 @@ whatever --workers is.`,
 			for c, k := range res.PerClass {
 				fmt.Fprintf(cmd.OutOrStdout(), "  %-8s %d boxes\n", res.Names[c], k)
 			}
-			fmt.Fprintf(cmd.OutOrStdout(), "  %d images without a box; %s; data file %s\n", res.Empty, byteSize(res.BytesWritten), res.DataFile)
+			fmt.Fprintf(cmd.OutOrStdout(), "  %d images without a box; %s; data file %s\n", res.Empty, humanize.Bytes(res.BytesWritten), res.DataFile)
 			log.Debug("dataset written", "dir", opt.Out)
 			return nil
 		},
@@ -108,35 +106,4 @@ func parseSynthSize(s string) (int, int, error) {
 		return 0, 0, fmt.Errorf("size %q: want WxH such as 416x416, or N", s)
 	}
 	return w, h, nil
-}
-
-// synthBar is a progress bar on a terminal and nothing otherwise.
-type synthBar struct {
-	bar *progressbar.ProgressBar
-}
-
-func newSynthBar(total int, what string) *synthBar {
-	if !term.IsTerminal(int(os.Stderr.Fd())) {
-		return &synthBar{}
-	}
-	return &synthBar{bar: progressbar.NewOptions(total,
-		progressbar.OptionSetWriter(os.Stderr),
-		progressbar.OptionSetDescription(what),
-		progressbar.OptionShowCount(),
-		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("img"),
-		progressbar.OptionThrottle(100*time.Millisecond),
-		progressbar.OptionClearOnFinish())}
-}
-
-func (b *synthBar) set(done int) {
-	if b.bar != nil {
-		_ = b.bar.Set(done)
-	}
-}
-
-func (b *synthBar) finish() {
-	if b.bar != nil {
-		_ = b.bar.Finish()
-	}
 }

@@ -126,18 +126,11 @@ func runDatasetLabel(cmd *cobra.Command, log *slog.Logger, f datasetLabelFlags, 
 	if err != nil {
 		return err
 	}
-	var bar *synthBar
-	opt.Progress = func(done, total int) {
-		if bar == nil {
-			bar = newSynthBar(total, "label")
-		}
-		bar.set(done)
-	}
+	bar := imageBar("label")
+	opt.Progress = bar.images
 	start := time.Now()
 	res, err := label.Label(cmd.Context(), opt)
-	if bar != nil {
-		bar.finish()
-	}
+	bar.finish()
 	if err != nil {
 		return err
 	}

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/term"
 
 	"github.com/fpgadetector/pynq-agent/deploy"
+	"github.com/fpgadetector/pynq-agent/internal/humanize"
 )
 
 func init() {
@@ -160,7 +161,7 @@ or not this connection lasts. pynqctl watches it and shows a failed release's la
 			ctx := cmd.Context()
 			src.AgentBinary = agentBinary
 			if src.AgentBinary == "" {
-				bin, cleanup, err := buildAgent(ctx, log)
+				bin, cleanup, err := deploy.BuildAgentHere(ctx, log)
 				if err != nil {
 					return err
 				}
@@ -183,8 +184,8 @@ or not this connection lasts. pynqctl watches it and shows a failed release's la
 				return err
 			}
 			defer c.Close()
-			bar := newUploadBar()
-			opts.Progress = bar.update
+			bar := newTermBar(progressbar.OptionSetDescription("upload"), progressbar.OptionShowBytes(true))
+			opts.Progress = bar.set
 			start := time.Now()
 			res, err := deploy.Deploy(ctx, c, bundle, opts)
 			bar.finish()
@@ -193,7 +194,7 @@ or not this connection lasts. pynqctl watches it and shows a failed release's la
 			}
 			if !res.DryRun {
 				fmt.Printf("deployed %s in %s (uploaded %d file(s), %s; reused %d)\n",
-					res.Version, time.Since(start).Round(time.Millisecond), res.Uploaded, byteSize(res.BytesUploaded), res.Linked)
+					res.Version, time.Since(start).Round(time.Millisecond), res.Uploaded, humanize.Bytes(res.BytesUploaded), res.Linked)
 			}
 			return nil
 		},
@@ -207,61 +208,6 @@ or not this connection lasts. pynqctl watches it and shows a failed release's la
 	fs.BoolVar(&dryRun, "dry-run", false, "print the plan (files, sizes, what is reused) and change nothing")
 	fs.IntVar(&keep, "keep", 3, "releases to keep on the board, the current one included")
 	return cmd
-}
-
-// buildAgent cross-compiles the agent of the module around the working directory.
-func buildAgent(ctx context.Context, log *slog.Logger) (string, func(), error) {
-	wd, err := os.Getwd()
-	if err != nil {
-		return "", nil, err
-	}
-	mod, err := deploy.FindModule(wd)
-	if err != nil {
-		return "", nil, err
-	}
-	dir, err := os.MkdirTemp("", "pynqctl-agent")
-	if err != nil {
-		return "", nil, err
-	}
-	cleanup := func() { os.RemoveAll(dir) }
-	bin := filepath.Join(dir, deploy.BinaryName)
-	log.Info("cross-compiling the agent", "module", mod, "target", "linux/arm GOARM=7")
-	if err := deploy.BuildAgent(ctx, mod, bin); err != nil {
-		cleanup()
-		return "", nil, err
-	}
-	return bin, cleanup, nil
-}
-
-// uploadBar draws a progress bar on a terminal and nothing otherwise.
-type uploadBar struct {
-	tty bool
-	bar *progressbar.ProgressBar
-}
-
-func newUploadBar() *uploadBar {
-	return &uploadBar{tty: term.IsTerminal(int(os.Stderr.Fd()))}
-}
-
-func (u *uploadBar) update(done, total int64) {
-	if !u.tty {
-		return
-	}
-	if u.bar == nil {
-		u.bar = progressbar.NewOptions64(total,
-			progressbar.OptionSetWriter(os.Stderr),
-			progressbar.OptionSetDescription("upload"),
-			progressbar.OptionShowBytes(true),
-			progressbar.OptionThrottle(100*time.Millisecond),
-			progressbar.OptionClearOnFinish())
-	}
-	_ = u.bar.Set64(done)
-}
-
-func (u *uploadBar) finish() {
-	if u.bar != nil {
-		_ = u.bar.Finish()
-	}
 }
 
 // newBoardCmd is a board command without arguments: it registers bf's flags and runs

@@ -13,11 +13,9 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
 
 func init() { rootCommands = append(rootCommands, newDetectCmd) }
@@ -68,65 +66,47 @@ const decoderHelp = `JPEG decoding to reproduce: stb (stb_image: darknet built w
 	`darknet built with OpenCV, e.g. Debian's package, the toolchain's reference). ` +
 	`Default: stb for --model DIR, libjpeg for --cfg/--weights`
 
-// imageDecoder returns the decoder --decoder names, or the model kind's default.
-func imageDecoder(flag string, qnnModel bool) (imageio.Decoder, error) {
-	if flag != "" {
-		return imageio.ParseDecoder(flag)
+// imageDecoder returns the decoder --decoder names, else def.
+func imageDecoder(flag string, def imageio.Decoder) (imageio.Decoder, error) {
+	if flag == "" {
+		return def, nil
 	}
-	if qnnModel {
-		return qnn.ImageDecoder, nil
-	}
-	return imageio.LibJPEG, nil
+	return imageio.ParseDecoder(flag)
 }
 
 // loadDetector builds the detector the flags describe.
-func loadDetector(f detectFlags) (*quant.Model, detector.Detector, error) {
+func loadDetector(f detectFlags) (*detector.Loaded, error) {
 	switch {
 	case f.model != "" && (f.cfg != "" || f.weights != ""):
-		return nil, nil, errors.New("give either --model or --cfg/--weights, not both")
-	case f.model != "":
-		m, err := qnn.LoadDir(f.model)
-		if err != nil {
-			return nil, nil, err
-		}
-		d, err := qnn.NewDetector(m, f.threads)
-		if err != nil {
-			return nil, nil, fmt.Errorf("%s: %w", f.model, err)
-		}
-		return m, d, nil
-	case f.cfg == "" || f.weights == "":
-		return nil, nil, errors.New("need --cfg and --weights (a darknet model) or --model DIR (a QNN-MO parameter directory)")
+		return nil, errors.New("give either --model or --cfg/--weights, not both")
+	case f.model == "" && (f.cfg == "" || f.weights == ""):
+		return nil, errors.New("need --cfg and --weights (a darknet model) or --model DIR (a QNN-MO parameter directory)")
 	}
-	m, err := darknet.Load(f.cfg, f.weights, darknet.Options{Dialect: quant.Dialect(f.dialect)})
-	if err != nil {
-		return nil, nil, err
-	}
-	d, err := detector.NewFloat(m, f.threads, f.nms)
-	return m, d, err
+	return detector.Load(detector.Spec{Dir: f.model, Cfg: f.cfg, Weights: f.weights, Dialect: quant.Dialect(f.dialect), Threads: f.threads, NMS: f.nms})
 }
 
 func runDetect(cmd *cobra.Command, f detectFlags, images []string) error {
-	dec, err := imageDecoder(f.decoder, f.model != "")
+	dec, err := imageDecoder(f.decoder, imageio.LibJPEG) // refused before the model loads
 	if err != nil {
 		return err
 	}
-	m, d, err := loadDetector(f)
+	l, err := loadDetector(f)
 	if err != nil {
 		return err
+	}
+	if f.decoder == "" {
+		dec = l.Decoder
 	}
 	var names []string
 	if f.names != "" {
 		if names, err = detect.LoadNames(f.names); err != nil {
 			return err
 		}
+		if err := l.CheckNames(f.names, len(names)); err != nil {
+			return err
+		}
 	}
-	classes := 0
-	if h := m.Heads(); len(h) > 0 {
-		classes = m.Layers[h[0]].Head.Classes
-	}
-	if names != nil && len(names) < classes {
-		return fmt.Errorf("%s has %d names, the model has %d classes", f.names, len(names), classes)
-	}
+	d, classes := l.Detector, l.Model.Classes()
 	if f.annotate != "" {
 		if err := os.MkdirAll(f.annotate, 0o755); err != nil {
 			return fmt.Errorf("annotate: %w", err)

@@ -2,28 +2,23 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 
 	"github.com/spf13/cobra"
 
-	"github.com/fpgadetector/pynq-agent/quant/dataset"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
 )
 
 func init() { rootCommands = append(rootCommands, newEvalCmd) }
 
-type evalFlags struct {
-	gt, gtNames, detections, names, metric string
-	imageSet                               string
-	iou                                    float64
-	json, allClasses                       bool
-}
-
 func newEvalCmd(log *slog.Logger) *cobra.Command {
-	var f evalFlags
+	var (
+		o      mapeval.FilesOptions
+		metric string
+		asJSON bool
+	)
 	cmd := &cobra.Command{
 		Use:   "eval --dataset DIR --detections PATH [--names F] [--metric voc2012|voc2007] [--json]",
 		Short: "VOC average precision per class and mAP of detections against ground truth",
@@ -43,96 +38,47 @@ extension) or ` + "`pynqctl detect --json`" + ` output (JSON lines; boxes move b
 devkit's 1-based pixels as darknet's valid output does).`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			return runEval(cmd.OutOrStdout(), log, f)
+			return runEval(cmd.OutOrStdout(), log, o, metric, asJSON)
 		},
 	}
 	fl := cmd.Flags()
-	fl.StringVar(&f.gt, "dataset", "", "ground truth: darknet-form directory, list file or VOC tree (required)")
+	fl.StringVar(&o.Dataset, "dataset", "", "ground truth: darknet-form directory, list file or VOC tree (required)")
 	aliasFlags(cmd, map[string]string{"gt": "dataset"})
-	fl.StringVar(&f.gtNames, "gt-names", "", "names file of darknet-form ground truth (default: classes.names / *.names beside it, else --names)")
-	fl.StringVar(&f.imageSet, "imageset", "", "VOC ground truth: evaluate only this image set (a name like val for ImageSets/Main/val.txt, or a file)")
-	fl.StringVar(&f.detections, "detections", "", "detections: comp4 directory/file or detect --json lines (required)")
-	fl.StringVar(&f.names, "names", "", "the detector's class names (maps class ids and comp4 file names; restricts the evaluated classes)")
-	fl.StringVar(&f.metric, "metric", "voc2012", "voc2012 (all-point) or voc2007 (11-point)")
-	fl.Float64Var(&f.iou, "iou", 0.5, "minimum overlap for a true positive")
-	fl.BoolVar(&f.json, "json", false, "print the result as JSON")
-	fl.BoolVar(&f.allClasses, "all-classes", false, "average over every ground-truth class, also those --names lacks (their AP is 0)")
+	fl.StringVar(&o.DatasetNames, "gt-names", "", "names file of darknet-form ground truth (default: classes.names / *.names beside it, else --names)")
+	fl.StringVar(&o.ImageSet, "imageset", "", "VOC ground truth: evaluate only this image set (a name like val for ImageSets/Main/val.txt, or a file)")
+	fl.StringVar(&o.Detections, "detections", "", "detections: comp4 directory/file or detect --json lines (required)")
+	fl.StringVar(&o.Names, "names", "", "the detector's class names (maps class ids and comp4 file names; restricts the evaluated classes)")
+	fl.StringVar(&metric, "metric", "voc2012", "voc2012 (all-point) or voc2007 (11-point)")
+	fl.Float64Var(&o.MinOverlap, "iou", 0.5, "minimum overlap for a true positive")
+	fl.BoolVar(&asJSON, "json", false, "print the result as JSON")
+	fl.BoolVar(&o.AllClasses, "all-classes", false, "average over every ground-truth class, also those --names lacks (their AP is 0)")
 	_ = cmd.MarkFlagRequired("dataset")
 	_ = cmd.MarkFlagRequired("detections")
 	return cmd
 }
 
-// evalOutput is `pynqctl eval --json`.
-type evalOutput struct {
-	GroundTruth string `json:"ground_truth"`
-	Detections  string `json:"detections"`
-	*mapeval.Result
-	// NotInModel are ground-truth classes the detector's names lack (not evaluated).
-	NotInModel []string `json:"not_in_model,omitempty"`
-}
-
-func runEval(out io.Writer, log *slog.Logger, f evalFlags) error {
-	metric, err := mapeval.ParseMetric(f.metric)
+func runEval(out io.Writer, log *slog.Logger, o mapeval.FilesOptions, metric string, asJSON bool) error {
+	var err error
+	if o.Metric, err = mapeval.ParseMetric(metric); err != nil {
+		return err
+	}
+	res, err := mapeval.EvaluateFiles(o)
 	if err != nil {
 		return err
 	}
-	var names []string
-	if f.names != "" {
-		if names, err = dataset.ReadNames(f.names); err != nil {
-			return err
-		}
-	}
-	dets, err := mapeval.LoadDetections(f.detections, names)
-	if err != nil {
-		return err
-	}
-	ds, err := openGroundTruth(f, names, dets)
-	if err != nil {
-		return err
-	}
-	for _, w := range ds.Warnings {
+	for _, w := range res.Warnings {
 		log.Debug(w)
 	}
-	restrict := names
-	if f.allClasses {
-		restrict = nil
-	}
-	classes, notInModel := mapeval.Classes(ds, restrict)
-	if len(classes) == 0 {
-		return fmt.Errorf("eval: no class is both in the ground truth (%d classes) and the detector's names", len(ds.ObjectCount()))
-	}
-	res, err := mapeval.Evaluate(mapeval.GroundTruth(ds), dets.Dets, mapeval.Options{Metric: metric, MinOverlap: f.iou, Classes: classes})
-	if err != nil {
-		return fmt.Errorf("eval: %w", err)
-	}
-	if f.json {
+	if asJSON {
 		enc := json.NewEncoder(out)
 		enc.SetIndent("", "  ")
-		return enc.Encode(evalOutput{GroundTruth: f.gt, Detections: f.detections, Result: res, NotInModel: notInModel})
+		return enc.Encode(res)
 	}
-	printAPTable(out, res)
-	if len(notInModel) > 0 {
-		fmt.Fprintf(out, "not evaluated (not in --names): %v\n", notInModel)
+	printAPTable(out, res.Result)
+	if len(res.NotInModel) > 0 {
+		fmt.Fprintf(out, "not evaluated (not in --names): %v\n", res.NotInModel)
 	}
 	return nil
-}
-
-// openGroundTruth loads --dataset; darknet labels without images take the sizes from
-// detect JSON output.
-func openGroundTruth(f evalFlags, names []string, dets *mapeval.Detections) (*dataset.Dataset, error) {
-	opt := dataset.Options{NamesFile: f.gtNames, ImageSet: f.imageSet}
-	if len(dets.Sizes) > 0 {
-		opt.Size = func(id string) (int, int, bool) {
-			s, ok := dets.Sizes[id]
-			return s[0], s[1], ok && s[0] > 0 && s[1] > 0
-		}
-	}
-	ds, err := dataset.Open(f.gt, opt)
-	if err != nil && f.gtNames == "" && names != nil && errorsIsNoNames(err) {
-		opt.Names = names
-		ds, err = dataset.Open(f.gt, opt)
-	}
-	return ds, err
 }
 
 func printAPTable(out io.Writer, res *mapeval.Result) {
@@ -146,5 +92,3 @@ func printAPTable(out io.Writer, res *mapeval.Result) {
 	}
 	fmt.Fprintf(out, "mAP %.2f %% (%s, IoU >= %g, %d classes, %d images)\n", 100*res.MAP, res.Metric, res.MinOverlap, len(res.Classes), res.Images)
 }
-
-func errorsIsNoNames(err error) bool { return errors.Is(err, dataset.ErrNoNames) }

@@ -21,63 +21,6 @@ func newHWHCmd(*slog.Logger) *cobra.Command {
 	return cmd
 }
 
-// hwhInfo is what `pynqctl hwh info` reports (also its --json schema).
-type hwhInfo struct {
-	File       string          `json:"file"`
-	Device     string          `json:"device"`
-	Package    string          `json:"package"`
-	SpeedGrade string          `json:"speed_grade"`
-	Vivado     string          `json:"vivado"`
-	Modules    []hwhModule     `json:"modules"`
-	AddressMap []hwhRange      `json:"address_map"`
-	Clocks     []hwhClock      `json:"clocks"`
-	Interrupts []hwhInterrupt  `json:"interrupts"`
-	Registers  []hwhRegisterOf `json:"registers,omitempty"`
-}
-
-type hwhModule struct {
-	Instance string `json:"instance"`
-	Type     string `json:"type"`
-	VLNV     string `json:"vlnv"`
-}
-
-type hwhRange struct {
-	Instance  string `json:"instance"`
-	Base      string `json:"base"` // hex, as in the .hwh
-	High      string `json:"high"`
-	Size      uint64 `json:"size"`
-	Type      string `json:"type"` // "register" or "memory"
-	SlaveBus  string `json:"slave_bus"`
-	MasterBus string `json:"master_bus"`
-}
-
-type hwhClock struct {
-	Name         string  `json:"name"`
-	Enabled      bool    `json:"enabled"`
-	Source       string  `json:"source"`
-	Divisor0     int     `json:"divisor0"`
-	Divisor1     int     `json:"divisor1"`
-	MHz          float64 `json:"mhz"`
-	RequestedMHz float64 `json:"requested_mhz"`
-}
-
-type hwhInterrupt struct {
-	Instance        string `json:"instance"`
-	Port            string `json:"port"`
-	IRQF2P          int    `json:"irq_f2p"`
-	GIC             int    `json:"gic"`
-	Controller      string `json:"controller,omitempty"`
-	ControllerIndex int    `json:"controller_index,omitempty"`
-}
-
-type hwhRegisterOf struct {
-	Instance string `json:"instance"`
-	Name     string `json:"name"`
-	Offset   string `json:"offset"`
-	Bits     int    `json:"bits"`
-	Access   string `json:"access"`
-}
-
 func newHWHInfoCmd() *cobra.Command {
 	var asJSON, registers bool
 	cmd := &cobra.Command{
@@ -89,7 +32,7 @@ func newHWHInfoCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			info := summarizeHWH(args[0], d, registers)
+			info := d.Summary(args[0], registers)
 			if asJSON {
 				enc := json.NewEncoder(cmd.OutOrStdout())
 				enc.SetIndent("", "  ")
@@ -103,46 +46,7 @@ func newHWHInfoCmd() *cobra.Command {
 	return cmd
 }
 
-func summarizeHWH(path string, d *overlay.Design, registers bool) *hwhInfo {
-	info := &hwhInfo{
-		File: path, Device: d.Device, Package: d.Package, SpeedGrade: d.SpeedGrade, Vivado: d.Vivado,
-		Modules: []hwhModule{}, AddressMap: []hwhRange{}, Clocks: []hwhClock{}, Interrupts: []hwhInterrupt{},
-	}
-	for _, m := range d.Modules {
-		info.Modules = append(info.Modules, hwhModule{Instance: m.Instance, Type: m.Type, VLNV: m.VLNV})
-	}
-	for _, r := range d.AddressMap {
-		info.AddressMap = append(info.AddressMap, hwhRange{
-			Instance: r.Instance, Base: fmt.Sprintf("0x%08X", r.Base), High: fmt.Sprintf("0x%08X", r.High),
-			Size: r.Size(), Type: r.Type.String(), SlaveBus: r.SlaveBus, MasterBus: r.MasterBus,
-		})
-		if m, ok := d.Module(r.Instance); ok && registers {
-			for _, b := range m.AddressBlocks {
-				for _, reg := range b.Registers {
-					info.Registers = append(info.Registers, hwhRegisterOf{
-						Instance: m.Instance, Name: reg.Name, Offset: fmt.Sprintf("0x%02X", reg.Offset),
-						Bits: reg.Size, Access: reg.Access,
-					})
-				}
-			}
-		}
-	}
-	for _, c := range d.Clocks {
-		info.Clocks = append(info.Clocks, hwhClock{
-			Name: fmt.Sprintf("FCLK%d", c.Index), Enabled: c.Enabled, Source: c.Source.String(),
-			Divisor0: c.Divisor0, Divisor1: c.Divisor1, MHz: c.Hz() / 1e6, RequestedMHz: c.RequestedMHz,
-		})
-	}
-	for _, i := range d.Interrupts {
-		info.Interrupts = append(info.Interrupts, hwhInterrupt{
-			Instance: i.Instance, Port: i.Port, IRQF2P: i.IRQF2P, GIC: i.GIC,
-			Controller: i.Controller, ControllerIndex: i.ControllerIndex,
-		})
-	}
-	return info
-}
-
-func printHWHInfo(w io.Writer, i *hwhInfo) error {
+func printHWHInfo(w io.Writer, i *overlay.Summary) error {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "file:\t%s\n", i.File)
 	fmt.Fprintf(tw, "device:\t%s%s%s (Vivado %s)\n", i.Device, i.Package, i.SpeedGrade, orNone(i.Vivado))

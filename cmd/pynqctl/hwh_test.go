@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/overlay"
 )
 
 func TestHWHInfo(t *testing.T) {
@@ -16,7 +17,7 @@ func TestHWHInfo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var info hwhInfo
+	var info overlay.Summary
 	if err := json.Unmarshal([]byte(out), &info); err != nil {
 		t.Fatalf("%v in %s", err, out)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/flow"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
@@ -99,7 +100,7 @@ func TestQATReportComparesPTQ(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, log)
 		}
 	}
-	var r qatReport
+	var r flow.QATReport
 	b, err := os.ReadFile(filepath.Join(out, "qat_report.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -130,27 +131,6 @@ func TestQATReportComparesPTQ(t *testing.T) {
 	}
 	if _, err := qnn.LoadDir(qdir); err != nil {
 		t.Error(err)
-	}
-}
-
-// The QAT gate fails with exit status 3 when QAT still drops more than --max-drop.
-func TestQATReportGate(t *testing.T) {
-	ptq := &verifyResult{MaxDrop: 5, MAP: verifyPair{Float: .5, Quantized: .1}, Drop: verifyDrop{Points: 40},
-		Classes: []verifyClass{{Class: "chair", FloatAP: .5, QuantizedAP: .1}}}
-	for _, tc := range []struct {
-		qat  float64
-		code int
-	}{{.47, 0}, {.4, exitGateFailed}} {
-		qat := &verifyResult{MAP: verifyPair{Float: .3, Quantized: tc.qat}, Classes: []verifyClass{{Class: "chair", QuantizedAP: tc.qat}}}
-		r := newQATReport("m", ptq, qat, &qatTraining{})
-		var out strings.Builder
-		code := 0
-		if err := writeQATReport(&out, t.TempDir(), r); err != nil {
-			code = exitCode(err)
-		}
-		if code != tc.code || r.Classes[0].QATAP != tc.qat {
-			t.Errorf("QAT mAP %g: exit %d, class AP %g; want exit %d", tc.qat, code, r.Classes[0].QATAP, tc.code)
-		}
 	}
 }
 

@@ -50,7 +50,7 @@ instead, the form QNN-MO's Python code hands its library.`,
 			if err != nil {
 				return fmt.Errorf("%s: %w", model, err)
 			}
-			dec, err := imageDecoder(decoder, true)
+			dec, err := imageDecoder(decoder, qnn.ImageDecoder)
 			if err != nil {
 				return err
 			}

@@ -13,6 +13,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/flow"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -48,7 +49,7 @@ func TestQuantRunTinierYOLOLHTan(t *testing.T) {
 	if !strings.Contains(out, "written as Relu + Quant") {
 		t.Errorf("activations does not report how lhtan is written:\n%s", out)
 	}
-	var res verifyResult
+	var res flow.VerifyResult
 	b, _ := os.ReadFile(filepath.Join(outdir, "quantization_results.json"))
 	if err := json.Unmarshal(b, &res); err != nil {
 		t.Fatal(err)

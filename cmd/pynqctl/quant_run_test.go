@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
+	"github.com/fpgadetector/pynq-agent/quant/flow"
 )
 
 // TestQuantRunYoloFastest runs the whole guide on Yolo-Fastest with two calibration
@@ -48,13 +49,13 @@ func TestQuantRunYoloFastest(t *testing.T) {
 		}
 	}
 	var timings struct {
-		Steps []quantStep `json:"steps"`
+		Steps []flow.Step `json:"steps"`
 	}
 	b, _ := os.ReadFile(filepath.Join(outdir, "quant_run.json"))
 	if err := json.Unmarshal(b, &timings); err != nil || len(timings.Steps) != 6 || timings.Steps[5].Seconds <= 0 {
 		t.Errorf("quant_run.json: %v %s", err, b)
 	}
-	var res verifyResult
+	var res flow.VerifyResult
 	b, _ = os.ReadFile(filepath.Join(outdir, "quantization_results.json"))
 	if err := json.Unmarshal(b, &res); err != nil || res.Verdict != "fail" || res.Calibration == nil || len(res.Layers) == 0 {
 		t.Errorf("quantization_results.json: %v %s", err, b)
@@ -70,9 +71,6 @@ func TestQuantRunStepFailure(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(dir, "out")); !os.IsNotExist(err) {
 		t.Errorf("the output directory was made before the inputs were checked (%v)", err)
-	}
-	if got := defaultModelName("/x/tinier-yolo-chair_final.cfg"); got != "tinier-yolo-chair" {
-		t.Errorf("defaultModelName = %q", got)
 	}
 }
 

@@ -9,9 +9,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
-	"github.com/fpgadetector/pynq-agent/quant/onnx"
-	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxbuild"
-	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
+	"github.com/fpgadetector/pynq-agent/quant/flow"
 )
 
 // chairsSubset makes a darknet-form dataset of the first n images of chairs/val in a
@@ -72,7 +70,7 @@ func TestQuantVerifyGate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("verify --max-drop=100: %v\n%s", err, out)
 	}
-	var r verifyResult
+	var r flow.VerifyResult
 	b, err := os.ReadFile(results)
 	if err != nil {
 		t.Fatal(err)
@@ -101,49 +99,5 @@ func TestQuantVerifyGate(t *testing.T) {
 	}
 	if b, _ := os.ReadFile(results); !strings.Contains(string(b), `"verdict": "fail"`) {
 		t.Errorf("results after a failed gate: %s", b)
-	}
-}
-
-func TestDefaultFloatModel(t *testing.T) {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "chair.onnx"), nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	for _, name := range []string{"chair-w1a3-calibrated.onnx", "chair-w1a3.onnx", "chair-w1.onnx", "chair-finn.onnx", "chair-w1a3-calibrated-streamlined.onnx"} {
-		got, err := defaultFloatModel(filepath.Join(dir, name))
-		if err != nil || got != filepath.Join(dir, "chair.onnx") {
-			t.Errorf("%s: %q %v", name, got, err)
-		}
-	}
-	if _, err := defaultFloatModel(filepath.Join(dir, "other.onnx")); err == nil || !strings.Contains(err.Error(), "--float") {
-		t.Errorf("underivable name: err %v", err)
-	}
-}
-
-func TestReadCalibration(t *testing.T) {
-	mp := &onnxpb.ModelProto{MetadataProps: []*onnxpb.StringStringEntryProto{
-		{Key: onnxbuild.Ptr("pynq.calibration"), Value: onnxbuild.Ptr(`{"method":"percentile","images":20}`)},
-		{Key: onnxbuild.Ptr("pynq.qonnx"), Value: onnxbuild.Ptr(`{"stage":"calibrated","calibration":{"percentile":99.99}}`)},
-		{Key: onnxbuild.Ptr("other"), Value: onnxbuild.Ptr("x")},
-	}}
-	p := filepath.Join(t.TempDir(), "m.onnx")
-	if err := onnx.WriteFile(p, mp); err != nil {
-		t.Fatal(err)
-	}
-	c := readCalibration(p)
-	if m, ok := c["pynq.calibration"].(map[string]any); !ok || m["method"] != "percentile" || c["pynq.qonnx.calibration"] == nil || len(c) != 2 {
-		t.Errorf("calibration %v", c)
-	}
-	// quant calibrate's entry alone is the calibration itself.
-	mp.MetadataProps = mp.MetadataProps[:1]
-	if err := onnx.WriteFile(p, mp); err != nil {
-		t.Fatal(err)
-	}
-	c = readCalibration(p)
-	if c["method"] != "percentile" || c["images"] != 20.0 {
-		t.Errorf("pynq.calibration alone: %v", c)
-	}
-	if got := verifyAdvice(&verifyResult{Calibration: c})[0]; !strings.Contains(got, "calibrated on 20") {
-		t.Errorf("advice: %s", got)
 	}
 }

@@ -8,12 +8,9 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
 
 // TeacherSpec describes one teacher: its model, class names, threshold and class map.
@@ -192,30 +189,12 @@ func newTeacher(spec TeacherSpec, target []string, thresh float32) (*teacher, er
 
 // load reads the model the spec names.
 func (t *teacher) load(spec TeacherSpec, threads int) error {
-	var m *quant.Model
-	var err error
-	if spec.Model != "" {
-		if m, err = qnn.LoadDir(spec.Model); err != nil {
-			return err
-		}
-		d, err := qnn.NewDetector(m, threads)
-		if err != nil {
-			return fmt.Errorf("%s: %w", spec.Model, err)
-		}
-		t.det, t.dec = d, qnn.ImageDecoder
-	} else {
-		if m, err = darknet.Load(spec.Cfg, spec.Weights, darknet.Options{}); err != nil {
-			return err
-		}
-		if t.det, err = detector.NewFloat(m, threads, 0); err != nil {
-			return fmt.Errorf("%s: %w", spec.Cfg, err)
-		}
-		t.dec = imageio.LibJPEG
+	l, err := detector.Load(detector.Spec{Dir: spec.Model, Cfg: spec.Cfg, Weights: spec.Weights, Threads: threads})
+	if err != nil {
+		return err
 	}
-	if h := m.Heads(); len(h) > 0 && len(t.names) < m.Layers[h[0]].Head.Classes {
-		return fmt.Errorf("%s has %d names, the model has %d classes", spec.Names, len(t.names), m.Layers[h[0]].Head.Classes)
-	}
-	return nil
+	t.det, t.dec = l.Detector, l.Decoder
+	return l.CheckNames(spec.Names, len(t.names))
 }
 
 // boxes runs the teacher on img and returns its boxes of target classes.

@@ -1,4 +1,4 @@
-package main
+package flow
 
 import (
 	"encoding/json"
@@ -13,46 +13,53 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
 )
 
-// qatReport is qat_report.json: the float model, its post-training quantization and
+// QATReport is qat_report.json: the float model, its post-training quantization and
 // the quantization-aware-trained model on one validation set.
-type qatReport struct {
+type QATReport struct {
 	Format   int            `json:"format"`
 	Created  string         `json:"created"`
 	Model    string         `json:"model"`
-	Dataset  verifyDataset  `json:"dataset"`
+	Dataset  VerifyDataset  `json:"dataset"`
 	Metric   mapeval.Metric `json:"metric"`
 	MaxDrop  float64        `json:"max_drop_points"`
-	MAP      qatTriple      `json:"map"`
-	Drop     qatPair        `json:"drop_points"` // float mAP - quantized mAP, in points
-	Passed   qatPassed      `json:"passed"`
-	Classes  []qatClass     `json:"classes"`
-	Training qatTraining    `json:"training"`
-	Results  qatFiles       `json:"results"` // the two verify results files
+	MAP      QATTriple      `json:"map"`
+	Drop     QATPair        `json:"drop_points"` // float mAP - quantized mAP, in points
+	Passed   QATPassed      `json:"passed"`
+	Classes  []QATClass     `json:"classes"`
+	Training QATTraining    `json:"training"`
+	Results  QATFiles       `json:"results"` // the two verify results files
+	JSONPath string         `json:"-"`       // where write wrote the report
+	HTMLPath string         `json:"-"`
 	curves   map[string][3]mapeval.ClassAP
 }
 
-type qatTriple struct {
+// QATTriple is a value for the float, the PTQ and the QAT model.
+type QATTriple struct {
 	Float float64 `json:"float"`
 	PTQ   float64 `json:"ptq"`
 	QAT   float64 `json:"qat"`
 }
 
-type qatPair struct {
+// QATPair is a value for the PTQ and the QAT model.
+type QATPair struct {
 	PTQ float64 `json:"ptq"`
 	QAT float64 `json:"qat"`
 }
 
-type qatPassed struct {
+// QATPassed are the accuracy gate's verdicts.
+type QATPassed struct {
 	PTQ bool `json:"ptq"`
 	QAT bool `json:"qat"`
 }
 
-type qatFiles struct {
+// QATFiles are the two verify results files.
+type QATFiles struct {
 	PTQ string `json:"ptq"`
 	QAT string `json:"qat"`
 }
 
-type qatClass struct {
+// QATClass is one class's AP on the three models.
+type QATClass struct {
 	Class   string  `json:"class"`
 	Objects int     `json:"objects"`
 	FloatAP float64 `json:"float_ap"`
@@ -60,8 +67,8 @@ type qatClass struct {
 	QATAP   float64 `json:"qat_ap"`
 }
 
-// qatTraining is what the training did.
-type qatTraining struct {
+// QATTraining is what the training did.
+type QATTraining struct {
 	Iterations   int     `json:"iterations"`
 	Images       uint64  `json:"images"`
 	Seconds      float64 `json:"seconds"`
@@ -74,17 +81,17 @@ type qatTraining struct {
 	Cfg          string  `json:"cfg"`
 }
 
-func newQATReport(name string, ptq, qat *verifyResult, tr *qatTraining) *qatReport {
-	r := &qatReport{Format: 1, Created: time.Now().UTC().Format(time.RFC3339), Model: name, Dataset: ptq.Dataset,
+func newQATReport(name string, ptq, qat *VerifyResult, tr *QATTraining) *QATReport {
+	r := &QATReport{Format: 1, Created: time.Now().UTC().Format(time.RFC3339), Model: name, Dataset: ptq.Dataset,
 		Metric: ptq.Metric, MaxDrop: ptq.MaxDrop, Training: *tr,
-		MAP:     qatTriple{Float: ptq.MAP.Float, PTQ: ptq.MAP.Quantized, QAT: qat.MAP.Quantized},
-		Drop:    qatPair{PTQ: ptq.Drop.Points, QAT: 100 * (ptq.MAP.Float - qat.MAP.Quantized)},
-		Results: qatFiles{PTQ: ptq.path, QAT: qat.path},
+		MAP:     QATTriple{Float: ptq.MAP.Float, PTQ: ptq.MAP.Quantized, QAT: qat.MAP.Quantized},
+		Drop:    QATPair{PTQ: ptq.Drop.Points, QAT: 100 * (ptq.MAP.Float - qat.MAP.Quantized)},
+		Results: QATFiles{PTQ: ptq.Path, QAT: qat.Path},
 		curves:  map[string][3]mapeval.ClassAP{},
 	}
-	r.Passed = qatPassed{PTQ: ptq.Passed, QAT: r.Drop.QAT < r.MaxDrop}
+	r.Passed = QATPassed{PTQ: ptq.Passed, QAT: r.Drop.QAT < r.MaxDrop}
 	for _, c := range ptq.Classes {
-		qc := qatClass{Class: c.Class, Objects: c.Objects, FloatAP: c.FloatAP, PTQAP: c.QuantizedAP}
+		qc := QATClass{Class: c.Class, Objects: c.Objects, FloatAP: c.FloatAP, PTQAP: c.QuantizedAP}
 		for _, d := range qat.Classes {
 			if d.Class == c.Class {
 				qc.QATAP = d.QuantizedAP
@@ -97,33 +104,36 @@ func newQATReport(name string, ptq, qat *verifyResult, tr *qatTraining) *qatRepo
 	return r
 }
 
-// writeQATReport writes qat_report.json and .html into dir, prints the comparison, and
-// fails with the gate's exit status when the QAT model still loses too much.
-func writeQATReport(out io.Writer, dir string, r *qatReport) error {
+// write writes qat_report.json and .html into dir.
+func (r *QATReport) write(dir string) error {
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
 		return fmt.Errorf("quant qat: report: %w", err)
 	}
-	jsonPath, htmlPath := filepath.Join(dir, "qat_report.json"), filepath.Join(dir, "qat_report.html")
-	if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+	r.JSONPath, r.HTMLPath = filepath.Join(dir, "qat_report.json"), filepath.Join(dir, "qat_report.html")
+	if err := os.WriteFile(r.JSONPath, append(b, '\n'), 0o644); err != nil {
 		return fmt.Errorf("quant qat: %w", err)
 	}
 	var page strings.Builder
-	if err := writeQATHTML(&page, r); err != nil {
+	if err := r.WriteHTML(&page); err != nil {
 		return fmt.Errorf("quant qat: report: %w", err)
 	}
-	if err := os.WriteFile(htmlPath, []byte(page.String()), 0o644); err != nil {
+	if err := os.WriteFile(r.HTMLPath, []byte(page.String()), 0o644); err != nil {
 		return fmt.Errorf("quant qat: %w", err)
-	}
-	printQATReport(out, r)
-	fmt.Fprintf(out, "report: %s, %s\n", jsonPath, htmlPath)
-	if !r.Passed.QAT {
-		return &exitError{code: exitGateFailed, err: fmt.Errorf("accuracy gate failed after QAT: mAP dropped %.2f points (limit %g)", r.Drop.QAT, r.MaxDrop)}
 	}
 	return nil
 }
 
-func printQATReport(out io.Writer, r *qatReport) {
+// GateError is the accuracy gate failed by the QAT model, nil when it passed.
+func (r *QATReport) GateError() error {
+	if r.Passed.QAT {
+		return nil
+	}
+	return fmt.Errorf("accuracy gate failed after QAT: mAP dropped %.2f points (limit %g)", r.Drop.QAT, r.MaxDrop)
+}
+
+// Print writes the comparison per class, the verdicts, the training and the files.
+func (r *QATReport) Print(out io.Writer) {
 	w := len("class")
 	for _, c := range r.Classes {
 		w = max(w, len(c.Class))
@@ -140,11 +150,13 @@ func printQATReport(out io.Writer, r *qatReport) {
 	t := r.Training
 	fmt.Fprintf(out, "training: %d iterations, %d images in %.0f s (%.1f images/s), avg loss %.3f\n",
 		t.Iterations, t.Images, t.Seconds, t.ImagesPerSec, t.AvgLoss)
+	fmt.Fprintf(out, "report: %s, %s\n", r.JSONPath, r.HTMLPath)
 }
 
-func writeQATHTML(w io.Writer, r *qatReport) error {
+// WriteHTML writes the comparison as a page with precision-recall curves.
+func (r *QATReport) WriteHTML(w io.Writer) error {
 	data := struct {
-		R      *qatReport
+		R      *QATReport
 		Curves []reportCurve
 	}{R: r}
 	for _, c := range r.Classes {
