@@ -12,6 +12,28 @@ var (
 	foldAVX2   = cpu.X86.HasAVX2 && cpu.X86.HasPOPCNT
 )
 
+// planesAVX512 turns records into planes with VPERMB and VPSHUFBITQMB
+// (recordPlanes512) on CPUs with AVX-512 VBMI and BITALG.
+var planesAVX512 = cpu.X86.HasAVX512F && cpu.X86.HasAVX512BW && cpu.X86.HasAVX512VBMI && cpu.X86.HasAVX512BITALG
+
+// recordPlanes sets, for pixels records of src (recBytes apart) and their first groups
+// 64-lane groups, the three plane words of each group at dst (dstWords words apart per
+// pixel), as lanePlanes does, and reports whether it did (false: use lanePlanes).
+func recordPlanes(dst []uint64, src []byte, pixels, groups, recBytes, dstWords int) bool {
+	if !planesAVX512 || pixels <= 0 || groups <= 0 || 24*groups > recBytes ||
+		len(src) < (pixels-1)*recBytes+24*groups || len(dst) < (pixels-1)*dstWords+3*groups {
+		return false
+	}
+	recordPlanes512(&dst[0], &src[0], pixels, groups, recBytes, 8*dstWords)
+	return true
+}
+
+// recordPlanes512 is recordPlanes with valid arguments (dstStride in bytes).
+// Implemented in fold_amd64.s.
+//
+//go:noescape
+func recordPlanes512(dst *uint64, src *byte, pixels, groups, srcStride, dstStride int)
+
 // foldLevels computes one pixel's levels for every neuron fold (see foldLevelsGo).
 func foldLevels(win *pixelWindow, pes int, w []uint64, thr []int16, lv []uint8) {
 	folds := len(lv) / 32

@@ -327,3 +327,87 @@ word2:
 	JNZ          fold2
 	VZEROUPPER
 	RET
+
+// Constants of recordPlanes512: the VPERMB indices that put record bytes 3j..3j+7 in
+// qword j (record bits 24j..24j+63, which hold lanes 8j..8j+7), and per plane b the
+// VPSHUFBITQMB bit indices 3i+b of lane 8j+i within its qword.
+DATA lanesBytes<>+0(SB)/8, $0x0706050403020100
+DATA lanesBytes<>+8(SB)/8, $0x0a09080706050403
+DATA lanesBytes<>+16(SB)/8, $0x0d0c0b0a09080706
+DATA lanesBytes<>+24(SB)/8, $0x100f0e0d0c0b0a09
+DATA lanesBytes<>+32(SB)/8, $0x131211100f0e0d0c
+DATA lanesBytes<>+40(SB)/8, $0x161514131211100f
+DATA lanesBytes<>+48(SB)/8, $0x1918171615141312
+DATA lanesBytes<>+56(SB)/8, $0x1c1b1a1918171615
+GLOBL lanesBytes<>(SB), RODATA|NOPTR, $64
+
+DATA planeBits0<>+0(SB)/8, $0x15120f0c09060300
+DATA planeBits0<>+8(SB)/8, $0x15120f0c09060300
+DATA planeBits0<>+16(SB)/8, $0x15120f0c09060300
+DATA planeBits0<>+24(SB)/8, $0x15120f0c09060300
+DATA planeBits0<>+32(SB)/8, $0x15120f0c09060300
+DATA planeBits0<>+40(SB)/8, $0x15120f0c09060300
+DATA planeBits0<>+48(SB)/8, $0x15120f0c09060300
+DATA planeBits0<>+56(SB)/8, $0x15120f0c09060300
+GLOBL planeBits0<>(SB), RODATA|NOPTR, $64
+
+DATA planeBits1<>+0(SB)/8, $0x1613100d0a070401
+DATA planeBits1<>+8(SB)/8, $0x1613100d0a070401
+DATA planeBits1<>+16(SB)/8, $0x1613100d0a070401
+DATA planeBits1<>+24(SB)/8, $0x1613100d0a070401
+DATA planeBits1<>+32(SB)/8, $0x1613100d0a070401
+DATA planeBits1<>+40(SB)/8, $0x1613100d0a070401
+DATA planeBits1<>+48(SB)/8, $0x1613100d0a070401
+DATA planeBits1<>+56(SB)/8, $0x1613100d0a070401
+GLOBL planeBits1<>(SB), RODATA|NOPTR, $64
+
+DATA planeBits2<>+0(SB)/8, $0x1714110e0b080502
+DATA planeBits2<>+8(SB)/8, $0x1714110e0b080502
+DATA planeBits2<>+16(SB)/8, $0x1714110e0b080502
+DATA planeBits2<>+24(SB)/8, $0x1714110e0b080502
+DATA planeBits2<>+32(SB)/8, $0x1714110e0b080502
+DATA planeBits2<>+40(SB)/8, $0x1714110e0b080502
+DATA planeBits2<>+48(SB)/8, $0x1714110e0b080502
+DATA planeBits2<>+56(SB)/8, $0x1714110e0b080502
+GLOBL planeBits2<>(SB), RODATA|NOPTR, $64
+
+// func recordPlanes512(dst *uint64, src *byte, pixels, groups, srcStride, dstStride int)
+//
+// For each of pixels records (srcStride bytes apart) and each of its first groups
+// 64-lane groups (24 bytes each): the group's three plane words, at dst (dstStride
+// bytes apart per pixel). The masked load reads only the group's 24 bytes.
+TEXT ·recordPlanes512(SB), NOSPLIT, $0-48
+	MOVQ      dst+0(FP), DI
+	MOVQ      src+8(FP), SI
+	MOVQ      pixels+16(FP), CX
+	MOVQ      $0xffffff, AX
+	KMOVQ     AX, K7
+	VMOVDQU64 lanesBytes<>(SB), Z1
+	VMOVDQU64 planeBits0<>(SB), Z2
+	VMOVDQU64 planeBits1<>(SB), Z3
+	VMOVDQU64 planeBits2<>(SB), Z4
+
+pixel512:
+	MOVQ groups+24(FP), DX
+	MOVQ SI, R8
+	MOVQ DI, R9
+
+group512:
+	VMOVDQU8.Z   (R8), K7, Z0
+	VPERMB       Z0, Z1, Z5
+	VPSHUFBITQMB Z2, Z5, K1
+	VPSHUFBITQMB Z3, Z5, K2
+	VPSHUFBITQMB Z4, Z5, K3
+	KMOVQ        K1, 0(R9)
+	KMOVQ        K2, 8(R9)
+	KMOVQ        K3, 16(R9)
+	ADDQ         $24, R8
+	ADDQ         $24, R9
+	DECQ         DX
+	JNZ          group512
+	ADDQ         srcStride+32(FP), SI
+	ADDQ         dstStride+40(FP), DI
+	DECQ         CX
+	JNZ          pixel512
+	VZEROUPPER
+	RET

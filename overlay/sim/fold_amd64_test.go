@@ -3,6 +3,7 @@
 package sim
 
 import (
+	"encoding/binary"
 	"math/rand/v2"
 	"testing"
 )
@@ -36,5 +37,34 @@ func TestFoldKernelsAgree(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestRecordPlanes compares recordPlanes with lanePlanes on random records, the last
+// group ending at the end of the buffer (the load must not read past it).
+func TestRecordPlanes(t *testing.T) {
+	if !planesAVX512 {
+		t.Skip("the CPU lacks AVX-512 VBMI and BITALG")
+	}
+	rng := rand.New(rand.NewPCG(7, 8))
+	const recBytes, pixels = 192, 5
+	for groups := 1; groups <= 8; groups++ {
+		src := make([]byte, (pixels-1)*recBytes+24*groups) // nothing past the last group
+		for i := range src {
+			src[i] = byte(rng.Uint32())
+		}
+		got := make([]uint64, pixels*3*8)
+		if !recordPlanes(got, src, pixels, groups, recBytes, 3*8) {
+			t.Fatal("recordPlanes refused valid arguments")
+		}
+		for p := 0; p < pixels; p++ {
+			for g := 0; g < groups; g++ {
+				w := src[p*recBytes+24*g:]
+				p0, p1, p2 := lanePlanes(binary.LittleEndian.Uint64(w), binary.LittleEndian.Uint64(w[8:]), binary.LittleEndian.Uint64(w[16:]))
+				if q := got[p*24+3*g:]; q[0] != p0 || q[1] != p1 || q[2] != p2 {
+					t.Fatalf("%d groups, pixel %d group %d: planes %x %x %x, want %x %x %x", groups, p, g, q[0], q[1], q[2], p0, p1, p2)
+				}
+			}
+		}
 	}
 }

@@ -84,8 +84,8 @@ type Jam struct {
 	// compute's buffers, kept for the next run; computeMu keeps a run that a reset
 	// abandoned (its goroutine still computing) from sharing them with the next.
 	computeMu sync.Mutex
+	crew      crew
 	planes    []uint64
-	packed    []uint64
 	levels    []uint8
 	pooled    []uint8
 }

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"math/bits"
-	"sync"
 	"sync/atomic"
 )
 
@@ -89,73 +88,76 @@ func (j *Jam) compute(a jamArgs) error {
 	if err != nil {
 		return fmt.Errorf("AXI write error on the output: %w", err)
 	}
-	planes := j.inputPlanes(in, s, recBytes)
+	planes, used := j.inputPlanes(in, s, recBytes)
 	levels := grow(&j.levels, s.ofm*s.ofm*s.outCh) // every entry is written
-	if width := usedLanes(planes, s); width > 0 {
-		packed := j.rowPacks(planes, s, width)
-		j.parallel(s.ofm, func(r0, r1 int) { j.convRowsDense(packed, levels, s, width, r0, r1) })
-	} else {
-		j.parallel(s.ofm, func(r0, r1 int) { j.convRows(planes, levels, s, r0, r1) })
+	conv := func(r0, r1 int) { j.convRows(planes, levels, s, r0, r1) }
+	if width := denseWidth(used, s); width > 0 {
+		conv = func(r0, r1 int) { j.convRowsDense(planes, levels, s, width, r0, r1) }
 	}
-	if s.pool {
-		levels = j.maxPool(levels, s)
+	// Few parallel sections a layer: on a VM a parked worker thread takes some 100 us
+	// to wake, which is the time of a small layer.
+	if !s.pool {
+		j.parallel(s.ofm, func(r0, r1 int) {
+			conv(r0, r1)
+			writeRecords(out, levels, s, r0, r1)
+		})
+		return nil
 	}
-	j.parallel(s.outDim, func(r0, r1 int) {
-		for p := r0 * s.outDim; p < r1*s.outDim; p++ {
-			writeRecord(out[p*recBytes:(p+1)*recBytes], levels[p*s.outCh:(p+1)*s.outCh])
-		}
+	j.parallel(s.ofm, conv)
+	pooled := grow(&j.pooled, s.poolOut*s.poolOut*s.outCh)
+	j.parallel(s.poolOut, func(r0, r1 int) {
+		j.maxPoolRows(levels, pooled, s, r0, r1)
+		writeRecords(out, pooled, s, r0, r1)
 	})
 	return nil
 }
 
-// parallel runs f over row ranges of 0..n-1 on the model's goroutines. The rows go
-// out in small chunks to whichever goroutine is free, so that one the OS leaves
-// waiting (the machine is shared) delays a chunk, not half of the layer.
-func (j *Jam) parallel(n int, f func(r0, r1 int)) {
-	t := min(j.threads, n)
-	if t <= 1 {
-		f(0, n)
-		return
+// writeRecords writes output rows r0..r1-1 (s.outDim pixels each) of levels to the
+// records in out.
+func writeRecords(out []byte, levels []uint8, s layerShape, r0, r1 int) {
+	recBytes := len(out) / (s.outDim * s.outDim)
+	for p := r0 * s.outDim; p < r1*s.outDim; p++ {
+		writeRecord(out[p*recBytes:(p+1)*recBytes], levels[p*s.outCh:(p+1)*s.outCh])
 	}
-	chunk := max(1, n/(4*t))
-	var next atomic.Int64
-	work := func() {
-		for {
-			r1 := int(next.Add(int64(chunk)))
-			r0 := r1 - chunk
-			if r0 >= n {
-				return
-			}
-			f(r0, min(r1, n))
-		}
-	}
-	var wg sync.WaitGroup
-	for i := 1; i < t; i++ {
-		wg.Go(work)
-	}
-	work()
-	wg.Wait()
 }
+
+// parallel runs f over row ranges of 0..n-1 on the model's goroutines.
+func (j *Jam) parallel(n int, f func(r0, r1 int)) { j.crew.run(n, j.threads, f) }
 
 // inputPlanes reads the records into the zero-padded map as bit planes: per padded
 // pixel and 64-channel group three words, word b holding bit b of each lane's level.
 // The engine reads whole SIMD groups, so lanes past IFMCh count as they are in DDR.
-func (j *Jam) inputPlanes(in []byte, s layerShape, recBytes int) []uint64 {
+// used has a bit set for each lane that holds a level other than 0 somewhere.
+func (j *Jam) inputPlanes(in []byte, s layerShape, recBytes int) (planes []uint64, used uint64) {
 	stride := 3 * s.g
-	planes := grow(&j.planes, s.padded*s.padded*stride)
+	planes = grow(&j.planes, s.padded*s.padded*stride)
 	zeroBorder(planes, s, stride)
-	for r := 0; r < s.inDim; r++ {
-		for c := 0; c < s.inDim; c++ {
-			rec := in[(r*s.inDim+c)*recBytes:]
-			dst := planes[((r+s.pad)*s.padded+c+s.pad)*stride:]
-			for g := 0; g < s.g; g++ {
-				w := rec[24*g : 24*g+24]
-				dst[3*g], dst[3*g+1], dst[3*g+2] = lanePlanes(binary.LittleEndian.Uint64(w),
-					binary.LittleEndian.Uint64(w[8:]), binary.LittleEndian.Uint64(w[16:]))
+	var lanes atomic.Uint64
+	j.parallel(s.inDim, func(r0, r1 int) {
+		var m uint64
+		for r := r0; r < r1; r++ {
+			row := planes[((r+s.pad)*s.padded+s.pad)*stride : ((r+s.pad)*s.padded+s.pad+s.inDim)*stride]
+			if recordPlanes(row, in[r*s.inDim*recBytes:], s.inDim, s.g, recBytes, stride) {
+				for _, p := range row {
+					m |= p
+				}
+				continue
+			}
+			for c := 0; c < s.inDim; c++ {
+				rec := in[(r*s.inDim+c)*recBytes:]
+				dst := planes[((r+s.pad)*s.padded+c+s.pad)*stride:]
+				for g := 0; g < s.g; g++ {
+					w := rec[24*g : 24*g+24]
+					p0, p1, p2 := lanePlanes(binary.LittleEndian.Uint64(w),
+						binary.LittleEndian.Uint64(w[8:]), binary.LittleEndian.Uint64(w[16:]))
+					dst[3*g], dst[3*g+1], dst[3*g+2] = p0, p1, p2
+					m |= p0 | p1 | p2
+				}
 			}
 		}
-	}
-	return planes
+		lanes.Or(m)
+	})
+	return planes, lanes.Load()
 }
 
 // grow returns (*buf)[:n], reallocating when too small: the buffers of one run serve the
@@ -247,51 +249,42 @@ func (j *Jam) convRows(planes []uint64, levels []uint8, s layerShape, r0, r1 int
 	}
 }
 
-// usedLanes returns, for a one-group layer whose input uses only the low lanes, how
-// many low lanes hold data, if a kernel row of that many lanes per tap fits a word; 0
-// otherwise. Lanes that are zero everywhere add nothing to any sum, so the window can
-// be packed densely (the hardware still spends cycles on them; the result is the same).
-func usedLanes(planes []uint64, s layerShape) int {
-	if s.g != 1 {
-		return 0
-	}
-	var m uint64
-	for _, p := range planes {
-		m |= p
-	}
-	if w := max(bits.Len64(m), 1); w*s.k <= 64 {
+// denseWidth returns, for a one-group layer whose input uses only the low lanes (used
+// has a bit per lane holding data), how many low lanes hold data, if a kernel row of
+// that many lanes per tap fits a word; 0 otherwise. Lanes that are zero everywhere add
+// nothing to any sum, so the window can be packed densely (the hardware still spends
+// cycles on them; the result is the same).
+func denseWidth(used uint64, s layerShape) int {
+	if w := max(bits.Len64(used), 1); s.g == 1 && w*s.k <= 64 {
 		return w
 	}
 	return 0
 }
 
-// rowPacks packs, for every padded row r and output column c, the k taps of kernel
-// row (r, c..c+k-1) into one word per plane (tap kx at bits kx*width), at
-// packed[3*(r*ofm+c)+b]: a dense window is then k such triples.
-func (j *Jam) rowPacks(planes []uint64, s layerShape, width int) []uint64 {
-	packed := grow(&j.packed, 3*s.padded*s.ofm)
-	j.parallel(s.padded, func(r0, r1 int) {
-		for r := r0; r < r1; r++ {
-			for c := 0; c < s.ofm; c++ {
-				src, dst := planes[3*(r*s.padded+c):], packed[3*(r*s.ofm+c):]
-				var p0, p1, p2 uint64
-				for kx := 0; kx < s.k; kx++ {
-					sh := uint(kx * width)
-					p0 |= src[3*kx] << sh
-					p1 |= src[3*kx+1] << sh
-					p2 |= src[3*kx+2] << sh
-				}
-				dst[0], dst[1], dst[2] = p0, p1, p2
+// packRows packs, for padded rows y0..y1-1 and every output column c, the k taps of
+// kernel row (y, c..c+k-1) into one word per plane (tap kx at bits kx*width), at
+// dst[3*((y-y0)*ofm+c)+b]: a dense window is then k such triples.
+func packRows(dst, planes []uint64, s layerShape, width, y0, y1 int) {
+	for y := y0; y < y1; y++ {
+		for c := 0; c < s.ofm; c++ {
+			src, d := planes[3*(y*s.padded+c):], dst[3*((y-y0)*s.ofm+c):]
+			var p0, p1, p2 uint64
+			for kx := 0; kx < s.k; kx++ {
+				sh := uint(kx * width)
+				p0 |= src[3*kx] << sh
+				p1 |= src[3*kx+1] << sh
+				p2 |= src[3*kx+2] << sh
 			}
+			d[0], d[1], d[2] = p0, p1, p2
 		}
-	})
-	return packed
+	}
 }
 
 // convRowsDense is convRows for one-group inputs using only the low width lanes, from
-// their row packs: window triple ky holds kernel row ky, tap kx's lanes at bits
-// kx*width, and the lockstep weights are packed the same way.
-func (j *Jam) convRowsDense(packed []uint64, levels []uint8, s layerShape, width, r0, r1 int) {
+// row packs of the padded rows these output rows read (packRows): window triple ky
+// holds kernel row ky, tap kx's lanes at bits kx*width, and the lockstep weights are
+// packed the same way.
+func (j *Jam) convRowsDense(planes []uint64, levels []uint8, s layerShape, width, r0, r1 int) {
 	pes := j.lim.MaxPEConv
 	w := make([]uint64, s.outCh/pes*s.k*pes)
 	for f := 0; f < s.outCh/pes; f++ {
@@ -302,10 +295,12 @@ func (j *Jam) convRowsDense(packed []uint64, levels []uint8, s layerShape, width
 			}
 		}
 	}
+	packed := make([]uint64, 3*(r1-r0+s.k-1)*s.ofm)
+	packRows(packed, planes, s, width, r0, r1+s.k-1)
 	win := &pixelWindow{seg: 1, segs: s.k, stride: 3 * s.ofm}
 	for r := r0; r < r1; r++ {
 		for c := 0; c < s.ofm; c++ {
-			win.x = packed[3*(r*s.ofm+c):]
+			win.x = packed[3*((r-r0)*s.ofm+c):]
 			foldLevels(win, pes, w, j.tmem, levels[(r*s.ofm+c)*s.outCh:(r*s.ofm+c+1)*s.outCh])
 		}
 	}
@@ -397,13 +392,13 @@ func b2u8(b bool) uint8 {
 	return n
 }
 
-// maxPool is StreamPad to PoolInDim (level 0 padding, the extra row/column at the end)
-// followed by the 2x2 max pool with stride 2^PoolStride. Padding is level 0, the least.
-func (j *Jam) maxPool(levels []uint8, s layerShape) []uint8 {
+// maxPoolRows computes pooled rows r0..r1-1 into out: StreamPad to PoolInDim (level 0
+// padding, the extra row/column at the end) followed by the 2x2 max pool with stride
+// 2^PoolStride. Padding is level 0, the least.
+func (j *Jam) maxPoolRows(levels, out []uint8, s layerShape, r0, r1 int) {
 	if j.lim.MaxPoolSize != 2 {
 		panic(fmt.Sprintf("sim: pool size %d; the model has the published 2x2 pool only", j.lim.MaxPoolSize))
 	}
-	out := grow(&j.pooled, s.poolOut*s.poolOut*s.outCh)
 	zero := make([]uint8, s.outCh)
 	pixel := func(y, x int) []uint8 { // padding outside the map
 		if y < 0 || x < 0 || y >= s.ofm || x >= s.ofm {
@@ -411,16 +406,13 @@ func (j *Jam) maxPool(levels []uint8, s layerShape) []uint8 {
 		}
 		return levels[(y*s.ofm+x)*s.outCh : (y*s.ofm+x+1)*s.outCh]
 	}
-	j.parallel(s.poolOut, func(r0, r1 int) {
-		for r := r0; r < r1; r++ {
-			for c := 0; c < s.poolOut; c++ {
-				y, x := r<<s.poolStride-s.poolPad, c<<s.poolStride-s.poolPad
-				maxLevels4(out[(r*s.poolOut+c)*s.outCh:(r*s.poolOut+c+1)*s.outCh],
-					pixel(y, x), pixel(y, x+1), pixel(y+1, x), pixel(y+1, x+1))
-			}
+	for r := r0; r < r1; r++ {
+		for c := 0; c < s.poolOut; c++ {
+			y, x := r<<s.poolStride-s.poolPad, c<<s.poolStride-s.poolPad
+			maxLevels4(out[(r*s.poolOut+c)*s.outCh:(r*s.poolOut+c+1)*s.outCh],
+				pixel(y, x), pixel(y, x+1), pixel(y+1, x), pixel(y+1, x+1))
 		}
-	})
-	return out
+	}
 }
 
 // maxLevels4 sets dst to the bytewise maximum of the levels (0..7) a, b, c and d,
