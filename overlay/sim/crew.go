@@ -1,31 +1,35 @@
 package sim
 
 import (
-	"runtime"
 	"sync/atomic"
 	"time"
 )
 
 // crew runs the parallel sections of the engine model (a layer has two or three) on
-// helper goroutines that stay on their thread between sections, looking for the next
-// one and yielding the processor to anything else runnable, instead of parking: on a
-// virtual machine a parked thread takes some 100 us to wake, the time of a whole small
-// layer, and a frame has some 20 sections. A helper leaves after crewLinger without
-// work, so an idle simulation costs nothing.
+// helper goroutines. Between sections a helper busy-waits for crewSpin before it parks:
+// on a virtual machine a parked thread takes some 100 us to wake, the time of a whole
+// small layer, and the next section of a frame usually comes sooner than crewSpin. A
+// parked helper leaves after crewLinger without work, so an idle simulation costs
+// nothing. Waits never yield in a loop (runtime.Gosched): a goroutine that keeps
+// yielding keeps its processor from stealing work, the agent's other stages included.
 type crew struct {
 	cur     atomic.Pointer[section]
-	helpers atomic.Int32 // helpers alive
+	helpers atomic.Int32  // helpers alive
+	wake    chan struct{} // parked helpers wait here for a section
 }
 
-// crewLinger is how long a helper waits for the next section before it leaves.
-const crewLinger = 5 * time.Millisecond
+const (
+	crewSpin   = 500 * time.Microsecond // busy wait for the next section, or for helpers
+	crewLinger = time.Second            // a parked helper leaves after this without work
+)
 
 // section is one parallel run of f over rows 0..n-1, handed out in chunks.
 type section struct {
 	n, chunk int
 	f        func(r0, r1 int)
-	next     atomic.Int64 // first row not yet handed out
-	left     atomic.Int64 // rows not yet finished
+	next     atomic.Int64  // first row not yet handed out
+	left     atomic.Int64  // rows not yet finished
+	done     chan struct{} // closed when the last row is finished
 }
 
 // run calls f over contiguous row ranges covering 0..n-1 on threads goroutines (this
@@ -35,16 +39,25 @@ func (c *crew) run(n, threads int, f func(r0, r1 int)) {
 		f(0, n)
 		return
 	}
-	s := &section{n: n, chunk: max(1, n/(4*threads)), f: f}
+	if c.wake == nil {
+		c.wake = make(chan struct{}, threads)
+	}
+	s := &section{n: n, chunk: max(1, n/(4*threads)), f: f, done: make(chan struct{})}
 	s.left.Store(int64(n))
 	c.cur.Store(s)
 	for c.helpers.Load() < int32(threads-1) {
 		c.helpers.Add(1)
 		go c.help()
 	}
+	for i := 1; i < threads; i++ {
+		select {
+		case c.wake <- struct{}{}: // a parked helper takes it; a spinning one sees cur
+		default:
+		}
+	}
 	s.work()
-	for s.left.Load() != 0 { // helpers finish their last chunks
-		runtime.Gosched() // (parking here would hand this goroutine to a helper's thread)
+	if !spinUntil(func() bool { return s.left.Load() == 0 }) {
+		<-s.done
 	}
 }
 
@@ -58,25 +71,42 @@ func (s *section) work() {
 		}
 		r1 = min(r1, s.n)
 		s.f(r0, r1)
-		s.left.Add(int64(r0 - r1))
+		if s.left.Add(int64(r0-r1)) == 0 {
+			close(s.done)
+		}
 	}
 }
 
-// help works on every new section until none comes for crewLinger.
+// help works on every new section; it leaves after crewLinger without one.
 func (c *crew) help() {
 	defer c.helpers.Add(-1)
 	var last *section
-	idle := time.Now()
 	for {
 		if s := c.cur.Load(); s != last {
 			last = s
 			s.work()
-			idle = time.Now()
 			continue
 		}
-		if time.Since(idle) > crewLinger {
+		if spinUntil(func() bool { return c.cur.Load() != last }) {
+			continue
+		}
+		select {
+		case <-c.wake:
+		case <-time.After(crewLinger):
 			return
 		}
-		runtime.Gosched()
+	}
+}
+
+// spinUntil busy-waits up to crewSpin for cond and reports whether it came true.
+func spinUntil(cond func() bool) bool {
+	end := time.Now().Add(crewSpin)
+	for i := 0; ; i++ {
+		if cond() {
+			return true
+		}
+		if i%64 == 0 && time.Now().After(end) {
+			return false
+		}
 	}
 }

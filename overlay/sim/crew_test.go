@@ -25,11 +25,11 @@ func TestCrewCoversEveryRowOnce(t *testing.T) {
 			}
 		}
 	}
-	deadline := time.Now().Add(10 * crewLinger)
+	deadline := time.Now().Add(3 * crewLinger)
 	for c.helpers.Load() != 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("%d helpers still there %v after the last section", c.helpers.Load(), 10*crewLinger)
+			t.Fatalf("%d helpers still there %v after the last section", c.helpers.Load(), 3*crewLinger)
 		}
-		time.Sleep(crewLinger)
+		time.Sleep(10 * time.Millisecond)
 	}
 }
