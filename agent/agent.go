@@ -48,6 +48,7 @@ type Agent struct {
 	bitInfo, modelInfo map[string]any
 	names              []string // class names of every class (named "class N" when unnamed)
 	model              Model
+	qnn                *detector.QNN // the model when it is a QNN-MO model (verification, bench board)
 	pipe               *Pipeline
 	led                *statusLED
 	closers            []func() error
@@ -174,7 +175,7 @@ func (a *Agent) startFloat() error {
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
-	a.model = &FloatModel{M: m, Det: d}
+	a.model = d
 	a.modelInfo = map[string]any{"kind": ModelDarknet, "cfg": c.Cfg, "weights": c.Weights}
 	if sum, err := hashFiles(a.cfg.Path(c.Cfg), a.cfg.Path(c.Weights)); err == nil {
 		a.modelInfo["sha256"] = sum
@@ -239,9 +240,11 @@ func (a *Agent) startQNN(ctx context.Context) error {
 		return err
 	}
 	a.onClose(a.engine.Close)
-	if a.model, err = NewQNNModel(det, a.engine, float32(c.Model.NMS)); err != nil {
+	if a.qnn, err = detector.NewQNN(det, a.engine, float32(c.Model.NMS)); err != nil {
 		return err
 	}
+	a.qnn.RecycleInputs = true
+	a.model = a.qnn
 	if err := a.injectEngineFaults(); err != nil {
 		return err
 	}

@@ -61,15 +61,19 @@ func simConfig(tb testing.TB) *Config {
 	return c
 }
 
-// hostReference is the model run by the host pipeline (qnn.Detector.Detect +
-// detect.Objects), shared by the tests of one binary.
-var hostReference = sync.OnceValues(func() (*qnn.Detector, error) {
+// hostReference is the model run by the host pipeline (the host reference as the
+// accelerator), shared by the tests of one binary.
+var hostReference = sync.OnceValues(func() (*detector.QNN, error) {
 	dir := os.Getenv("AGENT_TEST_PARAMS")
 	m, err := qnn.LoadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	return qnn.NewDetector(m, 0)
+	det, err := qnn.NewDetector(m, 0)
+	if err != nil {
+		return nil, err
+	}
+	return detector.NewQNN(det, nil, 0)
 })
 
 // TestSimEndToEndEqualsHost runs the agent in sim mode (simulated bitstream load, the
@@ -574,8 +578,8 @@ func TestFloatModel(t *testing.T) {
 	waitFor(t, "a frame", func() bool { return pub.count() > 0 })
 	cancel()
 	<-done
-	fm := a.model.(*FloatModel)
-	ref, err := detector.NewFloat(fm.M, 0, 0.45)
+	fm := a.model.(*detector.Float)
+	ref, err := detector.NewFloat(fm.Model(), 0, 0.45)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -594,7 +598,7 @@ func TestFloatModel(t *testing.T) {
 			t.Errorf("detection %d: %+v, reference %+v", k, got[k], want[k])
 		}
 	}
-	if st := a.Status(); st.Backend != "cpu" || st.StagesMS[StageDetect] <= 0 {
+	if st := a.Status(); st.Backend != "cpu" || st.StagesMS[StageEngine] <= 0 {
 		t.Errorf("status %+v", st)
 	}
 	t.Log(got)

@@ -13,6 +13,7 @@ import (
 	"golang.org/x/image/draw"
 
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/web"
 )
@@ -88,8 +89,8 @@ func BenchBoard(ctx context.Context, o BenchOptions, log *slog.Logger) (*BenchRe
 		return nil, err
 	}
 	defer a.Close()
-	q, ok := a.model.(*QNNModel)
-	if !ok {
+	q := a.qnn
+	if q == nil {
 		return nil, fmt.Errorf("bench: %s is not a QNN model", o.ModelDir)
 	}
 	hub := web.NewHub(web.HubOptions{Quality: c.Server.JPEGQuality, Logger: log})
@@ -150,7 +151,7 @@ func benchSource(o BenchOptions) (benchFrame, error) {
 // boardBench holds one frame's data between stages, so that one stage can repeat.
 type boardBench struct {
 	a      *Agent
-	q      *QNNModel
+	q      *detector.QNN
 	hub    *web.Hub
 	src    benchFrame
 	thresh float32
@@ -159,11 +160,7 @@ type boardBench struct {
 
 	pic    image.Image // the feed's picture
 	jpeg   []byte      // the feed's JPEG as the source sent it, or nil
-	img    *imageio.Image
-	lb     *imageio.Image
-	in     []byte
-	out    []byte
-	head   []float32
+	f      detector.Frame
 	frames uint64
 }
 
@@ -185,36 +182,32 @@ func (b *boardBench) frame(ctx context.Context, repeat bool, only string) error 
 func (b *boardBench) stage(ctx context.Context, name string) (err error) {
 	switch name {
 	case StageDecode: // as the pipeline's decode: the planar image and the feed's picture
+		b.f = detector.Frame{Thresh: b.thresh}
 		if b.src.yuyv != nil {
 			f := &YUYVFrame{Data: b.src.yuyv, W: b.src.w, H: b.src.h, Stride: 2 * b.src.w}
-			b.img, err = f.Planar()
+			b.f.Image, err = f.Planar()
 			b.pic = f
 			break
 		}
 		var rgba *image.RGBA
 		if rgba, err = imageio.DecodeRGBAWith(bytes.NewReader(b.src.jpeg), b.a.decoder()); err == nil {
-			b.pic, b.img = rgba, imageio.FromRGBA(rgba)
+			b.pic, b.f.Image = rgba, imageio.FromRGBA(rgba)
 			if feedAsIs(b.src.jpeg) {
 				b.jpeg = b.src.jpeg
 			}
 		}
 	case StageLetterbox:
-		in := b.q.Det.Model.Input
-		b.lb = imageio.Letterbox(b.img, in.W, in.H)
+		err = b.q.Letterbox(&b.f)
 	case StageFirst:
-		l := b.q.Det.First.OutLayout()
-		if len(b.in) != l.Size() {
-			b.in = make([]byte, l.Size())
-		}
-		err = b.q.Det.First.Run(b.in, l, b.lb.Data)
-	case StageEngine:
-		b.out, err = b.q.Accel.Run(ctx, b.in)
+		b.q.Recycle(&b.f) // the last repetition's buffer
+		err = b.q.First(&b.f)
+	case StageEngine: // the accelerator alone, keeping Frame.In for a repetition
+		b.f.Out, err = b.q.Accelerator().Run(ctx, b.f.In)
 	case StageLast:
-		b.head, err = b.q.Det.Output(b.out)
+		err = b.q.Last(&b.f)
 	case StageNMS:
-		var d []detect.Detection
-		d, err = b.q.Det.Candidates(b.head, b.img.W, b.img.H, b.thresh, b.q.NMS)
-		b.objs = detect.Objects(d, b.thresh, b.a.names, b.img.W, b.img.H)
+		err = b.q.NMS(&b.f)
+		b.objs = detect.Objects(b.f.Candidates, b.thresh, b.a.names, b.f.Image.W, b.f.Image.H)
 	case StageEncode:
 		b.frames++
 		pic := b.pic

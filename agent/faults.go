@@ -8,6 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/fpgadetector/pynq-agent/bitstream"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 )
 
 // Faults the simulation injects from the config ([sim] faults), so that users and
@@ -61,7 +62,7 @@ type engineFaults struct {
 	frame  atomic.Int64
 }
 
-func (f *engineFaults) Infer(ctx context.Context, j *Job) error {
+func (f *engineFaults) Accelerate(ctx context.Context, fr *detector.Frame) error {
 	n := int(f.frame.Add(1))
 	jam, _ := f.a.machine.Jam(f.inst)
 	for _, ft := range f.faults {
@@ -84,5 +85,5 @@ func (f *engineFaults) Infer(ctx context.Context, j *Job) error {
 			}
 		}
 	}
-	return f.Model.Infer(ctx, j)
+	return f.Model.Accelerate(ctx, fr)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -110,7 +111,11 @@ func TestCalibratedONNXModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refDet, err := qnn.NewDetector(ref, 0)
+	refNet, err := qnn.NewDetector(ref, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	refDet, err := detector.NewQNN(refNet, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -118,11 +123,12 @@ func TestCalibratedONNXModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	refIn, err := refDet.Input(img)
-	if err != nil {
+	refFrame := &detector.Frame{Image: img}
+	if err := refDet.Prepare(refFrame); err != nil {
 		t.Fatal(err)
 	}
-	refOut, err := refDet.Engine.Run(refIn)
+	refIn := refFrame.In
+	refOut, err := refNet.Engine.Run(refIn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -136,21 +142,21 @@ func TestCalibratedONNXModel(t *testing.T) {
 	if a.modelInfo["dir"] != calibrated || len(a.modelInfo["sha256"].(string)) != 64 {
 		t.Errorf("model identity %v", a.modelInfo)
 	}
-	qm, ok := a.model.(*QNNModel)
-	if !ok {
-		t.Fatalf("model %T, want *QNNModel", a.model)
+	qm := a.qnn
+	if qm == nil {
+		t.Fatalf("model %T, want a QNN model", a.model)
 	}
-	j := &Job{Image: img, Thresh: float32(cfg.Model.Thresh)}
+	j := &detector.Frame{Image: img, Thresh: float32(cfg.Model.Thresh)}
 	if err := qm.Prepare(j); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(j.EngineIn, refIn) {
+	if !bytes.Equal(j.In, refIn) {
 		t.Errorf("first layer: the calibrated model's engine input differs from the published model's")
 	}
-	if err := qm.Infer(ctx, j); err != nil {
+	if err := qm.Accelerate(ctx, j); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(j.EngineOut, refOut) {
+	if !bytes.Equal(j.Out, refOut) {
 		t.Errorf("engine output (simulated board) differs from the published model's host engine output")
 	}
 
@@ -197,7 +203,11 @@ func TestCalibratedONNXModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sd, err := qnn.NewDetector(sm, 0)
+	sNet, err := qnn.NewDetector(sm, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sd, err := detector.NewQNN(sNet, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,7 +215,7 @@ func TestCalibratedONNXModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if sOut, err := sd.Engine.Run(sIn); err != nil || !bytes.Equal(sOut, refOut) {
+	if sOut, err := sNet.Engine.Run(sIn); err != nil || !bytes.Equal(sOut, refOut) {
 		t.Errorf("streamlined model: engine output differs from the published model's (err %v)", err)
 	}
 }

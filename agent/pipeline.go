@@ -16,12 +16,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
@@ -29,31 +26,24 @@ import (
 // slow viewers itself).
 type Publisher interface{ Publish(*web.Frame) }
 
-// Model is the network split at the accelerator: CPU work before it (Prepare), the
-// accelerator (Infer), CPU work after it (Finish). The pipeline runs the three in
-// separate goroutines so the CPU stages of one frame overlap the engine's work on
-// another. Each method records its stages' durations in the job.
-type Model interface {
-	Prepare(j *Job) error
-	Infer(ctx context.Context, j *Job) error
-	Finish(j *Job) error
-	// Classes is the number of classes of the head.
-	Classes() int
-}
+// Model is the network split at the accelerator (see detector.Staged): the pipeline
+// runs the CPU work before it, the accelerator and the CPU work after it in separate
+// goroutines so the CPU stages of one frame overlap the engine's work on another. Each
+// stage's duration is recorded in the job.
+type Model = detector.Staged
 
 // Job is one frame in flight.
 type Job struct {
 	ID       uint64
 	Captured time.Time
-	Picture  image.Image    // the frame as captured, published to the feed (RGBA or YCbCr)
-	JPEG     []byte         // Picture as the source encoded it, sent to viewers as is; or nil
-	Image    *imageio.Image // the same pixels as planar floats (darknet's image)
-	Thresh   float32        // detection threshold when the frame entered the pipeline
-	Name     string         // the capture's name (file name for file sources)
+	Picture  image.Image // the frame as captured, published to the feed (RGBA or YCbCr)
+	JPEG     []byte      // Picture as the source encoded it, sent to viewers as is; or nil
+	Name     string      // the capture's name (file name for file sources)
 
-	EngineIn, EngineOut []byte
-	Candidates          []detect.Detection // after NMS, before the per-class threshold
-	Stages              []StageTime
+	// Frame is the detector's view: Image and Thresh above go in, the engine's packed
+	// input and output and the candidates after NMS come out.
+	detector.Frame
+	Stages []StageTime
 }
 
 // StageTime is the duration of one stage for one frame.
@@ -70,94 +60,11 @@ func (j *Job) Time(name string, f func() error) error {
 	return err
 }
 
-// QNNModel runs a QNN-MO model: letterbox and the float first layer on the CPU, the
-// hidden layers on an Accelerator (the board's engine, the simulated one or the host
-// reference), the last layer, region decode and NMS on the CPU.
-type QNNModel struct {
-	Det   *qnn.Detector // its First and Last layers; its Engine is not used
-	Accel offload.Accelerator
-	NMS   float32
-	// inputs recycles engine input buffers (8 MiB each for Tinier-YOLO): the first
-	// layer writes the same leading words of every record each time and leaves the rest
-	// zero, as the engine needs, so a used buffer is as good as a new one.
-	inputs sync.Pool
+// frame is the job's detector frame with its stages timed into the job.
+func (j *Job) frame() *detector.Frame {
+	j.Frame.Time = j.Time
+	return &j.Frame
 }
-
-// NewQNNModel checks that the accelerator's buffers match the model's CPU layers.
-func NewQNNModel(det *qnn.Detector, acc offload.Accelerator, nms float32) (*QNNModel, error) {
-	if in, want := acc.InLayout().Size(), det.First.OutLayout().Size(); in != want {
-		return nil, fmt.Errorf("accelerator input is %d bytes (%+v), the first layer writes %d (%+v): the bitstream does not fit this model",
-			in, acc.InLayout(), want, det.First.OutLayout())
-	}
-	if acc.OutLayout() != det.Engine.OutLayout() {
-		return nil, fmt.Errorf("accelerator output layout %+v, the last layer reads %+v: the bitstream does not fit this model", acc.OutLayout(), det.Engine.OutLayout())
-	}
-	if nms <= 0 { // qnn.NewDetector checked the single region head
-		nms = detect.DarknetNMS
-	}
-	return &QNNModel{Det: det, Accel: acc, NMS: nms}, nil
-}
-
-// Prepare letterboxes and runs the first layer into the engine's input records.
-func (q *QNNModel) Prepare(j *Job) error {
-	in := q.Det.Model.Input
-	var lb *imageio.Image
-	j.Time(StageLetterbox, func() error { lb = imageio.Letterbox(j.Image, in.W, in.H); return nil })
-	return j.Time(StageFirst, func() error {
-		l := q.Det.First.OutLayout()
-		if b, ok := q.inputs.Get().([]byte); ok && len(b) == l.Size() {
-			j.EngineIn = b
-		} else {
-			j.EngineIn = make([]byte, l.Size())
-		}
-		return q.Det.First.Run(j.EngineIn, l, lb.Data)
-	})
-}
-
-// Infer runs the hidden layers on the accelerator.
-func (q *QNNModel) Infer(ctx context.Context, j *Job) error {
-	err := j.Time(StageEngine, func() (err error) {
-		j.EngineOut, err = q.Accel.Run(ctx, j.EngineIn)
-		return err
-	})
-	q.inputs.Put(j.EngineIn) // the accelerator copied or read it; nothing keeps it
-	j.EngineIn = nil
-	return err
-}
-
-// Finish runs the last layer, region decode and NMS.
-func (q *QNNModel) Finish(j *Job) error {
-	var head []float32
-	if err := j.Time(StageLast, func() (err error) { head, err = q.Det.Output(j.EngineOut); return err }); err != nil {
-		return err
-	}
-	return j.Time(StageNMS, func() error {
-		var err error
-		j.Candidates, err = q.Det.Candidates(head, j.Image.W, j.Image.H, j.Thresh, q.NMS)
-		return err
-	})
-}
-
-// Classes is the head's class count.
-func (q *QNNModel) Classes() int { return q.Det.Classes() }
-
-// FloatModel runs a float darknet model entirely on the CPU as one stage.
-type FloatModel struct {
-	M   *quant.Model
-	Det *detector.Float
-}
-
-func (f *FloatModel) Prepare(*Job) error { return nil }
-
-// Infer runs the whole network, decode and NMS.
-func (f *FloatModel) Infer(_ context.Context, j *Job) error {
-	return j.Time(StageDetect, func() (err error) { j.Candidates, err = f.Det.Detect(j.Image, j.Thresh); return err })
-}
-
-func (f *FloatModel) Finish(*Job) error { return nil }
-
-// Classes is the first head's class count.
-func (f *FloatModel) Classes() int { return f.M.Classes() }
 
 // control is the state Control changes; swapped as a whole so a frame sees one version.
 type control struct {
@@ -425,12 +332,13 @@ func (p *Pipeline) prepareLoop(ctx context.Context, q *dropQueue, out chan<- *Jo
 			continue
 		}
 		p.st.taken(time.Now())
-		j := &Job{ID: p.ids.Add(1), Captured: c.Time, Thresh: ctl.thresh, Name: c.Name}
+		j := &Job{ID: p.ids.Add(1), Captured: c.Time, Name: c.Name}
+		j.Thresh = ctl.thresh
 		if err := guard(func() error { return p.decode(j, c) }); err != nil {
 			p.frameError(j, "decode", err)
 			continue
 		}
-		if err := guard(func() error { return p.model.Prepare(j) }); err != nil {
+		if err := guard(func() error { return p.model.Prepare(j.frame()) }); err != nil {
 			p.frameError(j, "prepare", err)
 			continue
 		}
@@ -505,7 +413,7 @@ func (p *Pipeline) engineLoop(ctx context.Context, in <-chan *Job, out chan<- *J
 	for j := range in {
 		p.markFrame(tid) // the wait for a job is idle time, not the frame's
 		p.engineSince.Store(time.Now().UnixNano())
-		err := guard(func() error { return p.model.Infer(ectx, j) })
+		err := guard(func() error { return p.model.Accelerate(ectx, j.frame()) })
 		p.engineSince.Store(0)
 		if off, ok := p.markFrame(tid); ok {
 			j.Stages = append(j.Stages, StageTime{StageOffCPUEngine, off})
@@ -514,7 +422,7 @@ func (p *Pipeline) engineLoop(ctx context.Context, in <-chan *Job, out chan<- *J
 			p.frameError(j, "engine", err)
 			continue
 		}
-		j.EngineIn = nil // let the GC have it while the last layer runs
+		j.In = nil // let the GC have it while the last layer runs
 		out <- j
 	}
 }
@@ -522,7 +430,7 @@ func (p *Pipeline) engineLoop(ctx context.Context, in <-chan *Job, out chan<- *J
 // finishLoop runs the CPU stages after the engine and publishes.
 func (p *Pipeline) finishLoop(in <-chan *Job, pub Publisher) {
 	for j := range in {
-		if err := guard(func() error { return p.model.Finish(j) }); err != nil {
+		if err := guard(func() error { return p.model.Finish(j.frame()) }); err != nil {
 			p.frameError(j, "finish", err)
 			continue
 		}
@@ -543,7 +451,7 @@ func (p *Pipeline) publish(j *Job, pub Publisher) {
 	sn := p.st.snapshot(pubStart)
 	f.Stats = web.FrameStats{
 		SourceFPS: sn.FPSIn, DetectFPS: sn.FPSOut, Dropped: sn.Dropped,
-		InferenceMS: stages[StageEngine] + stages[StageDetect],
+		InferenceMS: stages[StageEngine],
 		LatencyMS:   float64(pubStart.Sub(j.Captured)) / float64(time.Millisecond),
 		Stages:      stages,
 	}

@@ -16,22 +16,25 @@ import (
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
-// fakeModel stands in for the network: Infer waits on gate (when set) and sleeps
+// fakeModel stands in for the network: Accelerate waits on gate (when set) and sleeps
 // delay, Finish reports one box per frame.
 type fakeModel struct {
 	delay   time.Duration
 	gate    chan struct{}
 	infers  atomic.Int64
-	started chan struct{} // receives once per Infer start, when non-nil
+	started chan struct{} // receives once per Accelerate start, when non-nil
 }
 
-func (m *fakeModel) Prepare(j *Job) error { return j.Time(StageFirst, func() error { return nil }) }
+func (m *fakeModel) Prepare(f *detector.Frame) error {
+	return f.Time(StageFirst, func() error { return nil })
+}
 
-func (m *fakeModel) Infer(ctx context.Context, j *Job) error {
-	return j.Time(StageEngine, func() error {
+func (m *fakeModel) Accelerate(ctx context.Context, f *detector.Frame) error {
+	return f.Time(StageEngine, func() error {
 		if m.started != nil {
 			select {
 			case m.started <- struct{}{}:
@@ -49,8 +52,8 @@ func (m *fakeModel) Infer(ctx context.Context, j *Job) error {
 	})
 }
 
-func (m *fakeModel) Finish(j *Job) error {
-	j.Candidates = []detect.Detection{{Class: 0, Score: 0.9, Box: [4]float32{0, 0, 1, 1}, Objectness: 0.9, Probs: []float32{0.9, 0}}}
+func (m *fakeModel) Finish(f *detector.Frame) error {
+	f.Candidates = []detect.Detection{{Class: 0, Score: 0.9, Box: [4]float32{0, 0, 1, 1}, Objectness: 0.9, Probs: []float32{0.9, 0}}}
 	return nil
 }
 
@@ -59,10 +62,11 @@ func (m *fakeModel) Classes() int { return 2 }
 // fakeSource emits n tiny frames as fast as it is asked, naming each by its number,
 // then ends (io.EOF); done closes when it has emitted them all.
 type fakeSource struct {
-	n, i int
-	live bool
-	img  *image.RGBA
-	done chan struct{}
+	n, i     int
+	live     bool
+	img      *image.RGBA
+	numbered bool // capture i is i pixels wide, so that a model can tell frames apart
+	done     chan struct{}
 }
 
 func newFakeSource(n int, live bool) *fakeSource {
@@ -78,7 +82,11 @@ func (s *fakeSource) Next(ctx context.Context) (*Capture, error) {
 		return nil, io.EOF
 	}
 	s.i++
-	return &Capture{Image: s.img, Time: time.Now(), Name: strconv.Itoa(s.i)}, nil
+	img := s.img
+	if s.numbered {
+		img = image.NewRGBA(image.Rect(0, 0, s.i, 1))
+	}
+	return &Capture{Image: img, Time: time.Now(), Name: strconv.Itoa(s.i)}, nil
 }
 func (s *fakeSource) Live() bool     { return s.live }
 func (s *fakeSource) Close() error   { return nil }
@@ -201,12 +209,13 @@ func TestSlowEngineDropsOldestNeverBlocksSource(t *testing.T) {
 	}
 }
 
-// TestNewestFrameSurvives checks by capture name that the frame processed after a
+// TestNewestFrameSurvives checks by capture number that the frame processed after a
 // backlog is the latest capture, not an old one.
 func TestNewestFrameSurvives(t *testing.T) {
 	const n = 100
 	m := &fakeModel{gate: make(chan struct{})}
 	src := newFakeSource(n, true)
+	src.numbered = true
 	var names []string
 	var mu sync.Mutex
 	mm := &namingModel{fakeModel: m, seen: func(name string) { mu.Lock(); names = append(names, name); mu.Unlock() }}
@@ -222,14 +231,15 @@ func TestNewestFrameSurvives(t *testing.T) {
 	}
 }
 
-// namingModel records the capture name of each prepared frame.
+// namingModel records the capture number of each prepared frame (its width: see
+// fakeSource.numbered).
 type namingModel struct {
 	*fakeModel
 	seen func(string)
 }
 
-func (n *namingModel) Prepare(j *Job) error {
-	n.seen(j.Name)
+func (n *namingModel) Prepare(f *detector.Frame) error {
+	n.seen(strconv.Itoa(f.Image.W))
 	return nil
 }
 
@@ -416,10 +426,13 @@ func TestStalledSourceIsReopened(t *testing.T) {
 }
 
 // panicModel panics on every other frame.
-type panicModel struct{ fakeModel }
+type panicModel struct {
+	fakeModel
+	n atomic.Int64
+}
 
-func (m *panicModel) Prepare(j *Job) error {
-	if j.ID%2 == 0 {
+func (m *panicModel) Prepare(*detector.Frame) error {
+	if m.n.Add(1)%2 == 0 {
 		var nilMap map[string]int
 		nilMap["boom"] = 1
 	}
@@ -457,7 +470,7 @@ func TestRateMeter(t *testing.T) {
 // failingModel fails every engine run, as an engine whose runs all time out.
 type failingModel struct{ fakeModel }
 
-func (m *failingModel) Infer(ctx context.Context, j *Job) error {
+func (m *failingModel) Accelerate(ctx context.Context, f *detector.Frame) error {
 	return errors.New("engine run timed out after 10s\nstack")
 }
 

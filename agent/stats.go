@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 )
 
 // ewmaAlpha weighs the newest sample of a moving average: about the last 10 frames count.
@@ -67,16 +69,17 @@ func (r *rateMeter) rate(now time.Time) float64 {
 	return float64(r.n-1) / span
 }
 
-// Stage names, in pipeline order. Float models use decode, detect and publish.
+// Stage names, in pipeline order: the detector's (see quant/detector) between the
+// pipeline's decode and publish. Float models have no first and last stage (engine is
+// their whole network, on the CPU).
 const (
-	StageDecode    = "decode"    // JPEG/PNG/YUYV -> RGB
-	StageLetterbox = "letterbox" // resize onto the network canvas
-	StageFirst     = "first"     // float first layer + 3-bit quantize + pack (CPU)
-	StageEngine    = "engine"    // hidden layers (accelerator)
-	StageLast      = "last"      // float last layer + region activation (CPU)
-	StageNMS       = "nms"       // region decode, NMS, class filter
-	StageDetect    = "detect"    // float models: the whole network on the CPU
-	StagePublish   = "publish"   // hand-off to the feed
+	StageDecode    = "decode" // JPEG/PNG/YUYV -> RGB
+	StageLetterbox = detector.StageLetterbox
+	StageFirst     = detector.StageFirst
+	StageEngine    = detector.StageEngine
+	StageLast      = detector.StageLast
+	StageNMS       = detector.StageNMS
+	StagePublish   = "publish" // hand-off to the feed
 
 	// Off-CPU time of a pipeline thread during its work on the frame (kernel
 	// telemetry, when loaded): not a stage of its own but the part of the stages that

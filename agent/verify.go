@@ -11,6 +11,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/web"
@@ -39,8 +40,8 @@ var _ tracer = (*qnndriver.Driver)(nil)
 // the packed engine input and output digests, the detections and, on request, every
 // engine layer's digest and one layer's full output. It implements web.Verifier.
 func (a *Agent) Verify(ctx context.Context, req web.VerifyRequest) (*web.VerifyResult, error) {
-	q, ok := a.model.(*QNNModel)
-	if !ok {
+	q := a.qnn
+	if q == nil {
 		return nil, fmt.Errorf("%w: the agent runs a float darknet model on the CPU; verification compares the QNN engine with the host reference", web.ErrNoVerify)
 	}
 	a.verifyMu.Lock() // one image at a time: each holds 8 MiB of engine input
@@ -61,18 +62,19 @@ func (a *Agent) Verify(ctx context.Context, req web.VerifyRequest) (*web.VerifyR
 	if err != nil {
 		return nil, fmt.Errorf("%w: decode: %w", web.ErrBadRequest, err)
 	}
-	j := &Job{Picture: rgba, Image: imageio.FromRGBA(rgba), Thresh: thresh}
-	if err := q.Prepare(j); err != nil {
+	j := &Job{Picture: rgba}
+	j.Image, j.Thresh = imageio.FromRGBA(rgba), thresh
+	if err := q.Prepare(j.frame()); err != nil {
 		return nil, fmt.Errorf("first layer: %w", err)
 	}
 	res := &web.VerifyResult{Width: j.Image.W, Height: j.Image.H, Decoder: dec.String(), Thresh: thresh, Feed: FeedDuringVerify}
-	if res.InputSHA256, err = PackedSHA256(j.EngineIn, q.Det.First.OutLayout()); err != nil {
+	if res.InputSHA256, err = PackedSHA256(j.In, q.Network().First.OutLayout()); err != nil {
 		return nil, err
 	}
 	if req.Trace {
 		err = a.verifyTrace(ctx, q, j, req, res)
 	} else {
-		err = q.Infer(ctx, j)
+		err = q.Accelerate(ctx, j.frame())
 	}
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -82,10 +84,10 @@ func (a *Agent) Verify(ctx context.Context, req web.VerifyRequest) (*web.VerifyR
 			res.EngineMS = float64(s.D) / float64(time.Millisecond)
 		}
 	}
-	if res.OutputSHA256, err = PackedSHA256(j.EngineOut, q.Accel.OutLayout()); err != nil {
+	if res.OutputSHA256, err = PackedSHA256(j.Out, q.Accelerator().OutLayout()); err != nil {
 		return nil, err
 	}
-	if err := q.Finish(j); err != nil {
+	if err := q.Finish(j.frame()); err != nil {
 		return nil, fmt.Errorf("last layer: %w", err)
 	}
 	res.Detections = []web.Box{}
@@ -96,16 +98,16 @@ func (a *Agent) Verify(ctx context.Context, req web.VerifyRequest) (*web.VerifyR
 	return res, nil
 }
 
-// verifyTrace is Infer with every layer's output copied out (the driver's RunTrace).
-func (a *Agent) verifyTrace(ctx context.Context, q *QNNModel, j *Job, req web.VerifyRequest, res *web.VerifyResult) error {
-	tr, ok := q.Accel.(tracer)
+// verifyTrace is Accelerate with every layer's output copied out (the driver's
+// RunTrace).
+func (a *Agent) verifyTrace(ctx context.Context, q *detector.QNN, j *Job, req web.VerifyRequest, res *web.VerifyResult) error {
+	tr, ok := q.Accelerator().(tracer)
 	if !ok {
-		return fmt.Errorf("%w: the accelerator %T cannot trace layers", web.ErrNoVerify, q.Accel)
+		return fmt.Errorf("%w: the accelerator %T cannot trace layers", web.ErrNoVerify, q.Accelerator())
 	}
 	var outs []qnndriver.LayerOutput
-	err := j.Time(StageEngine, func() (err error) { outs, err = tr.RunTrace(ctx, j.EngineIn); return err })
-	q.inputs.Put(j.EngineIn)
-	j.EngineIn = nil
+	err := j.Time(StageEngine, func() (err error) { outs, err = tr.RunTrace(ctx, j.In); return err })
+	q.Recycle(&j.Frame)
 	if err != nil {
 		return err
 	}
@@ -123,7 +125,7 @@ func (a *Agent) verifyTrace(ctx context.Context, q *QNNModel, j *Job, req web.Ve
 			res.Dump = &web.LayerDump{LayerDigest: d, RecordBytes: o.Layout.RecordBytes, Data: o.Data}
 		}
 	}
-	j.EngineOut = outs[len(outs)-1].Data
+	j.Out = outs[len(outs)-1].Data
 	return nil
 }
 

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/web"
@@ -93,14 +94,18 @@ func TestVerifyEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 	img, _ := imageio.LoadWith(path, qnn.ImageDecoder)
-	in, _ := det.Input(img)
-	outs, err := det.Engine.RunTrace(in)
+	fr := &detector.Frame{Image: img}
+	if err := det.Prepare(fr); err != nil {
+		t.Fatal(err)
+	}
+	in, net := fr.In, det.Network()
+	outs, err := net.Engine.RunTrace(in)
 	if err != nil {
 		t.Fatal(err)
 	}
-	layers, _ := EngineLayers(det.Model)
-	wantIn, _ := PackedSHA256(in, det.First.OutLayout())
-	wantOut, _ := PackedSHA256(outs[len(outs)-1], det.Engine.OutLayout())
+	layers, _ := EngineLayers(det.Model())
+	wantIn, _ := PackedSHA256(in, net.First.OutLayout())
+	wantOut, _ := PackedSHA256(outs[len(outs)-1], net.Engine.OutLayout())
 	if res.InputSHA256 != wantIn || res.OutputSHA256 != wantOut {
 		t.Errorf("digests in %s out %s, host %s %s", res.InputSHA256, res.OutputSHA256, wantIn, wantOut)
 	}

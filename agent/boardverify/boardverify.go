@@ -175,9 +175,10 @@ func openVerifyDataset(o Options) (*dataset.Dataset, error) {
 	return ds, nil
 }
 
-// hostRef is the host reference: quant/qnn's pipeline with its layers exposed.
+// hostRef is the host reference: the QNN detector on the host engine, its engine
+// layers listed.
 type hostRef struct {
-	det    *qnn.Detector
+	det    *detector.QNN
 	layers []agent.EngineLayer
 }
 
@@ -186,7 +187,11 @@ func newHostRef(dir string, threads int) (*hostRef, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify: --model: %w", err)
 	}
-	det, err := qnn.NewDetector(m, threads)
+	net, err := qnn.NewDetector(m, threads)
+	if err != nil {
+		return nil, fmt.Errorf("verify: --model %s: %w", dir, err)
+	}
+	det, err := detector.NewQNN(net, nil, 0)
 	if err != nil {
 		return nil, fmt.Errorf("verify: --model %s: %w", dir, err)
 	}
@@ -208,14 +213,14 @@ type hostResult struct {
 }
 
 // run decodes the file bytes as the agent does (stb_image for QNN-MO) and runs the
-// detector keeping the packed buffers (qnn.Detector.Stages).
+// detector's stages, keeping the packed engine buffers.
 func (h *hostRef) run(data []byte, thresh float32, names []string) (*hostResult, error) {
 	img, err := imageio.DecodeWith(bytes.NewReader(data), qnn.ImageDecoder)
 	if err != nil {
 		return nil, err
 	}
-	st, err := h.det.Stages(img, thresh)
-	if err != nil {
+	st := &detector.Frame{Image: img, Thresh: thresh}
+	if err := detector.Run(context.Background(), h.det, st); err != nil {
 		return nil, err
 	}
 	r := &hostResult{img: img, in: st.In, out: st.Out, candCount: len(st.Candidates)}
@@ -224,10 +229,10 @@ func (h *hostRef) run(data []byte, thresh float32, names []string) (*hostResult,
 	for _, o := range detect.Objects(cands, thresh, names, img.W, img.H) {
 		r.dets = append(r.dets, web.Box{Class: o.Name, ClassID: o.Class, Score: o.Score, Box: o.Box})
 	}
-	if r.inSHA, err = agent.PackedSHA256(r.in, h.det.First.OutLayout()); err != nil {
+	if r.inSHA, err = agent.PackedSHA256(r.in, h.det.Network().First.OutLayout()); err != nil {
 		return nil, err
 	}
-	if r.outSHA, err = agent.PackedSHA256(r.out, h.det.Engine.OutLayout()); err != nil {
+	if r.outSHA, err = agent.PackedSHA256(r.out, h.det.Accelerator().OutLayout()); err != nil {
 		return nil, err
 	}
 	return r, nil
@@ -286,7 +291,7 @@ func localize(ctx context.Context, b *verifyBoard, h *hostRef, w *imageWork, thr
 	if err != nil {
 		return nil, nil, err
 	}
-	outs, err := h.det.Engine.RunTrace(w.host.in)
+	outs, err := h.det.Network().Engine.RunTrace(w.host.in)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -123,11 +123,10 @@ func runDetect(cmd *cobra.Command, f detectFlags, images []string) error {
 			return err // names the file
 		}
 		start := time.Now()
-		cands, err := d.Detect(img, f.thresh)
+		objs, err := detector.Objects(d, img, f.thresh, names)
 		if err != nil {
 			return fmt.Errorf("%s: %w", path, err)
 		}
-		objs := detect.Objects(cands, f.thresh, names, img.W, img.H)
 		if f.json {
 			err = detect.WriteJSON(out, detect.NewJSONImage(path, img.W, img.H, objs))
 		} else {

@@ -13,6 +13,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/flow"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qengine"
@@ -141,12 +142,11 @@ func sameDetections(t *testing.T, orig, m *quant.Model, imgs []string, namesFile
 		if err != nil {
 			t.Fatal(err)
 		}
-		c := detect.Config{Thresh: 0.3, NMS: 0.45, Names: names}
-		want, err := detect.Run(orig, eo, im, c)
+		want, err := detector.Objects(detector.NewFloatWith(orig, eo, 0.45), im, 0.3, names)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, err := detect.Run(m, em, im, c)
+		got, err := detector.Objects(detector.NewFloatWith(m, em, 0.45), im, 0.3, names)
 		if err != nil {
 			t.Fatal(err)
 		}

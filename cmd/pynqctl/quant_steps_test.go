@@ -13,6 +13,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -125,7 +126,7 @@ func TestQuantStepsQNNExport(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		objs, err := detect.Run(m, e, im, detect.Config{Thresh: 0.3, NMS: 0.45, Names: names})
+		objs, err := detector.Objects(detector.NewFloatWith(m, e, 0.45), im, 0.3, names)
 		if err != nil {
 			t.Fatal(err)
 		}

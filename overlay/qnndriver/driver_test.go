@@ -20,6 +20,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
 	"github.com/fpgadetector/pynq-agent/overlay/sim"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
@@ -67,12 +68,16 @@ func buildFixture(dir, chairs string) (*fixture, error) {
 	if !testing.Short() {
 		images = append(images, jpgs[:min(3, len(jpgs))]...)
 	}
+	host, err := detector.NewQNN(det, nil, 0)
+	if err != nil {
+		return nil, err
+	}
 	for _, p := range images {
 		img, err := imageio.Load(p)
 		if err != nil {
 			return nil, err
 		}
-		in, err := det.Input(img)
+		in, err := host.Input(img)
 		if err != nil {
 			return nil, err
 		}

@@ -13,6 +13,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/engine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
@@ -60,7 +61,7 @@ func ourDetections(tb testing.TB, m *quant.Model, e *engine.Engine, names []stri
 	if err != nil {
 		tb.Fatal(err)
 	}
-	objs, err := detect.Run(m, e, im, detect.Config{Thresh: thresh, NMS: nmsIoU, Names: names})
+	objs, err := detector.Objects(detector.NewFloatWith(m, e, nmsIoU), im, thresh, names)
 	if err != nil {
 		tb.Fatal(err)
 	}

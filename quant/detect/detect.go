@@ -40,6 +40,9 @@ type Options struct {
 // the original image.
 type relBox struct{ x, y, w, h float32 }
 
+// DarknetNMS is the overlap threshold of darknet's detector (do_nms_sort with .45).
+const DarknetNMS = 0.45
+
 // Decode is [DecodeWith] for a letterboxed image with darknet's threshold thresh.
 func Decode(m *quant.Model, heads map[int][]float32, origW, origH int, thresh float32) ([]Detection, error) {
 	return DecodeWith(m, heads, origW, origH, Options{Thresh: thresh})

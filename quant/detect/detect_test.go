@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
 var vocAnchors = []float32{1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52}
@@ -225,41 +224,5 @@ func TestObjectsOneLinePerClass(t *testing.T) {
 	}
 	if l := Labels(objs, 2); len(l) != 1 || l[0].Text != "person 30%, chair 77%" || l[0].Class != 0 {
 		t.Errorf("labels %+v", l)
-	}
-}
-
-// fakeEngine returns a fixed head output and records the input it was given.
-type fakeEngine struct {
-	input []float32
-	head  []float32
-}
-
-func (f *fakeEngine) Forward(in []float32) error { f.input = in; return nil }
-func (f *fakeEngine) Output(int) []float32       { return f.head }
-
-func TestRun(t *testing.T) {
-	h := &quant.Head{Classes: 2, Coords: 4, Num: 1, Anchors: []float32{4, 4}, Softmax: true}
-	m := headModel(quant.KindRegion, h, 32, 4, 4)
-	head := make([]float32, m.Layers[0].Out.Size())
-	for f, v := range []float32{0.5, 0.5, 0, 0, 0.9, 0.1, 0.9} {
-		setEntry(head, h, 4, 4, 0, f, 1, 1, v)
-	}
-	for f, v := range []float32{0.6, 0.5, 0, 0, 0.8, 0.1, 0.9} { // same object, less sure
-		setEntry(head, h, 4, 4, 0, f, 1, 2, v)
-	}
-	e := &fakeEngine{head: head}
-	im := imageio.NewImage(64, 32, 3)
-	objs, err := Run(m, e, im, Config{Thresh: 0.25, NMS: 0.45, Names: []string{"a", "b"}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(e.input) != 3*32*32 {
-		t.Fatalf("engine got %d inputs", len(e.input))
-	}
-	if len(objs) != 1 || objs[0].Name != "b" || !near(float64(objs[0].Score), 0.81, 1e-6) {
-		t.Fatalf("objects %+v", objs)
-	}
-	if _, err := Run(m, e, imageio.NewImage(8, 8, 1), Config{}); err == nil {
-		t.Error("1-channel image accepted by a 3-channel model")
 	}
 }

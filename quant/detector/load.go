@@ -16,7 +16,7 @@ type Spec struct {
 	Cfg, Weights string
 	Dialect      quant.Dialect // darknet: "" = from the cfg
 	Threads      int           // <= 0: GOMAXPROCS
-	NMS          float32       // darknet: 0 = darknet's 0.45
+	NMS          float32       // 0 = darknet's 0.45
 }
 
 // Loaded is a model ready to detect with.
@@ -35,7 +35,11 @@ func Load(s Spec) (*Loaded, error) {
 		if err != nil {
 			return nil, err
 		}
-		d, err := qnn.NewDetector(m, s.Threads)
+		det, err := qnn.NewDetector(m, s.Threads)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Dir, err)
+		}
+		d, err := NewQNN(det, nil, s.NMS)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Dir, err)
 		}

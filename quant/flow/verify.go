@@ -14,6 +14,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/engine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
@@ -53,7 +54,7 @@ type verifyModel struct {
 	kind   string // "onnx", "qonnx", "darknet"
 	engine string // which engine ran it
 	m      *quant.Model
-	e      detect.Engine
+	det    *detector.Float
 	dets   []mapeval.Detection
 	busy   time.Duration // forward + decode + NMS
 	res    *mapeval.Result
@@ -112,7 +113,11 @@ func Verify(o VerifyOptions, log *slog.Logger) (*VerifyResult, error) {
 
 // loadSides reads the quantized model and its float reference and prepares their engines.
 func loadSides(o VerifyOptions) (float, quantized *verifyModel, err error) {
-	if quantized, err = loadQuantizedSide(o.Model, o.Threads); err != nil {
+	nms := o.NMS
+	if nms <= 0 {
+		nms = -1 // none (the detector's 0 is darknet's 0.45)
+	}
+	if quantized, err = loadQuantizedSide(o.Model, o.Threads, nms); err != nil {
 		return nil, nil, err
 	}
 	floatPath := o.Float
@@ -121,7 +126,7 @@ func loadSides(o VerifyOptions) (float, quantized *verifyModel, err error) {
 			return nil, nil, err
 		}
 	}
-	float, err = loadFloatSide(floatPath, o.FloatWeights, o.Threads)
+	float, err = loadFloatSide(floatPath, o.FloatWeights, o.Threads, nms)
 	return float, quantized, err
 }
 
@@ -145,7 +150,7 @@ func DefaultFloatModel(model string) (string, error) {
 
 // loadQuantizedSide reads a QONNX model (quant/qonnx) and prepares the quantized
 // engine (quant/qengine) for it.
-func loadQuantizedSide(path string, threads int) (*verifyModel, error) {
+func loadQuantizedSide(path string, threads int, nms float32) (*verifyModel, error) {
 	m, err := qonnx.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("verify: quantized model: %w", err)
@@ -154,10 +159,10 @@ func loadQuantizedSide(path string, threads int) (*verifyModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify: quantized model %s: %w", path, err)
 	}
-	return &verifyModel{role: "quantized", path: path, kind: "qonnx", engine: "quantized (quant/qengine)", m: m, e: e}, nil
+	return &verifyModel{role: "quantized", path: path, kind: "qonnx", engine: "quantized (quant/qengine)", m: m, det: detector.NewFloatWith(m, e, nms)}, nil
 }
 
-func loadFloatSide(path, weights string, threads int) (*verifyModel, error) {
+func loadFloatSide(path, weights string, threads int, nms float32) (*verifyModel, error) {
 	v := &verifyModel{role: "float", path: path, engine: "float (quant/engine)"}
 	var err error
 	if strings.EqualFold(filepath.Ext(path), ".cfg") {
@@ -173,9 +178,11 @@ func loadFloatSide(path, weights string, threads int) (*verifyModel, error) {
 	if err != nil {
 		return nil, fmt.Errorf("verify: float model: %w", err)
 	}
-	if v.e, err = engine.New(v.m, engine.Options{Threads: threads}); err != nil {
+	e, err := engine.New(v.m, engine.Options{Threads: threads})
+	if err != nil {
 		return nil, fmt.Errorf("verify: float model %s: %w", path, err)
 	}
+	v.det = detector.NewFloatWith(v.m, e, nms)
 	return v, nil
 }
 
@@ -213,7 +220,7 @@ func runValidation(o VerifyOptions, ds *dataset.Dataset, sides []*verifyModel, n
 		}
 		for _, s := range sides {
 			t0 := time.Now()
-			dets, err := validDetections(s.m, s.e, img, im.ID, names, o)
+			dets, err := validDetections(s.det, img, im.ID, names, o)
 			if err != nil {
 				return fmt.Errorf("verify: %s model on %s: %w", s.role, im.Path, err)
 			}
@@ -227,20 +234,11 @@ func runValidation(o VerifyOptions, ds *dataset.Dataset, sides []*verifyModel, n
 
 // validDetections is darknet's validate_detector on one image: letterbox, forward,
 // boxes above thresh, do_nms_sort, and every class probability above thresh as one
-// detection with darknet's +1 pixel box clipped to [1, w] x [1, h].
-func validDetections(m *quant.Model, e detect.Engine, img *imageio.Image, id string, names []string, o VerifyOptions) ([]mapeval.Detection, error) {
-	cands, err := detect.Candidates(m, e, img, detect.Config{Thresh: o.Thresh, NMS: o.NMS})
+// detection (mapeval.FromCandidates).
+func validDetections(d *detector.Float, img *imageio.Image, id string, names []string, o VerifyOptions) ([]mapeval.Detection, error) {
+	cands, err := d.Detect(img, o.Thresh)
 	if err != nil {
 		return nil, err
 	}
-	var out []mapeval.Detection
-	for _, c := range cands {
-		b := mapeval.VOCBox(c.Box, img.W, img.H)
-		for j, p := range c.Probs {
-			if p > o.Thresh {
-				out = append(out, mapeval.Detection{Image: id, Class: detect.ClassName(names, j), Score: float64(p), Box: b})
-			}
-		}
-	}
-	return out, nil
+	return mapeval.FromCandidates(id, cands, names, o.Thresh, img.W, img.H), nil
 }

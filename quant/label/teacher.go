@@ -199,11 +199,11 @@ func (t *teacher) load(spec TeacherSpec, threads int) error {
 
 // boxes runs the teacher on img and returns its boxes of target classes.
 func (t *teacher) boxes(img *imageio.Image, index int) ([]Box, error) {
-	cands, err := t.det.Detect(img, t.thresh)
+	objs, err := detector.Objects(t.det, img, t.thresh, t.names)
 	if err != nil {
 		return nil, err
 	}
-	return mapObjects(detect.Objects(cands, t.thresh, t.names, img.W, img.H), t.toTarget, index), nil
+	return mapObjects(objs, t.toTarget, index), nil
 }
 
 // mapObjects keeps the objects of mapped classes, as target-class boxes of teacher.

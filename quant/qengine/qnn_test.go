@@ -5,6 +5,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qengine"
@@ -136,7 +137,7 @@ func TestQNNMODogDetections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	objs, err := detect.Run(m, e, im, detect.Config{Thresh: 0.3, NMS: 0.45, Names: names})
+	objs, err := detector.Objects(detector.NewFloatWith(m, e, 0.45), im, 0.3, names)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +152,11 @@ func TestQNNMODogDetections(t *testing.T) {
 			t.Errorf("%s: score %.3f, published %.2f", name, got, want)
 		}
 	}
-	d, err := qnn.NewDetector(m, 0)
+	net, err := qnn.NewDetector(m, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, err := detector.NewQNN(net, nil, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

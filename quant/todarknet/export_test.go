@@ -13,6 +13,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
@@ -155,7 +156,11 @@ func TestQNNRoundTripDetections(t *testing.T) {
 // detectQNN runs the W1A3 host pipeline and returns its detections and engine output.
 func detectQNN(tb testing.TB, m *quant.Model, img *imageio.Image) ([]detect.Detection, []byte) {
 	tb.Helper()
-	d, err := qnn.NewDetector(m, 0)
+	net, err := qnn.NewDetector(m, 0)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	d, err := detector.NewQNN(net, nil, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -167,7 +172,7 @@ func detectQNN(tb testing.TB, m *quant.Model, img *imageio.Image) ([]detect.Dete
 	if err != nil {
 		tb.Fatal(err)
 	}
-	out, err := d.Engine.Run(in)
+	out, err := net.Engine.Run(in)
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -18,6 +18,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/engine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
@@ -523,10 +524,7 @@ func EvalMAP(m *quant.Model, val string, names []string, threads int) (*mapeval.
 	if err != nil {
 		return nil, fmt.Errorf("validation data: %w", err)
 	}
-	var e interface {
-		Forward([]float32) error
-		Output(int) []float32
-	}
+	var e detector.Engine
 	if hasQuant(m) {
 		refreshWeightScales(m)
 		e, err = qengine.New(m, qengine.Options{Threads: threads})
@@ -536,6 +534,7 @@ func EvalMAP(m *quant.Model, val string, names []string, threads int) (*mapeval.
 	if err != nil {
 		return nil, err
 	}
+	det := detector.NewFloatWith(m, e, detect.DarknetNMS)
 	classNames := names
 	if classNames == nil {
 		classNames = ds.Names
@@ -556,18 +555,11 @@ func EvalMAP(m *quant.Model, val string, names []string, threads int) (*mapeval.
 		if err != nil {
 			return nil, fmt.Errorf("validation image: %w", err)
 		}
-		cands, err := detect.Candidates(m, e, img, detect.Config{Thresh: thresh, NMS: detect.DarknetNMS})
+		cands, err := det.Detect(img, thresh)
 		if err != nil {
 			return nil, err
 		}
-		for _, c := range cands {
-			b := mapeval.VOCBox(c.Box, img.W, img.H)
-			for j, p := range c.Probs {
-				if p > thresh && j < len(classNames) {
-					dets = append(dets, mapeval.Detection{Image: im.ID, Class: classNames[j], Score: float64(p), Box: b})
-				}
-			}
-		}
+		dets = append(dets, mapeval.FromCandidates(im.ID, cands, classNames, thresh, img.W, img.H)...)
 	}
 	return mapeval.Evaluate(gts, dets, mapeval.Options{})
 }

@@ -1,4 +1,4 @@
-package qnn_test
+package detector_test
 
 import (
 	"fmt"
@@ -6,19 +6,25 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/agent/demomodel"
 	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 )
 
 // A QNN-MO parameter directory (here the embedded demo chair model; qnn.LoadDir reads
-// one from disk) becomes a host detector: the CPU's first layer, the host reference of
-// the engine, the CPU's last layer, region decode and NMS, as a board runs them.
-func ExampleNewDetector() {
+// one from disk) becomes a detector in a board's three stages: the CPU's first layer,
+// the engine's layers on an accelerator (nil: the host reference; the agent passes the
+// board's driver or the simulated one), the CPU's last layer, region decode and NMS.
+func ExampleNewQNN() {
 	m, err := qnn.LoadFS(demomodel.FS(), demomodel.Network)
 	if err != nil {
 		log.Fatal(err)
 	}
-	d, err := qnn.NewDetector(m, 0)
+	net, err := qnn.NewDetector(m, 0)
+	if err != nil {
+		log.Fatal(err)
+	}
+	d, err := detector.NewQNN(net, nil, 0)
 	if err != nil {
 		log.Fatal(err)
 	}

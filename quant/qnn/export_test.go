@@ -1,0 +1,4 @@
+package qnn
+
+// QATTestModel is qatTestModel for the external tests.
+var QATTestModel = qatTestModel
