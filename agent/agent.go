@@ -24,8 +24,8 @@ import (
 	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
 	"github.com/fpgadetector/pynq-agent/overlay/sim"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -114,7 +114,7 @@ func (a *Agent) startUp(ctx context.Context) (err error) {
 	}
 	if len(a.names) < a.model.Classes() {
 		for i := len(a.names); i < a.model.Classes(); i++ {
-			a.names = append(a.names, detect.ClassName(nil, i))
+			a.names = append(a.names, boxes.ClassName(nil, i))
 		}
 	}
 	for _, c := range cfg.Model.Classes {
@@ -144,7 +144,7 @@ func (a *Agent) loadNames() error {
 	if a.cfg.Model.Names == "" {
 		return nil
 	}
-	n, err := detect.LoadNames(a.cfg.Path(a.cfg.Model.Names))
+	n, err := boxes.LoadNames(a.cfg.Path(a.cfg.Model.Names))
 	if err != nil {
 		return fmt.Errorf("model.names: %w", err)
 	}

@@ -22,7 +22,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/overlay"
 	"github.com/fpgadetector/pynq-agent/overlay/sim"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -121,7 +121,7 @@ func TestSimEndToEndEqualsHost(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		want := detect.Objects(cands, thresh, a.Names(), img.W, img.H)
+		want := boxes.Objects(cands, thresh, a.Names(), img.W, img.H)
 		got := pub.frames[i].Detections
 		if len(got) != len(want) || len(want) == 0 {
 			t.Fatalf("%s: %d detections, host %d", filepath.Base(path), len(got), len(want))
@@ -469,8 +469,8 @@ func TestFeedOverWebSocket(t *testing.T) {
 	}
 	thresh := float32(cfg.Model.Thresh)
 	cands, _ := det.Detect(img, thresh)
-	names, _ := detect.LoadNames(cfg.Model.Names)
-	want := detect.Objects(cands, thresh, names, img.W, img.H)
+	names, _ := boxes.LoadNames(cfg.Model.Names)
+	want := boxes.Objects(cands, thresh, names, img.W, img.H)
 	if meta.Width != img.W || len(meta.Detections) != len(want) || len(want) == 0 {
 		t.Fatalf("feed frame %dx? with %v, host %d detections", meta.Width, meta.Detections, len(want))
 	}
@@ -548,7 +548,7 @@ func TestBoardPathOnSimulatedHardware(t *testing.T) {
 	files, _ := listImages(cfg.SourceInput())
 	img, _ := imageio.LoadWith(files[0], qnn.ImageDecoder)
 	cands, _ := det.Detect(img, float32(cfg.Model.Thresh))
-	want := detect.Objects(cands, float32(cfg.Model.Thresh), a.Names(), img.W, img.H)
+	want := boxes.Objects(cands, float32(cfg.Model.Thresh), a.Names(), img.W, img.H)
 	if got := pub.frames[0].Detections; len(got) != len(want) || len(want) == 0 || got[0].Score != want[0].Score || got[0].Box != want[0].Box {
 		t.Errorf("board path on the simulation: %v, host %v", got, want)
 	}
@@ -588,7 +588,7 @@ func TestFloatModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := detect.Objects(cands, 0.25, a.Names(), img.W, img.H)
+	want := boxes.Objects(cands, 0.25, a.Names(), img.W, img.H)
 	got := pub.frames[0].Detections
 	if len(got) != len(want) || len(want) == 0 {
 		t.Fatalf("float path %v, reference %v", got, want)

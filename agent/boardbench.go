@@ -12,7 +12,7 @@ import (
 
 	"golang.org/x/image/draw"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/web"
@@ -53,7 +53,7 @@ type BenchResult struct {
 	Source      string // "jpeg 640x480" / "yuyv 640x480"
 	PerFrame    map[string]time.Duration
 	EngineModel time.Duration // the real engine's time (cycle model at FCLK0)
-	Detections  []detect.Detection
+	Detections  []boxes.Detection
 }
 
 // BenchBoard runs, frame after frame, what the agent does for each frame on the board:
@@ -156,7 +156,7 @@ type boardBench struct {
 	src    benchFrame
 	thresh float32
 	per    map[string]time.Duration
-	objs   []detect.Detection
+	objs   []boxes.Detection
 
 	pic    image.Image // the feed's picture
 	jpeg   []byte      // the feed's JPEG as the source sent it, or nil
@@ -207,7 +207,7 @@ func (b *boardBench) stage(ctx context.Context, name string) (err error) {
 		err = b.q.Last(&b.f)
 	case StageNMS:
 		err = b.q.NMS(&b.f)
-		b.objs = detect.Objects(b.f.Candidates, b.thresh, b.a.names, b.f.Image.W, b.f.Image.H)
+		b.objs = boxes.Objects(b.f.Candidates, b.thresh, b.a.names, b.f.Image.W, b.f.Image.H)
 	case StageEncode:
 		b.frames++
 		pic := b.pic

@@ -17,7 +17,7 @@ import (
 
 	"github.com/BurntSushi/toml"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
@@ -218,7 +218,7 @@ func Defaults() *Config {
 	loop := true
 	return &Config{
 		Backend: BackendBoard,
-		Model:   ModelConfig{Kind: ModelQNN, Thresh: 0.3, NMS: detect.DarknetNMS},
+		Model:   ModelConfig{Kind: ModelQNN, Thresh: 0.3, NMS: boxes.DarknetNMS},
 		Source:  SourceConfig{Loop: &loop, Format: "mjpeg", Retry: Duration{500 * time.Millisecond}, RetryMax: Duration{30 * time.Second}, StallTimeout: Duration{10 * time.Second}},
 		Server:  ServerConfig{Listen: "127.0.0.1:8080", JPEGQuality: 75, ShutdownWait: Duration{5 * time.Second}, MaxViewers: 32, MaxConnections: 256},
 		LED:     LEDConfig{Channel: 1},

@@ -12,8 +12,8 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
@@ -181,7 +181,7 @@ func TestCalibratedONNXModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := detect.Objects(cands, thresh, a.Names(), img.W, img.H)
+	want := boxes.Objects(cands, thresh, a.Names(), img.W, img.H)
 	if g := pub.frames[0].Detections; len(g) != len(want) {
 		t.Fatalf("%d detections, the published model %d", len(g), len(want))
 	}

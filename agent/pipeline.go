@@ -16,7 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/web"
@@ -471,7 +471,7 @@ func (p *Pipeline) publish(j *Job, pub Publisher) {
 
 // boxes applies the threshold and class filter to the job's candidates.
 func (p *Pipeline) boxes(j *Job, ctl *control) []web.Box {
-	objs := detect.Objects(j.Candidates, j.Thresh, p.opt.Names, j.Image.W, j.Image.H)
+	objs := boxes.Objects(j.Candidates, j.Thresh, p.opt.Names, j.Image.W, j.Image.H)
 	boxes := make([]web.Box, 0, len(objs))
 	for _, o := range objs {
 		if ctl.filter != nil && !ctl.filter[o.Name] {

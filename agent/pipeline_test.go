@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/web"
 )
@@ -53,7 +53,7 @@ func (m *fakeModel) Accelerate(ctx context.Context, f *detector.Frame) error {
 }
 
 func (m *fakeModel) Finish(f *detector.Frame) error {
-	f.Candidates = []detect.Detection{{Class: 0, Score: 0.9, Box: [4]float32{0, 0, 1, 1}, Objectness: 0.9, Probs: []float32{0.9, 0}}}
+	f.Candidates = []boxes.Detection{{Class: 0, Score: 0.9, Box: [4]float32{0, 0, 1, 1}, Objectness: 0.9, Probs: []float32{0.9, 0}}}
 	return nil
 }
 

@@ -10,7 +10,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
@@ -91,7 +91,7 @@ func (a *Agent) Verify(ctx context.Context, req web.VerifyRequest) (*web.VerifyR
 		return nil, fmt.Errorf("last layer: %w", err)
 	}
 	res.Detections = []web.Box{}
-	for _, o := range detect.Objects(j.Candidates, thresh, a.names, j.Image.W, j.Image.H) {
+	for _, o := range boxes.Objects(j.Candidates, thresh, a.names, j.Image.W, j.Image.H) {
 		res.Detections = append(res.Detections, web.Box{Class: o.Name, ClassID: o.Class, Score: o.Score, Box: o.Box})
 	}
 	a.verified.Add(1)

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -118,7 +118,7 @@ func TestVerifyEndpoint(t *testing.T) {
 		}
 	}
 	cands, _ := det.Detect(img, 0.24)
-	want := detect.Objects(cands, 0.24, a.Names(), img.W, img.H)
+	want := boxes.Objects(cands, 0.24, a.Names(), img.W, img.H)
 	got := map[string]int{}
 	for k, b := range res.Detections {
 		if k >= len(want) || b != (web.Box{Class: want[k].Name, ClassID: want[k].Class, Score: want[k].Score, Box: want[k].Box}) {

@@ -20,9 +20,9 @@ import (
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/agent"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
@@ -140,7 +140,7 @@ func loadModelNames(path string) ([]string, error) {
 	if path == "" {
 		return nil, errors.New("verify: need --names (the model's class names, e.g. voc.names)")
 	}
-	n, err := detect.LoadNames(path)
+	n, err := boxes.LoadNames(path)
 	if err != nil {
 		return nil, fmt.Errorf("verify: --names: %w", err)
 	}
@@ -226,7 +226,7 @@ func (h *hostRef) run(data []byte, thresh float32, names []string) (*hostResult,
 	r := &hostResult{img: img, in: st.In, out: st.Out, candCount: len(st.Candidates)}
 	cands := st.Candidates
 	r.dets = []web.Box{}
-	for _, o := range detect.Objects(cands, thresh, names, img.W, img.H) {
+	for _, o := range boxes.Objects(cands, thresh, names, img.W, img.H) {
 		r.dets = append(r.dets, web.Box{Class: o.Name, ClassID: o.Class, Score: o.Score, Box: o.Box})
 	}
 	if r.inSHA, err = agent.PackedSHA256(r.in, h.det.Network().First.OutLayout()); err != nil {
@@ -428,7 +428,7 @@ func floatDetections(images []dataset.Image, o Options) ([]mapeval.Detection, er
 	if err != nil {
 		return nil, fmt.Errorf("verify: float model: %w", err)
 	}
-	d, err := detector.NewFloat(m, o.Threads, detect.DarknetNMS)
+	d, err := detector.NewFloat(m, o.Threads, boxes.DarknetNMS)
 	if err != nil {
 		return nil, fmt.Errorf("verify: float model: %w", err)
 	}
@@ -436,7 +436,7 @@ func floatDetections(images []dataset.Image, o Options) ([]mapeval.Detection, er
 	if names == "" {
 		names = o.Names
 	}
-	n, err := detect.LoadNames(names)
+	n, err := boxes.LoadNames(names)
 	if err != nil {
 		return nil, fmt.Errorf("verify: float names: %w", err)
 	}
@@ -446,15 +446,15 @@ func floatDetections(images []dataset.Image, o Options) ([]mapeval.Detection, er
 		if err != nil {
 			return nil, err
 		}
-		cands, err := d.Detect(img, o.Thresh)
+		objs, err := detector.Objects(d, img, o.Thresh, n)
 		if err != nil {
 			return nil, fmt.Errorf("verify: float model, %s: %w", im.Path, err)
 		}
-		var boxes []web.Box
-		for _, o := range detect.Objects(cands, o.Thresh, n, img.W, img.H) {
-			boxes = append(boxes, web.Box{Class: o.Name, Score: o.Score, Box: o.Box})
+		var found []web.Box
+		for _, o := range objs {
+			found = append(found, web.Box{Class: o.Name, Score: o.Score, Box: o.Box})
 		}
-		out = append(out, mapDetections(im.ID, boxes, img.W, img.H)...)
+		out = append(out, mapDetections(im.ID, found, img.W, img.H)...)
 	}
 	return out, nil
 }

@@ -10,7 +10,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/label"
 )
 
@@ -103,7 +103,7 @@ func labelOptions(f datasetLabelFlags, inputs []string) (label.Options, error) {
 		return opt, errors.New("--truth-names needs --truth")
 	}
 	var err error
-	if opt.Target, err = detect.LoadNames(f.names); err != nil {
+	if opt.Target, err = boxes.LoadNames(f.names); err != nil {
 		return opt, fmt.Errorf("--names: %w", err)
 	}
 	for _, s := range f.teachers {

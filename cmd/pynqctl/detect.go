@@ -13,7 +13,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
@@ -51,7 +51,7 @@ float last layer).`,
 	fl.StringVar(&f.model, "model", "", "QNN-MO parameter directory (instead of --cfg/--weights)")
 	fl.StringVar(&f.names, "names", "", "class names file, one per line (default: class numbers)")
 	fl.Float32Var(&f.thresh, "thresh", 0.25, "detection threshold")
-	fl.Float32Var(&f.nms, "nms", detect.DarknetNMS, "NMS overlap threshold")
+	fl.Float32Var(&f.nms, "nms", boxes.DarknetNMS, "NMS overlap threshold")
 	fl.BoolVar(&f.json, "json", false, "one JSON object per image instead of darknet-style lines")
 	fl.StringVar(&f.annotate, "annotate", "", "write images with boxes and labels into this directory")
 	fl.StringVar(&f.dialect, "dialect", "", "darknet dialect: pjreddie or alexeyab (default: from the cfg)")
@@ -99,7 +99,7 @@ func runDetect(cmd *cobra.Command, f detectFlags, images []string) error {
 	}
 	var names []string
 	if f.names != "" {
-		if names, err = detect.LoadNames(f.names); err != nil {
+		if names, err = boxes.LoadNames(f.names); err != nil {
 			return err
 		}
 		if err := l.CheckNames(f.names, len(names)); err != nil {
@@ -128,10 +128,10 @@ func runDetect(cmd *cobra.Command, f detectFlags, images []string) error {
 			return fmt.Errorf("%s: %w", path, err)
 		}
 		if f.json {
-			err = detect.WriteJSON(out, detect.NewJSONImage(path, img.W, img.H, objs))
+			err = boxes.WriteJSON(out, boxes.NewJSONImage(path, img.W, img.H, objs))
 		} else {
 			fmt.Fprintf(out, "%s: Predicted in %d ms.\n", path, time.Since(start).Milliseconds())
-			err = detect.WriteDarknet(out, objs)
+			err = boxes.WriteDarknet(out, objs)
 		}
 		if err != nil {
 			return err
@@ -146,9 +146,9 @@ func runDetect(cmd *cobra.Command, f detectFlags, images []string) error {
 }
 
 // annotate writes img with boxes and labels drawn into dir, as JPEG, named after path.
-func annotate(dir, path string, img *imageio.Image, objs []detect.Detection, classes int) error {
+func annotate(dir, path string, img *imageio.Image, objs []boxes.Detection, classes int) error {
 	rgba := img.ToRGBA()
-	imageio.Draw(rgba, detect.Labels(objs, classes))
+	imageio.Draw(rgba, boxes.Labels(objs, classes))
 	base := strings.TrimSuffix(filepath.Base(path), filepath.Ext(path))
 	return imageio.Save(filepath.Join(dir, base+".jpg"), rgba)
 }

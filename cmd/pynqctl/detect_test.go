@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 )
 
 func yoloFastestArgs(t *testing.T) []string {
@@ -29,7 +29,7 @@ func TestDetectJSONAndAnnotate(t *testing.T) {
 	if err != nil {
 		t.Fatalf("detect: %v\n%s", err, out)
 	}
-	var got detect.JSONImage
+	var got boxes.JSONImage
 	if err := json.Unmarshal([]byte(strings.TrimSpace(out)), &got); err != nil {
 		t.Fatalf("output is not one JSON object: %v\n%s", err, out)
 	}

@@ -11,14 +11,14 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/calib"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/flow"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
+	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
 
 // TestQuantRunTinierYOLOLHTan is issue 4's real-data run (a) on the lhtan export: the
@@ -124,15 +124,15 @@ func sameThresholds(t *testing.T, orig, m *quant.Model) (same, channels int) {
 // bits, 1e-5 px).
 func sameDetections(t *testing.T, orig, m *quant.Model, imgs []string, namesFile string) {
 	t.Helper()
-	names, err := detect.LoadNames(namesFile)
+	names, err := boxes.LoadNames(namesFile)
 	if err != nil {
 		t.Fatal(err)
 	}
-	eo, err := qengine.New(orig, qengine.Options{FloatInput: true})
+	eo, err := quantengine.New(orig, quantengine.Options{FloatInput: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	em, err := qengine.New(m, qengine.Options{FloatInput: true})
+	em, err := quantengine.New(m, quantengine.Options{FloatInput: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,13 +11,13 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/calib"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
+	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
 
 // TestQuantStepsYoloFastest runs the guide's steps convert -> finn -> weights ->
@@ -113,7 +113,7 @@ func TestQuantStepsQNNExport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
+	names, err := boxes.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -122,7 +122,7 @@ func TestQuantStepsQNNExport(t *testing.T) {
 		t.Fatal(err)
 	}
 	detections := func(m *quant.Model) string {
-		e, err := qengine.New(m, qengine.Options{FloatInput: true})
+		e, err := quantengine.New(m, quantengine.Options{FloatInput: true})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -8,7 +8,7 @@ import (
 
 	"github.com/spf13/cobra"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/train"
 )
 
@@ -107,7 +107,7 @@ type trainExtras struct {
 
 func (x trainExtras) apply(o *train.Options) error {
 	if x.names != "" {
-		names, err := detect.LoadNames(x.names)
+		names, err := boxes.LoadNames(x.names)
 		if err != nil {
 			return fmt.Errorf("--names: %w", err)
 		}

@@ -22,7 +22,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
@@ -104,7 +104,7 @@ func Calibrate(m *quant.Model, images []string, opt Options) (*Result, error) {
 		res.Warnings = append(res.Warnings, fmt.Sprintf("%d calibration images; the guide recommends %d-%d", n, MinImages, MaxImages))
 	}
 	shadow := FakeQuantWeights(m)
-	e, err := engine.New(shadow, engine.Options{Threads: opt.Threads, KeepAll: true})
+	e, err := floatengine.New(shadow, floatengine.Options{Threads: opt.Threads, KeepAll: true})
 	if err != nil {
 		return nil, fmt.Errorf("calibrate: %w", err)
 	}

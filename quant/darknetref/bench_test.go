@@ -11,7 +11,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
@@ -71,7 +71,7 @@ func BenchmarkEngineForward(b *testing.B) {
 			if err != nil {
 				b.Skipf("import %s: %v", n.name, err)
 			}
-			e, err := engine.New(m, engine.Options{})
+			e, err := floatengine.New(m, floatengine.Options{})
 			if err != nil {
 				b.Fatal(err)
 			}

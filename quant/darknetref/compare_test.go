@@ -11,10 +11,10 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
@@ -25,7 +25,7 @@ const (
 
 // yoloFastest loads Yolo-Fastest-1.1 twice: into the IR (pjreddie dialect forced, as
 // Debian's darknet is pjreddie's) with the float engine, and into libdarknet.
-func yoloFastest(tb testing.TB) (*quant.Model, *engine.Engine, *Net, []string) {
+func yoloFastest(tb testing.TB) (*quant.Model, *floatengine.Engine, *Net, []string) {
 	tb.Helper()
 	dir := testutil.Fixture(tb, "yolo-fastest")
 	cfg := filepath.Join(dir, "yolo-fastest-1.1.cfg")
@@ -34,7 +34,7 @@ func yoloFastest(tb testing.TB) (*quant.Model, *engine.Engine, *Net, []string) {
 	if err != nil {
 		tb.Fatalf("import: %v", err)
 	}
-	e, err := engine.New(m, engine.Options{})
+	e, err := floatengine.New(m, floatengine.Options{})
 	if err != nil {
 		tb.Fatalf("engine: %v", err)
 	}
@@ -46,7 +46,7 @@ func yoloFastest(tb testing.TB) (*quant.Model, *engine.Engine, *Net, []string) {
 	if ref.Layers() != len(m.Layers) {
 		tb.Fatalf("darknet has %d layers, the IR %d", ref.Layers(), len(m.Layers))
 	}
-	names, err := detect.LoadNames(filepath.Join(dir, "coco.names"))
+	names, err := boxes.LoadNames(filepath.Join(dir, "coco.names"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -55,7 +55,7 @@ func yoloFastest(tb testing.TB) (*quant.Model, *engine.Engine, *Net, []string) {
 
 // ourDetections runs the project's pipeline: imageio decode, then detect.Run (letterbox,
 // float engine, head decode, NMS, darknet's per-class list).
-func ourDetections(tb testing.TB, m *quant.Model, e *engine.Engine, names []string, path string) []detect.Detection {
+func ourDetections(tb testing.TB, m *quant.Model, e *floatengine.Engine, names []string, path string) []boxes.Detection {
 	tb.Helper()
 	im, err := imageio.Load(path)
 	if err != nil {
@@ -114,7 +114,7 @@ func TestYoloFastestMatchesDarknet(t *testing.T) {
 		}
 
 		// Whole pipelines.
-		theirs := detect.Objects(ref.Boxes(dnImage.W, dnImage.H, thresh, nmsIoU), thresh, names, dnImage.W, dnImage.H)
+		theirs := boxes.Objects(ref.Boxes(dnImage.W, dnImage.H, thresh, nmsIoU), thresh, names, dnImage.W, dnImage.H)
 		ours := ourDetections(t, m, e, names, path)
 		total += len(theirs)
 		for _, want := range theirs {
@@ -150,10 +150,10 @@ type matchStats struct {
 
 // match looks for want in list: the object of the same class whose box overlaps want's
 // most must have IoU >= 0.95 and a score within 0.02.
-func (st *matchStats) match(list []detect.Detection, want detect.Detection) bool {
+func (st *matchStats) match(list []boxes.Detection, want boxes.Detection) bool {
 	best, bestIoU := -1, float32(-1)
 	for i, got := range list {
-		iou := detect.IoU(got.Box, want.Box)
+		iou := boxes.IoU(got.Box, want.Box)
 		if sameBox(got.Box, want.Box) {
 			iou = 1 // boxes clipped to nothing (off the image) have no area to overlap
 		}
@@ -183,7 +183,7 @@ func sameBox(a, b [4]float32) bool {
 	return true
 }
 
-func describe(list []detect.Detection) string {
+func describe(list []boxes.Detection) string {
 	s := "["
 	for _, d := range list {
 		s += fmt.Sprintf(" %s %.3f %.0f", d.Name, d.Score, d.Box)
@@ -228,7 +228,7 @@ func TestTinierYoloRegionMatchesDarknet(t *testing.T) {
 	if err := f.Close(); err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(m, engine.Options{})
+	e, err := floatengine.New(m, floatengine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -237,7 +237,7 @@ func TestTinierYoloRegionMatchesDarknet(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ref.Close()
-	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
+	names, err := boxes.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,12 +264,12 @@ func TestTinierYoloRegionMatchesDarknet(t *testing.T) {
 		if d := maxAbsDiff(e.Output(head), want); d > 1e-3 {
 			t.Errorf("%s: region outputs differ by %g", filepath.Base(path), d)
 		}
-		theirs := detect.Objects(ref.Boxes(ours.W, ours.H, lowThresh, nmsIoU), lowThresh, names, ours.W, ours.H)
-		cands, err := detect.Decode(m, map[int][]float32{head: e.Output(head)}, ours.W, ours.H, lowThresh)
+		theirs := boxes.Objects(ref.Boxes(ours.W, ours.H, lowThresh, nmsIoU), lowThresh, names, ours.W, ours.H)
+		cands, err := boxes.Decode(m, map[int][]float32{head: e.Output(head)}, ours.W, ours.H, lowThresh)
 		if err != nil {
 			t.Fatal(err)
 		}
-		got := detect.Objects(detect.NMS(cands, nmsIoU), lowThresh, names, ours.W, ours.H)
+		got := boxes.Objects(boxes.NMS(cands, nmsIoU), lowThresh, names, ours.W, ours.H)
 		total += len(theirs)
 		for _, w := range theirs {
 			if st.match(got, w) {
@@ -309,7 +309,7 @@ func TestLayerOutputsMatchDarknet(t *testing.T) {
 // the photo. A layer whose size differs is fatal.
 func dogLayerDrift(tb testing.TB, m *quant.Model, ref *Net) (worst float64, worstLayer int, im *imageio.Image) {
 	tb.Helper()
-	e, err := engine.New(m, engine.Options{KeepAll: true})
+	e, err := floatengine.New(m, floatengine.Options{KeepAll: true})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -35,7 +35,7 @@ import (
 	"syscall"
 	"unsafe"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
@@ -165,9 +165,9 @@ func (n *Net) Output(i int) (data []float32, c, h, w int, err error) {
 
 // Boxes runs darknet's get_network_boxes (relative coordinates, no hierarchy) for an
 // origW x origH image and, when nms > 0, do_nms_sort; it returns the surviving
-// candidates as detect.Detection with corner boxes in pixels (unclipped), in darknet's
-// final order. Pass them to detect.Objects for darknet's printed list.
-func (n *Net) Boxes(origW, origH int, thresh, nms float32) []detect.Detection {
+// candidates as boxes.Detection with corner boxes in pixels (unclipped), in darknet's
+// final order. Pass them to boxes.Objects for darknet's printed list.
+func (n *Net) Boxes(origW, origH int, thresh, nms float32) []boxes.Detection {
 	mu.Lock()
 	defer mu.Unlock()
 	var num C.int
@@ -177,7 +177,7 @@ func (n *Net) Boxes(origW, origH int, thresh, nms float32) []detect.Detection {
 	if num > 0 && nms > 0 {
 		C.do_nms_sort(dets, num, classes, C.float(nms))
 	}
-	var out []detect.Detection
+	var out []boxes.Detection
 	for i := 0; i < int(num); i++ {
 		d := C.dn_det(dets, C.int(i))
 		if d.objectness == 0 {
@@ -186,7 +186,7 @@ func (n *Net) Boxes(origW, origH int, thresh, nms float32) []detect.Detection {
 		b := d.bbox
 		x, y, w, h := float32(b.x), float32(b.y), float32(b.w), float32(b.h)
 		fw, fh := float32(origW), float32(origH)
-		det := detect.Detection{
+		det := boxes.Detection{
 			Objectness: float32(d.objectness),
 			Box:        [4]float32{(x - w/2) * fw, (y - h/2) * fh, (x + w/2) * fw, (y + h/2) * fh},
 			Probs:      make([]float32, int(classes)),

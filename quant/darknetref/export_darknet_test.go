@@ -12,8 +12,8 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
@@ -60,11 +60,11 @@ func TestExportedTinierYoloMatchesDarknet(t *testing.T) {
 	worst, worstLayer, im := dogLayerDrift(t, m, ref)
 	t.Logf("exported Tinier-YOLO, %d layers: worst relative difference to darknet %.2g (layer %d)", len(m.Layers), worst, worstLayer)
 	// For the record: what the float model (relu without clip or rounding) detects.
-	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
+	names, err := boxes.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, o := range detect.Objects(ref.Boxes(im.W, im.H, 0.3, nmsIoU), 0.3, names, im.W, im.H) {
+	for _, o := range boxes.Objects(ref.Boxes(im.W, im.H, 0.3, nmsIoU), 0.3, names, im.W, im.H) {
 		t.Logf("float model in darknet: %s %.0f%% %v", o.Name, 100*o.Score, o.Box)
 	}
 	if worst > 1e-4 {
@@ -147,7 +147,7 @@ func TestExportedLHTanDetectsLikeW1A3(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ref.Close()
-	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
+	names, err := boxes.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -160,7 +160,7 @@ func TestExportedLHTanDetectsLikeW1A3(t *testing.T) {
 		t.Fatal(err)
 	}
 	best := map[string]float32{}
-	for _, o := range detect.Objects(ref.Boxes(im.W, im.H, 0.3, nmsIoU), 0.3, names, im.W, im.H) {
+	for _, o := range boxes.Objects(ref.Boxes(im.W, im.H, 0.3, nmsIoU), 0.3, names, im.W, im.H) {
 		t.Logf("lhtan float model in darknet: %s %.0f%% %v", o.Name, 100*o.Score, o.Box)
 		best[o.Name] = max(best[o.Name], o.Score)
 	}

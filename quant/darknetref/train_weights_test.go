@@ -13,7 +13,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/train"
 )
 
@@ -109,7 +109,7 @@ func TestTrainedWeightsLoadInDarknet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(m, engine.Options{Threads: 1})
+	e, err := floatengine.New(m, floatengine.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

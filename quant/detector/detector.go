@@ -12,15 +12,15 @@ import (
 	"fmt"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
 // Detector turns an image into darknet's candidate boxes after NMS, in pixels of the
-// image; [detect.Objects] turns those into the list darknet prints.
+// image; [boxes.Objects] turns those into the list darknet prints.
 type Detector interface {
-	Detect(img *imageio.Image, thresh float32) ([]detect.Detection, error)
+	Detect(img *imageio.Image, thresh float32) ([]boxes.Detection, error)
 }
 
 // Engine is what [Float] needs from an inference engine: the float engine, or any
@@ -44,7 +44,7 @@ var _ Staged = (*Float)(nil)
 // NewFloat prepares m for detection on the float engine; threads <= 0 uses GOMAXPROCS
 // goroutines and nms is the overlap threshold (0 means darknet's 0.45).
 func NewFloat(m *quant.Model, threads int, nms float32) (*Float, error) {
-	e, err := engine.New(m, engine.Options{Threads: threads})
+	e, err := floatengine.New(m, floatengine.Options{Threads: threads})
 	if err != nil {
 		return nil, err
 	}
@@ -54,7 +54,7 @@ func NewFloat(m *quant.Model, threads int, nms float32) (*Float, error) {
 // NewFloatWith is NewFloat on an engine already built for m; nms < 0 disables NMS.
 func NewFloatWith(m *quant.Model, e Engine, nms float32) *Float {
 	if nms == 0 {
-		nms = detect.DarknetNMS
+		nms = boxes.DarknetNMS
 	}
 	return &Float{model: m, engine: e, nms: nms}
 }
@@ -91,16 +91,16 @@ func (d *Float) Classes() int { return d.model.Classes() }
 
 // Detect runs the three stages on img. Not safe for concurrent use (the engine reuses
 // its buffers).
-func (d *Float) Detect(img *imageio.Image, thresh float32) ([]detect.Detection, error) {
+func (d *Float) Detect(img *imageio.Image, thresh float32) ([]boxes.Detection, error) {
 	return detectWith(d, img, thresh)
 }
 
 // Objects runs d on img and returns darknet's printed list: one entry per class above
-// thresh per candidate, named by names, boxes in pixels of img ([detect.Objects]).
-func Objects(d Detector, img *imageio.Image, thresh float32, names []string) ([]detect.Detection, error) {
+// thresh per candidate, named by names, boxes in pixels of img ([boxes.Objects]).
+func Objects(d Detector, img *imageio.Image, thresh float32, names []string) ([]boxes.Detection, error) {
 	cands, err := d.Detect(img, thresh)
 	if err != nil {
 		return nil, err
 	}
-	return detect.Objects(cands, thresh, names, img.W, img.H), nil
+	return boxes.Objects(cands, thresh, names, img.W, img.H), nil
 }

@@ -5,7 +5,7 @@ import (
 	"log"
 
 	"github.com/fpgadetector/pynq-agent/agent/demomodel"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -36,7 +36,7 @@ func ExampleNewQNN() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	objs := detect.Objects(cands, 0.3, []string{"chair"}, img.W, img.H)
+	objs := boxes.Objects(cands, 0.3, []string{"chair"}, img.W, img.H)
 	fmt.Printf("%s: %dx%d input, %d chairs in a grey frame\n", m.Name, m.Input.W, m.Input.H, len(objs))
 	// Output: tinier-yolo-chair: 416x416 input, 0 chairs in a grey frame
 }

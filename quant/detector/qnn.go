@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -45,7 +45,7 @@ func NewQNN(det *qnn.Detector, acc offload.Accelerator, nms float32) (*QNN, erro
 		return nil, fmt.Errorf("accelerator output layout %+v, the last layer reads %+v: the bitstream does not fit this model", acc.OutLayout(), det.Engine.OutLayout())
 	}
 	if nms <= 0 {
-		nms = detect.DarknetNMS
+		nms = boxes.DarknetNMS
 	}
 	return &QNN{det: det, accel: acc, nms: nms}, nil
 }
@@ -139,6 +139,6 @@ func (q *QNN) Classes() int { return q.det.Classes() }
 
 // Detect runs the three stages on img; one QNN may serve several goroutines (Frame
 // holds every per-image buffer) if its accelerator may.
-func (q *QNN) Detect(img *imageio.Image, thresh float32) ([]detect.Detection, error) {
+func (q *QNN) Detect(img *imageio.Image, thresh float32) ([]boxes.Detection, error) {
 	return detectWith(q, img, thresh)
 }

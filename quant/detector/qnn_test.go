@@ -8,7 +8,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -48,7 +48,7 @@ var published = map[string]float32{"car": 0.86, "dog": 0.86, "bicycle": 0.78}
 // class above thresh 0.3.
 func detectDog(tb testing.TB, img *imageio.Image) map[string]float32 {
 	tb.Helper()
-	names, err := detect.LoadNames(testutil.Fixture(tb, "qnn-mo-pynq", "voc.names"))
+	names, err := boxes.LoadNames(testutil.Fixture(tb, "qnn-mo-pynq", "voc.names"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -58,7 +58,7 @@ func detectDog(tb testing.TB, img *imageio.Image) map[string]float32 {
 	}
 	got := map[string]float32{}
 	var lines []string
-	for _, o := range detect.Objects(dets, 0.3, names, img.W, img.H) {
+	for _, o := range boxes.Objects(dets, 0.3, names, img.W, img.H) {
 		got[o.Name] = max(got[o.Name], o.Score)
 		lines = append(lines, fmt.Sprintf("%s: %.1f%% %v", o.Name, o.Score*100, o.Box))
 	}

@@ -5,7 +5,7 @@ import (
 	"fmt"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
@@ -40,8 +40,8 @@ type Frame struct {
 	// Time, when set, runs every stage (the agent records its duration); nil runs it.
 	Time func(stage string, run func() error) error
 
-	In, Out    []byte             // QNN: the accelerator's packed input and output records
-	Candidates []detect.Detection // after NMS, before the per-class threshold
+	In, Out    []byte            // QNN: the accelerator's packed input and output records
+	Candidates []boxes.Detection // after NMS, before the per-class threshold
 
 	net   []float32         // the letterboxed network input
 	heads map[int][]float32 // the heads' outputs after their activations
@@ -82,9 +82,9 @@ func letterbox(m *quant.Model, f *Frame) error {
 // with overlap nms (none when <= 0).
 func decodeNMS(m *quant.Model, f *Frame, nms float32) error {
 	return f.stage(StageNMS, func() (err error) {
-		f.Candidates, err = detect.Decode(m, f.heads, f.Image.W, f.Image.H, f.Thresh)
+		f.Candidates, err = boxes.Decode(m, f.heads, f.Image.W, f.Image.H, f.Thresh)
 		if err == nil && nms > 0 {
-			f.Candidates = detect.NMS(f.Candidates, nms)
+			f.Candidates = boxes.NMS(f.Candidates, nms)
 		}
 		return err
 	})
@@ -92,7 +92,7 @@ func decodeNMS(m *quant.Model, f *Frame, nms float32) error {
 
 // detectWith is Detect for any Staged detector: darknet's candidate boxes after NMS,
 // in pixels of img.
-func detectWith(s Staged, img *imageio.Image, thresh float32) ([]detect.Detection, error) {
+func detectWith(s Staged, img *imageio.Image, thresh float32) ([]boxes.Detection, error) {
 	f := &Frame{Image: img, Thresh: thresh}
 	if err := Run(context.Background(), s, f); err != nil {
 		return nil, err

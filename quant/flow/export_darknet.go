@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
@@ -119,7 +119,7 @@ func keepHeadClasses(m *quant.Model, namesFile, keep string, shift float64) (int
 	if namesFile == "" {
 		return 0, errors.New("--keep-classes needs --names (the model's class names)")
 	}
-	names, err := detect.LoadNames(namesFile)
+	names, err := boxes.LoadNames(namesFile)
 	if err != nil {
 		return 0, fmt.Errorf("--names: %w", err)
 	}

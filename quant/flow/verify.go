@@ -11,16 +11,16 @@ import (
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
-	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
+	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
 
 // VerifyOptions are the accuracy gate's.
@@ -44,7 +44,7 @@ type VerifyOptions struct {
 // DefaultVerifyOptions are pynqctl quant verify's defaults (darknet's detector valid).
 func DefaultVerifyOptions() VerifyOptions {
 	return VerifyOptions{Output: "quantization_results.json", Metric: "voc2012", MaxDrop: 5, MinFloat: 1,
-		Thresh: 0.005, NMS: detect.DarknetNMS}
+		Thresh: 0.005, NMS: boxes.DarknetNMS}
 }
 
 // verifyModel is one side of the comparison.
@@ -149,13 +149,13 @@ func DefaultFloatModel(model string) (string, error) {
 }
 
 // loadQuantizedSide reads a QONNX model (quant/qonnx) and prepares the quantized
-// engine (quant/qengine) for it.
+// engine (quant/quantengine) for it.
 func loadQuantizedSide(path string, threads int, nms float32) (*verifyModel, error) {
 	m, err := qonnx.ReadFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("verify: quantized model: %w", err)
 	}
-	e, err := qengine.New(m, qengine.Options{Threads: threads})
+	e, err := quantengine.New(m, quantengine.Options{Threads: threads})
 	if err != nil {
 		return nil, fmt.Errorf("verify: quantized model %s: %w", path, err)
 	}
@@ -178,7 +178,7 @@ func loadFloatSide(path, weights string, threads int, nms float32) (*verifyModel
 	if err != nil {
 		return nil, fmt.Errorf("verify: float model: %w", err)
 	}
-	e, err := engine.New(v.m, engine.Options{Threads: threads})
+	e, err := floatengine.New(v.m, floatengine.Options{Threads: threads})
 	if err != nil {
 		return nil, fmt.Errorf("verify: float model %s: %w", path, err)
 	}

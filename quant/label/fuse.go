@@ -4,7 +4,7 @@ import (
 	"cmp"
 	"slices"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 )
 
 // Box is one teacher box already mapped to a target class, in pixels of the image.
@@ -49,11 +49,11 @@ func (c *cluster) add(b Box) {
 
 // Fuse clusters boxes of the same class across teachers (a box joins the cluster whose
 // fused box overlaps it most, if that IoU is at least iou; boxes are visited by
-// descending score) and returns one box per cluster, sorted by descending score. boxes
+// descending score) and returns one box per cluster, sorted by descending score. in
 // is not modified. Boxes with a non-positive score or an empty rectangle are ignored.
-func Fuse(boxes []Box, teachers int, iou float32) []Fused {
-	order := make([]Box, 0, len(boxes))
-	for _, b := range boxes {
+func Fuse(in []Box, teachers int, iou float32) []Fused {
+	order := make([]Box, 0, len(in))
+	for _, b := range in {
 		if b.Score > 0 && b.Rect[2] > b.Rect[0] && b.Rect[3] > b.Rect[1] && b.Teacher >= 0 && b.Teacher < teachers {
 			order = append(order, b)
 		}
@@ -68,7 +68,7 @@ func Fuse(boxes []Box, teachers int, iou float32) []Fused {
 			if c.class != b.Class {
 				continue
 			}
-			if v := detect.IoU(c.rect(), b.Rect); v >= bestIoU {
+			if v := boxes.IoU(c.rect(), b.Rect); v >= bestIoU {
 				into, bestIoU = c, v
 			}
 		}

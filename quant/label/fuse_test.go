@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 )
 
 func near(a, b float32) bool { return math.Abs(float64(a-b)) < 1e-4 }
@@ -100,9 +100,9 @@ func TestClassMapManyToOne(t *testing.T) {
 	if !slices.Equal(m, []int{0, 0, 0, -1}) {
 		t.Fatalf("map %v", m)
 	}
-	// One candidate that is chair 0.6 and sofa 0.4 (as detect.Objects emits it: the
+	// One candidate that is chair 0.6 and sofa 0.4 (as boxes.Objects emits it: the
 	// same box twice) plus a bench nearby and a dog: one chair box, best score kept.
-	objs := []detect.Detection{
+	objs := []boxes.Detection{
 		{Class: 0, Score: 0.6, Box: [4]float32{0, 0, 10, 10}},
 		{Class: 1, Score: 0.4, Box: [4]float32{0, 0, 10, 10}},
 		{Class: 2, Score: 0.5, Box: [4]float32{1, 1, 10, 10}},

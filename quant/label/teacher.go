@@ -8,7 +8,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
@@ -173,7 +173,7 @@ func newTeacher(spec TeacherSpec, target []string, thresh float32) (*teacher, er
 	if err := spec.check(); err != nil {
 		return nil, err
 	}
-	names, err := detect.LoadNames(spec.Names)
+	names, err := boxes.LoadNames(spec.Names)
 	if err != nil {
 		return nil, err
 	}
@@ -207,7 +207,7 @@ func (t *teacher) boxes(img *imageio.Image, index int) ([]Box, error) {
 }
 
 // mapObjects keeps the objects of mapped classes, as target-class boxes of teacher.
-func mapObjects(objs []detect.Detection, toTarget []int, teacher int) []Box {
+func mapObjects(objs []boxes.Detection, toTarget []int, teacher int) []Box {
 	var out []Box
 	for _, o := range objs {
 		if o.Class < 0 || o.Class >= len(toTarget) || toTarget[o.Class] < 0 {

@@ -8,8 +8,8 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 )
 
 // MatchIoU is the overlap a produced box needs with a truth box of its class to count as
@@ -54,7 +54,7 @@ func match(preds, truth [][4]float32) Counts {
 	for _, p := range preds {
 		best, bestIoU := -1, float32(MatchIoU)
 		for j, t := range truth {
-			if v := detect.IoU(p, t); !used[j] && v >= bestIoU {
+			if v := boxes.IoU(p, t); !used[j] && v >= bestIoU {
 				best, bestIoU = j, v
 			}
 		}

@@ -12,7 +12,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -77,7 +77,7 @@ func TestORTLHTanTinierYOLO(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(m, engine.Options{KeepAll: true})
+	e, err := floatengine.New(m, floatengine.Options{KeepAll: true})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 )
 
 // yoloFastest loads the shared Yolo-Fastest-1.1 fixture (AlexeyAB: groups, shortcut,
@@ -42,7 +42,7 @@ func skipShort(tb testing.TB) {
 // engineOutputs runs the Go float engine on input and returns every layer's output.
 func engineOutputs(tb testing.TB, m *quant.Model, input []float32) func(layer int) []float32 {
 	tb.Helper()
-	e, err := engine.New(m, engine.Options{KeepAll: true})
+	e, err := floatengine.New(m, floatengine.Options{KeepAll: true})
 	if err != nil {
 		tb.Fatalf("engine: %v", err)
 	}

@@ -10,7 +10,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/ort"
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 )
 
 // requireORT skips when onnxruntime's library is not installed.
@@ -113,7 +113,7 @@ func BenchmarkInference(b *testing.B) {
 				b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "images/s")
 			})
 			b.Run(fmt.Sprintf("%s/engine/threads=%d", rm.name, threads), func(b *testing.B) {
-				e, err := engine.New(m, engine.Options{Threads: threads})
+				e, err := floatengine.New(m, floatengine.Options{Threads: threads})
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -165,7 +165,7 @@ func TestORTLHTan(t *testing.T) {
 	}
 	for ch := range 6 {
 		for i, x := range xs {
-			g, w := out.Data[ch*len(xs)+i], engine.LHTan(x)
+			g, w := out.Data[ch*len(xs)+i], floatengine.LHTan(x)
 			tol := 2e-7 * math.Max(1, math.Abs(float64(w)))
 			if x >= 0 && x <= 0.9999 {
 				tol = 0

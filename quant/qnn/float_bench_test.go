@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
@@ -36,7 +36,7 @@ func BenchmarkFloatHidden(b *testing.B) {
 	}
 	for _, threads := range []int{1, 2} {
 		b.Run(map[int]string{1: "threads=1", 2: "threads=2"}[threads], func(b *testing.B) {
-			e, err := engine.New(sub, engine.Options{Threads: threads})
+			e, err := floatengine.New(sub, floatengine.Options{Threads: threads})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
 )
 
@@ -43,14 +43,14 @@ func NewDetector(m *quant.Model, threads int) (*Detector, error) {
 }
 
 // Output runs the last layer and the region activation on the engine's packed output and
-// returns the head's values (the input of [detect.Decode]).
+// returns the head's values (the input of [boxes.Decode]).
 func (d *Detector) Output(out []byte) ([]float32, error) {
 	x, err := d.Last.Run(out, d.Engine.OutLayout())
 	if err != nil {
 		return nil, err
 	}
 	h := d.Model.Layers[d.head]
-	engine.RegionActivate(x, h.Head, h.Out.H*h.Out.W)
+	floatengine.RegionActivate(x, h.Head, h.Out.H*h.Out.W)
 	return x, nil
 }
 

@@ -4,7 +4,7 @@
 // thresholds that replace batch norm + activation + quantizer ([SetThresholds]), the
 // QONNX writer ([Build], [WriteFile]) and reader ([ReadFile], [Read]), and a small
 // executor of the QONNX op semantics ([Execute]) that checks the files mean what the
-// quantized engine (quant/qengine) computes.
+// quantized engine (quant/quantengine) computes.
 //
 // # Files
 //

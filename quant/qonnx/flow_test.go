@@ -14,8 +14,8 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
-	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
+	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
 
 // smallCfg is a Tinier-YOLO-like network small enough for the reference executor:
@@ -238,7 +238,7 @@ func TestExecutorMatchesEngineLHTan(t *testing.T) {
 
 func checkExecutorMatchesEngine(t *testing.T, m *quant.Model, imgs []string) {
 	t.Helper()
-	e, err := qengine.New(m, qengine.Options{})
+	e, err := quantengine.New(m, quantengine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func TestRoundTrip(t *testing.T) {
 				t.Errorf("layer %s: quant %+v, want %+v", l.Name, l.Quant, m.Layers[i].Quant)
 			}
 		}
-		e2, err := qengine.New(r, qengine.Options{})
+		e2, err := quantengine.New(r, quantengine.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -577,13 +577,13 @@ func TestLeakyKeep(t *testing.T) {
 
 // forwardImage runs qengine on one image file and returns the engine, holding every
 // layer's output, and the network input it was given.
-func forwardImage(tb testing.TB, m *quant.Model, img string) (*qengine.Engine, []float32) {
+func forwardImage(tb testing.TB, m *quant.Model, img string) (*quantengine.Engine, []float32) {
 	tb.Helper()
 	in, err := calib.LoadInput(img, m)
 	if err != nil {
 		tb.Fatal(err)
 	}
-	e, err := qengine.New(m, qengine.Options{})
+	e, err := quantengine.New(m, quantengine.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

@@ -8,8 +8,8 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/onnx/onnxpb"
-	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
+	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
 
 // FuzzRead feeds the QONNX reader real files of the small model and its lhtan variant
@@ -74,7 +74,7 @@ func fuzzRead(t *testing.T, data []byte) {
 			return
 		}
 	}
-	if _, err := qengine.New(m, qengine.Options{}); err != nil {
+	if _, err := quantengine.New(m, quantengine.Options{}); err != nil {
 		return
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 )
 
 // minBNVariance keeps the batch-norm divisor of a channel whose convolution output hardly
@@ -40,7 +40,7 @@ func (r *Result) CalibrateBN(images [][]float32, threads int) (*BNStats, error) 
 		}
 		forward = st.forward
 	} else {
-		e, err := engine.New(m, engine.Options{Threads: threads, KeepAll: true})
+		e, err := floatengine.New(m, floatengine.Options{Threads: threads, KeepAll: true})
 		if err != nil {
 			return nil, fmt.Errorf("calibrate batch norms: %w", err)
 		}
@@ -121,7 +121,7 @@ func (s *Sidecar) layer(index int) *SidecarLayer {
 // convProbe runs one layer's convolution alone (no batch norm, bias or activation) and
 // accumulates per-channel sums of its output.
 type convProbe struct {
-	e          *engine.Engine
+	e          *floatengine.Engine
 	hw         int
 	sum, sumSq []float64
 	count      int
@@ -135,7 +135,7 @@ func newConvProbe(l *quant.Layer, threads int) (*convProbe, error) {
 	if err := m.InferShapes(); err != nil {
 		return nil, err
 	}
-	e, err := engine.New(m, engine.Options{Threads: threads, KeepAll: true})
+	e, err := floatengine.New(m, floatengine.Options{Threads: threads, KeepAll: true})
 	if err != nil {
 		return nil, err
 	}
@@ -173,7 +173,7 @@ func (p *convProbe) stats(o int) (mean, variance float64) {
 // stepper runs a chain of convolutions and pools layer by layer, applying darknet's
 // lhtan after the quantized layers (which the float engine does not implement).
 type stepper struct {
-	engines []*engine.Engine
+	engines []*floatengine.Engine
 	lhtan   []bool
 	outs    [][]float32
 }
@@ -199,7 +199,7 @@ func newStepper(m *quant.Model, quantized map[int]bool, threads int) (*stepper, 
 		if err := sm.InferShapes(); err != nil {
 			return nil, err
 		}
-		e, err := engine.New(sm, engine.Options{Threads: threads, KeepAll: true})
+		e, err := floatengine.New(sm, floatengine.Options{Threads: threads, KeepAll: true})
 		if err != nil {
 			return nil, err
 		}

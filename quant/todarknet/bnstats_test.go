@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 )
 
@@ -59,7 +59,7 @@ func TestCalibrateBN(t *testing.T) {
 
 func forwardHead(tb testing.TB, res *Result, img []float32, head int) []float32 {
 	tb.Helper()
-	e, err := engine.New(res.Model, engine.Options{})
+	e, err := floatengine.New(res.Model, floatengine.Options{})
 	if err != nil {
 		tb.Fatal(err)
 	}

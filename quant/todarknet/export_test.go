@@ -11,8 +11,8 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
@@ -154,7 +154,7 @@ func TestQNNRoundTripDetections(t *testing.T) {
 }
 
 // detectQNN runs the W1A3 host pipeline and returns its detections and engine output.
-func detectQNN(tb testing.TB, m *quant.Model, img *imageio.Image) ([]detect.Detection, []byte) {
+func detectQNN(tb testing.TB, m *quant.Model, img *imageio.Image) ([]boxes.Detection, []byte) {
 	tb.Helper()
 	net, err := qnn.NewDetector(m, 0)
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"math"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
@@ -167,10 +167,10 @@ func (cl *convLayer) forward(n *Net, in, out []float32, train bool) {
 	case cl.c.Binary || cl.c.XNOR:
 		cl.wfwd = cl.binarized(f)
 	}
-	wp := engine.PackA(f, cl.k, cl.wfwd, cl.k)
+	wp := floatengine.PackA(f, cl.k, cl.wfwd, cl.k)
 	n.parallelImages(func(worker, b int) {
 		col := cl.colOf(n, worker, in[b*isz:(b+1)*isz])
-		engine.SgemmPacked(wp, cl.hw, col, out[b*osz:(b+1)*osz], n.workers[worker])
+		floatengine.SgemmPacked(wp, cl.hw, col, out[b*osz:(b+1)*osz], n.workers[worker])
 	})
 	cl.trainPass = train
 	if cl.c.BN != nil {
@@ -303,11 +303,11 @@ func (cl *convLayer) backward(n *Net, in, out, delta, inDelta []float32) {
 		cl.batchNormBackward(n, delta)
 	}
 	isz, osz := cl.l.In.Size(), cl.l.Out.Size()
-	var wtp *engine.PackedA
+	var wtp *floatengine.PackedA
 	if inDelta != nil {
 		wt := make([]float32, f*cl.k)
 		transpose(cl.wfwd, f, cl.k, wt)
-		wtp = engine.PackA(cl.k, f, wt, f)
+		wtp = floatengine.PackA(cl.k, f, wt, f)
 	}
 	for w := range cl.dW {
 		clear(cl.dW[w])
@@ -318,7 +318,7 @@ func (cl *convLayer) backward(n *Net, in, out, delta, inDelta []float32) {
 		colT := cl.colT[worker]
 		transpose(col, cl.k, hw, colT)
 		tmp := cl.tmp[worker]
-		engine.SgemmPacked(engine.PackA(f, hw, d, hw), cl.k, colT, tmp, n.workers[worker])
+		floatengine.SgemmPacked(floatengine.PackA(f, hw, d, hw), cl.k, colT, tmp, n.workers[worker])
 		dw := cl.dW[worker]
 		for i, v := range tmp {
 			dw[i] += v
@@ -328,14 +328,14 @@ func (cl *convLayer) backward(n *Net, in, out, delta, inDelta []float32) {
 		}
 		id := inDelta[b*isz : (b+1)*isz]
 		if cl.direct() {
-			engine.SgemmPacked(wtp, hw, d, cl.dcol[worker], n.workers[worker])
+			floatengine.SgemmPacked(wtp, hw, d, cl.dcol[worker], n.workers[worker])
 			for i, v := range cl.dcol[worker][:isz] {
 				id[i] += v
 			}
 			return
 		}
 		dcol := cl.dcol[worker]
-		engine.SgemmPacked(wtp, hw, d, dcol, n.workers[worker])
+		floatengine.SgemmPacked(wtp, hw, d, dcol, n.workers[worker])
 		col2im(dcol, cl.l.In.C, cl.l.In.H, cl.l.In.W, cl.c.Size, cl.c.Stride, cl.c.Pad, id, cl.l.Out.H, cl.l.Out.W)
 	})
 	for _, dw := range cl.dW { // fixed order: deterministic sums

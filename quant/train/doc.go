@@ -14,7 +14,7 @@
 // quant/darknet.
 //
 // How it computes: a mini-batch goes layer by layer with every output kept;
-// convolutions are im2col + quant/engine's packed GEMM (forward W*col, weight deltas
+// convolutions are im2col + quant/floatengine's packed GEMM (forward W*col, weight deltas
 // delta*col^T, input deltas W^T*delta then col2im), one image at a time with the GEMMs
 // split over the cores, so the result does not depend on the thread count. Mini-batches
 // are prepared (decoded, augmented) in a goroutine ahead of the compute, each from a

@@ -13,8 +13,8 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
+	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
 
@@ -99,7 +99,7 @@ func testFlowLevels(t *testing.T, cfg, data string, res *Result, w qonnx.WeightO
 			t.Errorf("%s: trained weight scales %v, the flow's %v", l.Name, res.Model.Layers[i].Quant.WeightScale, q.WeightScale)
 		}
 	}
-	e, err := qengine.New(flow, qengine.Options{Threads: 1, FloatInput: true})
+	e, err := quantengine.New(flow, quantengine.Options{Threads: 1, FloatInput: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func testFlowLevels(t *testing.T, cfg, data string, res *Result, w qonnx.WeightO
 // inputs against the engine's, which rounds them to the pixel grid.
 func logPixelRounding(t *testing.T, net *Net, flow *quant.Model, raw [][]float32) {
 	t.Helper()
-	e, err := qengine.New(flow, qengine.Options{Threads: 1})
+	e, err := quantengine.New(flow, quantengine.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

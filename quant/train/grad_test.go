@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 )
 
 // testNet is a Net shell for driving single layers.
@@ -15,7 +15,7 @@ func testNet(tb testing.TB, batch, threads int) *Net {
 	tb.Helper()
 	n := &Net{Batch: batch, Threads: threads, Region: DefaultConfig().Region}
 	for range min(threads, batch) {
-		n.workers = append(n.workers, engine.NewWorkers(1))
+		n.workers = append(n.workers, floatengine.NewWorkers(1))
 	}
 	return n
 }
@@ -150,7 +150,7 @@ func TestMaxPoolGradient(t *testing.T) {
 		// Compare with the engine's inference max pool.
 		p.forward(n, in, out, true)
 		want := make([]float32, l.Out.Size())
-		engine.MaxPool(in[:l.In.Size()], 2, tc.h, tc.w, tc.size, tc.stride, tc.pad, want, l.Out.H, l.Out.W)
+		floatengine.MaxPool(in[:l.In.Size()], 2, tc.h, tc.w, tc.size, tc.stride, tc.pad, want, l.Out.H, l.Out.W)
 		for i := range want {
 			if want[i] != out[i] {
 				t.Fatalf("pool %+v: out[%d] = %g, engine %g", tc, i, out[i], want[i])
@@ -184,7 +184,7 @@ func TestRegionGradient(t *testing.T) {
 		activate := func() {
 			copy(out, z)
 			for b := 0; b < 2; b++ {
-				engine.RegionActivate(out[b*l.Out.Size():(b+1)*l.Out.Size()], hd, W*H)
+				floatengine.RegionActivate(out[b*l.Out.Size():(b+1)*l.Out.Size()], hd, W*H)
 			}
 		}
 		activate()

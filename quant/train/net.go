@@ -6,7 +6,7 @@ import (
 	"sync"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 )
 
 // Net trains a model in place: its convolution weights, biases and batch-norm
@@ -27,7 +27,7 @@ type Net struct {
 	layers  []trainLayer
 	outs    [][]float32 // per layer, Batch x Out.Size()
 	deltas  [][]float32
-	workers []*engine.Workers
+	workers []*floatengine.Workers
 	gemmThr int
 	// LearnClip lets quantized activations learn their scale (PACT); see qat.go.
 	LearnClip bool
@@ -94,7 +94,7 @@ func NewNet(m *quant.Model, batch, threads int, rp RegionParams) (*Net, error) {
 	if batch < 1 {
 		return nil, fmt.Errorf("train: batch %d must be positive", batch)
 	}
-	w := engine.NewWorkers(threads)
+	w := floatengine.NewWorkers(threads)
 	n := &Net{Model: m, Batch: batch, Threads: w.Threads(), Region: rp}
 	if rp.MaxBoxes <= 0 {
 		n.Region.MaxBoxes = 30
@@ -129,7 +129,7 @@ func (n *Net) setImageTasks(tasks int) {
 	n.gemmThr = max(1, n.Threads/tasks)
 	n.workers = n.workers[:0]
 	for range tasks {
-		n.workers = append(n.workers, engine.NewWorkers(n.gemmThr))
+		n.workers = append(n.workers, floatengine.NewWorkers(n.gemmThr))
 	}
 }
 

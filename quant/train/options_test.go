@@ -13,7 +13,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 )
 
 func TestParseSources(t *testing.T) {
@@ -328,7 +328,7 @@ func TestScaleBinaryWeights(t *testing.T) {
 
 func forwardHead(t *testing.T, m *quant.Model, in []float32) []float32 {
 	t.Helper()
-	e, err := engine.New(m, engine.Options{Threads: 1})
+	e, err := floatengine.New(m, floatengine.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

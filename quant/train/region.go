@@ -4,7 +4,7 @@ import (
 	"math"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 )
 
 // Box is one ground-truth box: centre and size relative to the network input (0..1),
@@ -34,7 +34,7 @@ func (r *regionLayer) forward(n *Net, in, out []float32, train bool) {
 	sz := r.l.Out.Size()
 	hw := r.l.Out.H * r.l.Out.W
 	for b := 0; b < n.Batch; b++ {
-		engine.RegionActivate(out[b*sz:(b+1)*sz], r.l.Head, hw)
+		floatengine.RegionActivate(out[b*sz:(b+1)*sz], r.l.Head, hw)
 	}
 	if train {
 		delta := n.deltas[len(n.deltas)-1]

@@ -15,7 +15,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 )
 
 // tinyCfg is a very small Tiny-YOLO-shaped detector at 32x32 with a 4x4 grid.
@@ -178,7 +178,7 @@ func TestOverfitLossDecreases(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := engine.New(m, engine.Options{Threads: 1})
+	e, err := floatengine.New(m, floatengine.Options{Threads: 1})
 	if err != nil {
 		t.Fatal(err)
 	}

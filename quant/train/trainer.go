@@ -14,15 +14,15 @@ import (
 	"time"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/dataset"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
-	"github.com/fpgadetector/pynq-agent/quant/qengine"
+	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
 
 // Options configure [Run].
@@ -527,14 +527,14 @@ func EvalMAP(m *quant.Model, val string, names []string, threads int) (*mapeval.
 	var e detector.Engine
 	if hasQuant(m) {
 		refreshWeightScales(m)
-		e, err = qengine.New(m, qengine.Options{Threads: threads})
+		e, err = quantengine.New(m, quantengine.Options{Threads: threads})
 	} else {
-		e, err = engine.New(m, engine.Options{Threads: threads})
+		e, err = floatengine.New(m, floatengine.Options{Threads: threads})
 	}
 	if err != nil {
 		return nil, err
 	}
-	det := detector.NewFloatWith(m, e, detect.DarknetNMS)
+	det := detector.NewFloatWith(m, e, boxes.DarknetNMS)
 	classNames := names
 	if classNames == nil {
 		classNames = ds.Names

@@ -1,6 +1,6 @@
 //go:build amd64 && !purego && !goexperiment.simd
 
-package engine
+package floatengine
 
 // The default amd64 build runs the GEMM on an assembly micro-kernel (gemm_amd64.s):
 // AVX2+FMA, a 4x24 register tile (12 ymm accumulators: 4 rows x 3 vectors of 8

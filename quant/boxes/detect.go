@@ -1,8 +1,8 @@
-// Package detect owns the last step of the darknet-compatible pipeline: decoding the
+// Package boxes owns the last step of the darknet-compatible pipeline: decoding the
 // outputs of [region] (YOLOv2) and [yolo] (YOLOv3) heads into boxes the way darknet's
 // get_network_boxes does, undoing the letterbox, darknet's per-class NMS (do_nms_sort),
 // and the output formats of `pynqctl detect` (darknet's "name: NN%" lines and JSON).
-package detect
+package boxes
 
 import (
 	"fmt"

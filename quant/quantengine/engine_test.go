@@ -1,4 +1,4 @@
-package qengine_test
+package quantengine_test
 
 import (
 	"math"
@@ -7,10 +7,10 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
 
 func yoloFastest(tb testing.TB) *quant.Model {
@@ -38,11 +38,11 @@ func letterboxed(tb testing.TB, m *quant.Model, elem ...string) []float32 {
 func TestFloatMatchesEngine(t *testing.T) {
 	m := yoloFastest(t)
 	in := letterboxed(t, m, "qnn-mo-pynq", "images", "dog.jpg")
-	fe, err := engine.New(m, engine.Options{})
+	fe, err := floatengine.New(m, floatengine.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	qe, err := qengine.New(m, qengine.Options{FloatInput: true})
+	qe, err := quantengine.New(m, quantengine.Options{FloatInput: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,7 +71,7 @@ func BenchmarkForwardQNNMO(b *testing.B) {
 		b.Fatal(err)
 	}
 	in := letterboxed(b, m, "qnn-mo-pynq", "images", "dog.jpg")
-	e, err := qengine.New(m, qengine.Options{FloatInput: true})
+	e, err := quantengine.New(m, quantengine.Options{FloatInput: true})
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -85,7 +85,7 @@ func BenchmarkForwardQNNMO(b *testing.B) {
 func BenchmarkForwardYoloFastest(b *testing.B) {
 	m := yoloFastest(b)
 	in := letterboxed(b, m, "qnn-mo-pynq", "images", "dog.jpg")
-	e, err := qengine.New(m, qengine.Options{})
+	e, err := quantengine.New(m, quantengine.Options{})
 	if err != nil {
 		b.Fatal(err)
 	}

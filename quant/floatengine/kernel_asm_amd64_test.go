@@ -1,6 +1,6 @@
 //go:build amd64 && !purego && !goexperiment.simd
 
-package engine
+package floatengine
 
 import (
 	"fmt"

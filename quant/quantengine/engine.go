@@ -1,4 +1,4 @@
-// Package qengine owns the quantized inference engine: it runs a [quant.Model] whose
+// Package quantengine owns the quantized inference engine: it runs a [quant.Model] whose
 // layers carry quantization facts ([quant.LayerQuant]) as the QONNX files of
 // quant/qonnx define them: float layers in float, quantized weights (bipolar times a
 // per-channel scale, or multi-bit) fake-quantized, activations quantized to ActBits
@@ -10,7 +10,7 @@
 // levels: a convolution sums w*x in float64 in input order (channel, kernel row, kernel
 // column), adds the bias, rounds to float32; batch norm, activations and quantizers are
 // the float32 operations of quant/qonnx's scalar semantics.
-package qengine
+package quantengine
 
 import (
 	"errors"
@@ -20,7 +20,7 @@ import (
 	"sync"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/engine"
+	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
@@ -37,7 +37,7 @@ type Engine struct {
 	m       *quant.Model
 	opt     Options
 	threads int
-	workers *engine.Workers
+	workers *floatengine.Workers
 	layers  []*layer
 	input   []float32
 	vals    [][]float32 // every layer's output values (kept: models here are small)
@@ -56,7 +56,7 @@ type layer struct {
 	bnMean  []float32
 	bnSD    []float32
 	thr     bool
-	packed  *engine.PackedA
+	packed  *floatengine.PackedA
 	col     []float32 // im2col buffer (threshold path)
 	acc     []float32
 	// quantizer
@@ -77,7 +77,7 @@ func New(m *quant.Model, opt Options) (*Engine, error) {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	e := &Engine{m: m, opt: opt, threads: threads, workers: engine.NewWorkers(threads), input: make([]float32, m.Input.Size()),
+	e := &Engine{m: m, opt: opt, threads: threads, workers: floatengine.NewWorkers(threads), input: make([]float32, m.Input.Size()),
 		vals: make([][]float32, len(m.Layers)), lvs: make([][]float32, len(m.Layers))}
 	for i, l := range m.Layers {
 		pl, err := e.prepare(i, l)
@@ -233,7 +233,7 @@ func (e *Engine) prepareThresholds(pl *layer, per int) error {
 	for k, v := range c.Weights {
 		signs[k] = qonnx.BipolarSign(v)
 	}
-	pl.packed = engine.PackA(c.Filters, per, signs, per)
+	pl.packed = floatengine.PackA(c.Filters, per, signs, per)
 	hw := l.Out.H * l.Out.W
 	if !(c.Size == 1 && c.Stride == 1 && c.Pad == 0) {
 		pl.col = make([]float32, per*hw)
@@ -310,9 +310,9 @@ func (e *Engine) forward(i int, pl *layer) {
 		}
 	case quant.KindMaxPool:
 		p, s, o := l.Pool, l.In, l.Out
-		engine.MaxPool(e.get(l.Inputs[0]), s.C, s.H, s.W, p.Size, p.Stride, p.Pad, out, o.H, o.W)
+		floatengine.MaxPool(e.get(l.Inputs[0]), s.C, s.H, s.W, p.Size, p.Stride, p.Pad, out, o.H, o.W)
 		if lv := e.lvs[i]; lv != nil {
-			engine.MaxPool(e.lvs[l.Inputs[0]], s.C, s.H, s.W, p.Size, p.Stride, p.Pad, lv, o.H, o.W)
+			floatengine.MaxPool(e.lvs[l.Inputs[0]], s.C, s.H, s.W, p.Size, p.Stride, p.Pad, lv, o.H, o.W)
 		}
 	case quant.KindRoute:
 		o := 0
@@ -331,7 +331,7 @@ func (e *Engine) forward(i int, pl *layer) {
 		if scale == 0 {
 			scale = 1
 		}
-		engine.Upsample(e.get(l.Inputs[0]), l.In.C, l.In.H, l.In.W, l.Upsample.Stride, scale, out)
+		floatengine.Upsample(e.get(l.Inputs[0]), l.In.C, l.In.H, l.In.W, l.Upsample.Stride, scale, out)
 	case quant.KindDropout:
 		copy(out, e.get(l.Inputs[0]))
 		if lv := e.lvs[i]; lv != nil {
@@ -339,10 +339,10 @@ func (e *Engine) forward(i int, pl *layer) {
 		}
 	case quant.KindRegion:
 		copy(out, e.get(l.Inputs[0]))
-		engine.RegionActivate(out, l.Head, l.In.H*l.In.W)
+		floatengine.RegionActivate(out, l.Head, l.In.H*l.In.W)
 	case quant.KindYolo:
 		copy(out, e.get(l.Inputs[0]))
-		engine.YoloActivate(out, l.Head, l.In.H*l.In.W)
+		floatengine.YoloActivate(out, l.Head, l.In.H*l.In.W)
 	}
 }
 
@@ -447,7 +447,7 @@ func (e *Engine) thresholdConv(i int, pl *layer) {
 		e.im2col(l, in, pl.col)
 		b = pl.col
 	}
-	engine.SgemmPacked(pl.packed, hw, b, pl.acc, e.workers)
+	floatengine.SgemmPacked(pl.packed, hw, b, pl.acc, e.workers)
 	lv, out := e.lvs[i], e.vals[i]
 	e.parallel(c.Filters, func(o0, o1 int) {
 		for o := o0; o < o1; o++ {

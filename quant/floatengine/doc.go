@@ -1,4 +1,4 @@
-// Package engine owns the float32 inference engine: it runs a [quant.Model] layer by layer
+// Package floatengine owns the float32 inference engine: it runs a [quant.Model] layer by layer
 // on the CPU exactly as darknet's CPU forward pass computes it (NCHW, batch 1), in parallel
 // across cores, in pure Go. It also exports the building blocks (GEMM, convolution,
 // pooling, activations, head activations) that the quantized engine reuses for its float
@@ -18,4 +18,4 @@
 // no bounds checks; 4x24 on amd64 without AVX2), about 10 GFLOP/s per core. Built with
 // GOEXPERIMENT=simd on amd64, it uses simd/archsimd instead (AVX2+FMA, 16x2 tile, about
 // 40 GFLOP/s per core); everything else is the same code.
-package engine
+package floatengine

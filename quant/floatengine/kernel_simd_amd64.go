@@ -1,6 +1,6 @@
 //go:build goexperiment.simd && amd64
 
-package engine
+package floatengine
 
 // Built with GOEXPERIMENT=simd, the GEMM uses AVX2+FMA through simd/archsimd (still pure
 // Go): a 16x2 register tile, two 8-lane vectors of A rows times two broadcast B values,

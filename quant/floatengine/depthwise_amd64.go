@@ -1,6 +1,6 @@
 //go:build amd64 && !purego && !goexperiment.simd
 
-package engine
+package floatengine
 
 // Depthwise convolutions on AVX2: each channel plane is first copied into a zero-padded
 // buffer whose rows are split into stride phases (phase p holds padded columns p, p+s,

@@ -1,4 +1,4 @@
-package detect
+package boxes
 
 import (
 	"bytes"

@@ -1,15 +1,15 @@
-package qengine_test
+package quantengine_test
 
 import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
-	"github.com/fpgadetector/pynq-agent/quant/detect"
+	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qengine"
 	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
 
 // TestQNNMOBitExact runs QNN-MO-PYNQ's published W1A3 Tinier-YOLO on dog.jpg through
@@ -26,7 +26,7 @@ func TestQNNMOBitExact(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := qengine.New(m, qengine.Options{FloatInput: true})
+	e, err := quantengine.New(m, quantengine.Options{FloatInput: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestQNNMOBitExact(t *testing.T) {
 	}
 }
 
-// TestQNNMODogDetections: qengine is a detect.Engine; its detections on dog.jpg equal
+// TestQNNMODogDetections: quantengine is a detector.Engine; its detections on dog.jpg equal
 // quant/qnn's host pipeline's and are within quant/qnn's tolerance (5.5 points: the
 // JPEG decoder differs from the published run's stb_image) of the published car 86 %,
 // dog 86 %, bicycle 78 %.
@@ -121,7 +121,7 @@ func TestQNNMODogDetections(t *testing.T) {
 	}
 	dir := testutil.Fixture(t, "qnn-mo-pynq", "params")
 	img := testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg")
-	names, err := detect.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
+	names, err := boxes.LoadNames(testutil.Fixture(t, "qnn-mo-pynq", "voc.names"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestQNNMODogDetections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	e, err := qengine.New(m, qengine.Options{FloatInput: true})
+	e, err := quantengine.New(m, quantengine.Options{FloatInput: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -165,7 +165,7 @@ func TestQNNMODogDetections(t *testing.T) {
 		t.Fatal(err)
 	}
 	ref := map[string]float32{}
-	for _, o := range detect.Objects(dets, 0.3, names, im.W, im.H) {
+	for _, o := range boxes.Objects(dets, 0.3, names, im.W, im.H) {
 		ref[o.Name] = max(ref[o.Name], o.Score)
 	}
 	if len(ref) != len(found) {

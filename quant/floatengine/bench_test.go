@@ -1,4 +1,4 @@
-package engine
+package floatengine
 
 import (
 	"fmt"
@@ -14,7 +14,7 @@ import (
 )
 
 // BenchmarkSgemm multiplies shapes typical of the detectors' convolutions (filters x
-// pixels x filter size). Run: go test -run '^$' -bench . ./quant/engine/
+// pixels x filter size). Run: go test -run '^$' -bench . ./quant/floatengine/
 func BenchmarkSgemm(b *testing.B) {
 	r := rand.New(rand.NewPCG(1, 1))
 	for _, s := range [][3]int{{64, 52 * 52, 576}, {256, 13 * 13, 2304}, {512, 512, 512}} {
