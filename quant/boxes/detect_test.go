@@ -8,25 +8,10 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant"
+	"github.com/fpgadetector/pynq-agent/quant/internal/headtest"
 )
 
 var vocAnchors = []float32{1.08, 1.19, 3.42, 4.41, 6.63, 11.38, 9.42, 5.11, 16.62, 10.52}
-
-// headModel builds a model whose only layer is a detection head over a gw x gh grid,
-// with a net x net input (shapes set directly: Decode reads nothing else).
-func headModel(kind quant.Kind, h *quant.Head, net, gw, gh int) *quant.Model {
-	per := 5 + h.Classes
-	return &quant.Model{
-		Input:  quant.Shape{C: 3, H: net, W: net},
-		Layers: []*quant.Layer{{Kind: kind, Name: "head", Head: h, Out: quant.Shape{C: h.Num * per, H: gh, W: gw}}},
-	}
-}
-
-// setEntry writes field f of anchor n at grid cell (row, col).
-func setEntry(out []float32, h *quant.Head, gw, gh, n, f, row, col int, v float32) {
-	per := 5 + h.Classes
-	out[(n*per+f)*gw*gh+row*gw+col] = v
-}
 
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 
@@ -41,13 +26,13 @@ func checkBox(t *testing.T, got [4]float32, want [4]float64) {
 
 func TestDecodeRegionHandComputed(t *testing.T) {
 	h := &quant.Head{Classes: 2, Coords: 4, Num: 5, Anchors: vocAnchors, Softmax: true}
-	m := headModel(quant.KindRegion, h, 416, 13, 13)
+	m := headtest.Model(quant.KindRegion, h, 416, 13, 13)
 	out := make([]float32, m.Layers[0].Out.Size())
 	// anchor 2 at row 6, col 4: x 0.5, y 0.25, tw 0, th ln 2, objectness 0.9, softmax 0.2/0.8
 	for f, v := range []float32{0.5, 0.25, 0, float32(math.Ln2), 0.9, 0.2, 0.8} {
-		setEntry(out, h, 13, 13, 2, f, 6, 4, v)
+		headtest.SetEntry(out, h, 13, 13, 2, f, 6, 4, v)
 	}
-	setEntry(out, h, 13, 13, 0, 4, 0, 0, 0.25) // objectness not above thresh: dropped
+	headtest.SetEntry(out, h, 13, 13, 0, 4, 0, 0, 0.25) // objectness not above thresh: dropped
 	dets, err := Decode(m, map[int][]float32{0: out}, 416, 416, 0.25)
 	if err != nil {
 		t.Fatal(err)
@@ -66,11 +51,11 @@ func TestDecodeRegionHandComputed(t *testing.T) {
 
 func TestDecodeLetterboxCorrection(t *testing.T) {
 	h := &quant.Head{Classes: 1, Coords: 4, Num: 1, Anchors: []float32{2, 2}}
-	m := headModel(quant.KindRegion, h, 416, 8, 8)
+	m := headtest.Model(quant.KindRegion, h, 416, 8, 8)
 	out := make([]float32, m.Layers[0].Out.Size())
 	// Box at the net centre, a quarter of the net wide and high.
 	for f, v := range []float32{0, 0, 0, 0, 1, 1} {
-		setEntry(out, h, 8, 8, 0, f, 4, 4, v)
+		headtest.SetEntry(out, h, 8, 8, 0, f, 4, 4, v)
 	}
 	// 832x416 letterboxes to 416x208 with 104 rows of grey above and below: the centre
 	// stays the centre, heights double relative to the image.
@@ -90,13 +75,13 @@ func TestDecodeLetterboxCorrection(t *testing.T) {
 func TestDecodeYoloMaskAndScale(t *testing.T) {
 	anchors := []float32{12, 18, 37, 49, 52, 132, 115, 73, 119, 199, 242, 238}
 	h := &quant.Head{Classes: 80, Num: 3, Anchors: anchors, Mask: []int{3, 4, 5}, ScaleXY: 1}
-	m := headModel(quant.KindYolo, h, 320, 10, 10)
+	m := headtest.Model(quant.KindYolo, h, 320, 10, 10)
 	out := make([]float32, m.Layers[0].Out.Size())
 	for f, v := range []float32{0.5, 0.5, 0, 0, 0.8} {
-		setEntry(out, h, 10, 10, 1, f, 2, 7, v) // mask entry 1 = anchor 4 (119x199 px)
+		headtest.SetEntry(out, h, 10, 10, 1, f, 2, 7, v) // mask entry 1 = anchor 4 (119x199 px)
 	}
-	setEntry(out, h, 10, 10, 1, 5+56, 2, 7, 0.9)
-	setEntry(out, h, 10, 10, 1, 5+3, 2, 7, 0.2) // 0.16 is below thresh: zero
+	headtest.SetEntry(out, h, 10, 10, 1, 5+56, 2, 7, 0.9)
+	headtest.SetEntry(out, h, 10, 10, 1, 5+3, 2, 7, 0.2) // 0.16 is below thresh: zero
 	dets, err := Decode(m, map[int][]float32{0: out}, 640, 480, 0.25)
 	if err != nil {
 		t.Fatal(err)
@@ -112,7 +97,7 @@ func TestDecodeYoloMaskAndScale(t *testing.T) {
 	// scale_x_y is the engine's business (darknet's forward): an offset of 1 already
 	// stretched by it is decoded as is, to the next cell's left edge.
 	h.ScaleXY = 2
-	setEntry(out, h, 10, 10, 1, 0, 2, 7, 1)
+	headtest.SetEntry(out, h, 10, 10, 1, 0, 2, 7, 1)
 	dets, err = Decode(m, map[int][]float32{0: out}, 320, 320, 0.25)
 	if err != nil {
 		t.Fatal(err)
@@ -124,7 +109,7 @@ func TestDecodeYoloMaskAndScale(t *testing.T) {
 
 func TestDecodeErrors(t *testing.T) {
 	h := &quant.Head{Classes: 1, Coords: 4, Num: 1, Anchors: []float32{1, 1}}
-	m := headModel(quant.KindRegion, h, 416, 2, 2)
+	m := headtest.Model(quant.KindRegion, h, 416, 2, 2)
 	if _, err := Decode(m, map[int][]float32{}, 10, 10, 0.5); err == nil {
 		t.Error("missing head output accepted")
 	}

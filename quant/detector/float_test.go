@@ -7,23 +7,8 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
+	"github.com/fpgadetector/pynq-agent/quant/internal/headtest"
 )
-
-// headModel builds a model whose only layer is a detection head over a gw x gh grid,
-// with a net x net input (shapes set directly: decoding reads nothing else).
-func headModel(kind quant.Kind, h *quant.Head, net, gw, gh int) *quant.Model {
-	per := 5 + h.Classes
-	return &quant.Model{
-		Input:  quant.Shape{C: 3, H: net, W: net},
-		Layers: []*quant.Layer{{Kind: kind, Name: "head", Head: h, Out: quant.Shape{C: h.Num * per, H: gh, W: gw}}},
-	}
-}
-
-// setEntry writes field f of anchor n at grid cell (row, col).
-func setEntry(out []float32, h *quant.Head, gw, gh, n, f, row, col int, v float32) {
-	per := 5 + h.Classes
-	out[(n*per+f)*gw*gh+row*gw+col] = v
-}
 
 func near(a, b, tol float64) bool { return math.Abs(a-b) <= tol }
 
@@ -40,13 +25,13 @@ func (f *fakeEngine) Output(int) []float32       { return f.head }
 // head: letterbox, forward, decode, NMS and darknet's object list.
 func TestFloatStages(t *testing.T) {
 	h := &quant.Head{Classes: 2, Coords: 4, Num: 1, Anchors: []float32{4, 4}, Softmax: true}
-	m := headModel(quant.KindRegion, h, 32, 4, 4)
+	m := headtest.Model(quant.KindRegion, h, 32, 4, 4)
 	head := make([]float32, m.Layers[0].Out.Size())
 	for f, v := range []float32{0.5, 0.5, 0, 0, 0.9, 0.1, 0.9} {
-		setEntry(head, h, 4, 4, 0, f, 1, 1, v)
+		headtest.SetEntry(head, h, 4, 4, 0, f, 1, 1, v)
 	}
 	for f, v := range []float32{0.6, 0.5, 0, 0, 0.8, 0.1, 0.9} { // same object, less sure
-		setEntry(head, h, 4, 4, 0, f, 1, 2, v)
+		headtest.SetEntry(head, h, 4, 4, 0, f, 1, 2, v)
 	}
 	e := &fakeEngine{head: head}
 	im := imageio.NewImage(64, 32, 3)
