@@ -12,11 +12,19 @@ import (
 // parked helper leaves after crewLinger without work, so an idle simulation costs
 // nothing. Waits never yield in a loop (runtime.Gosched): a goroutine that keeps
 // yielding keeps its processor from stealing work, the agent's other stages included.
+//
+// A helper holds the crew only, never a finished section (whose closure holds the
+// engine model and its buffers): an abandoned model is garbage at once, its helpers
+// leave after crewLinger.
 type crew struct {
-	cur     atomic.Pointer[section]
-	helpers atomic.Int32  // helpers alive
-	wake    chan struct{} // parked helpers wait here for a section
+	cur     atomic.Pointer[section] // the section in progress, nil between sections
+	gen     atomic.Uint64           // sections started
+	helpers atomic.Int32            // helpers alive
+	wake    chan struct{}           // parked helpers wait here for a section
 }
+
+// newCrew returns a crew for up to threads goroutines.
+func newCrew(threads int) *crew { return &crew{wake: make(chan struct{}, max(threads, 1))} }
 
 const (
 	crewSpin   = 500 * time.Microsecond // busy wait for the next section, or for helpers
@@ -25,6 +33,7 @@ const (
 
 // section is one parallel run of f over rows 0..n-1, handed out in chunks.
 type section struct {
+	gen      uint64
 	n, chunk int
 	f        func(r0, r1 int)
 	next     atomic.Int64  // first row not yet handed out
@@ -39,19 +48,17 @@ func (c *crew) run(n, threads int, f func(r0, r1 int)) {
 		f(0, n)
 		return
 	}
-	if c.wake == nil {
-		c.wake = make(chan struct{}, threads)
-	}
-	s := &section{n: n, chunk: max(1, n/(4*threads)), f: f, done: make(chan struct{})}
+	s := &section{gen: c.gen.Add(1), n: n, chunk: max(1, n/(4*threads)), f: f, done: make(chan struct{})}
 	s.left.Store(int64(n))
 	c.cur.Store(s)
+	defer c.cur.CompareAndSwap(s, nil)
 	for c.helpers.Load() < int32(threads-1) {
 		c.helpers.Add(1)
 		go c.help()
 	}
 	for i := 1; i < threads; i++ {
 		select {
-		case c.wake <- struct{}{}: // a parked helper takes it; a spinning one sees cur
+		case c.wake <- struct{}{}: // a parked helper takes it; a spinning one sees gen
 		default:
 		}
 	}
@@ -80,14 +87,16 @@ func (s *section) work() {
 // help works on every new section; it leaves after crewLinger without one.
 func (c *crew) help() {
 	defer c.helpers.Add(-1)
-	var last *section
+	var last uint64 // sections up to this one are done or being done
 	for {
-		if s := c.cur.Load(); s != last {
-			last = s
+		g := c.gen.Load()
+		if s := c.cur.Load(); s != nil && s.gen > last {
+			last = s.gen
 			s.work()
 			continue
 		}
-		if spinUntil(func() bool { return c.cur.Load() != last }) {
+		last = max(last, g) // (a section that started in between is left to the others)
+		if spinUntil(func() bool { return c.gen.Load() != last }) {
 			continue
 		}
 		select {

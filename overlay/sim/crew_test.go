@@ -9,7 +9,7 @@ import (
 // TestCrewCoversEveryRowOnce runs sections of many sizes on crews of several sizes and
 // checks that every row is handed out exactly once and that helpers leave when idle.
 func TestCrewCoversEveryRowOnce(t *testing.T) {
-	var c crew
+	c := newCrew(4)
 	for threads := 1; threads <= 4; threads++ {
 		for n := 0; n <= 50; n++ {
 			seen := make([]atomic.Int32, n)

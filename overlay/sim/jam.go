@@ -84,7 +84,7 @@ type Jam struct {
 	// compute's buffers, kept for the next run; computeMu keeps a run that a reset
 	// abandoned (its goroutine still computing) from sharing them with the next.
 	computeMu sync.Mutex
-	crew      crew
+	crew      *crew
 	planes    []uint64
 	levels    []uint8
 	pooled    []uint8
@@ -96,7 +96,7 @@ func NewJam(mem Memory, lim offload.Limits, threads int) *Jam {
 	if threads <= 0 {
 		threads = runtime.GOMAXPROCS(0)
 	}
-	j := &Jam{regs: overlay.NewMemRegion(jamRegSize), mem: mem, lim: lim, threads: threads}
+	j := &Jam{regs: overlay.NewMemRegion(jamRegSize), mem: mem, lim: lim, threads: threads, crew: newCrew(threads)}
 	j.wmem = make([]uint64, lim.WMemWords(lim.MaxK)*lim.MaxPEConv)
 	j.tmem = make([]int16, lim.TMemEntries()*tmemRows*lim.MaxPEConv)
 	j.regs.OnWrite = j.write
