@@ -122,8 +122,9 @@ func (f *LevelFunc) Level(acc int) float32 {
 // thresholds descend (the engine counts comparisons, so order means nothing to it, and
 // the streamlined file's 1 - t_k ascend as MultiThreshold wants). Each t_k is found by
 // bisection on F itself rather than from the closed form ceil(((k-1/2)*s - B)/A): at
-// an exact tie the closed form, computed in other arithmetic than the graph's float32,
-// can land on the other side. A level reached nowhere in the range gets reach+1
+// an exact tie the graph's quantizer rounds half to even where the closed form counts
+// the tie up, and near one the closed form's float64 can land on the other side of the
+// graph's float32. A level reached nowhere in the range gets reach+1
 // ("never"), one reached everywhere -reach ("always"); a constant channel gets only
 // those and is not inverted. So every threshold lies in [-reach, reach+1].
 func (f *LevelFunc) Thresholds(reach int) (t []int32, invert bool) {
