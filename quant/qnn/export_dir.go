@@ -9,7 +9,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/fpgadetector/pynq-agent/quant"
@@ -26,13 +25,13 @@ import (
 //     FirstActScale/ActScale so that its fixed quantizer round(clip(x,0,4)/4*7) gives
 //     the trained levels round(y/ActScale);
 //   - each hidden convolution: weights +1/-1 and integer thresholds on the sum of
-//     weight sign times input level. With the input scale s_in (the quantized layer
-//     before it), the filter's mean |w| alpha and the batch norm, the training forward
-//     pass computes y = A*acc + B, A = gamma*alpha*s_in/sigma, B = beta - gamma*mu/sigma,
-//     and level >= k iff y >= (k-1/2)*s: T_k = ceil(((k-1/2)*s - B)/A) for A > 0; for
-//     A < 0 the channel is inverted (level = 7 - count(acc >= T_k)) with
-//     T_k = floor(((k-1/2)*s - B)/A) + 1; A = 0 gives a constant level. Thresholds
-//     outside int16 are clamped (they then always or never hold: |acc| <= 7*9*512);
+//     weight sign times input level, from the input scale s_in (the quantized layer
+//     before it), the filter's mean |w| alpha as training rounds it, the batch norm,
+//     activation and quantizer: quant/qonnx's one derivation
+//     ([qonnx.LevelFunc.Thresholds]), so the engine gives the float graph's level
+//     round(y/s) of y = A*acc + B (A = gamma*alpha*s_in/sigma, B = beta - gamma*mu/sigma)
+//     at every acc, ties included, and quant calibrate derives the same thresholds from
+//     the same model. A < 0 gives an inverted channel, A = 0 a constant one;
 //   - the last convolution: weights times the last hidden layer's ActScale (the engine
 //     hands it levels, ActScale 1 as in QNN-MO's pipeline).
 //
@@ -150,52 +149,29 @@ func thresholdLayer(m *quant.Model, l, nl *quant.Layer, inScale float32) error {
 		return fmt.Errorf("qat model: hidden convolution %s: activation %s (thresholds need relu levels)", l.Name, a)
 	}
 	src := l.Conv
-	g, b := bnAffine(m, src)
 	c := &quant.Conv{Filters: src.Filters, Size: src.Size, Stride: src.Stride, Pad: src.Pad, Groups: 1,
 		Activation: quant.ActReLU, Binary: true, Weights: make([]float32, len(src.Weights))}
 	nq := &quant.LayerQuant{WeightBits: 1, ActBits: 3, ActScale: 1,
 		Thresholds: make([][]int32, c.Filters), Invert: make([]bool, c.Filters)}
 	per := len(src.Weights) / c.Filters
-	s := float64(q.ActScale)
+	// The inputs are 3-bit levels, so |acc| <= 7 * fan-in and the thresholds lie in
+	// [-reach, reach+1]. No clamp to the engine's int16: for every layer the engine
+	// runs (MAX_IFM_CH 512, MAX_K 3) reach is at most 32256, and where thresholds go to
+	// the engine (WriteBinparams, NewEngine) one that does not fit is refused with its
+	// layer and channel.
+	reach := 7 * per
 	// The scales training used (and the QONNX flow writes): rounded mean |w|.
 	alphas := qonnx.WeightScales(src.Weights, c.Filters, 1)
+	act := qonnx.WrittenActivation(l)
 	for o := 0; o < c.Filters; o++ {
 		for j, v := range src.Weights[o*per : (o+1)*per] {
 			c.Weights[o*per+j] = qonnx.BipolarSign(v)
 		}
-		A, B := g[o]*float64(alphas[o])*float64(inScale), b[o]
-		nq.Thresholds[o], nq.Invert[o] = levelThresholds(A, B, s)
+		f := qonnx.ChannelLevel(m, src, o, float64(alphas[o]), float64(inScale), act, q.ActScale, q.ActBits)
+		nq.Thresholds[o], nq.Invert[o] = f.Thresholds(reach)
 	}
 	nl.Conv, nl.Quant = c, nq
 	return nil
-}
-
-// levelThresholds gives the 7 thresholds (and invert flag) of level = round(clip((A*acc+B)/s, 0, 7)).
-func levelThresholds(A, B, s float64) ([]int32, bool) {
-	t := make([]int32, 7)
-	clamp := func(v float64) int32 { return int32(math.Min(math.Max(v, math.MinInt16), math.MaxInt16)) }
-	switch {
-	case A > 0:
-		for k := 1; k <= 7; k++ {
-			t[k-1] = clamp(math.Ceil(((float64(k)-.5)*s - B) / A))
-		}
-		return t, false
-	case A < 0:
-		for k := 1; k <= 7; k++ {
-			t[k-1] = clamp(math.Floor(((float64(k)-.5)*s-B)/A) + 1)
-		}
-		sort.Slice(t, func(i, j int) bool { return t[i] < t[j] })
-		return t, true
-	default: // constant level: the first lv thresholds always hold, the rest never
-		lv := int(math.Min(math.Max(math.RoundToEven(B/s), 0), 7))
-		for k := range t {
-			t[k] = math.MaxInt16
-			if k < lv {
-				t[k] = math.MinInt16
-			}
-		}
-		return t, false
-	}
 }
 
 func scaled(w []float32, s float32) []float32 {

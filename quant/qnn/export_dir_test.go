@@ -2,14 +2,15 @@ package qnn
 
 import (
 	"bytes"
-	"math"
 	"math/rand/v2"
 	"os"
 	"reflect"
+	"strings"
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
+	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
 func TestWriteNpyRoundTrip(t *testing.T) {
@@ -39,39 +40,6 @@ func TestWriteNpyRoundTrip(t *testing.T) {
 	}
 	if err := WriteNpy(&bytes.Buffer{}, []int{2, 2}, make([]float32, 3)); err == nil {
 		t.Error("a shape that disagrees with the data was accepted")
-	}
-}
-
-// TestLevelThresholds checks the thresholds against the quantizer they replace,
-// level = clip(round(y/s), 0, 7) with y = A*acc + B, for positive, negative and zero A.
-func TestLevelThresholds(t *testing.T) {
-	rng := rand.New(rand.NewPCG(1, 2))
-	for trial := 0; trial < 300; trial++ {
-		A := rng.NormFloat64() * 0.05
-		if trial%50 == 0 {
-			A = 0
-		}
-		B, s := rng.NormFloat64(), 0.05+rng.Float64()
-		th, inv := levelThresholds(A, B, s)
-		for acc := -600; acc <= 600; acc++ {
-			y := (A*float64(acc) + B) / s
-			if math.Abs(y-math.Floor(y)-.5) < 1e-9 {
-				continue // exact ties: the thresholds count them up
-			}
-			want := int32(math.Min(math.Max(math.RoundToEven(y), 0), 7))
-			var got int32
-			for _, v := range th {
-				if int32(acc) >= v {
-					got++
-				}
-			}
-			if inv {
-				got = 7 - got
-			}
-			if got != want {
-				t.Fatalf("A %g B %g s %g acc %d: level %d, want %d (thresholds %v invert %v)", A, B, s, acc, got, want, th, inv)
-			}
-		}
 	}
 }
 
@@ -168,6 +136,57 @@ func TestFromQATWriteDirLoad(t *testing.T) {
 	}
 	if _, err := LoadFS(os.DirFS(dir), "/abs"); err == nil {
 		t.Error("LoadFS accepted an absolute path")
+	}
+}
+
+// TestQNNDirAndCalibrateAgree: quant qnn-dir (FromQAT) and quant calibrate
+// (qonnx.SetThresholds on the model with the batch norms kept, binary weight scales as
+// quant weights rounds them and the trained activation scales) derive the same
+// thresholds from one model, inverted and constant channels included.
+func TestQNNDirAndCalibrateAgree(t *testing.T) {
+	src := qatTestModel(t)
+	// A channel whose batch norm scale is 0 has a constant level.
+	src.Layers[3].Conv.BN.Scale[5] = 0
+	m, err := FromQAT(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	flow := qatTestModel(t)
+	flow.Layers[3].Conv.BN.Scale[5] = 0
+	for _, l := range flow.Layers {
+		if q := l.Quant; q != nil && q.WeightBits == 1 {
+			q.WeightScale = qonnx.WeightScales(l.Conv.Weights, l.Conv.Filters, 1)
+		}
+	}
+	rep, err := qonnx.SetThresholds(flow)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rep.Layers) != 2 || rep.Inverted == 0 || rep.Constant == 0 {
+		t.Fatalf("calibrate's thresholds: %+v, want two layers with inverted and constant channels", rep)
+	}
+	for _, i := range []int{1, 3} {
+		got, want := m.Layers[i].Quant, flow.Layers[i].Quant
+		if !reflect.DeepEqual(got.Thresholds, want.Thresholds) || !reflect.DeepEqual(got.Invert, want.Invert) {
+			t.Errorf("layer %d: qnn-dir and calibrate derive different thresholds", i)
+		}
+	}
+}
+
+// TestWriteDirRefusesWideThresholds: a threshold outside the engine's int16 stops the
+// parameter files with its layer and channel; nothing clamps it.
+func TestWriteDirRefusesWideThresholds(t *testing.T) {
+	m, err := FromQAT(qatTestModel(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Layers[3].Quant.Thresholds[9][6] = 40000
+	err = WriteDir(m, t.TempDir(), offload.W1A3)
+	if err == nil || !strings.Contains(err.Error(), "conv3") || !strings.Contains(err.Error(), "channel 9") || !strings.Contains(err.Error(), "int16") {
+		t.Fatalf("WriteDir: %v, want an int16 error naming conv3 and channel 9", err)
+	}
+	if testing.Verbose() {
+		t.Log(err)
 	}
 }
 

@@ -1,7 +1,8 @@
 // Package qonnx owns the QONNX form of the model IR that the quantization guide's steps
 // read and write (pynqctl quant finn / weights / activations / calibrate): the steps
 // themselves on the IR ([Finn], [QuantizeWeights], [QuantizeActivations]), the integer
-// thresholds that replace batch norm + activation + quantizer ([SetThresholds]), the
+// thresholds that replace batch norm + activation + quantizer ([SetThresholds], by the
+// one derivation [LevelFunc.Thresholds] that quant/qnn and quant/todarknet use too), the
 // QONNX writer ([Build], [WriteFile]) and reader ([ReadFile], [Read]), and a small
 // executor of the QONNX op semantics ([Execute]) that checks the files mean what the
 // quantized engine (quant/quantengine) computes.

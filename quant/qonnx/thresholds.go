@@ -63,9 +63,10 @@ func bitsName(b int) string {
 	return fmt.Sprintf("%d-bit", b)
 }
 
-// levelFunc is F(acc) of one output channel: the level the float QONNX graph computes
-// for a binary convolution whose integer accumulator is acc.
-type levelFunc struct {
+// LevelFunc is F(acc) of one output channel of a binary convolution that reads
+// quantized levels: the level the float QONNX graph computes when the integer
+// accumulator (sum of weight sign times input level) is acc. See [ChannelLevel].
+type LevelFunc struct {
 	alpha, sIn float64
 	bias       float64 // conv bias (no batch norm)
 	bn         bool
@@ -77,24 +78,15 @@ type levelFunc struct {
 	bits       int
 }
 
-func (f *levelFunc) level(acc int) float32 {
-	p := float64(acc) * f.alpha
-	p *= f.sIn
-	x := float32(p + f.bias)
-	if f.bn {
-		x = BNApply(x, f.scale, f.beta, f.mean, f.sd)
-	}
-	return QuantLevel(Activate(x, f.act), f.sOut, f.bits, false, false)
-}
-
-// channelLevelFunc builds F for output channel o of conv layer l reading levels of
-// scale sIn.
-func channelLevelFunc(m *quant.Model, l *quant.Layer, o int, sIn float32) *levelFunc {
-	c, q := l.Conv, l.Quant
-	f := &levelFunc{alpha: 1, sIn: float64(sIn), act: WrittenActivation(l), sOut: q.ActScale, bits: q.ActBits}
-	if q.WeightScale != nil {
-		f.alpha = float64(q.WeightScale[o])
-	}
+// ChannelLevel returns F for output channel o of convolution c in model m (whose
+// epsilon rule gives the batch norm's divisor, [BNStd]). The float weights are
+// sign*alpha and the input levels have scale sIn, so the convolution's output is
+// acc*alpha*sIn, exact in float64 for the scales the steps round ([RoundActScale],
+// [RoundWeightScale]); then c's bias, or its batch norm with the bias as beta, the
+// activation act and the unsigned quantizer of the given scale and bits, each in
+// float32 as the graph computes them. c's weights are not read.
+func ChannelLevel(m *quant.Model, c *quant.Conv, o int, alpha, sIn float64, act quant.Activation, scale float32, bits int) *LevelFunc {
+	f := &LevelFunc{alpha: alpha, sIn: sIn, act: act, sOut: scale, bits: bits}
 	var b float32
 	if c.Bias != nil {
 		b = c.Bias[o]
@@ -107,6 +99,60 @@ func channelLevelFunc(m *quant.Model, l *quant.Layer, o int, sIn float32) *level
 	return f
 }
 
+// Level returns F(acc).
+func (f *LevelFunc) Level(acc int) float32 {
+	p := float64(acc) * f.alpha
+	p *= f.sIn
+	x := float32(p + f.bias)
+	if f.bn {
+		x = BNApply(x, f.scale, f.beta, f.mean, f.sd)
+	}
+	return QuantLevel(Activate(x, f.act), f.sOut, f.bits, false, false)
+}
+
+// Thresholds is the one derivation of a channel's integer thresholds from its batch
+// norm (or bias), activation and quantizer: quant calibrate ([SetThresholds]), quant
+// qnn-dir (quant/qnn.FromQAT) and the darknet export's way back (quant/todarknet) all
+// use it, so they agree on every model. For every acc in [-reach, reach] (reach: the
+// largest |acc|, max input level * fan-in for ±1 weights) the engine's level,
+// count(acc >= t_k) or for an inverted channel count(acc < t_k), equals F(acc).
+//
+// t_k is the threshold of level k. A nondecreasing F gives t_k = min{acc : F(acc) >=
+// k}; a nonincreasing one is inverted, with F(acc) >= k iff acc < t_k, so its
+// thresholds descend (the engine counts comparisons, so order means nothing to it, and
+// the streamlined file's 1 - t_k ascend as MultiThreshold wants). Each t_k is found by
+// bisection on F itself rather than from the closed form ceil(((k-1/2)*s - B)/A): at
+// an exact tie the graph's quantizer rounds half to even where the closed form counts
+// the tie up, and near one the closed form's float64 can land on the other side of the
+// graph's float32. A level reached nowhere in the range gets reach+1
+// ("never"), one reached everywhere -reach ("always"); a constant channel gets only
+// those and is not inverted. So every threshold lies in [-reach, reach+1].
+func (f *LevelFunc) Thresholds(reach int) (t []int32, invert bool) {
+	n := 1<<f.bits - 1
+	t = make([]int32, n)
+	first, last := f.Level(-reach), f.Level(reach)
+	switch {
+	case last > first: // nondecreasing: T_k = min{acc : F(acc) >= k}
+		for k := 1; k <= n; k++ {
+			t[k-1] = int32(searchFirst(-reach, reach+1, func(a int) bool { return f.Level(a) >= float32(k) }))
+		}
+	case last < first: // nonincreasing: level >= k iff acc <= U_k; store U_k+1, inverted
+		invert = true
+		for k := 1; k <= n; k++ {
+			// first acc with F(acc) < k is U_k + 1
+			t[k-1] = int32(searchFirst(-reach, reach+1, func(a int) bool { return f.Level(a) < float32(k) }))
+		}
+	default:
+		for k := 1; k <= n; k++ {
+			t[k-1] = int32(reach + 1)
+			if float32(k) <= first {
+				t[k-1] = int32(-reach)
+			}
+		}
+	}
+	return t, invert
+}
+
 // deriveThresholds computes the integer thresholds of layer i (see [SetThresholds]).
 // constant counts channels whose level does not depend on acc.
 func deriveThresholds(m *quant.Model, i, src int) (t [][]int32, inv []bool, constant int) {
@@ -116,32 +162,17 @@ func deriveThresholds(m *quant.Model, i, src int) (t [][]int32, inv []bool, cons
 	lo, hi := LevelRange(m.Layers[src].Quant.ActBits, m.Layers[src].Quant.ActSigned, false)
 	fanIn := l.In.C * l.Conv.Size * l.Conv.Size
 	r := int(max(-lo, hi)) * fanIn
-	n := 1<<q.ActBits - 1
 	t = make([][]int32, l.Conv.Filters)
 	inv = make([]bool, l.Conv.Filters)
 	for o := range t {
-		f := channelLevelFunc(m, l, o, sIn)
-		t[o] = make([]int32, n)
-		first, last := f.level(-r), f.level(r)
-		switch {
-		case last > first: // nondecreasing: T_k = min{acc : F(acc) >= k}
-			for k := 1; k <= n; k++ {
-				t[o][k-1] = int32(searchFirst(-r, r+1, func(a int) bool { return f.level(a) >= float32(k) }))
-			}
-		case last < first: // nonincreasing: level >= k iff acc <= U_k; store U_k+1, inverted
-			inv[o] = true
-			for k := 1; k <= n; k++ {
-				// first acc with F(acc) < k is U_k + 1
-				t[o][k-1] = int32(searchFirst(-r, r+1, func(a int) bool { return f.level(a) < float32(k) }))
-			}
-		default:
+		alpha := 1.0
+		if q.WeightScale != nil {
+			alpha = float64(q.WeightScale[o])
+		}
+		f := ChannelLevel(m, l.Conv, o, alpha, float64(sIn), WrittenActivation(l), q.ActScale, q.ActBits)
+		t[o], inv[o] = f.Thresholds(r)
+		if f.Level(-r) == f.Level(r) {
 			constant++
-			for k := 1; k <= n; k++ {
-				t[o][k-1] = int32(r + 1)
-				if float32(k) <= first {
-					t[o][k-1] = int32(-r)
-				}
-			}
 		}
 	}
 	return t, inv, constant
@@ -166,10 +197,11 @@ func searchFirst(lo, hi int, pred func(int) bool) int {
 // Invert, with acc = sum(sign(W) * input level) as quant/qnn defines them): level =
 // count(acc >= T_k), or for inverted channels count(acc < T_k). T_k is found by
 // evaluating the float graph's level function F(acc) (conv scale alpha*s_in, bias or
-// batch norm, activation, quantizer; see the package doc) at integer acc, so the
-// integer engine and the float QONNX graph agree exactly; it equals DESIGN's
-// T_k = ceil(((k-1/2)*s - B)/A) except at exact ties. Thresholds lie in [-R, R+1] with
-// R = max|level| * fan-in, so they fit int16 for fan-ins up to 4681 at 3 bits.
+// batch norm, activation, quantizer; see the package doc) at integer acc
+// ([LevelFunc.Thresholds]), so the integer engine and the float QONNX graph agree
+// exactly; it equals DESIGN's T_k = ceil(((k-1/2)*s - B)/A) except at exact ties.
+// Thresholds lie in [-R, R+1] with R = max|level| * fan-in, so they fit int16 for
+// fan-ins up to 4681 at 3 bits.
 func SetThresholds(m *quant.Model) (*ThresholdReport, error) {
 	if err := m.InferShapes(); err != nil {
 		return nil, fmt.Errorf("thresholds: %w", err)

@@ -87,21 +87,19 @@ func (r *Result) reparametrize(l *quant.Layer, p *convProbe) error {
 	if err != nil {
 		return err
 	}
-	n := 1<<sl.ActBits - 1
 	bn := &quant.BatchNorm{Scale: make([]float32, c.Filters), Mean: make([]float32, c.Filters), Variance: make([]float32, c.Filters)}
 	bias := make([]float32, c.Filters)
 	for o := range bias {
-		A, B := channelAffine(m, c, o, sIn, 1)
+		A, B := channelAffine(m, c, o, sIn)
 		mean, variance := p.stats(o)
 		sigma := bnSigma(m, float32(variance))
 		bn.Mean[o], bn.Variance[o] = float32(mean), float32(variance)
 		bn.Scale[o] = float32(A * sigma / sIn)
 		bias[o] = float32(B + A*float64(bn.Mean[o])/sIn)
-		t0, i0 := DeriveThresholds(A, B, float64(sl.ActScale), n, reach[o])
+		t0, i0 := channelLevel(m, c, o, 1, sIn, sl.ActScale, sl.ActBits).Thresholds(int(reach[o]))
 		nc := *c
 		nc.BN, nc.Bias = bn, bias
-		A1, B1 := channelAffine(m, &nc, o, sIn, 1)
-		if t1, i1 := DeriveThresholds(A1, B1, float64(sl.ActScale), n, reach[o]); !SameLevels(t0, i0, t1, i1, reach[o]) {
+		if t1, i1 := channelLevel(m, &nc, o, 1, sIn, sl.ActScale, sl.ActBits).Thresholds(int(reach[o])); !SameLevels(t0, i0, t1, i1, reach[o]) {
 			return fmt.Errorf("channel %d: the measured statistics (mean %g, variance %g) would change its thresholds %v to %v in float32", o, mean, variance, t0, t1)
 		}
 	}

@@ -1,12 +1,12 @@
 // Package todarknet owns the export of any model the IR holds to a float darknet model
 // (cfg + .weights) and the way back: the batch norms that reproduce a quantized layer's
 // integer thresholds ([FitChannel], [Export], [Result.WriteFiles]), the thresholds a
-// batch norm and an activation quantizer imply ([DeriveThresholds], [Requantize],
-// [CheckFiles]), the sidecar file (M.quant.json, [Sidecar]) that records the activation
-// scales and bit widths the float model must be quantized with to give back the
-// quantized model ([ApplyScales] hands them to a quantization flow that derives
-// thresholds itself), and rolling batch-norm statistics for training the export in
-// darknet ([Result.CalibrateBN]).
+// batch norm and an activation quantizer imply ([Requantize], [CheckFiles]), the
+// sidecar file (M.quant.json, [Sidecar]) that records the activation scales and bit
+// widths the float model must be quantized with to give back the quantized model
+// ([ApplyScales] hands them to a quantization flow that derives thresholds itself), and
+// rolling batch-norm statistics for training the export in darknet
+// ([Result.CalibrateBN]).
 //
 // The float model. Darknet has no clip-and-quantize activation, so the exported model is
 // the float model whose quantization gives back the IR's quantized model: every layer
@@ -45,9 +45,10 @@
 // bipolar, 3 bits, scale 1 (QNN-MO feeds raw levels to conv8; any scale would do, as
 // relu is scale-free, but 1 keeps conv8 unchanged); conv8 float, not listed.
 //
-// The reverse ([DeriveThresholds], DESIGN.md section 4): A > 0: T_k = ceil(((k-1/2)s - B)/A);
-// A < 0: invert, T_k = floor(((n+1/2-k)s - B)/A) + 1 with n = 2^bits-1 (the same step
-// function written in the engine's inverted form); A = 0: constant. Thresholds are clamped
-// to the reachable range [-R, R+1] (R = max input level * sum |w|): -R means "always",
-// R+1 "never".
+// The reverse ([Requantize]) is quant/qonnx's one derivation ([qonnx.LevelFunc.Thresholds]),
+// the one quant calibrate and quant qnn-dir use: the thresholds at which the float graph's
+// level of y (in float32, round half to even) steps, which is DESIGN.md section 4's
+// T_k = ceil(((k-1/2)s - B)/A) except at exact ties; A < 0 gives an inverted channel,
+// A = 0 a constant one. Thresholds beyond the reachable range [-R, R] (R = max input
+// level * sum |w|) are -R ("always") or R+1 ("never").
 package todarknet

@@ -7,6 +7,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
+	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
 // BNVariance is the rolling variance written for every fitted batch norm. With it
@@ -190,8 +191,7 @@ func fitLayer(m *quant.Model, l *quant.Layer, out *quant.Model, nl *quant.Layer)
 		bias[o] = float32(f.B)
 		// Judge the fit by what a reader of the float32 file derives.
 		nl.Conv.BN, nl.Conv.Bias = bn, bias
-		A, B := channelAffine(out, nl.Conv, o, float64(inScale), 1)
-		got, ginv := DeriveThresholds(A, B, float64(q.ActScale), n, reach[o])
+		got, ginv := channelLevel(out, nl.Conv, o, 1, float64(inScale), q.ActScale, q.ActBits).Thresholds(int(reach[o]))
 		same := SameLevels(t, inv, got, ginv, reach[o])
 		switch {
 		case same && f.Kind == FitConstant:
@@ -246,22 +246,30 @@ func bnSigma(m *quant.Model, v float32) float64 {
 	return math.Sqrt(float64(v)) + float64(m.BNEpsilon)
 }
 
+// channelLevel is the float level of channel o of c in model m, with weights sign*alpha
+// over input levels of scale sIn and the sidecar's quantizer of the given scale and bits:
+// clip(round(y/scale), 0, 2^bits-1) of the batch norm's output y, which is ReLU followed
+// by the graph's quantizer. Its Thresholds are the one derivation quant calibrate and
+// quant qnn-dir use.
+func channelLevel(m *quant.Model, c *quant.Conv, o int, alpha, sIn float64, scale float32, bits int) *qonnx.LevelFunc {
+	return qonnx.ChannelLevel(m, c, o, alpha, sIn, quant.ActReLU, scale, bits)
+}
+
 // channelAffine returns y = A*acc + B of channel o of c in model m: its batch norm
-// (none: identity) and bias applied to x = alpha*sIn*acc (acc: the integer sum of weight
-// signs times input levels; alpha: the filter's weight magnitude; sIn: the input level
-// scale): A = gamma*alpha*sIn/sigma, B = beta - gamma*mu/sigma, sigma per m's epsilon
-// rule.
-func channelAffine(m *quant.Model, c *quant.Conv, o int, sIn, alpha float64) (A, B float64) {
+// (none: identity) and bias applied to x = sIn*acc (acc: the integer sum of weights
+// times input levels; sIn: the input level scale): A = gamma*sIn/sigma,
+// B = beta - gamma*mu/sigma, sigma per m's epsilon rule.
+func channelAffine(m *quant.Model, c *quant.Conv, o int, sIn float64) (A, B float64) {
 	beta := 0.0
 	if c.Bias != nil {
 		beta = float64(c.Bias[o])
 	}
 	bn := c.BN
 	if bn == nil {
-		return alpha * sIn, beta
+		return sIn, beta
 	}
 	g, sigma := float64(bn.Scale[o]), bnSigma(m, bn.Variance[o])
-	return g * alpha * sIn / sigma, beta - g*float64(bn.Mean[o])/sigma
+	return g * sIn / sigma, beta - g*float64(bn.Mean[o])/sigma
 }
 
 // maxLevelError is the largest difference between two channels' levels over acc in

@@ -207,40 +207,6 @@ func roundSig(x float64, bits int) [2]float64 {
 	return [2]float64{math.Ldexp(math.Floor(frac*scale)/scale, exp), math.Ldexp(math.Ceil(frac*scale)/scale, exp)}
 }
 
-// DeriveThresholds returns the thresholds (and invert flag) of a channel whose output is
-// y = A*acc + B quantized with scale s to levels 0..n: level >= k iff y >= (k-1/2)*s.
-// Thresholds are clamped to [-reach, reach+1]; a constant channel (A = 0) gets -reach
-// for the levels it always reaches and reach+1 for the others.
-func DeriveThresholds(A, B, s float64, n int, reach int64) (t []int32, invert bool) {
-	t = make([]int32, n)
-	clamp := func(v float64) int32 {
-		return int32(max(float64(-reach), min(float64(reach+1), v)))
-	}
-	switch {
-	case A > 0:
-		for k := 1; k <= n; k++ {
-			t[k-1] = clamp(math.Ceil(((float64(k)-0.5)*s - B) / A))
-		}
-	case A < 0:
-		// level >= j iff acc <= ((j-1/2)s - B)/A; the engine's inverted form counts
-		// acc < T, so T_{n+1-j} = floor(((j-1/2)s - B)/A) + 1.
-		for k := 1; k <= n; k++ {
-			t[k-1] = clamp(math.Floor(((float64(n)+0.5-float64(k))*s-B)/A) + 1)
-		}
-		invert = true
-	default:
-		level := int64(math.RoundToEven(max(B, 0) / s))
-		for k := 1; k <= n; k++ {
-			if int64(k) <= level {
-				t[k-1] = int32(-reach)
-			} else {
-				t[k-1] = int32(reach + 1)
-			}
-		}
-	}
-	return t, invert
-}
-
 // Level is a channel's output level at acc: count(acc >= t_k), or len(t) minus that
 // when invert (the engine's negated output).
 func Level(t []int32, invert bool, acc int64) int {

@@ -2,8 +2,11 @@ package todarknet
 
 import (
 	"math"
+	"math/bits"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/fpgadetector/pynq-agent/quant"
 )
 
 // fromLine returns the thresholds a batch norm y = A*acc + B gives, as a trainer would
@@ -16,6 +19,14 @@ func fromLine(A, B, s float64) []int32 {
 	return t
 }
 
+// lineThresholds derives the thresholds of y = A*acc + B quantized with scale s to
+// levels 0..n, as a reader of a fitted batch norm does: the one derivation on a channel
+// of gain A and bias B (no batch norm).
+func lineThresholds(A, B, s float64, n int, reach int64) ([]int32, bool) {
+	c := &quant.Conv{Bias: []float32{float32(B)}}
+	return channelLevel(&quant.Model{}, c, 0, A, 1, float32(s), bits.Len(uint(n))).Thresholds(int(reach))
+}
+
 // checkFit fits a channel, derives its thresholds back and requires the same levels.
 func checkFit(t *testing.T, th []int32, inv bool, s float64, reach int64, want FitKind) Fit {
 	t.Helper()
@@ -26,7 +37,7 @@ func checkFit(t *testing.T, th []int32, inv bool, s float64, reach int64, want F
 	if f.Kind != want {
 		t.Fatalf("thresholds %v invert %v: fit %v (margin %g), want %v", th, inv, f.Kind, f.Margin, want)
 	}
-	got, ginv := DeriveThresholds(f.A, f.B, s, len(th), reach)
+	got, ginv := lineThresholds(f.A, f.B, s, len(th), reach)
 	if same := SameLevels(th, inv, got, ginv, reach); same != (want != FitApprox) {
 		t.Fatalf("thresholds %v invert %v: fit A=%g B=%g derives %v invert %v (same levels %v)", th, inv, f.A, f.B, got, ginv, same)
 	}
@@ -57,13 +68,14 @@ func TestFitEvenSpacingIsMidway(t *testing.T) {
 }
 
 func TestFitInverted(t *testing.T) {
-	th := []int32{-30, -20, -10, 0, 10, 20, 30}
+	// t_k is level k's threshold, so an inverted channel's descend.
+	th := []int32{30, 20, 10, 0, -10, -20, -30}
 	f := checkFit(t, th, true, 0.5, 1000, FitExact)
 	if f.A >= 0 {
 		t.Fatalf("inverted channel fitted with A = %g, want negative", f.A)
 	}
 	// The derived form is the engine's: same thresholds, invert set.
-	got, inv := DeriveThresholds(f.A, f.B, 0.5, 7, 1000)
+	got, inv := lineThresholds(f.A, f.B, 0.5, 7, 1000)
 	if !inv || !equal32(got, th) {
 		t.Fatalf("derived %v invert %v, want %v inverted", got, inv, th)
 	}
@@ -130,7 +142,7 @@ func TestSnapGain(t *testing.T) {
 			}
 			continue
 		}
-		got, ginv := DeriveThresholds(g.A, g.B, s, 7, 5000)
+		got, ginv := lineThresholds(g.A, g.B, s, 7, 5000)
 		if !SameLevels(th, inv, got, ginv, 5000) {
 			t.Fatalf("%v invert %v: snapped fit %+v derives %v invert %v", th, inv, g, got, ginv)
 		}

@@ -59,7 +59,7 @@ func FuzzFitChannel(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		got, inv := DeriveThresholds(fit.A, fit.B, s, 7, reach)
+		got, inv := lineThresholds(fit.A, fit.B, s, 7, reach)
 		if same := SameLevels(th, invert, got, inv, reach); fit.Kind != FitApprox && !same {
 			t.Fatalf("%v invert %v reach %d: %v fit A=%g B=%g margin %g derives %v invert %v", th, invert, reach, fit.Kind, fit.A, fit.B, fit.Margin, got, inv)
 		}
@@ -84,7 +84,7 @@ func FuzzFitLine(f *testing.F) {
 				return
 			}
 		}
-		th, invert := DeriveThresholds(A, B, s, 7, reach)
+		th, invert := lineThresholds(A, B, s, 7, reach)
 		fit, err := FitChannel(th, invert, s, reach)
 		if err != nil {
 			t.Fatal(err)
@@ -92,7 +92,7 @@ func FuzzFitLine(f *testing.F) {
 		if fit.Kind == FitApprox {
 			t.Fatalf("line A=%g B=%g s=%g gives %v invert %v, fitted only approximately (margin %g)", A, B, s, th, invert, fit.Margin)
 		}
-		got, inv := DeriveThresholds(fit.A, fit.B, s, 7, reach)
+		got, inv := lineThresholds(fit.A, fit.B, s, 7, reach)
 		if !SameLevels(th, invert, got, inv, reach) {
 			t.Fatalf("line A=%g B=%g: %v invert %v, fit A=%g B=%g derives %v invert %v", A, B, th, invert, fit.A, fit.B, got, inv)
 		}

@@ -54,12 +54,15 @@ func (r *Result) WriteFiles(cfgPath, weightsPath string) error {
 //   - every listed layer gets Quant{WeightBits, ActBits, ActScale};
 //   - bipolar layers (weight_bits 1) get weights w > 0 ? +1 : -1 (darknet's binarization;
 //     the filter's mean |w| moves into the thresholds);
-//   - threshold layers get integer thresholds and invert flags ([DeriveThresholds]) from
-//     their batch norm and bias, which they lose (the engine ignores them);
+//   - threshold layers get integer thresholds and invert flags from their batch norm
+//     and bias, which they lose (the engine ignores them), by quant/qonnx's one
+//     derivation ([qonnx.LevelFunc.Thresholds]), as quant calibrate and quant qnn-dir
+//     derive them;
 //   - other listed layers have their batch norm folded into weights and bias, so that a
 //     float engine without batch norm (QNN-MO's first layer) can run them.
 //
-// Thresholds are clamped to the layer's reachable acc range.
+// Thresholds beyond the layer's reachable acc range [-R, R] become -R (always) or R+1
+// (never).
 func Requantize(m *quant.Model, sc *Sidecar) error {
 	if err := m.InferShapes(); err != nil {
 		return fmt.Errorf("requantize: %w", err)
@@ -154,11 +157,10 @@ func thresholdLayer(m *quant.Model, l *quant.Layer, sl SidecarLayer) error {
 	if err != nil {
 		return err
 	}
-	n := 1<<sl.ActBits - 1
 	q.Thresholds, q.Invert = make([][]int32, c.Filters), make([]bool, c.Filters)
 	for o := range q.Thresholds {
-		A, B := channelAffine(m, c, o, float64(sl.InputScale), alpha[o])
-		q.Thresholds[o], q.Invert[o] = DeriveThresholds(A, B, float64(sl.ActScale), n, reach[o])
+		f := channelLevel(m, c, o, alpha[o], float64(sl.InputScale), sl.ActScale, sl.ActBits)
+		q.Thresholds[o], q.Invert[o] = f.Thresholds(int(reach[o]))
 	}
 	c.BN, c.Bias = nil, nil
 	return nil

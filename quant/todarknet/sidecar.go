@@ -53,7 +53,7 @@ type SidecarLayer struct {
 	ActScale float32 `json:"act_scale"`
 	// Thresholds: the layer is computed in integers, from the levels of its input
 	// (InputBits, level k meaning k*InputScale), its batch norm folded into integer
-	// thresholds (DeriveThresholds).
+	// thresholds ([Requantize]).
 	Thresholds bool    `json:"thresholds,omitempty"`
 	InputBits  int     `json:"input_bits,omitempty"`
 	InputScale float32 `json:"input_scale,omitempty"`

@@ -31,11 +31,12 @@ func smallModel(tb testing.TB) *quant.Model {
 		}
 		return w
 	}
+	// t_k is level k's threshold: an inverted channel's descend.
 	thr := [][]int32{
 		{-30, -20, -10, 0, 10, 20, 30},         // even
-		{-6, -3, 0, 3, 6, 9, 12},               // even, inverted
+		{12, 9, 6, 3, 0, -3, -6},               // even, inverted
 		{-999, -999, -999, 999, 999, 999, 999}, // constant 3
-		{-999, -999, -100, 150, 400, 650, 900}, // spacing 250, beyond the range at both ends
+		{900, 650, 400, 150, -100, -999, -999}, // inverted, spacing 250, beyond the range at both ends
 		{0, 1, 2, 50, 100, 150, 200},           // no line fits
 		{4, 9, 13, 18, 22, 27, 31},             // rounded line, spacing 4.5
 	}
