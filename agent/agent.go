@@ -28,7 +28,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
@@ -137,7 +137,7 @@ func (a *Agent) decoder() imageio.Decoder {
 	if a.cfg.Model.Kind == ModelDarknet {
 		return imageio.LibJPEG
 	}
-	return qnn.ImageDecoder
+	return qnnmo.ImageDecoder
 }
 
 func (a *Agent) loadNames() error {
@@ -199,7 +199,7 @@ func (a *Agent) startQNN(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("model: %w", err)
 	}
-	det, err := qnn.NewDetector(m, c.Model.Threads)
+	det, err := qnnmo.NewNetwork(m, c.Model.Threads)
 	if err != nil {
 		return fmt.Errorf("model %s: %w", dir, err)
 	}

@@ -25,7 +25,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/web"
 	"github.com/gorilla/websocket"
 )
@@ -65,11 +65,11 @@ func simConfig(tb testing.TB) *Config {
 // accelerator), shared by the tests of one binary.
 var hostReference = sync.OnceValues(func() (*detector.QNN, error) {
 	dir := os.Getenv("AGENT_TEST_PARAMS")
-	m, err := qnn.LoadDir(dir)
+	m, err := qnnmo.LoadDir(dir)
 	if err != nil {
 		return nil, err
 	}
-	det, err := qnn.NewDetector(m, 0)
+	det, err := qnnmo.NewNetwork(m, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -113,7 +113,7 @@ func TestSimEndToEndEqualsHost(t *testing.T) {
 	}
 	thresh := float32(cfg.Model.Thresh)
 	for i, path := range files {
-		img, err := imageio.LoadWith(path, qnn.ImageDecoder)
+		img, err := imageio.LoadWith(path, qnnmo.ImageDecoder)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -463,7 +463,7 @@ func TestFeedOverWebSocket(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := imageio.LoadWith(cfg.Source.Input, qnn.ImageDecoder)
+	img, err := imageio.LoadWith(cfg.Source.Input, qnnmo.ImageDecoder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -546,7 +546,7 @@ func TestBoardPathOnSimulatedHardware(t *testing.T) {
 		t.Fatal(err)
 	}
 	files, _ := listImages(cfg.SourceInput())
-	img, _ := imageio.LoadWith(files[0], qnn.ImageDecoder)
+	img, _ := imageio.LoadWith(files[0], qnnmo.ImageDecoder)
 	cands, _ := det.Detect(img, float32(cfg.Model.Thresh))
 	want := boxes.Objects(cands, float32(cfg.Model.Thresh), a.Names(), img.W, img.H)
 	if got := pub.frames[0].Detections; len(got) != len(want) || len(want) == 0 || got[0].Score != want[0].Score || got[0].Box != want[0].Box {

@@ -8,12 +8,12 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
 // loadQNNModel reads the model of a qnn-kind config: a QNN-MO parameter directory
-// (qnn.LoadDir) or the QONNX file `pynqctl quant calibrate` / `quant run` writes
+// (qnnmo.LoadDir) or the QONNX file `pynqctl quant calibrate` / `quant run` writes
 // (<name>-w1a3-calibrated.onnx or its -streamlined variant), which must fit the engine.
 func loadQNNModel(path string) (*quant.Model, error) {
 	st, err := os.Stat(path)
@@ -21,7 +21,7 @@ func loadQNNModel(path string) (*quant.Model, error) {
 		return nil, err
 	}
 	if st.IsDir() {
-		return qnn.LoadDir(path)
+		return qnnmo.LoadDir(path)
 	}
 	if !strings.EqualFold(filepath.Ext(path), ".onnx") {
 		return nil, fmt.Errorf("%s is neither a QNN-MO parameter directory nor a .onnx file from pynqctl quant", path)
@@ -37,7 +37,7 @@ func loadQNNModel(path string) (*quant.Model, error) {
 }
 
 // checkEngineFit checks that a model read from QONNX has QNN-MO's structure, which the
-// host layers (quant/qnn) and the engine compute: a float first convolution on the
+// host layers (quant/qnnmo) and the engine compute: a float first convolution on the
 // input with an unsigned 3-bit quantizer, binary hidden convolutions with integer
 // thresholds (and engine pools), a float linear 1x1 last convolution and one region
 // head. It names the first layer that does not fit, so that the user knows what to
@@ -70,7 +70,7 @@ func checkEngineFit(m *quant.Model) error {
 	return nil
 }
 
-// checkFirstLayer checks the float convolution that feeds the engine: qnn.FirstLayer
+// checkFirstLayer checks the float convolution that feeds the engine: qnnmo.FirstLayer
 // computes clip(x, 0, 7*ActScale) quantized to 3 bits, which is the model's activation
 // plus quantizer only when the activation is the identity on [0, clip] and at most 0
 // below it.

@@ -17,7 +17,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
@@ -30,7 +30,7 @@ import (
 func calibratedTinierYOLO(tb testing.TB, params string) (calibrated, streamlined string) {
 	tb.Helper()
 	dir := tb.TempDir()
-	src, err := qnn.LoadDir(params)
+	src, err := qnnmo.LoadDir(params)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -107,11 +107,11 @@ func TestCalibratedONNXModel(t *testing.T) {
 	cfg.Model.Dir = calibrated
 	cfg.Source.Input = dog
 
-	ref, err := qnn.LoadDir(params)
+	ref, err := qnnmo.LoadDir(params)
 	if err != nil {
 		t.Fatal(err)
 	}
-	refNet, err := qnn.NewDetector(ref, 0)
+	refNet, err := qnnmo.NewNetwork(ref, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +119,7 @@ func TestCalibratedONNXModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, err := imageio.LoadWith(dog, qnn.ImageDecoder)
+	img, err := imageio.LoadWith(dog, qnnmo.ImageDecoder)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -203,7 +203,7 @@ func TestCalibratedONNXModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sNet, err := qnn.NewDetector(sm, 0)
+	sNet, err := qnnmo.NewNetwork(sm, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -224,7 +224,7 @@ func TestCalibratedONNXModel(t *testing.T) {
 // layer and the reason (mutations of the published model, which fits).
 func TestEngineFitErrors(t *testing.T) {
 	params := testutil.Fixture(t, "qnn-mo-pynq", "params")
-	base, err := qnn.LoadDir(params)
+	base, err := qnnmo.LoadDir(params)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -264,7 +264,7 @@ func TestEngineFitErrors(t *testing.T) {
 		}, "no binary (W1A3) convolution"},
 	}
 	for _, c := range cases {
-		m, err := qnn.LoadDir(params)
+		m, err := qnnmo.LoadDir(params)
 		if err != nil {
 			t.Fatal(err)
 		}

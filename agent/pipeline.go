@@ -84,7 +84,7 @@ type PipelineOptions struct {
 	OnDetect func(n int) // called after each published frame with its detection count (LED)
 	Log      *slog.Logger
 	// Decoder is the JPEG decoding whose samples the model was validated with:
-	// qnn.ImageDecoder (stb_image) for QNN-MO models, libjpeg (the zero value) for
+	// qnnmo.ImageDecoder (stb_image) for QNN-MO models, libjpeg (the zero value) for
 	// darknet float models, as `pynqctl detect` does by default.
 	Decoder imageio.Decoder
 	// Threads, when set, accounts the off-CPU time of the prepare and engine threads

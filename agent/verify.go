@@ -153,7 +153,7 @@ type EngineLayer struct {
 }
 
 // EngineLayers lists the model's engine layers in run order (split layers once), the
-// order of the driver's RunTrace and of qnn.Engine.RunTrace.
+// order of the driver's RunTrace and of qnnmo.Engine.RunTrace.
 func EngineLayers(m *quant.Model) ([]EngineLayer, error) {
 	runs, err := offload.Plan(m, offload.W1A3)
 	if err != nil {

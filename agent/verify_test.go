@@ -15,7 +15,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
@@ -93,7 +93,7 @@ func TestVerifyEndpoint(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	img, _ := imageio.LoadWith(path, qnn.ImageDecoder)
+	img, _ := imageio.LoadWith(path, qnnmo.ImageDecoder)
 	fr := &detector.Frame{Image: img}
 	if err := det.Prepare(fr); err != nil {
 		t.Fatal(err)

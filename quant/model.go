@@ -158,7 +158,7 @@ type LayerQuant struct {
 	// Thresholds[c] holds the 2^ActBits-1 integer thresholds of output channel c
 	// (output = count(acc >= T)); Invert[c] flips the comparison (acc <= T) for
 	// channels whose combined scale is negative. For binary layers from the QNN-MO
-	// engine (quant/qnn) acc is the integer sum of weight sign times input level (levels,
+	// engine (quant/qnnmo) acc is the integer sum of weight sign times input level (levels,
 	// not scaled values) and Invert means output = 2^ActBits-1 - count(acc >= T), i.e.
 	// count(acc < T), as the engine negates the output bits.
 	Thresholds [][]int32

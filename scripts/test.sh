@@ -12,7 +12,7 @@ else
 	echo "skip: darknet comparison (Debian package darknet is not installed)"
 fi
 if [ -f /usr/include/stb/stb_image.h ]; then
-	go test -count=1 -tags stb ./quant/imageio/ ./quant/qnn/ ./quant/detector/
+	go test -count=1 -tags stb ./quant/imageio/ ./quant/qnnmo/ ./quant/detector/
 else
 	echo "skip: stb_image comparison (Debian package libstb-dev is not installed)"
 fi

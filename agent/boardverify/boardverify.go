@@ -1,7 +1,7 @@
 // Package boardverify checks a board against the host reference: every image of a
 // validation set goes through the board (the deployed agent's POST /api/verify, or the
 // same agent code on the FPGA simulation in-process) and through the host reference
-// (quant/qnn), and the two are compared bit for bit (packed engine inputs and outputs,
+// (quant/qnnmo), and the two are compared bit for bit (packed engine inputs and outputs,
 // localized to a layer and channel on a mismatch), detection by detection and by mAP.
 // pynqctl verify --board prints its Report.
 package boardverify
@@ -27,7 +27,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/mapeval"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
@@ -88,7 +88,7 @@ func Run(ctx context.Context, o Options, log *slog.Logger) (*Report, error) {
 	defer b.close()
 
 	rep := &Report{Board: o.Board, Model: o.Model, Dataset: o.Dataset, Images: len(images), Thresh: o.Thresh,
-		Decoder: qnn.ImageDecoder.String(), Feed: agent.FeedDuringVerify}
+		Decoder: qnnmo.ImageDecoder.String(), Feed: agent.FeedDuringVerify}
 	var boardDets, hostDets []mapeval.Detection
 	var firstBad *imageWork
 	start := time.Now()
@@ -183,11 +183,11 @@ type hostRef struct {
 }
 
 func newHostRef(dir string, threads int) (*hostRef, error) {
-	m, err := qnn.LoadDir(dir)
+	m, err := qnnmo.LoadDir(dir)
 	if err != nil {
 		return nil, fmt.Errorf("verify: --model: %w", err)
 	}
-	net, err := qnn.NewDetector(m, threads)
+	net, err := qnnmo.NewNetwork(m, threads)
 	if err != nil {
 		return nil, fmt.Errorf("verify: --model %s: %w", dir, err)
 	}
@@ -215,7 +215,7 @@ type hostResult struct {
 // run decodes the file bytes as the agent does (stb_image for QNN-MO) and runs the
 // detector's stages, keeping the packed engine buffers.
 func (h *hostRef) run(data []byte, thresh float32, names []string) (*hostResult, error) {
-	img, err := imageio.DecodeWith(bytes.NewReader(data), qnn.ImageDecoder)
+	img, err := imageio.DecodeWith(bytes.NewReader(data), qnnmo.ImageDecoder)
 	if err != nil {
 		return nil, err
 	}

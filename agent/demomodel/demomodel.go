@@ -24,7 +24,7 @@ import (
 	"path/filepath"
 
 	"github.com/fpgadetector/pynq-agent/quant"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 // Network is the demo model's name and its directory in [FS].
@@ -37,8 +37,8 @@ var files embed.FS
 // chair.names and sim/demo-sim.hwh.
 func FS() fs.FS { return files }
 
-// Load reads the embedded model ([qnn.LoadFS]).
-func Load() (*quant.Model, error) { return qnn.LoadFS(files, Network) }
+// Load reads the embedded model ([qnnmo.LoadFS]).
+func Load() (*quant.Model, error) { return qnnmo.LoadFS(files, Network) }
 
 // Part is the FPGA part the simulation design's .bit names (the PYNQ-Z2's).
 const Part = "7z020clg400"

@@ -15,7 +15,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/overlay/sim"
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 func TestLoadFitsTheEngine(t *testing.T) {
@@ -44,7 +44,7 @@ func TestExtract(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	fromDir, err := qnn.LoadDir(p.ModelDir)
+	fromDir, err := qnnmo.LoadDir(p.ModelDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -81,7 +81,7 @@ func TestSimEngineEqualsHost(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := qnn.LoadDir(p.ModelDir)
+	m, err := qnnmo.LoadDir(p.ModelDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -101,7 +101,7 @@ func TestSimEngineEqualsHost(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer drv.Close()
-	host, err := qnn.NewEngine(m, offload.W1A3, 0)
+	host, err := qnnmo.NewEngine(m, offload.W1A3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -95,7 +95,7 @@ with the trained activation scales) and writes it as the QNN-MO parameter direct
 engine, "pynqctl detect --model" and pynq-agent load: the first convolution's batch norm
 folded into float weights for the fixed 3-bit input quantizer, the hidden layers' batch
 norm and scales folded into integer thresholds, the last layer scaled to read levels
-(see quant/qnn.FromQAT). The hidden layers must fit the W1A3 engine.`,
+(see quant/qnnmo.FromQAT). The hidden layers must fit the W1A3 engine.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			qm, err := flow.QNNDir(cfg, weights, sidecar, out, name)

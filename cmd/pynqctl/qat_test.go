@@ -10,7 +10,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/flow"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
 
@@ -67,7 +67,7 @@ func TestQATToQNNDir(t *testing.T) {
 		"--sidecar", filepath.Join(out, "tiny.quant.json"), "--out", qdir, "--name", "tiny-w1a3"); err != nil {
 		t.Fatalf("qnn-dir: %v\n%s", err, log)
 	}
-	m, err := qnn.LoadDir(qdir)
+	m, err := qnnmo.LoadDir(qdir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -129,7 +129,7 @@ func TestQATReportComparesPTQ(t *testing.T) {
 		"--sidecar", r.Training.Sidecar, "--out", qdir); err != nil {
 		t.Fatalf("qnn-dir of the QAT outputs: %v\n%s", err, log)
 	}
-	if _, err := qnn.LoadDir(qdir); err != nil {
+	if _, err := qnnmo.LoadDir(qdir); err != nil {
 		t.Error(err)
 	}
 }

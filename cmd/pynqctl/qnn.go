@@ -11,7 +11,7 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 func init() { rootCommands = append(rootCommands, newQNNCmd) }
@@ -42,15 +42,15 @@ instead, the form QNN-MO's Python code hands its library.`,
 			if model == "" || output == "" {
 				return errors.New("need --model DIR and -o FILE")
 			}
-			m, err := qnn.LoadDir(model)
+			m, err := qnnmo.LoadDir(model)
 			if err != nil {
 				return err
 			}
-			first, err := qnn.NewFirstLayer(m, threads)
+			first, err := qnnmo.NewFirstLayer(m, threads)
 			if err != nil {
 				return fmt.Errorf("%s: %w", model, err)
 			}
-			dec, err := imageDecoder(decoder, qnn.ImageDecoder)
+			dec, err := imageDecoder(decoder, qnnmo.ImageDecoder)
 			if err != nil {
 				return err
 			}
@@ -111,11 +111,11 @@ simulation: --bitstream programs a simulated board from the .bit and its .hwh).`
 			if backend != "host" {
 				return fmt.Errorf("backend %q is not available (host, sim)", backend)
 			}
-			m, err := qnn.LoadDir(model)
+			m, err := qnnmo.LoadDir(model)
 			if err != nil {
 				return err
 			}
-			e, err := qnn.NewEngine(m, offload.W1A3, threads)
+			e, err := qnnmo.NewEngine(m, offload.W1A3, threads)
 			if err != nil {
 				return fmt.Errorf("%s: %w", model, err)
 			}
@@ -164,11 +164,11 @@ each run ({L}-in1.bin, {L}-in2.bin) that the driver hands the engine for a weigh
 			if model == "" || output == "" {
 				return errors.New("need --model DIR and -o OUTDIR")
 			}
-			m, err := qnn.LoadDir(model)
+			m, err := qnnmo.LoadDir(model)
 			if err != nil {
 				return err
 			}
-			if err := qnn.WriteBinparams(m, output, offload.W1A3); err != nil {
+			if err := qnnmo.WriteBinparams(m, output, offload.W1A3); err != nil {
 				return err
 			}
 			runs, err := offload.Plan(m, offload.W1A3)
@@ -182,7 +182,7 @@ each run ({L}-in1.bin, {L}-in2.bin) that the driver hands the engine for a weigh
 						return err
 					}
 					for i, b := range [][]byte{w1, w2} {
-						name := filepath.Join(output, fmt.Sprintf("%d-in%d.bin", r.WeightIndex+qnn.BinparamSkip, i+1))
+						name := filepath.Join(output, fmt.Sprintf("%d-in%d.bin", r.WeightIndex+qnnmo.BinparamSkip, i+1))
 						if err := os.WriteFile(name, b, 0o644); err != nil {
 							return err
 						}

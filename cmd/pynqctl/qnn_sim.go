@@ -15,7 +15,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/overlay/qnndriver"
 	"github.com/fpgadetector/pynq-agent/overlay/sim"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 // qnnSimFlags are the `pynqctl qnn run --backend sim` options.
@@ -40,7 +40,7 @@ func runQNNSim(ctx context.Context, log *slog.Logger, model, input, output strin
 	if f.bitstream == "" {
 		return errors.New("the sim backend needs --bitstream FILE.bit (the W1A3 overlay, with its .hwh beside it)")
 	}
-	m, err := qnn.LoadDir(model)
+	m, err := qnnmo.LoadDir(model)
 	if err != nil {
 		return err
 	}

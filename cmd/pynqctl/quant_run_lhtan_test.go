@@ -16,7 +16,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/flow"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
@@ -63,7 +63,7 @@ func TestQuantRunTinierYOLOLHTan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	orig, err := qnn.LoadDir(params)
+	orig, err := qnnmo.LoadDir(params)
 	if err != nil {
 		t.Fatal(err)
 	}

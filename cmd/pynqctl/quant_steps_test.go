@@ -15,7 +15,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/calib"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
@@ -109,7 +109,7 @@ func TestQuantStepsQNNExport(t *testing.T) {
 			t.Fatalf("%s: %v\n%s", strings.Join(args[:2], " "), err, out)
 		}
 	}
-	orig, err := qnn.LoadDir(params)
+	orig, err := qnnmo.LoadDir(params)
 	if err != nil {
 		t.Fatal(err)
 	}

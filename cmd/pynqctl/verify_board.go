@@ -29,7 +29,7 @@ func newBoardVerifyCmd(log *slog.Logger) *cobra.Command {
 		Short: "Check on-board results against the host reference: engine outputs bit for bit, detections, mAP",
 		Long: `Sends every dataset image through the board path (the deployed agent's
 POST /api/verify, or with --board sim the same agent code on the FPGA simulation,
-in-process) and through the host reference (quant/qnn: first layer, W1A3 engine,
+in-process) and through the host reference (quant/qnnmo: first layer, W1A3 engine,
 last layer, region decode, NMS), decoding JPEGs as QNN-MO does (stb_image).
 Compares the packed engine outputs by SHA-256 (on a mismatch the first such image is
 re-run layer by layer to name the first differing layer and channel), the detections

@@ -17,7 +17,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/agent"
 	"github.com/fpgadetector/pynq-agent/agent/boardverify"
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/web"
 )
 
@@ -110,7 +110,7 @@ func TestVerifySimCorruptWeight(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the sim board path and the host on photos; skipped in -short (tens of seconds under qemu)")
 	}
-	m, err := qnn.LoadDir(filepath.Join(testutil.Fixture(t, "qnn-mo-pynq"), "params"))
+	m, err := qnnmo.LoadDir(filepath.Join(testutil.Fixture(t, "qnn-mo-pynq"), "params"))
 	if err != nil {
 		t.Fatal(err)
 	}

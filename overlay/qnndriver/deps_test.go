@@ -22,7 +22,7 @@ func TestDriverAndSimulationDependencies(t *testing.T) {
 		t.Fatalf("go list: %v", err)
 	}
 	for _, pkg := range strings.Fields(string(out)) {
-		if strings.HasSuffix(pkg, "/quant/qnn") || strings.Contains(pkg, "protobuf") || strings.Contains(pkg, "/quant/onnx") {
+		if strings.HasSuffix(pkg, "/quant/qnnmo") || strings.Contains(pkg, "protobuf") || strings.Contains(pkg, "/quant/onnx") {
 			t.Errorf("the driver or the simulation depends on %s", pkg)
 		}
 	}

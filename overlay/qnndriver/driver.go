@@ -45,7 +45,7 @@ type Config struct {
 	Bus    overlay.Bus     // register access (wrap the board's in overlay.NewCheckedBus with overlay.SLCRRange)
 	Alloc  dma.Allocator   // contiguous buffers the engine reaches
 	Design *overlay.Design // the loaded bitstream's .hwh: locates the engine and its registers
-	Model  *quant.Model    // the network (qnn.LoadDir)
+	Model  *quant.Model    // the network (qnnmo.LoadDir)
 	Limits offload.Limits  // engine synthesis limits; offload.W1A3 when zero
 	// Instance selects the engine when the design has several; "" takes the only one.
 	Instance string

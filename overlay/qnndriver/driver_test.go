@@ -22,13 +22,13 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 // fixture is the model, its host detector and packed inputs, loaded once per test binary.
 type fixture struct {
 	model  *quant.Model
-	det    *qnn.Detector
+	det    *qnnmo.Network
 	bit    string
 	inputs map[string][]byte // image name -> packed engine input
 	want   map[string][]byte // image name -> host engine output
@@ -52,11 +52,11 @@ func loadFixture(tb testing.TB) *fixture {
 }
 
 func buildFixture(dir, chairs string) (*fixture, error) {
-	m, err := qnn.LoadDir(filepath.Join(dir, "params"))
+	m, err := qnnmo.LoadDir(filepath.Join(dir, "params"))
 	if err != nil {
 		return nil, err
 	}
-	det, err := qnn.NewDetector(m, 0)
+	det, err := qnnmo.NewNetwork(m, 0)
 	if err != nil {
 		return nil, err
 	}

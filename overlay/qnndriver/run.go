@@ -91,7 +91,7 @@ type LayerOutput struct {
 
 // RunTrace is [Driver.Run] that also copies every layer's output out of DDR as it
 // finishes, for locating the layer where the engine departs from the host reference
-// (qnn.Engine.RunTrace). The last entry's Data is Run's result.
+// (qnnmo.Engine.RunTrace). The last entry's Data is Run's result.
 func (d *Driver) RunTrace(ctx context.Context, in []byte) ([]LayerOutput, error) {
 	d.mu.Lock()
 	defer d.mu.Unlock()

@@ -52,7 +52,7 @@ type Memory interface {
 // streams the two weight buffers at in1 / in2 into the per-PE weight and threshold
 // memories; a start with doInit=0 reads activation records at in1, computes one layer
 // from those memories and the dimension registers, and writes records at out. It is
-// written from the HLS sources' behaviour, independently of quant/qnn's host engine.
+// written from the HLS sources' behaviour, independently of quant/qnnmo's host engine.
 //
 // Register values the hardware cannot process (dimensions beyond the synthesis limits,
 // stream lengths that do not match, addresses outside DDR) make the run hang, as the

@@ -20,7 +20,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/overlay"
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 var (
@@ -32,7 +32,7 @@ var (
 func loadModel(tb testing.TB) *quant.Model {
 	tb.Helper()
 	dir := testutil.Fixture(tb, "qnn-mo-pynq", "params")
-	modelOnce.Do(func() { model, modelErr = qnn.LoadDir(dir) })
+	modelOnce.Do(func() { model, modelErr = qnnmo.LoadDir(dir) })
 	if modelErr != nil {
 		tb.Fatal(modelErr)
 	}
@@ -212,7 +212,7 @@ func hostLayer(tb testing.TB, m *quant.Model, r offload.Run, in []byte) []byte {
 		last = r.Pool
 	}
 	cut.Layers = m.Layers[:last+1]
-	eng, err := qnn.NewEngine(&cut, offload.W1A3, 0)
+	eng, err := qnnmo.NewEngine(&cut, offload.W1A3, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}

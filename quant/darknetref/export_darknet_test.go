@@ -15,14 +15,14 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
 
 // exportQNN exports the published QNN-MO model with `quant export-darknet`'s code.
 func exportQNN(tb testing.TB, opt todarknet.Options) (orig *quant.Model, res *todarknet.Result, cfg, weights string) {
 	tb.Helper()
-	orig, err := qnn.LoadDir(testutil.Fixture(tb, "qnn-mo-pynq", "params"))
+	orig, err := qnnmo.LoadDir(testutil.Fixture(tb, "qnn-mo-pynq", "params"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -87,7 +87,7 @@ func TestExportedBatchNormsGiveThresholdsInDarknet(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	first, err := qnn.NewFirstLayer(orig, 0)
+	first, err := qnnmo.NewFirstLayer(orig, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,19 +8,19 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
-// A QNN-MO parameter directory (here the embedded demo chair model; qnn.LoadDir reads
+// A QNN-MO parameter directory (here the embedded demo chair model; qnnmo.LoadDir reads
 // one from disk) becomes a detector in a board's three stages: the CPU's first layer,
 // the engine's layers on an accelerator (nil: the host reference; the agent passes the
 // board's driver or the simulated one), the CPU's last layer, region decode and NMS.
 func ExampleNewQNN() {
-	m, err := qnn.LoadFS(demomodel.FS(), demomodel.Network)
+	m, err := qnnmo.LoadFS(demomodel.FS(), demomodel.Network)
 	if err != nil {
 		log.Fatal(err)
 	}
-	net, err := qnn.NewDetector(m, 0)
+	net, err := qnnmo.NewNetwork(m, 0)
 	if err != nil {
 		log.Fatal(err)
 	}

@@ -6,7 +6,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 // Spec names a model to detect with: a QNN-MO parameter directory (Dir), else a
@@ -24,18 +24,18 @@ type Loaded struct {
 	Model    *quant.Model
 	Detector Detector
 	// Decoder is the JPEG decoding the model's reference results come from: stb_image
-	// for a QNN-MO model (qnn.ImageDecoder), libjpeg for darknet (built with OpenCV).
+	// for a QNN-MO model (qnnmo.ImageDecoder), libjpeg for darknet (built with OpenCV).
 	Decoder imageio.Decoder
 }
 
 // Load reads the model s names and prepares its detector.
 func Load(s Spec) (*Loaded, error) {
 	if s.Dir != "" {
-		m, err := qnn.LoadDir(s.Dir)
+		m, err := qnnmo.LoadDir(s.Dir)
 		if err != nil {
 			return nil, err
 		}
-		det, err := qnn.NewDetector(m, s.Threads)
+		det, err := qnnmo.NewNetwork(m, s.Threads)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Dir, err)
 		}
@@ -43,7 +43,7 @@ func Load(s Spec) (*Loaded, error) {
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", s.Dir, err)
 		}
-		return &Loaded{Model: m, Detector: d, Decoder: qnn.ImageDecoder}, nil
+		return &Loaded{Model: m, Detector: d, Decoder: qnnmo.ImageDecoder}, nil
 	}
 	m, err := darknet.Load(s.Cfg, s.Weights, darknet.Options{Dialect: s.Dialect})
 	if err != nil {

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/fpgadetector/pynq-agent/internal/testutil"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 func TestLoadQNNDir(t *testing.T) {
@@ -13,7 +13,7 @@ func TestLoadQNNDir(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l.Decoder != qnn.ImageDecoder || l.Model.Classes() != 20 {
+	if l.Decoder != qnnmo.ImageDecoder || l.Model.Classes() != 20 {
 		t.Errorf("decoder %v, %d classes; want stb_image and VOC's 20", l.Decoder, l.Model.Classes())
 	}
 	if err := l.CheckNames("chair.names", 1); err == nil || !strings.Contains(err.Error(), "chair.names has 1 names, the model has 20 classes") {

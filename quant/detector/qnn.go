@@ -9,7 +9,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 // QNN runs a QNN-MO model as a board does: letterbox and the float first layer into
@@ -17,7 +17,7 @@ import (
 // (Accelerate: the board's engine, the simulated one or the host reference), the float
 // last layer, region activation, decode and NMS (Finish).
 type QNN struct {
-	det   *qnn.Detector // its First and Last layers (its Engine only as the default accelerator)
+	net   *qnnmo.Network // its First and Last layers (its Engine only as the default accelerator)
 	accel offload.Accelerator
 	nms   float32
 
@@ -31,30 +31,30 @@ type QNN struct {
 
 var _ Staged = (*QNN)(nil)
 
-// NewQNN puts det's CPU layers around acc (nil: the host reference, det.Engine) and
+// NewQNN puts net's CPU layers around acc (nil: the host reference, net.Engine) and
 // checks that the accelerator's buffers match them; nms <= 0 is darknet's 0.45.
-func NewQNN(det *qnn.Detector, acc offload.Accelerator, nms float32) (*QNN, error) {
+func NewQNN(net *qnnmo.Network, acc offload.Accelerator, nms float32) (*QNN, error) {
 	if acc == nil {
-		acc = qnn.HostAccelerator{Engine: det.Engine}
+		acc = qnnmo.HostAccelerator{Engine: net.Engine}
 	}
-	if in, want := acc.InLayout().Size(), det.First.OutLayout().Size(); in != want {
+	if in, want := acc.InLayout().Size(), net.First.OutLayout().Size(); in != want {
 		return nil, fmt.Errorf("accelerator input is %d bytes (%+v), the first layer writes %d (%+v): the bitstream does not fit this model",
-			in, acc.InLayout(), want, det.First.OutLayout())
+			in, acc.InLayout(), want, net.First.OutLayout())
 	}
-	if acc.OutLayout() != det.Engine.OutLayout() {
-		return nil, fmt.Errorf("accelerator output layout %+v, the last layer reads %+v: the bitstream does not fit this model", acc.OutLayout(), det.Engine.OutLayout())
+	if acc.OutLayout() != net.Engine.OutLayout() {
+		return nil, fmt.Errorf("accelerator output layout %+v, the last layer reads %+v: the bitstream does not fit this model", acc.OutLayout(), net.Engine.OutLayout())
 	}
 	if nms <= 0 {
 		nms = boxes.DarknetNMS
 	}
-	return &QNN{det: det, accel: acc, nms: nms}, nil
+	return &QNN{net: net, accel: acc, nms: nms}, nil
 }
 
 // Model is the model the detector runs.
-func (q *QNN) Model() *quant.Model { return q.det.Model }
+func (q *QNN) Model() *quant.Model { return q.net.Model }
 
 // Network is the model's host parts: its first and last layers, the host reference.
-func (q *QNN) Network() *qnn.Detector { return q.det }
+func (q *QNN) Network() *qnnmo.Network { return q.net }
 
 // Accelerator is the accelerator the hidden layers run on.
 func (q *QNN) Accelerator() offload.Accelerator { return q.accel }
@@ -68,19 +68,19 @@ func (q *QNN) Prepare(f *Frame) error {
 }
 
 // Letterbox is Prepare's first stage: the image onto the network canvas.
-func (q *QNN) Letterbox(f *Frame) error { return letterbox(q.det.Model, f) }
+func (q *QNN) Letterbox(f *Frame) error { return letterbox(q.net.Model, f) }
 
 // First is Prepare's second stage: the float first layer, quantized and packed into
 // the engine's input records (Frame.In).
 func (q *QNN) First(f *Frame) error {
 	return f.stage(StageFirst, func() error {
-		l := q.det.First.OutLayout()
+		l := q.net.First.OutLayout()
 		if b, ok := q.inputs.Get().([]byte); ok && len(b) == l.Size() {
 			f.In = b
 		} else {
 			f.In = make([]byte, l.Size())
 		}
-		return q.det.First.Run(f.In, l, f.net)
+		return q.net.First.Run(f.In, l, f.net)
 	})
 }
 
@@ -125,17 +125,17 @@ func (q *QNN) Finish(f *Frame) error {
 // Last is Finish's first stage: the float last layer and the region activation.
 func (q *QNN) Last(f *Frame) error {
 	return f.stage(StageLast, func() error {
-		head, err := q.det.Output(f.Out)
-		f.heads = map[int][]float32{q.det.Head(): head}
+		head, err := q.net.Output(f.Out)
+		f.heads = map[int][]float32{q.net.Head(): head}
 		return err
 	})
 }
 
 // NMS is Finish's second stage: region decode and NMS.
-func (q *QNN) NMS(f *Frame) error { return decodeNMS(q.det.Model, f, q.nms) }
+func (q *QNN) NMS(f *Frame) error { return decodeNMS(q.net.Model, f, q.nms) }
 
 // Classes is the head's class count.
-func (q *QNN) Classes() int { return q.det.Classes() }
+func (q *QNN) Classes() int { return q.net.Classes() }
 
 // Detect runs the three stages on img; one QNN may serve several goroutines (Frame
 // holds every per-image buffer) if its accelerator may.

@@ -11,7 +11,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 var hostQNNOnce struct {
@@ -26,11 +26,11 @@ func hostQNN(tb testing.TB) *detector.QNN {
 	hostQNNOnce.Lock()
 	defer hostQNNOnce.Unlock()
 	if hostQNNOnce.d == nil {
-		m, err := qnn.LoadDir(dir)
+		m, err := qnnmo.LoadDir(dir)
 		if err != nil {
 			tb.Fatal(err)
 		}
-		net, err := qnn.NewDetector(m, 0)
+		net, err := qnnmo.NewNetwork(m, 0)
 		if err != nil {
 			tb.Fatal(err)
 		}
@@ -104,7 +104,7 @@ func TestDogGolden(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the whole model; skipped in -short")
 	}
-	img, err := imageio.LoadWith(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"), qnn.ImageDecoder)
+	img, err := imageio.LoadWith(testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg"), qnnmo.ImageDecoder)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -14,7 +14,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/boxes"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 	"github.com/fpgadetector/pynq-agent/quant/train"
 )
@@ -105,7 +105,7 @@ func loadAnyModel(log *slog.Logger, path, weights string) (*quant.Model, error) 
 		if weights != "" {
 			return nil, errors.New("--model-weights goes with a darknet cfg, not a QNN-MO directory")
 		}
-		return qnn.LoadDir(path)
+		return qnnmo.LoadDir(path)
 	}
 	if weights == "" {
 		return nil, fmt.Errorf("--model %s is a file: give its darknet weights with --model-weights (or pass a QNN-MO parameter directory)", path)

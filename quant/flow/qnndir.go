@@ -6,13 +6,13 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
 
 // QNNDir writes a darknet model trained by QAT (cfg, weights, and the sidecar with the
 // trained activation scales) as the QNN-MO parameter directory dir that the engine,
-// pynqctl detect --model and pynq-agent load (see quant/qnn.FromQAT), named name
+// pynqctl detect --model and pynq-agent load (see quant/qnnmo.FromQAT), named name
 // (default: the cfg's base name). It returns the model written.
 func QNNDir(cfg, weights, sidecar, dir, name string) (*quant.Model, error) {
 	m, err := darknet.Load(cfg, weights, darknet.Options{})
@@ -29,11 +29,11 @@ func QNNDir(cfg, weights, sidecar, dir, name string) (*quant.Model, error) {
 	if name != "" {
 		m.Name = name
 	}
-	qm, err := qnn.FromQAT(m)
+	qm, err := qnnmo.FromQAT(m)
 	if err != nil {
 		return nil, err
 	}
-	return qm, qnn.WriteDir(qm, dir, offload.W1A3)
+	return qm, qnnmo.WriteDir(qm, dir, offload.W1A3)
 }
 
 // applySidecarScales annotates m's convolutions with the sidecar's quantizers.

@@ -98,7 +98,7 @@ func Load(path string) (*Image, error) {
 // decoding like [LibJPEG]. That stays the default because the toolchain's reference
 // executor is Debian's darknet, an OpenCV build, and darknet models are compared with
 // it; QNN-MO models, whose published results came from stb_image, decode with
-// DecodeWith(r, STB) (qnn.ImageDecoder).
+// DecodeWith(r, STB) (qnnmo.ImageDecoder).
 // Sequential JPEGs are decoded bit-exactly as libjpeg(-turbo) does by default (islow
 // IDCT, fancy chroma upsampling, fixed-point YCbCr->RGB), so the samples equal those of
 // darknet builds that load images through OpenCV or libjpeg; progressive and other JPEGs

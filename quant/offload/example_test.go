@@ -6,12 +6,12 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/agent/demomodel"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 // The engine's runs for a model: what the board's driver writes before each start.
 func ExamplePlan() {
-	m, err := qnn.LoadFS(demomodel.FS(), demomodel.Network)
+	m, err := qnnmo.LoadFS(demomodel.FS(), demomodel.Network)
 	if err != nil {
 		log.Fatal(err)
 	}

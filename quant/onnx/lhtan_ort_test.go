@@ -15,7 +15,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/onnx"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/todarknet"
 )
 
@@ -33,7 +33,7 @@ func TestORTLHTanTinierYOLO(t *testing.T) {
 		}
 		t.Fatal(err)
 	}
-	src, err := qnn.LoadDir(testutil.Fixture(t, "qnn-mo-pynq", "params"))
+	src, err := qnnmo.LoadDir(testutil.Fixture(t, "qnn-mo-pynq", "params"))
 	if err != nil {
 		t.Fatal(err)
 	}

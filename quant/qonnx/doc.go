@@ -2,7 +2,7 @@
 // read and write (pynqctl quant finn / weights / activations / calibrate): the steps
 // themselves on the IR ([Finn], [QuantizeWeights], [QuantizeActivations]), the integer
 // thresholds that replace batch norm + activation + quantizer ([SetThresholds], by the
-// one derivation [LevelFunc.Thresholds] that quant/qnn and quant/todarknet use too), the
+// one derivation [LevelFunc.Thresholds] that quant/qnnmo and quant/todarknet use too), the
 // QONNX writer ([Build], [WriteFile]) and reader ([ReadFile], [Read]), and a small
 // executor of the QONNX op semantics ([Execute]) that checks the files mean what the
 // quantized engine (quant/quantengine) computes.

@@ -112,7 +112,7 @@ func (f *LevelFunc) Level(acc int) float32 {
 
 // Thresholds is the one derivation of a channel's integer thresholds from its batch
 // norm (or bias), activation and quantizer: quant calibrate ([SetThresholds]), quant
-// qnn-dir (quant/qnn.FromQAT) and the darknet export's way back (quant/todarknet) all
+// qnn-dir (quant/qnnmo.FromQAT) and the darknet export's way back (quant/todarknet) all
 // use it, so they agree on every model. For every acc in [-reach, reach] (reach: the
 // largest |acc|, max input level * fan-in for ±1 weights) the engine's level,
 // count(acc >= t_k) or for an inverted channel count(acc < t_k), equals F(acc).
@@ -194,7 +194,7 @@ func searchFirst(lo, hi int, pred func(int) bool) int {
 
 // SetThresholds gives every binary convolution that reads quantized levels and has an
 // unsigned activation quantizer its integer thresholds (LayerQuant.Thresholds and
-// Invert, with acc = sum(sign(W) * input level) as quant/qnn defines them): level =
+// Invert, with acc = sum(sign(W) * input level) as quant/qnnmo defines them): level =
 // count(acc >= T_k), or for inverted channels count(acc < T_k). T_k is found by
 // evaluating the float graph's level function F(acc) (conv scale alpha*s_in, bias or
 // batch norm, activation, quantizer; see the package doc) at integer acc

@@ -65,7 +65,7 @@ func TestThresholdsGiveTheFloatLevel(t *testing.T) {
 // TestThresholdsAtExactTies: where y/s lands exactly on k-1/2 the graph's quantizer
 // rounds half to even, so level k starts one acc later than the closed form
 // ceil(((k-1/2)*s - B)/A) (which counts every tie up) says for odd k. The closed forms
-// quant/qnn and quant/todarknet used would have given those accs one level too many;
+// quant/qnnmo and quant/todarknet used would have given those accs one level too many;
 // the derivation follows the graph.
 func TestThresholdsAtExactTies(t *testing.T) {
 	m := &quant.Model{BNEpsInside: true} // epsilon 0: sd = sqrt(variance) exactly

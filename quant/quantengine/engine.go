@@ -4,7 +4,7 @@
 // per-channel scale, or multi-bit) fake-quantized, activations quantized to ActBits
 // levels, and convolutions with integer thresholds computed in integers
 // (acc = sum(sign(W) * input level), level = count(acc >= T_k), inverted channels
-// count(acc < T_k)), bit-exactly as quant/qnn's engine computes QNN-MO's hidden layers.
+// count(acc < T_k)), bit-exactly as quant/qnnmo's engine computes QNN-MO's hidden layers.
 //
 // Float arithmetic follows quant/qonnx's executor exactly so that both give the same
 // levels: a convolution sums w*x in float64 in input order (channel, kernel row, kernel

@@ -9,7 +9,7 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/floatengine"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
 
@@ -66,7 +66,7 @@ func TestFloatMatchesEngine(t *testing.T) {
 }
 
 func BenchmarkForwardQNNMO(b *testing.B) {
-	m, err := qnn.LoadDir(testutil.Fixture(b, "qnn-mo-pynq", "params"))
+	m, err := qnnmo.LoadDir(testutil.Fixture(b, "qnn-mo-pynq", "params"))
 	if err != nil {
 		b.Fatal(err)
 	}

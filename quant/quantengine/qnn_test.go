@@ -8,21 +8,21 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
 	"github.com/fpgadetector/pynq-agent/quant/offload"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/quantengine"
 )
 
 // TestQNNMOBitExact runs QNN-MO-PYNQ's published W1A3 Tinier-YOLO on dog.jpg through
-// qengine and checks that every hidden (engine) layer's levels equal quant/qnn's host
+// qengine and checks that every hidden (engine) layer's levels equal quant/qnnmo's host
 // engine's, fed with the same first-layer levels; the first layer's levels are compared
-// with qnn.FirstLayer (float rounding at exact quantizer ties may differ: counted).
+// with qnnmo.FirstLayer (float rounding at exact quantizer ties may differ: counted).
 func TestQNNMOBitExact(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the published Tinier-YOLO on dog.jpg through both engines (50 s under qemu); skipped in -short (qemu)")
 	}
 	dir := testutil.Fixture(t, "qnn-mo-pynq", "params")
 	img := testutil.Fixture(t, "qnn-mo-pynq", "images", "dog.jpg")
-	m, err := qnn.LoadDir(dir)
+	m, err := qnnmo.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,7 +38,7 @@ func TestQNNMOBitExact(t *testing.T) {
 	if err := e.Forward(in); err != nil {
 		t.Fatal(err)
 	}
-	first, err := qnn.NewFirstLayer(m, 0)
+	first, err := qnnmo.NewFirstLayer(m, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,11 +61,11 @@ func TestQNNMOBitExact(t *testing.T) {
 		}
 	}
 	if diff*100000 > len(got0) {
-		t.Errorf("first layer: %d of %d levels differ from qnn.FirstLayer", diff, len(got0))
+		t.Errorf("first layer: %d of %d levels differ from qnnmo.FirstLayer", diff, len(got0))
 	}
-	t.Logf("first layer: %d of %d levels differ from qnn.FirstLayer (quantizer ties)", diff, len(got0))
+	t.Logf("first layer: %d of %d levels differ from qnnmo.FirstLayer (quantizer ties)", diff, len(got0))
 
-	eng, err := qnn.NewEngine(m, offload.W1A3, 0)
+	eng, err := qnnmo.NewEngine(m, offload.W1A3, 0)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestQNNMOBitExact(t *testing.T) {
 }
 
 // TestQNNMODogDetections: quantengine is a detector.Engine; its detections on dog.jpg equal
-// quant/qnn's host pipeline's and are within quant/qnn's tolerance (5.5 points: the
+// quant/qnnmo's host pipeline's and are within quant/qnnmo's tolerance (5.5 points: the
 // JPEG decoder differs from the published run's stb_image) of the published car 86 %,
 // dog 86 %, bicycle 78 %.
 func TestQNNMODogDetections(t *testing.T) {
@@ -125,7 +125,7 @@ func TestQNNMODogDetections(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := qnn.LoadDir(dir)
+	m, err := qnnmo.LoadDir(dir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -152,7 +152,7 @@ func TestQNNMODogDetections(t *testing.T) {
 			t.Errorf("%s: score %.3f, published %.2f", name, got, want)
 		}
 	}
-	net, err := qnn.NewDetector(m, 0)
+	net, err := qnnmo.NewNetwork(m, 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -15,13 +15,13 @@ import (
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
 	"github.com/fpgadetector/pynq-agent/quant/detector"
 	"github.com/fpgadetector/pynq-agent/quant/imageio"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 )
 
 // qnnModel imports the published QNN-MO Tinier-YOLO (a fresh copy per call).
 func qnnModel(tb testing.TB) *quant.Model {
 	tb.Helper()
-	m, err := qnn.LoadDir(testutil.Fixture(tb, "qnn-mo-pynq", "params"))
+	m, err := qnnmo.LoadDir(testutil.Fixture(tb, "qnn-mo-pynq", "params"))
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -156,7 +156,7 @@ func TestQNNRoundTripDetections(t *testing.T) {
 // detectQNN runs the W1A3 host pipeline and returns its detections and engine output.
 func detectQNN(tb testing.TB, m *quant.Model, img *imageio.Image) ([]boxes.Detection, []byte) {
 	tb.Helper()
-	net, err := qnn.NewDetector(m, 0)
+	net, err := qnnmo.NewNetwork(m, 0)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func TestSidecarRoundTrip(t *testing.T) {
 	if !reflect.DeepEqual(back, res.Sidecar) {
 		t.Fatalf("sidecar changed:\n%+v\n%+v", res.Sidecar, back)
 	}
-	if back.Layers[0].ActScale != qnn.FirstActScale || back.Layers[1].InputScale != qnn.FirstActScale {
+	if back.Layers[0].ActScale != qnnmo.FirstActScale || back.Layers[1].InputScale != qnnmo.FirstActScale {
 		t.Fatalf("first layer scale %g / conv1 input scale %g, want 4/7", back.Layers[0].ActScale, back.Layers[1].InputScale)
 	}
 }

@@ -6,14 +6,14 @@ import (
 
 	"github.com/fpgadetector/pynq-agent/quant"
 	"github.com/fpgadetector/pynq-agent/quant/darknet"
-	"github.com/fpgadetector/pynq-agent/quant/qnn"
+	"github.com/fpgadetector/pynq-agent/quant/qnnmo"
 	"github.com/fpgadetector/pynq-agent/quant/qonnx"
 )
 
 // The three places a model's batch norms become integer thresholds, each on its own
 // copy of the model (the darknet layers, without quantizers) with the sidecar's
 // quantizers: quant calibrate (quant/qonnx's steps with the batch norms kept and the
-// sidecar's scales), quant qnn-dir (quant/qnn.FromQAT) and the export's way back
+// sidecar's scales), quant qnn-dir (quant/qnnmo.FromQAT) and the export's way back
 // ([Requantize]). Each returns the quantized model, layers in the input's order.
 var thresholdSites = []struct {
 	name   string
@@ -40,7 +40,7 @@ var thresholdSites = []struct {
 		for _, sl := range sc.Layers {
 			m.Layers[sl.Index].Quant = &quant.LayerQuant{WeightBits: sl.WeightBits, ActBits: sl.ActBits, ActScale: sl.ActScale}
 		}
-		out, err := qnn.FromQAT(m)
+		out, err := qnnmo.FromQAT(m)
 		if err != nil {
 			tb.Fatal(err)
 		}

@@ -1,9 +1,0 @@
-//go:build !amd64 || purego
-
-package qnn
-
-// scalarKernels: this build has only the Go kernels.
-func scalarKernels() (restore func()) { return func() {} }
-
-// goKernels: this build has only the Go kernels.
-func goKernels() (restore func()) { return func() {} }

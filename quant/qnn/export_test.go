@@ -1,4 +1,0 @@
-package qnn
-
-// QATTestModel is qatTestModel for the external tests.
-var QATTestModel = qatTestModel

@@ -1,0 +1,4 @@
+package qnnmo
+
+// QATTestModel is qatTestModel for the external tests.
+var QATTestModel = qatTestModel
