@@ -18,7 +18,7 @@ import (
 // leave after crewLinger.
 type crew struct {
 	cur     atomic.Pointer[section] // the section in progress, nil between sections
-	gen     atomic.Uint64           // sections started
+	gen     atomic.Uint64           // sections started (one goroutine starts them: the model's compute)
 	helpers atomic.Int32            // helpers alive
 	wake    chan struct{}           // parked helpers wait here for a section
 }
@@ -48,9 +48,10 @@ func (c *crew) run(n, threads int, f func(r0, r1 int)) {
 		f(0, n)
 		return
 	}
-	s := &section{gen: c.gen.Add(1), n: n, chunk: max(1, n/(4*threads)), f: f, done: make(chan struct{})}
+	s := &section{gen: c.gen.Load() + 1, n: n, chunk: max(1, n/(4*threads)), f: f, done: make(chan struct{})}
 	s.left.Store(int64(n))
 	c.cur.Store(s)
+	c.gen.Store(s.gen) // after cur: a helper that sees the new generation finds its section
 	defer c.cur.CompareAndSwap(s, nil)
 	for c.helpers.Load() < int32(threads-1) {
 		c.helpers.Add(1)
