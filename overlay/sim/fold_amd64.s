@@ -223,11 +223,29 @@ GLOBL dwordLows<>(SB), RODATA|NOPTR, $32
 	MOVL      AX, loff(DX); \
 	MOVL      CX, 4+loff(DX)
 
+// FOLD4 adds the byte sums Y0..Y3 into the qword sums Y4..Y7 (VPSADBW against zero)
+// and clears them.
+#define FOLD4 \
+	VPXOR   Y13, Y13, Y13; \
+	VPSADBW Y13, Y0, Y0; \
+	VPSADBW Y13, Y1, Y1; \
+	VPSADBW Y13, Y2, Y2; \
+	VPSADBW Y13, Y3, Y3; \
+	VPADDQ  Y0, Y4, Y4; \
+	VPADDQ  Y1, Y5, Y5; \
+	VPADDQ  Y2, Y6, Y6; \
+	VPADDQ  Y3, Y7, Y7; \
+	VPXOR   Y0, Y0, Y0; \
+	VPXOR   Y1, Y1, Y1; \
+	VPXOR   Y2, Y2, Y2; \
+	VPXOR   Y3, Y3, Y3
+
 // func fold32AVX2(x *uint64, seg, segs, stride int, w *uint64, folds int, thr *int16, lv *uint8)
 //
-// Per fold, two passes of 16 PEs. Byte counts accumulate up to four window words (at
-// most 4 * 56 per byte) before VPSADBW folds them into qword sums; each pass leaves its
-// 16 d as dwords in the frame, and the threshold stage runs on 8 PEs at a time in dwords.
+// Per fold, two passes of 16 PEs. Byte counts accumulate up to four window words, in
+// one segment or across them (at most 4 * 56 per byte), before VPSADBW folds them into
+// qword sums; each pass leaves its 16 d as dwords in the frame, and the threshold stage
+// runs on 8 PEs at a time in dwords.
 TEXT ·fold32AVX2(SB), NOSPLIT, $128-64
 	TOTAL
 	MOVQ w+32(FP), R14
@@ -244,24 +262,19 @@ pass:
 	LEAQ  (R14)(R11*1), DI
 	MOVQ  x+0(FP), R8
 	MOVQ  segs+16(FP), R9
+	VPXOR Y0, Y0, Y0
+	VPXOR Y1, Y1, Y1
+	VPXOR Y2, Y2, Y2
+	VPXOR Y3, Y3, Y3
 	VPXOR Y4, Y4, Y4
 	VPXOR Y5, Y5, Y5
 	VPXOR Y6, Y6, Y6
 	VPXOR Y7, Y7, Y7
+	MOVQ  $4, R10 // window words until the byte sums are folded (across segments)
 
 seg2:
 	MOVQ R8, SI
 	MOVQ seg+8(FP), CX
-
-chunk:
-	VPXOR   Y0, Y0, Y0
-	VPXOR   Y1, Y1, Y1
-	VPXOR   Y2, Y2, Y2
-	VPXOR   Y3, Y3, Y3
-	MOVQ    $4, R10
-	CMPQ    CX, R10
-	CMOVQLT CX, R10
-	SUBQ    R10, CX
 
 word2:
 	VPBROADCASTQ 0(SI), Y10
@@ -274,22 +287,17 @@ word2:
 	ADDQ $24, SI
 	ADDQ $256, DI
 	DECQ R10
-	JNZ  word2
+	JNZ  next2
+	FOLD4
+	MOVQ $4, R10
 
-	VPXOR   Y13, Y13, Y13
-	VPSADBW Y13, Y0, Y0
-	VPSADBW Y13, Y1, Y1
-	VPSADBW Y13, Y2, Y2
-	VPSADBW Y13, Y3, Y3
-	VPADDQ  Y0, Y4, Y4
-	VPADDQ  Y1, Y5, Y5
-	VPADDQ  Y2, Y6, Y6
-	VPADDQ  Y3, Y7, Y7
-	TESTQ   CX, CX
-	JNZ     chunk
-	ADDQ    stride+24(FP), R8
-	DECQ    R9
-	JNZ     seg2
+next2:
+	DECQ CX
+	JNZ  word2
+	ADDQ stride+24(FP), R8
+	DECQ R9
+	JNZ  seg2
+	FOLD4
 
 	// The pass's 16 qword sums (each < 2^32) to dwords in PE order at R11/2(SP).
 	VMOVDQU     qwordLows<>(SB), Y0

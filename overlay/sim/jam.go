@@ -296,18 +296,21 @@ func (j *Jam) loadWeights(a jamArgs) error {
 
 // storeWeights stores the weight streams of PEs pe0..pe0+n-1 (in buf one after the
 // other, words each) address-major, eight PEs at a time so that every store fills a
-// cache line of Jam.wmem rather than touching one line per word.
+// cache line of Jam.wmem rather than touching one line per word; blocks of eight PEs
+// go to the model's goroutines.
 func (j *Jam) storeWeights(buf []byte, pe0, n, words int) {
 	pes := j.lim.MaxPEConv
-	for b := 0; b < n; b += 8 {
-		block := min(8, n-b)
-		for w := 0; w < words; w++ {
-			dst := j.wmem[w*pes+pe0+b : w*pes+pe0+b+block]
-			for q := range dst {
-				dst[q] = binary.LittleEndian.Uint64(buf[8*((b+q)*words+w):])
+	j.parallel((n+7)/8, func(b0, b1 int) {
+		for b := 8 * b0; b < min(8*b1, n); b += 8 {
+			block := min(8, n-b)
+			for w := 0; w < words; w++ {
+				dst := j.wmem[w*pes+pe0+b : w*pes+pe0+b+block]
+				for q := range dst {
+					dst[q] = binary.LittleEndian.Uint64(buf[8*((b+q)*words+w):])
+				}
 			}
 		}
-	}
+	})
 }
 
 // tmemRows is the rows per neuron fold in Jam.tmem: seven thresholds and the invert mask.
