@@ -20,18 +20,24 @@ import (
 // that fails the engine stops and Health reports it, so the watchdog lets systemd
 // restart the agent.
 type engine struct {
-	hw     engineHardware
-	after  int // failed runs in a row before a reprogram; 0 never
-	log    *slog.Logger
-	inL    offload.Layout
-	outL   offload.Layout
+	hw    engineHardware
+	after int // failed runs in a row before a reprogram; 0 never
+	log   *slog.Logger
+	inL   offload.Layout
+	outL  offload.Layout
+
+	// runMu lets one run or reprogram at a time use the driver; a run may last until
+	// engine.timeout. mu guards the state below and is held only briefly, so Health,
+	// /api/status and /metrics never wait for a run (they did, and a slow or hung
+	// engine made /healthz hang with it).
+	runMu  sync.Mutex
 	mu     sync.Mutex
-	drv    *qnndriver.Driver
-	check  func() error // the PL-ownership check of the current load
-	streak int          // failed runs in a row
-	retry  bool         // this streak has had its reprogram
-	stop   error        // why the engine is stopped for good (nil while it runs)
-	counts engineCounts
+	drv    *qnndriver.Driver // written with both held
+	check  func() error      // the PL-ownership check of the current load (runMu)
+	streak int               // failed runs in a row
+	retry  bool              // this streak has had its reprogram
+	stop   error             // why the engine is stopped for good (nil while it runs)
+	counts engineCounts      // Resets as of the last run's end
 }
 
 // engineHardware is what the engine needs from the board (or the simulation).
@@ -89,55 +95,79 @@ func (e *engine) RunTrace(ctx context.Context, in []byte) ([]qnndriver.LayerOutp
 }
 
 func (e *engine) do(ctx context.Context, run func(*qnndriver.Driver) error) error {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.stop != nil {
-		return e.stop
-	}
+	stop := e.stop
 	e.counts.PLChecks++
+	e.mu.Unlock()
+	if stop != nil {
+		return stop
+	}
 	if err := e.check(); err != nil {
-		e.stop = fmt.Errorf("engine stopped: %w (the agent no longer touches the PL; restart it to program its bitstream again once the other program is done)", err)
+		e.stopWith(fmt.Errorf("engine stopped: %w (the agent no longer touches the PL; restart it to program its bitstream again once the other program is done)", err))
 		e.log.Error("the PL changed under the agent; engine stopped", "err", err)
-		return e.stop
+		return e.Err()
 	}
 	err := run(e.drv)
+	e.mu.Lock()
+	e.counts.Resets = e.counts.closedResets + e.drv.Resets() // no run in progress: runMu
 	if err == nil {
 		e.streak, e.retry = 0, false
+		e.mu.Unlock()
 		return nil
 	}
 	e.streak++
-	if e.after > 0 && e.streak >= e.after && !e.retry {
+	again := e.after > 0 && e.streak >= e.after && !e.retry
+	if again {
 		e.retry = true
+	}
+	e.mu.Unlock()
+	if again {
 		e.reprogram(ctx)
 	}
 	return err
 }
 
-// reprogram loads the bitstream again and reopens the driver; e.mu held.
+// stopWith stops the engine for good with err.
+func (e *engine) stopWith(err error) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.stop = err
+}
+
+// reprogram loads the bitstream again and reopens the driver; runMu held.
 func (e *engine) reprogram(ctx context.Context) {
 	t := time.Now()
-	e.log.Warn("engine failing after resets; programming the bitstream again", "failed_runs", e.streak)
+	e.mu.Lock()
+	streak := e.streak
 	e.counts.Reprograms++
-	e.counts.closedResets += e.drv.Resets()
-	e.drv.Close()
+	e.counts.closedResets += e.drv.Resets() // no run in progress: runMu
+	drv := e.drv
 	e.drv = nil
+	e.mu.Unlock()
+	e.log.Warn("engine failing after resets; programming the bitstream again", "failed_runs", streak)
+	drv.Close()
+	var opened *qnndriver.Driver
+	var check func() error
 	err := e.hw.Reprogram(ctx)
-	var drv *qnndriver.Driver
 	if err == nil {
-		drv, err = e.hw.Open()
+		opened, err = e.hw.Open()
 	}
 	if err == nil {
-		e.drv = drv
+		check, err = e.hw.Claim()
 	}
-	if err == nil {
-		e.check, err = e.hw.Claim()
-	}
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.drv = opened // nil when the load or the open failed
+	e.counts.Resets = e.counts.closedResets
 	if err != nil {
 		e.counts.ReprogramFailed++
-		e.stop = fmt.Errorf("engine stopped: reprogramming the PL after %d failed runs: %w", e.streak, err)
+		e.stop = fmt.Errorf("engine stopped: reprogramming the PL after %d failed runs: %w", streak, err)
 		e.log.Error("reprogramming failed; the engine is stopped and the agent reports itself unhealthy", "err", err)
 		return
 	}
+	e.check = check
 	e.log.Warn("bitstream programmed again, engine reopened", "took", time.Since(t).Round(time.Millisecond))
 }
 
@@ -148,20 +178,17 @@ func (e *engine) Err() error {
 	return e.stop
 }
 
-// Counts reports the recoveries so far.
+// Counts reports the recoveries as of the last run's end.
 func (e *engine) Counts() engineCounts {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	c := e.counts
-	c.Resets = c.closedResets
-	if e.drv != nil {
-		c.Resets += e.drv.Resets()
-	}
-	return c
+	return e.counts
 }
 
-// Close closes the driver.
+// Close closes the driver, after the run in progress.
 func (e *engine) Close() error {
+	e.runMu.Lock()
+	defer e.runMu.Unlock()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	if e.drv == nil {

@@ -290,3 +290,32 @@ func runDaemon(t *testing.T, c *Config) string {
 	t.Cleanup(func() { cancel(); <-done })
 	return "http://" + c.Server.Listen
 }
+
+// TestHealthDoesNotWaitForTheEngine: while the engine is stuck in a run (the driver
+// waits up to engine.timeout for done), Health and Status answer at once instead of
+// waiting for the run to end (they did: on an emulated board a slow run kept /healthz
+// from answering until deploy's health check gave up).
+func TestHealthDoesNotWaitForTheEngine(t *testing.T) {
+	skipSimPipelineInShort(t)
+	c := faultConfig(t, "engine-hang-once@2")
+	c.Engine.Timeout.Duration, c.Health.Stall.Duration = 8*time.Second, time.Minute
+	a, err := New(context.Background(), c, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Serve(ctx, newCollector()) }()
+	defer func() { cancel(); <-done; a.Close() }()
+	waitFor(t, "the engine stuck in a run", func() bool { return a.pipe.EngineBusy() > 500*time.Millisecond })
+	answered := make(chan error, 1)
+	go func() { a.Status(); answered <- a.Health() }()
+	select {
+	case err := <-answered:
+		if err != nil {
+			t.Errorf("health %v half a second into a run that engine.timeout allows 8 s", err)
+		}
+	case <-time.After(2 * time.Second): // a generous bound: without the wait they answer in microseconds
+		t.Fatal("Health/Status still waiting for the engine run after 2 s")
+	}
+}
