@@ -69,8 +69,13 @@ func (b *board) agentVersion(ctx context.Context, version string) string {
 		b.opts.Log.Warn("agent does not report a version; any healthy answer counts", "release", version, "err", err)
 		return ""
 	}
-	v, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
-	return strings.TrimSpace(v)
+	// "pynq-agent VERSION": /healthz answers "ok VERSION".
+	line, _, _ := strings.Cut(strings.TrimSpace(string(out)), "\n")
+	f := strings.Fields(line)
+	if len(f) == 0 {
+		return ""
+	}
+	return f[len(f)-1]
 }
 
 func journalCmd(l Layout, n int, follow bool) string {

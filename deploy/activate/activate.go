@@ -282,7 +282,9 @@ func (a *activation) journal(ctx context.Context, n int) string {
 // "ok..." when want is empty), or timeout passes.
 func WaitHealthy(ctx context.Context, url, want string, timeout time.Duration) (string, error) {
 	deadline := time.Now().Add(timeout)
-	hc := &http.Client{Timeout: 2 * time.Second}
+	// A request may take a while on a busy board (an emulated one answers in seconds
+	// while the detector fills both cores): a tenth of the whole wait, 2 to 10 s.
+	hc := &http.Client{Timeout: min(max(timeout/10, 2*time.Second), 10*time.Second)}
 	wait := 50 * time.Millisecond
 	var last error
 	for {

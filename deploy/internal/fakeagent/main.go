@@ -51,7 +51,7 @@ func run(args []string) error {
 		return err
 	}
 	if *showVersion {
-		fmt.Println(version)
+		fmt.Println("pynq-agent", version) // as the real agent prints it
 		return nil
 	}
 	cfg := fakeConfig{listen: "127.0.0.1:8080"}
