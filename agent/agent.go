@@ -217,6 +217,9 @@ func (a *Agent) startQNN(ctx context.Context) error {
 	case BackendSim:
 		bus, alloc, design, err = a.programSim(ctx, m)
 		hw.Reprogram, hw.Claim = a.reprogramSim, a.claimSim
+	case BackendEmulated:
+		bus, alloc, design, err = a.programEmulated(ctx)
+		hw.Reprogram, hw.Claim = a.reprogramEmulated, a.claimEmulated
 	default:
 		bus, alloc, design, err = a.programBoard(ctx)
 		hw.Reprogram = func(ctx context.Context) error { return a.reprogramBoard(ctx, bus, design) }
@@ -312,22 +315,50 @@ func (a *Agent) programSim(ctx context.Context, m *quant.Model) (overlay.Bus, dm
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if err := a.startSim(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	a.log.Info("bitstream programmed (simulated)", "bit", a.cfg.Path(a.cfg.Bitstream.Path), "design", a.bitInfo["design"])
+	a.startTelemetry(design)
+	return a.machine, a.machine.Allocator(), a.machine.Design(), nil
+}
+
+// startSim creates the simulated board and programs the bitstream into it.
+func (a *Agent) startSim(ctx context.Context) error {
 	machine, err := sim.New(sim.Config{Threads: a.cfg.Model.Threads, Synchronous: a.cfg.Sim.synchronous})
 	if err != nil {
-		return nil, nil, nil, fmt.Errorf("sim: %w", err)
+		return fmt.Errorf("sim: %w", err)
 	}
-	bit := a.cfg.Path(a.cfg.Bitstream.Path)
 	faults, _ := a.cfg.SimFaults() // Validate checked them
 	if slices.ContainsFunc(faults, func(f Fault) bool { return f.Kind == "load-fail" }) {
 		machine.FailNextLoad(bitstream.StateWriteError) // sim.faults: load-fail
 	}
-	if _, err := machine.Program(ctx, bit, bitstream.Options{}); err != nil {
-		return nil, nil, nil, fmt.Errorf("sim: %w", err)
+	if _, err := machine.Program(ctx, a.cfg.Path(a.cfg.Bitstream.Path), bitstream.Options{}); err != nil {
+		return fmt.Errorf("sim: %w", err)
 	}
 	a.machine = machine
-	a.log.Info("bitstream programmed (simulated)", "bit", bit, "design", a.bitInfo["design"])
+	return nil
+}
+
+// programEmulated programs an emulated board: the kernel's FPGA manager loads the
+// bitstream exactly as on the board (root, part check, .bin in /lib/firmware, telemetry
+// on the load), then the simulation stands in for the PL the load would have configured.
+func (a *Agent) programEmulated(ctx context.Context) (overlay.Bus, dma.Allocator, *overlay.Design, error) {
+	design, err := a.checkBoard()
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	bit := a.cfg.Path(a.cfg.Bitstream.Path)
+	res, err := boardProgrammer.Program(ctx, bit, bitstream.Options{})
+	if err != nil {
+		return nil, nil, nil, fmt.Errorf("program bitstream: %w", err)
+	}
+	a.log.Info("bitstream programmed (emulated board: the PL is simulated)", "bit", bit, "method", res.Method, "state", res.State)
 	a.startTelemetry(design)
-	return machine, machine.Allocator(), machine.Design(), nil
+	if err := a.startSim(ctx); err != nil {
+		return nil, nil, nil, err
+	}
+	return a.machine, a.machine.Allocator(), a.machine.Design(), nil
 }
 
 // programBoard checks the board, programs the PL through the FPGA manager and sets the

@@ -603,3 +603,63 @@ func TestFloatModel(t *testing.T) {
 	}
 	t.Log(got)
 }
+
+// TestEmulatedBackend: backend "emulated" loads the bitstream through the kernel's FPGA
+// manager (here bitstream.Manager on a sysfs tree in a temporary directory), then runs
+// the engine on the simulated PL; a load the kernel fails stops start-up with the
+// manager's state and advice, before any simulated PL exists.
+func TestEmulatedBackend(t *testing.T) {
+	skipSimPipelineInShort(t)
+	cfg := simConfig(t)
+	cfg.Backend = BackendEmulated
+	root := t.TempDir()
+	dev := filepath.Join(root, "sys/class/fpga_manager/fpga0")
+	for _, d := range []string{dev, filepath.Join(root, "lib/firmware")} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func(f func() int, p bitstream.Programmer, w func([]string) (plWatcher, error)) func() {
+		return func() { geteuid, boardProgrammer, watchBoardPL = f, p, w }
+	}(geteuid, boardProgrammer, watchBoardPL))
+	geteuid = func() int { return 0 }
+	mgr := &bitstream.Manager{SysfsRoot: filepath.Join(root, "sys"), FirmwareDir: filepath.Join(root, "lib/firmware")}
+	boardProgrammer = mgr
+	watchBoardPL = func([]string) (plWatcher, error) { return mgr.Watch(nil) }
+
+	for _, f := range []string{"flags", "firmware"} {
+		os.WriteFile(filepath.Join(dev, f), nil, 0o644)
+	}
+	os.WriteFile(filepath.Join(dev, "state"), []byte("write error\n"), 0o644)
+	if _, err := New(context.Background(), cfg, quietLog()); !errors.Is(err, bitstream.ErrLoadFailed) ||
+		!strings.Contains(err.Error(), `"write error"`) {
+		t.Errorf("failed kernel load: %v", err)
+	}
+
+	os.WriteFile(filepath.Join(dev, "state"), []byte("operating\n"), 0o644)
+	a, err := New(context.Background(), cfg, quietLog())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	bin := bitstream.BinName(cfg.Bitstream.Path)
+	if fw, _ := os.ReadFile(filepath.Join(dev, "firmware")); string(fw) != bin {
+		t.Errorf("firmware written to the manager: %q, want %q", fw, bin)
+	}
+	if _, err := os.Stat(filepath.Join(root, "lib/firmware", bin)); err != nil {
+		t.Errorf("the .bin in the firmware directory: %v", err)
+	}
+	if a.machine == nil || a.machine.Loads() != 1 {
+		t.Fatalf("simulated PL not programmed once")
+	}
+	pub := newCollector()
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- a.Serve(ctx, pub) }()
+	waitFor(t, "a frame", func() bool { return pub.count() > 0 })
+	cancel()
+	<-done
+	if len(pub.frames[0].Detections) == 0 {
+		t.Errorf("no detections on the emulated board")
+	}
+}

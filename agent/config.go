@@ -25,6 +25,10 @@ import (
 const (
 	BackendBoard = "board" // the PYNQ-Z2: FPGA manager, /dev/mem, zocl
 	BackendSim   = "sim"   // the FPGA simulation (overlay/sim) in this process
+	// BackendEmulated is an emulated board (QEMU, scripts/board-vm): the kernel's FPGA
+	// manager loads the bitstream as on the board, and the PL it would configure (engine,
+	// registers, DDR) is the simulation in this process, since an emulator has none.
+	BackendEmulated = "emulated"
 )
 
 // Model kinds.
@@ -35,7 +39,7 @@ const (
 
 // Config is the daemon's configuration (the TOML file; see configs/pynq-agent.toml).
 type Config struct {
-	Backend string `toml:"backend"` // "board" | "sim"
+	Backend string `toml:"backend"` // "board" | "sim" | "emulated"
 
 	Bitstream BitstreamConfig `toml:"bitstream"`
 	Model     ModelConfig     `toml:"model"`
@@ -348,9 +352,9 @@ func normalizeKey(k string) string {
 // Validate checks values and reports the first bad one with its key and line.
 func (c *Config) Validate() error {
 	switch c.Backend {
-	case BackendBoard, BackendSim:
+	case BackendBoard, BackendSim, BackendEmulated:
 	default:
-		return c.keyErr("backend", "%q is not a backend (want \"board\" or \"sim\")", c.Backend)
+		return c.keyErr("backend", "%q is not a backend (want \"board\", \"sim\" or \"emulated\")", c.Backend)
 	}
 	m := &c.Model
 	switch m.Kind {

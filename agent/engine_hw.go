@@ -84,3 +84,28 @@ func (w *simPL) Check() error {
 	}
 	return nil
 }
+
+// reprogramEmulated loads the bitstream through the kernel's FPGA manager again, then
+// gives the simulated PL fresh IP models, as the load would.
+func (a *Agent) reprogramEmulated(ctx context.Context) error {
+	if _, err := boardProgrammer.Program(ctx, a.cfg.Path(a.cfg.Bitstream.Path), bitstream.Options{}); err != nil {
+		return fmt.Errorf("program bitstream: %w", err)
+	}
+	return a.reprogramSim(ctx)
+}
+
+// claimEmulated checks both halves of an emulated board: the kernel's FPGA manager as on
+// the board, and the simulated PL.
+func (a *Agent) claimEmulated() (func() error, error) {
+	board, err := a.claimBoard()
+	if err != nil {
+		return nil, err
+	}
+	pl := watchSimPL(a.machine)
+	return func() error {
+		if err := board(); err != nil {
+			return err
+		}
+		return pl.Check()
+	}, nil
+}

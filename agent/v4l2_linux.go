@@ -18,6 +18,7 @@ var hostABI = v4l2ABI{word: strconv.IntSize / 8}
 // v4l2Source captures from a V4L2 device with mmap streaming I/O.
 type v4l2Source struct {
 	path   string
+	card   string // the device's name (VIDIOC_QUERYCAP), for logs
 	fd     int
 	abi    v4l2ABI
 	format v4l2PixFormat
@@ -73,6 +74,7 @@ func (s *v4l2Source) setup(opt V4L2Options, pf uint32) error {
 		return fmt.Errorf("v4l2: %s: VIDIOC_QUERYCAP: %w (not a V4L2 device?)", s.path, err)
 	}
 	c := decodeCapability(capb)
+	s.card = c.Card
 	if caps := c.effective(); caps&v4l2CapVideoCapture == 0 || caps&v4l2CapStreaming == 0 {
 		return fmt.Errorf("v4l2: %s (%s, %s) cannot capture with streaming I/O (caps %#x; try another /dev/videoN)", s.path, c.Card, c.Driver, caps)
 	}
@@ -169,8 +171,13 @@ func (s *v4l2Source) convert(frame []byte) (*Capture, error) {
 	return &Capture{YUYV: f, Time: now}, nil
 }
 
-func (s *v4l2Source) Live() bool     { return true }
-func (s *v4l2Source) String() string { return s.path }
+func (s *v4l2Source) Live() bool { return true }
+
+// String names the device and the format the driver agreed to, e.g.
+// "/dev/video0 (vivid, 640x480 YUYV)".
+func (s *v4l2Source) String() string {
+	return fmt.Sprintf("%s (%s, %dx%d %s)", s.path, s.card, s.format.Width, s.format.Height, fourcc(s.format.PixelFormat))
+}
 
 func (s *v4l2Source) Close() error {
 	if s.on {

@@ -215,9 +215,14 @@ func BinName(bitPath string) string {
 }
 
 // InstallBin writes the .bin of the .bit at bitPath into the firmware directory
-// (atomically) and returns its name there. The part check runs before anything is written.
+// (atomically; the directory is created when missing) and returns its name there. The
+// part check runs before anything is written.
 func (m *Manager) InstallBin(bitPath string, opt Options) (string, *Header, error) {
 	name := BinName(bitPath)
+	// A board image without firmware packages may lack the directory the kernel reads.
+	if err := os.MkdirAll(m.firmwareDir(), 0o755); err != nil {
+		return "", nil, fmt.Errorf("firmware directory: %w%s", err, rootHint(err))
+	}
 	h, err := ConvertFile(bitPath, filepath.Join(m.firmwareDir(), name), opt)
 	return name, h, err
 }

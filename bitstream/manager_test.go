@@ -188,6 +188,21 @@ func TestProgramSysfs(t *testing.T) {
 	}
 }
 
+// TestProgramCreatesFirmwareDir: an image without firmware packages has no
+// /lib/firmware (found on the emulated board); Program creates it.
+func TestProgramCreatesFirmwareDir(t *testing.T) {
+	k := newFakeKernel(t, true, false)
+	if err := os.RemoveAll(k.m.FirmwareDir); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := k.m.Program(context.Background(), writeTemp(t, "design.bit", defaultBit()), Options{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(k.m.FirmwareDir, "design.bin")); err != nil {
+		t.Error(err)
+	}
+}
+
 func TestProgramRealBitstreamSysfs(t *testing.T) {
 	path, _ := realBit(t)
 	k := newFakeKernel(t, true, false)

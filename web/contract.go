@@ -48,7 +48,7 @@ type Frame struct {
 // Status is the JSON of /api/status.
 type Status struct {
 	Version   string         `json:"version"`
-	Backend   string         `json:"backend"` // "board" | "sim"
+	Backend   string         `json:"backend"` // "board" | "sim" | "emulated"
 	Bitstream map[string]any `json:"bitstream,omitempty"`
 	Model     map[string]any `json:"model,omitempty"`
 	Source    string         `json:"source"`

@@ -18,6 +18,7 @@ img=$("$here/build.sh")
 run=$(mktemp -d /tmp/board-vm.XXXXXX)
 echo "$img" >"$run/image"
 echo "$ssh_port" >"$run/ssh_port"
+echo "$http_port" >"$run/http_port"
 qemu-img create -q -f qcow2 -F raw -b "$img/rootfs.ext4" "$run/disk.qcow2"
 qemu-system-arm -M virt -cpu cortex-a15 -smp 2 -m 512M \
 	-kernel "$img/vmlinuz" -initrd "$img/initrd.img" -append "root=/dev/vda rw console=ttyAMA0" \

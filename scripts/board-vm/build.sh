@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Builds the board VM (issue 18): a PYNQ-like armhf Debian bookworm root filesystem with
 # systemd, sshd and a `xilinx` user with sudo (password xilinx, as on PYNQ images), the
-# armmp kernel and an initrd, from Debian packages only. Prints the image directory.
+# armmp kernel and an initrd, from Debian packages only, plus the project's emulated FPGA
+# manager (pynq-fpga/, built in the image against its kernel's headers, loaded at boot)
+# and the vivid test camera (/dev/video0, loaded at boot). Prints the image directory.
 #
 # The image is cached outside the clone, keyed by the content of these scripts, so
 # that CI and later runs on the same machine reuse it: $BOARD_VM_CACHE (default
@@ -10,7 +12,7 @@
 # guest's binaries under qemu-user). Needs root (debootstrap, chroot, binfmt_misc).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-key=$(cat "$here"/build.sh | sha256sum | cut -c1-16)
+key=$(cat "$here"/build.sh "$here"/pynq-fpga/* | sha256sum | cut -c1-16)
 cache=${BOARD_VM_CACHE:-/var/cache/pynq-board-vm}/$key
 if [ -f "$cache/done" ]; then
 	echo "$cache"
@@ -53,6 +55,7 @@ deb $mirror bookworm main
 deb $mirror bookworm-updates main
 deb ${mirror%/debian}/debian-security bookworm-security main
 SOURCES
+cp -r "$here/pynq-fpga" "$root/tmp/pynq-fpga"
 ssh-keygen -q -t ed25519 -N '' -C board-vm -f "$work/id_ed25519"
 chroot "$root" /bin/sh -eu <<'CHROOT' >"$work/chroot.log" 2>&1 || { tail -20 "$work/chroot.log" >&2; exit 1; }
 export DEBIAN_FRONTEND=noninteractive
@@ -62,6 +65,18 @@ apt-get install -y -qq --no-install-recommends initramfs-tools zstd
 sed -i 's/^MODULES=.*/MODULES=list/; s/^COMPRESS=.*/COMPRESS=zstd/' /etc/initramfs-tools/initramfs.conf
 printf 'virtio_mmio\nvirtio_blk\nvirtio_net\next4\n' >>/etc/initramfs-tools/modules
 apt-get install -y -qq --no-install-recommends linux-image-armmp
+# The emulated FPGA manager, built here so that its modpost is the armhf one (Debian's
+# amd64 kbuild assumes 64-bit struct sizes); the compiler leaves with the build.
+kver=$(ls /lib/modules)
+apt-get install -y -qq --no-install-recommends "linux-headers-$kver" gcc make
+make -C "/usr/src/linux-headers-$kver" M=/tmp/pynq-fpga modules
+install -D -m 644 /tmp/pynq-fpga/pynq_fpga.ko "/lib/modules/$kver/extra/pynq_fpga.ko"
+depmod "$kver"
+rm -rf /tmp/pynq-fpga
+apt-get purge -y -qq --autoremove "linux-headers-$kver" gcc make
+printf 'pynq_fpga\nvivid\n' >/etc/modules-load.d/pynq-board.conf
+# One vivid device with only a video capture node, so that it is /dev/video0.
+echo 'options vivid n_devs=1 node_types=0x1' >/etc/modprobe.d/vivid.conf
 useradd -m -s /bin/bash -G sudo xilinx
 echo 'xilinx:xilinx' | chpasswd
 echo 'root:root' | chpasswd
