@@ -341,20 +341,12 @@ func (a *Agent) startSim(ctx context.Context) error {
 }
 
 // programEmulated programs an emulated board: the kernel's FPGA manager loads the
-// bitstream exactly as on the board (root, part check, .bin in /lib/firmware, telemetry
-// on the load), then the simulation stands in for the PL the load would have configured.
+// bitstream exactly as on the board, then the simulation stands in for the PL the load
+// would have configured.
 func (a *Agent) programEmulated(ctx context.Context) (overlay.Bus, dma.Allocator, *overlay.Design, error) {
-	design, err := a.checkBoard()
-	if err != nil {
+	if _, err := a.loadThroughKernel(ctx, "bitstream programmed (emulated board: the PL is simulated)"); err != nil {
 		return nil, nil, nil, err
 	}
-	bit := a.cfg.Path(a.cfg.Bitstream.Path)
-	res, err := boardProgrammer.Program(ctx, bit, bitstream.Options{})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("program bitstream: %w", err)
-	}
-	a.log.Info("bitstream programmed (emulated board: the PL is simulated)", "bit", bit, "method", res.Method, "state", res.State)
-	a.startTelemetry(design)
 	if err := a.startSim(ctx); err != nil {
 		return nil, nil, nil, err
 	}
@@ -364,17 +356,10 @@ func (a *Agent) programEmulated(ctx context.Context) (overlay.Bus, dma.Allocator
 // programBoard checks the board, programs the PL through the FPGA manager and sets the
 // fabric clocks the design wants.
 func (a *Agent) programBoard(ctx context.Context) (overlay.Bus, dma.Allocator, *overlay.Design, error) {
-	design, err := a.checkBoard()
+	design, err := a.loadThroughKernel(ctx, "bitstream programmed")
 	if err != nil {
 		return nil, nil, nil, err
 	}
-	bit := a.cfg.Path(a.cfg.Bitstream.Path)
-	res, err := boardProgrammer.Program(ctx, bit, bitstream.Options{})
-	if err != nil {
-		return nil, nil, nil, fmt.Errorf("program bitstream: %w", err)
-	}
-	a.log.Info("bitstream programmed", "bit", bit, "method", res.Method, "state", res.State)
-	a.startTelemetry(design)
 	bus, alloc, err := openBoard()
 	if err != nil {
 		return nil, nil, nil, fmt.Errorf("board: %w", err)
@@ -384,6 +369,24 @@ func (a *Agent) programBoard(ctx context.Context) (overlay.Bus, dma.Allocator, *
 		return nil, nil, nil, err
 	}
 	return bus, alloc, design, nil
+}
+
+// loadThroughKernel checks the board (root, part, engine in the .hwh), has the kernel's
+// FPGA manager load the bitstream (.bin in /lib/firmware) and starts the telemetry, so
+// that its FPGA-load probe sees any later load.
+func (a *Agent) loadThroughKernel(ctx context.Context, done string) (*overlay.Design, error) {
+	design, err := a.checkBoard()
+	if err != nil {
+		return nil, err
+	}
+	bit := a.cfg.Path(a.cfg.Bitstream.Path)
+	res, err := boardProgrammer.Program(ctx, bit, bitstream.Options{})
+	if err != nil {
+		return nil, fmt.Errorf("program bitstream: %w", err)
+	}
+	a.log.Info(done, "bit", bit, "method", res.Method, "state", res.State)
+	a.startTelemetry(design)
+	return design, nil
 }
 
 // applyClocks sets the fabric clocks the design wants.

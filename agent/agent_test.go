@@ -534,13 +534,7 @@ func TestBoardPathOnSimulatedHardware(t *testing.T) {
 	if c, err := clocks.FCLK(0); err != nil || c.Divisor0 != want0.Divisor0 || c.Divisor1 != want0.Divisor1 || c.Source != want0.Source {
 		t.Errorf("FCLK0 after start-up: %+v %v, want the design's %+v", c, err, want0)
 	}
-	pub := newCollector()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- a.Serve(ctx, pub) }()
-	waitFor(t, "a frame", func() bool { return pub.count() > 0 })
-	cancel()
-	<-done
+	pub := serveFrames(t, a, 1)
 	det, err := hostReference()
 	if err != nil {
 		t.Fatal(err)
@@ -571,13 +565,7 @@ func TestFloatModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer a.Close()
-	pub := newCollector()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- a.Serve(ctx, pub) }()
-	waitFor(t, "a frame", func() bool { return pub.count() > 0 })
-	cancel()
-	<-done
+	pub := serveFrames(t, a, 1)
 	fm := a.model.(*detector.Float)
 	ref, err := detector.NewFloat(fm.Model(), 0, 0.45)
 	if err != nil {
@@ -652,13 +640,7 @@ func TestEmulatedBackend(t *testing.T) {
 	if a.machine == nil || a.machine.Loads() != 1 {
 		t.Fatalf("simulated PL not programmed once")
 	}
-	pub := newCollector()
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error)
-	go func() { done <- a.Serve(ctx, pub) }()
-	waitFor(t, "a frame", func() bool { return pub.count() > 0 })
-	cancel()
-	<-done
+	pub := serveFrames(t, a, 1)
 	if len(pub.frames[0].Detections) == 0 {
 		t.Errorf("no detections on the emulated board")
 	}

@@ -77,8 +77,9 @@ func TestTelemetryUnavailableRunsOn(t *testing.T) {
 	}
 }
 
-// serveFrames serves the configured photos until n frames were published.
-func serveFrames(tb testing.TB, a *Agent, n int) {
+// serveFrames serves the configured source until n frames were published and returns
+// them.
+func serveFrames(tb testing.TB, a *Agent, n int) *collector {
 	tb.Helper()
 	pub := newCollector()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -89,6 +90,7 @@ func serveFrames(tb testing.TB, a *Agent, n int) {
 	if err := <-done; err != nil {
 		tb.Fatal(err)
 	}
+	return pub
 }
 
 // TestTelemetryPanicAndSwitch: a panic while loading the probes is logged and the agent
