@@ -421,11 +421,13 @@ func (b *board) prepare(ctx context.Context, partial []string) error {
 	return nil
 }
 
-// stage puts every file of the release on the board under a .part name, verifies all
-// digests there, renames them into place and only then marks the release complete.
-// A login user who is not root uploads into its own directory and root copies the
-// files into the release: copies, not moves, because a file the user still holds open
-// could be changed after the check.
+// stage puts every file of the release into its directory on the board, verifies all
+// digests there and only then marks the release complete: a release without the mark
+// is a partial one, which the next deploy removes. A login user who is not root uploads
+// into its own directory and root copies the files into the release: copies, not
+// moves, because a file the user still holds open could be changed after the check.
+// The board runs a handful of processes per step, not one per file: a model has
+// hundreds of files, and a process costs milliseconds on the A9 (tens under emulation).
 func (b *board) stage(ctx context.Context, res *Result) error {
 	dir := b.l.releaseDir(res.Version)
 	var files []File
@@ -436,11 +438,11 @@ func (b *board) stage(ctx context.Context, res *Result) error {
 		return err
 	}
 	b.hook("upload")
-	into, suffix := dir, ".part"
+	into := dir
 	if b.facts.UID != 0 {
-		into, suffix = path.Join(b.l.uploadDir(), res.Version), ""
+		into = path.Join(b.l.uploadDir(), res.Version)
 	}
-	n, bytes, err := b.upload(ctx, into, suffix, res.Plan)
+	n, bytes, err := b.upload(ctx, into, res.Plan)
 	res.Uploaded, res.BytesUploaded = n, bytes
 	if err != nil {
 		return fmt.Errorf("upload release %s: %w (the current release is untouched; the partial one is removed by the next deploy)", res.Version, err)
@@ -463,10 +465,20 @@ func (b *board) stage(ctx context.Context, res *Result) error {
 func (b *board) takeUploads(ctx context.Context, from, dir string, plan []PlannedFile) error {
 	var s strings.Builder
 	s.WriteString("set -e\n")
+	byMode := map[os.FileMode]*dirBatch{}
+	var modes []os.FileMode
 	for _, p := range plan {
-		if p.LinkFrom == "" {
-			fmt.Fprintf(&s, "install -m %o %s %s\n", p.Mode, shq(path.Join(from, p.Name)), shq(path.Join(dir, p.Name)+".part"))
+		if p.LinkFrom != "" {
+			continue
 		}
+		if byMode[p.Mode] == nil {
+			byMode[p.Mode] = &dirBatch{}
+			modes = append(modes, p.Mode)
+		}
+		byMode[p.Mode].add(path.Join(from, p.Name), path.Join(dir, p.Name))
+	}
+	for _, m := range modes {
+		byMode[m].write(&s, func(srcs, dst string) string { return fmt.Sprintf("install -m %o %s %s", m, srcs, dst) })
 	}
 	s.WriteString("rm -rf " + shq(from) + "\n")
 	if _, err := b.runRoot(ctx, "sh -s", strings.NewReader(s.String())); err != nil {
@@ -480,6 +492,7 @@ func (b *board) linkExisting(ctx context.Context, dir string, res *Result) error
 	var script strings.Builder
 	script.WriteString("set -e\nmkdir -p " + shq(dir) + "\n")
 	dirs := map[string]bool{}
+	links := &dirBatch{}
 	for _, p := range res.Plan {
 		if d := path.Dir(p.Name); d != "." && !dirs[d] {
 			dirs[d] = true
@@ -488,19 +501,62 @@ func (b *board) linkExisting(ctx context.Context, dir string, res *Result) error
 		if p.LinkFrom == "" {
 			continue
 		}
-		dst := shq(path.Join(dir, p.Name) + ".part")
-		fmt.Fprintf(&script, "ln -f %s %s 2>/dev/null || cp -p %s %s\n", shq(p.LinkFrom), dst, shq(p.LinkFrom), dst)
+		links.add(p.LinkFrom, path.Join(dir, p.Name))
 		res.Linked++
 	}
+	links.write(&script, func(srcs, dst string) string {
+		return fmt.Sprintf("{ ln -f %s %s 2>/dev/null || cp -p %s %s; }", srcs, dst, srcs, dst)
+	})
 	if _, err := b.runRoot(ctx, "sh -s", strings.NewReader(script.String())); err != nil {
 		return fmt.Errorf("create release %s: %w", path.Base(dir), err)
 	}
 	return nil
 }
 
-// upload sends the files not on the board over SFTP, into dir under their names plus
-// suffix.
-func (b *board) upload(ctx context.Context, dir, suffix string, plan []PlannedFile) (files int, sent int64, err error) {
+// dirBatch gathers file copies (source, destination) into shell commands of the form
+// "CMD SRC... DIR/", one per destination directory and batch of sources, for the
+// copies that keep the file's name; the others get a command each ("CMD SRC DST").
+type dirBatch struct {
+	dirs   []string            // destination directories, in first-use order
+	byDir  map[string][]string // quoted sources per directory
+	single [][2]string         // quoted (source, destination) pairs that rename
+}
+
+func (d *dirBatch) add(src, dst string) {
+	if path.Base(src) != path.Base(dst) {
+		d.single = append(d.single, [2]string{shq(src), shq(dst)})
+		return
+	}
+	dir := path.Dir(dst)
+	if d.byDir == nil {
+		d.byDir = map[string][]string{}
+	}
+	if _, ok := d.byDir[dir]; !ok {
+		d.dirs = append(d.dirs, dir)
+	}
+	d.byDir[dir] = append(d.byDir[dir], shq(src))
+}
+
+// batchFiles bounds one command's arguments well inside the board's ARG_MAX.
+const batchFiles = 200
+
+// write appends the commands; cmd renders one from its quoted sources and destination.
+func (d *dirBatch) write(s *strings.Builder, cmd func(srcs, dst string) string) {
+	for _, dir := range d.dirs {
+		srcs := d.byDir[dir]
+		for len(srcs) > 0 {
+			n := min(len(srcs), batchFiles)
+			s.WriteString(cmd(strings.Join(srcs[:n], " "), shq(dir)+"/") + "\n")
+			srcs = srcs[n:]
+		}
+	}
+	for _, p := range d.single {
+		s.WriteString(cmd(p[0], p[1]) + "\n")
+	}
+}
+
+// upload sends the files not on the board over SFTP, into dir under their names.
+func (b *board) upload(ctx context.Context, dir string, plan []PlannedFile) (files int, sent int64, err error) {
 	var total int64
 	for _, p := range plan {
 		if p.LinkFrom == "" {
@@ -524,7 +580,7 @@ func (b *board) upload(ctx context.Context, dir, suffix string, plan []PlannedFi
 		if p.LinkFrom != "" {
 			continue
 		}
-		remote := path.Join(dir, p.Name) + suffix
+		remote := path.Join(dir, p.Name)
 		if err := sc.MkdirAll(path.Dir(remote)); err != nil {
 			return files, sent, fmt.Errorf("create %s on the board: %w", path.Dir(remote), err)
 		}
@@ -588,7 +644,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 
 // verify checks every staged file's SHA-256 on the board.
 func (b *board) verify(ctx context.Context, dir string, files []File) error {
-	out, err := b.runRoot(ctx, "cd "+shq(dir)+" && sha256sum -c --quiet -", strings.NewReader(manifest(files, ".part")))
+	out, err := b.runRoot(ctx, "cd "+shq(dir)+" && sha256sum -c --quiet -", strings.NewReader(manifest(files)))
 	if err != nil {
 		var ce *CommandError
 		if errors.As(err, &ce) && ce.Status > 0 {
@@ -600,15 +656,11 @@ func (b *board) verify(ctx context.Context, dir string, files []File) error {
 	return nil
 }
 
-// finalize renames the verified files into place, writes the manifest, flushes, and
-// marks the release complete last.
+// finalize writes the manifest, flushes, and marks the release complete last.
 func (b *board) finalize(ctx context.Context, dir string, files []File) error {
 	var s strings.Builder
 	s.WriteString("set -e\ncd " + shq(dir) + "\n")
-	for _, f := range files {
-		fmt.Fprintf(&s, "mv -f %s %s\n", shq(f.Name+".part"), shq(f.Name))
-	}
-	fmt.Fprintf(&s, "cat > %s.part <<'PYNQ_MANIFEST_EOF'\n%sPYNQ_MANIFEST_EOF\n", manifestName, manifest(files, ""))
+	fmt.Fprintf(&s, "cat > %s.part <<'PYNQ_MANIFEST_EOF'\n%sPYNQ_MANIFEST_EOF\n", manifestName, manifest(files))
 	fmt.Fprintf(&s, "mv -f %s.part %s\nsync -f . 2>/dev/null || sync\n: > %s\n", manifestName, manifestName, completeName)
 	if _, err := b.runRoot(ctx, "sh -s", strings.NewReader(s.String())); err != nil {
 		return fmt.Errorf("complete release %s: %w", path.Base(dir), err)

@@ -18,9 +18,10 @@
 // (2) removes partial releases an interrupted upload left, holding <base>/.deploy.lock
 // (flock, released with the SSH session, so a dropped connection never leaves it stuck);
 // (3) hard-links files whose SHA-256 an earlier complete release already has and uploads
-// the rest over SFTP under .part names (a user who is not root uploads into .upload and
-// root copies the files in); (4) checks every digest on the board with sha256sum as
-// root, renames into place, writes the manifest, syncs and only then writes .complete;
+// the rest over SFTP (a user who is not root uploads into .upload and root copies the
+// files in), a few board processes per step rather than one per file; (4) checks every
+// digest on the board with sha256sum as root, writes the manifest, syncs and only then
+// writes .complete (a release without it is partial and removed by the next deploy);
 // (5) starts the switch on the board, detached from the SSH session (systemd-run, or
 // setsid where systemd does not run): "pynq-agent activate" of the new release takes the
 // lock, installs the release's unit when it changed, points current at the release

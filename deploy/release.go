@@ -142,8 +142,8 @@ func collectDir(dir, prefix string) ([]File, error) {
 func checkNames(files []File) error {
 	seen := map[string]bool{}
 	for _, f := range files {
-		if strings.ContainsAny(f.Name, "\n\r\\") || strings.HasSuffix(f.Name, ".part") {
-			return fmt.Errorf("file name %q: newlines, backslashes and a .part suffix are not allowed", f.Name)
+		if strings.ContainsAny(f.Name, "\n\r\\") {
+			return fmt.Errorf("file name %q: newlines and backslashes are not allowed", f.Name)
 		}
 		if f.Name == manifestName || f.Name == completeName || f.Name == failedName {
 			return fmt.Errorf("file name %q is reserved for release bookkeeping", f.Name)
@@ -180,11 +180,11 @@ func contentHash(files []File) string {
 	return hex.EncodeToString(h.Sum(nil))
 }
 
-// manifest renders files in `sha256sum -c` format, with an optional name suffix.
-func manifest(files []File, suffix string) string {
+// manifest renders files in `sha256sum -c` format.
+func manifest(files []File) string {
 	var b strings.Builder
 	for _, f := range files {
-		fmt.Fprintf(&b, "%s  %s%s\n", f.SHA256, f.Name, suffix)
+		fmt.Fprintf(&b, "%s  %s\n", f.SHA256, f.Name)
 	}
 	return b.String()
 }
