@@ -10,6 +10,13 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
+# Every test needs the shared fixtures (bitstream, photos); without them, no image or boot.
+fixtures=${PYNQ_FIXTURES:-../shared/fixtures}
+if [ ! -d "$fixtures/qnn-mo-pynq" ]; then
+	echo "board-vm: skipped: no shared fixtures at $fixtures (set PYNQ_FIXTURES)"
+	echo "board-vm: 0 passed, 0 failed, 1 skipped"
+	exit 0
+fi
 run=$(scripts/board-vm/boot.sh "${BOARD_VM_SSH_PORT:-2222}" "${BOARD_VM_HTTP_PORT:-18080}")
 trap 'scripts/board-vm/stop.sh "$run"' EXIT
 echo "board-vm: booted in $((SECONDS - start)) s (image build included when it was not cached)"
